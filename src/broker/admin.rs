@@ -1,0 +1,194 @@
+//! Talking to a broker through Kafka's Admin API (rdkafka): readiness,
+//! topics, and reading and changing broker configs.
+//!
+//! Changing configs: rdkafka's safe API only has the legacy, non-incremental
+//! AlterConfigs, which replaces *all* dynamic settings of the resource with
+//! the ones in the request, and it can only name one broker (`Broker(id)`),
+//! not the cluster-wide default. klab therefore always sends the complete
+//! set of dynamic per-broker values it wants (what the broker already has
+//! dynamically, merged with the change) to `Broker(node_id)`, and reads the
+//! result back. Kafka accepts per-broker values for every key klab tunes,
+//! and on a single-node cluster per-broker and cluster-wide mean the same.
+
+use crate::model::EffectiveValue;
+use anyhow::{Context, Result, anyhow, bail};
+use futures_executor::block_on;
+use rdkafka::admin::{
+    AdminClient, AdminOptions, AlterConfig, ConfigSource, NewTopic, ResourceSpecifier,
+    TopicReplication,
+};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+pub struct Admin {
+    client: AdminClient<DefaultClientContext>,
+    bootstrap: String,
+}
+
+pub fn source_name(s: &ConfigSource) -> &'static str {
+    match s {
+        ConfigSource::Unknown => "Unknown",
+        ConfigSource::DynamicTopic => "DynamicTopic",
+        ConfigSource::DynamicBroker => "DynamicBroker",
+        ConfigSource::DynamicDefaultBroker => "DynamicDefaultBroker",
+        ConfigSource::StaticBroker => "StaticBroker",
+        ConfigSource::Default => "Default",
+    }
+}
+
+impl Admin {
+    pub fn connect(bootstrap: &str) -> Result<Admin> {
+        let client: AdminClient<DefaultClientContext> = ClientConfig::new()
+            .set("bootstrap.servers", bootstrap)
+            .set("client.id", "klab-admin")
+            // A missing broker should fail a call in seconds, not minutes.
+            .set("socket.connection.setup.timeout.ms", "5000")
+            .create()
+            .with_context(|| format!("creating an admin client for {bootstrap}"))?;
+        Ok(Admin {
+            client,
+            bootstrap: bootstrap.to_string(),
+        })
+    }
+
+    pub fn bootstrap(&self) -> &str {
+        &self.bootstrap
+    }
+
+    fn opts(&self) -> AdminOptions {
+        AdminOptions::new()
+            .request_timeout(Some(Duration::from_secs(15)))
+            .operation_timeout(Some(Duration::from_secs(15)))
+    }
+
+    /// The node id of the (first) broker, if metadata can be fetched.
+    pub fn node_id(&self, timeout: Duration) -> Result<i32> {
+        let md = self
+            .client
+            .inner()
+            .fetch_metadata(None, timeout)
+            .with_context(|| format!("fetching metadata from {}", self.bootstrap))?;
+        md.brokers()
+            .first()
+            .map(|b| b.id())
+            .ok_or_else(|| anyhow!("{} answered metadata without any broker", self.bootstrap))
+    }
+
+    /// Polls metadata until a broker answers or `deadline` passes. `alive`
+    /// is called between attempts so a dead broker fails fast.
+    pub fn wait_ready(
+        &self,
+        deadline: Instant,
+        mut alive: impl FnMut() -> Result<()>,
+    ) -> Result<i32> {
+        loop {
+            alive()?;
+            match self.node_id(Duration::from_millis(1000)) {
+                Ok(id) => return Ok(id),
+                Err(e) if Instant::now() >= deadline => return Err(e),
+                Err(_) => std::thread::sleep(Duration::from_millis(100)),
+            }
+        }
+    }
+
+    /// Creates a topic with replication factor 1 and waits until every
+    /// partition has a leader.
+    pub fn create_topic(&self, name: &str, partitions: i32) -> Result<()> {
+        let topic = NewTopic::new(name, partitions, TopicReplication::Fixed(1));
+        let res = block_on(self.client.create_topics([&topic], &self.opts()))
+            .with_context(|| format!("creating topic {name}"))?;
+        for r in res {
+            if let Err((t, code)) = r {
+                bail!("creating topic {t}: {code}");
+            }
+        }
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(md) = self
+                .client
+                .inner()
+                .fetch_metadata(Some(name), Duration::from_secs(2))
+                && let Some(t) = md.topics().iter().find(|t| t.name() == name)
+                && t.partitions().len() == partitions as usize
+                && t.partitions().iter().all(|p| p.leader() >= 0)
+            {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                bail!("topic {name} has no leader for every partition after 30s");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Partition count of an existing topic, or None when it does not exist.
+    pub fn topic_partitions(&self, name: &str) -> Result<Option<usize>> {
+        let md = self
+            .client
+            .inner()
+            .fetch_metadata(Some(name), Duration::from_secs(5))
+            .with_context(|| format!("reading metadata of topic {name}"))?;
+        Ok(md
+            .topics()
+            .iter()
+            .find(|t| t.name() == name && t.error().is_none())
+            .map(|t| t.partitions().len())
+            .filter(|n| *n > 0))
+    }
+
+    pub fn delete_topic(&self, name: &str) -> Result<()> {
+        let res = block_on(self.client.delete_topics(&[name], &self.opts()))
+            .with_context(|| format!("deleting topic {name}"))?;
+        for r in res {
+            if let Err((t, code)) = r {
+                bail!("deleting topic {t}: {code}");
+            }
+        }
+        Ok(())
+    }
+
+    /// Every config of broker `node_id` with its value and source.
+    pub fn describe_broker(&self, node_id: i32) -> Result<BTreeMap<String, EffectiveValue>> {
+        let spec = ResourceSpecifier::Broker(node_id);
+        let res = block_on(self.client.describe_configs([&spec], &self.opts()))
+            .with_context(|| format!("describing the configs of broker {node_id}"))?;
+        let mut out = BTreeMap::new();
+        for r in res {
+            let r = r.map_err(|code| anyhow!("describing broker {node_id}: {code}"))?;
+            for e in r.entries {
+                out.insert(
+                    e.name.clone(),
+                    EffectiveValue {
+                        value: e.value.clone(),
+                        source: source_name(&e.source).to_string(),
+                    },
+                );
+            }
+        }
+        Ok(out)
+    }
+
+    /// Replaces the dynamic per-broker settings of `node_id` with `all`
+    /// (legacy AlterConfigs: keys not in `all` fall back to their static or
+    /// default values). See the module docs.
+    pub fn set_broker_dynamic(
+        &self,
+        node_id: i32,
+        all: &BTreeMap<String, String>,
+    ) -> std::result::Result<(), String> {
+        let mut ac = AlterConfig::new(ResourceSpecifier::Broker(node_id));
+        for (k, v) in all {
+            ac = ac.set(k, v);
+        }
+        let res = block_on(self.client.alter_configs([&ac], &self.opts()))
+            .map_err(|e| format!("the broker refused the change: {e}"))?;
+        for r in res {
+            if let Err((_, code)) = r {
+                return Err(format!("the broker refused the change: {code:?} ({code})"));
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,396 @@
+//! What Kafka 4.1's broker accepts: every config key with its type, default,
+//! dynamic update mode and validator, as dumped from Kafka's own ConfigDef
+//! (scripts/gen-broker-configs.java writes kafka-4.1-broker-configs.tsv).
+//! klab checks `--broker-set` flags and lab files against it before any
+//! broker starts, and uses the update mode to decide between a dynamic
+//! change and a restart.
+
+use crate::broker::render::LAYOUT_KEYS;
+use crate::model::BrokerConfig;
+use std::collections::BTreeMap;
+use std::sync::LazyLock;
+
+const TABLE_TSV: &str = include_str!("kafka-4.1-broker-configs.tsv");
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    ReadOnly,
+    PerBroker,
+    ClusterWide,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyInfo {
+    pub name: &'static str,
+    pub ty: &'static str,
+    pub default: &'static str,
+    pub mode: Mode,
+    pub valid: &'static str,
+}
+
+impl KeyInfo {
+    pub fn is_dynamic(&self) -> bool {
+        self.mode != Mode::ReadOnly
+    }
+}
+
+static TABLE: LazyLock<BTreeMap<&'static str, KeyInfo>> = LazyLock::new(|| {
+    let mut m = BTreeMap::new();
+    for line in TABLE_TSV.lines().skip(1) {
+        let mut f = line.split('\t');
+        let (Some(name), Some(ty), Some(default), Some(mode)) =
+            (f.next(), f.next(), f.next(), f.next())
+        else {
+            continue;
+        };
+        let valid = f.next().unwrap_or("");
+        let mode = match mode {
+            "per-broker" => Mode::PerBroker,
+            "cluster-wide" => Mode::ClusterWide,
+            _ => Mode::ReadOnly,
+        };
+        m.insert(
+            name,
+            KeyInfo {
+                name,
+                ty,
+                default,
+                mode,
+                valid,
+            },
+        );
+    }
+    m
+});
+
+pub fn lookup(name: &str) -> Option<&'static KeyInfo> {
+    TABLE.get(name)
+}
+
+pub fn all() -> impl Iterator<Item = &'static KeyInfo> {
+    TABLE.values()
+}
+
+/// Thread pools Kafka resizes live, within [old/2, 2*old] per change.
+pub const THREAD_POOLS: &[&str] = &[
+    "num.io.threads",
+    "num.network.threads",
+    "num.replica.fetchers",
+    "num.recovery.threads.per.data.dir",
+    "background.threads",
+];
+
+fn levenshtein(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let sub = prev[j] + usize::from(ca != *cb);
+            cur.push(sub.min(prev[j + 1] + 1).min(cur[j] + 1));
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+/// The known key closest to `name`, if any is close.
+pub fn suggest(name: &str) -> Option<&'static str> {
+    TABLE
+        .keys()
+        .map(|k| (levenshtein(name, k), *k))
+        .filter(|(d, _)| *d <= 3)
+        .min()
+        .map(|(_, k)| k)
+}
+
+/// Parses a ConfigDef range such as `[1,...]` or `[0,...,10]`.
+fn range(valid: &str) -> Option<(f64, Option<f64>)> {
+    let inner = valid.strip_prefix('[')?.split(']').next()?;
+    let parts: Vec<&str> = inner.split(',').map(str::trim).collect();
+    match parts.as_slice() {
+        [lo, "..."] => Some((lo.parse().ok()?, None)),
+        [lo, "...", hi] => Some((lo.parse().ok()?, Some(hi.parse().ok()?))),
+        _ => None,
+    }
+}
+
+/// Checks one broker setting: a known key, not one klab sets itself, a
+/// value of the right type and in range. The error says what is allowed.
+pub fn check_setting(key: &str, value: &str) -> Result<&'static KeyInfo, String> {
+    if LAYOUT_KEYS.contains(&key) {
+        return Err(format!(
+            "'{key}' is set by klab itself (node layout: listeners, ids, log.dirs); it cannot be changed"
+        ));
+    }
+    let Some(info) = lookup(key) else {
+        let hint = suggest(key)
+            .map(|s| format!("; did you mean '{s}'?"))
+            .unwrap_or_default();
+        return Err(format!(
+            "'{key}' is not a Kafka 4.1 broker config{hint} (see `klab knobs` for the list)"
+        ));
+    };
+    let v = value.trim();
+    let num: Option<f64> = match info.ty {
+        "int" => Some(
+            v.parse::<i32>()
+                .map_err(|_| format!("{key}={value}: expected an int (32-bit)"))?
+                as f64,
+        ),
+        "short" => Some(
+            v.parse::<i16>()
+                .map_err(|_| format!("{key}={value}: expected a short (16-bit int)"))?
+                as f64,
+        ),
+        "long" => Some(
+            v.parse::<i64>()
+                .map_err(|_| format!("{key}={value}: expected a long (64-bit int)"))?
+                as f64,
+        ),
+        "double" => Some(
+            v.parse::<f64>()
+                .map_err(|_| format!("{key}={value}: expected a number"))?,
+        ),
+        "boolean" => {
+            if !v.eq_ignore_ascii_case("true") && !v.eq_ignore_ascii_case("false") {
+                return Err(format!("{key}={value}: expected true or false"));
+            }
+            None
+        }
+        _ => None,
+    };
+    if let (Some(n), Some((lo, hi))) = (num, range(info.valid)) {
+        // "[1,...,9] or -1" style validators allow an extra value.
+        let extra_ok = info
+            .valid
+            .split(" or ")
+            .skip(1)
+            .any(|alt| alt.trim().parse::<f64>().ok() == Some(n));
+        if !extra_ok && (n < lo || hi.is_some_and(|h| n > h)) {
+            return Err(format!(
+                "{key}={value}: out of range; Kafka allows {}",
+                info.valid
+            ));
+        }
+    }
+    if info.ty == "string"
+        && info.valid.starts_with('[')
+        && !info.valid.contains("...")
+        && !info.valid.is_empty()
+    {
+        let choices: Vec<String> = info
+            .valid
+            .trim_matches(|c| c == '[' || c == ']')
+            .split(',')
+            .map(|s| s.trim().to_ascii_lowercase())
+            .collect();
+        if !choices.contains(&v.to_ascii_lowercase()) {
+            return Err(format!("{key}={value}: expected one of {}", info.valid));
+        }
+    }
+    Ok(info)
+}
+
+/// Checks every property of a config; errors are prefixed by `what`.
+pub fn check_config(cfg: &BrokerConfig) -> Result<(), String> {
+    for (k, v) in &cfg.properties {
+        check_setting(k, v)?;
+    }
+    if let Some(h) = cfg.heap {
+        check_heap(h)?;
+    }
+    Ok(())
+}
+
+/// A heap the JVM can start a broker with on this machine.
+pub fn check_heap(h: crate::units::MemSize) -> Result<(), String> {
+    use crate::units::MemSize;
+    if h < MemSize::mib(64) {
+        return Err(format!("heap {h} is too small for a broker; at least 64m"));
+    }
+    let total = physical_memory();
+    if let Some(total) = total
+        && h.bytes() > total
+    {
+        return Err(format!(
+            "heap {h} is more than this machine's memory ({})",
+            MemSize(total)
+        ));
+    }
+    if h > MemSize(64 * MemSize::GIB) {
+        return Err(format!("heap {h} is absurd for a lab broker; at most 64g"));
+    }
+    Ok(())
+}
+
+fn physical_memory() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = text.lines().find(|l| l.starts_with("MemTotal:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+/// True when going from `from` to `to` needs a broker restart: the heap
+/// changes, or a read-only key changes (or is dropped).
+pub fn needs_restart(from: &BrokerConfig, to: &BrokerConfig) -> bool {
+    if from.heap != to.heap {
+        return true;
+    }
+    // A dropped key would have to fall back to a value the broker was not
+    // started with; klab restarts instead of guessing it.
+    if from
+        .properties
+        .keys()
+        .any(|k| !to.properties.contains_key(k))
+    {
+        return true;
+    }
+    to.properties
+        .iter()
+        .filter(|(k, v)| from.properties.get(*k) != Some(*v))
+        .any(|(k, _)| !lookup(k).is_some_and(KeyInfo::is_dynamic))
+}
+
+/// Splits a change of dynamic keys into AlterConfigs requests Kafka accepts:
+/// thread pools move at most by a factor of two per request. Each returned
+/// map is the complete dynamic set to send (legacy AlterConfigs semantics).
+/// `current` holds the values the broker reports now.
+pub fn dynamic_steps(
+    current: &BTreeMap<String, String>,
+    target: &BTreeMap<String, String>,
+) -> Vec<BTreeMap<String, String>> {
+    let mut steps = Vec::new();
+    let mut now: BTreeMap<String, i64> = BTreeMap::new();
+    for k in THREAD_POOLS {
+        if let Some(v) = current.get(*k).and_then(|v| v.parse().ok()) {
+            now.insert(k.to_string(), v);
+        }
+    }
+    loop {
+        let mut step = target.clone();
+        let mut more = false;
+        for (k, want) in target {
+            let (Some(cur), Ok(want)) = (now.get(k).copied(), want.parse::<i64>()) else {
+                continue;
+            };
+            let lo = (cur / 2).max(1);
+            let hi = cur.saturating_mul(2);
+            let next = want.clamp(lo, hi);
+            if next != want {
+                more = true;
+            }
+            step.insert(k.clone(), next.to_string());
+            now.insert(k.clone(), next);
+        }
+        steps.push(step);
+        if !more || steps.len() > 64 {
+            break;
+        }
+    }
+    steps
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::units::MemSize;
+
+    #[test]
+    fn table_has_the_keys_klab_uses() {
+        for k in [
+            "num.io.threads",
+            "num.network.threads",
+            "log.flush.interval.messages",
+            "socket.send.buffer.bytes",
+            "socket.receive.buffer.bytes",
+        ] {
+            assert!(lookup(k).is_some(), "{k}");
+        }
+        assert!(lookup("num.io.threads").unwrap().is_dynamic());
+        assert!(!lookup("socket.send.buffer.bytes").unwrap().is_dynamic());
+        assert!(all().count() > 300);
+    }
+
+    #[test]
+    fn settings_are_checked() {
+        assert!(check_setting("num.io.threads", "4").is_ok());
+        let e = check_setting("num.io.thread", "4").unwrap_err();
+        assert!(e.contains("did you mean 'num.io.threads'"), "{e}");
+        assert!(
+            check_setting("num.io.threads", "four")
+                .unwrap_err()
+                .contains("expected an int")
+        );
+        assert!(
+            check_setting("num.io.threads", "0")
+                .unwrap_err()
+                .contains("out of range")
+        );
+        assert!(
+            check_setting("listeners", "x")
+                .unwrap_err()
+                .contains("set by klab")
+        );
+        assert!(check_setting("auto.create.topics.enable", "maybe").is_err());
+        assert!(check_setting("compression.type", "zstd").is_ok());
+        assert!(check_setting("compression.type", "brotli").is_err());
+        assert!(check_setting("compression.gzip.level", "-1").is_ok());
+        assert!(check_setting("compression.gzip.level", "12").is_err());
+        assert!(check_setting("log.flush.interval.messages", "1").is_ok());
+    }
+
+    #[test]
+    fn heaps_are_checked() {
+        assert!(check_heap(MemSize::mib(256)).is_ok());
+        assert!(check_heap(MemSize::mib(16)).is_err());
+        assert!(check_heap(MemSize(1 << 50)).is_err());
+    }
+
+    #[test]
+    fn restarts_only_when_needed() {
+        let mut a = BrokerConfig::default();
+        let mut b = a.clone();
+        b.properties.insert("num.io.threads".into(), "2".into());
+        assert!(!needs_restart(&a, &b));
+        b.properties
+            .insert("socket.send.buffer.bytes".into(), "4096".into());
+        assert!(needs_restart(&a, &b));
+        a.heap = Some(MemSize::mib(256));
+        assert!(needs_restart(
+            &a,
+            &BrokerConfig {
+                heap: None,
+                ..a.clone()
+            }
+        ));
+    }
+
+    #[test]
+    fn thread_pools_move_by_at_most_double() {
+        let cur: BTreeMap<String, String> =
+            [("num.io.threads".to_string(), "8".to_string())].into();
+        let target: BTreeMap<String, String> = [
+            ("num.io.threads".to_string(), "1".to_string()),
+            ("log.flush.interval.messages".to_string(), "1".to_string()),
+        ]
+        .into();
+        let steps = dynamic_steps(&cur, &target);
+        let io: Vec<&str> = steps.iter().map(|s| s["num.io.threads"].as_str()).collect();
+        assert_eq!(io, ["4", "2", "1"]);
+        assert!(
+            steps
+                .iter()
+                .all(|s| s["log.flush.interval.messages"] == "1")
+        );
+        let up: BTreeMap<String, String> =
+            [("num.io.threads".to_string(), "20".to_string())].into();
+        let one: BTreeMap<String, String> =
+            [("num.io.threads".to_string(), "1".to_string())].into();
+        let io: Vec<String> = dynamic_steps(&one, &up)
+            .iter()
+            .map(|s| s["num.io.threads"].clone())
+            .collect();
+        assert_eq!(io, ["2", "4", "8", "16", "20"]);
+    }
+}

@@ -1,0 +1,5 @@
+pub mod admin;
+pub mod kafka_home;
+pub mod knobs;
+pub mod local;
+pub mod render;

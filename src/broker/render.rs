@@ -1,0 +1,265 @@
+//! Turns a [`BrokerConfig`] into what a Kafka JVM reads: server.properties
+//! text and JVM flags. The local broker and the broker image's entrypoint
+//! (`klab broker exec`) both call these functions, so every knob has exactly
+//! one spelling.
+
+use crate::model::BrokerConfig;
+use crate::units::MemSize;
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// Heap when a config does not name one: what Kafka's own start script uses.
+pub const DEFAULT_HEAP: MemSize = MemSize(MemSize::GIB);
+
+/// Where one combined broker+controller node listens and keeps its data.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeLayout {
+    pub node_id: i32,
+    /// Address the listeners bind to (`127.0.0.1` locally, `0.0.0.0` in a pod).
+    pub bind_host: String,
+    /// Host clients are told to connect to.
+    pub advertised_host: String,
+    pub broker_port: u16,
+    pub controller_port: u16,
+    pub log_dir: String,
+}
+
+impl NodeLayout {
+    pub fn bootstrap(&self) -> String {
+        format!("{}:{}", self.advertised_host, self.broker_port)
+    }
+}
+
+/// Keys klab sets from the [`NodeLayout`]; a lab or a flag may not change them.
+pub const LAYOUT_KEYS: &[&str] = &[
+    "process.roles",
+    "node.id",
+    "broker.id",
+    "controller.quorum.voters",
+    "controller.quorum.bootstrap.servers",
+    "listeners",
+    "advertised.listeners",
+    "listener.security.protocol.map",
+    "controller.listener.names",
+    "inter.broker.listener.name",
+    "log.dirs",
+    "log.dir",
+];
+
+/// Settings every single-node klab broker gets before the lab's own: what a
+/// one-node cluster needs (replication factor 1) and fast group joins.
+pub fn single_node_defaults() -> BTreeMap<String, String> {
+    [
+        ("offsets.topic.replication.factor", "1"),
+        ("transaction.state.log.replication.factor", "1"),
+        ("transaction.state.log.min.isr", "1"),
+        ("share.coordinator.state.topic.replication.factor", "1"),
+        ("share.coordinator.state.topic.min.isr", "1"),
+        ("group.initial.rebalance.delay.ms", "0"),
+        ("auto.create.topics.enable", "false"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect()
+}
+
+/// The server.properties of a node: layout, single-node defaults, then the
+/// requested settings (which win over the defaults).
+pub fn server_properties(layout: &NodeLayout, cfg: &BrokerConfig) -> String {
+    let mut props: BTreeMap<String, String> = BTreeMap::new();
+    let id = layout.node_id;
+    let layout_props = [
+        ("process.roles", "broker,controller".to_string()),
+        ("node.id", id.to_string()),
+        (
+            "controller.quorum.voters",
+            format!(
+                "{id}@{}:{}",
+                loopback_or(&layout.bind_host),
+                layout.controller_port
+            ),
+        ),
+        (
+            "listeners",
+            format!(
+                "PLAINTEXT://{h}:{b},CONTROLLER://{h}:{c}",
+                h = layout.bind_host,
+                b = layout.broker_port,
+                c = layout.controller_port
+            ),
+        ),
+        (
+            "advertised.listeners",
+            format!(
+                "PLAINTEXT://{}:{}",
+                layout.advertised_host, layout.broker_port
+            ),
+        ),
+        (
+            "listener.security.protocol.map",
+            "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT".to_string(),
+        ),
+        ("controller.listener.names", "CONTROLLER".to_string()),
+        ("inter.broker.listener.name", "PLAINTEXT".to_string()),
+        ("log.dirs", layout.log_dir.clone()),
+    ];
+    for (k, v) in single_node_defaults() {
+        props.insert(k, v);
+    }
+    for (k, v) in &cfg.properties {
+        props.insert(k.clone(), v.clone());
+    }
+    let mut out =
+        String::from("# Written by klab; do not edit: klab rewrites it on every start.\n");
+    out.push_str("# Node layout (set by klab)\n");
+    for (k, v) in layout_props {
+        out.push_str(&format!("{k}={}\n", escape_value(&v)));
+    }
+    out.push_str("# Settings (single-node defaults, then the lab's)\n");
+    for (k, v) in &props {
+        out.push_str(&format!("{k}={}\n", escape_value(v)));
+    }
+    out
+}
+
+/// The controller listens on all interfaces in a pod but the voter address
+/// must be one the node can reach itself on.
+fn loopback_or(bind: &str) -> &str {
+    if bind == "0.0.0.0" { "127.0.0.1" } else { bind }
+}
+
+/// Java properties escaping for values (keys are plain Kafka names).
+fn escape_value(v: &str) -> String {
+    let mut s = String::with_capacity(v.len());
+    for c in v.chars() {
+        match c {
+            '\\' => s.push_str("\\\\"),
+            '\n' => s.push_str("\\n"),
+            '\r' => s.push_str("\\r"),
+            _ => s.push(c),
+        }
+    }
+    s
+}
+
+/// The JVM flags of a broker: heap, Kafka's own G1 settings, GC log (which
+/// also records the heap the JVM really got), log4j2 configuration.
+pub fn jvm_flags(cfg: &BrokerConfig, log4j_config: &Path, gc_log: &Path) -> Vec<String> {
+    let heap = cfg.heap.unwrap_or(DEFAULT_HEAP).jvm();
+    vec![
+        format!("-Xms{heap}"),
+        format!("-Xmx{heap}"),
+        // As in Kafka's kafka-run-class.sh.
+        "-server".into(),
+        "-XX:+UseG1GC".into(),
+        "-XX:MaxGCPauseMillis=20".into(),
+        "-XX:InitiatingHeapOccupancyPercent=35".into(),
+        "-XX:+ExplicitGCInvokesConcurrent".into(),
+        "-XX:MaxInlineLevel=15".into(),
+        "-Djava.awt.headless=true".into(),
+        format!(
+            "-Xlog:gc*:file={}:time,uptime,level,tags:filecount=2,filesize=20M",
+            gc_log.display()
+        ),
+        format!("-Dlog4j2.configurationFile={}", log4j_config.display()),
+    ]
+}
+
+/// A log4j2 configuration that sends the broker's log to stdout (klab
+/// redirects it into the run's broker.log), at INFO with chatty loggers
+/// turned down.
+pub const LOG4J2_PROPERTIES: &str = "\
+# Written by klab.
+status = warn
+appender.console.type = Console
+appender.console.name = STDOUT
+appender.console.layout.type = PatternLayout
+appender.console.layout.pattern = [%d] %p %m (%c)%n
+rootLogger.level = INFO
+rootLogger.appenderRef.stdout.ref = STDOUT
+logger.kafka.name = kafka
+logger.kafka.level = INFO
+logger.request.name = kafka.request.logger
+logger.request.level = WARN
+logger.state.name = state.change.logger
+logger.state.level = WARN
+logger.clients.name = org.apache.kafka.clients
+logger.clients.level = WARN
+logger.common.name = org.apache.kafka.common.config
+logger.common.level = WARN
+";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn layout() -> NodeLayout {
+        NodeLayout {
+            node_id: 1,
+            bind_host: "127.0.0.1".into(),
+            advertised_host: "127.0.0.1".into(),
+            broker_port: 19092,
+            controller_port: 19093,
+            log_dir: "/tmp/x/data".into(),
+        }
+    }
+
+    fn parse(text: &str) -> BTreeMap<String, String> {
+        text.lines()
+            .filter(|l| !l.starts_with('#') && !l.is_empty())
+            .filter_map(|l| l.split_once('='))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn requested_settings_win_over_defaults() {
+        let mut cfg = BrokerConfig::default();
+        cfg.properties.insert("num.io.threads".into(), "2".into());
+        cfg.properties
+            .insert("group.initial.rebalance.delay.ms".into(), "3000".into());
+        let p = parse(&server_properties(&layout(), &cfg));
+        assert_eq!(p["num.io.threads"], "2");
+        assert_eq!(p["group.initial.rebalance.delay.ms"], "3000");
+        assert_eq!(p["offsets.topic.replication.factor"], "1");
+        assert_eq!(p["controller.quorum.voters"], "1@127.0.0.1:19093");
+        assert_eq!(
+            p["listeners"],
+            "PLAINTEXT://127.0.0.1:19092,CONTROLLER://127.0.0.1:19093"
+        );
+        assert_eq!(p["log.dirs"], "/tmp/x/data");
+    }
+
+    #[test]
+    fn pod_layout_votes_on_loopback() {
+        let mut l = layout();
+        l.bind_host = "0.0.0.0".into();
+        l.advertised_host = "kafka-0.kafka-headless.klab.svc".into();
+        let p = parse(&server_properties(&l, &BrokerConfig::default()));
+        assert_eq!(p["controller.quorum.voters"], "1@127.0.0.1:19093");
+        assert_eq!(
+            p["advertised.listeners"],
+            "PLAINTEXT://kafka-0.kafka-headless.klab.svc:19092"
+        );
+    }
+
+    #[test]
+    fn heap_becomes_xms_and_xmx() {
+        let cfg = BrokerConfig {
+            heap: Some(MemSize::mib(256)),
+            ..Default::default()
+        };
+        let f = jvm_flags(&cfg, Path::new("/l.properties"), Path::new("/gc.log"));
+        assert!(f.contains(&"-Xms256m".to_string()));
+        assert!(f.contains(&"-Xmx256m".to_string()));
+        let d = jvm_flags(&BrokerConfig::default(), Path::new("/l"), Path::new("/g"));
+        assert!(d.contains(&"-Xmx1g".to_string()));
+    }
+
+    #[test]
+    fn values_are_escaped() {
+        let mut cfg = BrokerConfig::default();
+        cfg.properties.insert("a.b".into(), "x\ny".into());
+        assert!(server_properties(&layout(), &cfg).contains("a.b=x\\ny\n"));
+    }
+}

@@ -1,0 +1,377 @@
+//! Command-line arguments (clap). Parsing of single values happens here, so
+//! a bad value is rejected by clap with the flag's name and exit code 2.
+
+use crate::model::{Acks, BrokerConfig, Workload, limits};
+use crate::units::{MemSize, parse_duration, parse_key_value};
+use crate::usage;
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "klab",
+    version,
+    about = "A reproducible Kafka tuning lab: break a broker on purpose, measure it, fix it, measure again.",
+    propagate_version = true
+)]
+pub struct Cli {
+    /// More logging on stderr (-v info, -vv debug); RUST_LOG overrides.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Measure one workload against a broker (a local one by default).
+    Run(RunArgs),
+    /// List the broker configs klab knows (Kafka 4.1) and whether each can
+    /// change without a restart.
+    Knobs(KnobsArgs),
+}
+
+#[derive(Args, Debug, Clone, Default)]
+pub struct KafkaArgs {
+    /// Kafka installation (a directory with libs/*.jar); default $KLAB_KAFKA_HOME.
+    #[arg(long, value_name = "DIR")]
+    pub kafka_home: Option<PathBuf>,
+}
+
+#[derive(Args, Debug, Clone, Default)]
+pub struct BrokerArgs {
+    /// Broker JVM heap (-Xms and -Xmx), e.g. 256m, 1g. Local broker only.
+    #[arg(long, value_name = "SIZE", value_parser = parse_heap)]
+    pub heap: Option<MemSize>,
+    /// A broker setting in Kafka's own name, e.g. num.io.threads=2 (repeatable).
+    #[arg(long = "broker-set", value_name = "KEY=VALUE", value_parser = parse_key_value)]
+    pub broker_set: Vec<(String, String)>,
+}
+
+impl BrokerArgs {
+    /// The requested config, each key checked against Kafka 4.1's list.
+    pub fn config(&self) -> anyhow::Result<BrokerConfig> {
+        let mut cfg = BrokerConfig {
+            heap: self.heap,
+            ..Default::default()
+        };
+        if let Some(h) = self.heap {
+            crate::broker::knobs::check_heap(h).map_err(|e| usage!("--heap: {e}"))?;
+        }
+        for (k, v) in &self.broker_set {
+            crate::broker::knobs::check_setting(k, v).map_err(|e| usage!("--broker-set: {e}"))?;
+            cfg.properties.insert(k.clone(), v.clone());
+        }
+        Ok(cfg)
+    }
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct WorkloadArgs {
+    /// Open-loop target rate in records/s (record i is due at t0 + i/R).
+    #[arg(long, value_name = "R", value_parser = parse_rate, conflicts_with = "max")]
+    pub rate: Option<f64>,
+    /// Produce as fast as acknowledgements allow (bounded in-flight).
+    #[arg(long)]
+    pub max: bool,
+    /// Stop after N measured records.
+    #[arg(long, value_name = "N", value_parser = parse_messages, conflicts_with = "duration")]
+    pub messages: Option<u64>,
+    /// Stop after this long, e.g. 30s (default 10s).
+    #[arg(long, value_name = "D", value_parser = parse_nonzero_duration)]
+    pub duration: Option<Duration>,
+    /// Warm-up before measuring: sent and checked, not counted.
+    #[arg(long, value_name = "D", default_value = "2s", value_parser = parse_duration)]
+    pub warmup: Duration,
+    /// Record size in bytes (64 of them are header and HMAC tag).
+    #[arg(long, value_name = "B", default_value_t = 1024, value_parser = parse_message_bytes)]
+    pub message_bytes: usize,
+    /// Partitions of the topic.
+    #[arg(long, value_name = "P", default_value_t = 3, value_parser = parse_partitions)]
+    pub partitions: i32,
+    /// Topic to use (created when missing); default: a fresh topic per run.
+    #[arg(long, value_name = "T")]
+    pub topic: Option<String>,
+    /// Producer acks: 0, 1 or all.
+    #[arg(long, default_value = "all", value_parser = parse_acks)]
+    pub acks: Acks,
+    /// A librdkafka producer setting, e.g. linger.ms=5 (repeatable).
+    #[arg(long = "producer-set", value_name = "KEY=VALUE", value_parser = parse_key_value)]
+    pub producer_set: Vec<(String, String)>,
+}
+
+impl WorkloadArgs {
+    pub fn workload(&self) -> anyhow::Result<Workload> {
+        let rate = if self.max {
+            None
+        } else {
+            Some(self.rate.unwrap_or(10_000.0))
+        };
+        let duration = match (self.messages, self.duration) {
+            (None, None) => Some(Duration::from_secs(10)),
+            (_, d) => d,
+        };
+        let w = Workload {
+            rate,
+            messages: self.messages,
+            duration,
+            warmup: self.warmup,
+            message_bytes: self.message_bytes,
+            partitions: self.partitions,
+            acks: self.acks,
+            producer: self.producer_set.iter().cloned().collect(),
+            topic: self.topic.clone(),
+        };
+        if let Some(t) = &w.topic {
+            check_topic_name(t).map_err(|e| usage!("--topic: {e}"))?;
+        }
+        w.validate().map_err(|e| usage!("{}", flagify(&e)))?;
+        Ok(w)
+    }
+}
+
+/// Workload errors start with the field name; on the command line, name
+/// the flag instead.
+fn flagify(e: &str) -> String {
+    let (field, rest) = e.split_once(':').unwrap_or(("", e));
+    let flag = match field {
+        "producer" => "--producer-set".to_string(),
+        "" => return e.to_string(),
+        f => format!("--{}", f.replace('_', "-")),
+    };
+    format!("{flag}:{rest}")
+}
+
+/// Kafka's topic name rule: 1-249 of [a-zA-Z0-9._-], not "." or "..".
+pub fn check_topic_name(t: &str) -> Result<(), String> {
+    if t.is_empty() || t.len() > 249 || t == "." || t == ".." {
+        return Err(format!(
+            "'{t}' is not a valid topic name (1 to 249 characters, not . or ..)"
+        ));
+    }
+    if let Some(c) = t
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
+    {
+        return Err(format!(
+            "'{t}' has '{c}'; topic names allow letters, digits, '.', '_' and '-'"
+        ));
+    }
+    Ok(())
+}
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
+    /// Use an existing broker at HOST:PORT instead of starting one (broker
+    /// settings are then refused: klab does not own that broker).
+    #[arg(long, value_name = "HOST:PORT")]
+    pub bootstrap: Option<String>,
+    #[command(flatten)]
+    pub broker: BrokerArgs,
+    #[command(flatten)]
+    pub workload: WorkloadArgs,
+    /// Also write the result as JSON to FILE (histograms beside it).
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+    /// Where run directories go (broker log, result, histograms).
+    #[arg(long, value_name = "DIR", default_value = "results")]
+    pub results: PathBuf,
+    /// No progress bars.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct KnobsArgs {
+    /// Only keys that change without a restart.
+    #[arg(long)]
+    pub dynamic: bool,
+    /// Only keys containing this text.
+    pub filter: Option<String>,
+}
+
+pub fn parse_rate(s: &str) -> Result<f64, String> {
+    let r: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("'{s}' is not a number; expected records/s > 0"))?;
+    if !(r.is_finite() && r > 0.0) {
+        return Err(format!("{s} is not allowed; expected records/s > 0"));
+    }
+    if r > limits::MAX_RATE {
+        return Err(format!(
+            "{s} is absurd; at most {} records/s",
+            limits::MAX_RATE
+        ));
+    }
+    Ok(r)
+}
+
+pub fn parse_messages(s: &str) -> Result<u64, String> {
+    let n: u64 = s
+        .trim()
+        .replace('_', "")
+        .parse()
+        .map_err(|_| format!("'{s}' is not a whole number of records"))?;
+    if n == 0 || n > limits::MAX_MESSAGES {
+        return Err(format!(
+            "{s} is not allowed; expected 1..={}",
+            limits::MAX_MESSAGES
+        ));
+    }
+    Ok(n)
+}
+
+pub fn parse_nonzero_duration(s: &str) -> Result<Duration, String> {
+    let d = parse_duration(s)?;
+    if d.is_zero() {
+        return Err("must be longer than 0".into());
+    }
+    Ok(d)
+}
+
+pub fn parse_message_bytes(s: &str) -> Result<usize, String> {
+    let n: usize = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("'{s}' is not a whole number of bytes"))?;
+    if !(limits::MIN_MESSAGE_BYTES..=limits::MAX_MESSAGE_BYTES).contains(&n) {
+        return Err(format!(
+            "{n} is not allowed; expected {}..={} bytes (64 are header and HMAC tag)",
+            limits::MIN_MESSAGE_BYTES,
+            limits::MAX_MESSAGE_BYTES
+        ));
+    }
+    Ok(n)
+}
+
+pub fn parse_partitions(s: &str) -> Result<i32, String> {
+    let n: i32 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("'{s}' is not a whole number"))?;
+    if !(1..=limits::MAX_PARTITIONS).contains(&n) {
+        return Err(format!(
+            "{n} is not allowed; expected 1..={}",
+            limits::MAX_PARTITIONS
+        ));
+    }
+    Ok(n)
+}
+
+pub fn parse_acks(s: &str) -> Result<Acks, String> {
+    s.parse()
+}
+
+pub fn parse_heap(s: &str) -> Result<MemSize, String> {
+    s.parse()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        let mut v = vec!["klab"];
+        v.extend_from_slice(args);
+        Cli::try_parse_from(v)
+    }
+
+    fn run_args(args: &[&str]) -> RunArgs {
+        let mut v = vec!["run"];
+        v.extend_from_slice(args);
+        match parse(&v).unwrap().command {
+            Command::Run(r) => r,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn cli_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn bad_values_are_rejected_by_flag() {
+        for (args, flag) in [
+            (&["run", "--rate", "-5"][..], "--rate"),
+            (&["run", "--rate", "fast"][..], "--rate"),
+            (&["run", "--message-bytes", "0"][..], "--message-bytes"),
+            (
+                &["run", "--message-bytes", "99999999"][..],
+                "--message-bytes",
+            ),
+            (&["run", "--partitions", "0"][..], "--partitions"),
+            (&["run", "--acks", "2"][..], "--acks"),
+            (
+                &["run", "--producer-set", "linger.ms"][..],
+                "--producer-set",
+            ),
+            (&["run", "--broker-set", "=3"][..], "--broker-set"),
+            (&["run", "--heap", "lots"][..], "--heap"),
+            (&["run", "--duration", "soon"][..], "--duration"),
+            (&["run", "--warmup", "-1s"][..], "--warmup"),
+            (&["run", "--messages", "0"][..], "--messages"),
+        ] {
+            let e = parse(args).unwrap_err();
+            assert_eq!(e.exit_code(), 2, "{args:?}");
+            assert!(e.to_string().contains(flag), "{args:?}: {e}");
+        }
+        assert!(parse(&["run", "--rate", "5", "--max"]).is_err());
+        assert!(parse(&["run", "--messages", "5", "--duration", "1s"]).is_err());
+    }
+
+    #[test]
+    fn workload_defaults_and_modes() {
+        let w = run_args(&[]).workload.workload().unwrap();
+        assert_eq!(w.rate, Some(10_000.0));
+        assert_eq!(w.duration, Some(Duration::from_secs(10)));
+        let w = run_args(&["--max", "--messages", "1000"])
+            .workload
+            .workload()
+            .unwrap();
+        assert_eq!(w.rate, None);
+        assert_eq!(w.messages, Some(1000));
+        assert_eq!(w.duration, None);
+        let w = run_args(&["--producer-set", "linger.ms=5", "--acks", "1"])
+            .workload
+            .workload()
+            .unwrap();
+        assert_eq!(w.producer["linger.ms"], "5");
+        assert_eq!(w.acks, Acks::One);
+    }
+
+    #[test]
+    fn semantic_errors_name_the_flag() {
+        let e = run_args(&["--producer-set", "acks=0"])
+            .workload
+            .workload()
+            .unwrap_err();
+        assert!(crate::error::is_usage(&e));
+        assert!(e.to_string().starts_with("--producer-set"), "{e}");
+        let e = run_args(&["--topic", "bad topic"])
+            .workload
+            .workload()
+            .unwrap_err();
+        assert!(e.to_string().starts_with("--topic"), "{e}");
+        let e = run_args(&["--broker-set", "num.io.threads=zero"])
+            .broker
+            .config()
+            .unwrap_err();
+        assert!(e.to_string().starts_with("--broker-set"), "{e}");
+        let e = run_args(&["--broker-set", "no.such.key=1"])
+            .broker
+            .config()
+            .unwrap_err();
+        assert!(
+            e.to_string().contains("not a Kafka 4.1 broker config"),
+            "{e}"
+        );
+        let e = run_args(&["--heap", "8m"]).broker.config().unwrap_err();
+        assert!(e.to_string().starts_with("--heap"), "{e}");
+    }
+}

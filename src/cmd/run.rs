@@ -1,0 +1,102 @@
+//! `klab run`: one measurement.
+
+use crate::broker::kafka_home::KafkaHome;
+use crate::broker::local::{LocalBroker, LocalOptions};
+use crate::cli::RunArgs;
+use crate::error::Interrupted;
+use crate::load::payload::Secret;
+use crate::stats::progress::spinner;
+use crate::stats::report::{check_writable, new_run_dir};
+use crate::stats::table::step_table;
+use crate::step::{self, StepOptions, Target};
+use crate::usage;
+use anyhow::{Context, Result};
+use std::io::IsTerminal;
+
+pub fn execute(args: &RunArgs) -> Result<i32> {
+    // Everything the user typed is checked before anything starts.
+    let workload = args.workload.workload()?;
+    let requested = args.broker.config()?;
+    if let Some(j) = &args.json {
+        check_writable(j).map_err(|e| usage!("--json {}: {e}", j.display()))?;
+    }
+    let show = !args.quiet && std::io::stderr().is_terminal();
+    let secret = Secret::from_env_or_random()?;
+
+    if let Some(bootstrap) = &args.bootstrap {
+        if !requested.is_empty() {
+            return Err(usage!(
+                "--heap and --broker-set change a broker klab starts itself; with --bootstrap {bootstrap} klab does not own the broker (drop them, or drop --bootstrap)"
+            ));
+        }
+        super::check_bootstrap(bootstrap)?;
+        let run_dir = new_run_dir(&args.results)?;
+        let mut target = Target::External {
+            bootstrap: bootstrap.clone(),
+        };
+        let opts = StepOptions {
+            progress: show,
+            title: "run".into(),
+            requested,
+            applied: "external".into(),
+            ..Default::default()
+        };
+        let m = step::measure(&mut target, &workload, &secret, &opts)?;
+        return finish(args, m, &run_dir);
+    }
+
+    let kafka = KafkaHome::locate(args.kafka.kafka_home.as_deref())?;
+    crate::broker::kafka_home::java()?;
+    let run_dir = new_run_dir(&args.results)?;
+    let sp = spinner(
+        show,
+        &format!("starting Kafka {} ({})", kafka.version, requested),
+    );
+    let started = LocalBroker::start(LocalOptions::new(
+        kafka,
+        run_dir.join("broker"),
+        requested.clone(),
+    ));
+    if let Some(sp) = sp {
+        sp.finish_and_clear();
+    }
+    let mut broker = match started {
+        Ok(b) => b,
+        Err(e) if crate::cancel::interrupted() => {
+            tracing::debug!("start interrupted: {e:#}");
+            return Err(Interrupted.into());
+        }
+        Err(e) => return Err(e),
+    };
+    let opts = StepOptions {
+        progress: show,
+        title: "run".into(),
+        requested,
+        applied: "static".into(),
+        ..Default::default()
+    };
+    let m = step::measure(&mut Target::Local(&mut broker), &workload, &secret, &opts);
+    broker.stop().context("stopping the broker")?;
+    finish(args, m?, &run_dir)
+}
+
+fn finish(args: &RunArgs, mut m: step::Measurement, run_dir: &std::path::Path) -> Result<i32> {
+    m.save(&run_dir.join("result.json"))?;
+    if let Some(j) = &args.json {
+        m.save(j)?;
+    }
+    print!("{}", step_table(&m.result));
+    println!("results: {}", run_dir.display());
+    if m.result.complete {
+        Ok(super::EXIT_OK)
+    } else if crate::cancel::interrupted() {
+        eprintln!("klab: interrupted; what was measured so far is saved and marked incomplete");
+        Ok(super::EXIT_INTERRUPTED)
+    } else {
+        eprintln!(
+            "klab: the run is incomplete: {}",
+            m.result.reason.as_deref().unwrap_or("unknown reason")
+        );
+        Ok(super::EXIT_INCOMPLETE)
+    }
+}

@@ -1,0 +1,64 @@
+//! Errors that decide klab's exit code.
+//!
+//! Anything the user can fix by changing their input (a flag, a lab file, a
+//! path) is a [`UsageError`] and makes klab exit with status 2. Everything
+//! else (a broker that died, a disk that filled up) exits with status 1.
+
+use std::fmt;
+
+/// A mistake in what the user asked for. `main` maps it to exit code 2.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UsageError {
+    message: String,
+}
+
+impl UsageError {
+    pub fn new(message: impl Into<String>) -> Self {
+        UsageError {
+            message: message.into(),
+        }
+    }
+
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+}
+
+impl fmt::Display for UsageError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for UsageError {}
+
+/// Shorthand: `return Err(usage!("--rate must be positive, got {x}"))`.
+#[macro_export]
+macro_rules! usage {
+    ($($arg:tt)*) => {
+        anyhow::Error::new($crate::error::UsageError::new(format!($($arg)*)))
+    };
+}
+
+/// True when the error chain contains a [`UsageError`].
+pub fn is_usage(err: &anyhow::Error) -> bool {
+    err.chain()
+        .any(|e| e.downcast_ref::<UsageError>().is_some())
+}
+
+/// The run was stopped by Ctrl-C (SIGINT) or SIGTERM.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Interrupted;
+
+impl fmt::Display for Interrupted {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("interrupted")
+    }
+}
+
+impl std::error::Error for Interrupted {}
+
+pub fn is_interrupted(err: &anyhow::Error) -> bool {
+    err.chain()
+        .any(|e| e.downcast_ref::<Interrupted>().is_some())
+}

@@ -1,0 +1,16 @@
+//! klab: a reproducible Kafka tuning lab.
+//!
+//! Layers, bottom up: plain data ([`model`], [`units`]); the broker
+//! ([`broker`]) and the load ([`load`]); one measurement ([`step`]); and the
+//! command line on top (`main.rs`).
+
+pub mod broker;
+pub mod cancel;
+pub mod cli;
+pub mod cmd;
+pub mod error;
+pub mod load;
+pub mod model;
+pub mod stats;
+pub mod step;
+pub mod units;

@@ -1,0 +1,229 @@
+//! The verifying consumer: reads every partition of the topic from the
+//! start, checks each record's HMAC tag and sequence, and records end-to-end
+//! latency from the record's due time to the moment it is received.
+//!
+//! It needs no side channel: each producer ends with a marker per partition
+//! that says how many records it had acknowledged there, so the consumer
+//! knows when it has everything and what is missing.
+
+use crate::cancel::Cancel;
+use crate::load::clock::Clock;
+use crate::load::payload::{Decoded, Decoder, FLAG_WARMUP, Secret};
+use crate::load::tally::{Counts, Tally};
+use crate::stats::hist::Recorder;
+use anyhow::{Context, Result, bail};
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
+use rdkafka::{Offset, TopicPartitionList};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Clone)]
+pub struct ConsumerSpec {
+    pub bootstrap: String,
+    pub topic: String,
+    /// How many producers to wait for (each ends with its own markers).
+    pub producers: usize,
+    pub secret: Secret,
+    /// Extra librdkafka consumer settings.
+    pub settings: Vec<(String, String)>,
+    /// Give up when nothing at all arrives for this long after the
+    /// producers are done (see [`ConsumerHandle::producers_done`]).
+    pub drain_timeout: Duration,
+    /// Hard upper bound on the whole run, for standalone consumers.
+    pub deadline: Option<Instant>,
+}
+
+impl ConsumerSpec {
+    pub fn new(bootstrap: &str, topic: &str, secret: Secret) -> ConsumerSpec {
+        ConsumerSpec {
+            bootstrap: bootstrap.to_string(),
+            topic: topic.to_string(),
+            producers: 1,
+            secret,
+            settings: Vec::new(),
+            drain_timeout: Duration::from_secs(30),
+            deadline: None,
+        }
+    }
+}
+
+/// Shared between the consumer thread and whoever runs it.
+#[derive(Clone, Default)]
+pub struct ConsumerHandle {
+    ready: Arc<AtomicBool>,
+    producers_done: Arc<AtomicBool>,
+    consumed: Arc<AtomicU64>,
+}
+
+impl ConsumerHandle {
+    /// True once partitions are assigned and the broker answered.
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::SeqCst)
+    }
+
+    /// Tells the consumer the producers have finished (or failed), which
+    /// starts its drain timeout.
+    pub fn producers_done(&self) {
+        self.producers_done.store(true, Ordering::SeqCst);
+    }
+
+    pub fn consumed(&self) -> u64 {
+        self.consumed.load(Ordering::Relaxed)
+    }
+}
+
+#[derive(Clone, Default)]
+pub struct ConsumerReport {
+    pub counts: Counts,
+    pub e2e: Recorder,
+    pub e2e_warmup: Recorder,
+    /// All producers' markers arrived.
+    pub finished: bool,
+    pub stopped: Option<String>,
+    /// When the last data record arrived, after the clock origin.
+    pub last_receive: Duration,
+}
+
+pub fn client_config(spec: &ConsumerSpec) -> ClientConfig {
+    let mut cfg = ClientConfig::new();
+    cfg.set("client.id", "klab-consumer")
+        .set(
+            "group.id",
+            format!("klab-{}", crate::load::payload::random_producer_id()),
+        )
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("enable.partition.eof", "false")
+        // Do not let a full local queue add a second of latency.
+        .set("fetch.queue.backoff.ms", "10")
+        .set("fetch.wait.max.ms", "100");
+    for (k, v) in &spec.settings {
+        cfg.set(k, v);
+    }
+    cfg.set("bootstrap.servers", &spec.bootstrap);
+    cfg
+}
+
+/// Reads until every producer's markers have arrived, the drain timeout
+/// passes, or `cancel` fires.
+pub fn run(
+    spec: &ConsumerSpec,
+    clock: &Clock,
+    cancel: &Cancel,
+    handle: &ConsumerHandle,
+) -> Result<ConsumerReport> {
+    let consumer: BaseConsumer = client_config(spec)
+        .create()
+        .context("creating the consumer")?;
+
+    // Find the partitions (the topic exists before the consumer starts).
+    let meta_deadline = Instant::now() + Duration::from_secs(30);
+    let partitions = loop {
+        if cancel.is_cancelled() {
+            bail!("cancelled before the consumer started");
+        }
+        match consumer.fetch_metadata(Some(&spec.topic), Duration::from_secs(2)) {
+            Ok(md) => {
+                let n = md
+                    .topics()
+                    .iter()
+                    .find(|t| t.name() == spec.topic)
+                    .map(|t| t.partitions().len())
+                    .unwrap_or(0);
+                if n > 0 {
+                    break n;
+                }
+            }
+            Err(e) if Instant::now() >= meta_deadline => {
+                return Err(anyhow::Error::new(e).context(format!(
+                    "the consumer could not read metadata of topic '{}'",
+                    spec.topic
+                )));
+            }
+            Err(_) => {}
+        }
+        if Instant::now() >= meta_deadline {
+            bail!("topic '{}' has no partitions after 30s", spec.topic);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..partitions {
+        tpl.add_partition_offset(&spec.topic, p as i32, Offset::Beginning)
+            .context("building the partition assignment")?;
+    }
+    consumer.assign(&tpl).context("assigning partitions")?;
+    handle.ready.store(true, Ordering::SeqCst);
+
+    let mut decoder = Decoder::new(&spec.secret);
+    let mut tally = Tally::new();
+    let mut report = ConsumerReport::default();
+    let mut last_arrival = Instant::now();
+    let mut done_since: Option<Instant> = None;
+
+    loop {
+        if cancel.is_cancelled() {
+            report.stopped = cancel.reason();
+            break;
+        }
+        if tally.finished(spec.producers) {
+            report.finished = true;
+            break;
+        }
+        if let Some(d) = spec.deadline
+            && Instant::now() >= d
+        {
+            report.stopped =
+                Some("the consumer's deadline passed before all end-of-run markers arrived".into());
+            break;
+        }
+        if handle.producers_done.load(Ordering::Relaxed) {
+            let since = *done_since.get_or_insert_with(Instant::now);
+            let quiet = last_arrival.max(since).elapsed();
+            if quiet >= spec.drain_timeout {
+                report.stopped = Some(format!(
+                    "no end-of-run markers from {} producer(s) after {}s of silence",
+                    spec.producers - tally.producers_with_markers().min(spec.producers),
+                    spec.drain_timeout.as_secs()
+                ));
+                break;
+            }
+        }
+        let Some(msg) = consumer.poll(Duration::from_millis(100)) else {
+            continue;
+        };
+        let msg = match msg {
+            Ok(m) => m,
+            Err(e) => {
+                // Transient fetch errors are retried by librdkafka itself.
+                tracing::debug!("consumer: {e}");
+                continue;
+            }
+        };
+        let now_ns = clock.now_ns();
+        last_arrival = Instant::now();
+        match decoder.decode(msg.payload()) {
+            Decoded::Record(h) => {
+                tally.record(msg.partition(), &h);
+                let lat_us = now_ns.saturating_sub(h.due_ns) / 1000;
+                let at = clock.offset_of(now_ns);
+                if h.flags & FLAG_WARMUP != 0 {
+                    report.e2e_warmup.record(lat_us, at);
+                } else {
+                    report.e2e.record(lat_us, at);
+                    report.last_receive = at;
+                }
+                handle.consumed.fetch_add(1, Ordering::Relaxed);
+            }
+            Decoded::Marker(h, m) => tally.marker(&h, m),
+            Decoded::Corrupt => tally.corrupt(),
+            Decoded::Foreign => tally.foreign(),
+        }
+    }
+    report.counts = tally.counts();
+    Ok(report)
+}

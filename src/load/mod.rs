@@ -1,0 +1,5 @@
+pub mod clock;
+pub mod consumer;
+pub mod payload;
+pub mod producer;
+pub mod tally;

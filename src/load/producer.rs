@@ -1,0 +1,453 @@
+//! The load generator: an open-loop (or as-fast-as-acks-allow) rdkafka
+//! producer that signs every record and measures publish latency from each
+//! record's due time to its delivery report.
+//!
+//! Open loop: record `i` is due at `t0 + i/R`. Records are handed to
+//! librdkafka as soon as they are due; if the client or the broker falls
+//! behind, later records are sent late but keep their due time, so the delay
+//! lands in the latency histograms instead of silently lowering the load
+//! (no coordinated omission).
+
+use crate::cancel::Cancel;
+use crate::load::clock::Clock;
+use crate::load::payload::{Encoder, FLAG_WARMUP, MarkerBody, Secret, random_producer_id};
+use crate::model::Workload;
+use crate::stats::hist::Recorder;
+use anyhow::{Context, Result};
+use rdkafka::ClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::Message;
+use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// The delivery opaque packs the due time (µs after the clock origin) and a
+/// warm-up bit into one `usize`, so sending allocates nothing per record.
+const WARMUP_BIT: usize = 1 << 63;
+
+#[derive(Default)]
+struct Deliveries {
+    publish: Recorder,
+    publish_warmup: Recorder,
+    acked: u64,
+    acked_measured: u64,
+    failed: u64,
+    acked_per_partition: Vec<u64>,
+    last_ack: Duration,
+    first_error: Option<String>,
+}
+
+struct DeliveryContext {
+    clock: Clock,
+    state: Mutex<Deliveries>,
+}
+
+impl ClientContext for DeliveryContext {}
+
+impl ProducerContext for DeliveryContext {
+    type DeliveryOpaque = usize;
+
+    fn delivery(&self, result: &DeliveryResult<'_>, opaque: usize) {
+        let now = self.clock.elapsed();
+        let warm = opaque & WARMUP_BIT != 0;
+        let due_us = (opaque & !WARMUP_BIT) as u64;
+        let Ok(mut s) = self.state.lock() else { return };
+        match result {
+            Ok(msg) => {
+                let lat = (now.as_micros() as u64).saturating_sub(due_us);
+                if warm {
+                    s.publish_warmup.record(lat, now);
+                } else {
+                    s.publish.record(lat, now);
+                    s.acked_measured += 1;
+                    s.last_ack = now;
+                }
+                s.acked += 1;
+                let p = msg.partition().max(0) as usize;
+                if let Some(c) = s.acked_per_partition.get_mut(p) {
+                    *c += 1;
+                }
+            }
+            Err((err, _)) => {
+                s.failed += 1;
+                if s.first_error.is_none() {
+                    s.first_error = Some(err.to_string());
+                }
+            }
+        }
+    }
+}
+
+/// What to produce, and where.
+#[derive(Debug, Clone)]
+pub struct ProducerSpec {
+    pub bootstrap: String,
+    pub topic: String,
+    pub workload: Workload,
+    pub secret: Secret,
+    pub producer_id: u64,
+    /// How long to wait for outstanding acknowledgements at the end.
+    pub flush_timeout: Duration,
+}
+
+impl ProducerSpec {
+    pub fn new(bootstrap: &str, topic: &str, workload: Workload, secret: Secret) -> ProducerSpec {
+        ProducerSpec {
+            bootstrap: bootstrap.to_string(),
+            topic: topic.to_string(),
+            workload,
+            secret,
+            producer_id: random_producer_id(),
+            flush_timeout: Duration::from_secs(120),
+        }
+    }
+}
+
+/// A snapshot for progress bars.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ProducerProgress {
+    pub sent: u64,
+    pub acked: u64,
+    pub elapsed: Duration,
+    /// Expected total when known (rate mode, or a message count).
+    pub total: Option<u64>,
+    pub measuring: bool,
+}
+
+/// Everything the producer measured.
+#[derive(Clone, Default)]
+pub struct ProducerReport {
+    pub producer_id: u64,
+    pub produced: u64,
+    pub warmup_records: u64,
+    pub acked: u64,
+    pub acked_measured: u64,
+    pub failed: u64,
+    pub publish: Recorder,
+    pub publish_warmup: Recorder,
+    /// When the measured window began, after the clock origin.
+    pub window_start: Duration,
+    /// When the last measured record was handed to librdkafka.
+    pub last_send: Duration,
+    /// When the last measured record was acknowledged.
+    pub last_ack: Duration,
+    pub measured_sent: u64,
+    pub markers_sent: bool,
+    pub first_error: Option<String>,
+    /// Set when the producer stopped early; says why.
+    pub stopped: Option<String>,
+}
+
+impl ProducerReport {
+    /// Records handed to the producer per second of the measured window.
+    pub fn achieved_rate(&self) -> f64 {
+        let secs = self
+            .last_send
+            .saturating_sub(self.window_start)
+            .as_secs_f64();
+        if secs <= 0.0 {
+            return 0.0;
+        }
+        self.measured_sent as f64 / secs
+    }
+
+    /// Acknowledged measured records per second of the measured window.
+    pub fn acked_rate(&self) -> f64 {
+        let secs = self
+            .last_ack
+            .saturating_sub(self.window_start)
+            .as_secs_f64();
+        if secs <= 0.0 {
+            return 0.0;
+        }
+        self.acked_measured as f64 / secs
+    }
+
+    pub fn window_seconds(&self) -> f64 {
+        self.last_ack
+            .saturating_sub(self.window_start)
+            .as_secs_f64()
+    }
+}
+
+/// librdkafka settings for klab's producer: the workload's own settings win
+/// over klab's defaults, klab's reserved keys win over both.
+pub fn client_config(spec: &ProducerSpec) -> ClientConfig {
+    let mut cfg = ClientConfig::new();
+    cfg.set("client.id", "klab-producer");
+    // Fail fast when the broker is gone instead of retrying for 5 minutes;
+    // long enough to ride out a multi-second stall.
+    cfg.set("message.timeout.ms", "60000");
+    for (k, v) in &spec.workload.producer {
+        cfg.set(k, v);
+    }
+    cfg.set("bootstrap.servers", &spec.bootstrap);
+    cfg.set("acks", spec.workload.acks.as_kafka());
+    cfg
+}
+
+/// Runs the producer to the end of its workload, or until `cancel` fires.
+/// `progress` is called about four times a second.
+pub fn run(
+    spec: &ProducerSpec,
+    clock: &Clock,
+    cancel: &Cancel,
+    progress: &mut dyn FnMut(ProducerProgress),
+) -> Result<ProducerReport> {
+    let w = &spec.workload;
+    let partitions = w.partitions.max(1) as usize;
+    let ctx = DeliveryContext {
+        clock: *clock,
+        state: Mutex::new(Deliveries {
+            acked_per_partition: vec![0; partitions],
+            ..Default::default()
+        }),
+    };
+    let producer: BaseProducer<DeliveryContext> =
+        client_config(spec).create_with_context(ctx).context(
+            "creating the producer (check --producer-set keys: they go to librdkafka as they are)",
+        )?;
+
+    let mut enc = Encoder::new(&spec.secret, spec.producer_id, w.message_bytes);
+    let mut report = ProducerReport {
+        producer_id: spec.producer_id,
+        ..Default::default()
+    };
+    let mut sent_per_partition = vec![0u64; partitions];
+
+    // The schedule, relative to the clock origin.
+    let start = clock.elapsed();
+    let window_start = start + w.warmup;
+    report.window_start = window_start;
+    let interval = w.rate.map(|r| Duration::from_secs_f64(1.0 / r));
+    let warmup_count = w.rate.map(|r| (r * w.warmup.as_secs_f64()).round() as u64);
+    // Total records in rate mode (warm-up + measured); in max mode only a
+    // message count bounds it.
+    let total: Option<u64> = match (w.rate, w.messages, w.duration) {
+        (Some(r), None, Some(d)) => {
+            Some(warmup_count.unwrap_or(0) + (r * d.as_secs_f64()).round().max(1.0) as u64)
+        }
+        (Some(_), Some(n), _) => Some(warmup_count.unwrap_or(0) + n),
+        (None, Some(n), _) => Some(n),
+        _ => None,
+    };
+    let max_end = match (w.rate, w.duration) {
+        (None, Some(d)) => Some(window_start + d),
+        _ => None,
+    };
+    // In max mode with a message count, the warm-up is time based.
+    let mut measured_in_max: u64 = 0;
+
+    let due_of = |seq: u64| -> Duration {
+        match interval {
+            Some(iv) => start + iv.mul_f64(seq as f64),
+            None => clock.elapsed(),
+        }
+    };
+
+    let mut seq: u64 = 0;
+    let mut last_progress = Instant::now();
+    let topic = spec.topic.as_str();
+    'outer: loop {
+        if cancel.is_cancelled() {
+            break;
+        }
+        let now = clock.elapsed();
+        if let Some(t) = total
+            && seq >= t
+        {
+            break;
+        }
+        if let Some(end) = max_end
+            && now >= end
+        {
+            break;
+        }
+        // Send everything that is due (in max mode: one batch's worth).
+        let mut burst = 0;
+        loop {
+            if let Some(t) = total
+                && seq >= t
+            {
+                break;
+            }
+            let due = due_of(seq);
+            if due > now && interval.is_some() {
+                break;
+            }
+            let warm = match (warmup_count, w.rate) {
+                (Some(wc), Some(_)) => seq < wc,
+                _ => due < window_start,
+            };
+            if w.rate.is_none() && !warm {
+                measured_in_max += 1;
+                if let Some(n) = w.messages
+                    && measured_in_max > n
+                {
+                    break 'outer;
+                }
+            }
+            let due_ns = clock.unix_ns_at(due);
+            let flags = if warm { FLAG_WARMUP } else { 0 };
+            let partition = (seq % partitions as u64) as i32;
+            let opaque =
+                (due.as_micros() as usize & !WARMUP_BIT) | if warm { WARMUP_BIT } else { 0 };
+            let payload = enc.record(seq, due_ns, flags);
+            let mut record = BaseRecord::with_opaque_to(topic, opaque)
+                .partition(partition)
+                .payload(payload);
+            loop {
+                match producer.send::<[u8], [u8]>(record) {
+                    Ok(()) => break,
+                    Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
+                        // Bounded in-flight: wait for deliveries, then retry.
+                        record = r;
+                        producer.poll(Duration::from_millis(1));
+                        if cancel.is_cancelled() {
+                            break 'outer;
+                        }
+                    }
+                    Err((e, _)) => {
+                        return Err(anyhow::Error::new(e).context("handing a record to librdkafka"));
+                    }
+                }
+            }
+            report.produced += 1;
+            sent_per_partition[partition as usize] += 1;
+            if warm {
+                report.warmup_records += 1;
+            } else {
+                report.measured_sent += 1;
+                report.last_send = clock.elapsed();
+            }
+            seq += 1;
+            burst += 1;
+            if burst >= 1024 {
+                break;
+            }
+        }
+        producer.poll(Duration::ZERO);
+        if last_progress.elapsed() >= Duration::from_millis(250) {
+            last_progress = Instant::now();
+            let acked = ctx_acked(&producer);
+            progress(ProducerProgress {
+                sent: report.produced,
+                acked,
+                elapsed: clock.elapsed().saturating_sub(start),
+                total,
+                measuring: clock.elapsed() >= window_start,
+            });
+        }
+        if let Some(iv) = interval {
+            let next = due_of(seq);
+            let now = clock.elapsed();
+            if next > now {
+                let gap = (next - now).min(Duration::from_millis(5));
+                // Sleep for longer gaps; below ~100 µs yield instead, since
+                // the OS timer would overshoot.
+                if gap >= Duration::from_micros(100) {
+                    std::thread::sleep(gap);
+                } else {
+                    std::thread::yield_now();
+                }
+            }
+            let _ = iv;
+        }
+    }
+
+    // Wait for every outstanding acknowledgement (or give up on cancel).
+    let flush_deadline = Instant::now() + spec.flush_timeout;
+    while producer.in_flight_count() > 0 {
+        if cancel.is_cancelled() || Instant::now() >= flush_deadline {
+            producer.purge(rdkafka::producer::PurgeConfig::default().queue().inflight());
+            producer.poll(Duration::from_millis(100));
+            break;
+        }
+        producer.poll(Duration::from_millis(50));
+        if last_progress.elapsed() >= Duration::from_millis(250) {
+            last_progress = Instant::now();
+            progress(ProducerProgress {
+                sent: report.produced,
+                acked: ctx_acked(&producer),
+                elapsed: clock.elapsed().saturating_sub(start),
+                total,
+                measuring: true,
+            });
+        }
+    }
+    producer.poll(Duration::ZERO);
+
+    // Copy out what the delivery callbacks measured.
+    let acked_per_partition = {
+        let mut s = producer
+            .context()
+            .state
+            .lock()
+            .map_err(|_| anyhow::anyhow!("producer state poisoned"))?;
+        report.acked = s.acked;
+        report.acked_measured = s.acked_measured;
+        report.failed = s.failed;
+        report.last_ack = s.last_ack;
+        report.first_error = s.first_error.take();
+        report.publish = std::mem::take(&mut s.publish);
+        report.publish_warmup = std::mem::take(&mut s.publish_warmup);
+        s.acked_per_partition.clone()
+    };
+
+    if cancel.is_cancelled() {
+        report.stopped = cancel.reason();
+        return Ok(report);
+    }
+    if Instant::now() >= flush_deadline {
+        report.stopped = Some(format!(
+            "records still unacknowledged after {}s",
+            spec.flush_timeout.as_secs()
+        ));
+        return Ok(report);
+    }
+
+    // End-of-run markers: one per partition, after all data is acknowledged.
+    let due_ns = clock.now_ns();
+    for p in 0..partitions {
+        let body = MarkerBody {
+            partition: p as u32,
+            partitions: partitions as u32,
+            acked: acked_per_partition[p],
+            sent: sent_per_partition[p],
+            total_acked: report.acked,
+        };
+        let bytes = enc.marker(body, due_ns).to_vec();
+        let mut record = BaseRecord::with_opaque_to(topic, 0usize)
+            .partition(p as i32)
+            .payload(bytes.as_slice());
+        loop {
+            match producer.send::<[u8], [u8]>(record) {
+                Ok(()) => break,
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
+                    record = r;
+                    producer.poll(Duration::from_millis(10));
+                }
+                Err((e, _)) => {
+                    return Err(anyhow::Error::new(e).context("sending an end-of-run marker"));
+                }
+            }
+        }
+    }
+    let marker_deadline = Instant::now() + Duration::from_secs(30);
+    while producer.in_flight_count() > 0
+        && Instant::now() < marker_deadline
+        && !cancel.is_cancelled()
+    {
+        producer.poll(Duration::from_millis(50));
+    }
+    report.markers_sent = producer.in_flight_count() == 0;
+    if !report.markers_sent {
+        report.stopped = Some("end-of-run markers were not acknowledged".into());
+    }
+    Ok(report)
+}
+
+fn ctx_acked(p: &BaseProducer<DeliveryContext>) -> u64 {
+    p.context().state.lock().map(|s| s.acked).unwrap_or(0)
+}

@@ -1,0 +1,46 @@
+use clap::Parser;
+use klab::cli::{Cli, Command};
+use klab::cmd;
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.verbose);
+    if let Err(e) = klab::cancel::install_signal_handlers() {
+        eprintln!("klab: cannot install signal handlers: {e}");
+        return ExitCode::from(1);
+    }
+    let result = match &cli.command {
+        Command::Run(a) => cmd::run::execute(a),
+        Command::Knobs(a) => cmd::knobs::execute(a),
+    };
+    match result {
+        Ok(code) => ExitCode::from(code as u8),
+        Err(e) if klab::error::is_usage(&e) => {
+            eprintln!("klab: {e}");
+            ExitCode::from(2)
+        }
+        Err(e) if klab::error::is_interrupted(&e) || klab::cancel::interrupted() => {
+            eprintln!("klab: interrupted");
+            ExitCode::from(130)
+        }
+        Err(e) => {
+            eprintln!("klab: error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn init_logging(verbose: u8) {
+    use tracing_subscriber::EnvFilter;
+    let default = match verbose {
+        0 => "warn",
+        1 => "klab=info,warn",
+        _ => "klab=debug,info",
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}

@@ -1,0 +1,446 @@
+//! The plain data klab passes around: what a broker should look like
+//! ([`BrokerConfig`]), what load to put on it ([`Workload`]) and what came out
+//! ([`StepResult`]). No I/O lives here, so every other module may use it.
+
+use crate::units::{MemSize, duration_secs};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::Duration;
+
+/// Settings of one broker, in Kafka's own vocabulary. `heap` becomes
+/// `-Xms`/`-Xmx`; `properties` are server.properties keys (`num.io.threads`).
+/// This is the only place a broker setting is spelled; the local broker, the
+/// broker image and the Kubernetes patch all render it from here.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BrokerConfig {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub heap: Option<MemSize>,
+    #[serde(default)]
+    pub properties: BTreeMap<String, String>,
+}
+
+impl BrokerConfig {
+    /// `self` with every setting of `over` laid on top.
+    pub fn overlay(&self, over: &BrokerConfig) -> BrokerConfig {
+        let mut out = self.clone();
+        if over.heap.is_some() {
+            out.heap = over.heap;
+        }
+        for (k, v) in &over.properties {
+            out.properties.insert(k.clone(), v.clone());
+        }
+        out
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.heap.is_none() && self.properties.is_empty()
+    }
+
+    /// The settings in `to` that differ from `self` (as a config to overlay).
+    pub fn diff(&self, to: &BrokerConfig) -> BrokerConfig {
+        let mut out = BrokerConfig::default();
+        if self.heap != to.heap {
+            out.heap = to.heap;
+        }
+        for (k, v) in &to.properties {
+            if self.properties.get(k) != Some(v) {
+                out.properties.insert(k.clone(), v.clone());
+            }
+        }
+        out
+    }
+
+    /// One line per setting: `heap=512m`, `num.io.threads=2`.
+    pub fn lines(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if let Some(h) = self.heap {
+            out.push(format!("heap={h}"));
+        }
+        for (k, v) in &self.properties {
+            out.push(format!("{k}={v}"));
+        }
+        out
+    }
+}
+
+impl fmt::Display for BrokerConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let lines = self.lines();
+        if lines.is_empty() {
+            f.write_str("(defaults)")
+        } else {
+            f.write_str(&lines.join(" "))
+        }
+    }
+}
+
+/// The producer's `acks` setting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub enum Acks {
+    #[serde(rename = "0")]
+    Zero,
+    #[serde(rename = "1")]
+    One,
+    #[default]
+    #[serde(rename = "all")]
+    All,
+}
+
+impl Acks {
+    pub fn as_kafka(self) -> &'static str {
+        match self {
+            Acks::Zero => "0",
+            Acks::One => "1",
+            Acks::All => "all",
+        }
+    }
+}
+
+impl std::str::FromStr for Acks {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.trim() {
+            "0" => Ok(Acks::Zero),
+            "1" => Ok(Acks::One),
+            "all" | "-1" => Ok(Acks::All),
+            other => Err(format!(
+                "'{other}' is not an acks value; allowed: 0, 1, all"
+            )),
+        }
+    }
+}
+
+impl fmt::Display for Acks {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_kafka())
+    }
+}
+
+/// Limits on workload values, shared by the CLI and lab files.
+pub mod limits {
+    /// Header (32 bytes) + HMAC tag (32 bytes).
+    pub const MIN_MESSAGE_BYTES: usize = 64;
+    /// Kafka's default `message.max.bytes` is about 1 MiB.
+    pub const MAX_MESSAGE_BYTES: usize = 1_000_000;
+    pub const MAX_PARTITIONS: i32 = 1024;
+    pub const MAX_RATE: f64 = 10_000_000.0;
+    pub const MAX_MESSAGES: u64 = 1_000_000_000;
+}
+
+/// The load of one measurement.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Workload {
+    /// Open-loop target in records/s; `None` means as fast as acks allow.
+    pub rate: Option<f64>,
+    /// Stop after this many measured records ...
+    pub messages: Option<u64>,
+    /// ... or after this long (exactly one of the two is set).
+    #[serde(with = "opt_secs", default)]
+    pub duration: Option<Duration>,
+    /// Sent and measured before the counted part, but not counted.
+    #[serde(with = "duration_secs")]
+    pub warmup: Duration,
+    pub message_bytes: usize,
+    pub partitions: i32,
+    pub acks: Acks,
+    /// Extra librdkafka producer settings (`linger.ms`, `batch.size`, ...).
+    #[serde(default)]
+    pub producer: BTreeMap<String, String>,
+    /// Topic to use; by default a fresh one per run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub topic: Option<String>,
+}
+
+impl Default for Workload {
+    fn default() -> Self {
+        Workload {
+            rate: Some(10_000.0),
+            messages: None,
+            duration: Some(Duration::from_secs(10)),
+            warmup: Duration::from_secs(2),
+            message_bytes: 1024,
+            partitions: 3,
+            acks: Acks::All,
+            producer: BTreeMap::new(),
+            topic: None,
+        }
+    }
+}
+
+impl Workload {
+    /// Checks the invariants; the error names the field and what is allowed.
+    pub fn validate(&self) -> Result<(), String> {
+        if let Some(r) = self.rate
+            && !(r.is_finite() && r > 0.0 && r <= limits::MAX_RATE)
+        {
+            return Err(format!(
+                "rate: {r} is not allowed; expected records/s in (0, {}]",
+                limits::MAX_RATE
+            ));
+        }
+        match (self.messages, self.duration) {
+            (Some(_), Some(_)) => return Err("messages and duration: give one, not both".into()),
+            (None, None) => return Err("messages or duration: one of them is required".into()),
+            (Some(0), _) => return Err("messages: must be at least 1".into()),
+            (Some(n), _) if n > limits::MAX_MESSAGES => {
+                return Err(format!(
+                    "messages: {n} is absurd; at most {}",
+                    limits::MAX_MESSAGES
+                ));
+            }
+            (_, Some(d)) if d.is_zero() => return Err("duration: must be longer than 0".into()),
+            _ => {}
+        }
+        if !(limits::MIN_MESSAGE_BYTES..=limits::MAX_MESSAGE_BYTES).contains(&self.message_bytes) {
+            return Err(format!(
+                "message_bytes: {} is not allowed; expected {}..={} (64 bytes of header and HMAC tag are included)",
+                self.message_bytes,
+                limits::MIN_MESSAGE_BYTES,
+                limits::MAX_MESSAGE_BYTES
+            ));
+        }
+        if !(1..=limits::MAX_PARTITIONS).contains(&self.partitions) {
+            return Err(format!(
+                "partitions: {} is not allowed; expected 1..={}",
+                self.partitions,
+                limits::MAX_PARTITIONS
+            ));
+        }
+        for key in self.producer.keys() {
+            if RESERVED_PRODUCER_KEYS.contains(&key.as_str()) {
+                return Err(format!(
+                    "producer: '{key}' is set by klab itself (use the workload's own field, e.g. acks)"
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// A short human description: `rate 20000/s, 1024 B, 3 partitions, 30s`.
+    pub fn describe(&self) -> String {
+        let load = match self.rate {
+            Some(r) => format!("rate {r:.0}/s"),
+            None => "max".to_string(),
+        };
+        let stop = match (self.messages, self.duration) {
+            (Some(n), _) => format!("{n} records"),
+            (_, Some(d)) => crate::units::format_duration(d),
+            _ => String::new(),
+        };
+        format!(
+            "{load}, {} B, {} partition(s), acks={}, {stop}",
+            self.message_bytes, self.partitions, self.acks
+        )
+    }
+}
+
+/// Producer keys klab owns: changing them would break the measurement.
+pub const RESERVED_PRODUCER_KEYS: &[&str] = &[
+    "bootstrap.servers",
+    "acks",
+    "request.required.acks",
+    "dr_msg_cb",
+    "dr_cb",
+    "delivery.report.only.error",
+];
+
+mod opt_secs {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+
+    pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(d) => s.serialize_some(&d.as_secs_f64()),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        let v = Option::<f64>::deserialize(d)?;
+        match v {
+            None => Ok(None),
+            Some(s) if s.is_finite() && s >= 0.0 => Ok(Some(Duration::from_secs_f64(s))),
+            Some(_) => Err(serde::de::Error::custom("a duration must be >= 0 seconds")),
+        }
+    }
+}
+
+/// Latency percentiles in milliseconds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Percentiles {
+    pub count: u64,
+    pub mean: f64,
+    pub p50: f64,
+    pub p90: f64,
+    pub p99: f64,
+    pub p999: f64,
+    pub max: f64,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Throughput {
+    /// Records acknowledged by the broker per second of the measured window.
+    pub msgs_per_s: f64,
+    /// The same in megabytes (10^6 bytes) of record value per second.
+    pub mb_per_s: f64,
+}
+
+/// One broker setting as the broker itself reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EffectiveValue {
+    pub value: Option<String>,
+    /// Which level won: DynamicBroker, DynamicDefaultBroker, StaticBroker,
+    /// Default (Kafka's names), or `jvm` for the heap.
+    pub source: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct BrokerReport {
+    /// `local`, `bootstrap` or `kubernetes`.
+    pub target: String,
+    pub bootstrap: String,
+    pub requested: BrokerConfig,
+    /// Effective values: every requested key, every key klab knows as a
+    /// knob, every key not at its default, and `heap` as the JVM reports it.
+    pub effective: BTreeMap<String, EffectiveValue>,
+    /// How the settings reached the broker: `static` (server.properties at
+    /// start), `dynamic` (Admin API, no restart) or `external`.
+    #[serde(default)]
+    pub applied: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Environment {
+    pub klab_version: String,
+    pub kafka_version: Option<String>,
+    pub java_version: Option<String>,
+    pub cores: usize,
+    pub os: String,
+    pub arch: String,
+    /// Nix store path of the klab binary, when it runs from the store.
+    pub klab_store_path: Option<String>,
+    /// Nix store path of the Kafka installation, when it is in the store.
+    pub kafka_store_path: Option<String>,
+    /// NAR hash (SRI) of the lab directory, as `nix hash path` prints it.
+    pub lab_fingerprint: Option<String>,
+    pub started_at: String,
+}
+
+/// Where a run's histograms were written, relative to the JSON file.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct HistogramFiles {
+    pub publish: Option<String>,
+    pub e2e: Option<String>,
+}
+
+/// The outcome of one measurement: counts, rates, latencies and context.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct StepResult {
+    /// Set when the step belongs to a lab (`02-starved-heap`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lab: Option<String>,
+    /// What this step is: `measure`, `fixed`, `trial 3`, ...
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+    pub complete: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Records handed to the producer (measured part plus warm-up).
+    pub produced: u64,
+    /// Records the broker acknowledged.
+    pub acked: u64,
+    /// Records whose delivery failed (never acknowledged).
+    pub failed: u64,
+    /// klab records the consumer received and verified (with duplicates).
+    pub consumed: u64,
+    pub lost: u64,
+    pub duplicated: u64,
+    pub reordered: u64,
+    pub corrupt: u64,
+    pub foreign: u64,
+    /// Records in the warm-up (all counts above include them).
+    pub warmup_records: u64,
+    pub target_rate: Option<f64>,
+    /// Records handed to the producer per second in the measured window.
+    pub achieved_rate: f64,
+    pub throughput: Throughput,
+    pub publish_latency_ms: Percentiles,
+    pub e2e_latency_ms: Percentiles,
+    /// Length of the measured window (after warm-up) in seconds.
+    pub measured_seconds: f64,
+    pub broker: BrokerReport,
+    pub workload: Workload,
+    pub environment: Environment,
+    #[serde(default)]
+    pub histograms: HistogramFiles,
+}
+
+impl StepResult {
+    /// No record lost, duplicated or corrupted.
+    pub fn intact(&self) -> bool {
+        self.lost == 0 && self.duplicated == 0 && self.corrupt == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn overlay_and_diff() {
+        let mut a = BrokerConfig::default();
+        a.properties.insert("num.io.threads".into(), "8".into());
+        let mut b = BrokerConfig {
+            heap: Some(MemSize::mib(256)),
+            ..Default::default()
+        };
+        b.properties.insert("num.io.threads".into(), "2".into());
+        let c = a.overlay(&b);
+        assert_eq!(c.heap, Some(MemSize::mib(256)));
+        assert_eq!(c.properties["num.io.threads"], "2");
+        assert_eq!(a.diff(&c), b);
+        assert!(c.diff(&c).is_empty());
+    }
+
+    #[test]
+    fn workload_validation_names_the_field() {
+        let ok = Workload::default();
+        assert!(ok.validate().is_ok());
+        let w = Workload {
+            message_bytes: 10,
+            ..Workload::default()
+        };
+        assert!(w.validate().unwrap_err().starts_with("message_bytes"));
+        let w = Workload {
+            partitions: 0,
+            ..Workload::default()
+        };
+        assert!(w.validate().unwrap_err().starts_with("partitions"));
+        let w = Workload {
+            rate: Some(-1.0),
+            ..Workload::default()
+        };
+        assert!(w.validate().unwrap_err().starts_with("rate"));
+        let w = Workload {
+            messages: Some(5),
+            ..Workload::default()
+        };
+        assert!(w.validate().is_err());
+        let mut w = Workload::default();
+        w.producer.insert("acks".into(), "0".into());
+        assert!(w.validate().unwrap_err().contains("acks"));
+    }
+
+    #[test]
+    fn acks_round_trip() {
+        for a in [Acks::Zero, Acks::One, Acks::All] {
+            assert_eq!(a.as_kafka().parse::<Acks>(), Ok(a));
+            let j = serde_json::to_string(&a).unwrap();
+            assert_eq!(serde_json::from_str::<Acks>(&j).unwrap(), a);
+        }
+        assert!("2".parse::<Acks>().is_err());
+    }
+}

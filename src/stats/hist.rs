@@ -1,0 +1,212 @@
+//! Latency histograms: microsecond HDR histograms with 3 significant digits,
+//! kept per one-second interval so a stall shows where it happened, and
+//! written in HdrHistogram's interval log format.
+
+use crate::model::Percentiles;
+use hdrhistogram::Histogram;
+use hdrhistogram::serialization::V2DeflateSerializer;
+use hdrhistogram::serialization::interval_log::IntervalLogWriterBuilder;
+use std::io::Write;
+use std::time::{Duration, SystemTime};
+
+/// The highest latency a histogram tracks: one hour, in microseconds.
+pub const MAX_TRACKABLE_US: u64 = 3_600_000_000;
+pub const SIGFIGS: u8 = 3;
+
+pub fn new_histogram() -> Histogram<u64> {
+    // Bounds are constants that hdrhistogram accepts.
+    Histogram::new_with_bounds(1, MAX_TRACKABLE_US, SIGFIGS)
+        .unwrap_or_else(|_| unreachable!("constant histogram bounds are valid"))
+}
+
+/// Records latencies into a total histogram and one per interval.
+#[derive(Clone)]
+pub struct Recorder {
+    total: Histogram<u64>,
+    interval: Duration,
+    /// (interval index, histogram) for every interval that saw a value.
+    intervals: Vec<(u64, Histogram<u64>)>,
+}
+
+impl Default for Recorder {
+    fn default() -> Self {
+        Recorder::new(Duration::from_secs(1))
+    }
+}
+
+impl Recorder {
+    pub fn new(interval: Duration) -> Recorder {
+        Recorder {
+            total: new_histogram(),
+            interval,
+            intervals: Vec::new(),
+        }
+    }
+
+    /// Records `latency_us`, observed `at` after the run's time origin.
+    #[inline]
+    pub fn record(&mut self, latency_us: u64, at: Duration) {
+        let v = latency_us.clamp(1, MAX_TRACKABLE_US);
+        self.total.saturating_record(v);
+        let idx = (at.as_nanos() / self.interval.as_nanos().max(1)) as u64;
+        match self.intervals.last_mut() {
+            Some((i, h)) if *i == idx => h.saturating_record(v),
+            _ => {
+                // Out-of-order intervals are rare (clock origin shared by
+                // threads); find or insert the right one.
+                if let Some((_, h)) = self.intervals.iter_mut().rev().find(|(i, _)| *i == idx) {
+                    h.saturating_record(v);
+                } else {
+                    let mut h = new_histogram();
+                    h.saturating_record(v);
+                    self.intervals.push((idx, h));
+                    self.intervals.sort_by_key(|(i, _)| *i);
+                }
+            }
+        }
+    }
+
+    pub fn total(&self) -> &Histogram<u64> {
+        &self.total
+    }
+
+    pub fn len(&self) -> u64 {
+        self.total.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.total.is_empty()
+    }
+
+    pub fn percentiles(&self) -> Percentiles {
+        percentiles(&self.total)
+    }
+
+    /// Per-interval (start seconds, p99 ms, max ms), for plots.
+    pub fn timeline(&self) -> Vec<(f64, f64, f64)> {
+        self.intervals
+            .iter()
+            .map(|(i, h)| {
+                (
+                    *i as f64 * self.interval.as_secs_f64(),
+                    h.value_at_quantile(0.99) as f64 / 1000.0,
+                    h.max() as f64 / 1000.0,
+                )
+            })
+            .collect()
+    }
+
+    pub fn merge(&mut self, other: &Recorder) {
+        let _ = self.total.add(&other.total);
+        for (i, h) in &other.intervals {
+            if let Some((_, mine)) = self.intervals.iter_mut().find(|(j, _)| j == i) {
+                let _ = mine.add(h);
+            } else {
+                self.intervals.push((*i, h.clone()));
+            }
+        }
+        self.intervals.sort_by_key(|(i, _)| *i);
+    }
+
+    /// Writes the interval histograms as an HdrHistogram interval log
+    /// (values in microseconds; max column shown in milliseconds).
+    pub fn write_log<W: Write>(
+        &self,
+        out: &mut W,
+        origin: SystemTime,
+        what: &str,
+    ) -> anyhow::Result<()> {
+        let mut ser = V2DeflateSerializer::new();
+        let mut builder = IntervalLogWriterBuilder::new();
+        builder
+            .add_comment(&format!("klab {what} latency, values in microseconds"))
+            .with_start_time(origin)
+            .with_base_time(origin)
+            .with_max_value_divisor(1000.0);
+        let mut w = builder.begin_log_with(out, &mut ser)?;
+        for (i, h) in &self.intervals {
+            let start = self.interval * (*i as u32);
+            w.write_histogram(h, start, self.interval, None)
+                .map_err(|e| anyhow::anyhow!("writing the {what} histogram log: {e}"))?;
+        }
+        Ok(())
+    }
+}
+
+/// p50/p90/p99/p99.9/max/mean of a microsecond histogram, in milliseconds.
+pub fn percentiles(h: &Histogram<u64>) -> Percentiles {
+    if h.is_empty() {
+        return Percentiles::default();
+    }
+    let ms = |us: u64| us as f64 / 1000.0;
+    Percentiles {
+        count: h.len(),
+        mean: h.mean() / 1000.0,
+        p50: ms(h.value_at_quantile(0.50)),
+        p90: ms(h.value_at_quantile(0.90)),
+        p99: ms(h.value_at_quantile(0.99)),
+        p999: ms(h.value_at_quantile(0.999)),
+        max: ms(h.max()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hdrhistogram::serialization::interval_log::{IntervalLogIterator, LogEntry};
+
+    #[test]
+    fn percentiles_of_a_known_distribution() {
+        let mut r = Recorder::default();
+        // 1..=1000 ms, one value each.
+        for ms in 1..=1000u64 {
+            r.record(ms * 1000, Duration::from_millis(ms));
+        }
+        let p = r.percentiles();
+        assert_eq!(p.count, 1000);
+        // 3 significant digits: within 0.1%.
+        assert!((p.p50 - 500.0).abs() <= 0.5, "{p:?}");
+        assert!((p.p90 - 900.0).abs() <= 0.9, "{p:?}");
+        assert!((p.p99 - 990.0).abs() <= 1.0, "{p:?}");
+        assert!((p.p999 - 999.0).abs() <= 1.0, "{p:?}");
+        assert!((p.max - 1000.0).abs() <= 1.0, "{p:?}");
+        assert!((p.mean - 500.5).abs() <= 1.0, "{p:?}");
+    }
+
+    #[test]
+    fn empty_histogram_gives_zeros() {
+        assert_eq!(Recorder::default().percentiles(), Percentiles::default());
+    }
+
+    #[test]
+    fn one_outlier_shows_in_max_not_p50() {
+        let mut r = Recorder::default();
+        for _ in 0..10_000 {
+            r.record(2_000, Duration::ZERO);
+        }
+        r.record(2_000_000, Duration::from_secs(3));
+        let p = r.percentiles();
+        assert!((p.p50 - 2.0).abs() < 0.01);
+        assert!(p.max >= 1999.0);
+        assert_eq!(r.timeline().len(), 2);
+    }
+
+    #[test]
+    fn interval_log_reads_back() {
+        let mut r = Recorder::default();
+        for s in 0..3u64 {
+            for v in 1..=100u64 {
+                r.record(v * 10, Duration::from_secs(s) + Duration::from_millis(v));
+            }
+        }
+        let mut buf = Vec::new();
+        r.write_log(&mut buf, SystemTime::UNIX_EPOCH, "e2e")
+            .unwrap();
+        let text = String::from_utf8(buf.clone()).unwrap();
+        assert!(text.starts_with("#klab e2e latency"));
+        let n = IntervalLogIterator::new(&buf)
+            .filter(|e| matches!(e, Ok(LogEntry::Interval(_))))
+            .count();
+        assert_eq!(n, 3);
+    }
+}

@@ -1,0 +1,4 @@
+pub mod hist;
+pub mod progress;
+pub mod report;
+pub mod table;

@@ -1,0 +1,190 @@
+//! Writing results: JSON written atomically (temp file + rename), the
+//! histograms beside it, and a few formatting helpers.
+
+use crate::step::Measurement;
+use anyhow::{Context, Result};
+use serde::Serialize;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Writes `bytes` to `path` through a temporary file in the same
+/// directory, so readers never see a half-written file.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".klab-")
+        .suffix(".tmp")
+        .tempfile_in(&dir)
+        .with_context(|| format!("creating a temporary file in {}", dir.display()))?;
+    tmp.write_all(bytes)
+        .with_context(|| format!("writing {}", path.display()))?;
+    tmp.as_file()
+        .sync_all()
+        .with_context(|| format!("syncing {}", path.display()))?;
+    tmp.persist(path)
+        .map_err(|e| e.error)
+        .with_context(|| format!("renaming into {}", path.display()))?;
+    Ok(())
+}
+
+pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
+    let mut text = serde_json::to_vec_pretty(value)?;
+    text.push(b'\n');
+    write_atomic(path, &text)
+}
+
+/// Checks that a file can be created at `path` (used before any broker
+/// starts, so a bad `--json` fails in milliseconds).
+pub fn check_writable(path: &Path) -> std::result::Result<(), String> {
+    if path.is_dir() {
+        return Err("is a directory; give a file name".into());
+    }
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    if let Err(e) = std::fs::create_dir_all(&dir) {
+        return Err(format!("cannot create directory {}: {e}", dir.display()));
+    }
+    tempfile::Builder::new()
+        .prefix(".klab-probe-")
+        .tempfile_in(&dir)
+        .map(|_| ())
+        .map_err(|e| format!("cannot write in {}: {e}", dir.display()))
+}
+
+/// `x.json` → `x.publish.hlog`.
+pub fn sibling(json: &Path, suffix: &str) -> PathBuf {
+    let stem = json
+        .file_stem()
+        .map(|s| s.to_string_lossy().to_string())
+        .unwrap_or_else(|| "result".into());
+    json.with_file_name(format!("{stem}.{suffix}"))
+}
+
+impl Measurement {
+    /// Writes the histogram logs beside `json`, then the JSON itself.
+    pub fn save(&mut self, json: &Path) -> Result<()> {
+        let publish = sibling(json, "publish.hlog");
+        let e2e = sibling(json, "e2e.hlog");
+        let mut buf = Vec::new();
+        self.publish.write_log(&mut buf, self.origin, "publish")?;
+        write_atomic(&publish, &buf)?;
+        buf.clear();
+        self.e2e.write_log(&mut buf, self.origin, "end-to-end")?;
+        write_atomic(&e2e, &buf)?;
+        let name = |p: &Path| p.file_name().map(|n| n.to_string_lossy().to_string());
+        self.result.histograms.publish = name(&publish);
+        self.result.histograms.e2e = name(&e2e);
+        write_json(json, &self.result)
+    }
+}
+
+/// The current time as an RFC 3339 UTC timestamp.
+pub fn utc_now() -> String {
+    let secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    rfc3339(secs)
+}
+
+/// Seconds since the epoch as `YYYY-MM-DDThh:mm:ssZ` (proleptic Gregorian).
+pub fn rfc3339(secs: u64) -> String {
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    // Howard Hinnant's days-to-civil algorithm.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = if m <= 2 { y + 1 } else { y };
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        (rem % 3600) / 60,
+        rem % 60
+    )
+}
+
+/// A directory name for a run: `20261123-051702` (UTC), made unique.
+pub fn new_run_dir(base: &Path) -> Result<PathBuf> {
+    let stamp = utc_now()
+        .replace(['-', ':'], "")
+        .replace('T', "-")
+        .trim_end_matches('Z')
+        .to_string();
+    for i in 0..1000 {
+        let name = if i == 0 {
+            stamp.clone()
+        } else {
+            format!("{stamp}-{i}")
+        };
+        let dir = base.join(name);
+        match std::fs::create_dir(&dir) {
+            Ok(()) => return Ok(dir),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                std::fs::create_dir_all(base)
+                    .with_context(|| format!("creating {}", base.display()))?;
+                continue;
+            }
+            Err(e) => return Err(e).with_context(|| format!("creating {}", dir.display())),
+        }
+    }
+    anyhow::bail!("could not create a run directory under {}", base.display())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339_known_dates() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(rfc3339(1_795_400_000), "2026-11-23T00:13:20Z");
+    }
+
+    #[test]
+    fn atomic_write_leaves_no_temp_files() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("r.json");
+        write_json(&p, &serde_json::json!({"a": 1})).unwrap();
+        write_json(&p, &serde_json::json!({"a": 2})).unwrap();
+        let names: Vec<_> = std::fs::read_dir(d.path()).unwrap().flatten().collect();
+        assert_eq!(names.len(), 1);
+        let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
+        assert_eq!(v["a"], 2);
+    }
+
+    #[test]
+    fn writability() {
+        let d = tempfile::tempdir().unwrap();
+        assert!(check_writable(&d.path().join("a/b.json")).is_ok());
+        assert!(check_writable(d.path()).is_err());
+        assert!(check_writable(Path::new("/proc/klab/x.json")).is_err());
+    }
+
+    #[test]
+    fn run_dirs_are_unique() {
+        let d = tempfile::tempdir().unwrap();
+        let a = new_run_dir(&d.path().join("results")).unwrap();
+        let b = new_run_dir(&d.path().join("results")).unwrap();
+        assert_ne!(a, b);
+        assert_eq!(
+            sibling(Path::new("x/r.json"), "e2e.hlog"),
+            Path::new("x/r.e2e.hlog")
+        );
+    }
+}

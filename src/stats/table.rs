@@ -1,0 +1,166 @@
+//! Results as text tables.
+
+use crate::model::{Percentiles, StepResult};
+use comfy_table::presets::UTF8_FULL_CONDENSED;
+use comfy_table::{Cell, CellAlignment, ContentArrangement, Table};
+
+pub fn new_table(header: &[&str]) -> Table {
+    let mut t = Table::new();
+    t.load_style(UTF8_FULL_CONDENSED)
+        .set_content_arrangement(ContentArrangement::Dynamic)
+        .set_header(header.iter().map(|h| Cell::new(h)));
+    t
+}
+
+/// Right-aligns every column but the first.
+pub fn align_numbers(t: &mut Table) {
+    let n = t.column_count();
+    for i in 1..n {
+        if let Some(c) = t.column_mut(i) {
+            c.set_cell_alignment(CellAlignment::Right);
+        }
+    }
+}
+
+pub fn fmt_rate(x: f64) -> String {
+    if x >= 100.0 {
+        group(x.round() as u64)
+    } else {
+        format!("{x:.1}")
+    }
+}
+
+pub fn fmt_ms(x: f64) -> String {
+    if x >= 100.0 {
+        format!("{x:.0}")
+    } else if x >= 10.0 {
+        format!("{x:.1}")
+    } else {
+        format!("{x:.2}")
+    }
+}
+
+/// 1234567 → "1,234,567".
+pub fn group(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn latency_row(name: &str, p: &Percentiles) -> Vec<String> {
+    vec![
+        name.to_string(),
+        fmt_ms(p.p50),
+        fmt_ms(p.p90),
+        fmt_ms(p.p99),
+        fmt_ms(p.p999),
+        fmt_ms(p.max),
+    ]
+}
+
+/// The table `klab run` prints.
+pub fn step_table(r: &StepResult) -> String {
+    let mut out = String::new();
+    let status = if r.complete {
+        "complete".to_string()
+    } else {
+        format!("INCOMPLETE: {}", r.reason.as_deref().unwrap_or("unknown"))
+    };
+    out.push_str(&format!(
+        "{} on {} ({}), Kafka {}, {} cores — {}\n",
+        r.workload.describe(),
+        r.broker.bootstrap,
+        r.broker.target,
+        r.environment.kafka_version.as_deref().unwrap_or("?"),
+        r.environment.cores,
+        status
+    ));
+    let mut t = new_table(&[
+        "throughput",
+        "records/s",
+        "MB/s",
+        "target/s",
+        "offered/s",
+        "window s",
+    ]);
+    t.add_row(vec![
+        "acknowledged".to_string(),
+        fmt_rate(r.throughput.msgs_per_s),
+        format!("{:.1}", r.throughput.mb_per_s),
+        r.target_rate.map(fmt_rate).unwrap_or_else(|| "max".into()),
+        fmt_rate(r.achieved_rate),
+        format!("{:.1}", r.measured_seconds),
+    ]);
+    align_numbers(&mut t);
+    out.push_str(&format!("{t}\n"));
+    let mut t = new_table(&["latency (ms)", "p50", "p90", "p99", "p99.9", "max"]);
+    t.add_row(latency_row("publish (due → ack)", &r.publish_latency_ms));
+    t.add_row(latency_row("end-to-end (due → read)", &r.e2e_latency_ms));
+    align_numbers(&mut t);
+    out.push_str(&format!("{t}\n"));
+    let mut t = new_table(&[
+        "records",
+        "produced",
+        "acked",
+        "consumed",
+        "lost",
+        "duplicated",
+        "reordered",
+        "corrupt",
+        "foreign",
+    ]);
+    t.add_row(vec![
+        format!("(warm-up {})", group(r.warmup_records)),
+        group(r.produced),
+        group(r.acked),
+        group(r.consumed),
+        group(r.lost),
+        group(r.duplicated),
+        group(r.reordered),
+        group(r.corrupt),
+        group(r.foreign),
+    ]);
+    align_numbers(&mut t);
+    out.push_str(&format!("{t}\n"));
+    if !r.broker.requested.is_empty() {
+        out.push_str(&format!("broker settings: {}\n", r.broker.requested));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_are_grouped() {
+        assert_eq!(group(0), "0");
+        assert_eq!(group(999), "999");
+        assert_eq!(group(1000), "1,000");
+        assert_eq!(group(1234567), "1,234,567");
+        assert_eq!(fmt_rate(12.34), "12.3");
+        assert_eq!(fmt_ms(0.1234), "0.12");
+        assert_eq!(fmt_ms(1234.5), "1235");
+    }
+
+    #[test]
+    fn step_table_shows_the_counts() {
+        let r = StepResult {
+            produced: 1000,
+            acked: 1000,
+            consumed: 1000,
+            complete: true,
+            ..Default::default()
+        };
+        let t = step_table(&r);
+        assert!(t.contains("1,000"));
+        assert!(t.contains("complete"));
+        assert!(t.contains("end-to-end"));
+    }
+}

@@ -1,0 +1,325 @@
+//! One measurement: put a workload on a broker and return a [`StepResult`].
+//! `klab run`, the labs, the tuner and the bench all measure through
+//! [`measure`], so there is one place where a measurement happens.
+
+use crate::broker::admin::Admin;
+use crate::broker::kafka_home::store_path_of;
+use crate::broker::knobs;
+use crate::broker::local::LocalBroker;
+use crate::cancel::Cancel;
+use crate::load::clock::Clock;
+use crate::load::consumer::{self, ConsumerHandle, ConsumerReport, ConsumerSpec};
+use crate::load::payload::Secret;
+use crate::load::producer::{self, ProducerProgress, ProducerReport, ProducerSpec};
+use crate::model::{
+    BrokerConfig, BrokerReport, EffectiveValue, Environment, StepResult, Throughput, Workload,
+};
+use crate::stats::hist::Recorder;
+use crate::usage;
+use anyhow::{Context, Result, anyhow};
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Where the load goes.
+pub enum Target<'a> {
+    /// A broker klab started (and may restart or reconfigure).
+    Local(&'a mut LocalBroker),
+    /// A broker someone else runs; klab only connects to it.
+    External { bootstrap: String },
+}
+
+impl Target<'_> {
+    pub fn bootstrap(&self) -> String {
+        match self {
+            Target::Local(b) => b.bootstrap(),
+            Target::External { bootstrap } => bootstrap.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct StepOptions {
+    pub lab: Option<String>,
+    pub label: Option<String>,
+    /// Draw progress bars on stderr (only when it is a terminal).
+    pub progress: bool,
+    /// Title of the progress bar.
+    pub title: String,
+    pub lab_fingerprint: Option<String>,
+    /// Settings that were asked for (recorded as `broker.requested`).
+    pub requested: BrokerConfig,
+    /// How they reached the broker: static, dynamic or external.
+    pub applied: String,
+}
+
+/// A result plus the histograms behind it.
+#[derive(Clone)]
+pub struct Measurement {
+    pub result: StepResult,
+    pub publish: Recorder,
+    pub e2e: Recorder,
+    pub origin: std::time::SystemTime,
+}
+
+/// Keys recorded in every result's `broker.effective`, beside the ones that
+/// were requested or are not at their default.
+const ALWAYS_RECORDED: &[&str] = &[
+    "num.io.threads",
+    "num.network.threads",
+    "log.flush.interval.messages",
+    "log.flush.interval.ms",
+    "socket.send.buffer.bytes",
+    "socket.receive.buffer.bytes",
+    "compression.type",
+    "message.max.bytes",
+    "heap",
+];
+
+pub fn effective_summary(
+    eff: &BTreeMap<String, EffectiveValue>,
+    requested: &BrokerConfig,
+) -> BTreeMap<String, EffectiveValue> {
+    eff.iter()
+        .filter(|(k, v)| {
+            ALWAYS_RECORDED.contains(&k.as_str())
+                || requested.properties.contains_key(*k)
+                || v.source == "DynamicBroker"
+                || v.source == "DynamicDefaultBroker"
+                || (v.source == "StaticBroker" && knobs::lookup(k).is_some())
+        })
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
+
+/// Facts about where a result was measured.
+pub fn environment(
+    kafka_version: Option<String>,
+    java_version: Option<String>,
+    kafka_dir: Option<&std::path::Path>,
+) -> Environment {
+    Environment {
+        klab_version: env!("CARGO_PKG_VERSION").to_string(),
+        kafka_version,
+        java_version,
+        cores: std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1),
+        os: std::env::consts::OS.to_string(),
+        arch: std::env::consts::ARCH.to_string(),
+        klab_store_path: std::env::current_exe().ok().and_then(|p| store_path_of(&p)),
+        kafka_store_path: kafka_dir.and_then(store_path_of),
+        lab_fingerprint: None,
+        started_at: crate::stats::report::utc_now(),
+    }
+}
+
+fn fresh_topic() -> String {
+    let ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or(0);
+    format!(
+        "klab-{ms}-{:04x}",
+        crate::load::payload::random_producer_id() & 0xffff
+    )
+}
+
+/// Measures `workload` against `target`.
+///
+/// Returns a result even when the run could not finish (broker died,
+/// Ctrl-C): it is then marked `complete: false` with the reason, and holds
+/// everything measured up to that point.
+pub fn measure(
+    target: &mut Target<'_>,
+    workload: &Workload,
+    secret: &Secret,
+    opts: &StepOptions,
+) -> Result<Measurement> {
+    workload.validate().map_err(|e| usage!("workload {e}"))?;
+    let bootstrap = target.bootstrap();
+    let (effective, kafka_version, java_version, kafka_dir) = match target {
+        Target::Local(b) => (
+            b.effective().clone(),
+            Some(b.kafka().version.clone()),
+            Some(b.java_version().to_string()),
+            Some(b.kafka().dir.clone()),
+        ),
+        Target::External { .. } => (BTreeMap::new(), None, None, None),
+    };
+    // Its own admin client, so `target` stays free for the broker watch.
+    let admin = Admin::connect(&bootstrap)?;
+    let (topic, created) = match &workload.topic {
+        Some(t) => match admin.topic_partitions(t)? {
+            Some(n) if (n as i32) < workload.partitions => {
+                return Err(usage!(
+                    "--topic {t} has {n} partition(s) but the workload wants {}; use another topic or --partitions {n}",
+                    workload.partitions
+                ));
+            }
+            Some(_) => (t.clone(), false),
+            None => {
+                admin.create_topic(t, workload.partitions)?;
+                (t.clone(), true)
+            }
+        },
+        None => {
+            let t = fresh_topic();
+            admin.create_topic(&t, workload.partitions)?;
+            (t, true)
+        }
+    };
+    let mut env = environment(kafka_version, java_version, kafka_dir.as_deref());
+    env.lab_fingerprint = opts.lab_fingerprint.clone();
+
+    let clock = Clock::new();
+    let cancel = Cancel::new();
+    let handle = ConsumerHandle::default();
+    let pspec = ProducerSpec::new(&bootstrap, &topic, workload.clone(), secret.clone());
+    let mut cspec = ConsumerSpec::new(&bootstrap, &topic, secret.clone());
+    cspec.drain_timeout = Duration::from_secs(30);
+    let progress = Arc::new(Mutex::new(ProducerProgress::default()));
+    let bar = crate::stats::progress::StepBar::new(opts.progress, &opts.title, workload);
+
+    let mut broker_died: Option<anyhow::Error> = None;
+    let (preport, creport): (Result<ProducerReport>, Result<ConsumerReport>) =
+        std::thread::scope(|s| {
+            let c = s.spawn(|| consumer::run(&cspec, &clock, &cancel, &handle));
+            // Start producing only once the consumer is assigned.
+            let ready_deadline = Instant::now() + Duration::from_secs(30);
+            while !handle.is_ready() && !c.is_finished() && Instant::now() < ready_deadline {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            if !handle.is_ready() {
+                cancel.cancel("the consumer did not start within 30s");
+            }
+            let p = s.spawn(|| {
+                let mut cb = |pp: ProducerProgress| {
+                    if let Ok(mut g) = progress.lock() {
+                        *g = pp;
+                    }
+                };
+                let r = producer::run(&pspec, &clock, &cancel, &mut cb);
+                handle.producers_done();
+                if r.is_err() {
+                    cancel.cancel("the producer failed");
+                }
+                r
+            });
+            // Watch the broker and draw progress until both sides are done.
+            while !(p.is_finished() && c.is_finished()) {
+                if let Target::Local(b) = target
+                    && broker_died.is_none()
+                    && let Some(status) = b.exited()
+                {
+                    let err = b.death_report(Some(status));
+                    cancel.cancel(format!("{err:#}"));
+                    broker_died = Some(err);
+                }
+                if let Ok(g) = progress.lock() {
+                    bar.update(&g, handle.consumed());
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            let pr = p
+                .join()
+                .map_err(|_| anyhow!("the producer thread panicked"))
+                .and_then(|r| r);
+            let cr = c
+                .join()
+                .map_err(|_| anyhow!("the consumer thread panicked"))
+                .and_then(|r| r);
+            (pr, cr)
+        });
+    bar.finish();
+
+    if created && broker_died.is_none() && !cancel.is_cancelled() {
+        // Free the disk; a failure here does not change the measurement.
+        if let Err(e) = admin.delete_topic(&topic) {
+            tracing::warn!("could not delete topic {topic}: {e:#}");
+        }
+    }
+    let preport = preport.context("producer")?;
+    let creport = match creport {
+        Ok(c) => c,
+        Err(e) if cancel.is_cancelled() => {
+            tracing::debug!("consumer ended early: {e:#}");
+            ConsumerReport {
+                stopped: cancel.reason(),
+                ..Default::default()
+            }
+        }
+        Err(e) => return Err(e.context("consumer")),
+    };
+
+    let mut reasons = Vec::new();
+    if let Some(e) = &broker_died {
+        reasons.push(format!("{e:#}"));
+    } else if cancel.is_cancelled() {
+        reasons.push(cancel.reason().unwrap_or_else(|| "cancelled".into()));
+    }
+    if let Some(r) = &preport.stopped
+        && !reasons.contains(r)
+    {
+        reasons.push(format!("producer: {r}"));
+    }
+    if !creport.finished
+        && let Some(r) = &creport.stopped
+        && !reasons.iter().any(|x| x == r)
+    {
+        reasons.push(format!("consumer: {r}"));
+    }
+    let complete = reasons.is_empty() && creport.finished;
+    if !complete && reasons.is_empty() {
+        reasons.push("the consumer did not see every end-of-run marker".into());
+    }
+    let c = creport.counts;
+    let msgs = preport.acked_rate();
+    let result = StepResult {
+        lab: opts.lab.clone(),
+        label: opts.label.clone(),
+        complete,
+        reason: (!complete).then(|| reasons.join("; ")),
+        produced: preport.produced,
+        acked: preport.acked,
+        failed: preport.failed,
+        consumed: c.consumed,
+        lost: c.lost,
+        duplicated: c.duplicated,
+        reordered: c.reordered,
+        corrupt: c.corrupt,
+        foreign: c.foreign,
+        warmup_records: preport.warmup_records,
+        target_rate: workload.rate,
+        achieved_rate: preport.achieved_rate(),
+        throughput: Throughput {
+            msgs_per_s: msgs,
+            mb_per_s: msgs * workload.message_bytes as f64 / 1e6,
+        },
+        publish_latency_ms: preport.publish.percentiles(),
+        e2e_latency_ms: creport.e2e.percentiles(),
+        measured_seconds: preport.window_seconds(),
+        broker: BrokerReport {
+            target: match target {
+                Target::Local(_) => "local".into(),
+                Target::External { .. } => "bootstrap".into(),
+            },
+            bootstrap,
+            requested: opts.requested.clone(),
+            effective: effective_summary(&effective, &opts.requested),
+            applied: opts.applied.clone(),
+        },
+        workload: Workload {
+            topic: Some(topic),
+            ..workload.clone()
+        },
+        environment: env,
+        histograms: Default::default(),
+    };
+    Ok(Measurement {
+        result,
+        publish: preport.publish,
+        e2e: creport.e2e,
+        origin: clock.wall_origin(),
+    })
+}
