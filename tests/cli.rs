@@ -1,0 +1,259 @@
+//! The klab binary as a user meets it: bad input fails fast with exit code
+//! 2 and starts nothing; a real run writes its JSON and histograms; Ctrl-C
+//! stops cleanly and keeps what was measured.
+
+mod common;
+
+use common::*;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+fn run_fails_with_2(args: &[&str], expect: &str) {
+    let results = tempfile::tempdir().unwrap();
+    let started = Instant::now();
+    let out = klab()
+        .arg("run")
+        .args(args)
+        .arg("--results")
+        .arg(results.path().join("r"))
+        .output()
+        .unwrap();
+    let took = started.elapsed();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+    assert!(
+        stderr.contains(expect),
+        "{args:?}: expected '{expect}' in: {stderr}"
+    );
+    assert!(took < Duration::from_secs(10), "{args:?} took {took:?}");
+    // Nothing started, nothing written.
+    assert!(
+        !results.path().join("r").exists(),
+        "{args:?} created a run directory"
+    );
+    assert!(
+        stderr.lines().filter(|l| !l.trim().is_empty()).count() <= 6,
+        "{stderr}"
+    );
+}
+
+#[test]
+fn bad_flags_exit_2_naming_the_flag() {
+    let cases: &[(&[&str], &str)] = &[
+        (&["--rate", "-1"], "--rate"),
+        (&["--rate", "lots"], "--rate"),
+        (&["--message-bytes", "0"], "--message-bytes"),
+        (&["--message-bytes", "2000000000"], "--message-bytes"),
+        (&["--partitions", "0"], "--partitions"),
+        (&["--acks", "2"], "--acks"),
+        (&["--producer-set", "linger.ms"], "--producer-set"),
+        (&["--producer-set", "acks=0"], "--producer-set"),
+        (&["--broker-set", "num.io.threads"], "--broker-set"),
+        (
+            &["--broker-set", "no.such.config=1"],
+            "not a Kafka 4.1 broker config",
+        ),
+        (&["--broker-set", "num.io.threads=0"], "out of range"),
+        (
+            &["--broker-set", "listeners=PLAINTEXT://:1"],
+            "set by klab itself",
+        ),
+        (&["--heap", "huge"], "--heap"),
+        (&["--heap", "1t"], "--heap"),
+        (&["--duration", "forever"], "--duration"),
+        (&["--warmup", "5 parsecs"], "--warmup"),
+        (&["--json", "/proc/klab/result.json"], "--json"),
+        (
+            &["--bootstrap", "no-such-host.invalid:9092"],
+            "cannot resolve",
+        ),
+        (&["--bootstrap", "127.0.0.1:1"], "nothing answers"),
+        (&["--bootstrap", "localhost"], "HOST:PORT"),
+        (&["--kafka-home", "/nonexistent"], "--kafka-home"),
+    ];
+    for (args, expect) in cases {
+        run_fails_with_2(args, expect);
+    }
+}
+
+#[test]
+fn broker_knobs_are_refused_with_bootstrap() {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap().to_string();
+    run_fails_with_2(
+        &["--bootstrap", &addr, "--heap", "512m"],
+        "does not own the broker",
+    );
+}
+
+#[test]
+fn missing_kafka_says_how_to_get_it() {
+    let results = tempfile::tempdir().unwrap();
+    let out = klab()
+        .env_remove("KLAB_KAFKA_HOME")
+        .args(["run", "--results"])
+        .arg(results.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("scripts/kafka-home"), "{stderr}");
+}
+
+#[test]
+fn a_run_writes_json_and_histograms() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("out/run.json");
+    let out = klab()
+        .args([
+            "run",
+            "--rate",
+            "3000",
+            "--duration",
+            "3s",
+            "--warmup",
+            "1s",
+        ])
+        .args(["--heap", "512m", "--broker-set", "num.io.threads=4"])
+        .arg("--json")
+        .arg(&json)
+        .arg("--results")
+        .arg(dir.path().join("results"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("end-to-end"), "{stdout}");
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    for key in [
+        "produced",
+        "acked",
+        "consumed",
+        "lost",
+        "duplicated",
+        "reordered",
+        "corrupt",
+        "foreign",
+        "target_rate",
+        "achieved_rate",
+        "complete",
+    ] {
+        assert!(v.get(key).is_some(), "missing {key}");
+    }
+    for p in ["p50", "p90", "p99", "p999", "max"] {
+        assert!(v["e2e_latency_ms"][p].as_f64().unwrap() > 0.0);
+        assert!(v["publish_latency_ms"][p].as_f64().unwrap() > 0.0);
+    }
+    assert!(v["throughput"]["msgs_per_s"].as_f64().unwrap() > 2000.0);
+    assert!(v["throughput"]["mb_per_s"].as_f64().unwrap() > 0.0);
+    assert_eq!(v["complete"], true);
+    assert_eq!(v["lost"], 0);
+    assert_eq!(v["target_rate"], 3000.0);
+    assert_eq!(v["broker"]["requested"]["heap"], "512m");
+    assert_eq!(v["broker"]["effective"]["heap"]["value"], "512m");
+    assert_eq!(v["broker"]["effective"]["num.io.threads"]["value"], "4");
+    assert!(
+        v["environment"]["kafka_version"]
+            .as_str()
+            .unwrap()
+            .starts_with("4.")
+    );
+    assert!(v["environment"]["cores"].as_u64().unwrap() >= 1);
+    assert!(v["workload"]["message_bytes"] == 1024);
+    let e2e = dir
+        .path()
+        .join("out")
+        .join(v["histograms"]["e2e"].as_str().unwrap());
+    let text = std::fs::read_to_string(e2e).unwrap();
+    assert!(text.contains("#[StartTime:"), "{text}");
+    assert!(text.lines().filter(|l| !l.starts_with('#')).count() >= 3);
+    let run = only_run_dir(&dir.path().join("results"));
+    assert!(run.join("result.json").is_file());
+    assert!(run.join("broker/broker.log").is_file());
+    assert!(
+        std::fs::read_to_string(run.join("broker/broker.log"))
+            .unwrap()
+            .contains("Kafka Server started")
+    );
+}
+
+#[test]
+fn ctrl_c_stops_the_run_and_keeps_what_was_measured() {
+    let dir = tempfile::tempdir().unwrap();
+    let results = dir.path().join("results");
+    let json = dir.path().join("r.json");
+    let mut child = klab()
+        .args([
+            "run",
+            "--rate",
+            "2000",
+            "--duration",
+            "120s",
+            "--warmup",
+            "1s",
+            "--json",
+        ])
+        .arg(&json)
+        .arg("--results")
+        .arg(&results)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until the broker runs and the measurement is under way.
+    let log = wait_for("the broker to start", Duration::from_secs(90), || {
+        let run = std::fs::read_dir(&results).ok()?.flatten().next()?.path();
+        let log = run.join("broker/broker.log");
+        std::fs::read_to_string(&log)
+            .ok()?
+            .contains("Kafka Server started")
+            .then_some(run)
+    });
+    let needle = log.to_string_lossy().to_string();
+    assert_eq!(jvms_mentioning(&needle).len(), 1);
+    std::thread::sleep(Duration::from_secs(4)); // let it measure something
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let sent = Instant::now();
+    let status = wait_for("klab to exit", Duration::from_secs(30), || {
+        child.try_wait().unwrap()
+    });
+    assert!(sent.elapsed() < Duration::from_secs(30));
+    assert_eq!(status.code(), Some(130));
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    assert_eq!(v["complete"], false);
+    assert!(v["reason"].as_str().unwrap().contains("interrupted"), "{v}");
+    assert!(v["acked"].as_u64().unwrap() > 0);
+    assert!(jvms_mentioning(&needle).is_empty(), "a JVM outlived klab");
+}
+
+#[test]
+fn a_killed_klab_takes_its_broker_with_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let results = dir.path().join("results");
+    let mut child = klab()
+        .args(["run", "--rate", "1000", "--duration", "120s", "--results"])
+        .arg(&results)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let run = wait_for("the broker to start", Duration::from_secs(90), || {
+        let run = std::fs::read_dir(&results).ok()?.flatten().next()?.path();
+        std::fs::read_to_string(run.join("broker/broker.log"))
+            .ok()?
+            .contains("Kafka Server started")
+            .then_some(run)
+    });
+    let needle = run.to_string_lossy().to_string();
+    assert_eq!(jvms_mentioning(&needle).len(), 1);
+    child.kill().unwrap(); // SIGKILL: no destructor runs
+    child.wait().unwrap();
+    wait_for("the JVM to die with klab", Duration::from_secs(10), || {
+        jvms_mentioning(&needle).is_empty().then_some(())
+    });
+}

@@ -1,0 +1,81 @@
+//! Shared by the integration tests: a real Kafka broker started through
+//! klab's own code, and helpers to run the klab binary.
+#![allow(dead_code)]
+
+use klab::broker::kafka_home::KafkaHome;
+use klab::broker::local::{LocalBroker, LocalOptions};
+use klab::model::BrokerConfig;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// The Kafka installation the tests use. scripts/test sets KLAB_KAFKA_HOME;
+/// without it the tests fail and say how to get one (they never skip).
+pub fn kafka_home() -> KafkaHome {
+    match KafkaHome::locate(None) {
+        Ok(h) => h,
+        Err(e) => panic!(
+            "integration tests need a Kafka installation: run ./scripts/test, or export KLAB_KAFKA_HOME=$(./scripts/kafka-home) ({e})"
+        ),
+    }
+}
+
+pub fn start_broker(dir: &Path, cfg: BrokerConfig) -> LocalBroker {
+    LocalBroker::start(LocalOptions::new(kafka_home(), dir.join("broker"), cfg))
+        .expect("starting a local broker")
+}
+
+pub fn klab() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_klab"));
+    c.env("KLAB_KAFKA_HOME", kafka_home().dir);
+    c
+}
+
+/// Polls `f` until it returns Some or the deadline passes.
+pub fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// JVMs whose command line mentions `needle` (a test's own directory).
+pub fn jvms_mentioning(needle: &str) -> Vec<u32> {
+    let mut out = Vec::new();
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return out;
+    };
+    for e in dir.flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(cmd) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+            continue;
+        };
+        let cmd = String::from_utf8_lossy(&cmd);
+        if cmd.contains("kafka.Kafka") && cmd.contains(needle) {
+            // A zombie has an empty cmdline; this one is alive.
+            out.push(pid);
+        }
+    }
+    out
+}
+
+/// The only run directory under `results`.
+pub fn only_run_dir(results: &Path) -> PathBuf {
+    let dirs: Vec<PathBuf> = std::fs::read_dir(results)
+        .expect("results dir")
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.is_dir())
+        .collect();
+    assert_eq!(dirs.len(), 1, "{dirs:?}");
+    dirs[0].clone()
+}

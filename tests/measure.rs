@@ -1,0 +1,258 @@
+//! A real broker, a real producer and a real consumer: what klab measures
+//! and counts must be right.
+
+mod common;
+
+use common::*;
+use klab::load::payload::{Encoder, Secret};
+use klab::model::{BrokerConfig, Workload};
+use klab::step::{StepOptions, Target, measure};
+use klab::units::MemSize;
+use rdkafka::config::ClientConfig;
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use std::time::{Duration, Instant};
+
+fn secret() -> Secret {
+    Secret::new(b"integration-test-secret".to_vec())
+}
+
+fn workload() -> Workload {
+    Workload {
+        rate: None,
+        messages: Some(120_000),
+        duration: None,
+        warmup: Duration::from_millis(500),
+        message_bytes: 1024,
+        partitions: 3,
+        ..Workload::default()
+    }
+}
+
+#[test]
+fn acks_all_loses_nothing_over_100k_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut b = start_broker(dir.path(), BrokerConfig::default());
+    let m = measure(
+        &mut Target::Local(&mut b),
+        &workload(),
+        &secret(),
+        &StepOptions::default(),
+    )
+    .unwrap();
+    let r = &m.result;
+    assert!(r.complete, "{:?}", r.reason);
+    assert!(r.acked >= 120_000, "{}", r.acked);
+    assert_eq!(r.consumed, r.acked);
+    assert_eq!(
+        (r.lost, r.duplicated, r.corrupt, r.foreign, r.failed),
+        (0, 0, 0, 0, 0)
+    );
+    assert_eq!(r.e2e_latency_ms.count + r.warmup_records, r.consumed);
+    assert!(r.throughput.msgs_per_s > 0.0);
+    assert!(r.e2e_latency_ms.p50 > 0.0 && r.e2e_latency_ms.p50 <= r.e2e_latency_ms.p99);
+    assert!(r.e2e_latency_ms.p99 <= r.e2e_latency_ms.max);
+    assert_eq!(
+        r.environment.kafka_version.as_deref(),
+        Some(b.kafka().version.as_str())
+    );
+}
+
+/// Writes records straight to the topic with a plain rdkafka producer.
+fn inject(bootstrap: &str, topic: &str, values: &[Vec<u8>]) {
+    let p: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .unwrap();
+    for v in values {
+        p.send(BaseRecord::<(), _>::to(topic).partition(0).payload(v))
+            .unwrap();
+    }
+    p.flush(Duration::from_secs(30)).unwrap();
+}
+
+#[test]
+fn tampered_and_foreign_records_are_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut b = start_broker(dir.path(), BrokerConfig::default());
+    let topic = "tampered";
+    b.admin().unwrap().create_topic(topic, 2).unwrap();
+    // One record in klab's format with one byte flipped, and two records
+    // that are not klab's at all.
+    let mut enc = Encoder::new(&secret(), 99, 256);
+    let mut bad = enc.record(0, 1, 0).to_vec();
+    bad[10] ^= 0xff;
+    inject(
+        &b.bootstrap(),
+        topic,
+        &[bad, b"hello".to_vec(), vec![0u8; 300]],
+    );
+
+    let w = Workload {
+        rate: Some(5000.0),
+        messages: Some(5000),
+        topic: Some(topic.into()),
+        partitions: 2,
+        ..workload()
+    };
+    let m = measure(
+        &mut Target::Local(&mut b),
+        &w,
+        &secret(),
+        &StepOptions::default(),
+    )
+    .unwrap();
+    let r = &m.result;
+    assert!(r.complete, "{:?}", r.reason);
+    assert_eq!(r.corrupt, 1);
+    assert_eq!(r.foreign, 2);
+    assert_eq!(r.lost, 0);
+    assert_eq!(r.consumed, r.acked);
+}
+
+#[test]
+fn a_stalled_broker_shows_in_the_tail_and_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut b = start_broker(dir.path(), BrokerConfig::default());
+    let pid = b.pid().unwrap() as i32;
+    let w = Workload {
+        rate: Some(2000.0),
+        messages: None,
+        duration: Some(Duration::from_secs(8)),
+        warmup: Duration::from_secs(1),
+        ..workload()
+    };
+    let stopper = std::thread::spawn(move || {
+        // Stall in the middle of the measured window.
+        std::thread::sleep(Duration::from_secs(4));
+        unsafe { libc::kill(pid, libc::SIGSTOP) };
+        std::thread::sleep(Duration::from_secs(2));
+        unsafe { libc::kill(pid, libc::SIGCONT) };
+    });
+    let m = measure(
+        &mut Target::Local(&mut b),
+        &w,
+        &secret(),
+        &StepOptions::default(),
+    )
+    .unwrap();
+    stopper.join().unwrap();
+    let r = &m.result;
+    assert!(r.complete, "{:?}", r.reason);
+    assert_eq!((r.lost, r.duplicated, r.corrupt), (0, 0, 0));
+    assert_eq!(r.consumed, r.acked);
+    // The records due during the stall waited for it: open loop shows it.
+    assert!(r.e2e_latency_ms.max >= 1900.0, "{:?}", r.e2e_latency_ms);
+    assert!(
+        r.publish_latency_ms.max >= 1900.0,
+        "{:?}",
+        r.publish_latency_ms
+    );
+    // About a quarter of the measured records were due during the stall.
+    assert!(r.e2e_latency_ms.p90 >= 500.0, "{:?}", r.e2e_latency_ms);
+}
+
+#[test]
+fn a_killed_broker_ends_the_run_incomplete_and_leaves_no_jvm() {
+    let dir = tempfile::tempdir().unwrap();
+    let needle = dir.path().to_string_lossy().to_string();
+    let mut b = start_broker(dir.path(), BrokerConfig::default());
+    let pid = b.pid().unwrap() as i32;
+    let w = Workload {
+        rate: Some(2000.0),
+        messages: None,
+        duration: Some(Duration::from_secs(60)),
+        warmup: Duration::from_secs(1),
+        ..workload()
+    };
+    let killer = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_secs(3));
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+        Instant::now()
+    });
+    let m = measure(
+        &mut Target::Local(&mut b),
+        &w,
+        &secret(),
+        &StepOptions::default(),
+    )
+    .unwrap();
+    let killed_at = killer.join().unwrap();
+    assert!(
+        killed_at.elapsed() < Duration::from_secs(30),
+        "took {:?}",
+        killed_at.elapsed()
+    );
+    let r = &m.result;
+    assert!(!r.complete);
+    let reason = r.reason.as_deref().unwrap_or("");
+    assert!(reason.contains("killed by signal 9"), "{reason}");
+    assert!(r.acked > 0, "what was measured before the kill is kept");
+    assert!(r.e2e_latency_ms.count > 0);
+    b.stop().unwrap();
+    assert!(jvms_mentioning(&needle).is_empty());
+}
+
+#[test]
+fn effective_config_reads_back_heap_and_io_threads() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = BrokerConfig {
+        heap: Some(MemSize::mib(256)),
+        ..Default::default()
+    };
+    cfg.properties.insert("num.io.threads".into(), "3".into());
+    let mut b = start_broker(dir.path(), cfg);
+    let eff = b.effective().clone();
+    assert_eq!(eff["heap"].value.as_deref(), Some("256m"));
+    assert_eq!(eff["num.io.threads"].value.as_deref(), Some("3"));
+    assert_eq!(eff["num.io.threads"].source, "StaticBroker");
+
+    // A live change in several steps (8 → 1 needs 3 → 1; 3 → 8 needs 3 → 6 → 8).
+    let change = [("num.io.threads".to_string(), "8".to_string())].into();
+    b.set_dynamic(&change).unwrap();
+    assert_eq!(b.effective()["num.io.threads"].value.as_deref(), Some("8"));
+    assert_eq!(b.effective()["num.io.threads"].source, "DynamicBroker");
+    let change = [
+        ("num.io.threads".to_string(), "1".to_string()),
+        ("log.flush.interval.messages".to_string(), "1".to_string()),
+    ]
+    .into();
+    b.set_dynamic(&change).unwrap();
+    assert_eq!(b.effective()["num.io.threads"].value.as_deref(), Some("1"));
+    assert_eq!(
+        b.effective()["log.flush.interval.messages"]
+            .value
+            .as_deref(),
+        Some("1")
+    );
+
+    // The result records what was asked and what the broker has.
+    let w = Workload {
+        rate: Some(1000.0),
+        messages: Some(1000),
+        ..workload()
+    };
+    let m = measure(
+        &mut Target::Local(&mut b),
+        &w,
+        &secret(),
+        &StepOptions::default(),
+    )
+    .unwrap();
+    assert_eq!(
+        m.result.broker.effective["num.io.threads"].value.as_deref(),
+        Some("1")
+    );
+    assert_eq!(
+        m.result.broker.effective["heap"].value.as_deref(),
+        Some("256m")
+    );
+
+    // And a restart with another heap is read back too.
+    b.restart(BrokerConfig {
+        heap: Some(MemSize::mib(384)),
+        ..Default::default()
+    })
+    .unwrap();
+    assert_eq!(b.effective()["heap"].value.as_deref(), Some("384m"));
+    assert_eq!(b.effective()["num.io.threads"].value.as_deref(), Some("8"));
+}
