@@ -28,9 +28,178 @@ pub struct Cli {
 pub enum Command {
     /// Measure one workload against a broker (a local one by default).
     Run(RunArgs),
+    /// The numbered labs: list, show, run, check your fix.
+    #[command(subcommand)]
+    Lab(LabCommand),
+    /// Every lab in order on one local broker, unattended, with a summary
+    /// table and plot.
+    Demo(DemoArgs),
+    /// Search broker (and producer) settings that carry a lab's load with
+    /// the most throughput and the least tail latency.
+    Tune(TuneArgs),
     /// List the broker configs klab knows (Kafka 4.1) and whether each can
     /// change without a restart.
     Knobs(KnobsArgs),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum LabCommand {
+    /// List the labs.
+    List(LabsDirArgs),
+    /// Show a lab's effective broker config (and where each value comes
+    /// from), its fix, workload and expectations.
+    Show(LabShowArgs),
+    /// Run a lab: measure lab 01 (reference), the degraded broker, then the
+    /// fixed one, and compare.
+    Run(LabRunArgs),
+    /// Measure your fix of a lab (my-fix.toml in the lab folder, and/or
+    /// flags) against the lab's expectations.
+    Check(LabCheckArgs),
+}
+
+#[derive(Args, Debug, Clone, Default)]
+pub struct LabsDirArgs {
+    /// Directory of labs (default: $KLAB_LABS_DIR, ./labs, or the installed labs).
+    #[arg(long, value_name = "DIR")]
+    pub labs: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct LabShowArgs {
+    /// Lab number (03), id (03-one-io-thread) or path.
+    pub lab: String,
+    #[command(flatten)]
+    pub dir: LabsDirArgs,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct SessionArgs {
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
+    #[command(flatten)]
+    pub dir: LabsDirArgs,
+    /// Shorter measurements (the whole demo in under 10 minutes on 2 cores).
+    #[arg(long)]
+    pub quick: bool,
+    /// Also write every step's result (a JSON list) to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+    /// Where run directories go.
+    #[arg(long, value_name = "DIR", default_value = "results")]
+    pub results: PathBuf,
+    /// No progress output.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct FixArgs {
+    /// How to fix each lab: with the tuner, or with the lab's own [fix].
+    #[arg(long = "fix-with", value_enum, default_value = "tuner")]
+    pub fix_with: FixWith,
+    /// Tuner trials per lab (default: 2 with --quick, 4 without in the demo;
+    /// 3 / 6 for one lab).
+    #[arg(long, value_name = "K", value_parser = parse_budget)]
+    pub budget: Option<usize>,
+    /// The tail latency the tuner's score is measured against.
+    #[arg(long = "slo-p99", value_name = "D", default_value = "100ms", value_parser = parse_nonzero_duration)]
+    pub slo_p99: Duration,
+}
+
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FixWith {
+    Tuner,
+    Lab,
+}
+
+#[derive(Args, Debug)]
+pub struct LabRunArgs {
+    /// Lab number (03), id (03-one-io-thread) or path.
+    pub lab: String,
+    #[command(flatten)]
+    pub fix: FixArgs,
+    #[command(flatten)]
+    pub session: SessionArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct TuneArgs {
+    /// The lab to start from (its degraded broker and its workload).
+    #[arg(long, value_name = "NN|PATH")]
+    pub lab: String,
+    /// Tune a running broker's dynamic settings instead of a local one.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub bootstrap: Option<String>,
+    /// Trials: measurements of candidate settings (the start is measured
+    /// twice more to estimate the noise).
+    #[arg(long, value_name = "K", default_value = "12", value_parser = parse_budget)]
+    pub budget: usize,
+    /// guided (coordinate descent from the healthy values) or random.
+    #[arg(long, value_enum, default_value = "guided")]
+    pub strategy: StrategyArg,
+    /// Seed of the random strategy.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// The tail latency the score is measured against.
+    #[arg(long = "slo-p99", value_name = "D", default_value = "100ms", value_parser = parse_nonzero_duration)]
+    pub slo_p99: Duration,
+    /// Only these knobs (comma separated, e.g. num.io.threads,heap).
+    #[arg(long, value_delimiter = ',')]
+    pub knobs: Vec<String>,
+    #[command(flatten)]
+    pub session: SessionArgs,
+}
+
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StrategyArg {
+    Guided,
+    Random,
+}
+
+/// Tuner budgets: at least one trial, at most a few hours of measuring.
+pub fn parse_budget(s: &str) -> Result<usize, String> {
+    let n: usize = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("'{s}' is not a whole number of trials"))?;
+    if !(1..=200).contains(&n) {
+        return Err(format!(
+            "{n} is not allowed; expected 1..=200 trials (each a full measurement)"
+        ));
+    }
+    Ok(n)
+}
+
+#[derive(Args, Debug)]
+pub struct LabCheckArgs {
+    /// Lab number (03), id (03-one-io-thread) or path.
+    pub lab: String,
+    /// Your fix as a file (default: my-fix.toml in the lab's folder, if present).
+    #[arg(long, value_name = "FILE")]
+    pub fix: Option<PathBuf>,
+    #[command(flatten)]
+    pub broker: BrokerArgs,
+    /// A producer setting of your fix, e.g. linger.ms=5 (repeatable).
+    #[arg(long = "producer-set", value_name = "KEY=VALUE", value_parser = parse_key_value)]
+    pub producer_set: Vec<(String, String)>,
+    #[command(flatten)]
+    pub session: SessionArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct DemoArgs {
+    #[command(flatten)]
+    pub fix: FixArgs,
+    #[command(flatten)]
+    pub session: SessionArgs,
+    /// Where to run: the embedded local broker (default) or Kubernetes.
+    #[arg(long, value_enum, default_value = "local")]
+    pub target: DemoTarget,
+}
+
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DemoTarget {
+    Local,
 }
 
 #[derive(Args, Debug, Clone, Default)]
@@ -100,6 +269,24 @@ pub struct WorkloadArgs {
     /// A librdkafka producer setting, e.g. linger.ms=5 (repeatable).
     #[arg(long = "producer-set", value_name = "KEY=VALUE", value_parser = parse_key_value)]
     pub producer_set: Vec<(String, String)>,
+    /// Independent producer clients, each with its own connection, sharing
+    /// the rate.
+    #[arg(long, value_name = "N", default_value_t = 1, allow_hyphen_values = true, value_parser = parse_producers)]
+    pub producers: u32,
+}
+
+pub fn parse_producers(s: &str) -> Result<u32, String> {
+    let n: u32 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("'{s}' is not a whole number"))?;
+    if !(1..=limits::MAX_PRODUCERS).contains(&n) {
+        return Err(format!(
+            "{n} is not allowed; expected 1..={}",
+            limits::MAX_PRODUCERS
+        ));
+    }
+    Ok(n)
 }
 
 impl WorkloadArgs {
@@ -123,6 +310,7 @@ impl WorkloadArgs {
             acks: self.acks,
             producer: self.producer_set.iter().cloned().collect(),
             topic: self.topic.clone(),
+            producers: self.producers,
         };
         if let Some(t) = &w.topic {
             check_topic_name(t).map_err(|e| usage!("--topic: {e}"))?;

@@ -127,6 +127,7 @@ pub mod limits {
     pub const MAX_PARTITIONS: i32 = 1024;
     pub const MAX_RATE: f64 = 10_000_000.0;
     pub const MAX_MESSAGES: u64 = 1_000_000_000;
+    pub const MAX_PRODUCERS: u32 = 64;
 }
 
 /// The load of one measurement.
@@ -152,6 +153,14 @@ pub struct Workload {
     /// Topic to use; by default a fresh one per run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub topic: Option<String>,
+    /// Independent producer clients (each its own connection), sharing the
+    /// rate and the messages equally.
+    #[serde(default = "one")]
+    pub producers: u32,
+}
+
+fn one() -> u32 {
+    1
 }
 
 impl Default for Workload {
@@ -166,6 +175,7 @@ impl Default for Workload {
             acks: Acks::All,
             producer: BTreeMap::new(),
             topic: None,
+            producers: 1,
         }
     }
 }
@@ -209,6 +219,21 @@ impl Workload {
                 limits::MAX_PARTITIONS
             ));
         }
+        if !(1..=limits::MAX_PRODUCERS).contains(&self.producers) {
+            return Err(format!(
+                "producers: {} is not allowed; expected 1..={}",
+                self.producers,
+                limits::MAX_PRODUCERS
+            ));
+        }
+        if let Some(n) = self.messages
+            && n < u64::from(self.producers)
+        {
+            return Err(format!(
+                "messages: {n} is fewer than one per producer ({})",
+                self.producers
+            ));
+        }
         for key in self.producer.keys() {
             if RESERVED_PRODUCER_KEYS.contains(&key.as_str()) {
                 return Err(format!(
@@ -230,8 +255,13 @@ impl Workload {
             (_, Some(d)) => crate::units::format_duration(d),
             _ => String::new(),
         };
+        let who = if self.producers > 1 {
+            format!(", {} producers", self.producers)
+        } else {
+            String::new()
+        };
         format!(
-            "{load}, {} B, {} partition(s), acks={}, {stop}",
+            "{load}, {} B, {} partition(s), acks={}{who}, {stop}",
             self.message_bytes, self.partitions, self.acks
         )
     }
@@ -363,14 +393,26 @@ pub struct StepResult {
     pub foreign: u64,
     /// Records in the warm-up (all counts above include them).
     pub warmup_records: u64,
+    /// Records due in the window that the producer never handed over before
+    /// its deadline (the broker or client could not keep up with the rate).
+    #[serde(default)]
+    pub unsent: u64,
     pub target_rate: Option<f64>,
     /// Records handed to the producer per second in the measured window.
     pub achieved_rate: f64,
     pub throughput: Throughput,
+    /// Measured records the consumer verified per second of the window: below
+    /// the acknowledged rate, the consumer (or the broker's fetch path) lagged.
+    #[serde(default)]
+    pub read_rate: f64,
     pub publish_latency_ms: Percentiles,
     pub e2e_latency_ms: Percentiles,
     /// Length of the measured window (after warm-up) in seconds.
     pub measured_seconds: f64,
+    /// End-to-end latency per second of the run: [seconds since start, p99
+    /// ms, max ms] (warm-up excluded), to see when a stall happened.
+    #[serde(default)]
+    pub e2e_timeline: Vec<[f64; 3]>,
     pub broker: BrokerReport,
     pub workload: Workload,
     pub environment: Environment,

@@ -18,22 +18,26 @@ use crate::stats::hist::Recorder;
 use crate::usage;
 use anyhow::{Context, Result, anyhow};
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// Where the load goes.
 pub enum Target<'a> {
     /// A broker klab started (and may restart or reconfigure).
     Local(&'a mut LocalBroker),
-    /// A broker someone else runs; klab only connects to it.
-    External { bootstrap: String },
+    /// A broker someone else runs; klab only connects to it (and records
+    /// the effective config it read, if any).
+    External {
+        bootstrap: String,
+        effective: BTreeMap<String, EffectiveValue>,
+    },
 }
 
 impl Target<'_> {
     pub fn bootstrap(&self) -> String {
         match self {
             Target::Local(b) => b.bootstrap(),
-            Target::External { bootstrap } => bootstrap.clone(),
+            Target::External { bootstrap, .. } => bootstrap.clone(),
         }
     }
 }
@@ -114,6 +118,35 @@ pub fn environment(
     }
 }
 
+/// Producer `j` of `n`: an equal share of the rate and of the messages.
+fn share_of(w: &Workload, j: usize, n: usize) -> Workload {
+    let mut out = w.clone();
+    out.rate = w.rate.map(|r| r / n as f64);
+    out.messages = w
+        .messages
+        .map(|m| m / n as u64 + u64::from((j as u64) < m % n as u64));
+    out
+}
+
+fn sum_progress(slots: &[Mutex<ProducerProgress>]) -> ProducerProgress {
+    let mut t = ProducerProgress::default();
+    let mut total = Some(0u64);
+    for s in slots {
+        if let Ok(p) = s.lock() {
+            t.sent += p.sent;
+            t.acked += p.acked;
+            t.elapsed = t.elapsed.max(p.elapsed);
+            t.measuring |= p.measuring;
+            total = match (total, p.total) {
+                (Some(a), Some(b)) => Some(a + b),
+                _ => None,
+            };
+        }
+    }
+    t.total = total;
+    t
+}
+
 fn fresh_topic() -> String {
     let ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -145,7 +178,7 @@ pub fn measure(
             Some(b.java_version().to_string()),
             Some(b.kafka().dir.clone()),
         ),
-        Target::External { .. } => (BTreeMap::new(), None, None, None),
+        Target::External { effective, .. } => (effective.clone(), None, None, None),
     };
     // Its own admin client, so `target` stays free for the broker watch.
     let admin = Admin::connect(&bootstrap)?;
@@ -175,10 +208,17 @@ pub fn measure(
     let clock = Clock::new();
     let cancel = Cancel::new();
     let handle = ConsumerHandle::default();
-    let pspec = ProducerSpec::new(&bootstrap, &topic, workload.clone(), secret.clone());
+    let n = workload.producers.max(1) as usize;
+    let pspecs: Vec<ProducerSpec> = (0..n)
+        .map(|j| ProducerSpec::new(&bootstrap, &topic, share_of(workload, j, n), secret.clone()))
+        .collect();
     let mut cspec = ConsumerSpec::new(&bootstrap, &topic, secret.clone());
+    cspec.producers = n;
     cspec.drain_timeout = Duration::from_secs(30);
-    let progress = Arc::new(Mutex::new(ProducerProgress::default()));
+    let progress: Vec<Mutex<ProducerProgress>> = (0..n)
+        .map(|_| Mutex::new(ProducerProgress::default()))
+        .collect();
+    let running = std::sync::atomic::AtomicUsize::new(n);
     let bar = crate::stats::progress::StepBar::new(opts.progress, &opts.title, workload);
 
     let mut broker_died: Option<anyhow::Error> = None;
@@ -193,21 +233,30 @@ pub fn measure(
             if !handle.is_ready() {
                 cancel.cancel("the consumer did not start within 30s");
             }
-            let p = s.spawn(|| {
-                let mut cb = |pp: ProducerProgress| {
-                    if let Ok(mut g) = progress.lock() {
-                        *g = pp;
-                    }
-                };
-                let r = producer::run(&pspec, &clock, &cancel, &mut cb);
-                handle.producers_done();
-                if r.is_err() {
-                    cancel.cancel("the producer failed");
-                }
-                r
-            });
-            // Watch the broker and draw progress until both sides are done.
-            while !(p.is_finished() && c.is_finished()) {
+            let producers: Vec<_> = pspecs
+                .iter()
+                .zip(&progress)
+                .map(|(spec, slot)| {
+                    let (clock, cancel, handle, running) = (&clock, &cancel, &handle, &running);
+                    s.spawn(move || {
+                        let mut cb = |pp: ProducerProgress| {
+                            if let Ok(mut g) = slot.lock() {
+                                *g = pp;
+                            }
+                        };
+                        let r = producer::run(spec, clock, cancel, &mut cb);
+                        if running.fetch_sub(1, std::sync::atomic::Ordering::SeqCst) == 1 {
+                            handle.producers_done();
+                        }
+                        if r.is_err() {
+                            cancel.cancel("a producer failed");
+                        }
+                        r
+                    })
+                })
+                .collect();
+            // Watch the broker and draw progress until everyone is done.
+            while !(producers.iter().all(|p| p.is_finished()) && c.is_finished()) {
                 if let Target::Local(b) = target
                     && broker_died.is_none()
                     && let Some(status) = b.exited()
@@ -216,15 +265,23 @@ pub fn measure(
                     cancel.cancel(format!("{err:#}"));
                     broker_died = Some(err);
                 }
-                if let Ok(g) = progress.lock() {
-                    bar.update(&g, handle.consumed());
-                }
+                bar.update(&sum_progress(&progress), handle.consumed());
                 std::thread::sleep(Duration::from_millis(100));
             }
-            let pr = p
-                .join()
-                .map_err(|_| anyhow!("the producer thread panicked"))
-                .and_then(|r| r);
+            let mut pr: Result<ProducerReport> = Ok(ProducerReport::default());
+            for p in producers {
+                let r = p
+                    .join()
+                    .map_err(|_| anyhow!("a producer thread panicked"))
+                    .and_then(|r| r);
+                pr = match (pr, r) {
+                    (Ok(mut a), Ok(b)) => {
+                        a.merge(&b);
+                        Ok(a)
+                    }
+                    (Err(e), _) | (_, Err(e)) => Err(e),
+                };
+            }
             let cr = c
                 .join()
                 .map_err(|_| anyhow!("the consumer thread panicked"))
@@ -237,6 +294,10 @@ pub fn measure(
         // Free the disk; a failure here does not change the measurement.
         if let Err(e) = admin.delete_topic(&topic) {
             tracing::warn!("could not delete topic {topic}: {e:#}");
+        } else if let Target::Local(b) = target
+            && !b.wait_topic_files_gone(&topic, Duration::from_secs(60))
+        {
+            tracing::warn!("the files of topic {topic} were still there after 60s");
         }
     }
     let preport = preport.context("producer")?;
@@ -290,15 +351,33 @@ pub fn measure(
         corrupt: c.corrupt,
         foreign: c.foreign,
         warmup_records: preport.warmup_records,
+        unsent: preport.unsent,
         target_rate: workload.rate,
         achieved_rate: preport.achieved_rate(),
         throughput: Throughput {
             msgs_per_s: msgs,
             mb_per_s: msgs * workload.message_bytes as f64 / 1e6,
         },
+        read_rate: {
+            let secs = creport
+                .last_receive
+                .saturating_sub(preport.window_start)
+                .as_secs_f64();
+            if secs > 0.0 {
+                creport.e2e.len() as f64 / secs
+            } else {
+                0.0
+            }
+        },
         publish_latency_ms: preport.publish.percentiles(),
         e2e_latency_ms: creport.e2e.percentiles(),
         measured_seconds: preport.window_seconds(),
+        e2e_timeline: creport
+            .e2e
+            .timeline()
+            .into_iter()
+            .map(|(t, p99, max)| [(t * 10.0).round() / 10.0, p99, max])
+            .collect(),
         broker: BrokerReport {
             target: match target {
                 Target::Local(_) => "local".into(),

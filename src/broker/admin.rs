@@ -22,6 +22,33 @@ use rdkafka::config::ClientConfig;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+/// The broker refused a configuration change (its reason inside). The
+/// tuner records such a change as a rejected trial instead of failing.
+#[derive(Debug, Clone)]
+pub struct Refused(pub String);
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "refused: {}", self.0)
+    }
+}
+
+impl std::error::Error for Refused {}
+
+/// Errors worth a retry: the connection went away, or timed out.
+fn is_transient(msg: &str) -> bool {
+    [
+        "Transport",
+        "transport",
+        "AllBrokersDown",
+        "TimedOut",
+        "timed out",
+        "Disconnected",
+    ]
+    .iter()
+    .any(|w| msg.contains(w))
+}
+
 pub struct Admin {
     client: AdminClient<DefaultClientContext>,
     bootstrap: String,
@@ -138,6 +165,8 @@ impl Admin {
             .filter(|n| *n > 0))
     }
 
+    /// Deletes a topic and waits (up to 30 s) until metadata no longer
+    /// lists it.
     pub fn delete_topic(&self, name: &str) -> Result<()> {
         let res = block_on(self.client.delete_topics(&[name], &self.opts()))
             .with_context(|| format!("deleting topic {name}"))?;
@@ -146,11 +175,34 @@ impl Admin {
                 bail!("deleting topic {t}: {code}");
             }
         }
-        Ok(())
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if matches!(self.topic_partitions(name), Ok(None)) {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        bail!("topic {name} still listed 30s after its deletion")
     }
 
-    /// Every config of broker `node_id` with its value and source.
+    /// Every config of broker `node_id` with its value and source. Retried
+    /// for a few seconds: resizing the network thread pool closes the
+    /// connections of the removed threads, this client's among them.
     pub fn describe_broker(&self, node_id: i32) -> Result<BTreeMap<String, EffectiveValue>> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            match self.describe_broker_once(node_id) {
+                Ok(m) => return Ok(m),
+                Err(e) if Instant::now() < deadline && is_transient(&e.to_string()) => {
+                    tracing::debug!("describe configs: {e:#}; retrying");
+                    std::thread::sleep(Duration::from_millis(200));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    fn describe_broker_once(&self, node_id: i32) -> Result<BTreeMap<String, EffectiveValue>> {
         let spec = ResourceSpecifier::Broker(node_id);
         let res = block_on(self.client.describe_configs([&spec], &self.opts()))
             .with_context(|| format!("describing the configs of broker {node_id}"))?;
@@ -174,6 +226,25 @@ impl Admin {
     /// (legacy AlterConfigs: keys not in `all` fall back to their static or
     /// default values). See the module docs.
     pub fn set_broker_dynamic(
+        &self,
+        node_id: i32,
+        all: &BTreeMap<String, String>,
+    ) -> std::result::Result<(), String> {
+        // The whole set is sent each time, so a retry after a dropped
+        // connection is safe.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            match self.set_broker_dynamic_once(node_id, all) {
+                Err(e) if Instant::now() < deadline && is_transient(&e) => {
+                    tracing::debug!("alter configs: {e}; retrying");
+                    std::thread::sleep(Duration::from_millis(200));
+                }
+                other => return other,
+            }
+        }
+    }
+
+    fn set_broker_dynamic_once(
         &self,
         node_id: i32,
         all: &BTreeMap<String, String>,

@@ -8,6 +8,7 @@
 //! past its destructors, or a second Ctrl-C.
 
 use crate::broker::admin::Admin;
+use crate::broker::dynamic::{self, mismatches};
 use crate::broker::kafka_home::{KafkaHome, java, java_version};
 use crate::broker::render::{self, NodeLayout};
 use crate::model::{BrokerConfig, EffectiveValue};
@@ -67,15 +68,21 @@ fn free_port() -> Result<u16> {
 }
 
 /// A random KRaft cluster id: 16 bytes in URL-safe base64 without padding,
-/// the form `kafka-storage random-uuid` prints.
+/// the form `kafka-storage random-uuid` prints. Like Kafka's own generator,
+/// it never starts with '-', which a command line would take for an option.
 fn cluster_id() -> String {
     use base64::Engine;
-    let a = crate::load::payload::random_producer_id().to_le_bytes();
-    let b = crate::load::payload::random_producer_id().to_le_bytes();
-    let mut bytes = [0u8; 16];
-    bytes[..8].copy_from_slice(&a);
-    bytes[8..].copy_from_slice(&b);
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+    loop {
+        let a = crate::load::payload::random_producer_id().to_le_bytes();
+        let b = crate::load::payload::random_producer_id().to_le_bytes();
+        let mut bytes = [0u8; 16];
+        bytes[..8].copy_from_slice(&a);
+        bytes[8..].copy_from_slice(&b);
+        let id = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+        if !id.starts_with('-') {
+            return id;
+        }
+    }
 }
 
 /// Starts `cmd` so that it dies with this thread and sits in its own
@@ -374,45 +381,127 @@ impl LocalBroker {
     /// Applies dynamic settings without a restart (see `broker::admin`),
     /// in steps Kafka accepts, and checks the broker reports them.
     pub fn set_dynamic(&mut self, changes: &BTreeMap<String, String>) -> Result<()> {
-        let mut target = self.dynamic.clone();
-        for (k, v) in changes {
-            target.insert(k.clone(), v.clone());
-        }
-        let current = current_values(&self.effective);
-        for step in crate::broker::knobs::dynamic_steps(&current, &target) {
-            self.admin()?
-                .set_broker_dynamic(self.node_id, &step)
-                .map_err(|e| anyhow!("{e} (setting {})", join_kv(&step)))?;
-            self.dynamic = step.clone();
-            // KRaft applies a committed change when the broker replays the
-            // metadata log, a moment after the call returns: poll for it.
-            let want = BrokerConfig {
-                heap: None,
-                properties: step,
-            };
-            let deadline = Instant::now() + Duration::from_secs(15);
-            loop {
-                self.refresh_effective()?;
-                if mismatches(&want, &self.effective, "DynamicBroker").is_empty()
-                    || Instant::now() >= deadline
-                {
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(50));
+        let admin = self.admin()?;
+        let gc_log = self.gc_log_path();
+        let node = self.node_id;
+        let describe = || -> Result<BTreeMap<String, EffectiveValue>> {
+            let mut eff = admin.describe_broker(node)?;
+            eff.insert(
+                "heap".into(),
+                EffectiveValue {
+                    value: heap_from_gc_log(&gc_log).map(|h| h.jvm()),
+                    source: "jvm".into(),
+                },
+            );
+            Ok(eff)
+        };
+        let mut dynamic = self.dynamic.clone();
+        let result = dynamic::apply(
+            admin,
+            node,
+            &mut dynamic,
+            &self.effective,
+            changes,
+            &describe,
+        );
+        self.dynamic = dynamic;
+        match result {
+            Ok(eff) => {
+                self.effective = eff;
+                Ok(())
+            }
+            Err(e) => {
+                let _ = self.refresh_effective();
+                Err(e)
             }
         }
-        let want = BrokerConfig {
-            heap: None,
-            properties: changes.clone(),
-        };
-        self.check_effective(&want, "DynamicBroker")
+    }
+
+    /// Waits (up to `timeout`) until no partition directory of `topic` is
+    /// left in the log directory: Kafka deletes a topic's files shortly
+    /// after the topic, and a measurement should not share the disk with
+    /// that cleanup.
+    pub fn wait_topic_files_gone(&self, topic: &str, timeout: Duration) -> bool {
+        let dir = PathBuf::from(&self.layout.log_dir);
+        let prefix = format!("{topic}-");
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = fs::read_dir(&dir)
+                .map(|rd| {
+                    rd.flatten()
+                        .any(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+                })
+                .unwrap_or(false);
+            if !left {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// True while the JVM runs (false after a failed start or a stop).
+    pub fn is_running(&mut self) -> bool {
+        self.child.is_some() && self.exited().is_none()
     }
 
     /// Stops the broker and starts it again with `config` (same storage).
+    ///
+    /// KRaft keeps dynamic settings in the cluster's metadata log, so they
+    /// would outlive the restart and hide the new static config: klab clears
+    /// the dynamic settings it made before it stops the broker.
     pub fn restart(&mut self, config: BrokerConfig) -> Result<()> {
+        if !self.dynamic.is_empty() && self.is_running() {
+            self.clear_dynamic()?;
+        }
         self.stop()?;
         self.opts.config = config;
         self.launch()
+    }
+
+    /// Removes every per-broker dynamic setting (legacy AlterConfigs with
+    /// an empty set) and waits until the broker no longer reports any.
+    fn clear_dynamic(&mut self) -> Result<()> {
+        // A thread pool falls back to its static value when its dynamic
+        // value goes, and Kafka refuses (in the background) a fallback that
+        // more than halves or doubles the pool: walk the pools back first.
+        let mut back = BTreeMap::new();
+        for k in crate::broker::knobs::THREAD_POOLS {
+            if self.dynamic.contains_key(*k) {
+                let fallback = self
+                    .opts
+                    .config
+                    .properties
+                    .get(*k)
+                    .cloned()
+                    .or_else(|| crate::broker::knobs::lookup(k).map(|i| i.default.to_string()));
+                if let Some(v) = fallback {
+                    back.insert(k.to_string(), v);
+                }
+            }
+        }
+        if !back.is_empty() {
+            self.set_dynamic(&back)?;
+        }
+        let admin = self.admin()?;
+        admin
+            .set_broker_dynamic(self.node_id, &BTreeMap::new())
+            .map_err(|e| anyhow!("clearing dynamic settings before a restart: {e}"))?;
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let eff = admin.describe_broker(self.node_id)?;
+            if !eff.values().any(|v| v.source == "DynamicBroker") {
+                break;
+            }
+            if Instant::now() >= deadline {
+                bail!("dynamic broker settings still reported 15s after clearing them");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        self.dynamic.clear();
+        Ok(())
     }
 
     /// SIGTERM, then SIGKILL after the grace period. Idempotent.
@@ -480,105 +569,9 @@ fn write_file(path: &Path, text: &str) -> Result<()> {
     fs::write(path, text).with_context(|| format!("writing {}", path.display()))
 }
 
-fn join_kv(m: &BTreeMap<String, String>) -> String {
-    m.iter()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-/// Values as the broker reports them now (for planning thread-pool steps).
-pub fn current_values(eff: &BTreeMap<String, EffectiveValue>) -> BTreeMap<String, String> {
-    eff.iter()
-        .filter_map(|(k, v)| v.value.as_ref().map(|x| (k.clone(), x.clone())))
-        .collect()
-}
-
-/// Requested settings that the effective config does not show, each as
-/// "key: wanted X, broker has Y (source)". `expected_source` is checked too
-/// (StaticBroker after a start, DynamicBroker after a dynamic change).
-pub fn mismatches(
-    want: &BrokerConfig,
-    eff: &BTreeMap<String, EffectiveValue>,
-    expected_source: &str,
-) -> Vec<String> {
-    let mut out = Vec::new();
-    if let Some(h) = want.heap {
-        match eff.get("heap").and_then(|v| v.value.as_ref()) {
-            Some(got) if got.parse::<MemSize>().ok() == Some(h) => {}
-            Some(got) => out.push(format!("heap: wanted {h}, the JVM reports {got}")),
-            None => out.push(format!(
-                "heap: wanted {h}, but the JVM's heap could not be read from gc.log"
-            )),
-        }
-    }
-    for (k, v) in &want.properties {
-        match eff.get(k) {
-            None => out.push(format!("{k}: the broker does not report this key")),
-            Some(e) => {
-                let got = e.value.clone().unwrap_or_default();
-                if !same_value(&got, v) {
-                    out.push(format!("{k}: wanted {v}, broker has {got} ({})", e.source));
-                } else if e.source != expected_source && e.source != "Unknown" {
-                    out.push(format!(
-                        "{k}: value {got} comes from {} instead of {expected_source}",
-                        e.source
-                    ));
-                }
-            }
-        }
-    }
-    out
-}
-
-/// Compares config values the way Kafka normalises them (whitespace in
-/// lists, case of booleans).
-fn same_value(got: &str, want: &str) -> bool {
-    let norm = |s: &str| -> String {
-        s.split(',')
-            .map(|p| p.trim().to_ascii_lowercase())
-            .collect::<Vec<_>>()
-            .join(",")
-    };
-    norm(got) == norm(want)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn ev(v: &str, s: &str) -> EffectiveValue {
-        EffectiveValue {
-            value: Some(v.into()),
-            source: s.into(),
-        }
-    }
-
-    #[test]
-    fn mismatch_reports_value_source_and_heap() {
-        let mut eff = BTreeMap::new();
-        eff.insert("num.io.threads".to_string(), ev("8", "Default"));
-        eff.insert("num.network.threads".to_string(), ev("1", "StaticBroker"));
-        eff.insert("heap".to_string(), ev("256m", "jvm"));
-        let mut want = BrokerConfig {
-            heap: Some(MemSize::mib(256)),
-            ..Default::default()
-        };
-        want.properties
-            .insert("num.network.threads".into(), "1".into());
-        assert!(mismatches(&want, &eff, "StaticBroker").is_empty());
-        want.properties.insert("num.io.threads".into(), "2".into());
-        want.heap = Some(MemSize::mib(512));
-        let m = mismatches(&want, &eff, "StaticBroker");
-        assert_eq!(m.len(), 2, "{m:?}");
-        assert!(m[0].starts_with("heap: wanted 512m"));
-        assert!(m[1].contains("wanted 2, broker has 8"));
-        want.properties.clear();
-        want.heap = None;
-        want.properties
-            .insert("num.network.threads".into(), "1".into());
-        assert!(mismatches(&want, &eff, "DynamicBroker")[0].contains("instead of DynamicBroker"));
-    }
 
     #[test]
     fn gc_log_heap_line() {
@@ -605,6 +598,9 @@ mod tests {
 
     #[test]
     fn cluster_ids_look_like_kafkas() {
+        for _ in 0..1000 {
+            assert!(!cluster_id().starts_with('-'));
+        }
         let id = cluster_id();
         assert_eq!(id.len(), 22);
         assert!(

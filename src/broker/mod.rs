@@ -1,4 +1,6 @@
 pub mod admin;
+pub mod dynamic;
+pub mod external;
 pub mod kafka_home;
 pub mod knobs;
 pub mod local;

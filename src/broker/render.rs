@@ -47,7 +47,8 @@ pub const LAYOUT_KEYS: &[&str] = &[
 ];
 
 /// Settings every single-node klab broker gets before the lab's own: what a
-/// one-node cluster needs (replication factor 1) and fast group joins.
+/// one-node cluster needs (replication factor 1), fast group joins, and
+/// prompt removal of deleted topics.
 pub fn single_node_defaults() -> BTreeMap<String, String> {
     [
         ("offsets.topic.replication.factor", "1"),
@@ -57,6 +58,12 @@ pub fn single_node_defaults() -> BTreeMap<String, String> {
         ("share.coordinator.state.topic.min.isr", "1"),
         ("group.initial.rebalance.delay.ms", "0"),
         ("auto.create.topics.enable", "false"),
+        // Each measurement deletes its topic; remove the files at once, so
+        // their data is never written back to disk while the next step runs.
+        ("log.segment.delete.delay.ms", "0"),
+        // ... and start the broker's periodic log tasks (deletion among
+        // them) at once instead of 30 s after start.
+        ("log.initial.task.delay.ms", "0"),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))

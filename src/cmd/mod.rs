@@ -2,7 +2,9 @@
 //! output, and returns the process exit code.
 
 pub mod knobs;
+pub mod lab;
 pub mod run;
+pub mod tune;
 
 use crate::usage;
 use std::net::{TcpStream, ToSocketAddrs};

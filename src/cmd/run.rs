@@ -31,8 +31,12 @@ pub fn execute(args: &RunArgs) -> Result<i32> {
         }
         super::check_bootstrap(bootstrap)?;
         let run_dir = new_run_dir(&args.results)?;
+        let effective = crate::broker::external::ExternalBroker::connect(bootstrap)
+            .map(|b| b.effective().clone())
+            .unwrap_or_default();
         let mut target = Target::External {
             bootstrap: bootstrap.clone(),
+            effective,
         };
         let opts = StepOptions {
             progress: show,

@@ -18,13 +18,22 @@ use rdkafka::ClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message;
-use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
+use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// The delivery opaque packs the due time (µs after the clock origin) and a
 /// warm-up bit into one `usize`, so sending allocates nothing per record.
 const WARMUP_BIT: usize = 1 << 63;
+
+/// The open loop's pacing granularity: between bursts the sender sleeps at
+/// least this long. A record may be handed over up to that much after its
+/// due time; its latency, measured from the due time, includes it.
+/// (Delivery reports are served by the producer's own polling thread.)
+pub const PACING: Duration = Duration::from_millis(1);
+
+/// How long the sender waits before retrying when librdkafka's queue is full.
+const QUEUE_FULL_BACKOFF: Duration = Duration::from_micros(500);
 
 #[derive(Default)]
 struct Deliveries {
@@ -133,13 +142,49 @@ pub struct ProducerReport {
     /// When the last measured record was acknowledged.
     pub last_ack: Duration,
     pub measured_sent: u64,
+    /// Records due before the send deadline that were never handed over,
+    /// because the client or the broker could not keep up.
+    pub unsent: u64,
     pub markers_sent: bool,
     pub first_error: Option<String>,
     /// Set when the producer stopped early; says why.
     pub stopped: Option<String>,
+    /// How many reports were merged into this one.
+    pub merged: usize,
 }
 
 impl ProducerReport {
+    /// Adds another producer's report (same clock, same window).
+    pub fn merge(&mut self, o: &ProducerReport) {
+        let first = self.merged == 0;
+        self.merged += 1;
+        if first {
+            self.window_start = o.window_start;
+            self.producer_id = o.producer_id;
+            self.markers_sent = o.markers_sent;
+        } else {
+            self.markers_sent &= o.markers_sent;
+        }
+        self.produced += o.produced;
+        self.warmup_records += o.warmup_records;
+        self.acked += o.acked;
+        self.acked_measured += o.acked_measured;
+        self.failed += o.failed;
+        self.publish.merge(&o.publish);
+        self.publish_warmup.merge(&o.publish_warmup);
+        self.window_start = self.window_start.min(o.window_start);
+        self.last_send = self.last_send.max(o.last_send);
+        self.last_ack = self.last_ack.max(o.last_ack);
+        self.measured_sent += o.measured_sent;
+        self.unsent += o.unsent;
+        if self.first_error.is_none() {
+            self.first_error = o.first_error.clone();
+        }
+        if self.stopped.is_none() {
+            self.stopped = o.stopped.clone();
+        }
+    }
+
     /// Records handed to the producer per second of the measured window.
     pub fn achieved_rate(&self) -> f64 {
         let secs = self
@@ -179,6 +224,10 @@ pub fn client_config(spec: &ProducerSpec) -> ClientConfig {
     // Fail fast when the broker is gone instead of retrying for 5 minutes;
     // long enough to ride out a multi-second stall.
     cfg.set("message.timeout.ms", "60000");
+    // Bound what waits in the client: 8 MiB is plenty to keep a broker busy
+    // (Kafka's Java producer buffers 32 MiB), and an overloaded broker then
+    // holds the producer back within seconds instead of minutes.
+    cfg.set("queue.buffering.max.kbytes", "8192");
     for (k, v) in &spec.workload.producer {
         cfg.set(k, v);
     }
@@ -204,7 +253,7 @@ pub fn run(
             ..Default::default()
         }),
     };
-    let producer: BaseProducer<DeliveryContext> =
+    let producer: ThreadedProducer<DeliveryContext> =
         client_config(spec).create_with_context(ctx).context(
             "creating the producer (check --producer-set keys: they go to librdkafka as they are)",
         )?;
@@ -229,13 +278,17 @@ pub fn run(
             Some(warmup_count.unwrap_or(0) + (r * d.as_secs_f64()).round().max(1.0) as u64)
         }
         (Some(_), Some(n), _) => Some(warmup_count.unwrap_or(0) + n),
-        (None, Some(n), _) => Some(n),
         _ => None,
     };
-    let max_end = match (w.rate, w.duration) {
-        (None, Some(d)) => Some(window_start + d),
+    // With a duration, sending stops at a deadline: in max mode at the end
+    // of the window; in rate mode a little later, so a producer that fell
+    // behind can catch up. Records it never handed over are `unsent`.
+    let send_deadline = match (w.rate, w.messages, w.duration) {
+        (None, _, Some(d)) => Some(window_start + d),
+        (Some(_), None, Some(d)) => Some(window_start + d + (d / 4).max(Duration::from_secs(1))),
         _ => None,
     };
+    let progress_total = total.or(w.messages);
     // In max mode with a message count, the warm-up is time based.
     let mut measured_in_max: u64 = 0;
 
@@ -259,7 +312,7 @@ pub fn run(
         {
             break;
         }
-        if let Some(end) = max_end
+        if let Some(end) = send_deadline
             && now >= end
         {
             break;
@@ -276,10 +329,11 @@ pub fn run(
             if due > now && interval.is_some() {
                 break;
             }
-            let warm = match (warmup_count, w.rate) {
-                (Some(wc), Some(_)) => seq < wc,
-                _ => due < window_start,
-            };
+            // Warm-up ends by the clock, not by the schedule: a broker that
+            // cannot keep up must not hold the whole run in its warm-up.
+            // Records sent late keep their due time, so their lateness
+            // still shows in the measured latency.
+            let warm = clock.elapsed() < window_start;
             if w.rate.is_none() && !warm {
                 measured_in_max += 1;
                 if let Some(n) = w.messages
@@ -303,8 +357,10 @@ pub fn run(
                     Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
                         // Bounded in-flight: wait for deliveries, then retry.
                         record = r;
-                        producer.poll(Duration::from_millis(1));
-                        if cancel.is_cancelled() {
+                        std::thread::sleep(QUEUE_FULL_BACKOFF);
+                        if cancel.is_cancelled()
+                            || send_deadline.is_some_and(|d| clock.elapsed() >= d)
+                        {
                             break 'outer;
                         }
                     }
@@ -327,7 +383,20 @@ pub fn run(
                 break;
             }
         }
-        producer.poll(Duration::ZERO);
+        // Sleep until the next record is due (at least PACING, so the
+        // thread does not spin).
+        let wait = match interval {
+            Some(_) => {
+                let next = due_of(seq);
+                let now = clock.elapsed();
+                next.saturating_sub(now)
+                    .clamp(PACING, Duration::from_millis(5))
+            }
+            None => Duration::ZERO,
+        };
+        if !wait.is_zero() {
+            std::thread::sleep(wait);
+        }
         if last_progress.elapsed() >= Duration::from_millis(250) {
             last_progress = Instant::now();
             let acked = ctx_acked(&producer);
@@ -335,25 +404,14 @@ pub fn run(
                 sent: report.produced,
                 acked,
                 elapsed: clock.elapsed().saturating_sub(start),
-                total,
+                total: progress_total,
                 measuring: clock.elapsed() >= window_start,
             });
         }
-        if let Some(iv) = interval {
-            let next = due_of(seq);
-            let now = clock.elapsed();
-            if next > now {
-                let gap = (next - now).min(Duration::from_millis(5));
-                // Sleep for longer gaps; below ~100 µs yield instead, since
-                // the OS timer would overshoot.
-                if gap >= Duration::from_micros(100) {
-                    std::thread::sleep(gap);
-                } else {
-                    std::thread::yield_now();
-                }
-            }
-            let _ = iv;
-        }
+    }
+
+    if let Some(t) = total {
+        report.unsent = t.saturating_sub(seq);
     }
 
     // Wait for every outstanding acknowledgement (or give up on cancel).
@@ -361,23 +419,25 @@ pub fn run(
     while producer.in_flight_count() > 0 {
         if cancel.is_cancelled() || Instant::now() >= flush_deadline {
             producer.purge(rdkafka::producer::PurgeConfig::default().queue().inflight());
-            producer.poll(Duration::from_millis(100));
+            // Let the polling thread deliver the purge reports.
+            let until = Instant::now() + Duration::from_secs(5);
+            while producer.in_flight_count() > 0 && Instant::now() < until {
+                std::thread::sleep(Duration::from_millis(10));
+            }
             break;
         }
-        producer.poll(Duration::from_millis(50));
+        std::thread::sleep(Duration::from_millis(5));
         if last_progress.elapsed() >= Duration::from_millis(250) {
             last_progress = Instant::now();
             progress(ProducerProgress {
                 sent: report.produced,
                 acked: ctx_acked(&producer),
                 elapsed: clock.elapsed().saturating_sub(start),
-                total,
+                total: progress_total,
                 measuring: true,
             });
         }
     }
-    producer.poll(Duration::ZERO);
-
     // Copy out what the delivery callbacks measured.
     let acked_per_partition = {
         let mut s = producer
@@ -426,7 +486,7 @@ pub fn run(
                 Ok(()) => break,
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
                     record = r;
-                    producer.poll(Duration::from_millis(10));
+                    std::thread::sleep(Duration::from_millis(10));
                 }
                 Err((e, _)) => {
                     return Err(anyhow::Error::new(e).context("sending an end-of-run marker"));
@@ -439,7 +499,7 @@ pub fn run(
         && Instant::now() < marker_deadline
         && !cancel.is_cancelled()
     {
-        producer.poll(Duration::from_millis(50));
+        std::thread::sleep(Duration::from_millis(5));
     }
     report.markers_sent = producer.in_flight_count() == 0;
     if !report.markers_sent {
@@ -448,6 +508,6 @@ pub fn run(
     Ok(report)
 }
 
-fn ctx_acked(p: &BaseProducer<DeliveryContext>) -> u64 {
+fn ctx_acked(p: &ThreadedProducer<DeliveryContext>) -> u64 {
     p.context().state.lock().map(|s| s.acked).unwrap_or(0)
 }

@@ -128,6 +128,12 @@ pub fn step_table(r: &StepResult) -> String {
     ]);
     align_numbers(&mut t);
     out.push_str(&format!("{t}\n"));
+    if r.unsent > 0 {
+        out.push_str(&format!(
+            "saturated: {} records due in the window were never sent (the broker or client could not keep up with the target rate)\n",
+            group(r.unsent)
+        ));
+    }
     if !r.broker.requested.is_empty() {
         out.push_str(&format!("broker settings: {}\n", r.broker.requested));
     }

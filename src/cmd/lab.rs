@@ -1,0 +1,434 @@
+//! `klab lab list|show|run|check` and `klab demo`.
+
+use crate::broker::kafka_home::{KafkaHome, java};
+use crate::broker::render::single_node_defaults;
+use crate::cli::{
+    DemoArgs, FixArgs, FixWith, LabCheckArgs, LabCommand, LabRunArgs, LabShowArgs, LabsDirArgs,
+    SessionArgs,
+};
+use crate::error::{Interrupted, is_interrupted};
+use crate::lab::file::{Fix, parse_fix_file};
+use crate::lab::run::{
+    FixSource, Row, Session, SessionOptions, run_demo, run_lab, summary_table, write_summary,
+};
+use crate::lab::{Labs, labs_dir, load_with};
+use crate::stats::report::{check_writable, new_run_dir};
+use crate::stats::table::new_table;
+use crate::tuner::{Objective, TuneOptions};
+use crate::usage;
+use anyhow::Result;
+use std::io::IsTerminal;
+use std::time::Instant;
+
+pub fn execute(cmd: &LabCommand) -> Result<i32> {
+    match cmd {
+        LabCommand::List(a) => list(a),
+        LabCommand::Show(a) => show(a),
+        LabCommand::Run(a) => run(a),
+        LabCommand::Check(a) => check(a),
+    }
+}
+
+fn list(a: &LabsDirArgs) -> Result<i32> {
+    let labs = Labs::load(&labs_dir(a.labs.as_deref()))?;
+    let mut t = new_table(&["lab", "title", "makes worse", "restart?"]);
+    for l in &labs.labs {
+        let prev = l
+            .extends
+            .as_ref()
+            .and_then(|e| labs.get(e).ok())
+            .map(|p| p.broker.clone())
+            .unwrap_or_default();
+        let restart = if l.extends.is_none() {
+            ""
+        } else if crate::broker::knobs::needs_restart(&prev, &l.broker) {
+            "yes"
+        } else {
+            "no"
+        };
+        t.add_row(vec![
+            l.id.clone(),
+            l.title.clone(),
+            l.what_changed(),
+            restart.to_string(),
+        ]);
+    }
+    println!("{t}");
+    println!("labs: {}", labs.dir.display());
+    Ok(super::EXIT_OK)
+}
+
+fn show(a: &LabShowArgs) -> Result<i32> {
+    let (labs, id) = load_with(a.dir.labs.as_deref(), &a.lab)?;
+    let lab = labs.get(&id)?;
+    println!("{} — {}", lab.id, lab.title);
+    if let Some(s) = &lab.summary {
+        println!("{s}");
+    }
+    let chain = {
+        let mut c = vec![lab.id.clone()];
+        let mut cur = lab.extends.clone();
+        while let Some(e) = cur {
+            c.push(e.clone());
+            cur = labs.get(&e).ok().and_then(|l| l.extends.clone());
+        }
+        c.reverse();
+        c.join(" → ")
+    };
+    println!("extends: {chain}");
+    println!("makes worse: {}", lab.what_changed());
+    let mut t = new_table(&["broker setting", "value", "set by"]);
+    let heap = lab
+        .broker
+        .heap
+        .map(|h| (h.jvm(), lab.origin.get("heap").cloned().unwrap_or_default()))
+        .unwrap_or_else(|| {
+            (
+                crate::broker::render::DEFAULT_HEAP.jvm(),
+                "klab default (as Kafka's scripts)".into(),
+            )
+        });
+    t.add_row(vec!["heap (-Xms/-Xmx)".to_string(), heap.0, heap.1]);
+    for (k, v) in &lab.broker.properties {
+        t.add_row(vec![
+            k.clone(),
+            v.clone(),
+            lab.origin.get(k).cloned().unwrap_or_default(),
+        ]);
+    }
+    for (k, v) in single_node_defaults() {
+        if !lab.broker.properties.contains_key(&k) {
+            t.add_row(vec![k, v, "klab single-node default".into()]);
+        }
+    }
+    for k in [
+        "num.network.threads",
+        "num.io.threads",
+        "log.flush.interval.messages",
+        "socket.send.buffer.bytes",
+        "socket.receive.buffer.bytes",
+    ] {
+        if !lab.broker.properties.contains_key(k)
+            && let Some(info) = crate::broker::knobs::lookup(k)
+        {
+            t.add_row(vec![
+                k.to_string(),
+                info.default.to_string(),
+                "Kafka default".into(),
+            ]);
+        }
+    }
+    println!("{t}");
+    let fix = lab.fix.lines();
+    println!(
+        "fix: {}",
+        if fix.is_empty() {
+            "(none: this is the reference)".into()
+        } else {
+            fix.join(" ")
+        }
+    );
+    for (name, quick) in [("workload", false), ("workload --quick", true)] {
+        match lab.workload(quick, None) {
+            Ok(w) => println!("{name}: {}", w.describe()),
+            Err(_) => {
+                let p = if quick {
+                    lab.workload.overlay(&lab.quick)
+                } else {
+                    lab.workload.clone()
+                };
+                let w = crate::lab::workload_from_patch(&p, Some(1.0))
+                    .map(|w| {
+                        w.describe().replacen(
+                            "rate 1/s",
+                            &p.rate.map(|r| format!("rate {r}")).unwrap_or_default(),
+                            1,
+                        )
+                    })
+                    .unwrap_or_default();
+                println!("{name}: {w}");
+            }
+        }
+    }
+    let p = lab
+        .workload
+        .producer
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>();
+    if !p.is_empty() {
+        println!("producer: {}", p.join(" "));
+    }
+    let e = lab.expect;
+    let mut exp = Vec::new();
+    if let Some(x) = e.degraded_throughput_at_most {
+        exp.push(format!("degraded: records/s <= {x}x lab 01"));
+    }
+    if let Some(x) = e.degraded_p99_at_least {
+        exp.push(format!("degraded: e2e p99 >= {x}x lab 01"));
+    }
+    if let Some(x) = e.fixed_throughput_at_least {
+        exp.push(format!("fixed: records/s >= {x}x lab 01"));
+    }
+    if let Some(x) = e.fixed_p99_at_most {
+        exp.push(format!("fixed: e2e p99 <= {x}x lab 01"));
+    }
+    if !exp.is_empty() {
+        println!("expect: {}", exp.join("; "));
+    }
+    println!("walkthrough: {}", lab.dir.join("README.md").display());
+    Ok(super::EXIT_OK)
+}
+
+/// Checks everything a session needs before any broker starts.
+pub fn session(args: &SessionArgs) -> Result<Session> {
+    if let Some(j) = &args.json {
+        check_writable(j).map_err(|e| usage!("--json {}: {e}", j.display()))?;
+    }
+    let kafka = KafkaHome::locate(args.kafka.kafka_home.as_deref())?;
+    java()?;
+    let run_dir = new_run_dir(&args.results)?;
+    Session::new(SessionOptions {
+        kafka: Some(kafka),
+        run_dir,
+        quick: args.quick,
+        progress: !args.quiet && std::io::stderr().is_terminal(),
+    })
+}
+
+/// Prints and saves what was measured, also after an error or Ctrl-C.
+pub fn conclude(
+    s: &mut Session,
+    title: &str,
+    rows: &[Row],
+    args: &SessionArgs,
+    outcome: Result<()>,
+    started: Instant,
+) -> Result<i32> {
+    let stop = s.stop();
+    if !rows.is_empty() {
+        write_summary(
+            &s.opts.run_dir,
+            title,
+            rows,
+            &s.results,
+            args.json.as_deref(),
+        )?;
+        println!("{}", summary_table(rows));
+    }
+    println!(
+        "wall time {:.0}s, {} broker restart(s); results: {}",
+        started.elapsed().as_secs_f64(),
+        s.restarts,
+        s.opts.run_dir.display()
+    );
+    match outcome {
+        Ok(()) => {
+            stop?;
+            if rows.iter().all(|r| r.result.complete) {
+                Ok(super::EXIT_OK)
+            } else {
+                eprintln!("klab: some steps are incomplete (see the reason in their JSON)");
+                Ok(super::EXIT_INCOMPLETE)
+            }
+        }
+        Err(e) if is_interrupted(&e) || crate::cancel::interrupted() => {
+            eprintln!("klab: interrupted; the steps measured so far are saved");
+            Ok(super::EXIT_INTERRUPTED)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+fn run(a: &LabRunArgs) -> Result<i32> {
+    let (labs, id) = load_with(a.session.dir.labs.as_deref(), &a.lab)?;
+    let lab = labs.get(&id)?.clone();
+    let mut s = session(&a.session)?;
+    s.steps_planned = if lab.extends.is_none() { 1 } else { 3 };
+    let started = Instant::now();
+    let mut rows = Vec::new();
+    let fix = fix_source(&a.fix, a.session.quick, 3, 6);
+    s.steps_planned = match &fix {
+        FixSource::Tuner(o) if lab.extends.is_some() => 2 + o.budget,
+        _ => s.steps_planned,
+    };
+    let outcome = run_lab(&mut s, &labs, &lab, &fix).map(|r| rows = r);
+    let code = conclude(
+        &mut s,
+        &format!("lab {}", lab.id),
+        &rows,
+        &a.session,
+        outcome,
+        started,
+    )?;
+    for r in rows.iter().filter(|r| r.as_expected == Some(false)) {
+        println!(
+            "note: {} {} did not meet the lab's expectation on this machine",
+            r.lab, r.step
+        );
+    }
+    Ok(code)
+}
+
+fn check(a: &LabCheckArgs) -> Result<i32> {
+    let (labs, id) = load_with(a.session.dir.labs.as_deref(), &a.lab)?;
+    let lab = labs.get(&id)?.clone();
+    if lab.extends.is_none() {
+        return Err(usage!(
+            "{} is the reference lab; there is nothing to fix",
+            lab.id
+        ));
+    }
+    let file = a.fix.clone().or_else(|| {
+        let f = lab.dir.join("my-fix.toml");
+        f.is_file().then_some(f)
+    });
+    let mut fix = match &file {
+        Some(f) => parse_fix_file(f).map_err(|e| usage!("{e}"))?,
+        None => Fix::default(),
+    };
+    let flags = a.broker.config()?;
+    fix.broker = fix.broker.overlay(&flags);
+    for (k, v) in &a.producer_set {
+        if crate::model::RESERVED_PRODUCER_KEYS.contains(&k.as_str()) {
+            return Err(usage!("--producer-set: '{k}' is set by klab itself"));
+        }
+        fix.producer.insert(k.clone(), v.clone());
+    }
+    if fix.is_empty() {
+        return Err(usage!(
+            "nothing to check: write your fix into {} (heap = \"...\", [properties], [producer]) or pass --broker-set/--heap/--producer-set",
+            lab.dir.join("my-fix.toml").display()
+        ));
+    }
+    let mut s = session(&a.session)?;
+    s.steps_planned = 3;
+    let started = Instant::now();
+    let mut rows = Vec::new();
+    let outcome = run_lab(&mut s, &labs, &lab, &FixSource::Given(fix.clone())).map(|r| rows = r);
+    let code = conclude(
+        &mut s,
+        &format!("check {}", lab.id),
+        &rows,
+        &a.session,
+        outcome,
+        started,
+    )?;
+    if code != super::EXIT_OK {
+        return Ok(code);
+    }
+    let Some(yours) = rows.iter().find(|r| r.step == "your fix") else {
+        return Ok(code);
+    };
+    match yours.as_expected {
+        Some(true) => {
+            println!(
+                "PASS: your fix ({}) brings {} back to the lab's expectation.",
+                fix.lines().join(" "),
+                lab.id
+            );
+            Ok(super::EXIT_OK)
+        }
+        Some(false) | None => {
+            println!(
+                "NOT YET: your fix ({}) falls short of the lab's expectation.",
+                fix.lines().join(" ")
+            );
+            for hint in hints(&lab, &fix) {
+                println!("hint: {hint}");
+            }
+            Ok(super::EXIT_INCOMPLETE)
+        }
+    }
+}
+
+/// The fix step of `lab run` and `demo`: the tuner (with a budget that
+/// depends on --quick) or the lab's own fix.
+fn fix_source(a: &FixArgs, quick: bool, quick_budget: usize, full_budget: usize) -> FixSource {
+    match a.fix_with {
+        FixWith::Lab => FixSource::Lab,
+        FixWith::Tuner => FixSource::Tuner(Box::new(TuneOptions {
+            budget: a
+                .budget
+                .unwrap_or(if quick { quick_budget } else { full_budget }),
+            objective: Objective {
+                slo_p99_ms: a.slo_p99.as_secs_f64() * 1000.0,
+            },
+            // The degraded step is the start; a second start measurement
+            // would cost as much as a trial, so assume 10% noise instead.
+            start_repeats: 1,
+            noise_floor: 0.10,
+            ..Default::default()
+        })),
+    }
+}
+
+/// Knobs the lab broke that the student's fix leaves broken.
+pub fn hints(lab: &crate::lab::Lab, fix: &Fix) -> Vec<String> {
+    let mut out = Vec::new();
+    let fixed = lab.fixed_broker(fix);
+    if lab.fix.broker.heap.is_some() && fixed.heap != lab.fixed_broker(&lab.fix).heap {
+        out.push(format!(
+            "the heap is still {} (set by {}); look at gc.log in the run's broker folder",
+            fixed.heap.map(|h| h.jvm()).unwrap_or_default(),
+            lab.origin.get("heap").cloned().unwrap_or_default()
+        ));
+    }
+    for (k, good) in &lab.fix.broker.properties {
+        if fixed.properties.get(k) != Some(good) {
+            out.push(format!(
+                "{k} is {} (set by {}); `klab knobs {k}` says what it does and whether it changes live",
+                fixed.properties.get(k).cloned().unwrap_or_else(|| "unchanged".into()),
+                lab.origin.get(k).cloned().unwrap_or_default()
+            ));
+        }
+    }
+    for (k, good) in &lab.fix.producer {
+        if fix.producer.get(k) != Some(good) && lab.workload.producer.get(k) != Some(good) {
+            out.push(format!(
+                "the producer still runs with {k}={} (set by {})",
+                lab.workload.producer.get(k).cloned().unwrap_or_default(),
+                lab.origin
+                    .get(&format!("producer.{k}"))
+                    .cloned()
+                    .unwrap_or_default()
+            ));
+        }
+    }
+    if out.is_empty() {
+        out.push("your settings match the lab's own fix; run the check again (measurements vary) or without --quick".into());
+    }
+    out
+}
+
+pub fn demo(a: &DemoArgs) -> Result<i32> {
+    let labs = Labs::load(&labs_dir(a.session.dir.labs.as_deref()))?;
+    let mut s = session(&a.session)?;
+    let started = Instant::now();
+    let mut rows = Vec::new();
+    let fix = fix_source(&a.fix, a.session.quick, 2, 4);
+    let outcome = run_demo(&mut s, &labs, &fix, &mut rows);
+    if let Err(e) = &outcome
+        && !is_interrupted(e)
+        && !crate::cancel::interrupted()
+    {
+        eprintln!("klab: the demo stopped: {e:#}");
+    }
+    let outcome = match outcome {
+        Err(e) if is_interrupted(&e) => Err(Interrupted.into()),
+        other => other,
+    };
+    let code = conclude(
+        &mut s,
+        "klab demo: throughput and e2e p99 per lab",
+        &rows,
+        &a.session,
+        outcome,
+        started,
+    )?;
+    let svg = s.opts.run_dir.join("summary.svg");
+    if svg.is_file() {
+        println!("plot: {}", svg.display());
+    }
+    Ok(code)
+}

@@ -1,0 +1,812 @@
+//! The lab file format (`labs/NN-slug/lab.toml`) and its validation.
+//!
+//! Every error names the file, the line and column, the field and what is
+//! allowed. Unknown keys are errors, so a typo never silently does nothing.
+
+use crate::model::{Acks, BrokerConfig, limits};
+use crate::units::{MemSize, parse_duration};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use toml::Spanned;
+
+/// A mistake in a lab file, located.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LabFileError {
+    pub file: PathBuf,
+    pub line: Option<usize>,
+    pub column: Option<usize>,
+    pub message: String,
+}
+
+impl std::fmt::Display for LabFileError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.file.display())?;
+        if let (Some(l), Some(c)) = (self.line, self.column) {
+            write!(f, ":{l}:{c}")?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+impl std::error::Error for LabFileError {}
+
+/// 1-based line and column of a byte offset.
+pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let upto = &text[..offset.min(text.len())];
+    let line = upto.matches('\n').count() + 1;
+    let col = upto
+        .rsplit('\n')
+        .next()
+        .map(|l| l.chars().count())
+        .unwrap_or(0)
+        + 1;
+    (line, col)
+}
+
+/// A lab file as written.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLab {
+    pub title: Spanned<String>,
+    /// The lab this one builds on (`01`, or `01-baseline`).
+    pub extends: Option<Spanned<String>>,
+    pub summary: Option<String>,
+    /// What this lab changes on the broker (laid over the lab it extends).
+    pub broker: Option<RawBroker>,
+    /// The healthy values of what this lab (and the labs before it) broke.
+    pub fix: Option<RawFix>,
+    pub workload: Option<RawWorkload>,
+    /// Workload overrides for `--quick`.
+    pub quick: Option<RawWorkload>,
+    pub expect: Option<RawExpect>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawBroker {
+    pub heap: Option<Spanned<String>>,
+    #[serde(default)]
+    pub properties: BTreeMap<String, Spanned<toml::Value>>,
+}
+
+/// A fix: broker settings and, for client-side damage, producer settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawFix {
+    pub heap: Option<Spanned<String>>,
+    #[serde(default)]
+    pub properties: BTreeMap<String, Spanned<toml::Value>>,
+    #[serde(default)]
+    pub producer: BTreeMap<String, Spanned<toml::Value>>,
+}
+
+/// Parsed fix: laid over a lab's degraded broker and workload.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Fix {
+    pub broker: BrokerConfig,
+    pub producer: BTreeMap<String, String>,
+}
+
+impl Fix {
+    pub fn overlay(&self, over: &Fix) -> Fix {
+        let mut producer = self.producer.clone();
+        for (k, v) in &over.producer {
+            producer.insert(k.clone(), v.clone());
+        }
+        Fix {
+            broker: self.broker.overlay(&over.broker),
+            producer,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.broker.is_empty() && self.producer.is_empty()
+    }
+
+    /// `heap=1g num.io.threads=8 linger.ms=5`.
+    pub fn lines(&self) -> Vec<String> {
+        let mut l = self.broker.lines();
+        l.extend(self.producer.iter().map(|(k, v)| format!("{k}={v}")));
+        l
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawWorkload {
+    /// Records/s, `"max"`, or `"60%"` of the machine's calibrated capacity.
+    pub rate: Option<Spanned<toml::Value>>,
+    pub messages: Option<Spanned<i64>>,
+    pub duration: Option<Spanned<String>>,
+    pub warmup: Option<Spanned<String>>,
+    pub message_bytes: Option<Spanned<i64>>,
+    pub partitions: Option<Spanned<i64>>,
+    pub acks: Option<Spanned<toml::Value>>,
+    /// Independent producer clients sharing the rate.
+    pub producers: Option<Spanned<i64>>,
+    #[serde(default)]
+    pub producer: BTreeMap<String, Spanned<toml::Value>>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawExpect {
+    pub degraded: Option<RawDegraded>,
+    pub fixed: Option<RawFixed>,
+}
+
+/// The lab counts as degraded when either bound is met (vs lab 01).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDegraded {
+    pub throughput_at_most: Option<Spanned<f64>>,
+    pub p99_at_least: Option<Spanned<f64>>,
+}
+
+/// A fix is good when both bounds hold (vs lab 01).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawFixed {
+    pub throughput_at_least: Option<Spanned<f64>>,
+    pub p99_at_most: Option<Spanned<f64>>,
+}
+
+/// How fast to produce.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RateSpec {
+    /// Records per second.
+    Fixed(f64),
+    /// As fast as acknowledgements allow.
+    Max,
+    /// A share (0-1] of this machine's capacity, measured by calibrating
+    /// lab 01 with `max` first.
+    OfCapacity(f64),
+}
+
+impl std::fmt::Display for RateSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RateSpec::Fixed(r) => write!(f, "{r:.0}/s"),
+            RateSpec::Max => f.write_str("max"),
+            RateSpec::OfCapacity(p) => write!(f, "{:.0}% of capacity", p * 100.0),
+        }
+    }
+}
+
+/// A workload whose fields may still be unset (patches are laid on top of
+/// one another along the `extends` chain).
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct WorkloadPatch {
+    pub rate: Option<RateSpec>,
+    /// `Some(Some(n))` sets a message count, `Some(None)` is never produced
+    /// by the parser; duration and messages replace each other.
+    pub messages: Option<u64>,
+    pub duration: Option<Duration>,
+    pub warmup: Option<Duration>,
+    pub message_bytes: Option<usize>,
+    pub partitions: Option<i32>,
+    pub acks: Option<Acks>,
+    pub producers: Option<u32>,
+    pub producer: BTreeMap<String, String>,
+}
+
+impl WorkloadPatch {
+    /// `self` with `over` laid on top.
+    pub fn overlay(&self, over: &WorkloadPatch) -> WorkloadPatch {
+        let mut out = self.clone();
+        if over.rate.is_some() {
+            out.rate = over.rate;
+        }
+        if over.messages.is_some() {
+            out.messages = over.messages;
+            out.duration = None;
+        }
+        if over.duration.is_some() {
+            out.duration = over.duration;
+            out.messages = None;
+        }
+        if over.warmup.is_some() {
+            out.warmup = over.warmup;
+        }
+        if over.message_bytes.is_some() {
+            out.message_bytes = over.message_bytes;
+        }
+        if over.partitions.is_some() {
+            out.partitions = over.partitions;
+        }
+        if over.acks.is_some() {
+            out.acks = over.acks;
+        }
+        if over.producers.is_some() {
+            out.producers = over.producers;
+        }
+        for (k, v) in &over.producer {
+            out.producer.insert(k.clone(), v.clone());
+        }
+        out
+    }
+
+    /// Settings of `over` that differ from `self`, as `key=value` strings.
+    pub fn changes(&self, over: &WorkloadPatch) -> Vec<String> {
+        let mut out = Vec::new();
+        let after = self.overlay(over);
+        if after.rate != self.rate
+            && let Some(r) = after.rate
+        {
+            out.push(format!("rate={r}"));
+        }
+        if after.message_bytes != self.message_bytes
+            && let Some(b) = after.message_bytes
+        {
+            out.push(format!("message_bytes={b}"));
+        }
+        if after.partitions != self.partitions
+            && let Some(p) = after.partitions
+        {
+            out.push(format!("partitions={p}"));
+        }
+        if after.acks != self.acks
+            && let Some(a) = after.acks
+        {
+            out.push(format!("acks={a}"));
+        }
+        if after.producers != self.producers
+            && let Some(n) = after.producers
+        {
+            out.push(format!("producers={n}"));
+        }
+        for (k, v) in &over.producer {
+            if self.producer.get(k) != Some(v) {
+                out.push(format!("{k}={v}"));
+            }
+        }
+        out
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]
+pub struct Expect {
+    pub degraded_throughput_at_most: Option<f64>,
+    pub degraded_p99_at_least: Option<f64>,
+    pub fixed_throughput_at_least: Option<f64>,
+    pub fixed_p99_at_most: Option<f64>,
+}
+
+/// A parsed, validated lab file (before its `extends` chain is resolved).
+#[derive(Debug, Clone)]
+pub struct LabFile {
+    pub path: PathBuf,
+    pub title: String,
+    pub extends: Option<(String, usize, usize)>,
+    pub summary: Option<String>,
+    pub broker: BrokerConfig,
+    pub fix: Fix,
+    pub workload: WorkloadPatch,
+    pub quick: WorkloadPatch,
+    pub expect: Expect,
+}
+
+struct Ctx<'a> {
+    path: &'a Path,
+    text: &'a str,
+}
+
+impl Ctx<'_> {
+    fn err_at(&self, span: Option<std::ops::Range<usize>>, message: String) -> LabFileError {
+        let (line, column) = match span {
+            Some(s) => {
+                let (l, c) = line_col(self.text, s.start);
+                (Some(l), Some(c))
+            }
+            None => (None, None),
+        };
+        LabFileError {
+            file: self.path.to_path_buf(),
+            line,
+            column,
+            message,
+        }
+    }
+
+    fn err<T>(&self, v: &Spanned<T>, message: String) -> LabFileError {
+        self.err_at(Some(v.span()), message)
+    }
+}
+
+/// Reads and validates one lab file.
+pub fn parse_file(path: &Path) -> Result<LabFile, LabFileError> {
+    let bytes = std::fs::read(path).map_err(|e| LabFileError {
+        file: path.to_path_buf(),
+        line: None,
+        column: None,
+        message: format!("cannot read: {e}"),
+    })?;
+    parse_bytes(path, &bytes)
+}
+
+pub fn parse_bytes(path: &Path, bytes: &[u8]) -> Result<LabFile, LabFileError> {
+    let text = match std::str::from_utf8(bytes) {
+        Ok(t) => t,
+        Err(e) => {
+            let good = &bytes[..e.valid_up_to()];
+            let good = std::str::from_utf8(good).unwrap_or("");
+            let (line, column) = line_col(good, good.len());
+            return Err(LabFileError {
+                file: path.to_path_buf(),
+                line: Some(line),
+                column: Some(column),
+                message: format!(
+                    "not valid UTF-8 (byte 0x{:02x} at offset {}); lab files are UTF-8 text",
+                    bytes[e.valid_up_to()],
+                    e.valid_up_to()
+                ),
+            });
+        }
+    };
+    let cx = Ctx { path, text };
+    if text.trim().is_empty() {
+        return Err(cx.err_at(
+            None,
+            "the file is empty; a lab needs at least `title = \"...\"`".into(),
+        ));
+    }
+    let raw: RawLab = toml::from_str(text).map_err(|e| {
+        let msg = e.message().trim().to_string();
+        let hint = if msg.contains("unknown field") {
+            " (see labs/README.md for the lab file format)"
+        } else {
+            ""
+        };
+        cx.err_at(e.span(), format!("{msg}{hint}"))
+    })?;
+    validate(&cx, raw)
+}
+
+fn validate(cx: &Ctx<'_>, raw: RawLab) -> Result<LabFile, LabFileError> {
+    if raw.title.get_ref().trim().is_empty() {
+        return Err(cx.err(&raw.title, "title: must not be empty".into()));
+    }
+    let extends = match &raw.extends {
+        Some(e) => {
+            let (l, c) = line_col(cx.text, e.span().start);
+            let id = e.get_ref().trim().to_string();
+            if id.is_empty() {
+                return Err(cx.err(e, "extends: must name a lab, e.g. \"01\"".into()));
+            }
+            Some((id, l, c))
+        }
+        None => None,
+    };
+    let broker = match &raw.broker {
+        Some(b) => parse_broker(cx, "broker", b)?,
+        None => BrokerConfig::default(),
+    };
+    let fix = match &raw.fix {
+        Some(f) => parse_fix(cx, "fix", f)?,
+        None => Fix::default(),
+    };
+    let workload = match &raw.workload {
+        Some(w) => parse_workload(cx, "workload", w)?,
+        None => WorkloadPatch::default(),
+    };
+    let quick = match &raw.quick {
+        Some(w) => parse_workload(cx, "quick", w)?,
+        None => WorkloadPatch::default(),
+    };
+    let expect = match &raw.expect {
+        Some(e) => expect(cx, e)?,
+        None => Expect::default(),
+    };
+    Ok(LabFile {
+        path: cx.path.to_path_buf(),
+        title: raw.title.into_inner(),
+        extends,
+        summary: raw.summary,
+        broker,
+        fix,
+        workload,
+        quick,
+        expect,
+    })
+}
+
+/// A TOML scalar as the string Kafka would read.
+fn scalar(v: &toml::Value) -> Option<String> {
+    match v {
+        toml::Value::String(s) => Some(s.clone()),
+        toml::Value::Integer(i) => Some(i.to_string()),
+        toml::Value::Float(f) => Some(f.to_string()),
+        toml::Value::Boolean(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+fn parse_broker(cx: &Ctx<'_>, table: &str, b: &RawBroker) -> Result<BrokerConfig, LabFileError> {
+    let mut out = BrokerConfig::default();
+    if let Some(h) = &b.heap {
+        let size: MemSize = h
+            .get_ref()
+            .parse()
+            .map_err(|e: String| cx.err(h, format!("{table}.heap: {e}")))?;
+        crate::broker::knobs::check_heap(size)
+            .map_err(|e| cx.err(h, format!("{table}.heap: {e}")))?;
+        out.heap = Some(size);
+    }
+    for (k, v) in &b.properties {
+        let Some(s) = scalar(v.get_ref()) else {
+            return Err(cx.err(
+                v,
+                format!("{table}.properties.\"{k}\": expected a string, number or boolean"),
+            ));
+        };
+        crate::broker::knobs::check_setting(k, &s)
+            .map_err(|e| cx.err(v, format!("{table}.properties: {e}")))?;
+        out.properties.insert(k.clone(), s);
+    }
+    Ok(out)
+}
+
+/// Parses a fix table (also the format of a student's `my-fix.toml`).
+fn parse_fix(cx: &Ctx<'_>, table: &str, f: &RawFix) -> Result<Fix, LabFileError> {
+    let broker = parse_broker(
+        cx,
+        table,
+        &RawBroker {
+            heap: f.heap.clone(),
+            properties: f.properties.clone(),
+        },
+    )?;
+    let mut producer = BTreeMap::new();
+    for (k, v) in &f.producer {
+        let Some(s) = scalar(v.get_ref()) else {
+            return Err(cx.err(
+                v,
+                format!("{table}.producer.\"{k}\": expected a string, number or boolean"),
+            ));
+        };
+        if crate::model::RESERVED_PRODUCER_KEYS.contains(&k.as_str()) {
+            return Err(cx.err(v, format!("{table}.producer: '{k}' is set by klab itself")));
+        }
+        producer.insert(k.clone(), s);
+    }
+    Ok(Fix { broker, producer })
+}
+
+/// Reads a student's fix file (`my-fix.toml`: `heap`, `[properties]`,
+/// `[producer]`, the same keys as a lab's `[fix]`).
+pub fn parse_fix_file(path: &Path) -> Result<Fix, LabFileError> {
+    let bytes = std::fs::read(path).map_err(|e| LabFileError {
+        file: path.to_path_buf(),
+        line: None,
+        column: None,
+        message: format!("cannot read: {e}"),
+    })?;
+    let text = std::str::from_utf8(&bytes).map_err(|e| LabFileError {
+        file: path.to_path_buf(),
+        line: None,
+        column: None,
+        message: format!("not valid UTF-8 at byte {}", e.valid_up_to()),
+    })?;
+    let cx = Ctx { path, text };
+    let raw: RawFix =
+        toml::from_str(text).map_err(|e| cx.err_at(e.span(), e.message().trim().to_string()))?;
+    parse_fix(&cx, "fix", &raw)
+}
+
+fn parse_workload(
+    cx: &Ctx<'_>,
+    table: &str,
+    w: &RawWorkload,
+) -> Result<WorkloadPatch, LabFileError> {
+    let mut out = WorkloadPatch::default();
+    if let Some(r) = &w.rate {
+        let allowed = "records/s (a number > 0), \"max\", or a share of capacity like \"60%\"";
+        let spec = match r.get_ref() {
+            toml::Value::Integer(i) if *i > 0 && (*i as f64) <= limits::MAX_RATE => {
+                RateSpec::Fixed(*i as f64)
+            }
+            toml::Value::Float(f) if *f > 0.0 && *f <= limits::MAX_RATE => RateSpec::Fixed(*f),
+            toml::Value::String(s) if s == "max" => RateSpec::Max,
+            toml::Value::String(s) if s.ends_with('%') => {
+                let p: f64 = s
+                    .trim_end_matches('%')
+                    .trim()
+                    .parse()
+                    .map_err(|_| cx.err(r, format!("{table}.rate: '{s}' is not {allowed}")))?;
+                if !(p > 0.0 && p <= 100.0) {
+                    return Err(cx.err(
+                        r,
+                        format!("{table}.rate: {s} is out of range; a share is in (0%, 100%]"),
+                    ));
+                }
+                RateSpec::OfCapacity(p / 100.0)
+            }
+            other => return Err(cx.err(r, format!("{table}.rate: {other} is not {allowed}"))),
+        };
+        out.rate = Some(spec);
+    }
+    if let Some(m) = &w.messages {
+        let n = *m.get_ref();
+        if n < 1 || n as u64 > limits::MAX_MESSAGES {
+            return Err(cx.err(
+                m,
+                format!(
+                    "{table}.messages: {n} is out of range; expected 1..={}",
+                    limits::MAX_MESSAGES
+                ),
+            ));
+        }
+        out.messages = Some(n as u64);
+    }
+    if let Some(d) = &w.duration {
+        let v =
+            parse_duration(d.get_ref()).map_err(|e| cx.err(d, format!("{table}.duration: {e}")))?;
+        if v.is_zero() {
+            return Err(cx.err(d, format!("{table}.duration: must be longer than 0")));
+        }
+        out.duration = Some(v);
+    }
+    if out.messages.is_some() && out.duration.is_some() {
+        return Err(cx.err_at(
+            w.duration.as_ref().map(|d| d.span()),
+            format!("{table}: give messages or duration, not both"),
+        ));
+    }
+    if let Some(d) = &w.warmup {
+        out.warmup = Some(
+            parse_duration(d.get_ref()).map_err(|e| cx.err(d, format!("{table}.warmup: {e}")))?,
+        );
+    }
+    if let Some(b) = &w.message_bytes {
+        let n = *b.get_ref();
+        if n < limits::MIN_MESSAGE_BYTES as i64 || n > limits::MAX_MESSAGE_BYTES as i64 {
+            return Err(cx.err(
+                b,
+                format!(
+                    "{table}.message_bytes: {n} is out of range; expected {}..={}",
+                    limits::MIN_MESSAGE_BYTES,
+                    limits::MAX_MESSAGE_BYTES
+                ),
+            ));
+        }
+        out.message_bytes = Some(n as usize);
+    }
+    if let Some(p) = &w.partitions {
+        let n = *p.get_ref();
+        if n < 1 || n > limits::MAX_PARTITIONS as i64 {
+            return Err(cx.err(
+                p,
+                format!(
+                    "{table}.partitions: {n} is out of range; expected 1..={}",
+                    limits::MAX_PARTITIONS
+                ),
+            ));
+        }
+        out.partitions = Some(n as i32);
+    }
+    if let Some(p) = &w.producers {
+        let n = *p.get_ref();
+        if n < 1 || n > limits::MAX_PRODUCERS as i64 {
+            return Err(cx.err(
+                p,
+                format!(
+                    "{table}.producers: {n} is out of range; expected 1..={}",
+                    limits::MAX_PRODUCERS
+                ),
+            ));
+        }
+        out.producers = Some(n as u32);
+    }
+    if let Some(a) = &w.acks {
+        let s = scalar(a.get_ref()).unwrap_or_default();
+        out.acks = Some(
+            s.parse()
+                .map_err(|e: String| cx.err(a, format!("{table}.acks: {e}")))?,
+        );
+    }
+    for (k, v) in &w.producer {
+        let Some(s) = scalar(v.get_ref()) else {
+            return Err(cx.err(
+                v,
+                format!("{table}.producer.\"{k}\": expected a string, number or boolean"),
+            ));
+        };
+        if crate::model::RESERVED_PRODUCER_KEYS.contains(&k.as_str()) {
+            return Err(cx.err(
+                v,
+                format!(
+                    "{table}.producer: '{k}' is set by klab itself (use workload.acks for acks)"
+                ),
+            ));
+        }
+        out.producer.insert(k.clone(), s);
+    }
+    Ok(out)
+}
+
+fn ratio(cx: &Ctx<'_>, name: &str, v: &Spanned<f64>) -> Result<f64, LabFileError> {
+    let x = *v.get_ref();
+    if !(x.is_finite() && x > 0.0 && x <= 1000.0) {
+        return Err(cx.err(
+            v,
+            format!("expect.{name}: {x} is out of range; a ratio against lab 01 in (0, 1000]"),
+        ));
+    }
+    Ok(x)
+}
+
+fn expect(cx: &Ctx<'_>, e: &RawExpect) -> Result<Expect, LabFileError> {
+    let mut out = Expect::default();
+    if let Some(d) = &e.degraded {
+        out.degraded_throughput_at_most = d
+            .throughput_at_most
+            .as_ref()
+            .map(|v| ratio(cx, "degraded.throughput_at_most", v))
+            .transpose()?;
+        out.degraded_p99_at_least = d
+            .p99_at_least
+            .as_ref()
+            .map(|v| ratio(cx, "degraded.p99_at_least", v))
+            .transpose()?;
+    }
+    if let Some(f) = &e.fixed {
+        out.fixed_throughput_at_least = f
+            .throughput_at_least
+            .as_ref()
+            .map(|v| ratio(cx, "fixed.throughput_at_least", v))
+            .transpose()?;
+        out.fixed_p99_at_most = f
+            .p99_at_most
+            .as_ref()
+            .map(|v| ratio(cx, "fixed.p99_at_most", v))
+            .transpose()?;
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<LabFile, LabFileError> {
+        parse_bytes(Path::new("labs/99-test/lab.toml"), text.as_bytes())
+    }
+
+    const GOOD: &str = r#"
+title = "One IO thread"
+extends = "02"
+summary = "x"
+
+[broker.properties]
+"num.io.threads" = 1
+
+[fix.properties]
+"num.io.threads" = 8
+
+[workload]
+rate = "60%"
+duration = "20s"
+warmup = "5s"
+message_bytes = 1024
+partitions = 6
+acks = "all"
+
+[workload.producer]
+"linger.ms" = 5
+
+[quick]
+duration = "6s"
+
+[expect.degraded]
+p99_at_least = 1.5
+[expect.fixed]
+throughput_at_least = 0.9
+p99_at_most = 1.5
+"#;
+
+    #[test]
+    fn a_good_file_parses() {
+        let l = parse(GOOD).unwrap();
+        assert_eq!(l.title, "One IO thread");
+        assert_eq!(l.extends.as_ref().map(|e| e.0.as_str()), Some("02"));
+        assert_eq!(l.broker.properties["num.io.threads"], "1");
+        assert_eq!(l.workload.rate, Some(RateSpec::OfCapacity(0.6)));
+        assert_eq!(l.workload.producer["linger.ms"], "5");
+        assert_eq!(l.quick.duration, Some(Duration::from_secs(6)));
+        assert_eq!(l.expect.fixed_p99_at_most, Some(1.5));
+    }
+
+    fn err(text: &str) -> LabFileError {
+        parse(text).unwrap_err()
+    }
+
+    #[test]
+    fn empty_and_truncated_files() {
+        let e = err("");
+        assert!(e.message.contains("empty"), "{e}");
+        let e = err("   \n\n");
+        assert!(e.message.contains("empty"), "{e}");
+        let e = err("title = \"x\"\n[broker.prop");
+        assert_eq!(e.line, Some(2), "{e}");
+        let e = err("title = \"unterminated\n");
+        assert_eq!(e.line, Some(1), "{e}");
+        assert!(e.to_string().starts_with("labs/99-test/lab.toml:1:"), "{e}");
+    }
+
+    #[test]
+    fn non_utf8_is_located() {
+        let mut bytes = b"title = \"x\"\nsummary = \"".to_vec();
+        bytes.push(0xff);
+        bytes.extend_from_slice(b"\"\n");
+        let e = parse_bytes(Path::new("l.toml"), &bytes).unwrap_err();
+        assert_eq!(e.line, Some(2));
+        assert!(e.message.contains("UTF-8"), "{e}");
+    }
+
+    #[test]
+    fn duplicate_and_unknown_keys() {
+        let e = err("title = \"a\"\ntitle = \"b\"\n");
+        assert_eq!(e.line, Some(2), "{e}");
+        assert!(e.message.to_lowercase().contains("duplicate"), "{e}");
+        let e = err("title = \"a\"\n[workload]\nrat = 5\n");
+        assert_eq!(e.line, Some(3), "{e}");
+        assert!(e.message.contains("rat"), "{e}");
+        let e = err("title = \"a\"\ncolour = 1\n");
+        assert!(e.message.contains("colour"), "{e}");
+    }
+
+    #[test]
+    fn wrong_types_and_ranges() {
+        let e = err("title = \"a\"\n[workload]\npartitions = \"six\"\n");
+        assert_eq!(e.line, Some(3), "{e}");
+        let e = err("title = \"a\"\n[workload]\npartitions = 0\n");
+        assert!(e.message.contains("workload.partitions"), "{e}");
+        assert_eq!((e.line, e.column), (Some(3), Some(14)), "{e}");
+        let e = err("title = \"a\"\n[workload]\nrate = -3\n");
+        assert!(e.message.contains("workload.rate"), "{e}");
+        let e = err("title = \"a\"\n[workload]\nrate = \"150%\"\n");
+        assert!(e.message.contains("out of range"), "{e}");
+        let e = err("title = \"a\"\n[workload]\nmessage_bytes = 10\n");
+        assert!(e.message.contains("message_bytes"), "{e}");
+        let e = err("title = \"a\"\n[workload]\nduration = \"soon\"\n");
+        assert!(e.message.contains("workload.duration"), "{e}");
+        let e = err("title = \"a\"\n[broker]\nheap = \"2m\"\n");
+        assert!(e.message.contains("broker.heap"), "{e}");
+        let e = err("title = \"a\"\n[broker.properties]\n\"num.io.threads\" = 0\n");
+        assert!(e.message.contains("out of range"), "{e}");
+        let e = err("title = \"a\"\n[broker.properties]\n\"num.io.thread\" = 2\n");
+        assert!(e.message.contains("did you mean"), "{e}");
+        let e = err("title = \"a\"\n[workload.producer]\nacks = \"0\"\n");
+        assert!(e.message.contains("set by klab"), "{e}");
+        let e = err("title = \"a\"\n[expect.fixed]\np99_at_most = -1.0\n");
+        assert!(e.message.contains("expect.fixed.p99_at_most"), "{e}");
+        let e = err("title = 5\n");
+        assert_eq!(e.line, Some(1), "{e}");
+        let e = err("title = \"\"\n");
+        assert!(e.message.contains("title"), "{e}");
+        let e = err("title = \"a\"\n[workload]\nmessages = 5\nduration = \"5s\"\n");
+        assert!(e.message.contains("not both"), "{e}");
+    }
+
+    #[test]
+    fn patches_overlay() {
+        let base = WorkloadPatch {
+            rate: Some(RateSpec::Fixed(100.0)),
+            duration: Some(Duration::from_secs(10)),
+            ..Default::default()
+        };
+        let over = WorkloadPatch {
+            messages: Some(5),
+            producer: [("linger.ms".to_string(), "0".to_string())].into(),
+            ..Default::default()
+        };
+        let o = base.overlay(&over);
+        assert_eq!(o.messages, Some(5));
+        assert_eq!(o.duration, None);
+        assert_eq!(o.rate, Some(RateSpec::Fixed(100.0)));
+        assert_eq!(base.changes(&over), vec!["linger.ms=0".to_string()]);
+    }
+}

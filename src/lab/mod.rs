@@ -1,0 +1,450 @@
+//! Labs: numbered exercises, each a worse broker than the one before.
+//!
+//! A lab directory `labs/NN-slug/` holds `lab.toml` (see [`file`]) and a
+//! `README.md` walkthrough. A lab names the lab it extends; its broker
+//! config, fix and workload are the extended lab's with its own laid on top.
+
+pub mod file;
+pub mod run;
+
+use crate::model::{BrokerConfig, Workload};
+use crate::usage;
+use anyhow::Result;
+use file::{Expect, Fix, LabFile, RateSpec, WorkloadPatch, parse_file};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub const ENV_LABS_DIR: &str = "KLAB_LABS_DIR";
+
+/// One lab with its `extends` chain resolved.
+#[derive(Debug, Clone)]
+pub struct Lab {
+    /// Directory name, e.g. `03-one-io-thread`.
+    pub id: String,
+    /// The number part, e.g. `03`.
+    pub number: String,
+    pub dir: PathBuf,
+    pub title: String,
+    pub summary: Option<String>,
+    pub extends: Option<String>,
+    /// What this lab itself changes on the broker.
+    pub changes: BrokerConfig,
+    /// The degraded broker: every lab's changes along the chain.
+    pub broker: BrokerConfig,
+    /// Healthy values for what the chain broke.
+    pub fix: Fix,
+    /// What this lab changes in the workload, as `key=value`.
+    pub workload_changes: Vec<String>,
+    pub workload: WorkloadPatch,
+    pub quick: WorkloadPatch,
+    pub expect: Expect,
+    /// Which lab set each setting (`heap`, Kafka keys, `producer.linger.ms`).
+    pub origin: BTreeMap<String, String>,
+}
+
+impl Lab {
+    /// The broker after a fix: degraded config with the fix laid on top.
+    pub fn fixed_broker(&self, fix: &Fix) -> BrokerConfig {
+        self.broker.overlay(&fix.broker)
+    }
+
+    /// The workload after a fix (producer settings laid on top).
+    pub fn fixed_workload(
+        &self,
+        fix: &Fix,
+        quick: bool,
+        capacity: Option<f64>,
+    ) -> Result<Workload> {
+        let mut w = self.workload(quick, capacity)?;
+        for (k, v) in &fix.producer {
+            w.producer.insert(k.clone(), v.clone());
+        }
+        w.validate().map_err(|e| usage!("fix: {e}"))?;
+        Ok(w)
+    }
+
+    /// "heap=256m num.io.threads=1" — what this lab makes worse.
+    pub fn what_changed(&self) -> String {
+        if self.extends.is_none() {
+            return "(reference)".into();
+        }
+        let mut parts = self.changes.lines();
+        parts.extend(self.workload_changes.iter().cloned());
+        if parts.is_empty() {
+            "(reference)".into()
+        } else {
+            parts.join(" ")
+        }
+    }
+
+    /// The workload to run. `capacity` (records/s of lab 01 at max) is
+    /// needed when the rate is a share of capacity.
+    pub fn workload(&self, quick: bool, capacity: Option<f64>) -> Result<Workload> {
+        let p = if quick {
+            self.workload.overlay(&self.quick)
+        } else {
+            self.workload.clone()
+        };
+        workload_from_patch(&p, capacity)
+            .map_err(|e| usage!("{}: workload: {e}", self.dir.join("lab.toml").display()))
+    }
+
+    /// True when the rate is given as a share of the machine's capacity.
+    pub fn needs_capacity(&self) -> bool {
+        matches!(self.workload.rate, Some(RateSpec::OfCapacity(_)))
+    }
+}
+
+/// Defaults for what no lab along the chain sets.
+pub fn workload_from_patch(p: &WorkloadPatch, capacity: Option<f64>) -> Result<Workload, String> {
+    let d = Workload::default();
+    let rate = match p.rate {
+        None => d.rate,
+        Some(RateSpec::Fixed(r)) => Some(r),
+        Some(RateSpec::Max) => None,
+        Some(RateSpec::OfCapacity(s)) => match capacity {
+            Some(c) => Some((c * s).max(1.0)),
+            None => return Err("rate is a share of capacity, but no capacity was measured".into()),
+        },
+    };
+    let (messages, duration) = match (p.messages, p.duration) {
+        (Some(n), _) => (Some(n), None),
+        (None, Some(t)) => (None, Some(t)),
+        (None, None) => (None, d.duration),
+    };
+    let w = Workload {
+        rate,
+        messages,
+        duration,
+        warmup: p.warmup.unwrap_or(Duration::from_secs(2)),
+        message_bytes: p.message_bytes.unwrap_or(d.message_bytes),
+        partitions: p.partitions.unwrap_or(d.partitions),
+        acks: p.acks.unwrap_or(d.acks),
+        producer: p.producer.clone(),
+        topic: None,
+        producers: p.producers.unwrap_or(1),
+    };
+    w.validate()?;
+    Ok(w)
+}
+
+/// All labs of a directory, in order.
+#[derive(Debug, Clone)]
+pub struct Labs {
+    pub dir: PathBuf,
+    pub labs: Vec<Lab>,
+}
+
+/// Where the labs are: `--labs`, `$KLAB_LABS_DIR`, `./labs`, or the labs
+/// installed beside the binary (`../share/klab/labs`).
+pub fn labs_dir(flag: Option<&Path>) -> PathBuf {
+    if let Some(d) = flag {
+        return d.to_path_buf();
+    }
+    if let Some(d) = std::env::var_os(ENV_LABS_DIR).filter(|v| !v.is_empty()) {
+        return PathBuf::from(d);
+    }
+    let here = PathBuf::from("labs");
+    if here.is_dir() {
+        return here;
+    }
+    if let Ok(exe) = std::env::current_exe()
+        && let Some(bin) = exe.parent()
+    {
+        let shared = bin.join("../share/klab/labs");
+        if shared.is_dir() {
+            return shared;
+        }
+    }
+    here
+}
+
+/// `NN-slug` → `NN` when the name starts with two or more digits and a dash.
+fn number_of(name: &str) -> Option<&str> {
+    let (num, rest) = name.split_once('-')?;
+    (num.len() >= 2 && num.chars().all(|c| c.is_ascii_digit()) && !rest.is_empty()).then_some(num)
+}
+
+impl Labs {
+    /// Loads and resolves every `NN-slug/lab.toml` under `dir`.
+    pub fn load(dir: &Path) -> Result<Labs> {
+        let entries = std::fs::read_dir(dir).map_err(|e| {
+            usage!(
+                "no labs at {} ({e}); run klab from the repository, or pass --labs DIR or set {ENV_LABS_DIR}",
+                dir.display()
+            )
+        })?;
+        let mut files: BTreeMap<String, LabFile> = BTreeMap::new();
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().to_string();
+            if number_of(&name).is_none() || !e.path().join("lab.toml").is_file() {
+                continue;
+            }
+            let f = parse_file(&e.path().join("lab.toml")).map_err(|e| usage!("{e}"))?;
+            files.insert(name, f);
+        }
+        if files.is_empty() {
+            return Err(usage!("no labs (NN-name/lab.toml) in {}", dir.display()));
+        }
+        let mut labs = Vec::new();
+        for id in files.keys() {
+            labs.push(resolve(dir, id, &files)?);
+        }
+        Ok(Labs {
+            dir: dir.to_path_buf(),
+            labs,
+        })
+    }
+
+    /// A lab by number (`3`, `03`), by id (`03-one-io-thread`) or by path.
+    pub fn get(&self, key: &str) -> Result<&Lab> {
+        let k = key.trim().trim_end_matches('/');
+        let by_path = Path::new(k)
+            .file_name()
+            .map(|n| n.to_string_lossy().to_string())
+            .filter(|_| k.contains('/'));
+        let found = self.labs.iter().find(|l| {
+            l.id == k
+                || l.number == k
+                || k.parse::<u32>()
+                    .ok()
+                    .is_some_and(|n| l.number.parse::<u32>().ok() == Some(n))
+                || by_path.as_deref() == Some(l.id.as_str())
+                || (k.ends_with("lab.toml") && l.dir.join("lab.toml") == Path::new(k))
+        });
+        found.ok_or_else(|| {
+            usage!(
+                "no lab '{key}' in {}; the labs are: {}",
+                self.dir.display(),
+                self.labs
+                    .iter()
+                    .map(|l| l.id.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        })
+    }
+
+    /// The reference lab every other is compared with: the first lab.
+    pub fn baseline(&self) -> &Lab {
+        &self.labs[0]
+    }
+}
+
+/// Loads the labs of the directory a lab path lives in and returns the id.
+pub fn load_with(dir_flag: Option<&Path>, key: &str) -> Result<(Labs, String)> {
+    let p = Path::new(key);
+    let lab_dir = if p.file_name().is_some_and(|n| n == "lab.toml") {
+        p.parent().map(Path::to_path_buf)
+    } else if p.join("lab.toml").is_file() {
+        Some(p.to_path_buf())
+    } else {
+        None
+    };
+    if let Some(d) = lab_dir {
+        let d = if d.as_os_str().is_empty() {
+            PathBuf::from(".")
+        } else {
+            d
+        };
+        let abs = std::fs::canonicalize(&d).unwrap_or(d);
+        let parent = abs.parent().map(Path::to_path_buf).unwrap_or_default();
+        let labs = Labs::load(&parent)?;
+        let id = abs
+            .file_name()
+            .map(|n| n.to_string_lossy().to_string())
+            .unwrap_or_default();
+        let id = labs.get(&id)?.id.clone();
+        return Ok((labs, id));
+    }
+    let labs = Labs::load(&labs_dir(dir_flag))?;
+    let id = labs.get(key)?.id.clone();
+    Ok((labs, id))
+}
+
+fn resolve(dir: &Path, id: &str, files: &BTreeMap<String, LabFile>) -> Result<Lab> {
+    // The chain from the root to `id`.
+    let mut chain: Vec<&str> = vec![id];
+    let mut seen: BTreeSet<&str> = [id].into();
+    let mut cur = id;
+    while let Some((ext, line, col)) = &files[cur].extends {
+        let target = files.keys().find(|k| {
+            k.as_str() == ext
+                || number_of(k) == Some(ext.as_str())
+                || ext
+                    .parse::<u32>()
+                    .ok()
+                    .is_some_and(|n| number_of(k).and_then(|x| x.parse().ok()) == Some(n))
+        });
+        let Some(target) = target else {
+            return Err(usage!(
+                "{}:{line}:{col}: extends: no lab '{ext}' in {}; the labs are: {}",
+                files[cur].path.display(),
+                dir.display(),
+                files.keys().cloned().collect::<Vec<_>>().join(", ")
+            ));
+        };
+        if !seen.insert(target.as_str()) {
+            chain.push(target);
+            return Err(usage!(
+                "{}:{line}:{col}: extends: the labs form a cycle: {}",
+                files[cur].path.display(),
+                chain.join(" → ")
+            ));
+        }
+        chain.push(target);
+        cur = target;
+    }
+    chain.reverse();
+
+    let mut broker = BrokerConfig::default();
+    let mut fix = Fix::default();
+    let mut workload = WorkloadPatch::default();
+    let mut quick = WorkloadPatch::default();
+    let mut origin = BTreeMap::new();
+    let mut workload_changes = Vec::new();
+    for lab_id in &chain {
+        let f = &files[*lab_id];
+        if f.broker.heap.is_some() {
+            origin.insert("heap".to_string(), lab_id.to_string());
+        }
+        for k in f.broker.properties.keys() {
+            origin.insert(k.clone(), lab_id.to_string());
+        }
+        for k in f.workload.producer.keys() {
+            origin.insert(format!("producer.{k}"), lab_id.to_string());
+        }
+        broker = broker.overlay(&f.broker);
+        fix = fix.overlay(&f.fix);
+        if *lab_id == id {
+            workload_changes = if chain.len() > 1 {
+                workload.changes(&f.workload)
+            } else {
+                Vec::new()
+            };
+        }
+        workload = workload.overlay(&f.workload);
+        quick = quick.overlay(&f.quick);
+    }
+    let f = &files[id];
+    let expect = f.expect;
+    Ok(Lab {
+        id: id.to_string(),
+        number: number_of(id).unwrap_or(id).to_string(),
+        dir: dir.join(id),
+        title: f.title.clone(),
+        summary: f.summary.clone(),
+        extends: chain.len().checked_sub(2).map(|i| chain[i].to_string()),
+        changes: f.broker.clone(),
+        broker,
+        fix,
+        workload_changes,
+        workload,
+        quick,
+        expect,
+        origin,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(dir: &Path, id: &str, text: &str) {
+        std::fs::create_dir_all(dir.join(id)).unwrap();
+        std::fs::write(dir.join(id).join("lab.toml"), text).unwrap();
+    }
+
+    #[test]
+    fn inheritance_lays_labs_on_top_of_each_other() {
+        let d = tempfile::tempdir().unwrap();
+        write(
+            d.path(),
+            "01-base",
+            "title = \"base\"\n[broker]\nheap = \"1g\"\n[workload]\nrate = 1000\nduration = \"10s\"\n[workload.producer]\n\"linger.ms\" = 5\n",
+        );
+        write(
+            d.path(),
+            "02-heap",
+            "title = \"heap\"\nextends = \"01\"\n[broker]\nheap = \"256m\"\n[fix]\nheap = \"1g\"\n",
+        );
+        write(
+            d.path(),
+            "03-io",
+            "title = \"io\"\nextends = \"02-heap\"\n[broker.properties]\n\"num.io.threads\" = 1\n[fix.properties]\n\"num.io.threads\" = 8\n[workload.producer]\n\"linger.ms\" = 0\n",
+        );
+        let labs = Labs::load(d.path()).unwrap();
+        assert_eq!(labs.labs.len(), 3);
+        let l = labs.get("3").unwrap();
+        assert_eq!(l.id, "03-io");
+        assert_eq!(l.broker.heap.map(|h| h.jvm()), Some("256m".into()));
+        assert_eq!(l.broker.properties["num.io.threads"], "1");
+        assert_eq!(
+            l.fixed_broker(&l.fix).heap.map(|h| h.jvm()),
+            Some("1g".into())
+        );
+        assert_eq!(l.fixed_broker(&l.fix).properties["num.io.threads"], "8");
+        assert_eq!(l.origin["heap"], "02-heap");
+        assert_eq!(l.origin["num.io.threads"], "03-io");
+        assert_eq!(l.origin["producer.linger.ms"], "03-io");
+        assert_eq!(l.what_changed(), "num.io.threads=1 linger.ms=0");
+        let w = l.workload(false, None).unwrap();
+        assert_eq!(w.rate, Some(1000.0));
+        assert_eq!(w.producer["linger.ms"], "0");
+        assert_eq!(labs.baseline().id, "01-base");
+        assert_eq!(labs.baseline().what_changed(), "(reference)");
+        assert_eq!(l.extends.as_deref(), Some("02-heap"));
+    }
+
+    #[test]
+    fn unknown_missing_and_cyclic_labs() {
+        let d = tempfile::tempdir().unwrap();
+        write(d.path(), "01-a", "title = \"a\"\n");
+        write(d.path(), "02-b", "title = \"b\"\nextends = \"07\"\n");
+        let e = Labs::load(d.path()).unwrap_err();
+        assert!(crate::error::is_usage(&e));
+        let msg = e.to_string();
+        assert!(msg.contains("02-b/lab.toml:2:"), "{msg}");
+        assert!(msg.contains("no lab '07'"), "{msg}");
+
+        write(d.path(), "02-b", "title = \"b\"\nextends = \"03\"\n");
+        write(d.path(), "03-c", "title = \"c\"\nextends = \"02\"\n");
+        let msg = Labs::load(d.path()).unwrap_err().to_string();
+        assert!(msg.contains("cycle"), "{msg}");
+
+        write(d.path(), "02-b", "title = \"b\"\nextends = \"01\"\n");
+        write(d.path(), "03-c", "title = \"c\"\nextends = \"02\"\n");
+        let labs = Labs::load(d.path()).unwrap();
+        let msg = labs.get("42").unwrap_err().to_string();
+        assert!(msg.contains("01-a, 02-b, 03-c"), "{msg}");
+    }
+
+    #[test]
+    fn a_bad_file_fails_the_whole_set_with_its_location() {
+        let d = tempfile::tempdir().unwrap();
+        write(
+            d.path(),
+            "01-a",
+            "title = \"a\"\n[workload]\npartitions = -1\n",
+        );
+        let msg = Labs::load(d.path()).unwrap_err().to_string();
+        assert!(
+            msg.contains("01-a/lab.toml:3:14: workload.partitions"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn capacity_shares_need_a_capacity() {
+        let p = WorkloadPatch {
+            rate: Some(RateSpec::OfCapacity(0.5)),
+            ..Default::default()
+        };
+        assert!(workload_from_patch(&p, None).is_err());
+        assert_eq!(
+            workload_from_patch(&p, Some(1000.0)).unwrap().rate,
+            Some(500.0)
+        );
+    }
+}

@@ -1,0 +1,699 @@
+//! Running labs: one local broker for a whole session, reconfigured between
+//! steps (dynamically when Kafka allows it, by a restart when a restart-only
+//! knob changes), with every step's result saved as it is measured.
+
+use crate::broker::external::ExternalBroker;
+use crate::broker::kafka_home::KafkaHome;
+use crate::broker::knobs;
+use crate::broker::local::{LocalBroker, LocalOptions};
+use crate::cancel;
+use crate::error::Interrupted;
+use crate::lab::file::Fix;
+use crate::lab::{Lab, Labs};
+use crate::load::payload::Secret;
+use crate::model::{BrokerConfig, StepResult, Workload};
+use crate::stats::plot::{self, Bar, Kind};
+use crate::stats::report::write_json;
+use crate::stats::table::{align_numbers, fmt_ms, fmt_rate, group, new_table};
+use crate::step::{self, Measurement, StepOptions, Target};
+use crate::tuner::space::{Candidate, Space};
+use crate::tuner::{Measurer, TuneOptions, TuneReport};
+use anyhow::{Context, Result};
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone)]
+pub struct SessionOptions {
+    /// The Kafka to start; None with an external broker.
+    pub kafka: Option<KafkaHome>,
+    /// `results/<timestamp>/`: every step's JSON and histograms go here.
+    pub run_dir: PathBuf,
+    pub quick: bool,
+    pub progress: bool,
+}
+
+/// How long the throw-away load after a broker (re)start runs.
+pub const WARM_UP: std::time::Duration = std::time::Duration::from_secs(6);
+
+/// How a config reached the broker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Applied {
+    Started,
+    Restarted,
+    Dynamic,
+    Unchanged,
+}
+
+impl Applied {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Applied::Started => "static (started)",
+            Applied::Restarted => "static (restarted)",
+            Applied::Dynamic => "dynamic (no restart)",
+            Applied::Unchanged => "unchanged",
+        }
+    }
+}
+
+/// The broker of a session.
+pub enum SessionBroker {
+    Local(Box<LocalBroker>),
+    External(ExternalBroker),
+}
+
+/// A lab session: one broker, a secret, the measurements so far.
+pub struct Session {
+    pub opts: SessionOptions,
+    broker: Option<SessionBroker>,
+    secret: Secret,
+    /// Records/s of lab 01 at max, when a lab asks for a share of capacity.
+    pub capacity: Option<f64>,
+    pub results: Vec<StepResult>,
+    pub restarts: u32,
+    steps_done: usize,
+    pub steps_planned: usize,
+}
+
+impl Session {
+    pub fn new(opts: SessionOptions) -> Result<Session> {
+        std::fs::create_dir_all(&opts.run_dir)
+            .with_context(|| format!("creating {}", opts.run_dir.display()))?;
+        Ok(Session {
+            opts,
+            broker: None,
+            secret: Secret::from_env_or_random()?,
+            capacity: None,
+            results: Vec::new(),
+            restarts: 0,
+            steps_done: 0,
+            steps_planned: 0,
+        })
+    }
+
+    fn say(&self, msg: &str) {
+        if self.opts.progress {
+            eprintln!("{msg}");
+        } else {
+            tracing::info!("{msg}");
+        }
+    }
+
+    /// Uses a broker klab does not own: only dynamic changes are possible.
+    pub fn connect(&mut self, bootstrap: &str) -> Result<()> {
+        self.broker = Some(SessionBroker::External(ExternalBroker::connect(bootstrap)?));
+        Ok(())
+    }
+
+    /// The broker's current settings (for an external broker: its dynamic ones).
+    pub fn broker_config(&self) -> Option<BrokerConfig> {
+        match &self.broker {
+            Some(SessionBroker::Local(b)) => Some(b.config()),
+            Some(SessionBroker::External(b)) => Some(b.config()),
+            None => None,
+        }
+    }
+
+    /// Brings the broker to `cfg`: start, dynamic change, or restart.
+    pub fn apply(&mut self, cfg: &BrokerConfig) -> Result<Applied> {
+        if cancel::interrupted() {
+            return Err(Interrupted.into());
+        }
+        if let Some(SessionBroker::External(b)) = self.broker.as_mut() {
+            let current = b.config();
+            if &current == cfg {
+                return Ok(Applied::Unchanged);
+            }
+            if cfg.heap.is_some() || knobs::needs_restart(&current, cfg) {
+                return Err(anyhow::Error::new(crate::broker::admin::Refused(format!(
+                    "{cfg} needs a restart, and klab does not own the broker at {}",
+                    b.bootstrap()
+                ))));
+            }
+            b.set_dynamic(&current.diff(cfg).properties)?;
+            return Ok(Applied::Dynamic);
+        }
+        let b = match self.broker.as_mut() {
+            Some(SessionBroker::Local(b)) => Some(b),
+            _ => None,
+        };
+        let Some(b) = b else {
+            let kafka =
+                self.opts.kafka.clone().ok_or_else(|| {
+                    anyhow::anyhow!("no Kafka installation to start a broker with")
+                })?;
+            let sp = crate::stats::progress::spinner(
+                self.opts.progress,
+                &format!("starting the broker ({cfg})"),
+            );
+            let started = LocalBroker::start(LocalOptions::new(
+                kafka,
+                self.opts.run_dir.join("broker"),
+                cfg.clone(),
+            ));
+            if let Some(sp) = sp {
+                sp.finish_and_clear();
+            }
+            self.broker = Some(SessionBroker::Local(Box::new(started?)));
+            return Ok(Applied::Started);
+        };
+        let current = b.config();
+        if !b.is_running() {
+            // A previous change left no broker (it failed to start): start
+            // again with what is asked now.
+            let r = b.restart(cfg.clone());
+            self.restarts += 1;
+            return r.map(|_| Applied::Restarted).map_err(refused_start);
+        }
+        if &current == cfg {
+            return Ok(Applied::Unchanged);
+        }
+        if knobs::needs_restart(&current, cfg) {
+            let sp = crate::stats::progress::spinner(
+                self.opts.progress,
+                &format!("restarting the broker ({cfg})"),
+            );
+            let r = b.restart(cfg.clone());
+            if let Some(sp) = sp {
+                sp.finish_and_clear();
+            }
+            self.restarts += 1;
+            r.map_err(refused_start)?;
+            return Ok(Applied::Restarted);
+        }
+        let diff = current.diff(cfg);
+        b.set_dynamic(&diff.properties)?;
+        Ok(Applied::Dynamic)
+    }
+
+    /// Measures lab 01's broker at max to learn this machine's capacity.
+    pub fn calibrate(&mut self, baseline: &Lab) -> Result<f64> {
+        if let Some(c) = self.capacity {
+            return Ok(c);
+        }
+        let mut w = baseline.workload(self.opts.quick, Some(1.0))?;
+        w.rate = None;
+        // On a broker klab does not own, calibrate it as it is.
+        let cfg = match &self.broker {
+            Some(SessionBroker::External(b)) => b.config(),
+            _ => {
+                self.apply(&baseline.broker)?;
+                baseline.broker.clone()
+            }
+        };
+        self.say("calibrating: lab 01's broker at max throughput, to size the labs' offered load");
+        let m = self.measure_raw(baseline, "calibration", &w, &cfg, "calibrate")?;
+        // What the whole pipeline sustains: the broker acknowledging and the
+        // consumer reading (on a small machine they share the cores).
+        let c = m.result.throughput.msgs_per_s.min(m.result.read_rate);
+        if !m.result.complete || c <= 0.0 {
+            anyhow::bail!(
+                "calibration did not complete: {}",
+                m.result.reason.unwrap_or_else(|| "no throughput".into())
+            );
+        }
+        self.capacity = Some(c);
+        Ok(c)
+    }
+
+    fn measure_raw(
+        &mut self,
+        lab: &Lab,
+        label: &str,
+        workload: &Workload,
+        cfg: &BrokerConfig,
+        applied: &str,
+    ) -> Result<Measurement> {
+        let mut target = match self.broker.as_mut() {
+            Some(SessionBroker::Local(b)) => Target::Local(b),
+            Some(SessionBroker::External(b)) => Target::External {
+                bootstrap: b.bootstrap().to_string(),
+                effective: b.effective().clone(),
+            },
+            None => anyhow::bail!("no broker running"),
+        };
+        let opts = StepOptions {
+            lab: Some(lab.id.clone()),
+            label: Some(label.to_string()),
+            progress: self.opts.progress,
+            title: format!("{} {label}", lab.number),
+            lab_fingerprint: crate::provenance::lab_fingerprint(&lab.dir),
+            requested: cfg.clone(),
+            applied: applied.to_string(),
+        };
+        let mut m = step::measure(&mut target, workload, &self.secret, &opts)?;
+        let file = self
+            .opts
+            .run_dir
+            .join(format!("{}.{}.json", lab.id, label.replace(' ', "-")));
+        m.save(&file)?;
+        Ok(m)
+    }
+
+    /// Applies `cfg` and measures `workload`; the result is kept and saved.
+    pub fn measure(
+        &mut self,
+        lab: &Lab,
+        label: &str,
+        cfg: &BrokerConfig,
+        workload: &Workload,
+    ) -> Result<StepResult> {
+        let applied = self.apply(cfg)?;
+        self.steps_done += 1;
+        self.say(&format!(
+            "[{}/{}] {} {label}: {} — broker {} ({})",
+            self.steps_done,
+            self.steps_planned.max(self.steps_done),
+            lab.id,
+            workload.describe(),
+            if cfg.is_empty() {
+                "(defaults)".to_string()
+            } else {
+                cfg.to_string()
+            },
+            applied.as_str()
+        ));
+        if matches!(applied, Applied::Started | Applied::Restarted) {
+            self.warm_up(workload)?;
+        }
+        let m = self.measure_raw(lab, label, workload, cfg, applied.as_str())?;
+        self.results.push(m.result.clone());
+        if !m.result.complete && cancel::interrupted() {
+            return Err(Interrupted.into());
+        }
+        Ok(m.result)
+    }
+
+    /// A fresh JVM runs interpreted code until its JIT compiler catches up,
+    /// which takes longer than a step's warm-up. After every (re)start, run
+    /// the step's load for a few seconds and throw the result away, so a
+    /// step after a restart is not slower than one without.
+    fn warm_up(&mut self, workload: &Workload) -> Result<()> {
+        let Some(SessionBroker::Local(b)) = self.broker.as_mut() else {
+            return Ok(());
+        };
+        let w = Workload {
+            messages: None,
+            duration: Some(WARM_UP),
+            warmup: std::time::Duration::ZERO,
+            ..workload.clone()
+        };
+        let opts = StepOptions {
+            progress: self.opts.progress,
+            title: "JIT warm-up".into(),
+            ..Default::default()
+        };
+        let m = step::measure(&mut Target::Local(b), &w, &self.secret, &opts)?;
+        if !m.result.complete && cancel::interrupted() {
+            return Err(Interrupted.into());
+        }
+        Ok(())
+    }
+
+    pub fn stop(&mut self) -> Result<()> {
+        if let Some(SessionBroker::Local(mut b)) = self.broker.take() {
+            b.stop()?;
+        }
+        Ok(())
+    }
+
+    pub fn secret(&self) -> &Secret {
+        &self.secret
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        let _ = self.stop();
+    }
+}
+
+/// A broker that will not start with a config has, in effect, refused it;
+/// Ctrl-C during the restart stays an interruption.
+fn refused_start(e: anyhow::Error) -> anyhow::Error {
+    if crate::error::is_interrupted(&e) || cancel::interrupted() {
+        return e;
+    }
+    anyhow::Error::new(crate::broker::admin::Refused(format!(
+        "the broker did not start with this config: {e:#}"
+    )))
+}
+
+/// Ratios of a step against lab 01's reference step.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct Ratios {
+    pub throughput: f64,
+    pub p99: f64,
+}
+
+pub fn ratios(step: &StepResult, reference: &StepResult) -> Ratios {
+    let t = if reference.throughput.msgs_per_s > 0.0 {
+        step.throughput.msgs_per_s / reference.throughput.msgs_per_s
+    } else {
+        0.0
+    };
+    let p = if reference.e2e_latency_ms.p99 > 0.0 {
+        step.e2e_latency_ms.p99 / reference.e2e_latency_ms.p99
+    } else {
+        0.0
+    };
+    Ratios {
+        throughput: t,
+        p99: p,
+    }
+}
+
+/// Whether a degraded step shows the damage the lab promises.
+pub fn degraded_as_expected(lab: &Lab, r: Ratios) -> Option<bool> {
+    let e = lab.expect;
+    let checks: Vec<bool> = [
+        e.degraded_throughput_at_most.map(|m| r.throughput <= m),
+        e.degraded_p99_at_least.map(|m| r.p99 >= m),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    (!checks.is_empty()).then(|| checks.iter().any(|c| *c))
+}
+
+/// Whether a fixed step is back where the lab says it should be.
+pub fn fixed_as_expected(lab: &Lab, r: Ratios) -> Option<bool> {
+    let e = lab.expect;
+    let checks: Vec<bool> = [
+        e.fixed_throughput_at_least.map(|m| r.throughput >= m),
+        e.fixed_p99_at_most.map(|m| r.p99 <= m),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    (!checks.is_empty()).then(|| checks.iter().all(|c| *c))
+}
+
+/// One row of a summary.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Row {
+    pub lab: String,
+    pub step: String,
+    pub what: String,
+    pub result: StepResult,
+    pub vs_reference: Option<Ratios>,
+    pub as_expected: Option<bool>,
+}
+
+/// The table printed at the end of a lab run or the demo.
+pub fn summary_table(rows: &[Row]) -> String {
+    let mut t = new_table(&[
+        "lab",
+        "step",
+        "what changed",
+        "records/s",
+        "MB/s",
+        "e2e p99 ms",
+        "vs lab 01",
+        "lost",
+        "expected",
+    ]);
+    for r in rows {
+        let vs = match r.vs_reference {
+            Some(x) => format!("{:.2}x rec/s, {:.1}x p99", x.throughput, x.p99),
+            None => "reference".into(),
+        };
+        let lost = if r.result.complete {
+            group(r.result.lost)
+        } else {
+            format!("{} (incomplete)", group(r.result.lost))
+        };
+        let expected = match r.as_expected {
+            Some(true) => "yes",
+            Some(false) => "NO",
+            None => "",
+        };
+        t.add_row(vec![
+            r.lab.clone(),
+            r.step.clone(),
+            r.what.clone(),
+            fmt_rate(r.result.throughput.msgs_per_s),
+            format!("{:.1}", r.result.throughput.mb_per_s),
+            fmt_ms(r.result.e2e_latency_ms.p99),
+            vs,
+            lost,
+            expected.to_string(),
+        ]);
+    }
+    align_numbers(&mut t);
+    if let Some(c) = t.column_mut(2) {
+        c.set_constraint(comfy_table::ColumnConstraint::UpperBoundary(
+            comfy_table::Width::Fixed(48),
+        ));
+        c.set_cell_alignment(comfy_table::CellAlignment::Left);
+    }
+    t.to_string()
+}
+
+pub fn summary_plot(title: &str, rows: &[Row]) -> String {
+    let bars: Vec<Bar> = rows
+        .iter()
+        .map(|r| Bar {
+            label: format!("{} {}", r.lab.split('-').next().unwrap_or(&r.lab), r.step),
+            kind: match r.step.as_str() {
+                "reference" => Kind::Reference,
+                "degraded" => Kind::Degraded,
+                _ => Kind::Fixed,
+            },
+            value: r.result.throughput.msgs_per_s,
+            latency: Some(r.result.e2e_latency_ms.p99),
+        })
+        .collect();
+    plot::bars_and_latency(title, "records/s acknowledged", "e2e p99 ms", &bars)
+}
+
+/// Writes summary.json (every StepResult), summary.txt and summary.svg.
+/// `results` is every step measured (tuner trials included), `rows` the
+/// summary lines.
+pub fn write_summary(
+    dir: &Path,
+    title: &str,
+    rows: &[Row],
+    results: &[StepResult],
+    extra_json: Option<&Path>,
+) -> Result<()> {
+    write_json(&dir.join("summary.json"), &results)?;
+    crate::stats::report::write_atomic(&dir.join("summary.txt"), summary_table(rows).as_bytes())?;
+    crate::stats::report::write_atomic(
+        &dir.join("summary.svg"),
+        summary_plot(title, rows).as_bytes(),
+    )?;
+    if let Some(j) = extra_json {
+        write_json(j, &results)?;
+    }
+    Ok(())
+}
+
+/// What fixes a lab in a run: the lab's own fix, a student's, or the tuner.
+#[derive(Debug, Clone)]
+pub enum FixSource {
+    Lab,
+    Given(Fix),
+    Tuner(Box<TuneOptions>),
+}
+
+/// Measures tuner candidates on the session's broker with a lab's workload.
+pub struct LabMeasurer<'a> {
+    pub session: &'a mut Session,
+    pub lab: &'a Lab,
+    pub workload: Workload,
+}
+
+impl Measurer for LabMeasurer<'_> {
+    fn measure(&mut self, label: &str, c: &Candidate) -> Result<StepResult> {
+        let mut w = self.workload.clone();
+        for (k, v) in &c.producer {
+            w.producer.insert(k.clone(), v.clone());
+        }
+        self.session.measure(self.lab, label, &c.broker, &w)
+    }
+}
+
+/// The tuner's starting point for a lab: its degraded broker and producer.
+pub fn tuner_start(lab: &Lab) -> Candidate {
+    Candidate {
+        broker: lab.broker.clone(),
+        producer: lab.workload.producer.clone(),
+    }
+}
+
+/// Tunes `lab` from its degraded config; saves `<lab>.tune.json` and
+/// `<lab>.tune.svg` in the run directory.
+pub fn tune_lab(
+    session: &mut Session,
+    lab: &Lab,
+    workload: Workload,
+    opts: &TuneOptions,
+) -> Result<TuneReport> {
+    let space = Space::default_space(false);
+    let start = tuner_start(lab);
+    let report = {
+        let mut m = LabMeasurer {
+            session,
+            lab,
+            workload,
+        };
+        crate::tuner::tune(&mut m, &space, &start, opts)?
+    };
+    let dir = session.opts.run_dir.clone();
+    write_json(&dir.join(format!("{}.tune.json", lab.id)), &report)?;
+    crate::stats::report::write_atomic(
+        &dir.join(format!("{}.tune.svg", lab.id)),
+        crate::tuner::trace::plot(&report, &format!("klab tune {}", lab.id)).as_bytes(),
+    )?;
+    Ok(report)
+}
+
+/// Runs one lab: reference (lab 01), degraded, fixed. Returns the rows.
+pub fn run_lab(session: &mut Session, labs: &Labs, lab: &Lab, fix: &FixSource) -> Result<Vec<Row>> {
+    let baseline = labs.baseline();
+    let quick = session.opts.quick;
+    let capacity = if lab.needs_capacity() || baseline.needs_capacity() {
+        Some(session.calibrate(baseline)?)
+    } else {
+        None
+    };
+    let mut rows = Vec::new();
+    let ref_w = baseline.workload(quick, capacity)?;
+    let reference = session.measure(baseline, "reference", &baseline.broker, &ref_w)?;
+    rows.push(Row {
+        lab: baseline.id.clone(),
+        step: "reference".into(),
+        what: baseline.what_changed(),
+        result: reference.clone(),
+        vs_reference: None,
+        as_expected: None,
+    });
+    if lab.id == baseline.id {
+        return Ok(rows);
+    }
+    let w = lab.workload(quick, capacity)?;
+    let degraded = session.measure(lab, "degraded", &lab.broker, &w)?;
+    let r = ratios(&degraded, &reference);
+    rows.push(Row {
+        lab: lab.id.clone(),
+        step: "degraded".into(),
+        what: lab.what_changed(),
+        as_expected: degraded_as_expected(lab, r),
+        result: degraded,
+        vs_reference: Some(r),
+    });
+    rows.push(fix_step(
+        session,
+        lab,
+        fix,
+        degraded_for_tuner(&rows),
+        &reference,
+        capacity,
+    )?);
+    Ok(rows)
+}
+
+fn degraded_for_tuner(rows: &[Row]) -> Option<StepResult> {
+    rows.last()
+        .filter(|r| r.step == "degraded")
+        .map(|r| r.result.clone())
+}
+
+/// Fixes a lab (by its own fix, a given one, or the tuner) and measures it.
+fn fix_step(
+    session: &mut Session,
+    lab: &Lab,
+    fix: &FixSource,
+    degraded: Option<StepResult>,
+    reference: &StepResult,
+    capacity: Option<f64>,
+) -> Result<Row> {
+    let quick = session.opts.quick;
+    let (step_name, what, fixed) = match fix {
+        FixSource::Lab | FixSource::Given(_) => {
+            let (f, name) = match fix {
+                FixSource::Given(f) => (f.clone(), "your fix"),
+                _ => (lab.fix.clone(), "fixed"),
+            };
+            let w = lab.fixed_workload(&f, quick, capacity)?;
+            let r = session.measure(lab, name, &lab.fixed_broker(&f), &w)?;
+            (name, f.lines().join(" "), r)
+        }
+        FixSource::Tuner(opts) => {
+            let mut o = (**opts).clone();
+            o.prior_start = degraded;
+            let w = lab.workload(quick, capacity)?;
+            let report = tune_lab(session, lab, w, &o)?;
+            let what = if report.recommended.is_empty() {
+                "tuner: no better settings found".to_string()
+            } else {
+                format!("tuner: {}", report.recommended.join(" "))
+            };
+            ("tuned", what, report.best)
+        }
+    };
+    let r = ratios(&fixed, reference);
+    Ok(Row {
+        lab: lab.id.clone(),
+        step: step_name.into(),
+        what,
+        as_expected: fixed_as_expected(lab, r),
+        result: fixed,
+        vs_reference: Some(r),
+    })
+}
+
+/// Every lab in order on one broker: the reference once, then each lab
+/// degraded and fixed.
+pub fn run_demo(
+    session: &mut Session,
+    labs: &Labs,
+    fix: &FixSource,
+    rows: &mut Vec<Row>,
+) -> Result<()> {
+    let baseline = labs.baseline();
+    let quick = session.opts.quick;
+    let per_lab = match fix {
+        FixSource::Tuner(o) => 1 + o.budget,
+        _ => 2,
+    };
+    session.steps_planned = 1 + per_lab * (labs.labs.len() - 1);
+    let needs = labs.labs.iter().any(Lab::needs_capacity);
+    let capacity = if needs {
+        Some(session.calibrate(baseline)?)
+    } else {
+        None
+    };
+    let ref_w = baseline.workload(quick, capacity)?;
+    let reference = session.measure(baseline, "reference", &baseline.broker, &ref_w)?;
+    rows.push(Row {
+        lab: baseline.id.clone(),
+        step: "reference".into(),
+        what: baseline.what_changed(),
+        result: reference.clone(),
+        vs_reference: None,
+        as_expected: None,
+    });
+    for lab in labs.labs.iter().skip(1) {
+        let w = lab.workload(quick, capacity)?;
+        let degraded = session.measure(lab, "degraded", &lab.broker, &w)?;
+        let r = ratios(&degraded, &reference);
+        rows.push(Row {
+            lab: lab.id.clone(),
+            step: "degraded".into(),
+            what: lab.what_changed(),
+            as_expected: degraded_as_expected(lab, r),
+            result: degraded,
+            vs_reference: Some(r),
+        });
+        let row = fix_step(
+            session,
+            lab,
+            fix,
+            degraded_for_tuner(rows),
+            &reference,
+            capacity,
+        )?;
+        rows.push(row);
+    }
+    Ok(())
+}

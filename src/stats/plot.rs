@@ -1,0 +1,282 @@
+//! Small SVG charts, written by hand (no plotting dependency): one bar per
+//! step for throughput on a linear axis, and a dot per step for a latency
+//! on a log axis. Used by the demo, the labs, the tuner and the bench.
+
+use std::fmt::Write;
+
+/// How a bar is drawn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Reference,
+    Degraded,
+    Fixed,
+    Accepted,
+    Rejected,
+    Peer,
+}
+
+impl Kind {
+    fn color(self) -> &'static str {
+        match self {
+            Kind::Reference => "#7f8c8d",
+            Kind::Degraded => "#d35400",
+            Kind::Fixed => "#27ae60",
+            Kind::Accepted => "#2980b9",
+            Kind::Rejected => "#bdc3c7",
+            Kind::Peer => "#8e44ad",
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Reference => "reference",
+            Kind::Degraded => "degraded",
+            Kind::Fixed => "fixed",
+            Kind::Accepted => "accepted",
+            Kind::Rejected => "rejected",
+            Kind::Peer => "peer",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Bar {
+    pub label: String,
+    pub kind: Kind,
+    /// Left axis (e.g. records/s).
+    pub value: f64,
+    /// Right axis, log scale (e.g. e2e p99 in ms); None draws no dot.
+    pub latency: Option<f64>,
+}
+
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// A round axis maximum at or above `x`.
+fn nice_max(x: f64) -> f64 {
+    if x <= 0.0 {
+        return 1.0;
+    }
+    let p = 10f64.powf(x.log10().floor());
+    for m in [1.0, 2.0, 2.5, 5.0, 10.0] {
+        if m * p >= x {
+            return m * p;
+        }
+    }
+    10.0 * p
+}
+
+fn short(x: f64) -> String {
+    if x >= 1e6 {
+        format!("{:.1}M", x / 1e6)
+    } else if x >= 1e3 {
+        format!("{:.0}k", x / 1e3)
+    } else if x >= 10.0 {
+        format!("{x:.0}")
+    } else {
+        format!("{x:.1}")
+    }
+}
+
+/// Renders bars (left axis, `value_label`) and latency dots (right log
+/// axis, `latency_label`).
+pub fn bars_and_latency(
+    title: &str,
+    value_label: &str,
+    latency_label: &str,
+    bars: &[Bar],
+) -> String {
+    let n = bars.len().max(1);
+    let (left, right, top, bottom) = (80.0, 80.0, 50.0, 150.0);
+    let slot = (900.0 / n as f64).clamp(28.0, 70.0);
+    let width = left + right + slot * n as f64;
+    let height = 460.0;
+    let plot_h = height - top - bottom;
+    let vmax = nice_max(bars.iter().map(|b| b.value).fold(0.0, f64::max));
+    let lats: Vec<f64> = bars
+        .iter()
+        .filter_map(|b| b.latency)
+        .filter(|l| *l > 0.0)
+        .collect();
+    let lmin = lats.iter().cloned().fold(f64::INFINITY, f64::min).max(0.01);
+    let lmax = lats.iter().cloned().fold(0.0, f64::max).max(lmin * 10.0);
+    let (dlo, dhi) = (
+        lmin.log10().floor(),
+        lmax.log10().ceil().max(lmin.log10().floor() + 1.0),
+    );
+    let ly = |v: f64| top + plot_h * (1.0 - (v.max(1e-9).log10() - dlo) / (dhi - dlo));
+    let vy = |v: f64| top + plot_h * (1.0 - v / vmax);
+
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{width:.0}" height="{height:.0}" font-family="sans-serif" font-size="12">"#
+    );
+    let _ = writeln!(s, r#"<rect width="100%" height="100%" fill="white"/>"#);
+    let _ = writeln!(
+        s,
+        r#"<text x="{left}" y="24" font-size="16" font-weight="bold">{}</text>"#,
+        esc(title)
+    );
+    // Left axis with 5 ticks.
+    for i in 0..=5 {
+        let v = vmax * i as f64 / 5.0;
+        let y = vy(v);
+        let _ = writeln!(
+            s,
+            r##"<line x1="{left}" x2="{:.1}" y1="{y:.1}" y2="{y:.1}" stroke="#eee"/><text x="{:.1}" y="{:.1}" text-anchor="end">{}</text>"##,
+            width - right,
+            left - 6.0,
+            y + 4.0,
+            short(v)
+        );
+    }
+    let _ = writeln!(
+        s,
+        r#"<text transform="translate(18,{:.1}) rotate(-90)" text-anchor="middle">{}</text>"#,
+        top + plot_h / 2.0,
+        esc(value_label)
+    );
+    // Right (log) axis.
+    if !lats.is_empty() {
+        let mut d = dlo;
+        while d <= dhi + 1e-9 {
+            let v = 10f64.powf(d);
+            let _ = writeln!(
+                s,
+                r#"<text x="{:.1}" y="{:.1}">{}</text>"#,
+                width - right + 6.0,
+                ly(v) + 4.0,
+                short(v)
+            );
+            d += 1.0;
+        }
+        let _ = writeln!(
+            s,
+            r#"<text transform="translate({:.1},{:.1}) rotate(90)" text-anchor="middle">{}</text>"#,
+            width - 18.0,
+            top + plot_h / 2.0,
+            esc(latency_label)
+        );
+    }
+    // Bars and labels.
+    let mut points = Vec::new();
+    for (i, b) in bars.iter().enumerate() {
+        let x = left + slot * i as f64 + slot * 0.15;
+        let w = slot * 0.7;
+        let y = vy(b.value.max(0.0));
+        let _ = writeln!(
+            s,
+            r#"<rect x="{x:.1}" y="{y:.1}" width="{w:.1}" height="{:.1}" fill="{}"><title>{}: {} ({})</title></rect>"#,
+            (top + plot_h - y).max(0.0),
+            b.kind.color(),
+            esc(&b.label),
+            short(b.value),
+            b.kind.name()
+        );
+        let cx = x + w / 2.0;
+        let _ = writeln!(
+            s,
+            r#"<text transform="translate({cx:.1},{:.1}) rotate(55)" font-size="11">{}</text>"#,
+            top + plot_h + 10.0,
+            esc(&b.label)
+        );
+        if let Some(l) = b.latency.filter(|l| *l > 0.0) {
+            points.push((cx, ly(l), l));
+        }
+    }
+    if points.len() > 1 {
+        let path: Vec<String> = points
+            .iter()
+            .map(|(x, y, _)| format!("{x:.1},{y:.1}"))
+            .collect();
+        let _ = writeln!(
+            s,
+            r##"<polyline points="{}" fill="none" stroke="#c0392b" stroke-width="1.5" stroke-dasharray="4 3"/>"##,
+            path.join(" ")
+        );
+    }
+    for (x, y, l) in &points {
+        let _ = writeln!(
+            s,
+            r##"<circle cx="{x:.1}" cy="{y:.1}" r="4" fill="#c0392b"><title>{:.2} ms</title></circle>"##,
+            l
+        );
+    }
+    // Legend.
+    let mut kinds: Vec<Kind> = Vec::new();
+    for b in bars {
+        if !kinds.contains(&b.kind) {
+            kinds.push(b.kind);
+        }
+    }
+    let mut lx = left + 260.0;
+    for k in kinds {
+        let _ = writeln!(
+            s,
+            r#"<rect x="{lx:.1}" y="32" width="10" height="10" fill="{}"/><text x="{:.1}" y="41">{}</text>"#,
+            k.color(),
+            lx + 14.0,
+            k.name()
+        );
+        lx += 90.0;
+    }
+    if !lats.is_empty() {
+        let _ = writeln!(
+            s,
+            r##"<circle cx="{:.1}" cy="37" r="4" fill="#c0392b"/><text x="{:.1}" y="41">{} (right, log)</text>"##,
+            lx + 5.0,
+            lx + 14.0,
+            esc(latency_label)
+        );
+    }
+    s.push_str("</svg>\n");
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn svg_has_a_bar_and_a_dot_per_step() {
+        let bars = vec![
+            Bar {
+                label: "01 baseline".into(),
+                kind: Kind::Reference,
+                value: 50_000.0,
+                latency: Some(5.0),
+            },
+            Bar {
+                label: "02 <heap>".into(),
+                kind: Kind::Degraded,
+                value: 20_000.0,
+                latency: Some(800.0),
+            },
+            Bar {
+                label: "02 fixed".into(),
+                kind: Kind::Fixed,
+                value: 49_000.0,
+                latency: None,
+            },
+        ];
+        let svg = bars_and_latency("demo", "records/s", "e2e p99 ms", &bars);
+        assert!(svg.starts_with("<svg"));
+        assert_eq!(svg.matches("<rect x=").count(), 3 + 3); // bars + legend
+        assert_eq!(svg.matches("<circle").count(), 2 + 1);
+        assert!(svg.contains("02 &lt;heap&gt;"));
+        assert!(svg.trim_end().ends_with("</svg>"));
+    }
+
+    #[test]
+    fn axis_maxima_are_round() {
+        assert_eq!(nice_max(43_000.0), 50_000.0);
+        assert_eq!(nice_max(100.0), 100.0);
+        assert_eq!(nice_max(0.0), 1.0);
+        assert_eq!(short(1_500_000.0), "1.5M");
+    }
+}

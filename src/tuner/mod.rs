@@ -1,0 +1,549 @@
+//! `klab tune`: a budgeted, noise-aware search of broker (and producer)
+//! settings.
+//!
+//! Objective: at the lab's offered load, maximise
+//! `score = acknowledged records/s ÷ (1 + e2e p99 / SLO)`: throughput first,
+//! and among settings that carry the same load, the lower tail latency. A
+//! step that loses, duplicates or corrupts a record, or does not complete,
+//! scores 0.
+//!
+//! Strategy ("guided"): measure the start twice to estimate run-to-run
+//! noise; first try putting every knob that deviates from its known-healthy
+//! value back (one trial, kept unless it measures worse beyond the noise:
+//! between equals, Kafka's defaults win); then coordinate descent over the knobs, one knob
+//! at a time, doubling the step while it keeps winning. A change is accepted
+//! when it beats the best by more than twice the noise; a marginal win
+//! (between one and two times the noise) is measured again and kept only if
+//! the average still wins. Every measurement counts against `--budget`
+//! except the two start measurements.
+
+pub mod sim;
+pub mod space;
+pub mod trace;
+
+use crate::load::payload::splitmix64;
+use crate::model::StepResult;
+use anyhow::Result;
+use serde::Serialize;
+use space::{Candidate, Point, Space};
+use std::collections::HashMap;
+
+/// Measures a candidate. `Err` with a [`Refused`] inside means the broker
+/// refused the change: the trial is recorded as rejected, the search goes on.
+pub trait Measurer {
+    fn measure(&mut self, label: &str, c: &Candidate) -> Result<StepResult>;
+}
+
+pub use crate::broker::admin::Refused;
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Objective {
+    /// The latency the score is measured against, in ms.
+    pub slo_p99_ms: f64,
+}
+
+impl Objective {
+    pub fn score(&self, r: &StepResult) -> f64 {
+        if !r.complete || !r.intact() {
+            return 0.0;
+        }
+        r.throughput.msgs_per_s / (1.0 + r.e2e_latency_ms.p99 / self.slo_p99_ms)
+    }
+
+    pub fn describe(&self) -> String {
+        format!(
+            "maximise score = acknowledged records/s ÷ (1 + e2e p99 / {:.0} ms) at the lab's offered load; a step that loses, duplicates or corrupts a record scores 0",
+            self.slo_p99_ms
+        )
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Strategy {
+    Guided,
+    Random { seed: u64 },
+}
+
+#[derive(Debug, Clone)]
+pub struct TuneOptions {
+    pub budget: usize,
+    pub strategy: Strategy,
+    pub objective: Objective,
+    /// Measurements of the start (at least 1; 2 estimate the noise).
+    pub start_repeats: usize,
+    /// The smallest relative noise assumed, whatever the repeats say.
+    pub noise_floor: f64,
+    /// A measurement of the start made before tuning (the demo's degraded
+    /// step); it counts as the first start repeat.
+    pub prior_start: Option<StepResult>,
+}
+
+impl Default for TuneOptions {
+    fn default() -> Self {
+        TuneOptions {
+            budget: 12,
+            strategy: Strategy::Guided,
+            objective: Objective { slo_p99_ms: 100.0 },
+            start_repeats: 2,
+            noise_floor: 0.05,
+            prior_start: None,
+        }
+    }
+}
+
+/// One measured candidate.
+#[derive(Debug, Clone, Serialize)]
+pub struct Trial {
+    pub n: usize,
+    /// What changed against the best settings at the time.
+    pub change: String,
+    pub config: Candidate,
+    pub result: Option<StepResult>,
+    pub score: f64,
+    pub accepted: bool,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TuneReport {
+    pub strategy: Strategy,
+    pub objective: String,
+    pub slo_p99_ms: f64,
+    pub budget: usize,
+    /// Relative run-to-run noise of the score, from the start repeats.
+    pub noise: f64,
+    pub start_config: Candidate,
+    pub start: StepResult,
+    pub start_repeats: Vec<StepResult>,
+    pub start_score: f64,
+    pub best_config: Candidate,
+    pub best: StepResult,
+    pub best_score: f64,
+    pub trials: Vec<Trial>,
+    /// The recommended settings that differ from the start, as key=value.
+    pub recommended: Vec<String>,
+}
+
+struct Search<'a> {
+    m: &'a mut dyn Measurer,
+    space: &'a Space,
+    base: Candidate,
+    opts: TuneOptions,
+    noise: f64,
+    best_point: Point,
+    best_score: f64,
+    best_result: StepResult,
+    trials: Vec<Trial>,
+    seen: HashMap<Point, f64>,
+}
+
+impl Search<'_> {
+    fn budget_left(&self) -> usize {
+        self.opts.budget.saturating_sub(self.trials.len())
+    }
+
+    fn run_trial(&mut self, p: &Point) -> Result<(Option<StepResult>, f64, Option<String>)> {
+        let c = self.space.candidate(&self.base, p);
+        let label = format!("trial {}", self.trials.len() + 1);
+        match self.m.measure(&label, &c) {
+            Ok(r) => {
+                let s = self.opts.objective.score(&r);
+                let why = (!r.complete || !r.intact()).then(|| {
+                    r.reason.clone().unwrap_or_else(|| {
+                        format!(
+                            "lost {}, duplicated {}, corrupt {}",
+                            r.lost, r.duplicated, r.corrupt
+                        )
+                    })
+                });
+                Ok((Some(r), s, why))
+            }
+            Err(e) => match e.chain().find_map(|c| c.downcast_ref::<Refused>()) {
+                Some(r) => Ok((None, 0.0, Some(r.to_string()))),
+                None => Err(e),
+            },
+        }
+    }
+
+    /// Measures `p` (unless already known) and accepts it when it wins.
+    /// Returns Some(accepted) or None when the budget is used up.
+    fn evaluate(&mut self, p: &Point) -> Result<Option<bool>> {
+        self.evaluate_with(p, false)
+    }
+
+    /// `healthy`: `p` puts knobs back to their healthy values, which the
+    /// tuner prefers unless they measure worse beyond the noise.
+    fn evaluate_with(&mut self, p: &Point, healthy: bool) -> Result<Option<bool>> {
+        if *p == self.best_point {
+            return Ok(Some(false));
+        }
+        if let Some(s) = self.seen.get(p) {
+            return Ok(Some(*s > self.best_score * (1.0 + 2.0 * self.noise)));
+        }
+        if self.budget_left() == 0 {
+            return Ok(None);
+        }
+        let change = self.space.describe_move(&self.best_point, p);
+        let (r, s, why) = self.run_trial(p)?;
+        let n = self.trials.len() + 1;
+        let config = self.space.candidate(&self.base, p);
+        let clear = self.best_score * (1.0 + 2.0 * self.noise);
+        let marginal = self.best_score * (1.0 + self.noise);
+        let (accepted, reason, score, result) = if let Some(w) = why {
+            (false, w, s, r)
+        } else if healthy && s >= self.best_score * (1.0 - self.noise) && s <= clear {
+            (
+                true,
+                format!(
+                    "healthy values score {:.0} vs {:.0}: equal within the noise, so the defaults win",
+                    s, self.best_score
+                ),
+                s,
+                r,
+            )
+        } else if s > clear {
+            (
+                true,
+                format!(
+                    "score {:.0} beats {:.0} by more than twice the noise",
+                    s, self.best_score
+                ),
+                s,
+                r,
+            )
+        } else if s > marginal && self.budget_left() >= 2 {
+            // A marginal win: measure once more before believing it.
+            self.trials.push(Trial {
+                n,
+                change: change.clone(),
+                config: config.clone(),
+                result: r.clone(),
+                score: s,
+                accepted: false,
+                reason: "marginal win: measuring again".into(),
+            });
+            let (r2, s2, why2) = self.run_trial(p)?;
+            let mean = (s + s2) / 2.0;
+            let ok = why2.is_none() && mean > marginal;
+            let reason = if ok {
+                format!("marginal win held on a second measurement (mean score {mean:.0})")
+            } else {
+                format!(
+                    "marginal win did not hold (mean score {mean:.0} vs best {:.0})",
+                    self.best_score
+                )
+            };
+            (ok, reason, mean, r2)
+        } else {
+            (
+                false,
+                format!(
+                    "score {:.0} is not better than {:.0} beyond the noise",
+                    s, self.best_score
+                ),
+                s,
+                r,
+            )
+        };
+        self.seen.insert(p.clone(), score);
+        if accepted && let Some(res) = &result {
+            self.best_point = p.clone();
+            self.best_score = score;
+            self.best_result = res.clone();
+        }
+        self.trials.push(Trial {
+            n: self.trials.len() + 1,
+            change,
+            config,
+            result,
+            score,
+            accepted,
+            reason,
+        });
+        Ok(Some(accepted))
+    }
+
+    fn guided(&mut self) -> Result<()> {
+        // 1. Put every deviating knob back to its healthy value at once.
+        let repaired: Point = self.space.knobs.iter().map(|k| k.good).collect();
+        if repaired != self.best_point && self.evaluate_with(&repaired, true)?.is_none() {
+            return Ok(());
+        }
+        // 2. Coordinate descent with step doubling, until a pass finds nothing.
+        loop {
+            let mut improved = false;
+            for i in 0..self.space.knobs.len() {
+                match self.line_search(i)? {
+                    None => return Ok(()),
+                    Some(true) => improved = true,
+                    Some(false) => {}
+                }
+            }
+            if !improved {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Moves knob `i` while that wins. None: budget exhausted.
+    fn line_search(&mut self, i: usize) -> Result<Option<bool>> {
+        let k = self.space.knobs[i];
+        let n = k.values.len() as i64;
+        let cur = self.best_point[i] as i64;
+        let good = k.good as i64;
+        let dirs: [i64; 2] = if cur > good { [-1, 1] } else { [1, -1] };
+        for dir in dirs {
+            let mut step = 1i64;
+            let mut moved = false;
+            loop {
+                let from = self.best_point[i] as i64;
+                let to = (from + dir * step).clamp(0, n - 1);
+                if to == from {
+                    break;
+                }
+                let mut p = self.best_point.clone();
+                p[i] = to as usize;
+                match self.evaluate(&p)? {
+                    None => return Ok(None),
+                    Some(true) => {
+                        moved = true;
+                        step *= 2;
+                    }
+                    Some(false) if step > 1 => step = 1,
+                    Some(false) => break,
+                }
+            }
+            if moved {
+                return Ok(Some(true));
+            }
+        }
+        Ok(Some(false))
+    }
+
+    fn random(&mut self, seed: u64) -> Result<()> {
+        let mut state = seed;
+        while self.budget_left() > 0 {
+            let p: Point = self
+                .space
+                .knobs
+                .iter()
+                .map(|k| {
+                    state = splitmix64(state);
+                    (state % k.values.len() as u64) as usize
+                })
+                .collect();
+            let change = self.space.describe_move(&self.best_point, &p);
+            let (r, s, why) = self.run_trial(&p)?;
+            let accepted = why.is_none() && s > self.best_score;
+            let reason = match why {
+                Some(w) => w,
+                None if accepted => format!("best so far (score {s:.0})"),
+                None => format!("score {s:.0} below the best {:.0}", self.best_score),
+            };
+            if accepted && let Some(res) = &r {
+                self.best_point = p.clone();
+                self.best_score = s;
+                self.best_result = res.clone();
+            }
+            self.trials.push(Trial {
+                n: self.trials.len() + 1,
+                change,
+                config: self.space.candidate(&self.base, &p),
+                result: r,
+                score: s,
+                accepted,
+                reason,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Searches from `start` within `opts.budget` measurements.
+pub fn tune(
+    m: &mut dyn Measurer,
+    space: &Space,
+    start: &Candidate,
+    opts: &TuneOptions,
+) -> Result<TuneReport> {
+    let mut repeats: Vec<StepResult> = opts.prior_start.iter().cloned().collect();
+    for i in repeats.len()..opts.start_repeats.max(1) {
+        let label = if i == 0 {
+            "start".to_string()
+        } else {
+            format!("start (repeat {i})")
+        };
+        repeats.push(m.measure(&label, start)?);
+    }
+    let scores: Vec<f64> = repeats.iter().map(|r| opts.objective.score(r)).collect();
+    let mean = scores.iter().sum::<f64>() / scores.len() as f64;
+    let spread = if scores.len() > 1 && mean > 0.0 {
+        let (lo, hi) = scores
+            .iter()
+            .fold((f64::INFINITY, 0.0f64), |(l, h), s| (l.min(*s), h.max(*s)));
+        (hi - lo) / mean
+    } else {
+        0.0
+    };
+    let noise = spread.max(opts.noise_floor);
+    let start_point = space.locate(start);
+    let mut s = Search {
+        m,
+        space,
+        base: start.clone(),
+        opts: opts.clone(),
+        noise,
+        best_point: start_point.clone(),
+        best_score: mean,
+        best_result: repeats[0].clone(),
+        trials: Vec::new(),
+        seen: HashMap::new(),
+    };
+    match opts.strategy {
+        Strategy::Guided => s.guided()?,
+        Strategy::Random { seed } => s.random(seed)?,
+    }
+    let best_config = if s.best_point == start_point {
+        start.clone()
+    } else {
+        space.candidate(start, &s.best_point)
+    };
+    let recommended = diff_lines(start, &best_config);
+    Ok(TuneReport {
+        strategy: opts.strategy,
+        objective: opts.objective.describe(),
+        slo_p99_ms: opts.objective.slo_p99_ms,
+        budget: opts.budget,
+        noise,
+        start_config: start.clone(),
+        start: repeats[0].clone(),
+        start_score: mean,
+        start_repeats: repeats,
+        best_config,
+        best: s.best_result,
+        best_score: s.best_score,
+        trials: s.trials,
+        recommended,
+    })
+}
+
+/// `key=value` for every setting of `to` that differs from `from`.
+pub fn diff_lines(from: &Candidate, to: &Candidate) -> Vec<String> {
+    let mut out = from.broker.diff(&to.broker).lines();
+    for (k, v) in &to.producer {
+        if from.producer.get(k) != Some(v) {
+            out.push(format!("producer {k}={v}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sim::Simulated;
+    use super::*;
+
+    fn opts(budget: usize) -> TuneOptions {
+        TuneOptions {
+            budget,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn guided_finds_the_optimum_of_a_simulated_surface() {
+        let space = Space::default_space(false);
+        // An optimum away from the healthy defaults on two knobs.
+        let mut optimum: Point = space.knobs.iter().map(|k| k.good).collect();
+        let io = space
+            .knobs
+            .iter()
+            .position(|k| k.name == "num.io.threads")
+            .unwrap();
+        let net = space
+            .knobs
+            .iter()
+            .position(|k| k.name == "num.network.threads")
+            .unwrap();
+        optimum[io] = 4;
+        optimum[net] = 3;
+        // Start at the worst value of every knob.
+        let start_point: Point = vec![0; space.knobs.len()];
+        let start = space.candidate(&Candidate::default(), &start_point);
+        for seed in 1..=5 {
+            let mut sim = Simulated::new(space.clone(), optimum.clone(), seed);
+            let r = tune(&mut sim, &space, &start, &opts(20)).unwrap();
+            assert_eq!(
+                space.locate(&r.best_config),
+                optimum,
+                "seed {seed}: {:?}",
+                r.recommended
+            );
+            assert!(r.trials.len() <= 20);
+            assert!(r.best_score > r.start_score * 5.0);
+        }
+    }
+
+    #[test]
+    fn random_search_is_reproducible_per_seed() {
+        let space = Space::default_space(false);
+        let optimum: Point = space.knobs.iter().map(|k| k.good).collect();
+        let start = space.candidate(&Candidate::default(), &vec![0; space.knobs.len()]);
+        let run = |seed| {
+            let mut sim = Simulated::new(space.clone(), optimum.clone(), 7);
+            let o = TuneOptions {
+                strategy: Strategy::Random { seed },
+                ..opts(12)
+            };
+            tune(&mut sim, &space, &start, &o).unwrap()
+        };
+        let (a, b) = (run(3), run(3));
+        assert_eq!(a.best_config, b.best_config);
+        assert_eq!(a.trials.len(), 12);
+    }
+
+    #[test]
+    fn refused_changes_are_rejected_trials_not_errors() {
+        struct Refuser(Simulated);
+        impl Measurer for Refuser {
+            fn measure(&mut self, label: &str, c: &Candidate) -> Result<StepResult> {
+                if c.broker
+                    .properties
+                    .get("num.io.threads")
+                    .is_some_and(|v| v == "16")
+                {
+                    return Err(Refused("num.io.threads: value too large".into()).into());
+                }
+                self.0.measure(label, c)
+            }
+        }
+        let space = Space::only(&["num.io.threads".into()], false).unwrap();
+        let optimum = vec![5];
+        let start = space.candidate(&Candidate::default(), &vec![3]);
+        let mut m = Refuser(Simulated::new(space.clone(), optimum, 1));
+        let r = tune(&mut m, &space, &start, &opts(6)).unwrap();
+        let refused: Vec<&Trial> = r
+            .trials
+            .iter()
+            .filter(|t| t.reason.starts_with("refused"))
+            .collect();
+        assert_eq!(refused.len(), 1, "{:#?}", r.trials);
+        assert!(!refused[0].accepted);
+        assert_eq!(r.best_config.broker.properties["num.io.threads"], "12");
+    }
+
+    #[test]
+    fn a_lossy_trial_scores_zero() {
+        let o = Objective { slo_p99_ms: 100.0 };
+        let mut r = StepResult {
+            complete: true,
+            ..Default::default()
+        };
+        r.throughput.msgs_per_s = 1000.0;
+        r.e2e_latency_ms.p99 = 100.0;
+        assert_eq!(o.score(&r), 500.0);
+        r.lost = 1;
+        assert_eq!(o.score(&r), 0.0);
+    }
+}

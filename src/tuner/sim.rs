@@ -1,0 +1,68 @@
+//! A deterministic, simulated response surface for testing and evaluating
+//! search strategies without a broker: throughput and p99 are smooth
+//! functions of each knob's distance from a chosen optimum, with seeded
+//! multiplicative noise.
+
+use super::Measurer;
+use super::space::{Candidate, Point, Space};
+use crate::load::payload::splitmix64;
+use crate::model::StepResult;
+
+pub struct Simulated {
+    space: Space,
+    optimum: Point,
+    state: u64,
+    /// Relative noise (uniform ±), e.g. 0.03.
+    pub noise: f64,
+    pub calls: usize,
+}
+
+impl Simulated {
+    pub fn new(space: Space, optimum: Point, seed: u64) -> Simulated {
+        Simulated {
+            space,
+            optimum,
+            state: seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0xD1B5_4A32_D192_ED03,
+            noise: 0.03,
+            calls: 0,
+        }
+    }
+
+    fn jitter(&mut self) -> f64 {
+        self.state = splitmix64(self.state);
+        let u = (self.state >> 11) as f64 / (1u64 << 53) as f64; // [0,1)
+        1.0 + self.noise * (2.0 * u - 1.0)
+    }
+
+    /// Noise-free throughput and p99 at a point.
+    pub fn truth(&self, p: &Point) -> (f64, f64) {
+        let mut tput = 100_000.0;
+        let mut p99 = 10.0;
+        for (i, (&a, &b)) in p.iter().zip(&self.optimum).enumerate() {
+            let d = (a as f64 - b as f64).abs();
+            // Knobs earlier in the space matter more.
+            let weight = 1.0 / (1.0 + i as f64 * 0.15);
+            tput /= 1.0 + weight * 0.6 * d.powf(1.3);
+            p99 *= 1.0 + weight * 0.8 * d;
+        }
+        (tput, p99)
+    }
+}
+
+impl Measurer for Simulated {
+    fn measure(&mut self, label: &str, c: &Candidate) -> anyhow::Result<StepResult> {
+        self.calls += 1;
+        let p = self.space.locate(c);
+        let (t, l) = self.truth(&p);
+        let mut r = StepResult {
+            label: Some(label.to_string()),
+            complete: true,
+            ..Default::default()
+        };
+        r.throughput.msgs_per_s = t * self.jitter();
+        r.e2e_latency_ms.p99 = l * self.jitter();
+        r.acked = r.throughput.msgs_per_s as u64;
+        r.consumed = r.acked;
+        Ok(r)
+    }
+}

@@ -1,0 +1,355 @@
+//! The knobs the tuner may turn, the values it tries for each, and which
+//! value is known to be healthy.
+
+use crate::model::BrokerConfig;
+use crate::units::MemSize;
+use std::collections::BTreeMap;
+
+/// Where a knob lives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Place {
+    /// The broker JVM's heap (restart).
+    Heap,
+    /// One or more broker keys set to the same value.
+    Broker(&'static [&'static str]),
+    /// A librdkafka producer key (client side).
+    Producer(&'static str),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Knob {
+    /// The name the trace shows (Kafka's own key where there is one).
+    pub name: &'static str,
+    pub place: Place,
+    /// Candidate values, in increasing order of "more resources / more batching".
+    pub values: &'static [&'static str],
+    /// Index of the known-healthy value (Kafka's or librdkafka's default, or
+    /// klab's baseline).
+    pub good: usize,
+    /// Needs a broker restart to change.
+    pub restart: bool,
+}
+
+/// The default search space, in the order the tuner looks at knobs when it
+/// refines (roughly: biggest effect first, from measurements on 2 cores).
+pub const KNOBS: &[Knob] = &[
+    Knob {
+        name: "log.flush.interval.messages",
+        place: Place::Broker(&["log.flush.interval.messages"]),
+        values: &["1", "10", "100", "1000", "10000", "9223372036854775807"],
+        good: 5,
+        restart: false,
+    },
+    Knob {
+        name: "linger.ms",
+        place: Place::Producer("linger.ms"),
+        values: &["0", "1", "5", "10", "20"],
+        good: 2,
+        restart: false,
+    },
+    Knob {
+        name: "batch.size",
+        place: Place::Producer("batch.size"),
+        values: &["16384", "65536", "262144", "1000000"],
+        good: 3,
+        restart: false,
+    },
+    Knob {
+        name: "socket.send/receive.buffer.bytes",
+        place: Place::Broker(&["socket.send.buffer.bytes", "socket.receive.buffer.bytes"]),
+        values: &["8192", "32768", "102400", "1048576"],
+        good: 2,
+        restart: true,
+    },
+    Knob {
+        name: "num.network.threads",
+        place: Place::Broker(&["num.network.threads"]),
+        values: &["1", "2", "3", "4", "6", "8"],
+        good: 2,
+        restart: false,
+    },
+    Knob {
+        name: "num.io.threads",
+        place: Place::Broker(&["num.io.threads"]),
+        values: &["1", "2", "4", "8", "12", "16"],
+        good: 3,
+        restart: false,
+    },
+    Knob {
+        name: "heap",
+        place: Place::Heap,
+        values: &["256m", "512m", "1g", "2g"],
+        good: 2,
+        restart: true,
+    },
+    Knob {
+        name: "log.segment.bytes",
+        place: Place::Broker(&["log.segment.bytes"]),
+        values: &["1048576", "16777216", "134217728", "1073741824"],
+        good: 3,
+        restart: false,
+    },
+    Knob {
+        name: "compression.type",
+        place: Place::Producer("compression.type"),
+        values: &["none", "lz4"],
+        good: 0,
+        restart: false,
+    },
+];
+
+/// A full set of settings: broker config plus producer overrides.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Candidate {
+    pub broker: BrokerConfig,
+    pub producer: BTreeMap<String, String>,
+}
+
+/// A point in the space: one value index per knob.
+pub type Point = Vec<usize>;
+
+#[derive(Debug, Clone)]
+pub struct Space {
+    pub knobs: Vec<Knob>,
+}
+
+impl Space {
+    pub fn new(knobs: Vec<Knob>) -> Space {
+        Space { knobs }
+    }
+
+    /// The default space; `dynamic_only` drops restart-only and client knobs
+    /// (for a broker klab does not own).
+    pub fn default_space(dynamic_only: bool) -> Space {
+        Space {
+            knobs: KNOBS
+                .iter()
+                .filter(|k| !dynamic_only || (!k.restart && !matches!(k.place, Place::Producer(_))))
+                .copied()
+                .collect(),
+        }
+    }
+
+    /// Knobs by name (for `--knobs`); an unknown name is an error listing them.
+    pub fn only(names: &[String], dynamic_only: bool) -> Result<Space, String> {
+        let all = Space::default_space(dynamic_only);
+        let mut knobs = Vec::new();
+        for n in names {
+            match all
+                .knobs
+                .iter()
+                .find(|k| k.name == n || k.place_keys().contains(&n.as_str()))
+            {
+                Some(k) => knobs.push(*k),
+                None => {
+                    return Err(format!(
+                        "unknown knob '{n}'; the tuner knows: {}",
+                        all.knobs
+                            .iter()
+                            .map(|k| k.name)
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ));
+                }
+            }
+        }
+        Ok(Space { knobs })
+    }
+
+    /// The point nearest to a candidate's current values.
+    pub fn locate(&self, c: &Candidate) -> Point {
+        self.knobs
+            .iter()
+            .map(|k| k.nearest(&k.current(c)))
+            .collect()
+    }
+
+    /// `base` with every knob set as `p` says. A knob left where `base`
+    /// already is keeps `base`'s own spelling (or stays unset), so no
+    /// setting changes that the point does not change (and no restart).
+    pub fn candidate(&self, base: &Candidate, p: &Point) -> Candidate {
+        let mut c = base.clone();
+        let here = self.locate(base);
+        for ((k, i), h) in self.knobs.iter().zip(p).zip(&here) {
+            if i != h {
+                k.set(&mut c, k.values[*i]);
+            }
+        }
+        c
+    }
+
+    /// The knob-wise differences between two points, as `name: a → b`.
+    pub fn describe_move(&self, from: &Point, to: &Point) -> String {
+        let parts: Vec<String> = self
+            .knobs
+            .iter()
+            .zip(from.iter().zip(to))
+            .filter(|(_, (a, b))| a != b)
+            .map(|(k, (a, b))| format!("{} {}→{}", k.name, k.values[*a], k.values[*b]))
+            .collect();
+        if parts.is_empty() {
+            "(no change)".into()
+        } else {
+            parts.join(", ")
+        }
+    }
+}
+
+impl Knob {
+    pub fn place_keys(&self) -> Vec<&'static str> {
+        match self.place {
+            Place::Heap => vec!["heap"],
+            Place::Broker(keys) => keys.to_vec(),
+            Place::Producer(k) => vec![k],
+        }
+    }
+
+    /// The knob's value in `c` (None: not set, i.e. the default). For a
+    /// knob over several keys, the lowest value set (the worst one).
+    pub fn current(&self, c: &Candidate) -> Option<String> {
+        match self.place {
+            Place::Heap => c.broker.heap.map(|h| h.jvm()),
+            Place::Broker(keys) => keys
+                .iter()
+                .filter_map(|k| c.broker.properties.get(*k))
+                .min_by_key(|v| v.parse::<i64>().unwrap_or(i64::MAX))
+                .cloned(),
+            Place::Producer(k) => c.producer.get(k).cloned(),
+        }
+    }
+
+    /// Index of the candidate value closest to `v` (the healthy value when
+    /// unset).
+    pub fn nearest(&self, v: &Option<String>) -> usize {
+        let Some(v) = v else { return self.good };
+        if let Some(i) = self.values.iter().position(|x| x == v) {
+            return i;
+        }
+        let num = |s: &str| -> Option<f64> {
+            if let Ok(m) = s.parse::<MemSize>() {
+                return Some(m.bytes() as f64);
+            }
+            s.parse::<f64>().ok()
+        };
+        match num(v) {
+            Some(x) => self
+                .values
+                .iter()
+                .enumerate()
+                .filter_map(|(i, s)| {
+                    num(s).map(|y| (i, ((x.max(1.0)).ln() - y.max(1.0).ln()).abs()))
+                })
+                .min_by(|a, b| a.1.total_cmp(&b.1))
+                .map(|(i, _)| i)
+                .unwrap_or(self.good),
+            None => self.good,
+        }
+    }
+
+    pub fn set(&self, c: &mut Candidate, value: &str) {
+        match self.place {
+            Place::Heap => c.broker.heap = value.parse().ok(),
+            Place::Broker(keys) => {
+                for k in keys {
+                    c.broker.properties.insert(k.to_string(), value.to_string());
+                }
+            }
+            Place::Producer(k) => {
+                c.producer.insert(k.to_string(), value.to_string());
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_knob_value_is_valid_for_kafka() {
+        for k in KNOBS {
+            assert!(k.good < k.values.len());
+            if let Place::Broker(keys) = k.place {
+                for key in keys {
+                    for v in k.values {
+                        crate::broker::knobs::check_setting(key, v).unwrap();
+                    }
+                    let info = crate::broker::knobs::lookup(key).unwrap();
+                    assert_eq!(k.restart, !info.is_dynamic(), "{key}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn locate_and_rebuild() {
+        let s = Space::default_space(false);
+        let mut c = Candidate::default();
+        c.broker.heap = "256m".parse().ok();
+        c.broker
+            .properties
+            .insert("num.io.threads".into(), "3".into());
+        c.producer.insert("linger.ms".into(), "0".into());
+        let p = s.locate(&c);
+        let io = s
+            .knobs
+            .iter()
+            .position(|k| k.name == "num.io.threads")
+            .unwrap();
+        assert_eq!(s.knobs[io].values[p[io]], "4"); // nearest to 3 on a log scale
+        let heap = s.knobs.iter().position(|k| k.name == "heap").unwrap();
+        assert_eq!(p[heap], 0);
+        // Unchanged knobs keep their spelling (3 stays 3, unset stays unset).
+        let back = s.candidate(&c, &p);
+        assert_eq!(back, c);
+        let mut moved = p.clone();
+        moved[io] = 3;
+        let back = s.candidate(&c, &moved);
+        assert_eq!(back.broker.properties["num.io.threads"], "8");
+        assert_eq!(back.producer["linger.ms"], "0");
+        assert!(
+            !back
+                .broker
+                .properties
+                .contains_key("socket.send.buffer.bytes")
+        );
+        let mut q = p.clone();
+        q[heap] = 2;
+        assert_eq!(s.describe_move(&p, &q), "heap 256m→1g");
+    }
+
+    #[test]
+    fn a_two_key_knob_reads_its_worst_key() {
+        let s = Space::only(&["socket.send/receive.buffer.bytes".into()], false).unwrap();
+        let mut c = Candidate::default();
+        c.broker
+            .properties
+            .insert("socket.receive.buffer.bytes".into(), "8192".into());
+        assert_eq!(s.locate(&c), vec![0]);
+        let fixed = s.candidate(&c, &vec![2]);
+        assert_eq!(
+            fixed.broker.properties["socket.receive.buffer.bytes"],
+            "102400"
+        );
+        assert_eq!(
+            fixed.broker.properties["socket.send.buffer.bytes"],
+            "102400"
+        );
+    }
+
+    #[test]
+    fn dynamic_only_space_has_no_restarts() {
+        let s = Space::default_space(true);
+        assert!(
+            s.knobs
+                .iter()
+                .all(|k| !k.restart && !matches!(k.place, Place::Producer(_)))
+        );
+        assert!(Space::only(&["num.io.threads".into()], false).is_ok());
+        assert!(
+            Space::only(&["num.io.thread".into()], false)
+                .unwrap_err()
+                .contains("tuner knows")
+        );
+    }
+}
