@@ -40,6 +40,98 @@ pub enum Command {
     /// List the broker configs klab knows (Kafka 4.1) and whether each can
     /// change without a restart.
     Knobs(KnobsArgs),
+    /// Only the producer side of a run (the producer image's entrypoint):
+    /// prints its outcome as one JSON line.
+    Produce(ProduceArgs),
+    /// Only the consumer side of a run (the consumer image's entrypoint):
+    /// prints its outcome as one JSON line.
+    Consume(ConsumeArgs),
+    /// The broker's own config: render it, or run a broker from it (the
+    /// broker image's entrypoint).
+    #[command(subcommand)]
+    Broker(BrokerCommand),
+}
+
+#[derive(Args, Debug)]
+pub struct ProduceArgs {
+    #[arg(long, value_name = "HOST:PORT")]
+    pub bootstrap: String,
+    #[command(flatten)]
+    pub workload: WorkloadArgs,
+    /// Wait this long for the topic to appear (the consumer creates it).
+    #[arg(long, value_name = "D", default_value = "120s", value_parser = parse_nonzero_duration)]
+    pub wait_topic: Duration,
+    /// Also write the outcome to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct ConsumeArgs {
+    #[arg(long, value_name = "HOST:PORT")]
+    pub bootstrap: String,
+    #[arg(long, value_name = "T")]
+    pub topic: String,
+    /// Create the topic with this many partitions when it does not exist.
+    #[arg(long, value_name = "P", value_parser = parse_partitions)]
+    pub create_partitions: Option<i32>,
+    /// Producers whose end-of-run markers to wait for.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = parse_producers)]
+    pub producers: u32,
+    /// Give up after this long.
+    #[arg(long, value_name = "D", default_value = "15m", value_parser = parse_nonzero_duration)]
+    pub timeout: Duration,
+    /// Also write the outcome to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum BrokerCommand {
+    /// Print the server.properties and JVM flags klab renders for a config.
+    Render(BrokerRenderArgs),
+    /// Render the config from $KLAB_BROKER_CONFIG, format the storage if
+    /// needed and exec Kafka (what the broker image runs).
+    Exec(BrokerExecArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct NodeArgs {
+    #[arg(long, default_value_t = 1)]
+    pub node_id: i32,
+    /// Host clients are told to connect to.
+    #[arg(long, value_name = "HOST", default_value = "127.0.0.1")]
+    pub advertised_host: String,
+    #[arg(long, default_value_t = 9092)]
+    pub broker_port: u16,
+    #[arg(long, default_value_t = 9093)]
+    pub controller_port: u16,
+}
+
+#[derive(Args, Debug)]
+pub struct BrokerRenderArgs {
+    /// A TOML broker config (`heap = "512m"` and a [properties] table); `-`
+    /// reads stdin; default: $KLAB_BROKER_CONFIG.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    #[command(flatten)]
+    pub node: NodeArgs,
+    #[arg(long, value_name = "DIR", default_value = "/var/lib/kafka/data")]
+    pub data_dir: PathBuf,
+}
+
+#[derive(Args, Debug)]
+pub struct BrokerExecArgs {
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
+    #[command(flatten)]
+    pub node: NodeArgs,
+    /// Kafka's log directory (formatted on first start).
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: PathBuf,
+    /// Where server.properties, the log4j2 config and gc.log go (default: $TMPDIR/klab-broker).
+    #[arg(long, value_name = "DIR")]
+    pub config_dir: Option<PathBuf>,
 }
 
 #[derive(Subcommand, Debug)]

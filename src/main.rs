@@ -16,6 +16,10 @@ fn main() -> ExitCode {
         Command::Lab(c) => cmd::lab::execute(c),
         Command::Demo(a) => cmd::lab::demo(a),
         Command::Tune(a) => cmd::tune::execute(a),
+        Command::Produce(a) => cmd::pods::produce(a),
+        Command::Consume(a) => cmd::pods::consume(a),
+        Command::Broker(klab::cli::BrokerCommand::Render(a)) => cmd::broker::render_cmd(a),
+        Command::Broker(klab::cli::BrokerCommand::Exec(a)) => cmd::broker::exec_cmd(a),
     };
     match result {
         Ok(code) => ExitCode::from(code as u8),

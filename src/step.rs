@@ -9,11 +9,10 @@ use crate::broker::local::LocalBroker;
 use crate::cancel::Cancel;
 use crate::load::clock::Clock;
 use crate::load::consumer::{self, ConsumerHandle, ConsumerReport, ConsumerSpec};
+use crate::load::outcome::{ConsumerOutcome, ProducerOutcome, assemble};
 use crate::load::payload::Secret;
 use crate::load::producer::{self, ProducerProgress, ProducerReport, ProducerSpec};
-use crate::model::{
-    BrokerConfig, BrokerReport, EffectiveValue, Environment, StepResult, Throughput, Workload,
-};
+use crate::model::{BrokerConfig, BrokerReport, EffectiveValue, Environment, StepResult, Workload};
 use crate::stats::hist::Recorder;
 use crate::usage;
 use anyhow::{Context, Result, anyhow};
@@ -119,7 +118,7 @@ pub fn environment(
 }
 
 /// Producer `j` of `n`: an equal share of the rate and of the messages.
-fn share_of(w: &Workload, j: usize, n: usize) -> Workload {
+pub fn share_of(w: &Workload, j: usize, n: usize) -> Workload {
     let mut out = w.clone();
     out.rate = w.rate.map(|r| r / n as f64);
     out.messages = w
@@ -218,7 +217,6 @@ pub fn measure(
     let progress: Vec<Mutex<ProducerProgress>> = (0..n)
         .map(|_| Mutex::new(ProducerProgress::default()))
         .collect();
-    let running = std::sync::atomic::AtomicUsize::new(n);
     let bar = crate::stats::progress::StepBar::new(opts.progress, &opts.title, workload);
 
     let mut broker_died: Option<anyhow::Error> = None;
@@ -233,30 +231,13 @@ pub fn measure(
             if !handle.is_ready() {
                 cancel.cancel("the consumer did not start within 30s");
             }
-            let producers: Vec<_> = pspecs
-                .iter()
-                .zip(&progress)
-                .map(|(spec, slot)| {
-                    let (clock, cancel, handle, running) = (&clock, &cancel, &handle, &running);
-                    s.spawn(move || {
-                        let mut cb = |pp: ProducerProgress| {
-                            if let Ok(mut g) = slot.lock() {
-                                *g = pp;
-                            }
-                        };
-                        let r = producer::run(spec, clock, cancel, &mut cb);
-                        if running.fetch_sub(1, std::sync::atomic::Ordering::SeqCst) == 1 {
-                            handle.producers_done();
-                        }
-                        if r.is_err() {
-                            cancel.cancel("a producer failed");
-                        }
-                        r
-                    })
-                })
-                .collect();
+            let p = s.spawn(|| {
+                let r = producer::run_all(&pspecs, &clock, &cancel, &progress);
+                handle.producers_done();
+                r
+            });
             // Watch the broker and draw progress until everyone is done.
-            while !(producers.iter().all(|p| p.is_finished()) && c.is_finished()) {
+            while !(p.is_finished() && c.is_finished()) {
                 if let Target::Local(b) = target
                     && broker_died.is_none()
                     && let Some(status) = b.exited()
@@ -268,20 +249,10 @@ pub fn measure(
                 bar.update(&sum_progress(&progress), handle.consumed());
                 std::thread::sleep(Duration::from_millis(100));
             }
-            let mut pr: Result<ProducerReport> = Ok(ProducerReport::default());
-            for p in producers {
-                let r = p
-                    .join()
-                    .map_err(|_| anyhow!("a producer thread panicked"))
-                    .and_then(|r| r);
-                pr = match (pr, r) {
-                    (Ok(mut a), Ok(b)) => {
-                        a.merge(&b);
-                        Ok(a)
-                    }
-                    (Err(e), _) | (_, Err(e)) => Err(e),
-                };
-            }
+            let pr = p
+                .join()
+                .map_err(|_| anyhow!("the producer threads panicked"))
+                .and_then(|r| r);
             let cr = c
                 .join()
                 .map_err(|_| anyhow!("the consumer thread panicked"))
@@ -319,82 +290,23 @@ pub fn measure(
     } else if cancel.is_cancelled() {
         reasons.push(cancel.reason().unwrap_or_else(|| "cancelled".into()));
     }
-    if let Some(r) = &preport.stopped
-        && !reasons.contains(r)
-    {
-        reasons.push(format!("producer: {r}"));
-    }
-    if !creport.finished
-        && let Some(r) = &creport.stopped
-        && !reasons.iter().any(|x| x == r)
-    {
-        reasons.push(format!("consumer: {r}"));
-    }
-    let complete = reasons.is_empty() && creport.finished;
-    if !complete && reasons.is_empty() {
-        reasons.push("the consumer did not see every end-of-run marker".into());
-    }
-    let c = creport.counts;
-    let msgs = preport.acked_rate();
-    let result = StepResult {
-        lab: opts.lab.clone(),
-        label: opts.label.clone(),
-        complete,
-        reason: (!complete).then(|| reasons.join("; ")),
-        produced: preport.produced,
-        acked: preport.acked,
-        failed: preport.failed,
-        consumed: c.consumed,
-        lost: c.lost,
-        duplicated: c.duplicated,
-        reordered: c.reordered,
-        corrupt: c.corrupt,
-        foreign: c.foreign,
-        warmup_records: preport.warmup_records,
-        unsent: preport.unsent,
-        target_rate: workload.rate,
-        achieved_rate: preport.achieved_rate(),
-        throughput: Throughput {
-            msgs_per_s: msgs,
-            mb_per_s: msgs * workload.message_bytes as f64 / 1e6,
+    let p = ProducerOutcome::from_report(&preport, &clock);
+    let c = ConsumerOutcome::from_report(&creport, &clock);
+    let mut result = assemble(workload, &p, &c, reasons);
+    result.lab = opts.lab.clone();
+    result.label = opts.label.clone();
+    result.broker = BrokerReport {
+        target: match target {
+            Target::Local(_) => "local".into(),
+            Target::External { .. } => "bootstrap".into(),
         },
-        read_rate: {
-            let secs = creport
-                .last_receive
-                .saturating_sub(preport.window_start)
-                .as_secs_f64();
-            if secs > 0.0 {
-                creport.e2e.len() as f64 / secs
-            } else {
-                0.0
-            }
-        },
-        publish_latency_ms: preport.publish.percentiles(),
-        e2e_latency_ms: creport.e2e.percentiles(),
-        measured_seconds: preport.window_seconds(),
-        e2e_timeline: creport
-            .e2e
-            .timeline()
-            .into_iter()
-            .map(|(t, p99, max)| [(t * 10.0).round() / 10.0, p99, max])
-            .collect(),
-        broker: BrokerReport {
-            target: match target {
-                Target::Local(_) => "local".into(),
-                Target::External { .. } => "bootstrap".into(),
-            },
-            bootstrap,
-            requested: opts.requested.clone(),
-            effective: effective_summary(&effective, &opts.requested),
-            applied: opts.applied.clone(),
-        },
-        workload: Workload {
-            topic: Some(topic),
-            ..workload.clone()
-        },
-        environment: env,
-        histograms: Default::default(),
+        bootstrap,
+        requested: opts.requested.clone(),
+        effective: effective_summary(&effective, &opts.requested),
+        applied: opts.applied.clone(),
     };
+    result.workload.topic = Some(topic);
+    result.environment = env;
     Ok(Measurement {
         result,
         publish: preport.publish,

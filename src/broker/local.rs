@@ -70,7 +70,7 @@ fn free_port() -> Result<u16> {
 /// A random KRaft cluster id: 16 bytes in URL-safe base64 without padding,
 /// the form `kafka-storage random-uuid` prints. Like Kafka's own generator,
 /// it never starts with '-', which a command line would take for an option.
-fn cluster_id() -> String {
+pub fn cluster_id() -> String {
     use base64::Engine;
     loop {
         let a = crate::load::payload::random_producer_id().to_le_bytes();
@@ -298,8 +298,14 @@ impl LocalBroker {
         .stdin(Stdio::null())
         .stdout(log)
         .stderr(log2);
-        // A fresh GC log per start, so the heap read back is this start's.
-        let _ = fs::remove_file(self.gc_log_path());
+        // A fresh GC log per start, so the heap read back is this start's;
+        // the previous start's log is kept as gc.<n>.log.
+        if self.starts > 1 && self.gc_log_path().exists() {
+            let _ = fs::rename(
+                self.gc_log_path(),
+                self.opts.dir.join(format!("gc.{}.log", self.starts - 1)),
+            );
+        }
         let child = spawn_tied(&mut cmd)
             .with_context(|| format!("starting the broker with {}", self.java.display()))?;
         tracing::info!(pid = child.id(), bootstrap = %self.bootstrap(), "broker starting");

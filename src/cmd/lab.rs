@@ -363,31 +363,34 @@ fn fix_source(a: &FixArgs, quick: bool, quick_budget: usize, full_budget: usize)
     }
 }
 
-/// Knobs the lab broke that the student's fix leaves broken.
+/// Settings the lab broke that the student's fix leaves at the broken value.
 pub fn hints(lab: &crate::lab::Lab, fix: &Fix) -> Vec<String> {
     let mut out = Vec::new();
     let fixed = lab.fixed_broker(fix);
-    if lab.fix.broker.heap.is_some() && fixed.heap != lab.fixed_broker(&lab.fix).heap {
+    if lab.fix.broker.heap.is_some() && fixed.heap == lab.broker.heap {
         out.push(format!(
-            "the heap is still {} (set by {}); look at gc.log in the run's broker folder",
+            "the heap is still {} (set by {}); compare gc.log of a step with the heap you want",
             fixed.heap.map(|h| h.jvm()).unwrap_or_default(),
             lab.origin.get("heap").cloned().unwrap_or_default()
         ));
     }
-    for (k, good) in &lab.fix.broker.properties {
-        if fixed.properties.get(k) != Some(good) {
+    for k in lab.fix.broker.properties.keys() {
+        let bad = lab.broker.properties.get(k);
+        if bad.is_some() && fixed.properties.get(k) == bad {
             out.push(format!(
-                "{k} is {} (set by {}); `klab knobs {k}` says what it does and whether it changes live",
-                fixed.properties.get(k).cloned().unwrap_or_else(|| "unchanged".into()),
+                "{k} is still {} (set by {}); `klab knobs {k}` says what it does and whether it changes live",
+                bad.cloned().unwrap_or_default(),
                 lab.origin.get(k).cloned().unwrap_or_default()
             ));
         }
     }
-    for (k, good) in &lab.fix.producer {
-        if fix.producer.get(k) != Some(good) && lab.workload.producer.get(k) != Some(good) {
+    for k in lab.fix.producer.keys() {
+        let bad = lab.workload.producer.get(k);
+        let yours = fix.producer.get(k).or(bad);
+        if bad.is_some() && yours == bad {
             out.push(format!(
-                "the producer still runs with {k}={} (set by {})",
-                lab.workload.producer.get(k).cloned().unwrap_or_default(),
+                "the producers still run with {k}={} (set by {})",
+                yours.cloned().unwrap_or_default(),
                 lab.origin
                     .get(&format!("producer.{k}"))
                     .cloned()
@@ -396,7 +399,10 @@ pub fn hints(lab: &crate::lab::Lab, fix: &Fix) -> Vec<String> {
         }
     }
     if out.is_empty() {
-        out.push("your settings match the lab's own fix; run the check again (measurements vary) or without --quick".into());
+        out.push(
+            "every setting the lab broke is changed; compare your values with `klab lab show` and the tuner's (`klab tune --lab NN --quick`), or measure again without --quick (measurements vary)"
+                .into(),
+        );
     }
     out
 }

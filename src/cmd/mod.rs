@@ -1,8 +1,10 @@
 //! One module per subcommand: each turns parsed arguments into work and
 //! output, and returns the process exit code.
 
+pub mod broker;
 pub mod knobs;
 pub mod lab;
+pub mod pods;
 pub mod run;
 pub mod tune;
 

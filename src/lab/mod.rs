@@ -136,8 +136,9 @@ pub struct Labs {
     pub labs: Vec<Lab>,
 }
 
-/// Where the labs are: `--labs`, `$KLAB_LABS_DIR`, `./labs`, or the labs
-/// installed beside the binary (`../share/klab/labs`).
+/// Where the labs are: `--labs`, `$KLAB_LABS_DIR`, `./labs` (a checkout,
+/// where a student edits), `$KLAB_DEFAULT_LABS_DIR` (set by the Nix
+/// package), or the labs installed beside the binary (`../share/klab/labs`).
 pub fn labs_dir(flag: Option<&Path>) -> PathBuf {
     if let Some(d) = flag {
         return d.to_path_buf();
@@ -148,6 +149,9 @@ pub fn labs_dir(flag: Option<&Path>) -> PathBuf {
     let here = PathBuf::from("labs");
     if here.is_dir() {
         return here;
+    }
+    if let Some(d) = std::env::var_os("KLAB_DEFAULT_LABS_DIR").filter(|v| !v.is_empty()) {
+        return PathBuf::from(d);
     }
     if let Ok(exe) = std::env::current_exe()
         && let Some(bin) = exe.parent()

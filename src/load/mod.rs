@@ -1,5 +1,6 @@
 pub mod clock;
 pub mod consumer;
+pub mod outcome;
 pub mod payload;
 pub mod producer;
 pub mod tally;

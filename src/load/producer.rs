@@ -184,36 +184,6 @@ impl ProducerReport {
             self.stopped = o.stopped.clone();
         }
     }
-
-    /// Records handed to the producer per second of the measured window.
-    pub fn achieved_rate(&self) -> f64 {
-        let secs = self
-            .last_send
-            .saturating_sub(self.window_start)
-            .as_secs_f64();
-        if secs <= 0.0 {
-            return 0.0;
-        }
-        self.measured_sent as f64 / secs
-    }
-
-    /// Acknowledged measured records per second of the measured window.
-    pub fn acked_rate(&self) -> f64 {
-        let secs = self
-            .last_ack
-            .saturating_sub(self.window_start)
-            .as_secs_f64();
-        if secs <= 0.0 {
-            return 0.0;
-        }
-        self.acked_measured as f64 / secs
-    }
-
-    pub fn window_seconds(&self) -> f64 {
-        self.last_ack
-            .saturating_sub(self.window_start)
-            .as_secs_f64()
-    }
 }
 
 /// librdkafka settings for klab's producer: the workload's own settings win
@@ -510,4 +480,54 @@ pub fn run(
 
 fn ctx_acked(p: &ThreadedProducer<DeliveryContext>) -> u64 {
     p.context().state.lock().map(|s| s.acked).unwrap_or(0)
+}
+
+/// Runs one producer per spec, each on its own thread with its own client
+/// (connection), and merges their reports. `progress[i]` receives producer
+/// i's snapshots. A failing producer cancels the others.
+pub fn run_all(
+    specs: &[ProducerSpec],
+    clock: &Clock,
+    cancel: &Cancel,
+    progress: &[Mutex<ProducerProgress>],
+) -> Result<ProducerReport> {
+    std::thread::scope(|s| {
+        let handles: Vec<_> = specs
+            .iter()
+            .enumerate()
+            .map(|(i, spec)| {
+                let slot = progress.get(i);
+                s.spawn(move || {
+                    let mut cb = |pp: ProducerProgress| {
+                        if let Some(Ok(mut g)) = slot.map(|m| m.lock()) {
+                            *g = pp;
+                        }
+                    };
+                    let r = run(spec, clock, cancel, &mut cb);
+                    if r.is_err() {
+                        cancel.cancel("a producer failed");
+                    }
+                    r
+                })
+            })
+            .collect();
+        let mut all = ProducerReport::default();
+        let mut first_err = None;
+        for h in handles {
+            match h
+                .join()
+                .map_err(|_| anyhow::anyhow!("a producer thread panicked"))
+                .and_then(|r| r)
+            {
+                Ok(r) => all.merge(&r),
+                Err(e) => {
+                    first_err.get_or_insert(e);
+                }
+            }
+        }
+        match first_err {
+            Some(e) => Err(e),
+            None => Ok(all),
+        }
+    })
 }

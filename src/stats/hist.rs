@@ -210,3 +210,83 @@ mod tests {
         assert_eq!(n, 3);
     }
 }
+
+/// A recorder as JSON: its interval histograms in HdrHistogram's compressed
+/// V2 encoding, base64. Producer and consumer pods hand their histograms to
+/// klab this way; the total is rebuilt by adding the intervals.
+mod serde_impl {
+    use super::{Recorder, new_histogram};
+    use base64::Engine;
+    use base64::engine::general_purpose::STANDARD;
+    use hdrhistogram::serialization::{Deserializer, Serializer, V2DeflateSerializer};
+    use serde::de::Error as _;
+    use serde::{Deserialize, Deserializer as SerdeDe, Serialize, Serializer as SerdeSer};
+    use std::time::Duration;
+
+    #[derive(Serialize, Deserialize)]
+    struct Wire {
+        interval_ms: u64,
+        /// [interval index, base64 of the V2-deflate encoded histogram]
+        intervals: Vec<(u64, String)>,
+    }
+
+    impl Serialize for Recorder {
+        fn serialize<S: SerdeSer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            let mut ser = V2DeflateSerializer::new();
+            let mut intervals = Vec::new();
+            for (i, h) in &self.intervals {
+                let mut buf = Vec::new();
+                ser.serialize(h, &mut buf)
+                    .map_err(|e| serde::ser::Error::custom(format!("{e:?}")))?;
+                intervals.push((*i, STANDARD.encode(buf)));
+            }
+            Wire {
+                interval_ms: self.interval.as_millis() as u64,
+                intervals,
+            }
+            .serialize(s)
+        }
+    }
+
+    impl<'de> Deserialize<'de> for Recorder {
+        fn deserialize<D: SerdeDe<'de>>(d: D) -> Result<Self, D::Error> {
+            let w = Wire::deserialize(d)?;
+            let mut r = Recorder::new(Duration::from_millis(w.interval_ms.max(1)));
+            let mut de = Deserializer::new();
+            for (i, b64) in w.intervals {
+                let bytes = STANDARD.decode(b64).map_err(D::Error::custom)?;
+                let h: hdrhistogram::Histogram<u64> = de
+                    .deserialize(&mut bytes.as_slice())
+                    .map_err(|e| D::Error::custom(format!("{e:?}")))?;
+                let mut full = new_histogram();
+                full.add(&h)
+                    .map_err(|e| D::Error::custom(format!("{e:?}")))?;
+                r.total
+                    .add(&full)
+                    .map_err(|e| D::Error::custom(format!("{e:?}")))?;
+                r.intervals.push((i, full));
+            }
+            r.intervals.sort_by_key(|(i, _)| *i);
+            Ok(r)
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn recorder_round_trips_through_json() {
+            let mut r = Recorder::default();
+            for s in 0..3u64 {
+                for v in 1..=500u64 {
+                    r.record(v * 7, Duration::from_secs(s));
+                }
+            }
+            let json = serde_json::to_string(&r).unwrap();
+            let back: Recorder = serde_json::from_str(&json).unwrap();
+            assert_eq!(back.percentiles(), r.percentiles());
+            assert_eq!(back.timeline(), r.timeline());
+        }
+    }
+}

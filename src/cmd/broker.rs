@@ -1,0 +1,157 @@
+//! `klab broker render` and `klab broker exec`: the broker image's
+//! entrypoint renders server.properties and JVM flags with the same code as
+//! the local broker, so a knob has one spelling everywhere.
+
+use crate::broker::kafka_home::{KafkaHome, java};
+use crate::broker::render::{self, NodeLayout};
+use crate::cli::{BrokerExecArgs, BrokerRenderArgs, NodeArgs};
+use crate::model::BrokerConfig;
+use crate::usage;
+use anyhow::{Context, Result};
+use std::io::Read;
+use std::path::Path;
+
+pub const ENV_BROKER_CONFIG: &str = "KLAB_BROKER_CONFIG";
+
+/// Parses and checks a TOML broker config; `what` names where it came from.
+pub fn parse_config(text: &str, what: &str) -> Result<BrokerConfig> {
+    let cfg: BrokerConfig = toml::from_str(text).map_err(|e| {
+        let at = e
+            .span()
+            .map(|s| {
+                let (l, c) = crate::lab::file::line_col(text, s.start);
+                format!(":{l}:{c}")
+            })
+            .unwrap_or_default();
+        usage!("{what}{at}: {}", e.message().trim())
+    })?;
+    crate::broker::knobs::check_config(&cfg).map_err(|e| usage!("{what}: {e}"))?;
+    Ok(cfg)
+}
+
+fn read_config(file: Option<&Path>) -> Result<(BrokerConfig, String)> {
+    match file {
+        Some(p) if p == Path::new("-") => {
+            let mut t = String::new();
+            std::io::stdin()
+                .read_to_string(&mut t)
+                .context("reading stdin")?;
+            Ok((parse_config(&t, "stdin")?, "stdin".into()))
+        }
+        Some(p) => {
+            let t =
+                std::fs::read_to_string(p).map_err(|e| usage!("--config {}: {e}", p.display()))?;
+            Ok((
+                parse_config(&t, &p.display().to_string())?,
+                p.display().to_string(),
+            ))
+        }
+        None => {
+            let t = std::env::var(ENV_BROKER_CONFIG).unwrap_or_default();
+            Ok((
+                parse_config(&t, ENV_BROKER_CONFIG)?,
+                ENV_BROKER_CONFIG.into(),
+            ))
+        }
+    }
+}
+
+fn layout(n: &NodeArgs, data_dir: &Path, bind: &str) -> NodeLayout {
+    NodeLayout {
+        node_id: n.node_id,
+        bind_host: bind.to_string(),
+        advertised_host: n.advertised_host.clone(),
+        broker_port: n.broker_port,
+        controller_port: n.controller_port,
+        log_dir: data_dir.to_string_lossy().to_string(),
+    }
+}
+
+pub fn render_cmd(a: &BrokerRenderArgs) -> Result<i32> {
+    let (cfg, _) = read_config(a.config.as_deref())?;
+    let l = layout(&a.node, &a.data_dir, "0.0.0.0");
+    println!("# JVM flags");
+    for f in render::jvm_flags(
+        &cfg,
+        Path::new("<config>/log4j2.properties"),
+        Path::new("<config>/gc.log"),
+    ) {
+        println!("#   {f}");
+    }
+    print!("{}", render::server_properties(&l, &cfg));
+    Ok(super::EXIT_OK)
+}
+
+pub fn exec_cmd(a: &BrokerExecArgs) -> Result<i32> {
+    use std::os::unix::process::CommandExt;
+    let (cfg, from) = read_config(None)?;
+    let kafka = KafkaHome::locate(a.kafka.kafka_home.as_deref())?;
+    let java = java()?;
+    let conf = a
+        .config_dir
+        .clone()
+        .unwrap_or_else(|| std::env::temp_dir().join("klab-broker"));
+    std::fs::create_dir_all(&conf).with_context(|| format!("creating {}", conf.display()))?;
+    std::fs::create_dir_all(&a.data_dir)
+        .with_context(|| format!("creating {}", a.data_dir.display()))?;
+    let props = conf.join("server.properties");
+    let log4j = conf.join("log4j2.properties");
+    std::fs::write(
+        &props,
+        render::server_properties(&layout(&a.node, &a.data_dir, "0.0.0.0"), &cfg),
+    )?;
+    std::fs::write(&log4j, render::LOG4J2_PROPERTIES)?;
+    eprintln!(
+        "klab broker: Kafka {} from {}, config from {from}: {cfg}",
+        kafka.version,
+        kafka.dir.display()
+    );
+    if !a.data_dir.join("meta.properties").exists() {
+        let status = std::process::Command::new(&java)
+            .args(["-Xmx256m", "-cp", &kafka.classpath()])
+            .arg(format!("-Dlog4j2.configurationFile={}", log4j.display()))
+            .args([
+                "kafka.tools.StorageTool",
+                "format",
+                "--ignore-formatted",
+                "-t",
+            ])
+            .arg(crate::broker::local::cluster_id())
+            .arg("-c")
+            .arg(&props)
+            .status()
+            .context("running Kafka's StorageTool")?;
+        if !status.success() {
+            anyhow::bail!("formatting {} failed ({status})", a.data_dir.display());
+        }
+    }
+    let err = std::process::Command::new(&java)
+        .args(render::jvm_flags(&cfg, &log4j, &conf.join("gc.log")))
+        .arg(format!("-Dkafka.logs.dir={}", conf.display()))
+        .args(["-cp", &kafka.classpath(), "kafka.Kafka"])
+        .arg(&props)
+        .exec();
+    Err(anyhow::Error::new(err).context(format!("executing {}", java.display())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn broker_config_toml_is_checked_and_located() {
+        let c = parse_config("heap = \"512m\"\n\n[properties]\n", "env").unwrap();
+        assert_eq!(c.heap.map(|h| h.jvm()), Some("512m".into()));
+        let c = parse_config("[properties]\n\"num.io.threads\" = \"2\"\n", "env").unwrap();
+        assert_eq!(c.properties["num.io.threads"], "2");
+        let e = parse_config("heap = \"512m\"\ncolour = 1\n", "env")
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("env:2:"), "{e}");
+        let e = parse_config("[properties]\n\"num.io.thread\" = \"2\"\n", "env")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("did you mean"), "{e}");
+        assert!(parse_config("", "env").unwrap().is_empty());
+    }
+}

@@ -1,0 +1,199 @@
+//! What a producer and a consumer hand over at the end of a run, in a form
+//! that also travels between processes (pods print it as JSON), and the one
+//! function that turns them into a [`StepResult`].
+
+use crate::load::consumer::ConsumerReport;
+use crate::load::producer::ProducerReport;
+use crate::load::tally::Counts;
+use crate::model::{StepResult, Throughput, Workload};
+use crate::stats::hist::Recorder;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ProducerOutcome {
+    pub producers: u32,
+    pub produced: u64,
+    pub warmup_records: u64,
+    pub acked: u64,
+    pub acked_measured: u64,
+    pub failed: u64,
+    pub unsent: u64,
+    pub measured_sent: u64,
+    /// Unix nanoseconds.
+    pub window_start_ns: u64,
+    pub last_send_ns: u64,
+    pub last_ack_ns: u64,
+    pub markers_sent: bool,
+    pub first_error: Option<String>,
+    pub stopped: Option<String>,
+    pub publish: Recorder,
+}
+
+impl std::fmt::Debug for Recorder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Recorder({} values)", self.len())
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ConsumerOutcome {
+    pub consumed: u64,
+    pub lost: u64,
+    pub duplicated: u64,
+    pub reordered: u64,
+    pub corrupt: u64,
+    pub foreign: u64,
+    pub finished: bool,
+    pub stopped: Option<String>,
+    /// Unix nanoseconds of the last measured record read.
+    pub last_receive_ns: u64,
+    pub e2e: Recorder,
+}
+
+fn ns(clock: &crate::load::clock::Clock, d: std::time::Duration) -> u64 {
+    clock.unix_ns_at(d)
+}
+
+impl ProducerOutcome {
+    pub fn from_report(r: &ProducerReport, clock: &crate::load::clock::Clock) -> ProducerOutcome {
+        ProducerOutcome {
+            producers: r.merged.max(1) as u32,
+            produced: r.produced,
+            warmup_records: r.warmup_records,
+            acked: r.acked,
+            acked_measured: r.acked_measured,
+            failed: r.failed,
+            unsent: r.unsent,
+            measured_sent: r.measured_sent,
+            window_start_ns: ns(clock, r.window_start),
+            last_send_ns: ns(clock, r.last_send),
+            last_ack_ns: ns(clock, r.last_ack),
+            markers_sent: r.markers_sent,
+            first_error: r.first_error.clone(),
+            stopped: r.stopped.clone(),
+            publish: r.publish.clone(),
+        }
+    }
+
+    /// Adds another producer's outcome (producers of one step).
+    pub fn merge(&mut self, o: &ProducerOutcome) {
+        let first = self.producers == 0;
+        self.producers += o.producers.max(1);
+        self.produced += o.produced;
+        self.warmup_records += o.warmup_records;
+        self.acked += o.acked;
+        self.acked_measured += o.acked_measured;
+        self.failed += o.failed;
+        self.unsent += o.unsent;
+        self.measured_sent += o.measured_sent;
+        self.window_start_ns = if first {
+            o.window_start_ns
+        } else {
+            self.window_start_ns.min(o.window_start_ns)
+        };
+        self.last_send_ns = self.last_send_ns.max(o.last_send_ns);
+        self.last_ack_ns = self.last_ack_ns.max(o.last_ack_ns);
+        self.markers_sent = if first {
+            o.markers_sent
+        } else {
+            self.markers_sent && o.markers_sent
+        };
+        if self.first_error.is_none() {
+            self.first_error = o.first_error.clone();
+        }
+        if self.stopped.is_none() {
+            self.stopped = o.stopped.clone();
+        }
+        self.publish.merge(&o.publish);
+    }
+}
+
+impl ConsumerOutcome {
+    pub fn from_report(r: &ConsumerReport, clock: &crate::load::clock::Clock) -> ConsumerOutcome {
+        let Counts {
+            consumed,
+            duplicated,
+            reordered,
+            corrupt,
+            foreign,
+            lost,
+            ..
+        } = r.counts;
+        ConsumerOutcome {
+            consumed,
+            lost,
+            duplicated,
+            reordered,
+            corrupt,
+            foreign,
+            finished: r.finished,
+            stopped: r.stopped.clone(),
+            last_receive_ns: ns(clock, r.last_receive),
+            e2e: r.e2e.clone(),
+        }
+    }
+}
+
+fn per_second(count: u64, from_ns: u64, to_ns: u64) -> f64 {
+    let secs = to_ns.saturating_sub(from_ns) as f64 / 1e9;
+    if secs > 0.0 { count as f64 / secs } else { 0.0 }
+}
+
+/// The measured part of a StepResult (broker, environment, lab and label
+/// are the caller's). `reasons` are why the run stopped early, if it did.
+pub fn assemble(
+    workload: &Workload,
+    p: &ProducerOutcome,
+    c: &ConsumerOutcome,
+    mut reasons: Vec<String>,
+) -> StepResult {
+    if let Some(r) = &p.stopped
+        && !reasons.iter().any(|x| x.contains(r.as_str()))
+    {
+        reasons.push(format!("producer: {r}"));
+    }
+    if !c.finished
+        && let Some(r) = &c.stopped
+        && !reasons.iter().any(|x| x.contains(r.as_str()))
+    {
+        reasons.push(format!("consumer: {r}"));
+    }
+    let complete = reasons.is_empty() && c.finished;
+    if !complete && reasons.is_empty() {
+        reasons.push("the consumer did not see every end-of-run marker".into());
+    }
+    let msgs = per_second(p.acked_measured, p.window_start_ns, p.last_ack_ns);
+    StepResult {
+        complete,
+        reason: (!complete).then(|| reasons.join("; ")),
+        produced: p.produced,
+        acked: p.acked,
+        failed: p.failed,
+        consumed: c.consumed,
+        lost: c.lost,
+        duplicated: c.duplicated,
+        reordered: c.reordered,
+        corrupt: c.corrupt,
+        foreign: c.foreign,
+        warmup_records: p.warmup_records,
+        unsent: p.unsent,
+        target_rate: workload.rate,
+        achieved_rate: per_second(p.measured_sent, p.window_start_ns, p.last_send_ns),
+        throughput: Throughput {
+            msgs_per_s: msgs,
+            mb_per_s: msgs * workload.message_bytes as f64 / 1e6,
+        },
+        read_rate: per_second(c.e2e.len(), p.window_start_ns, c.last_receive_ns),
+        publish_latency_ms: p.publish.percentiles(),
+        e2e_latency_ms: c.e2e.percentiles(),
+        measured_seconds: p.last_ack_ns.saturating_sub(p.window_start_ns) as f64 / 1e9,
+        e2e_timeline: c
+            .e2e
+            .timeline()
+            .into_iter()
+            .map(|(t, p99, max)| [(t * 10.0).round() / 10.0, p99, max])
+            .collect(),
+        workload: workload.clone(),
+        ..Default::default()
+    }
+}
