@@ -151,7 +151,8 @@ pub enum LabCommand {
 
 #[derive(Args, Debug, Clone, Default)]
 pub struct LabsDirArgs {
-    /// Directory of labs (default: $KLAB_LABS_DIR, ./labs, or the installed labs).
+    /// Directory of labs (default: $KLAB_LABS_DIR, else ./labs, else
+    /// $KLAB_DEFAULT_LABS_DIR, else the labs installed beside klab).
     #[arg(long, value_name = "DIR")]
     pub labs: Option<PathBuf>,
 }

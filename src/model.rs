@@ -369,7 +369,7 @@ pub struct HistogramFiles {
 /// The outcome of one measurement: counts, rates, latencies and context.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct StepResult {
-    /// Set when the step belongs to a lab (`02-starved-heap`).
+    /// Set when the step belongs to a lab (`05-starved-heap`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lab: Option<String>,
     /// What this step is: `measure`, `fixed`, `trial 3`, ...

@@ -400,8 +400,10 @@ pub fn hints(lab: &crate::lab::Lab, fix: &Fix) -> Vec<String> {
     }
     if out.is_empty() {
         out.push(
-            "every setting the lab broke is changed; compare your values with `klab lab show` and the tuner's (`klab tune --lab NN --quick`), or measure again without --quick (measurements vary)"
-                .into(),
+            format!(
+                "every setting the lab broke is changed; compare your values with `klab lab show {n}` and the tuner's (`klab tune --lab {n} --quick`), or measure again without --quick (measurements vary)",
+                n = lab.number
+            ),
         );
     }
     out

@@ -195,7 +195,10 @@ impl Session {
         let cfg = match &self.broker {
             Some(SessionBroker::External(b)) => b.config(),
             _ => {
-                self.apply(&baseline.broker)?;
+                let applied = self.apply(&baseline.broker)?;
+                if matches!(applied, Applied::Started | Applied::Restarted) {
+                    self.warm_up(&w)?;
+                }
                 baseline.broker.clone()
             }
         };

@@ -1,0 +1,91 @@
+# `nix flake check`: the package builds, the tests pass against a real Kafka,
+# the Nix files are formatted, the manifests render, the demo script lints.
+{
+  lib,
+  runCommandLocal,
+  nixfmt,
+  kubectl,
+  klab,
+  demo,
+}:
+let
+  inherit (klab)
+    unwrapped
+    kafka
+    jre
+    version
+    ;
+in
+{
+  inherit klab;
+
+  # writeShellApplication runs shellcheck on the script while building it.
+  klab-demo = demo;
+
+  # `cargo test` against Kafka 4.1 on loopback inside the build sandbox. The
+  # tests find Kafka through KLAB_KAFKA_HOME and java on PATH. One test
+  # thread: each test may start its own broker.
+  klab-tests = unwrapped.overrideAttrs (old: {
+    pname = "klab-tests";
+    src = klab.testSrc;
+    name = "klab-tests-${version}";
+    doCheck = true;
+    dontUseCargoParallelTests = true;
+    nativeCheckInputs = (old.nativeCheckInputs or [ ]) ++ [ jre ];
+    __darwinAllowLocalNetworking = true;
+    preCheck = ''
+      export HOME=$TMPDIR
+      export KLAB_KAFKA_HOME=${kafka}
+    '';
+    # A check, not a package: record that the tests ran instead of installing
+    # klab a second time.
+    installPhase = ''
+      runHook preInstall
+      mkdir -p $out
+      echo "cargo test passed against ${kafka.name}" > $out/result
+      runHook postInstall
+    '';
+    postInstall = "";
+  });
+
+  # Every *.nix file in the repository is formatted (`nix fmt` fixes it).
+  nix-format =
+    runCommandLocal "klab-nix-format"
+      {
+        nativeBuildInputs = [ nixfmt ];
+        src = lib.fileset.toSource {
+          root = ../.;
+          fileset = lib.fileset.fileFilter (file: file.hasExt "nix") ../.;
+        };
+      }
+      ''
+        cd "$src"
+        find . -name '*.nix' -print0 | xargs -0 nixfmt --check
+        touch $out
+      '';
+
+  # The kustomize base renders and deploys the images this flake builds.
+  manifests =
+    runCommandLocal "klab-manifests"
+      {
+        nativeBuildInputs = [ kubectl ];
+      }
+      ''
+        export HOME=$TMPDIR
+        kubectl kustomize ${../manifests} > rendered.yaml
+        if ! grep -q 'image: klab/broker:${version}$' rendered.yaml; then
+          echo "manifests/ must deploy klab/broker:${version} (the version in Cargo.toml)" >&2
+          exit 1
+        fi
+        if ! grep -q 'app.kubernetes.io/version: ${version}$' rendered.yaml; then
+          echo "manifests/: app.kubernetes.io/version must be ${version} (Cargo.toml)" >&2
+          exit 1
+        fi
+        if grep -q 'image: .*:latest' rendered.yaml; then
+          echo "manifests/ must not use :latest images" >&2
+          exit 1
+        fi
+        mkdir -p $out
+        cp rendered.yaml $out/
+      '';
+}

@@ -1,0 +1,175 @@
+# Body of `klab-demo` (see nix/demo.nix). writeShellApplication adds the
+# shebang and `set -o errexit -o nounset -o pipefail`, puts klab, k3d, kubectl
+# and coreutils on PATH, and exports:
+#   KLAB_DEMO_MANIFESTS   the kustomize base (manifests/ in the Nix store)
+#   KLAB_DEMO_K3D_CONFIG  manifests/k3d-cluster.yaml
+#   KLAB_DEMO_IMAGES      streamLayeredImage scripts, space separated
+#                         (empty on Darwin: the images are Linux-only)
+
+cluster=klab
+context=k3d-$cluster
+namespace=klab
+rollout_timeout=${KLAB_DEMO_ROLLOUT_TIMEOUT:-300s}
+
+usage() {
+  cat <<'EOF'
+Usage: klab-demo [--target local|k3d] [--down] [klab demo options...]
+
+Runs every lab unattended.
+
+  (default)       local broker, a child process of klab: `klab demo ...`
+  --target k3d    create or reuse the k3d cluster "klab", import the klab
+                  images into it, deploy manifests/ and run the labs there:
+                  `klab demo --target k8s --namespace klab --context k3d-klab ...`
+  --down          delete the k3d cluster "klab" and exit
+
+Every other option (--quick, --json FILE, ...) is passed on to `klab demo`;
+see `klab demo --help`.
+EOF
+}
+
+die() {
+  printf 'klab-demo: %s\n' "$*" >&2
+  exit 1
+}
+
+target=local
+down=0
+args=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+  --target)
+    [ $# -ge 2 ] || die "--target needs a value: local or k3d"
+    target=$2
+    shift 2
+    ;;
+  --target=*)
+    target=${1#--target=}
+    shift
+    ;;
+  --down)
+    down=1
+    shift
+    ;;
+  -h | --help)
+    usage
+    exit 0
+    ;;
+  *)
+    args+=("$1")
+    shift
+    ;;
+  esac
+done
+
+cluster_exists() {
+  k3d cluster list "$cluster" >/dev/null 2>&1
+}
+
+# k3d talks to the Docker API; `k3d cluster list` fails when it cannot.
+require_docker() {
+  local out tool
+  for tool in k3d kubectl; do
+    command -v "$tool" >/dev/null || die "$tool is not on PATH (nix run .#demo provides it)"
+  done
+  if ! out=$(k3d cluster list 2>&1); then
+    printf '%s\n' "$out" >&2
+    die "k3d cannot reach a Docker daemon. Start Docker (or set DOCKER_HOST to a running daemon) and run this again."
+  fi
+}
+
+if [ "$down" = 1 ]; then
+  require_docker
+  if cluster_exists; then
+    k3d cluster delete "$cluster"
+  else
+    echo "klab-demo: there is no k3d cluster named '$cluster'; nothing to delete"
+  fi
+  exit 0
+fi
+
+case "$target" in
+local)
+  exec klab demo "${args[@]}"
+  ;;
+k3d) ;;
+k8s)
+  die "for a cluster you already have, run 'klab demo --target k8s --context CTX' after 'kubectl apply -k manifests'; '--target k3d' creates one for you"
+  ;;
+*)
+  die "unknown --target '$target' (expected local or k3d)"
+  ;;
+esac
+
+[ -n "${KLAB_DEMO_IMAGES:-}" ] ||
+  die "the k3d target needs the klab container images, which are built for Linux only; run klab-demo on a Linux machine"
+
+require_docker
+
+if cluster_exists; then
+  echo "klab-demo: reusing k3d cluster '$cluster'"
+  k3d cluster start "$cluster" ||
+    die "k3d could not start the existing cluster '$cluster'; 'klab-demo --down' deletes it so the next run starts fresh"
+else
+  echo "klab-demo: creating k3d cluster '$cluster' (the first run pulls the k3s image)"
+  k3d cluster create --config "$KLAB_DEMO_K3D_CONFIG" ||
+    die "k3d could not create the cluster '$cluster' (see above). 'klab-demo --down' removes a half-created one; check that Docker has at least 4 GiB of memory."
+fi
+
+# Make sure the kube context exists (it may have been removed from the
+# kubeconfig since the cluster was created), without switching to it.
+k3d kubeconfig merge "$cluster" --kubeconfig-merge-default --kubeconfig-switch-context=false >/dev/null ||
+  die "could not write the '$context' context into your kubeconfig"
+
+kc() {
+  kubectl --context "$context" "$@"
+}
+
+kc get --raw /readyz >/dev/null 2>&1 ||
+  die "the API server of '$context' does not answer; 'kubectl --context $context get nodes' shows more"
+
+# k3d imports archives, not streams: write each image to a file first.
+workdir=$(mktemp -d "${TMPDIR:-/tmp}/klab-demo.XXXXXX")
+trap 'rm -rf "$workdir"' EXIT
+archives=()
+read -r -a images <<<"$KLAB_DEMO_IMAGES"
+for image in "${images[@]}"; do
+  archive=$workdir/$(basename "$image").tar
+  echo "klab-demo: writing $(basename "$image") to $archive"
+  "$image" >"$archive" || die "could not stream the image $image"
+  archives+=("$archive")
+done
+k3d image import --cluster "$cluster" "${archives[@]}" ||
+  die "k3d could not import the images into '$cluster'"
+rm -f "${archives[@]}"
+
+kc apply -k "$KLAB_DEMO_MANIFESTS" ||
+  die "kubectl could not apply the manifests to '$context'"
+
+# The HMAC secret that producer and consumer share, and the tuner must never
+# see: random, created once per cluster, never printed or put on a command line.
+if ! kc -n "$namespace" get secret klab-hmac >/dev/null 2>&1; then
+  (
+    umask 077
+    head -c 32 /dev/urandom | base64 | tr -d '\n' >"$workdir/hmac"
+  )
+  kc -n "$namespace" create secret generic klab-hmac --from-file=secret="$workdir/hmac" >/dev/null ||
+    die "could not create the secret klab-hmac"
+  rm -f "$workdir/hmac"
+  kc -n "$namespace" label secret klab-hmac \
+    app.kubernetes.io/name=klab-hmac app.kubernetes.io/part-of=klab >/dev/null
+  echo "klab-demo: created secret $namespace/klab-hmac"
+fi
+
+echo "klab-demo: waiting for the broker (statefulset/kafka, timeout $rollout_timeout)"
+if ! kc -n "$namespace" rollout status statefulset/kafka --timeout="$rollout_timeout"; then
+  echo "klab-demo: the broker did not become ready; what the cluster says:" >&2
+  kc -n "$namespace" get pods -o wide >&2 || true
+  kc -n "$namespace" describe pod kafka-0 >&2 || true
+  kc -n "$namespace" logs kafka-0 --tail=50 >&2 || true
+  die "broker not ready. Fix the cause above and rerun, or start over with 'klab-demo --down'."
+fi
+
+rm -rf "$workdir"
+trap - EXIT
+exec klab demo --target k8s --namespace "$namespace" --context "$context" "${args[@]}"

@@ -1,0 +1,126 @@
+# klab, built from this repository, in two layers:
+#
+# - `klab.unwrapped`: the Rust build (buildRustPackage). The OCI images use
+#   this one, so the producer/consumer/tuner images do not carry Kafka or a JDK.
+# - `klab`: `klab.unwrapped` wrapped so it finds Kafka and a JRE by default:
+#   KLAB_KAFKA_HOME and KLAB_DEFAULT_LABS_DIR get defaults (`--set-default`: a
+#   value the user set wins) and Kafka's own JRE is put on PATH. The labs are a
+#   store path of their own (`klab.labs`), so editing a lab does not rebuild
+#   the Rust code; klab prefers ./labs (a student's checkout) over them.
+{
+  lib,
+  rustPlatform,
+  pkg-config,
+  zlib,
+  makeWrapper,
+  symlinkJoin,
+  apacheKafka_4_1,
+}:
+let
+  inherit ((builtins.fromTOML (builtins.readFile ../Cargo.toml)).package) version;
+
+  kafka = apacheKafka_4_1;
+  # The JRE nixpkgs builds this Kafka against (jdk17_headless in nixos-25.11).
+  inherit (kafka) jre;
+
+  hasLabs = builtins.pathExists ../labs;
+
+  # The lab exercises, as they are in the repository.
+  labs = lib.fileset.toSource {
+    root = ../labs;
+    fileset = ../labs;
+  };
+
+  # What the Rust build reads. Tests and labs are left out (they only matter
+  # to checks.klab-tests, which adds them), so editing them, README or nix/
+  # does not rebuild klab. Paths that do not exist yet are simply left out.
+  rustSrc = extra: lib.fileset.toSource {
+    root = ../.;
+    fileset = lib.fileset.unions (
+      [
+        ../Cargo.toml
+        ../Cargo.lock
+        ../src
+        (lib.fileset.maybeMissing ../build.rs)
+        (lib.fileset.maybeMissing ../benches)
+      ]
+      ++ extra
+    );
+  };
+
+  meta = {
+    description = "Reproducible Kafka tuning lab: numbered labs, open-loop load, tuner";
+    license = lib.licenses.asl20;
+    mainProgram = "klab";
+  };
+
+  unwrapped = rustPlatform.buildRustPackage {
+    pname = "klab";
+    inherit version meta;
+
+    src = rustSrc [ ];
+
+    cargoLock.lockFile = ../Cargo.lock;
+
+    # rdkafka-sys (default features) builds its bundled librdkafka with
+    # mklove's ./configure + make: it needs only the C toolchain, make and
+    # bash from stdenv; zlib is found through libz-sys (pkg-config). No cmake
+    # (that is the cmake-build feature), no openssl/sasl (ssl/gssapi features
+    # are off), no python3 (without it configure skips the lds-gen.py linker
+    # script, which the static library does not need). kube 5 uses rustls with
+    # ring by default: a C compiler is enough (no aws-lc-rs, so no cmake/go).
+    nativeBuildInputs = [ pkg-config ];
+    buildInputs = [ zlib ];
+
+    # librdkafka's configure starts with `#!/usr/bin/env bash`, which does not
+    # exist in the build sandbox. cargoSetupHook has copied the vendored crates
+    # to a writable $cargoDepsCopy before this runs. (If python3 is ever added
+    # to the inputs, configure enables lds-gen.py: patch that one too.)
+    postPatch = ''
+      patchShebangs --build "$cargoDepsCopy"/rdkafka-sys-*/librdkafka/configure
+    '';
+
+    # The tests start a real Kafka broker: they run in checks.klab-tests, so
+    # `nix build` stays fast.
+    doCheck = false;
+  };
+
+  wrapperArgs = [
+    "--set-default"
+    "KLAB_KAFKA_HOME"
+    "${kafka}"
+  ]
+  ++ lib.optionals hasLabs [
+    "--set-default"
+    "KLAB_DEFAULT_LABS_DIR"
+    "${labs}"
+  ]
+  ++ [
+    "--prefix"
+    "PATH"
+    ":"
+    (lib.makeBinPath [ jre ])
+  ];
+in
+symlinkJoin {
+  name = "klab-${version}";
+  inherit version meta;
+  paths = [ unwrapped ];
+  nativeBuildInputs = [ makeWrapper ];
+  postBuild = "wrapProgram $out/bin/klab ${lib.escapeShellArgs wrapperArgs}";
+  passthru = {
+    inherit
+      unwrapped
+      kafka
+      jre
+      hasLabs
+      labs
+      ;
+    # The source checks.klab-tests builds from: the Rust build's plus the
+    # integration tests and the labs they load.
+    testSrc = rustSrc [
+      (lib.fileset.maybeMissing ../tests)
+      (lib.fileset.maybeMissing ../labs)
+    ];
+  };
+}

@@ -1,0 +1,263 @@
+//! Labs as users meet them: every shipped lab loads; a broken lab file is
+//! reported with its location and exit code 2 before any broker starts; a
+//! short lab, a check and a tuning run go end to end on a real broker.
+
+mod common;
+
+use common::*;
+use klab::lab::Labs;
+use std::path::Path;
+
+#[test]
+fn every_shipped_lab_loads_and_extends_the_one_before() {
+    let labs = Labs::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("labs")).unwrap();
+    assert!(labs.labs.len() >= 7);
+    for (i, l) in labs.labs.iter().enumerate() {
+        assert!(l.dir.join("README.md").is_file(), "{} has no README", l.id);
+        if i == 0 {
+            assert!(l.extends.is_none());
+            continue;
+        }
+        assert_eq!(
+            l.extends.as_deref(),
+            Some(labs.labs[i - 1].id.as_str()),
+            "{}",
+            l.id
+        );
+        // Each lab makes something worse, and its fix repairs everything
+        // broken so far: the fixed broker equals lab 01's on every key the
+        // chain touched.
+        assert_ne!(l.what_changed(), "(reference)");
+        let fixed = l.fixed_broker(&l.fix);
+        for (k, v) in &l.broker.properties {
+            let good = fixed
+                .properties
+                .get(k)
+                .unwrap_or_else(|| panic!("{}: fix leaves {k} at {v}", l.id));
+            if let Some(info) = klab::broker::knobs::lookup(k) {
+                assert!(
+                    good == info.default || labs.baseline().broker.properties.get(k) == Some(good),
+                    "{}: fix sets {k}={good}, neither Kafka's default nor lab 01's",
+                    l.id
+                );
+            }
+        }
+        assert_eq!(fixed.heap, labs.baseline().broker.heap, "{}", l.id);
+        l.workload(true, Some(10_000.0)).unwrap();
+    }
+}
+
+/// A labs directory with a fast reference and one lab.
+fn tiny_labs(dir: &Path) {
+    let base = dir.join("01-base");
+    std::fs::create_dir_all(&base).unwrap();
+    std::fs::write(
+        base.join("lab.toml"),
+        "title = \"base\"\n[workload]\nrate = 2000\nduration = \"2s\"\nwarmup = \"1s\"\npartitions = 2\n",
+    )
+    .unwrap();
+    std::fs::write(base.join("README.md"), "# base\n").unwrap();
+    let two = dir.join("02-io");
+    std::fs::create_dir_all(&two).unwrap();
+    std::fs::write(
+        two.join("lab.toml"),
+        "title = \"io\"\nextends = \"01\"\n[broker.properties]\n\"num.io.threads\" = 2\n[fix.properties]\n\"num.io.threads\" = 8\n[expect.fixed]\nthroughput_at_least = 0.5\np99_at_most = 1000.0\n",
+    )
+    .unwrap();
+    std::fs::write(two.join("README.md"), "# io\n").unwrap();
+}
+
+fn lab_cmd(labs: &Path, results: &Path, args: &[&str]) -> std::process::Output {
+    klab()
+        .args(args)
+        .arg("--labs")
+        .arg(labs)
+        .arg("--results")
+        .arg(results)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn bad_lab_files_exit_2_with_their_location_and_start_nothing() {
+    let cases: &[(&[u8], &str)] = &[
+        (b"", "empty"),
+        (b"title = \"x\"\n[workload\n", ":2:"),
+        (b"title = \"\xff\"\n", "UTF-8"),
+        (b"title = \"a\"\ntitle = \"b\"\n", ":2:"),
+        (b"title = \"a\"\nspeed = 3\n", "speed"),
+        (b"title = \"a\"\n[workload]\npartitions = \"six\"\n", ":3:"),
+        (b"title = \"a\"\n[workload]\nrate = -5\n", "workload.rate"),
+        (
+            b"title = \"a\"\n[broker.properties]\n\"num.io.threads\" = 0\n",
+            "out of range",
+        ),
+        (b"title = \"a\"\nextends = \"07\"\n", "no lab '07'"),
+    ];
+    for (text, expect) in cases {
+        let d = tempfile::tempdir().unwrap();
+        tiny_labs(d.path());
+        std::fs::write(d.path().join("02-io/lab.toml"), text).unwrap();
+        let results = d.path().join("results");
+        let out = lab_cmd(d.path(), &results, &["lab", "run", "02", "--quick"]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{expect}: {err}");
+        assert!(err.contains("02-io/lab.toml"), "{expect}: {err}");
+        assert!(err.contains(expect), "{expect}: {err}");
+        assert!(!results.exists(), "{expect}: a run directory was created");
+    }
+}
+
+#[test]
+fn unknown_labs_and_cycles() {
+    let d = tempfile::tempdir().unwrap();
+    tiny_labs(d.path());
+    let out = lab_cmd(d.path(), &d.path().join("r"), &["lab", "run", "09"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("01-base, 02-io"), "{err}");
+    std::fs::write(
+        d.path().join("01-base/lab.toml"),
+        "title = \"base\"\nextends = \"02\"\n",
+    )
+    .unwrap();
+    let out = klab()
+        .args(["lab", "list", "--labs"])
+        .arg(d.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cycle"));
+}
+
+#[test]
+fn a_short_lab_runs_end_to_end_and_a_check_and_the_tuner_work() {
+    let d = tempfile::tempdir().unwrap();
+    tiny_labs(d.path());
+    let results = d.path().join("results");
+    let out = lab_cmd(
+        d.path(),
+        &results,
+        &["lab", "run", "02", "--fix-with", "lab"],
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let run = only_run_dir(&results);
+    let steps: Vec<serde_json::Value> =
+        serde_json::from_slice(&std::fs::read(run.join("summary.json")).unwrap()).unwrap();
+    let labels: Vec<&str> = steps.iter().map(|s| s["label"].as_str().unwrap()).collect();
+    assert_eq!(labels, ["reference", "degraded", "fixed"]);
+    for s in &steps {
+        assert_eq!(s["complete"], true);
+        assert_eq!(s["lost"], 0);
+        assert!(s["lab"].as_str().is_some());
+        assert!(
+            s["environment"]["lab_fingerprint"]
+                .as_str()
+                .unwrap()
+                .starts_with("sha256-")
+        );
+    }
+    assert_eq!(
+        steps[1]["broker"]["effective"]["num.io.threads"]["value"],
+        "2"
+    );
+    assert_eq!(
+        steps[2]["broker"]["effective"]["num.io.threads"]["value"],
+        "8"
+    );
+    assert_eq!(steps[2]["broker"]["applied"], "dynamic (no restart)");
+    assert!(run.join("summary.svg").is_file() && run.join("summary.txt").is_file());
+    assert!(stdout.contains("02-io"));
+
+    // The student's fix, given as a flag.
+    let out = lab_cmd(
+        d.path(),
+        &d.path().join("r2"),
+        &["lab", "check", "02", "--broker-set", "num.io.threads=8"],
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(stdout.contains("PASS"), "{stdout}");
+    // No fix at all is an input error.
+    let out = lab_cmd(d.path(), &d.path().join("r3"), &["lab", "check", "02"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("my-fix.toml"));
+
+    // The tuner from the degraded lab, two trials.
+    let json = d.path().join("tune.json");
+    let out = klab()
+        .args([
+            "tune",
+            "--lab",
+            "02",
+            "--budget",
+            "2",
+            "--knobs",
+            "num.io.threads",
+            "--labs",
+        ])
+        .arg(d.path())
+        .arg("--results")
+        .arg(d.path().join("r4"))
+        .arg("--json")
+        .arg(&json)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("objective: maximise"), "{stdout}");
+    let t: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    assert_eq!(t["trials"].as_array().unwrap().len(), 2);
+    assert_eq!(t["start_repeats"].as_array().unwrap().len(), 2);
+    for tr in t["trials"].as_array().unwrap() {
+        assert_eq!(tr["result"]["lost"], 0);
+    }
+    // The first trial is the repair: num.io.threads back to 8.
+    assert_eq!(
+        t["trials"][0]["config"]["broker"]["properties"]["num.io.threads"],
+        "8"
+    );
+    assert!(t["best_config"].is_object() && t["best"].is_object() && t["start"].is_object());
+}
+
+#[test]
+fn tuner_input_errors_exit_2() {
+    let d = tempfile::tempdir().unwrap();
+    tiny_labs(d.path());
+    for (args, expect) in [
+        (&["tune", "--lab", "02", "--budget", "0"][..], "--budget"),
+        (
+            &["tune", "--lab", "02", "--budget", "100000"][..],
+            "--budget",
+        ),
+        (
+            &["tune", "--lab", "02", "--knobs", "num.io.thread"][..],
+            "unknown knob",
+        ),
+        (&["tune", "--lab", "42"][..], "no lab '42'"),
+    ] {
+        let out = klab()
+            .args(args)
+            .arg("--labs")
+            .arg(d.path())
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains(expect),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
