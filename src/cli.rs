@@ -40,6 +40,9 @@ pub enum Command {
     /// List the broker configs klab knows (Kafka 4.1) and whether each can
     /// change without a restart.
     Knobs(KnobsArgs),
+    /// klab side by side with Kafka's own perf tools (ProducerPerformance,
+    /// ConsumerPerformance, EndToEndLatency) on one local broker.
+    Bench(crate::cmd::bench::BenchArgs),
     /// Only the producer side of a run (the producer image's entrypoint):
     /// prints its outcome as one JSON line.
     Produce(ProduceArgs),

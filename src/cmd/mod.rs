@@ -1,6 +1,7 @@
 //! One module per subcommand: each turns parsed arguments into work and
 //! output, and returns the process exit code.
 
+pub mod bench;
 pub mod broker;
 pub mod knobs;
 pub mod lab;

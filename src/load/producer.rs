@@ -88,6 +88,109 @@ impl ProducerContext for DeliveryContext {
     }
 }
 
+/// A librdkafka topic handle for the producer's topic. rdkafka's
+/// `BaseProducer::send` names the topic per record: it allocates a CString
+/// and librdkafka looks the topic up by name under the client's lock each
+/// time. With the handle, a record is one `rd_kafka_produceva` call that
+/// allocates nothing beyond librdkafka's own copy of the payload.
+struct TopicHandle {
+    rk: *mut rdkafka::bindings::rd_kafka_t,
+    rkt: *mut rdkafka::bindings::rd_kafka_topic_t,
+}
+
+impl TopicHandle {
+    fn new(producer: &ThreadedProducer<DeliveryContext>, topic: &str) -> Result<TopicHandle> {
+        let name = std::ffi::CString::new(topic)
+            .map_err(|_| anyhow::anyhow!("topic name {topic:?} contains a NUL byte"))?;
+        let rk = producer.client().native_ptr();
+        // SAFETY: `rk` is a live client (the producer outlives the handle:
+        // it is declared first, so it is dropped last); a NULL conf means
+        // the client's default topic config.
+        let rkt = unsafe {
+            rdkafka::bindings::rd_kafka_topic_new(rk, name.as_ptr(), std::ptr::null_mut())
+        };
+        if rkt.is_null() {
+            anyhow::bail!("librdkafka refused a handle for topic {topic}");
+        }
+        Ok(TopicHandle { rk, rkt })
+    }
+
+    /// Hands one record to librdkafka, which copies the payload. `opaque`
+    /// comes back to [`DeliveryContext::delivery`] as rdkafka's `usize`
+    /// delivery opaque (a pointer-sized integer, see `IntoOpaque for usize`).
+    #[inline]
+    fn produce(
+        &self,
+        partition: i32,
+        payload: &[u8],
+        opaque: usize,
+        timestamp_ms: i64,
+    ) -> std::result::Result<(), RDKafkaErrorCode> {
+        use rdkafka::bindings::{
+            RD_KAFKA_MSG_F_COPY, rd_kafka_vtype_t as T, rd_kafka_vu_s__bindgen_ty_1 as U,
+            rd_kafka_vu_s__bindgen_ty_1__bindgen_ty_1 as Mem, rd_kafka_vu_t as Vu,
+        };
+        let vus = [
+            Vu {
+                vtype: T::RD_KAFKA_VTYPE_RKT,
+                u: U { rkt: self.rkt },
+            },
+            Vu {
+                vtype: T::RD_KAFKA_VTYPE_PARTITION,
+                u: U { i32_: partition },
+            },
+            Vu {
+                vtype: T::RD_KAFKA_VTYPE_VALUE,
+                u: U {
+                    mem: Mem {
+                        ptr: payload.as_ptr() as *mut std::ffi::c_void,
+                        size: payload.len(),
+                    },
+                },
+            },
+            Vu {
+                vtype: T::RD_KAFKA_VTYPE_OPAQUE,
+                u: U {
+                    ptr: opaque as *mut std::ffi::c_void,
+                },
+            },
+            Vu {
+                vtype: T::RD_KAFKA_VTYPE_MSGFLAGS,
+                u: U {
+                    i: RD_KAFKA_MSG_F_COPY,
+                },
+            },
+            Vu {
+                vtype: T::RD_KAFKA_VTYPE_TIMESTAMP,
+                u: U { i64_: timestamp_ms },
+            },
+        ];
+        // SAFETY: `rk` and `rkt` are live (see `new`); every entry of `vus`
+        // sets the union field its vtype names; with F_COPY librdkafka
+        // copies the payload before it returns and never writes to it.
+        let err =
+            unsafe { rdkafka::bindings::rd_kafka_produceva(self.rk, vus.as_ptr(), vus.len()) };
+        if err.is_null() {
+            return Ok(());
+        }
+        // SAFETY: a non-NULL error is ours to read and destroy.
+        let code = unsafe {
+            let code = rdkafka::bindings::rd_kafka_error_code(err);
+            rdkafka::bindings::rd_kafka_error_destroy(err);
+            code
+        };
+        Err(code.into())
+    }
+}
+
+impl Drop for TopicHandle {
+    fn drop(&mut self) {
+        // SAFETY: releases the reference `rd_kafka_topic_new` gave us; the
+        // client is still alive (see `new`).
+        unsafe { rdkafka::bindings::rd_kafka_topic_destroy(self.rkt) }
+    }
+}
+
 /// What to produce, and where.
 #[derive(Debug, Clone)]
 pub struct ProducerSpec {
@@ -272,6 +375,9 @@ pub fn run(
     let mut seq: u64 = 0;
     let mut last_progress = Instant::now();
     let topic = spec.topic.as_str();
+    // Declared after the producer, so it is dropped (and its reference on
+    // the client released) first.
+    let topic_handle = TopicHandle::new(&producer, topic)?;
     'outer: loop {
         if cancel.is_cancelled() {
             break;
@@ -295,7 +401,13 @@ pub fn run(
             {
                 break;
             }
-            let due = due_of(seq);
+            // One clock read per record: it is the due time in max mode,
+            // and the send time in both modes.
+            let t = clock.elapsed();
+            let due = match interval {
+                Some(iv) => start + iv.mul_f64(seq as f64),
+                None => t,
+            };
             if due > now && interval.is_some() {
                 break;
             }
@@ -303,7 +415,7 @@ pub fn run(
             // cannot keep up must not hold the whole run in its warm-up.
             // Records sent late keep their due time, so their lateness
             // still shows in the measured latency.
-            let warm = clock.elapsed() < window_start;
+            let warm = t < window_start;
             if w.rate.is_none() && !warm {
                 measured_in_max += 1;
                 if let Some(n) = w.messages
@@ -318,15 +430,16 @@ pub fn run(
             let opaque =
                 (due.as_micros() as usize & !WARMUP_BIT) | if warm { WARMUP_BIT } else { 0 };
             let payload = enc.record(seq, due_ns, flags);
-            let mut record = BaseRecord::with_opaque_to(topic, opaque)
-                .partition(partition)
-                .payload(payload);
+            // The record's timestamp is its due time, so librdkafka need
+            // not read the wall clock for it.
+            let timestamp_ms = (due_ns / 1_000_000) as i64;
+            let mut retried = false;
             loop {
-                match producer.send::<[u8], [u8]>(record) {
+                match topic_handle.produce(partition, payload, opaque, timestamp_ms) {
                     Ok(()) => break,
-                    Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
+                    Err(RDKafkaErrorCode::QueueFull) => {
                         // Bounded in-flight: wait for deliveries, then retry.
-                        record = r;
+                        retried = true;
                         std::thread::sleep(QUEUE_FULL_BACKOFF);
                         if cancel.is_cancelled()
                             || send_deadline.is_some_and(|d| clock.elapsed() >= d)
@@ -334,8 +447,9 @@ pub fn run(
                             break 'outer;
                         }
                     }
-                    Err((e, _)) => {
-                        return Err(anyhow::Error::new(e).context("handing a record to librdkafka"));
+                    Err(code) => {
+                        return Err(anyhow::Error::new(KafkaError::MessageProduction(code))
+                            .context("handing a record to librdkafka"));
                     }
                 }
             }
@@ -345,7 +459,7 @@ pub fn run(
                 report.warmup_records += 1;
             } else {
                 report.measured_sent += 1;
-                report.last_send = clock.elapsed();
+                report.last_send = if retried { clock.elapsed() } else { t };
             }
             seq += 1;
             burst += 1;

@@ -1,0 +1,232 @@
+//! Running one tool as a child process and measuring what it cost: wall
+//! time, and user + system CPU time from `wait4`'s rusage (the whole
+//! process, every thread, start-up included), the same way for klab's own
+//! processes and for Kafka's JVM tools.
+
+use anyhow::{Context, Result, anyhow};
+use std::io::Read;
+use std::os::unix::process::CommandExt;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Clone, Default)]
+pub struct ChildRun {
+    /// Exit code, or 128 + signal number.
+    pub status: i32,
+    pub wall: Duration,
+    pub user_s: f64,
+    pub sys_s: f64,
+    pub stdout: String,
+    /// The last 16 KiB of stderr.
+    pub stderr: String,
+}
+
+impl ChildRun {
+    pub fn cpu_s(&self) -> f64 {
+        self.user_s + self.sys_s
+    }
+
+    pub fn ok(&self) -> bool {
+        self.status == 0
+    }
+
+    /// The end of stderr, for error messages.
+    pub fn stderr_tail(&self, lines: usize) -> String {
+        let all: Vec<&str> = self.stderr.lines().collect();
+        all[all.len().saturating_sub(lines)..].join("\n")
+    }
+}
+
+fn tv_secs(tv: libc::timeval) -> f64 {
+    tv.tv_sec as f64 + tv.tv_usec as f64 / 1e6
+}
+
+fn collect<R: Read + Send + 'static>(
+    r: Option<R>,
+    keep_tail: usize,
+) -> std::thread::JoinHandle<String> {
+    std::thread::spawn(move || {
+        let Some(mut r) = r else {
+            return String::new();
+        };
+        let mut out = Vec::new();
+        let mut buf = [0u8; 8192];
+        loop {
+            match r.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    out.extend_from_slice(&buf[..n]);
+                    if keep_tail > 0 && out.len() > 4 * keep_tail {
+                        out.drain(..out.len() - keep_tail);
+                    }
+                }
+            }
+        }
+        if keep_tail > 0 && out.len() > keep_tail {
+            out.drain(..out.len() - keep_tail);
+        }
+        String::from_utf8_lossy(&out).into_owned()
+    })
+}
+
+/// Runs `cmd` to its end (or kills it after `timeout`, or on Ctrl-C) and
+/// returns its output and resource use. The child gets its own process
+/// group and is killed if this thread dies.
+pub fn run(cmd: &mut Command, timeout: Duration) -> Result<ChildRun> {
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0);
+    // SAFETY: prctl is async-signal-safe and only affects the child.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let started = Instant::now();
+    let mut child = cmd
+        .spawn()
+        .with_context(|| format!("starting {:?}", cmd.get_program()))?;
+    let pid = child.id() as libc::pid_t;
+    let out = collect(child.stdout.take(), 0);
+    let err = collect(child.stderr.take(), 16 * 1024);
+    let mut status: libc::c_int = 0;
+    // SAFETY: a zeroed rusage is a valid value for wait4 to fill.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    let mut killed = false;
+    loop {
+        // SAFETY: wait4 on our own child; `status` and `ru` are valid.
+        let r = unsafe { libc::wait4(pid, &mut status, libc::WNOHANG, &mut ru) };
+        if r == pid {
+            break;
+        }
+        if r < 0 {
+            let e = std::io::Error::last_os_error();
+            if e.kind() == std::io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(anyhow!("waiting for {:?}: {e}", cmd.get_program()));
+        }
+        if !killed && (started.elapsed() >= timeout || crate::cancel::interrupted()) {
+            // The child leads its own process group: kill all of it, so no
+            // grandchild keeps the output pipes open.
+            // SAFETY: kill(2) on our own child's group (it has not been reaped).
+            unsafe {
+                libc::kill(-pid, libc::SIGKILL);
+            }
+            killed = true;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // The child is reaped; `child` must not be waited for again (dropping
+    // a std Child neither waits nor kills).
+    drop(child);
+    let wall = started.elapsed();
+    let stdout = out.join().unwrap_or_default();
+    let stderr = err.join().unwrap_or_default();
+    let code = if libc::WIFEXITED(status) {
+        libc::WEXITSTATUS(status)
+    } else if libc::WIFSIGNALED(status) {
+        128 + libc::WTERMSIG(status)
+    } else {
+        -1
+    };
+    if killed && !crate::cancel::interrupted() {
+        return Err(anyhow!(
+            "{:?} did not finish within {}s and was killed; its last output:\n{}",
+            cmd.get_program(),
+            timeout.as_secs(),
+            ChildRun {
+                stderr: stderr.clone(),
+                ..Default::default()
+            }
+            .stderr_tail(15)
+        ));
+    }
+    Ok(ChildRun {
+        status: code,
+        wall,
+        user_s: tv_secs(ru.ru_utime),
+        sys_s: tv_secs(ru.ru_stime),
+        stdout,
+        stderr,
+    })
+}
+
+/// CPU seconds (user + system) a running process has used so far, from
+/// /proc/<pid>/stat.
+pub fn proc_cpu_s(pid: u32) -> Option<f64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may hold spaces; fields start after the last ')'.
+    let rest = &text[text.rfind(')')? + 1..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the whole line, so 11 and 12
+    // after the state field (index 0 here).
+    let utime: f64 = f.get(11)?.parse().ok()?;
+    let stime: f64 = f.get(12)?.parse().ok()?;
+    Some((utime + stime) / clock_ticks())
+}
+
+fn clock_ticks() -> f64 {
+    // SAFETY: sysconf has no preconditions.
+    let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if t > 0 { t as f64 } else { 100.0 }
+}
+
+/// (busy, total) jiffies of the whole host from /proc/stat.
+pub fn host_jiffies() -> Option<(u64, u64)> {
+    let text = std::fs::read_to_string("/proc/stat").ok()?;
+    let line = text.lines().find(|l| l.starts_with("cpu "))?;
+    let v: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    // user nice system idle iowait irq softirq steal ...
+    let total: u64 = v.iter().take(8).sum();
+    let idle = v.get(3).copied().unwrap_or(0) + v.get(4).copied().unwrap_or(0);
+    Some((total - idle, total))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_child_reports_output_and_cpu() {
+        let r = run(
+            Command::new("sh").args([
+                "-c",
+                "echo hi; echo oops >&2; i=0; while [ $i -lt 20000 ]; do i=$((i+1)); done; exit 3",
+            ]),
+            Duration::from_secs(30),
+        )
+        .unwrap();
+        assert_eq!(r.status, 3);
+        assert_eq!(r.stdout.trim(), "hi");
+        assert_eq!(r.stderr.trim(), "oops");
+        assert!(r.cpu_s() > 0.0, "{r:?}");
+        assert!(r.wall > Duration::ZERO);
+    }
+
+    #[test]
+    fn a_child_past_its_timeout_is_killed() {
+        let e = run(
+            Command::new("sh").args(["-c", "sleep 30"]),
+            Duration::from_millis(200),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("killed"), "{e}");
+    }
+
+    #[test]
+    fn own_cpu_from_proc() {
+        let c = proc_cpu_s(std::process::id()).unwrap();
+        assert!(c >= 0.0);
+        let (busy, total) = host_jiffies().unwrap();
+        assert!(busy <= total && total > 0);
+    }
+}

@@ -1,0 +1,121 @@
+//! `klab bench`: klab against Kafka's own perf tools on one local broker.
+
+use crate::bench::{self, BenchOptions, Phase};
+use crate::broker::kafka_home::KafkaHome;
+use crate::broker::local::{LocalBroker, LocalOptions};
+use crate::cli::KafkaArgs;
+use crate::error::Interrupted;
+use crate::model::BrokerConfig;
+use crate::stats::progress::spinner;
+use crate::stats::report::{check_writable, new_run_dir};
+use crate::usage;
+use anyhow::{Context, Result};
+use clap::Args;
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
+    /// Three pairs of short runs (about 3 minutes on 2 cores) instead of
+    /// five longer pairs.
+    #[arg(long)]
+    pub quick: bool,
+    /// Pairs of runs (klab, peer) per comparison (default 3 with --quick, else 5).
+    #[arg(long, value_name = "N", value_parser = parse_runs)]
+    pub runs: Option<usize>,
+    /// Records per producer/consumer run (default 200000 with --quick, else 500000).
+    #[arg(long, value_name = "N", value_parser = crate::cli::parse_messages)]
+    pub messages: Option<u64>,
+    /// Also write the report (JSON) to FILE, and its plot beside it.
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+    /// Where run directories go (broker log, bench.json, bench.svg).
+    #[arg(long, value_name = "DIR", default_value = "results")]
+    pub results: PathBuf,
+    /// No progress output.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+fn parse_runs(s: &str) -> Result<usize, String> {
+    let n: usize = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("'{s}' is not a whole number of pairs"))?;
+    if !(1..=50).contains(&n) {
+        return Err(format!("{n} is not allowed; expected 1..=50 pairs"));
+    }
+    Ok(n)
+}
+
+pub fn execute(args: &BenchArgs) -> Result<i32> {
+    if let Some(j) = &args.json {
+        check_writable(j).map_err(|e| usage!("--json {}: {e}", j.display()))?;
+    }
+    let exe = std::env::current_exe().context("finding the klab binary to run")?;
+    let mut opts = if args.quick {
+        BenchOptions::quick(exe)
+    } else {
+        BenchOptions::full(exe)
+    };
+    if let Some(n) = args.runs {
+        opts.pairs = n;
+    }
+    if let Some(n) = args.messages {
+        opts.messages = n;
+        opts.warmup_messages = opts.warmup_messages.min(n);
+        opts.startup_messages = opts.startup_messages.min(n);
+    }
+    let show = !args.quiet && std::io::stderr().is_terminal();
+    opts.progress = show;
+
+    let kafka = KafkaHome::locate(args.kafka.kafka_home.as_deref())?;
+    crate::broker::kafka_home::java()?;
+    let run_dir = new_run_dir(&args.results)?;
+    let sp = spinner(show, &format!("starting Kafka {}", kafka.version));
+    let started = LocalBroker::start(LocalOptions::new(
+        kafka,
+        run_dir.join("broker"),
+        BrokerConfig::default(),
+    ));
+    if let Some(sp) = sp {
+        sp.finish_and_clear();
+    }
+    let mut broker = match started {
+        Ok(b) => b,
+        Err(e) if crate::cancel::interrupted() => {
+            tracing::debug!("start interrupted: {e:#}");
+            return Err(Interrupted.into());
+        }
+        Err(e) => return Err(e),
+    };
+    let report = bench::run(&mut broker, &opts);
+    broker.stop().context("stopping the broker")?;
+    let report = report?;
+
+    bench::save(&report, &run_dir.join("bench.json"))?;
+    if let Some(j) = &args.json {
+        bench::save(&report, j)?;
+    }
+    print!("{}", bench::report::table(&report));
+    println!("results: {}", run_dir.display());
+    let incomplete = report
+        .runs
+        .iter()
+        .any(|r| r.phase == Phase::Measured && !r.complete);
+    match bench::check_report(&report) {
+        Ok(()) if !incomplete => Ok(super::EXIT_OK),
+        Ok(()) => {
+            eprintln!(
+                "klab: some runs were incomplete (see the table); their pairs are left out of the ratios"
+            );
+            Ok(super::EXIT_INCOMPLETE)
+        }
+        Err(e) => {
+            eprintln!("klab: the bench has no usable ratios: {e:#}");
+            Ok(super::EXIT_INCOMPLETE)
+        }
+    }
+}

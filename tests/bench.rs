@@ -1,0 +1,102 @@
+//! `klab bench` end to end against a real broker and Kafka's real tools:
+//! it must produce a report with the ratio fields, every figure finite and
+//! positive. No timing assertions: the figures are benchmark results.
+
+mod common;
+
+use common::*;
+use serde_json::Value;
+
+fn finite_positive(v: &Value, what: &str) -> f64 {
+    let x = v
+        .as_f64()
+        .unwrap_or_else(|| panic!("{what} is not a number: {v}"));
+    assert!(x.is_finite() && x > 0.0, "{what} = {x}");
+    x
+}
+
+#[test]
+fn bench_quick_one_pair_writes_ratios() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("out/bench.json");
+    let out = klab()
+        .args([
+            "bench",
+            "--quick",
+            "--runs",
+            "1",
+            "--messages",
+            "20000",
+            "--quiet",
+        ])
+        .arg("--json")
+        .arg(&json)
+        .arg("--results")
+        .arg(dir.path().join("results"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "klab bench failed ({}):\n{stdout}\n{stderr}",
+        out.status
+    );
+    assert!(stdout.contains("klab / peer"), "{stdout}");
+    assert!(stdout.contains("producer records/s"), "{stdout}");
+
+    let v: Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    for key in [
+        "klab_vs_producer_performance",
+        "cpu_per_record_producer",
+        "cpu_per_record_consumer",
+        "klab_vs_consumer_performance",
+        // Not p50: EndToEndLatency prints whole milliseconds, often a 0.
+        "e2e_avg_klab_vs_end_to_end_latency",
+    ] {
+        let r = &v["ratios"][key];
+        let med = finite_positive(&r["median"], &format!("{key}.median"));
+        let min = finite_positive(&r["min"], &format!("{key}.min"));
+        let max = finite_positive(&r["max"], &format!("{key}.max"));
+        assert!(min <= med && med <= max, "{key}: {r}");
+    }
+    let runs = v["runs"].as_array().unwrap();
+    let measured: Vec<&Value> = runs.iter().filter(|r| r["phase"] == "measured").collect();
+    // One pair: producer, consumer and latency, klab and peer each.
+    assert_eq!(measured.len(), 6, "{measured:#?}");
+    for r in &measured {
+        assert_eq!(r["complete"], true, "{r:#}");
+        finite_positive(&r["records_per_s"], "records_per_s");
+        if r["test"] != "latency" {
+            finite_positive(&r["cpu_per_record_us"], "cpu_per_record_us");
+            assert_eq!(r["records"], 20000, "{r:#}");
+        } else {
+            finite_positive(&r["latency"]["avg_ms"], "latency avg");
+        }
+    }
+    // klab's consumer checked every record.
+    let kc = measured
+        .iter()
+        .find(|r| r["test"] == "consumer" && r["side"] == "klab")
+        .unwrap();
+    assert_eq!(kc["detail"]["lost"], 0);
+    assert_eq!(kc["detail"]["corrupt"], 0);
+    // The plot is beside the JSON, and the run directory has its own copy.
+    let svg = std::fs::read_to_string(dir.path().join("out/bench.svg")).unwrap();
+    assert!(svg.starts_with("<svg") && svg.contains("ProducerPerf #1"));
+    let run_dir = only_run_dir(&dir.path().join("results"));
+    assert!(run_dir.join("bench.json").is_file());
+    // No JVM is left behind (the broker, the tools).
+    assert!(jvms_mentioning(dir.path().to_str().unwrap()).is_empty());
+}
+
+#[test]
+fn bench_rejects_bad_flags_before_starting_anything() {
+    let out = klab().args(["bench", "--runs", "0"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let out = klab()
+        .args(["bench", "--json", "/proc/klab/x.json"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}
