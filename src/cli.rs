@@ -37,6 +37,9 @@ pub enum Command {
     /// Search broker (and producer) settings that carry a lab's load with
     /// the most throughput and the least tail latency.
     Tune(TuneArgs),
+    /// Evaluate the tuner: guided search against random search with the same
+    /// budget, on a simulated response surface and on the real broker.
+    TuneBench(TuneBenchArgs),
     /// List the broker configs klab knows (Kafka 4.1) and whether each can
     /// change without a restart.
     Knobs(KnobsArgs),
@@ -214,6 +217,26 @@ pub struct LabRunArgs {
     pub lab: String,
     #[command(flatten)]
     pub fix: FixArgs,
+    #[command(flatten)]
+    pub session: SessionArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct TuneBenchArgs {
+    /// The lab to start from on the real broker.
+    #[arg(long, value_name = "NN|PATH", default_value = "08")]
+    pub lab: String,
+    /// Runs per strategy (random search uses seeds 1..=N).
+    #[arg(long, default_value_t = 5, value_parser = parse_budget)]
+    pub seeds: usize,
+    /// Trials per run, the same for both strategies.
+    #[arg(long, value_name = "K", default_value = "12", value_parser = parse_budget)]
+    pub budget: usize,
+    /// Only the simulated surface (seconds, no broker).
+    #[arg(long)]
+    pub simulated_only: bool,
+    #[arg(long = "slo-p99", value_name = "D", default_value = "100ms", value_parser = parse_nonzero_duration)]
+    pub slo_p99: Duration,
     #[command(flatten)]
     pub session: SessionArgs,
 }

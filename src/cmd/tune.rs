@@ -136,3 +136,223 @@ pub fn execute(a: &TuneArgs) -> Result<i32> {
     );
     Ok(super::EXIT_OK)
 }
+
+/// One tuning run in the evaluation.
+#[derive(Debug, Clone, serde::Serialize)]
+struct EvalRun {
+    surface: &'static str,
+    strategy: String,
+    seed: u64,
+    start_msgs_per_s: f64,
+    best_msgs_per_s: f64,
+    best_p99_ms: f64,
+    best_score: f64,
+    trials: usize,
+    /// Simulated surface only: did the run end at the optimum?
+    reached_optimum: Option<bool>,
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    if v.is_empty() {
+        return 0.0;
+    }
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+fn strategies(seeds: usize) -> Vec<(String, Strategy, u64)> {
+    let mut out = Vec::new();
+    for s in 1..=seeds as u64 {
+        out.push(("guided".to_string(), Strategy::Guided, s));
+        out.push(("random".to_string(), Strategy::Random { seed: s }, s));
+    }
+    out
+}
+
+/// `klab tune-bench`: guided vs random search with the same budget.
+pub fn bench(a: &crate::cli::TuneBenchArgs) -> Result<i32> {
+    use crate::tuner::sim::Simulated;
+    let objective = Objective {
+        slo_p99_ms: a.slo_p99.as_secs_f64() * 1000.0,
+    };
+    let started = Instant::now();
+    let mut runs: Vec<EvalRun> = Vec::new();
+
+    // 1. The simulated surface: the optimum is off the healthy defaults on
+    // two knobs, the start is the worst value of every knob.
+    let space = Space::default_space(false);
+    let mut optimum: Vec<usize> = space.knobs.iter().map(|k| k.good).collect();
+    for (name, idx) in [("num.io.threads", 4), ("num.network.threads", 3)] {
+        if let Some(i) = space.knobs.iter().position(|k| k.name == name) {
+            optimum[i] = idx;
+        }
+    }
+    let start = space.candidate(&Candidate::default(), &vec![0; space.knobs.len()]);
+    for (name, strategy, seed) in strategies(a.seeds) {
+        // The noise of the simulated measurements differs per run.
+        let mut sim = Simulated::new(space.clone(), optimum.clone(), seed * 7919);
+        let opts = TuneOptions {
+            budget: a.budget,
+            strategy,
+            objective,
+            ..Default::default()
+        };
+        let r = tune(&mut sim, &space, &start, &opts)?;
+        let best = space.locate(&r.best_config);
+        let (truth, p99) = sim.truth(&best);
+        runs.push(EvalRun {
+            surface: "simulated",
+            strategy: name,
+            seed,
+            start_msgs_per_s: sim.truth(&space.locate(&start)).0,
+            best_msgs_per_s: truth,
+            best_p99_ms: p99,
+            best_score: r.best_score,
+            trials: r.trials.len(),
+            reached_optimum: Some(best == optimum),
+        });
+    }
+
+    // 2. The real broker, from the lab's degraded settings.
+    let mut run_dir = None;
+    if !a.simulated_only {
+        let (labs, id) = load_with(a.session.dir.labs.as_deref(), &a.lab)?;
+        let lab = labs.get(&id)?.clone();
+        let mut s = super::lab::session(&a.session)?;
+        run_dir = Some(s.opts.run_dir.clone());
+        s.steps_planned = a.seeds * 2 * (a.budget + 2);
+        let outcome = (|| -> Result<()> {
+            let capacity = if lab.needs_capacity() {
+                Some(s.calibrate(labs.baseline())?)
+            } else {
+                None
+            };
+            let workload = lab.workload(a.session.quick, capacity)?;
+            let start = tuner_start(&lab);
+            for (name, strategy, seed) in strategies(a.seeds) {
+                let opts = TuneOptions {
+                    budget: a.budget,
+                    strategy,
+                    objective,
+                    ..Default::default()
+                };
+                let mut m = LabMeasurer {
+                    session: &mut s,
+                    lab: &lab,
+                    workload: workload.clone(),
+                };
+                let r = tune(&mut m, &space, &start, &opts)?;
+                write_json(
+                    &m.session
+                        .run_dir()
+                        .join(format!("eval-{name}-{seed}.tune.json")),
+                    &r,
+                )?;
+                runs.push(EvalRun {
+                    surface: "broker",
+                    strategy: name,
+                    seed,
+                    start_msgs_per_s: r.start.throughput.msgs_per_s,
+                    best_msgs_per_s: r.best.throughput.msgs_per_s,
+                    best_p99_ms: r.best.e2e_latency_ms.p99,
+                    best_score: r.best_score,
+                    trials: r.trials.len(),
+                    reached_optimum: None,
+                });
+            }
+            Ok(())
+        })();
+        s.stop()?;
+        if let Err(e) = outcome {
+            if crate::error::is_interrupted(&e) || crate::cancel::interrupted() {
+                eprintln!(
+                    "klab: interrupted; the runs so far are in {}",
+                    s.opts.run_dir.display()
+                );
+                return Ok(super::EXIT_INTERRUPTED);
+            }
+            return Err(e);
+        }
+    }
+
+    // Summary: median best throughput per surface and strategy.
+    let mut t = crate::stats::table::new_table(&[
+        "surface",
+        "strategy",
+        "runs",
+        "median best records/s",
+        "min",
+        "max",
+        "median start records/s",
+        "reached optimum",
+    ]);
+    let mut summary = Vec::new();
+    for surface in ["simulated", "broker"] {
+        for strategy in ["guided", "random"] {
+            let sel: Vec<&EvalRun> = runs
+                .iter()
+                .filter(|r| r.surface == surface && r.strategy == strategy)
+                .collect();
+            if sel.is_empty() {
+                continue;
+            }
+            let best: Vec<f64> = sel.iter().map(|r| r.best_msgs_per_s).collect();
+            let med = median(best.clone());
+            let reached = sel
+                .iter()
+                .filter(|r| r.reached_optimum == Some(true))
+                .count();
+            t.add_row(vec![
+                surface.to_string(),
+                strategy.to_string(),
+                sel.len().to_string(),
+                crate::stats::table::fmt_rate(med),
+                crate::stats::table::fmt_rate(best.iter().cloned().fold(f64::INFINITY, f64::min)),
+                crate::stats::table::fmt_rate(best.iter().cloned().fold(0.0, f64::max)),
+                crate::stats::table::fmt_rate(median(
+                    sel.iter().map(|r| r.start_msgs_per_s).collect(),
+                )),
+                if surface == "simulated" {
+                    format!("{reached}/{}", sel.len())
+                } else {
+                    "-".into()
+                },
+            ]);
+            summary.push(serde_json::json!({
+                "surface": surface, "strategy": strategy, "runs": sel.len(),
+                "median_best_msgs_per_s": med,
+                "min_best_msgs_per_s": best.iter().cloned().fold(f64::INFINITY, f64::min),
+                "max_best_msgs_per_s": best.iter().cloned().fold(0.0, f64::max),
+                "reached_optimum": if surface == "simulated" { Some(reached) } else { None },
+            }));
+        }
+    }
+    crate::stats::table::align_numbers(&mut t);
+    let report = serde_json::json!({
+        "budget": a.budget, "seeds": a.seeds, "objective": objective.describe(),
+        "summary": summary, "runs": runs,
+    });
+    if let Some(d) = &run_dir {
+        write_json(&d.join("tune-bench.json"), &report)?;
+        write_atomic(&d.join("tune-bench.txt"), t.to_string().as_bytes())?;
+    }
+    if let Some(j) = &a.session.json {
+        write_json(j, &report)?;
+    }
+    println!("{t}");
+    println!(
+        "budget {} trials per run (+2 start measurements), {} runs per strategy; wall time {:.0}s{}",
+        a.budget,
+        a.seeds,
+        started.elapsed().as_secs_f64(),
+        run_dir
+            .map(|d| format!("; results: {}", d.display()))
+            .unwrap_or_default()
+    );
+    Ok(super::EXIT_OK)
+}

@@ -340,6 +340,49 @@ fn refused_start(e: anyhow::Error) -> anyhow::Error {
     )))
 }
 
+/// What the lab runner needs from a target: the local broker ([`Session`])
+/// or a Kubernetes cluster (`k8s::session::K8sSession`). Both run the same
+/// labs through [`run_labs`], [`run_demo`] and [`tune_lab`].
+pub trait LabTarget {
+    /// Applies `cfg` and measures `workload`; the result is kept and saved.
+    fn measure(
+        &mut self,
+        lab: &Lab,
+        label: &str,
+        cfg: &BrokerConfig,
+        workload: &Workload,
+    ) -> Result<StepResult>;
+    /// Lab 01's broker at max: what this machine or cluster sustains.
+    fn calibrate(&mut self, baseline: &Lab) -> Result<f64>;
+    fn quick(&self) -> bool;
+    fn run_dir(&self) -> &Path;
+    fn set_steps_planned(&mut self, n: usize);
+}
+
+impl LabTarget for Session {
+    fn measure(
+        &mut self,
+        lab: &Lab,
+        label: &str,
+        cfg: &BrokerConfig,
+        workload: &Workload,
+    ) -> Result<StepResult> {
+        Session::measure(self, lab, label, cfg, workload)
+    }
+    fn calibrate(&mut self, baseline: &Lab) -> Result<f64> {
+        Session::calibrate(self, baseline)
+    }
+    fn quick(&self) -> bool {
+        self.opts.quick
+    }
+    fn run_dir(&self) -> &Path {
+        &self.opts.run_dir
+    }
+    fn set_steps_planned(&mut self, n: usize) {
+        self.steps_planned = n;
+    }
+}
+
 /// Ratios of a step against lab 01's reference step.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
 pub struct Ratios {
@@ -498,9 +541,9 @@ pub enum FixSource {
     Tuner(Box<TuneOptions>),
 }
 
-/// Measures tuner candidates on the session's broker with a lab's workload.
+/// Measures tuner candidates on a target's broker with a lab's workload.
 pub struct LabMeasurer<'a> {
-    pub session: &'a mut Session,
+    pub session: &'a mut dyn LabTarget,
     pub lab: &'a Lab,
     pub workload: Workload,
 }
@@ -526,7 +569,7 @@ pub fn tuner_start(lab: &Lab) -> Candidate {
 /// Tunes `lab` from its degraded config; saves `<lab>.tune.json` and
 /// `<lab>.tune.svg` in the run directory.
 pub fn tune_lab(
-    session: &mut Session,
+    session: &mut dyn LabTarget,
     lab: &Lab,
     workload: Workload,
     opts: &TuneOptions,
@@ -541,7 +584,7 @@ pub fn tune_lab(
         };
         crate::tuner::tune(&mut m, &space, &start, opts)?
     };
-    let dir = session.opts.run_dir.clone();
+    let dir = session.run_dir().to_path_buf();
     write_json(&dir.join(format!("{}.tune.json", lab.id)), &report)?;
     crate::stats::report::write_atomic(
         &dir.join(format!("{}.tune.svg", lab.id)),
@@ -551,15 +594,33 @@ pub fn tune_lab(
 }
 
 /// Runs one lab: reference (lab 01), degraded, fixed. Returns the rows.
-pub fn run_lab(session: &mut Session, labs: &Labs, lab: &Lab, fix: &FixSource) -> Result<Vec<Row>> {
+pub fn run_lab(
+    session: &mut dyn LabTarget,
+    labs: &Labs,
+    lab: &Lab,
+    fix: &FixSource,
+) -> Result<Vec<Row>> {
+    let mut rows = Vec::new();
+    run_labs(session, labs, &[lab], fix, &mut rows)?;
+    Ok(rows)
+}
+
+/// The reference (lab 01) once, then each of `chosen` degraded and fixed.
+/// Rows are pushed as they are measured, so an error or Ctrl-C keeps them.
+pub fn run_labs(
+    session: &mut dyn LabTarget,
+    labs: &Labs,
+    chosen: &[&Lab],
+    fix: &FixSource,
+    rows: &mut Vec<Row>,
+) -> Result<()> {
     let baseline = labs.baseline();
-    let quick = session.opts.quick;
-    let capacity = if lab.needs_capacity() || baseline.needs_capacity() {
+    let quick = session.quick();
+    let capacity = if baseline.needs_capacity() || chosen.iter().any(|l| l.needs_capacity()) {
         Some(session.calibrate(baseline)?)
     } else {
         None
     };
-    let mut rows = Vec::new();
     let ref_w = baseline.workload(quick, capacity)?;
     let reference = session.measure(baseline, "reference", &baseline.broker, &ref_w)?;
     rows.push(Row {
@@ -570,29 +631,29 @@ pub fn run_lab(session: &mut Session, labs: &Labs, lab: &Lab, fix: &FixSource) -
         vs_reference: None,
         as_expected: None,
     });
-    if lab.id == baseline.id {
-        return Ok(rows);
+    for lab in chosen.iter().filter(|l| l.id != baseline.id) {
+        let w = lab.workload(quick, capacity)?;
+        let degraded = session.measure(lab, "degraded", &lab.broker, &w)?;
+        let r = ratios(&degraded, &reference);
+        rows.push(Row {
+            lab: lab.id.clone(),
+            step: "degraded".into(),
+            what: lab.what_changed(),
+            as_expected: degraded_as_expected(lab, r),
+            result: degraded,
+            vs_reference: Some(r),
+        });
+        let row = fix_step(
+            session,
+            lab,
+            fix,
+            degraded_for_tuner(rows),
+            &reference,
+            capacity,
+        )?;
+        rows.push(row);
     }
-    let w = lab.workload(quick, capacity)?;
-    let degraded = session.measure(lab, "degraded", &lab.broker, &w)?;
-    let r = ratios(&degraded, &reference);
-    rows.push(Row {
-        lab: lab.id.clone(),
-        step: "degraded".into(),
-        what: lab.what_changed(),
-        as_expected: degraded_as_expected(lab, r),
-        result: degraded,
-        vs_reference: Some(r),
-    });
-    rows.push(fix_step(
-        session,
-        lab,
-        fix,
-        degraded_for_tuner(&rows),
-        &reference,
-        capacity,
-    )?);
-    Ok(rows)
+    Ok(())
 }
 
 fn degraded_for_tuner(rows: &[Row]) -> Option<StepResult> {
@@ -603,14 +664,14 @@ fn degraded_for_tuner(rows: &[Row]) -> Option<StepResult> {
 
 /// Fixes a lab (by its own fix, a given one, or the tuner) and measures it.
 fn fix_step(
-    session: &mut Session,
+    session: &mut dyn LabTarget,
     lab: &Lab,
     fix: &FixSource,
     degraded: Option<StepResult>,
     reference: &StepResult,
     capacity: Option<f64>,
 ) -> Result<Row> {
-    let quick = session.opts.quick;
+    let quick = session.quick();
     let (step_name, what, fixed) = match fix {
         FixSource::Lab | FixSource::Given(_) => {
             let (f, name) = match fix {
@@ -648,55 +709,16 @@ fn fix_step(
 /// Every lab in order on one broker: the reference once, then each lab
 /// degraded and fixed.
 pub fn run_demo(
-    session: &mut Session,
+    session: &mut dyn LabTarget,
     labs: &Labs,
     fix: &FixSource,
     rows: &mut Vec<Row>,
 ) -> Result<()> {
-    let baseline = labs.baseline();
-    let quick = session.opts.quick;
     let per_lab = match fix {
         FixSource::Tuner(o) => 1 + o.budget,
         _ => 2,
     };
-    session.steps_planned = 1 + per_lab * (labs.labs.len() - 1);
-    let needs = labs.labs.iter().any(Lab::needs_capacity);
-    let capacity = if needs {
-        Some(session.calibrate(baseline)?)
-    } else {
-        None
-    };
-    let ref_w = baseline.workload(quick, capacity)?;
-    let reference = session.measure(baseline, "reference", &baseline.broker, &ref_w)?;
-    rows.push(Row {
-        lab: baseline.id.clone(),
-        step: "reference".into(),
-        what: baseline.what_changed(),
-        result: reference.clone(),
-        vs_reference: None,
-        as_expected: None,
-    });
-    for lab in labs.labs.iter().skip(1) {
-        let w = lab.workload(quick, capacity)?;
-        let degraded = session.measure(lab, "degraded", &lab.broker, &w)?;
-        let r = ratios(&degraded, &reference);
-        rows.push(Row {
-            lab: lab.id.clone(),
-            step: "degraded".into(),
-            what: lab.what_changed(),
-            as_expected: degraded_as_expected(lab, r),
-            result: degraded,
-            vs_reference: Some(r),
-        });
-        let row = fix_step(
-            session,
-            lab,
-            fix,
-            degraded_for_tuner(rows),
-            &reference,
-            capacity,
-        )?;
-        rows.push(row);
-    }
-    Ok(())
+    session.set_steps_planned(1 + per_lab * (labs.labs.len() - 1));
+    let all: Vec<&Lab> = labs.labs.iter().skip(1).collect();
+    run_labs(session, labs, &all, fix, rows)
 }
