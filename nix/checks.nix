@@ -2,9 +2,17 @@
 # the Nix files are formatted, the manifests render, the demo script lints.
 {
   lib,
+  stdenv,
   runCommandLocal,
+  symlinkJoin,
   nixfmt,
   kubectl,
+  kubernetes,
+  etcd_3_6,
+  openssl,
+  curl,
+  util-linux,
+  nix,
   klab,
   demo,
 }:
@@ -15,6 +23,18 @@ let
     jre
     version
     ;
+
+  # The Kubernetes tests (Linux only) start kube-apiserver, etcd and
+  # kube-controller-manager through scripts/kube-testenv; in the sandbox they
+  # come from nixpkgs (KUBE_TESTENV_BIN) instead of a Go build.
+  kubeTestenvBin = symlinkJoin {
+    name = "klab-kube-testenv-bin";
+    paths = [
+      kubernetes
+      etcd_3_6
+    ];
+  };
+  isLinux = stdenv.hostPlatform.isLinux;
 in
 {
   inherit klab;
@@ -23,19 +43,36 @@ in
   klab-demo = demo;
 
   # `cargo test` against Kafka 4.1 on loopback inside the build sandbox. The
-  # tests find Kafka through KLAB_KAFKA_HOME and java on PATH. One test
-  # thread: each test may start its own broker.
+  # tests find Kafka through KLAB_KAFKA_HOME and java on PATH; `nix hash path`
+  # checks the lab fingerprint. One test thread: each test may start its own
+  # broker.
   klab-tests = unwrapped.overrideAttrs (old: {
     pname = "klab-tests";
     src = klab.testSrc;
     name = "klab-tests-${version}";
     doCheck = true;
     dontUseCargoParallelTests = true;
-    nativeCheckInputs = (old.nativeCheckInputs or [ ]) ++ [ jre ];
+    nativeCheckInputs =
+      (old.nativeCheckInputs or [ ])
+      ++ [
+        jre
+        nix
+      ]
+      ++ lib.optionals isLinux [
+        kubectl
+        openssl
+        curl
+        util-linux
+      ];
     __darwinAllowLocalNetworking = true;
     preCheck = ''
       export HOME=$TMPDIR
       export KLAB_KAFKA_HOME=${kafka}
+    ''
+    + lib.optionalString isLinux ''
+      patchShebangs --build scripts/kube-testenv
+      export KUBE_TESTENV_BIN=${kubeTestenvBin}/bin
+      export KLAB_CACHE_DIR=$TMPDIR/klab-cache
     '';
     # A check, not a package: record that the tests ran instead of installing
     # klab a second time.

@@ -94,7 +94,7 @@ local)
   ;;
 k3d) ;;
 k8s)
-  die "for a cluster you already have, run 'klab demo --target k8s --context CTX' after 'kubectl apply -k manifests'; '--target k3d' creates one for you"
+  die "for a cluster you already have: import the klab images into its nodes, 'kubectl apply -k manifests', create the Secret klab-hmac (see manifests/kustomization.yaml), then run 'klab demo --target k8s --context CTX'; '--target k3d' does all of it on a k3d cluster"
   ;;
 *)
   die "unknown --target '$target' (expected local or k3d)"

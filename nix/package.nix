@@ -117,10 +117,13 @@ symlinkJoin {
       labs
       ;
     # The source checks.klab-tests builds from: the Rust build's plus the
-    # integration tests and the labs they load.
+    # integration tests, the labs they load, and what the Kubernetes tests
+    # deploy (manifests/) and start (scripts/kube-testenv).
     testSrc = rustSrc [
       (lib.fileset.maybeMissing ../tests)
       (lib.fileset.maybeMissing ../labs)
+      (lib.fileset.maybeMissing ../manifests)
+      (lib.fileset.maybeMissing ../scripts/kube-testenv)
     ];
   };
 }

@@ -87,6 +87,10 @@ pub struct ConsumeArgs {
     /// Give up after this long.
     #[arg(long, value_name = "D", default_value = "15m", value_parser = parse_nonzero_duration)]
     pub timeout: Duration,
+    /// Delete the topic when done (after printing the outcome), so a small
+    /// broker volume does not fill up over many runs.
+    #[arg(long)]
+    pub delete_topic: bool,
     /// Also write the outcome to FILE.
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
@@ -99,6 +103,25 @@ pub enum BrokerCommand {
     /// Render the config from $KLAB_BROKER_CONFIG, format the storage if
     /// needed and exec Kafka (what the broker image runs).
     Exec(BrokerExecArgs),
+    /// Change dynamic settings of a running broker (no restart) and print
+    /// its effective config as one JSON line (the tuner pod on Kubernetes).
+    Set(BrokerSetArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct BrokerSetArgs {
+    #[arg(long, value_name = "HOST:PORT")]
+    pub bootstrap: String,
+    /// A dynamic broker setting in Kafka's own name, e.g. num.io.threads=4
+    /// (repeatable). Thread pools move in steps Kafka accepts.
+    #[arg(long = "set", value_name = "KEY=VALUE", value_parser = parse_key_value)]
+    pub set: Vec<(String, String)>,
+    /// Then remove every per-broker dynamic setting, so the broker runs on
+    /// its static config again. Kafka refuses (quietly) a thread pool that
+    /// falls back by more than a factor of two: give the pools' static
+    /// values with --set first.
+    #[arg(long)]
+    pub clear: bool,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -314,11 +337,22 @@ pub struct DemoArgs {
     /// Where to run: the embedded local broker (default) or Kubernetes.
     #[arg(long, value_enum, default_value = "local")]
     pub target: DemoTarget,
+    /// Kubernetes namespace of klab's broker (with --target k8s).
+    #[arg(long, value_name = "NS", default_value = "klab")]
+    pub namespace: String,
+    /// kubeconfig context to use (with --target k8s; default: the current
+    /// context, or the pod's service account inside a cluster).
+    #[arg(long, value_name = "CTX")]
+    pub context: Option<String>,
 }
 
 #[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DemoTarget {
+    /// A broker klab starts as a child process.
     Local,
+    /// The StatefulSet `kafka` of manifests/ in a Kubernetes cluster; the
+    /// load runs as producer and consumer pods.
+    K8s,
 }
 
 #[derive(Args, Debug, Clone, Default)]

@@ -22,6 +22,7 @@ fn main() -> ExitCode {
         Command::Consume(a) => cmd::pods::consume(a),
         Command::Broker(klab::cli::BrokerCommand::Render(a)) => cmd::broker::render_cmd(a),
         Command::Broker(klab::cli::BrokerCommand::Exec(a)) => cmd::broker::exec_cmd(a),
+        Command::Broker(klab::cli::BrokerCommand::Set(a)) => cmd::broker::set_cmd(a),
     };
     match result {
         Ok(code) => ExitCode::from(code as u8),

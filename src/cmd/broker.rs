@@ -134,6 +134,57 @@ pub fn exec_cmd(a: &BrokerExecArgs) -> Result<i32> {
     Err(anyhow::Error::new(err).context(format!("executing {}", java.display())))
 }
 
+/// `klab broker set`: dynamic changes to a running broker, then (with
+/// `--clear`) back to its static config; prints the effective config as one
+/// JSON line. The Kubernetes target runs it in the tuner pod.
+pub fn set_cmd(a: &crate::cli::BrokerSetArgs) -> Result<i32> {
+    use crate::broker::admin::{Admin, Refused};
+    use std::collections::BTreeMap;
+    use std::time::{Duration, Instant};
+    let mut changes = BTreeMap::new();
+    for (k, v) in &a.set {
+        let info = crate::broker::knobs::check_setting(k, v).map_err(|e| usage!("--set: {e}"))?;
+        if !info.is_dynamic() {
+            return Err(usage!(
+                "--set {k}: this setting needs a broker restart; klab broker set only changes dynamic settings"
+            ));
+        }
+        changes.insert(k.clone(), v.clone());
+    }
+    super::check_bootstrap(&a.bootstrap)?;
+    let mut broker = crate::broker::external::ExternalBroker::connect(&a.bootstrap)?;
+    if !changes.is_empty() {
+        broker.set_dynamic(&changes)?;
+    }
+    let mut effective = broker.effective().clone();
+    if a.clear {
+        let admin = Admin::connect(&a.bootstrap)?;
+        let node = admin.node_id(Duration::from_secs(10))?;
+        admin
+            .set_broker_dynamic(node, &BTreeMap::new())
+            .map_err(|e| anyhow::Error::new(Refused(format!("clearing dynamic settings: {e}"))))?;
+        // KRaft applies the change when the broker replays its metadata log.
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            effective = admin.describe_broker(node)?;
+            let left: Vec<&String> = effective
+                .iter()
+                .filter(|(_, v)| v.source == "DynamicBroker")
+                .map(|(k, _)| k)
+                .collect();
+            if left.is_empty() {
+                break;
+            }
+            if Instant::now() >= deadline {
+                anyhow::bail!("dynamic settings still reported 15s after clearing them: {left:?}");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    println!("{}", serde_json::to_string(&effective)?);
+    Ok(super::EXIT_OK)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -410,6 +410,9 @@ pub fn hints(lab: &crate::lab::Lab, fix: &Fix) -> Vec<String> {
 }
 
 pub fn demo(a: &DemoArgs) -> Result<i32> {
+    if a.target == crate::cli::DemoTarget::K8s {
+        return crate::k8s::demo::run(a, fix_source(&a.fix, a.session.quick, 2, 4));
+    }
     let labs = Labs::load(&labs_dir(a.session.dir.labs.as_deref()))?;
     let mut s = session(&a.session)?;
     let started = Instant::now();

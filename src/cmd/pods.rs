@@ -107,6 +107,13 @@ pub fn consume(a: &ConsumeArgs) -> Result<i32> {
     let report = consumer::run(&spec, &clock, &Cancel::new(), &ConsumerHandle::default())?;
     let outcome = ConsumerOutcome::from_report(&report, &clock);
     emit(&outcome, a.json.as_deref())?;
+    if a.delete_topic {
+        // After the outcome is out: a failed cleanup does not lose it.
+        match Admin::connect(&a.bootstrap).and_then(|admin| admin.delete_topic(&a.topic)) {
+            Ok(()) => tracing::info!("deleted topic {}", a.topic),
+            Err(e) => tracing::warn!("could not delete topic {}: {e:#}", a.topic),
+        }
+    }
     Ok(if outcome.finished {
         super::EXIT_OK
     } else {

@@ -1,0 +1,739 @@
+//! A lab session on Kubernetes: the broker StatefulSet reconfigured between
+//! steps (dynamically through a tuner pod when Kafka allows it, by a
+//! rollout when a restart-only knob changes), each step a consumer pod and
+//! a producer pod whose outcomes become a StepResult; and the demo loop
+//! over the labs, with the same rows, ratios and summary as the local demo.
+
+use super::api::{Kube, RolloutFailed};
+use super::objects::{self, Component, PodRequest};
+use super::status::{PodState, describe_pod, last_json, pod_state, tail};
+use super::{Timeouts, bootstrap};
+use crate::broker::admin::Refused;
+use crate::broker::dynamic::mismatches;
+use crate::broker::knobs;
+use crate::cancel;
+use crate::error::Interrupted;
+use crate::lab::Lab;
+use crate::lab::run::{Applied, WARM_UP};
+use crate::load::outcome::{ConsumerOutcome, ProducerOutcome, assemble};
+use crate::model::{BrokerConfig, BrokerReport, EffectiveValue, StepResult, Workload};
+use crate::step::{self, Measurement};
+use crate::usage;
+use anyhow::{Result, anyhow};
+use k8s_openapi::api::core::v1::Pod;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+/// Where a finished pod's output comes from. The API (`pods/log`) in real
+/// use; a test without kubelets supplies what the pod would have printed.
+pub trait PodLogs {
+    fn logs(&self, kube: &Kube, pod: &Pod) -> Result<String>;
+}
+
+/// Reads the log of the pod's (only) container through the API.
+pub struct ApiLogs;
+
+impl PodLogs for ApiLogs {
+    fn logs(&self, kube: &Kube, pod: &Pod) -> Result<String> {
+        let name = pod.metadata.name.as_deref().unwrap_or_default();
+        let container = pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.containers.first())
+            .map(|c| c.name.clone())
+            .unwrap_or_default();
+        kube.pod_logs(name, &container)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct K8sOptions {
+    /// `results/<timestamp>/`: every step's JSON and histograms go here.
+    pub run_dir: PathBuf,
+    pub quick: bool,
+    pub progress: bool,
+    pub timeouts: Timeouts,
+    /// The broker StatefulSet (`kafka`).
+    pub statefulset: String,
+}
+
+/// One run against the broker of one namespace.
+pub struct K8sSession {
+    pub kube: Kube,
+    pub opts: K8sOptions,
+    logs: Box<dyn PodLogs>,
+    /// `app.kubernetes.io/instance` of this run's pods and ConfigMap.
+    pub instance: String,
+    /// Part of this run's pod names (two runs never share a name).
+    suffix: String,
+    seq: u32,
+    /// What the StatefulSet's pod template says (KLAB_BROKER_CONFIG).
+    static_cfg: BrokerConfig,
+    /// Per-broker dynamic settings klab made since the last (re)start.
+    dynamic: BTreeMap<String, String>,
+    /// The broker's effective config, as the last tuner pod reported it.
+    effective: BTreeMap<String, EffectiveValue>,
+    /// Records/s of lab 01 at max, when a lab asks for a share of capacity.
+    pub capacity: Option<f64>,
+    pub results: Vec<StepResult>,
+    pub restarts: u32,
+    steps_done: usize,
+    pub steps_planned: usize,
+    /// Pods of this run that may still exist.
+    live: Vec<String>,
+}
+
+/// How long a workload runs (warm-up included), to size deadlines.
+pub fn run_estimate(w: &Workload) -> Duration {
+    let body = match (w.duration, w.messages, w.rate) {
+        (Some(d), _, _) => d,
+        (None, Some(n), Some(r)) if r > 0.0 => Duration::from_secs_f64(n as f64 / r),
+        _ => Duration::from_secs(600),
+    };
+    w.warmup + body
+}
+
+/// The consumer's own deadline: twice the run, plus time for the producer
+/// pod to start and find the topic, plus the consumer's drain.
+pub fn consumer_timeout(w: &Workload) -> Duration {
+    run_estimate(w) * 2 + Duration::from_secs(180)
+}
+
+fn fresh_topic() -> String {
+    let ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or(0);
+    format!(
+        "klab-{ms}-{:04x}",
+        crate::load::payload::random_producer_id() & 0xffff
+    )
+}
+
+/// The per-broker dynamic settings in an effective config.
+fn dynamic_of(eff: &BTreeMap<String, EffectiveValue>) -> BTreeMap<String, String> {
+    eff.iter()
+        .filter(|(_, v)| v.source == "DynamicBroker")
+        .filter_map(|(k, v)| v.value.clone().map(|x| (k.clone(), x)))
+        .collect()
+}
+
+/// A label value made of the run directory's name: `run-20261123-051702`.
+fn instance_of(run_dir: &std::path::Path) -> String {
+    let base: String = run_dir
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_default()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect();
+    let mut s = format!("run-{base}");
+    s.truncate(63);
+    s.trim_end_matches('-').to_string()
+}
+
+impl K8sSession {
+    pub fn new(kube: Kube, opts: K8sOptions) -> Result<K8sSession> {
+        std::fs::create_dir_all(&opts.run_dir)?;
+        Ok(K8sSession {
+            instance: instance_of(&opts.run_dir),
+            suffix: format!(
+                "{:04x}",
+                crate::load::payload::random_producer_id() & 0xffff
+            ),
+            kube,
+            opts,
+            logs: Box::new(ApiLogs),
+            seq: 0,
+            static_cfg: BrokerConfig::default(),
+            dynamic: BTreeMap::new(),
+            effective: BTreeMap::new(),
+            capacity: None,
+            results: Vec::new(),
+            restarts: 0,
+            steps_done: 0,
+            steps_planned: 0,
+            live: Vec::new(),
+        })
+    }
+
+    /// Replaces where pod output comes from (tests without a kubelet).
+    pub fn set_pod_logs(&mut self, logs: Box<dyn PodLogs>) {
+        self.logs = logs;
+    }
+
+    fn say(&self, msg: &str) {
+        if self.opts.progress {
+            eprintln!("{msg}");
+        } else {
+            tracing::info!("{msg}");
+        }
+    }
+
+    fn bootstrap(&self) -> String {
+        bootstrap(self.kube.namespace())
+    }
+
+    /// The broker's settings now: its static config with klab's dynamic
+    /// changes on top.
+    pub fn config(&self) -> BrokerConfig {
+        let mut c = self.static_cfg.clone();
+        for (k, v) in &self.dynamic {
+            c.properties.insert(k.clone(), v.clone());
+        }
+        c
+    }
+
+    pub fn effective(&self) -> &BTreeMap<String, EffectiveValue> {
+        &self.effective
+    }
+
+    /// Reads the broker's config from the StatefulSet, waits until it is
+    /// rolled out and ready, and removes dynamic settings an earlier run
+    /// may have left (they live in the KRaft metadata on the broker's volume
+    /// and would hide the static config).
+    pub fn prepare(&mut self) -> Result<()> {
+        let name = self.opts.statefulset.clone();
+        let sts = self.kube.broker_statefulset(&name)?;
+        self.static_cfg = objects::broker_config_of(&sts)?;
+        self.say(&format!(
+            "broker: StatefulSet {}/{name} ({}); waiting until it is ready",
+            self.kube.namespace(),
+            self.static_cfg
+        ));
+        self.kube
+            .wait_rollout(&name, self.opts.timeouts.rollout, self.opts.timeouts.poll)?;
+        let pools: Vec<String> = knobs::THREAD_POOLS.iter().map(|k| k.to_string()).collect();
+        let back = self.pool_fallbacks(pools.iter());
+        let eff = self.broker_set(&back, true)?;
+        self.dynamic.clear();
+        self.effective = eff;
+        Ok(())
+    }
+
+    /// The static value of each dynamic thread pool among `keys`: a pool
+    /// must walk back to it before its dynamic value is removed, or Kafka
+    /// refuses the fallback (more than a factor of two).
+    fn pool_fallbacks<'a>(
+        &self,
+        keys: impl Iterator<Item = &'a String>,
+    ) -> BTreeMap<String, String> {
+        let mut out = BTreeMap::new();
+        for k in keys {
+            if !knobs::THREAD_POOLS.contains(&k.as_str()) {
+                continue;
+            }
+            let Some(info) = knobs::lookup(k).filter(|i| i.is_dynamic()) else {
+                continue;
+            };
+            let v = self
+                .static_cfg
+                .properties
+                .get(k)
+                .cloned()
+                .unwrap_or_else(|| info.default.to_string());
+            out.insert(k.clone(), v);
+        }
+        out
+    }
+
+    /// Brings the broker to `cfg`: a dynamic change, or a rollout.
+    pub fn apply(&mut self, cfg: &BrokerConfig) -> Result<Applied> {
+        if cancel::interrupted() {
+            return Err(Interrupted.into());
+        }
+        let current = self.config();
+        if &current == cfg {
+            return Ok(Applied::Unchanged);
+        }
+        if knobs::needs_restart(&current, cfg) {
+            self.restart(cfg)?;
+            return Ok(Applied::Restarted);
+        }
+        let diff = current.diff(cfg).properties;
+        match self.broker_set(&diff, false) {
+            Ok(eff) => {
+                self.effective = eff;
+                self.dynamic.extend(diff.clone());
+            }
+            Err(e) => {
+                // Some steps may have been taken: learn where the broker is.
+                if let Ok(eff) = self.broker_set(&BTreeMap::new(), false) {
+                    self.dynamic = dynamic_of(&eff);
+                    self.effective = eff;
+                }
+                return Err(e);
+            }
+        }
+        let want = BrokerConfig {
+            heap: None,
+            properties: diff,
+        };
+        let problems = mismatches(&want, &self.effective, "DynamicBroker");
+        if !problems.is_empty() {
+            return Err(anyhow::Error::new(Refused(format!(
+                "the broker did not take these settings: {}",
+                problems.join("; ")
+            ))));
+        }
+        Ok(Applied::Dynamic)
+    }
+
+    /// A new static config: clear klab's dynamic settings, apply the
+    /// config to the pod template, wait for the rollout, check what the
+    /// broker reports.
+    fn restart(&mut self, cfg: &BrokerConfig) -> Result<()> {
+        if !self.dynamic.is_empty() {
+            let keys: Vec<String> = self.dynamic.keys().cloned().collect();
+            let back = self.pool_fallbacks(keys.iter());
+            self.broker_set(&back, true)?;
+            self.dynamic.clear();
+        }
+        let name = self.opts.statefulset.clone();
+        self.say(&format!(
+            "restarting the broker: rollout of StatefulSet {}/{name} with {cfg}",
+            self.kube.namespace()
+        ));
+        self.kube.apply_broker_config(&name, cfg)?;
+        self.static_cfg = cfg.clone();
+        self.restarts += 1;
+        match self
+            .kube
+            .wait_rollout(&name, self.opts.timeouts.rollout, self.opts.timeouts.poll)
+        {
+            Ok(()) => {}
+            Err(e) if e.downcast_ref::<RolloutFailed>().is_some() => {
+                return Err(anyhow::Error::new(Refused(format!(
+                    "the broker did not become ready with {cfg}: {e:#}"
+                ))));
+            }
+            Err(e) => return Err(e),
+        }
+        self.effective = self.broker_set(&BTreeMap::new(), false)?;
+        let want = BrokerConfig {
+            heap: None,
+            properties: cfg.properties.clone(),
+        };
+        let problems = mismatches(&want, &self.effective, "StaticBroker");
+        if !problems.is_empty() {
+            return Err(anyhow::Error::new(Refused(format!(
+                "the broker did not take these settings: {}",
+                problems.join("; ")
+            ))));
+        }
+        Ok(())
+    }
+
+    fn pod_name(&mut self, c: Component) -> String {
+        self.seq += 1;
+        format!("klab-{}-{}-{:03}", c.as_str(), self.suffix, self.seq)
+    }
+
+    fn create(&mut self, c: Component, args: Vec<String>, deadline: Duration) -> Result<String> {
+        let name = self.pod_name(c);
+        let pod = objects::pod(&PodRequest {
+            name: name.clone(),
+            namespace: self.kube.namespace().to_string(),
+            component: c,
+            instance: self.instance.clone(),
+            args,
+            active_deadline: deadline,
+        });
+        tracing::info!(pod = name, "creating");
+        self.kube.create_pod(&pod)?;
+        self.live.push(name.clone());
+        Ok(name)
+    }
+
+    /// Deletes this run's pods that may still exist (best effort).
+    pub fn cleanup(&mut self) {
+        for name in std::mem::take(&mut self.live) {
+            if let Err(e) = self.kube.delete_pod(&name) {
+                tracing::warn!("could not delete pod {name}: {e:#}");
+            }
+        }
+    }
+
+    fn stuck(&self, name: &str, c: Component, why: &str) -> anyhow::Error {
+        let ns = self.kube.namespace();
+        if why.contains("CreateContainerConfigError") && why.contains(super::HMAC_SECRET) {
+            usage!(
+                "pod {name} cannot start: {why}. Producer and consumer read the HMAC key from the Secret {}; create it once: kubectl -n {ns} create secret generic {} --from-file=secret=<(head -c 32 /dev/urandom | base64 | tr -d '\\n')",
+                super::HMAC_SECRET,
+                super::HMAC_SECRET
+            )
+        } else if why.contains("Image") || why.contains("image") {
+            usage!(
+                "pod {name} cannot start: {why}. The image {} must already be in the cluster (imagePullPolicy IfNotPresent; klab's images are built by Nix, never pulled): `nix run .#demo -- --target k3d` imports them into k3d, or load `nix build .#{}-image` into your cluster's nodes",
+                c.image(),
+                c.as_str()
+            )
+        } else {
+            usage!("pod {name} cannot start: {why}")
+        }
+    }
+
+    /// Polls pods until `done` holds for all of them; a stuck pod, an
+    /// interruption or the deadline end the wait.
+    fn wait_pods(
+        &self,
+        pods: &[(&str, Component)],
+        done: impl Fn(&PodState) -> bool,
+        deadline: Instant,
+        what: &str,
+    ) -> Result<Vec<Pod>> {
+        loop {
+            if cancel::interrupted() {
+                return Err(Interrupted.into());
+            }
+            let mut out = Vec::new();
+            let mut pending = Vec::new();
+            for (name, c) in pods {
+                let pod = self.kube.get_pod(name)?.ok_or_else(|| {
+                    anyhow!("pod {name} disappeared (deleted by someone else, or evicted)")
+                })?;
+                let st = pod_state(&pod);
+                if let PodState::Stuck(why) = &st {
+                    return Err(self.stuck(name, *c, why));
+                }
+                if !done(&st) {
+                    pending.push(describe_pod(&pod));
+                }
+                out.push(pod);
+            }
+            if pending.is_empty() {
+                return Ok(out);
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Err(anyhow!(
+                    "timed out waiting for {what}: {}",
+                    pending.join("; ")
+                ));
+            }
+            std::thread::sleep(self.opts.timeouts.poll.min(deadline - now));
+        }
+    }
+
+    /// Runs a tuner pod: `klab broker set` with `changes` (and `--clear`);
+    /// returns the effective config it printed.
+    fn broker_set(
+        &mut self,
+        changes: &BTreeMap<String, String>,
+        clear: bool,
+    ) -> Result<BTreeMap<String, EffectiveValue>> {
+        let args = objects::broker_set_args(&self.bootstrap(), changes, clear);
+        let timeout = self.opts.timeouts.tuner;
+        let name = self.create(Component::Tuner, args, timeout + Duration::from_secs(60))?;
+        let r = self.finish_tuner(&name, changes, timeout);
+        let _ = self.kube.delete_pod(&name);
+        self.live.retain(|n| n != &name);
+        r
+    }
+
+    fn finish_tuner(
+        &self,
+        name: &str,
+        changes: &BTreeMap<String, String>,
+        timeout: Duration,
+    ) -> Result<BTreeMap<String, EffectiveValue>> {
+        let what = if changes.is_empty() {
+            "reading the broker's config".to_string()
+        } else {
+            format!(
+                "setting {}",
+                changes
+                    .iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            )
+        };
+        let pods = self.wait_pods(
+            &[(name, Component::Tuner)],
+            PodState::is_finished,
+            Instant::now() + timeout,
+            &format!("the tuner pod ({what})"),
+        )?;
+        let pod = &pods[0];
+        let log = self.logs.logs(&self.kube, pod)?;
+        let state = pod_state(pod);
+        match last_json::<BTreeMap<String, EffectiveValue>>(&log) {
+            Some(eff) if state == PodState::Succeeded => Ok(eff),
+            _ => {
+                let msg = format!(
+                    "the tuner pod ({what}) did not report the broker's config: {}; its log ends with:\n{}",
+                    describe_pod(pod),
+                    tail(&log, 10)
+                );
+                if log.contains("refused:") {
+                    Err(anyhow::Error::new(Refused(msg)))
+                } else {
+                    Err(anyhow!(msg))
+                }
+            }
+        }
+    }
+
+    /// One load: a consumer pod (creates the topic, deletes it at the end)
+    /// and, once it runs, a producer pod; returns their outcomes.
+    fn run_load(&mut self, w: &Workload) -> Result<(ProducerOutcome, ConsumerOutcome, String)> {
+        let topic = fresh_topic();
+        let r = self.run_load_pods(w, &topic);
+        self.cleanup();
+        r.map(|(p, c)| (p, c, topic))
+    }
+
+    fn run_load_pods(
+        &mut self,
+        w: &Workload,
+        topic: &str,
+    ) -> Result<(ProducerOutcome, ConsumerOutcome)> {
+        let b = self.bootstrap();
+        let ctimeout = consumer_timeout(w);
+        let pod_deadline = ctimeout + Duration::from_secs(120);
+        let c = self.create(
+            Component::Consumer,
+            objects::consumer_args(&b, topic, w, ctimeout),
+            pod_deadline,
+        )?;
+        self.wait_pods(
+            &[(&c, Component::Consumer)],
+            |s| matches!(s, PodState::Running) || s.is_finished(),
+            Instant::now() + self.opts.timeouts.pod_start,
+            "the consumer pod to start",
+        )?;
+        let p = self.create(
+            Component::Producer,
+            objects::producer_args(&b, topic, w),
+            pod_deadline,
+        )?;
+        let pods = self.wait_pods(
+            &[(&p, Component::Producer), (&c, Component::Consumer)],
+            PodState::is_finished,
+            Instant::now() + ctimeout + Duration::from_secs(60),
+            "the producer and consumer pods to finish",
+        )?;
+        let outcome = |pod: &Pod, who: &str| -> Result<String> {
+            let log = self.logs.logs(&self.kube, pod)?;
+            Ok(log).and_then(|l| {
+                if l.trim().is_empty() {
+                    Err(anyhow!(
+                        "the {who} pod printed nothing: {}",
+                        describe_pod(pod)
+                    ))
+                } else {
+                    Ok(l)
+                }
+            })
+        };
+        let plog = outcome(&pods[0], "producer")?;
+        let clog = outcome(&pods[1], "consumer")?;
+        let missing = |pod: &Pod, who: &str, log: &str| {
+            anyhow!(
+                "the {who} pod printed no outcome: {}; its log ends with:\n{}",
+                describe_pod(pod),
+                tail(log, 10)
+            )
+        };
+        let po: ProducerOutcome =
+            last_json(&plog).ok_or_else(|| missing(&pods[0], "producer", &plog))?;
+        let co: ConsumerOutcome =
+            last_json(&clog).ok_or_else(|| missing(&pods[1], "consumer", &clog))?;
+        Ok((po, co))
+    }
+
+    fn measure_raw(
+        &mut self,
+        lab: &Lab,
+        label: &str,
+        workload: &Workload,
+        cfg: &BrokerConfig,
+        applied: &str,
+    ) -> Result<StepResult> {
+        let (po, co, topic) = self.run_load(workload)?;
+        let mut result = assemble(workload, &po, &co, Vec::new());
+        result.lab = Some(lab.id.clone());
+        result.label = Some(label.to_string());
+        result.broker = BrokerReport {
+            target: "kubernetes".into(),
+            bootstrap: self.bootstrap(),
+            requested: cfg.clone(),
+            effective: step::effective_summary(&self.effective, cfg),
+            applied: applied.to_string(),
+        };
+        result.workload.topic = Some(topic);
+        let mut env = step::environment(None, None, None);
+        env.lab_fingerprint = crate::provenance::lab_fingerprint(&lab.dir);
+        result.environment = env;
+        let mut m = Measurement {
+            result,
+            origin: std::time::UNIX_EPOCH + Duration::from_nanos(po.window_start_ns),
+            publish: po.publish,
+            e2e: co.e2e,
+        };
+        let file = self
+            .opts
+            .run_dir
+            .join(format!("{}.{}.json", lab.id, label.replace(' ', "-")));
+        m.save(&file)?;
+        Ok(m.result)
+    }
+
+    /// Applies `cfg` and measures `workload`; the result is kept and saved.
+    pub fn measure(
+        &mut self,
+        lab: &Lab,
+        label: &str,
+        cfg: &BrokerConfig,
+        workload: &Workload,
+    ) -> Result<StepResult> {
+        let applied = self.apply(cfg)?;
+        self.steps_done += 1;
+        self.say(&format!(
+            "[{}/{}] {} {label}: {} — broker {} ({})",
+            self.steps_done,
+            self.steps_planned.max(self.steps_done),
+            lab.id,
+            workload.describe(),
+            if cfg.is_empty() {
+                "(defaults)".to_string()
+            } else {
+                cfg.to_string()
+            },
+            applied.as_str()
+        ));
+        if applied == Applied::Restarted {
+            self.warm_up(workload)?;
+        }
+        let r = self.measure_raw(lab, label, workload, cfg, applied.as_str())?;
+        self.results.push(r.clone());
+        if !r.complete && cancel::interrupted() {
+            return Err(Interrupted.into());
+        }
+        Ok(r)
+    }
+
+    /// After a restart the broker's JVM runs interpreted code for a while:
+    /// a throw-away load first, as on the local target.
+    fn warm_up(&mut self, workload: &Workload) -> Result<()> {
+        let w = Workload {
+            messages: None,
+            duration: Some(WARM_UP),
+            warmup: Duration::ZERO,
+            ..workload.clone()
+        };
+        self.say("JIT warm-up of the restarted broker");
+        self.run_load(&w).map(|_| ())
+    }
+
+    /// Measures lab 01's broker at max to learn the cluster's capacity.
+    pub fn calibrate(&mut self, baseline: &Lab) -> Result<f64> {
+        if let Some(c) = self.capacity {
+            return Ok(c);
+        }
+        let mut w = baseline.workload(self.opts.quick, Some(1.0))?;
+        w.rate = None;
+        if self.apply(&baseline.broker)? == Applied::Restarted {
+            self.warm_up(&w)?;
+        }
+        self.say("calibrating: lab 01's broker at max throughput, to size the labs' offered load");
+        let cfg = baseline.broker.clone();
+        let r = self.measure_raw(baseline, "calibration", &w, &cfg, "calibrate")?;
+        let c = r.throughput.msgs_per_s.min(r.read_rate);
+        if !r.complete || c <= 0.0 {
+            anyhow::bail!(
+                "calibration did not complete: {}",
+                r.reason.unwrap_or_else(|| "no throughput".into())
+            );
+        }
+        self.capacity = Some(c);
+        Ok(c)
+    }
+}
+
+impl Drop for K8sSession {
+    fn drop(&mut self) {
+        self.cleanup();
+    }
+}
+
+impl crate::lab::run::LabTarget for K8sSession {
+    fn measure(
+        &mut self,
+        lab: &Lab,
+        label: &str,
+        cfg: &BrokerConfig,
+        workload: &Workload,
+    ) -> Result<StepResult> {
+        K8sSession::measure(self, lab, label, cfg, workload)
+    }
+    fn calibrate(&mut self, baseline: &Lab) -> Result<f64> {
+        K8sSession::calibrate(self, baseline)
+    }
+    fn quick(&self) -> bool {
+        self.opts.quick
+    }
+    fn run_dir(&self) -> &std::path::Path {
+        &self.opts.run_dir
+    }
+    fn set_steps_planned(&mut self, n: usize) {
+        self.steps_planned = n;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deadlines_follow_the_workload() {
+        let w = Workload {
+            duration: Some(Duration::from_secs(20)),
+            warmup: Duration::from_secs(5),
+            ..Default::default()
+        };
+        assert_eq!(run_estimate(&w), Duration::from_secs(25));
+        assert_eq!(consumer_timeout(&w), Duration::from_secs(230));
+        let w = Workload {
+            duration: None,
+            messages: Some(100_000),
+            rate: Some(10_000.0),
+            warmup: Duration::from_secs(2),
+            ..Default::default()
+        };
+        assert_eq!(run_estimate(&w), Duration::from_secs(12));
+        let w = Workload {
+            duration: None,
+            messages: Some(100_000),
+            rate: None,
+            ..Default::default()
+        };
+        assert_eq!(run_estimate(&w), Duration::from_secs(602));
+    }
+
+    #[test]
+    fn instance_labels_are_valid() {
+        assert_eq!(
+            instance_of(std::path::Path::new("results/20261123-051702-1")),
+            "run-20261123-051702-1"
+        );
+        let long = "x".repeat(100);
+        assert_eq!(instance_of(std::path::Path::new(&long)).len(), 63);
+    }
+
+    #[test]
+    fn dynamic_settings_are_read_from_the_effective_config() {
+        let mut eff = BTreeMap::new();
+        let ev = |v: &str, s: &str| EffectiveValue {
+            value: Some(v.into()),
+            source: s.into(),
+        };
+        eff.insert("num.io.threads".to_string(), ev("2", "DynamicBroker"));
+        eff.insert("num.network.threads".to_string(), ev("3", "Default"));
+        let d = dynamic_of(&eff);
+        assert_eq!(d.len(), 1);
+        assert_eq!(d["num.io.threads"], "2");
+    }
+}
