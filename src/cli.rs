@@ -258,6 +258,7 @@ pub struct TuneBenchArgs {
     /// Only the simulated surface (seconds, no broker).
     #[arg(long)]
     pub simulated_only: bool,
+    /// The tail latency the score is measured against (as in `klab tune`).
     #[arg(long = "slo-p99", value_name = "D", default_value = "100ms", value_parser = parse_nonzero_duration)]
     pub slo_p99: Duration,
     #[command(flatten)]

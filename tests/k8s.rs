@@ -1073,7 +1073,7 @@ fn the_demo_runs_every_lab_as_pods_with_the_runners_rights() {
     );
 
     // The summary as the local demo writes it, and in the ConfigMap.
-    klab::lab::run::write_summary(&run_dir, "test", &rows, &s.results, None).unwrap();
+    klab::lab::run::write_summary(&run_dir, "test", &rows, &s.ledger.results, None).unwrap();
     klab::k8s::demo::publish_summary(&s, &run_dir).unwrap();
     let cms: Api<ConfigMap> = Api::namespaced(s.kube.client(), ns);
     let cm = s.kube.block_on(cms.get("klab-summary")).unwrap();

@@ -6,7 +6,7 @@ use crate::cli::{
     DemoArgs, FixArgs, FixWith, LabCheckArgs, LabCommand, LabRunArgs, LabShowArgs, LabsDirArgs,
     SessionArgs,
 };
-use crate::error::{Interrupted, is_interrupted};
+use crate::error::is_interrupted;
 use crate::lab::file::{Fix, parse_fix_file};
 use crate::lab::run::{
     FixSource, Row, Session, SessionOptions, run_demo, run_lab, summary_table, write_summary,
@@ -211,7 +211,7 @@ pub fn conclude(
             &s.opts.run_dir,
             title,
             rows,
-            &s.results,
+            &s.ledger.results,
             args.json.as_deref(),
         )?;
         println!("{}", summary_table(rows));
@@ -244,13 +244,13 @@ fn run(a: &LabRunArgs) -> Result<i32> {
     let (labs, id) = load_with(a.session.dir.labs.as_deref(), &a.lab)?;
     let lab = labs.get(&id)?.clone();
     let mut s = session(&a.session)?;
-    s.steps_planned = if lab.extends.is_none() { 1 } else { 3 };
+    s.ledger.steps_planned = if lab.extends.is_none() { 1 } else { 3 };
     let started = Instant::now();
     let mut rows = Vec::new();
     let fix = fix_source(&a.fix, a.session.quick, 3, 6);
-    s.steps_planned = match &fix {
+    s.ledger.steps_planned = match &fix {
         FixSource::Tuner(o) if lab.extends.is_some() => 2 + o.budget,
-        _ => s.steps_planned,
+        _ => s.ledger.steps_planned,
     };
     let outcome = run_lab(&mut s, &labs, &lab, &fix).map(|r| rows = r);
     let code = conclude(
@@ -302,7 +302,7 @@ fn check(a: &LabCheckArgs) -> Result<i32> {
         ));
     }
     let mut s = session(&a.session)?;
-    s.steps_planned = 3;
+    s.ledger.steps_planned = 3;
     let started = Instant::now();
     let mut rows = Vec::new();
     let outcome = run_lab(&mut s, &labs, &lab, &FixSource::Given(fix.clone())).map(|r| rows = r);
@@ -419,16 +419,7 @@ pub fn demo(a: &DemoArgs) -> Result<i32> {
     let mut rows = Vec::new();
     let fix = fix_source(&a.fix, a.session.quick, 2, 4);
     let outcome = run_demo(&mut s, &labs, &fix, &mut rows);
-    if let Err(e) = &outcome
-        && !is_interrupted(e)
-        && !crate::cancel::interrupted()
-    {
-        eprintln!("klab: the demo stopped: {e:#}");
-    }
-    let outcome = match outcome {
-        Err(e) if is_interrupted(&e) => Err(Interrupted.into()),
-        other => other,
-    };
+    let outcome = crate::lab::run::demo_outcome(outcome);
     let code = conclude(
         &mut s,
         "klab demo: throughput and e2e p99 per lab",

@@ -2,7 +2,7 @@
 
 use crate::cli::{StrategyArg, TuneArgs};
 use crate::lab::load_with;
-use crate::lab::run::{LabMeasurer, Row, tuner_start};
+use crate::lab::run::{LabMeasurer, LabTarget, Row, tuner_start};
 use crate::stats::report::{write_atomic, write_json};
 use crate::tuner::space::{Candidate, Space};
 use crate::tuner::{Objective, Strategy, TuneOptions, trace, tune};
@@ -67,7 +67,7 @@ pub fn execute(a: &TuneArgs) -> Result<i32> {
             .join(", ")
     );
     let started = Instant::now();
-    s.steps_planned = opts.start_repeats + opts.budget;
+    s.ledger.steps_planned = opts.start_repeats + opts.budget;
     let outcome = (|| -> Result<crate::tuner::TuneReport> {
         let capacity = if lab.needs_capacity() {
             Some(s.calibrate(labs.baseline())?)
@@ -99,7 +99,7 @@ pub fn execute(a: &TuneArgs) -> Result<i32> {
                 &s.opts.run_dir,
                 "tune",
                 &rows,
-                &s.results,
+                &s.ledger.results,
                 a.session.json.as_deref(),
             );
             if crate::error::is_interrupted(&e) || crate::cancel::interrupted() {
@@ -225,7 +225,7 @@ pub fn bench(a: &crate::cli::TuneBenchArgs) -> Result<i32> {
         let lab = labs.get(&id)?.clone();
         let mut s = super::lab::session(&a.session)?;
         run_dir = Some(s.opts.run_dir.clone());
-        s.steps_planned = a.seeds * 2 * (a.budget + 2);
+        s.ledger.steps_planned = a.seeds * 2 * (a.budget + 2);
         let outcome = (|| -> Result<()> {
             let capacity = if lab.needs_capacity() {
                 Some(s.calibrate(labs.baseline())?)
@@ -289,6 +289,8 @@ pub fn bench(a: &crate::cli::TuneBenchArgs) -> Result<i32> {
         "min",
         "max",
         "median start records/s",
+        "median best e2e p99 ms",
+        "median best score",
         "reached optimum",
     ]);
     let mut summary = Vec::new();
@@ -317,6 +319,8 @@ pub fn bench(a: &crate::cli::TuneBenchArgs) -> Result<i32> {
                 crate::stats::table::fmt_rate(median(
                     sel.iter().map(|r| r.start_msgs_per_s).collect(),
                 )),
+                format!("{:.1}", median(sel.iter().map(|r| r.best_p99_ms).collect())),
+                format!("{:.0}", median(sel.iter().map(|r| r.best_score).collect())),
                 if surface == "simulated" {
                     format!("{reached}/{}", sel.len())
                 } else {
@@ -328,6 +332,8 @@ pub fn bench(a: &crate::cli::TuneBenchArgs) -> Result<i32> {
                 "median_best_msgs_per_s": med,
                 "min_best_msgs_per_s": best.iter().cloned().fold(f64::INFINITY, f64::min),
                 "max_best_msgs_per_s": best.iter().cloned().fold(0.0, f64::max),
+                "median_best_p99_ms": median(sel.iter().map(|r| r.best_p99_ms).collect()),
+                "median_best_score": median(sel.iter().map(|r| r.best_score).collect()),
                 "reached_optimum": if surface == "simulated" { Some(reached) } else { None },
             }));
         }

@@ -6,7 +6,7 @@ use super::objects;
 use super::session::{K8sOptions, K8sSession};
 use super::{BROKER_STATEFULSET, Timeouts};
 use crate::cli::DemoArgs;
-use crate::error::{Interrupted, is_interrupted};
+use crate::error::is_interrupted;
 use crate::lab::run::run_demo;
 use crate::lab::run::{FixSource, Row, summary_table, write_summary};
 use crate::lab::{Labs, labs_dir};
@@ -45,16 +45,7 @@ pub fn run(a: &DemoArgs, fix: FixSource) -> Result<i32> {
     let outcome = s
         .prepare()
         .and_then(|()| run_demo(&mut s, &labs, &fix, &mut rows));
-    if let Err(e) = &outcome
-        && !is_interrupted(e)
-        && !crate::cancel::interrupted()
-    {
-        eprintln!("klab: the demo stopped: {e:#}");
-    }
-    let outcome = match outcome {
-        Err(e) if is_interrupted(&e) => Err(Interrupted.into()),
-        other => other,
-    };
+    let outcome = crate::lab::run::demo_outcome(outcome);
     conclude(
         &mut s,
         "klab demo on Kubernetes: throughput and e2e p99 per lab",
@@ -78,7 +69,13 @@ pub fn conclude(
     s.cleanup();
     let dir = s.opts.run_dir.clone();
     if !rows.is_empty() {
-        write_summary(&dir, title, rows, &s.results, a.session.json.as_deref())?;
+        write_summary(
+            &dir,
+            title,
+            rows,
+            &s.ledger.results,
+            a.session.json.as_deref(),
+        )?;
         println!("{}", summary_table(rows));
         match publish_summary(s, &dir) {
             Ok(()) => println!(
@@ -126,7 +123,7 @@ pub fn publish_summary(s: &K8sSession, dir: &Path) -> Result<()> {
     let mut json =
         std::fs::read_to_string(dir.join("summary.json")).context("reading summary.json")?;
     if json.len() + txt.len() > CONFIGMAP_BUDGET {
-        let mut results = s.results.clone();
+        let mut results = s.ledger.results.clone();
         for r in &mut results {
             r.e2e_timeline.clear();
         }

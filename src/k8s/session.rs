@@ -14,7 +14,7 @@ use crate::broker::knobs;
 use crate::cancel;
 use crate::error::Interrupted;
 use crate::lab::Lab;
-use crate::lab::run::{Applied, WARM_UP};
+use crate::lab::run::{Applied, LabTarget, Ledger, WARM_UP};
 use crate::load::outcome::{ConsumerOutcome, ProducerOutcome, assemble};
 use crate::model::{BrokerConfig, BrokerReport, EffectiveValue, StepResult, Workload};
 use crate::step::{self, Measurement};
@@ -74,12 +74,8 @@ pub struct K8sSession {
     dynamic: BTreeMap<String, String>,
     /// The broker's effective config, as the last tuner pod reported it.
     effective: BTreeMap<String, EffectiveValue>,
-    /// Records/s of lab 01 at max, when a lab asks for a share of capacity.
-    pub capacity: Option<f64>,
-    pub results: Vec<StepResult>,
+    pub ledger: Ledger,
     pub restarts: u32,
-    steps_done: usize,
-    pub steps_planned: usize,
     /// Pods of this run that may still exist.
     live: Vec<String>,
 }
@@ -149,11 +145,8 @@ impl K8sSession {
             static_cfg: BrokerConfig::default(),
             dynamic: BTreeMap::new(),
             effective: BTreeMap::new(),
-            capacity: None,
-            results: Vec::new(),
+            ledger: Ledger::default(),
             restarts: 0,
-            steps_done: 0,
-            steps_planned: 0,
             live: Vec::new(),
         })
     }
@@ -161,14 +154,6 @@ impl K8sSession {
     /// Replaces where pod output comes from (tests without a kubelet).
     pub fn set_pod_logs(&mut self, logs: Box<dyn PodLogs>) {
         self.logs = logs;
-    }
-
-    fn say(&self, msg: &str) {
-        if self.opts.progress {
-            eprintln!("{msg}");
-        } else {
-            tracing::info!("{msg}");
-        }
     }
 
     fn bootstrap(&self) -> String {
@@ -544,7 +529,7 @@ impl K8sSession {
         Ok((po, co))
     }
 
-    fn measure_raw(
+    fn measure_pods(
         &mut self,
         lab: &Lab,
         label: &str,
@@ -581,43 +566,8 @@ impl K8sSession {
         Ok(m.result)
     }
 
-    /// Applies `cfg` and measures `workload`; the result is kept and saved.
-    pub fn measure(
-        &mut self,
-        lab: &Lab,
-        label: &str,
-        cfg: &BrokerConfig,
-        workload: &Workload,
-    ) -> Result<StepResult> {
-        let applied = self.apply(cfg)?;
-        self.steps_done += 1;
-        self.say(&format!(
-            "[{}/{}] {} {label}: {} — broker {} ({})",
-            self.steps_done,
-            self.steps_planned.max(self.steps_done),
-            lab.id,
-            workload.describe(),
-            if cfg.is_empty() {
-                "(defaults)".to_string()
-            } else {
-                cfg.to_string()
-            },
-            applied.as_str()
-        ));
-        if applied == Applied::Restarted {
-            self.warm_up(workload)?;
-        }
-        let r = self.measure_raw(lab, label, workload, cfg, applied.as_str())?;
-        self.results.push(r.clone());
-        if !r.complete && cancel::interrupted() {
-            return Err(Interrupted.into());
-        }
-        Ok(r)
-    }
-
-    /// After a restart the broker's JVM runs interpreted code for a while:
-    /// a throw-away load first, as on the local target.
-    fn warm_up(&mut self, workload: &Workload) -> Result<()> {
+    /// [`LabTarget::warm_up`]: the load as pods, for a few seconds.
+    fn warm_up_pods(&mut self, workload: &Workload) -> Result<()> {
         let w = Workload {
             messages: None,
             duration: Some(WARM_UP),
@@ -627,30 +577,6 @@ impl K8sSession {
         self.say("JIT warm-up of the restarted broker");
         self.run_load(&w).map(|_| ())
     }
-
-    /// Measures lab 01's broker at max to learn the cluster's capacity.
-    pub fn calibrate(&mut self, baseline: &Lab) -> Result<f64> {
-        if let Some(c) = self.capacity {
-            return Ok(c);
-        }
-        let mut w = baseline.workload(self.opts.quick, Some(1.0))?;
-        w.rate = None;
-        if self.apply(&baseline.broker)? == Applied::Restarted {
-            self.warm_up(&w)?;
-        }
-        self.say("calibrating: lab 01's broker at max throughput, to size the labs' offered load");
-        let cfg = baseline.broker.clone();
-        let r = self.measure_raw(baseline, "calibration", &w, &cfg, "calibrate")?;
-        let c = r.throughput.msgs_per_s.min(r.read_rate);
-        if !r.complete || c <= 0.0 {
-            anyhow::bail!(
-                "calibration did not complete: {}",
-                r.reason.unwrap_or_else(|| "no throughput".into())
-            );
-        }
-        self.capacity = Some(c);
-        Ok(c)
-    }
 }
 
 impl Drop for K8sSession {
@@ -659,18 +585,9 @@ impl Drop for K8sSession {
     }
 }
 
-impl crate::lab::run::LabTarget for K8sSession {
-    fn measure(
-        &mut self,
-        lab: &Lab,
-        label: &str,
-        cfg: &BrokerConfig,
-        workload: &Workload,
-    ) -> Result<StepResult> {
-        K8sSession::measure(self, lab, label, cfg, workload)
-    }
-    fn calibrate(&mut self, baseline: &Lab) -> Result<f64> {
-        K8sSession::calibrate(self, baseline)
+impl LabTarget for K8sSession {
+    fn ledger(&mut self) -> &mut Ledger {
+        &mut self.ledger
     }
     fn quick(&self) -> bool {
         self.opts.quick
@@ -678,8 +595,24 @@ impl crate::lab::run::LabTarget for K8sSession {
     fn run_dir(&self) -> &std::path::Path {
         &self.opts.run_dir
     }
-    fn set_steps_planned(&mut self, n: usize) {
-        self.steps_planned = n;
+    fn say(&self, msg: &str) {
+        crate::lab::run::say(self.opts.progress, msg)
+    }
+    fn apply(&mut self, cfg: &BrokerConfig) -> Result<Applied> {
+        K8sSession::apply(self, cfg)
+    }
+    fn warm_up(&mut self, workload: &Workload) -> Result<()> {
+        self.warm_up_pods(workload)
+    }
+    fn measure_raw(
+        &mut self,
+        lab: &Lab,
+        label: &str,
+        workload: &Workload,
+        cfg: &BrokerConfig,
+        applied: &str,
+    ) -> Result<StepResult> {
+        self.measure_pods(lab, label, workload, cfg, applied)
     }
 }
 

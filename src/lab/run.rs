@@ -31,6 +31,15 @@ pub struct SessionOptions {
     pub progress: bool,
 }
 
+/// A progress line: on stderr when progress shows, else in the log.
+pub fn say(progress: bool, msg: &str) {
+    if progress {
+        eprintln!("{msg}");
+    } else {
+        tracing::info!("{msg}");
+    }
+}
+
 /// How long the throw-away load after a broker (re)start runs.
 pub const WARM_UP: std::time::Duration = std::time::Duration::from_secs(6);
 
@@ -44,6 +53,11 @@ pub enum Applied {
 }
 
 impl Applied {
+    /// A fresh JVM: its JIT needs a throw-away load before a measurement.
+    pub fn fresh_jvm(self) -> bool {
+        matches!(self, Applied::Started | Applied::Restarted)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Applied::Started => "static (started)",
@@ -60,17 +74,26 @@ pub enum SessionBroker {
     External(ExternalBroker),
 }
 
+/// What every target keeps of a session: the steps measured so far and the
+/// capacity calibration found.
+#[derive(Debug, Default)]
+pub struct Ledger {
+    /// Records/s of lab 01 at max, when a lab asks for a share of capacity.
+    pub capacity: Option<f64>,
+    /// Every step measured, in order (calibration and warm-ups excluded).
+    pub results: Vec<StepResult>,
+    pub steps_done: usize,
+    /// For the progress line `[done/planned]`.
+    pub steps_planned: usize,
+}
+
 /// A lab session: one broker, a secret, the measurements so far.
 pub struct Session {
     pub opts: SessionOptions,
     broker: Option<SessionBroker>,
     secret: Secret,
-    /// Records/s of lab 01 at max, when a lab asks for a share of capacity.
-    pub capacity: Option<f64>,
-    pub results: Vec<StepResult>,
+    pub ledger: Ledger,
     pub restarts: u32,
-    steps_done: usize,
-    pub steps_planned: usize,
 }
 
 impl Session {
@@ -81,20 +104,9 @@ impl Session {
             opts,
             broker: None,
             secret: Secret::from_env_or_random()?,
-            capacity: None,
-            results: Vec::new(),
+            ledger: Ledger::default(),
             restarts: 0,
-            steps_done: 0,
-            steps_planned: 0,
         })
-    }
-
-    fn say(&self, msg: &str) {
-        if self.opts.progress {
-            eprintln!("{msg}");
-        } else {
-            tracing::info!("{msg}");
-        }
     }
 
     /// Uses a broker klab does not own: only dynamic changes are possible.
@@ -184,40 +196,7 @@ impl Session {
         Ok(Applied::Dynamic)
     }
 
-    /// Measures lab 01's broker at max to learn this machine's capacity.
-    pub fn calibrate(&mut self, baseline: &Lab) -> Result<f64> {
-        if let Some(c) = self.capacity {
-            return Ok(c);
-        }
-        let mut w = baseline.workload(self.opts.quick, Some(1.0))?;
-        w.rate = None;
-        // On a broker klab does not own, calibrate it as it is.
-        let cfg = match &self.broker {
-            Some(SessionBroker::External(b)) => b.config(),
-            _ => {
-                let applied = self.apply(&baseline.broker)?;
-                if matches!(applied, Applied::Started | Applied::Restarted) {
-                    self.warm_up(&w)?;
-                }
-                baseline.broker.clone()
-            }
-        };
-        self.say("calibrating: lab 01's broker at max throughput, to size the labs' offered load");
-        let m = self.measure_raw(baseline, "calibration", &w, &cfg, "calibrate")?;
-        // What the whole pipeline sustains: the broker acknowledging and the
-        // consumer reading (on a small machine they share the cores).
-        let c = m.result.throughput.msgs_per_s.min(m.result.read_rate);
-        if !m.result.complete || c <= 0.0 {
-            anyhow::bail!(
-                "calibration did not complete: {}",
-                m.result.reason.unwrap_or_else(|| "no throughput".into())
-            );
-        }
-        self.capacity = Some(c);
-        Ok(c)
-    }
-
-    fn measure_raw(
+    fn measure_step(
         &mut self,
         lab: &Lab,
         label: &str,
@@ -251,45 +230,9 @@ impl Session {
         Ok(m)
     }
 
-    /// Applies `cfg` and measures `workload`; the result is kept and saved.
-    pub fn measure(
-        &mut self,
-        lab: &Lab,
-        label: &str,
-        cfg: &BrokerConfig,
-        workload: &Workload,
-    ) -> Result<StepResult> {
-        let applied = self.apply(cfg)?;
-        self.steps_done += 1;
-        self.say(&format!(
-            "[{}/{}] {} {label}: {} — broker {} ({})",
-            self.steps_done,
-            self.steps_planned.max(self.steps_done),
-            lab.id,
-            workload.describe(),
-            if cfg.is_empty() {
-                "(defaults)".to_string()
-            } else {
-                cfg.to_string()
-            },
-            applied.as_str()
-        ));
-        if matches!(applied, Applied::Started | Applied::Restarted) {
-            self.warm_up(workload)?;
-        }
-        let m = self.measure_raw(lab, label, workload, cfg, applied.as_str())?;
-        self.results.push(m.result.clone());
-        if !m.result.complete && cancel::interrupted() {
-            return Err(Interrupted.into());
-        }
-        Ok(m.result)
-    }
-
-    /// A fresh JVM runs interpreted code until its JIT compiler catches up,
-    /// which takes longer than a step's warm-up. After every (re)start, run
-    /// the step's load for a few seconds and throw the result away, so a
-    /// step after a restart is not slower than one without.
-    fn warm_up(&mut self, workload: &Workload) -> Result<()> {
+    /// [`LabTarget::warm_up`] on the local broker (an external one is left
+    /// alone: klab did not start it).
+    fn warm_up_local(&mut self, workload: &Workload) -> Result<()> {
         let Some(SessionBroker::Local(b)) = self.broker.as_mut() else {
             return Ok(());
         };
@@ -341,9 +284,40 @@ fn refused_start(e: anyhow::Error) -> anyhow::Error {
 }
 
 /// What the lab runner needs from a target: the local broker ([`Session`])
-/// or a Kubernetes cluster (`k8s::session::K8sSession`). Both run the same
-/// labs through [`run_labs`], [`run_demo`] and [`tune_lab`].
+/// or a Kubernetes cluster (`k8s::session::K8sSession`). A target says how
+/// it changes its broker and measures a load; how a step is counted, warmed
+/// up and kept, and how capacity is calibrated, is the same for every target
+/// (the provided methods). Both run the same labs through [`run_labs`],
+/// [`run_demo`] and [`tune_lab`].
 pub trait LabTarget {
+    fn ledger(&mut self) -> &mut Ledger;
+    fn quick(&self) -> bool;
+    fn run_dir(&self) -> &Path;
+    /// A progress line (stderr with progress on, else the log).
+    fn say(&self, msg: &str);
+    /// Brings the broker to `cfg`: start, dynamic change or restart.
+    fn apply(&mut self, cfg: &BrokerConfig) -> Result<Applied>;
+    /// Runs `workload` for a few seconds and throws the result away: a
+    /// fresh JVM runs interpreted code until its JIT compiler catches up,
+    /// which takes longer than a step's warm-up, so a step right after a
+    /// (re)start would otherwise measure worse than one without.
+    fn warm_up(&mut self, workload: &Workload) -> Result<()>;
+    /// Measures `workload` on the broker as it is now and saves the result
+    /// in the run directory (`applied` says how `cfg` got there).
+    fn measure_raw(
+        &mut self,
+        lab: &Lab,
+        label: &str,
+        workload: &Workload,
+        cfg: &BrokerConfig,
+        applied: &str,
+    ) -> Result<StepResult>;
+    /// A broker klab cannot reconfigure (one it does not own) is calibrated
+    /// as it is: its config. None: apply lab 01's broker first.
+    fn fixed_config(&self) -> Option<BrokerConfig> {
+        None
+    }
+
     /// Applies `cfg` and measures `workload`; the result is kept and saved.
     fn measure(
         &mut self,
@@ -351,26 +325,72 @@ pub trait LabTarget {
         label: &str,
         cfg: &BrokerConfig,
         workload: &Workload,
-    ) -> Result<StepResult>;
-    /// Lab 01's broker at max: what this machine or cluster sustains.
-    fn calibrate(&mut self, baseline: &Lab) -> Result<f64>;
-    fn quick(&self) -> bool;
-    fn run_dir(&self) -> &Path;
-    fn set_steps_planned(&mut self, n: usize);
+    ) -> Result<StepResult> {
+        let applied = self.apply(cfg)?;
+        let ledger = self.ledger();
+        ledger.steps_done += 1;
+        let (done, planned) = (
+            ledger.steps_done,
+            ledger.steps_planned.max(ledger.steps_done),
+        );
+        self.say(&format!(
+            "[{done}/{planned}] {} {label}: {} — broker {} ({})",
+            lab.id,
+            workload.describe(),
+            if cfg.is_empty() {
+                "(defaults)".to_string()
+            } else {
+                cfg.to_string()
+            },
+            applied.as_str()
+        ));
+        if applied.fresh_jvm() {
+            self.warm_up(workload)?;
+        }
+        let r = self.measure_raw(lab, label, workload, cfg, applied.as_str())?;
+        self.ledger().results.push(r.clone());
+        if !r.complete && cancel::interrupted() {
+            return Err(Interrupted.into());
+        }
+        Ok(r)
+    }
+
+    /// Lab 01's broker at max: what this machine or cluster sustains (once
+    /// per session).
+    fn calibrate(&mut self, baseline: &Lab) -> Result<f64> {
+        if let Some(c) = self.ledger().capacity {
+            return Ok(c);
+        }
+        let mut w = baseline.workload(self.quick(), Some(1.0))?;
+        w.rate = None;
+        let cfg = match self.fixed_config() {
+            Some(cfg) => cfg,
+            None => {
+                if self.apply(&baseline.broker)?.fresh_jvm() {
+                    self.warm_up(&w)?;
+                }
+                baseline.broker.clone()
+            }
+        };
+        self.say("calibrating: lab 01's broker at max throughput, to size the labs' offered load");
+        let r = self.measure_raw(baseline, "calibration", &w, &cfg, "calibrate")?;
+        // What the whole pipeline sustains: the broker acknowledging and the
+        // consumer reading (on a small machine they share the cores).
+        let c = r.throughput.msgs_per_s.min(r.read_rate);
+        if !r.complete || c <= 0.0 {
+            anyhow::bail!(
+                "calibration did not complete: {}",
+                r.reason.unwrap_or_else(|| "no throughput".into())
+            );
+        }
+        self.ledger().capacity = Some(c);
+        Ok(c)
+    }
 }
 
 impl LabTarget for Session {
-    fn measure(
-        &mut self,
-        lab: &Lab,
-        label: &str,
-        cfg: &BrokerConfig,
-        workload: &Workload,
-    ) -> Result<StepResult> {
-        Session::measure(self, lab, label, cfg, workload)
-    }
-    fn calibrate(&mut self, baseline: &Lab) -> Result<f64> {
-        Session::calibrate(self, baseline)
+    fn ledger(&mut self) -> &mut Ledger {
+        &mut self.ledger
     }
     fn quick(&self) -> bool {
         self.opts.quick
@@ -378,8 +398,47 @@ impl LabTarget for Session {
     fn run_dir(&self) -> &Path {
         &self.opts.run_dir
     }
-    fn set_steps_planned(&mut self, n: usize) {
-        self.steps_planned = n;
+    fn say(&self, msg: &str) {
+        say(self.opts.progress, msg)
+    }
+    fn apply(&mut self, cfg: &BrokerConfig) -> Result<Applied> {
+        Session::apply(self, cfg)
+    }
+    fn warm_up(&mut self, workload: &Workload) -> Result<()> {
+        self.warm_up_local(workload)
+    }
+    fn measure_raw(
+        &mut self,
+        lab: &Lab,
+        label: &str,
+        workload: &Workload,
+        cfg: &BrokerConfig,
+        applied: &str,
+    ) -> Result<StepResult> {
+        self.measure_step(lab, label, workload, cfg, applied)
+            .map(|m| m.result)
+    }
+    fn fixed_config(&self) -> Option<BrokerConfig> {
+        match &self.broker {
+            Some(SessionBroker::External(b)) => Some(b.config()),
+            _ => None,
+        }
+    }
+}
+
+/// A demo's outcome as its summary wants it: an error is said at once
+/// (the summary of what was measured follows), and an interruption, however
+/// wrapped, becomes plain [`Interrupted`].
+pub fn demo_outcome(outcome: Result<()>) -> Result<()> {
+    match outcome {
+        Err(e) if crate::error::is_interrupted(&e) => Err(Interrupted.into()),
+        Err(e) => {
+            if !cancel::interrupted() {
+                eprintln!("klab: the demo stopped: {e:#}");
+            }
+            Err(e)
+        }
+        ok => ok,
     }
 }
 
@@ -718,7 +777,7 @@ pub fn run_demo(
         FixSource::Tuner(o) => 1 + o.budget,
         _ => 2,
     };
-    session.set_steps_planned(1 + per_lab * (labs.labs.len() - 1));
+    session.ledger().steps_planned = 1 + per_lab * (labs.labs.len() - 1);
     let all: Vec<&Lab> = labs.labs.iter().skip(1).collect();
     run_labs(session, labs, &all, fix, rows)
 }
