@@ -54,6 +54,20 @@ pub struct StepOptions {
     pub requested: BrokerConfig,
     /// How they reached the broker: static, dynamic or external.
     pub applied: String,
+    /// A throw-away load (the JIT warm-up): once the producers are done the
+    /// consumer is stopped instead of waited for.
+    pub throwaway: bool,
+    /// Overrides [`catch_up_limit`] (tests).
+    pub catch_up: Option<Duration>,
+}
+
+/// How long the consumer may keep reading after the producers are done
+/// before the step ends incomplete: a broker that takes writes faster than
+/// it serves reads (tiny `socket.send.buffer.bytes`, for one) would
+/// otherwise hold the step for as long as the backlog takes to drain.
+pub fn catch_up_limit(w: &Workload) -> Duration {
+    let planned = w.warmup + w.duration.unwrap_or(Duration::ZERO);
+    (planned * 2).max(Duration::from_secs(60))
 }
 
 /// A result plus the histograms behind it.
@@ -220,8 +234,8 @@ pub fn measure(
     let bar = crate::stats::progress::StepBar::new(opts.progress, &opts.title, workload);
 
     let mut broker_died: Option<anyhow::Error> = None;
-    let (preport, creport): (Result<ProducerReport>, Result<ConsumerReport>) =
-        std::thread::scope(|s| {
+    let (preport, creport): (Result<ProducerReport>, Result<ConsumerReport>) = std::thread::scope(
+        |s| {
             let c = s.spawn(|| consumer::run(&cspec, &clock, &cancel, &handle));
             // Start producing only once the consumer is assigned.
             let ready_deadline = Instant::now() + Duration::from_secs(30);
@@ -237,7 +251,21 @@ pub fn measure(
                 r
             });
             // Watch the broker and draw progress until everyone is done.
+            let catch_up = opts.catch_up.unwrap_or_else(|| catch_up_limit(workload));
+            let mut producers_end: Option<Instant> = None;
             while !(p.is_finished() && c.is_finished()) {
+                if p.is_finished() && !cancel.is_cancelled() {
+                    let end = *producers_end.get_or_insert_with(Instant::now);
+                    if opts.throwaway {
+                        cancel.cancel("a throw-away load: the consumer is not waited for");
+                    } else if end.elapsed() >= catch_up {
+                        cancel.cancel(format!(
+                            "the consumer fell behind: {} records read {}s after the producers were done, and the end-of-run markers not yet reached (the broker serves reads slower than it takes writes)",
+                            handle.consumed(),
+                            catch_up.as_secs()
+                        ));
+                    }
+                }
                 if let Target::Local(b) = target
                     && broker_died.is_none()
                     && let Some(status) = b.exited()
@@ -258,10 +286,11 @@ pub fn measure(
                 .map_err(|_| anyhow!("the consumer thread panicked"))
                 .and_then(|r| r);
             (pr, cr)
-        });
+        },
+    );
     bar.finish();
 
-    if created && broker_died.is_none() && !cancel.is_cancelled() {
+    if created && broker_died.is_none() && !crate::cancel::interrupted() {
         // Free the disk; a failure here does not change the measurement.
         if let Err(e) = admin.delete_topic(&topic) {
             tracing::warn!("could not delete topic {topic}: {e:#}");

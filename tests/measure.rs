@@ -256,3 +256,44 @@ fn effective_config_reads_back_heap_and_io_threads() {
     assert_eq!(b.effective()["heap"].value.as_deref(), Some("384m"));
     assert_eq!(b.effective()["num.io.threads"].value.as_deref(), Some("8"));
 }
+
+/// A broker with a tiny send buffer takes writes far faster than it serves
+/// reads: the consumer falls behind. The step must still end, soon after
+/// the producers, marked incomplete with the reason, and count nothing as
+/// lost (the records are on the broker, just not read yet).
+#[test]
+fn a_consumer_that_falls_behind_ends_the_step_incomplete() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = BrokerConfig::default();
+    cfg.properties
+        .insert("socket.send.buffer.bytes".into(), "8192".into());
+    let mut b = start_broker(dir.path(), cfg);
+    let w = Workload {
+        rate: Some(20_000.0),
+        messages: None,
+        duration: Some(Duration::from_secs(3)),
+        warmup: Duration::from_millis(500),
+        message_bytes: 1024,
+        partitions: 3,
+        ..Workload::default()
+    };
+    let t0 = Instant::now();
+    let m = measure(
+        &mut Target::Local(&mut b),
+        &w,
+        &secret(),
+        &StepOptions {
+            catch_up: Some(Duration::from_secs(2)),
+            ..StepOptions::default()
+        },
+    )
+    .unwrap();
+    let r = &m.result;
+    assert!(!r.complete, "the consumer kept up: {r:?}");
+    let reason = r.reason.clone().unwrap_or_default();
+    assert!(reason.contains("the consumer fell behind"), "{reason}");
+    assert!(r.consumed < r.acked, "{} of {}", r.consumed, r.acked);
+    assert_eq!((r.lost, r.duplicated, r.corrupt), (0, 0, 0));
+    // Bounded: without the limit the backlog would take minutes to read.
+    assert!(t0.elapsed() < Duration::from_secs(40), "{:?}", t0.elapsed());
+}

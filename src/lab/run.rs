@@ -220,6 +220,7 @@ impl Session {
             lab_fingerprint: crate::provenance::lab_fingerprint(&lab.dir),
             requested: cfg.clone(),
             applied: applied.to_string(),
+            ..Default::default()
         };
         let mut m = step::measure(&mut target, workload, &self.secret, &opts)?;
         let file = self
@@ -245,6 +246,7 @@ impl Session {
         let opts = StepOptions {
             progress: self.opts.progress,
             title: "JIT warm-up".into(),
+            throwaway: true,
             ..Default::default()
         };
         let m = step::measure(&mut Target::Local(b), &w, &self.secret, &opts)?;
