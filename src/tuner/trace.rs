@@ -5,6 +5,7 @@ use super::TuneReport;
 use crate::model::BrokerConfig;
 use crate::stats::plot::{self, Bar, Kind};
 use crate::stats::table::{align_numbers, fmt_ms, fmt_rate, new_table};
+use comfy_table::{CellAlignment, ColumnConstraint, Width};
 
 pub fn table(r: &TuneReport) -> String {
     let mut t = new_table(&[
@@ -58,6 +59,15 @@ pub fn table(r: &TuneReport) -> String {
         ]);
     }
     align_numbers(&mut t);
+    // The two text columns read left to right and wrap, so a repair trial
+    // that changes every knob does not make the table hundreds of columns
+    // wide.
+    for (i, width) in [(1, 64), (6, 56)] {
+        if let Some(c) = t.column_mut(i) {
+            c.set_cell_alignment(CellAlignment::Left);
+            c.set_constraint(ColumnConstraint::UpperBoundary(Width::Fixed(width)));
+        }
+    }
     t.to_string()
 }
 
@@ -201,6 +211,10 @@ mod tests {
         assert_eq!(back, r.best_config.broker);
         let t = table(&r);
         assert!(t.contains("start"));
+        // The first trial repairs every knob at once; the table still fits
+        // a wide terminal.
+        let widest = t.lines().map(|l| l.chars().count()).max().unwrap_or(0);
+        assert!(widest <= 200, "{widest} columns:\n{t}");
         assert!(plot(&r, "t").contains("<svg"));
     }
 }
