@@ -160,7 +160,8 @@ fn sum_progress(slots: &[Mutex<ProducerProgress>]) -> ProducerProgress {
     t
 }
 
-fn fresh_topic() -> String {
+/// A topic name no earlier run used: `klab-<ms since the epoch>-<random>`.
+pub fn fresh_topic() -> String {
     let ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis())

@@ -2,11 +2,8 @@
 
 use crate::bench::{self, BenchOptions, Phase};
 use crate::broker::kafka_home::KafkaHome;
-use crate::broker::local::{LocalBroker, LocalOptions};
 use crate::cli::KafkaArgs;
-use crate::error::Interrupted;
 use crate::model::BrokerConfig;
-use crate::stats::progress::spinner;
 use crate::stats::report::{check_writable, new_run_dir};
 use crate::usage;
 use anyhow::{Context, Result};
@@ -74,23 +71,8 @@ pub fn execute(args: &BenchArgs) -> Result<i32> {
     let kafka = KafkaHome::locate(args.kafka.kafka_home.as_deref())?;
     crate::broker::kafka_home::java()?;
     let run_dir = new_run_dir(&args.results)?;
-    let sp = spinner(show, &format!("starting Kafka {}", kafka.version));
-    let started = LocalBroker::start(LocalOptions::new(
-        kafka,
-        run_dir.join("broker"),
-        BrokerConfig::default(),
-    ));
-    if let Some(sp) = sp {
-        sp.finish_and_clear();
-    }
-    let mut broker = match started {
-        Ok(b) => b,
-        Err(e) if crate::cancel::interrupted() => {
-            tracing::debug!("start interrupted: {e:#}");
-            return Err(Interrupted.into());
-        }
-        Err(e) => return Err(e),
-    };
+    let mut broker =
+        super::start_local_broker(show, kafka, run_dir.join("broker"), BrokerConfig::default())?;
     let report = bench::run(&mut broker, &opts);
     broker.stop().context("stopping the broker")?;
     let report = report?;

@@ -52,6 +52,35 @@ pub fn check_bootstrap(bootstrap: &str) -> anyhow::Result<()> {
     ))
 }
 
+/// Starts the local broker for `klab run` and `klab bench`, with a spinner;
+/// Ctrl-C during the start is an interruption, not a failure.
+pub fn start_local_broker(
+    show: bool,
+    kafka: crate::broker::kafka_home::KafkaHome,
+    dir: std::path::PathBuf,
+    cfg: crate::model::BrokerConfig,
+) -> anyhow::Result<crate::broker::local::LocalBroker> {
+    let what = if cfg.is_empty() {
+        format!("starting Kafka {}", kafka.version)
+    } else {
+        format!("starting Kafka {} ({cfg})", kafka.version)
+    };
+    let sp = crate::stats::progress::spinner(show, &what);
+    let started = crate::broker::local::LocalBroker::start(
+        crate::broker::local::LocalOptions::new(kafka, dir, cfg),
+    );
+    if let Some(sp) = sp {
+        sp.finish_and_clear();
+    }
+    match started {
+        Err(e) if crate::cancel::interrupted() => {
+            tracing::debug!("start interrupted: {e:#}");
+            Err(crate::error::Interrupted.into())
+        }
+        other => other,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

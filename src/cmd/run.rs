@@ -1,11 +1,8 @@
 //! `klab run`: one measurement.
 
 use crate::broker::kafka_home::KafkaHome;
-use crate::broker::local::{LocalBroker, LocalOptions};
 use crate::cli::RunArgs;
-use crate::error::Interrupted;
 use crate::load::payload::Secret;
-use crate::stats::progress::spinner;
 use crate::stats::report::{check_writable, new_run_dir};
 use crate::stats::table::step_table;
 use crate::step::{self, StepOptions, Target};
@@ -52,26 +49,8 @@ pub fn execute(args: &RunArgs) -> Result<i32> {
     let kafka = KafkaHome::locate(args.kafka.kafka_home.as_deref())?;
     crate::broker::kafka_home::java()?;
     let run_dir = new_run_dir(&args.results)?;
-    let sp = spinner(
-        show,
-        &format!("starting Kafka {} ({})", kafka.version, requested),
-    );
-    let started = LocalBroker::start(LocalOptions::new(
-        kafka,
-        run_dir.join("broker"),
-        requested.clone(),
-    ));
-    if let Some(sp) = sp {
-        sp.finish_and_clear();
-    }
-    let mut broker = match started {
-        Ok(b) => b,
-        Err(e) if crate::cancel::interrupted() => {
-            tracing::debug!("start interrupted: {e:#}");
-            return Err(Interrupted.into());
-        }
-        Err(e) => return Err(e),
-    };
+    let mut broker =
+        super::start_local_broker(show, kafka, run_dir.join("broker"), requested.clone())?;
     let opts = StepOptions {
         progress: show,
         title: "run".into(),

@@ -96,17 +96,6 @@ pub fn consumer_timeout(w: &Workload) -> Duration {
     run_estimate(w) * 2 + Duration::from_secs(180)
 }
 
-fn fresh_topic() -> String {
-    let ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis())
-        .unwrap_or(0);
-    format!(
-        "klab-{ms}-{:04x}",
-        crate::load::payload::random_producer_id() & 0xffff
-    )
-}
-
 /// The per-broker dynamic settings in an effective config.
 fn dynamic_of(eff: &BTreeMap<String, EffectiveValue>) -> BTreeMap<String, String> {
     eff.iter()
@@ -464,7 +453,7 @@ impl K8sSession {
     /// One load: a consumer pod (creates the topic, deletes it at the end)
     /// and, once it runs, a producer pod; returns their outcomes.
     fn run_load(&mut self, w: &Workload) -> Result<(ProducerOutcome, ConsumerOutcome, String)> {
-        let topic = fresh_topic();
+        let topic = step::fresh_topic();
         let r = self.run_load_pods(w, &topic);
         self.cleanup();
         r.map(|(p, c)| (p, c, topic))
