@@ -430,15 +430,20 @@ pub struct WorkloadArgs {
 }
 
 pub fn parse_producers(s: &str) -> Result<u32, String> {
-    let n: u32 = s
+    parse_count(s, limits::MAX_PRODUCERS)
+}
+
+/// A whole number in 1..=max, with the messages every count flag uses.
+fn parse_count<T>(s: &str, max: T) -> Result<T, String>
+where
+    T: std::str::FromStr + PartialOrd + From<u8> + std::fmt::Display + Copy,
+{
+    let n: T = s
         .trim()
         .parse()
         .map_err(|_| format!("'{s}' is not a whole number"))?;
-    if !(1..=limits::MAX_PRODUCERS).contains(&n) {
-        return Err(format!(
-            "{n} is not allowed; expected 1..={}",
-            limits::MAX_PRODUCERS
-        ));
+    if n < T::from(1) || n > max {
+        return Err(format!("{n} is not allowed; expected 1..={max}"));
     }
     Ok(n)
 }
@@ -592,17 +597,7 @@ pub fn parse_message_bytes(s: &str) -> Result<usize, String> {
 }
 
 pub fn parse_partitions(s: &str) -> Result<i32, String> {
-    let n: i32 = s
-        .trim()
-        .parse()
-        .map_err(|_| format!("'{s}' is not a whole number"))?;
-    if !(1..=limits::MAX_PARTITIONS).contains(&n) {
-        return Err(format!(
-            "{n} is not allowed; expected 1..={}",
-            limits::MAX_PARTITIONS
-        ));
-    }
-    Ok(n)
+    parse_count(s, limits::MAX_PARTITIONS)
 }
 
 pub fn parse_acks(s: &str) -> Result<Acks, String> {
