@@ -14,6 +14,10 @@
 //! Linux only: the testenv script relies on /proc, setsid and flock.
 #![cfg(target_os = "linux")]
 
+mod common;
+
+use common::wait_for;
+
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod};
 use klab::k8s::api::{Kube, RolloutFailed};
@@ -190,22 +194,6 @@ fn kube_as(ns: &str, who: Option<&str>) -> Kube {
 
 const RUNNER: &str = "system:serviceaccount:klab:klab-runner";
 const TUNER: &str = "system:serviceaccount:klab:klab-tuner";
-
-/// Polls `f` until it returns Some, or fails after `timeout`.
-#[track_caller]
-fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {timeout:?} waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
 
 // ------------------------------------------------------------ a fake kubelet
 
