@@ -35,7 +35,9 @@ impl std::fmt::Display for Refused {
 
 impl std::error::Error for Refused {}
 
-/// Errors worth a retry: the connection went away, or timed out.
+/// Errors worth a retry: the connection went away, or timed out. `msg`
+/// must carry the whole chain of an error (`{e:#}`), not only its outermost
+/// context, which names the call but not what went wrong.
 fn is_transient(msg: &str) -> bool {
     [
         "Transport",
@@ -47,6 +49,13 @@ fn is_transient(msg: &str) -> bool {
     ]
     .iter()
     .any(|w| msg.contains(w))
+}
+
+/// [`is_transient`] over an error's whole chain: the context klab adds
+/// ("describing the configs of broker 1") hides rdkafka's error from
+/// `to_string()`.
+fn worth_retry(e: &anyhow::Error) -> bool {
+    is_transient(&format!("{e:#}"))
 }
 
 pub struct Admin {
@@ -193,8 +202,8 @@ impl Admin {
         loop {
             match self.describe_broker_once(node_id) {
                 Ok(m) => return Ok(m),
-                Err(e) if Instant::now() < deadline && is_transient(&e.to_string()) => {
-                    tracing::debug!("describe configs: {e:#}; retrying");
+                Err(e) if Instant::now() < deadline && worth_retry(&e) => {
+                    tracing::info!("describe configs: {e:#}; retrying");
                     std::thread::sleep(Duration::from_millis(200));
                 }
                 Err(e) => return Err(e),
@@ -261,5 +270,38 @@ impl Admin {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+
+    #[test]
+    fn a_dropped_connection_under_context_is_retried() {
+        // What DescribeConfigs returns when a network thread pool shrinks
+        // under the admin client's connection, as describe_broker_once
+        // wraps it.
+        let e = anyhow::Error::new(KafkaError::AdminOp(
+            RDKafkaErrorCode::BrokerTransportFailure,
+        ))
+        .context("describing the configs of broker 1");
+        assert!(!is_transient(&e.to_string()), "the context alone hides it");
+        assert!(worth_retry(&e));
+        let timed_out =
+            anyhow::Error::new(KafkaError::AdminOp(RDKafkaErrorCode::OperationTimedOut))
+                .context("describing the configs of broker 1");
+        assert!(worth_retry(&timed_out));
+    }
+
+    #[test]
+    fn a_refusal_is_not_retried() {
+        let e = anyhow::Error::new(KafkaError::AdminOp(RDKafkaErrorCode::InvalidConfig))
+            .context("describing the configs of broker 1");
+        assert!(!worth_retry(&e));
+        assert!(!worth_retry(&anyhow!(
+            "describing broker 1: unknown broker"
+        )));
     }
 }
