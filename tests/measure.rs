@@ -297,3 +297,32 @@ fn a_consumer_that_falls_behind_ends_the_step_incomplete() {
     // Bounded: without the limit the backlog would take minutes to read.
     assert!(t0.elapsed() < Duration::from_secs(40), "{:?}", t0.elapsed());
 }
+
+/// Kafka 4.1 can hang in its shutdown hook when SIGTERM comes within
+/// ~300 ms of a shrink of `num.io.threads` (a removed request handler takes
+/// a live one's shutdown request). klab waits for the removed threads
+/// before it stops the broker; without that, most of these stops ended in
+/// SIGKILL after the grace period.
+#[test]
+fn stopping_right_after_shrinking_io_threads_is_clean() {
+    use klab::broker::local::Stopped;
+    let dir = tempfile::tempdir().unwrap();
+    let mut b = start_broker(dir.path(), BrokerConfig::default());
+    for io in ["4", "2", "1"] {
+        let change = [("num.io.threads".to_string(), io.to_string())].into();
+        b.set_dynamic(&change).unwrap();
+        assert_eq!(b.effective()["num.io.threads"].value.as_deref(), Some(io));
+        let started = Instant::now();
+        assert_eq!(
+            b.stop().unwrap(),
+            Stopped::Clean,
+            "stop after num.io.threads → {io} (took {:?}; see {})",
+            started.elapsed(),
+            b.log_path().display()
+        );
+        assert!(b.pid().is_none());
+        // Same storage again: the dynamic value lives in the metadata log.
+        b.restart(BrokerConfig::default()).unwrap();
+    }
+    assert_eq!(b.stop().unwrap(), Stopped::Clean);
+}

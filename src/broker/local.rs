@@ -59,6 +59,20 @@ pub struct LocalBroker {
     dynamic: BTreeMap<String, String>,
     formatted: bool,
     starts: u32,
+    /// When a change last shrank the request handler pools (see
+    /// [`LocalBroker::let_removed_handlers_exit`]).
+    handlers_shrunk_at: Option<Instant>,
+}
+
+/// How [`LocalBroker::stop`] ended the JVM.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stopped {
+    /// It was not running (never started, already stopped, or died).
+    NotRunning,
+    /// It shut down on SIGTERM within the grace period.
+    Clean,
+    /// It ignored SIGTERM for the grace period and was killed.
+    Killed,
 }
 
 /// Asks the OS for a free loopback port.
@@ -154,6 +168,7 @@ impl LocalBroker {
             dynamic: BTreeMap::new(),
             formatted: false,
             starts: 0,
+            handlers_shrunk_at: None,
         };
         b.launch()?;
         Ok(b)
@@ -387,6 +402,18 @@ impl LocalBroker {
     /// Applies dynamic settings without a restart (see `broker::admin`),
     /// in steps Kafka accepts, and checks the broker reports them.
     pub fn set_dynamic(&mut self, changes: &BTreeMap<String, String>) -> Result<()> {
+        let io_now = self.io_threads();
+        if let (Some(now), Some(want)) = (
+            io_now,
+            changes
+                .get("num.io.threads")
+                .and_then(|v| v.parse::<u32>().ok()),
+        ) && want < now
+        {
+            // Marked before the call: a failed change may have shrunk the
+            // pools part of the way.
+            self.handlers_shrunk_at = Some(Instant::now());
+        }
         let admin = self.admin()?;
         let gc_log = self.gc_log_path();
         let node = self.node_id;
@@ -510,14 +537,85 @@ impl LocalBroker {
         Ok(())
     }
 
+    /// `num.io.threads` as the broker last reported it.
+    fn io_threads(&self) -> Option<u32> {
+        self.effective
+            .get("num.io.threads")
+            .and_then(|v| v.value.as_deref())
+            .and_then(|v| v.parse().ok())
+    }
+
+    /// Works around a shutdown race in Kafka (seen with 4.1.2). Kafka stops
+    /// a request handler pool by queueing one "shut down" request per
+    /// handler it still counts. A handler that a shrink of `num.io.threads`
+    /// removed keeps polling that queue for up to 300 ms; if it takes one of
+    /// those requests, a remaining handler never gets its own and the
+    /// shutdown hook waits for it forever: the JVM seems to ignore SIGTERM.
+    /// klab hit this when a lab change shrank the pools and a failure
+    /// stopped the broker 115 ms later. So a stop soon after a shrink first
+    /// waits until the JVM runs no more pool threads than the config asks
+    /// for (counted in /proc), and at most until 2 s after the shrink.
+    fn let_removed_handlers_exit(&self) {
+        let Some(at) = self.handlers_shrunk_at else {
+            return;
+        };
+        let deadline = at + Duration::from_secs(2);
+        let want = self.expected_pool_threads();
+        while Instant::now() < deadline {
+            if let (Some(n), Some(want)) = (self.pool_threads(), want)
+                && n <= want
+            {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        tracing::debug!("request handler pools not settled 2s after a shrink; stopping anyway");
+    }
+
+    /// Threads of the JVM whose (15-byte) Linux name is "data-plane-kafk":
+    /// both listeners' acceptors and network threads, and the broker's and
+    /// the controller's request handlers. None where /proc is missing.
+    fn pool_threads(&self) -> Option<usize> {
+        let pid = self.pid()?;
+        let tasks = fs::read_dir(format!("/proc/{pid}/task")).ok()?;
+        Some(
+            tasks
+                .flatten()
+                .filter(|t| {
+                    fs::read_to_string(t.path().join("comm"))
+                        .is_ok_and(|c| c.trim_end() == "data-plane-kafk")
+                })
+                .count(),
+        )
+    }
+
+    /// What [`Self::pool_threads`] should count on this combined
+    /// broker+controller node with two listeners: two handler pools of
+    /// `num.io.threads`, two network pools of `num.network.threads`, and
+    /// two acceptors.
+    fn expected_pool_threads(&self) -> Option<usize> {
+        let net: usize = self
+            .effective
+            .get("num.network.threads")
+            .and_then(|v| v.value.as_deref())
+            .and_then(|v| v.parse().ok())?;
+        let io = self.io_threads()? as usize;
+        Some(2 * io + 2 * net + 2)
+    }
+
     /// SIGTERM, then SIGKILL after the grace period. Idempotent.
-    pub fn stop(&mut self) -> Result<()> {
+    pub fn stop(&mut self) -> Result<Stopped> {
         self.admin = None;
+        if self.child.is_some() && self.exited().is_none() {
+            // Before the child is taken: this reads its pid.
+            self.let_removed_handlers_exit();
+        }
+        self.handlers_shrunk_at = None;
         let Some(mut child) = self.child.take() else {
-            return Ok(());
+            return Ok(Stopped::NotRunning);
         };
         if child.try_wait()?.is_some() {
-            return Ok(());
+            return Ok(Stopped::NotRunning);
         }
         // SAFETY: plain kill(2) on our own child's pid.
         unsafe {
@@ -527,13 +625,13 @@ impl LocalBroker {
         loop {
             if child.try_wait()?.is_some() {
                 tracing::info!("broker stopped");
-                return Ok(());
+                return Ok(Stopped::Clean);
             }
             if Instant::now() >= deadline {
                 tracing::warn!("broker did not stop within the grace period; killing it");
                 let _ = child.kill();
                 let _ = child.wait();
-                return Ok(());
+                return Ok(Stopped::Killed);
             }
             std::thread::sleep(Duration::from_millis(25));
         }
