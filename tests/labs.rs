@@ -261,3 +261,58 @@ fn tuner_input_errors_exit_2() {
         );
     }
 }
+
+/// Each tuner run of `klab tune-bench` keeps its own step files: the
+/// guided and the random run measure the same labels ("trial-1", ...) in
+/// one run directory.
+#[test]
+fn tune_bench_keeps_the_step_files_of_every_run() {
+    let d = tempfile::tempdir().unwrap();
+    tiny_labs(d.path());
+    let results = d.path().join("results");
+    let out = lab_cmd(
+        d.path(),
+        &results,
+        &[
+            "tune-bench",
+            "--lab",
+            "02",
+            "--seeds",
+            "1",
+            "--budget",
+            "1",
+            "--quiet",
+        ],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let run = only_run_dir(&results);
+    let names: Vec<String> = std::fs::read_dir(&run)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    for strategy in ["guided", "random"] {
+        let eval: serde_json::Value = serde_json::from_slice(
+            &std::fs::read(run.join(format!("eval-{strategy}-1.tune.json"))).unwrap(),
+        )
+        .unwrap();
+        // The start, its repeat and the trial (unless the broker refused
+        // it), each with its own file.
+        let trials = eval["trials"].as_array().unwrap();
+        assert_eq!(trials.len(), 1);
+        let measured = trials.iter().filter(|t| t["result"].is_object()).count()
+            + eval["start_repeats"].as_array().unwrap().len();
+        assert!(measured >= 2, "{eval}");
+        let prefix = format!("eval-{strategy}-1.02-io.");
+        let steps: Vec<&String> = names
+            .iter()
+            .filter(|n| n.starts_with(&prefix) && n.ends_with(".json"))
+            .collect();
+        assert_eq!(steps.len(), measured, "{strategy}: {names:?}");
+    }
+}

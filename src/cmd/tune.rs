@@ -241,6 +241,7 @@ pub fn bench(a: &crate::cli::TuneBenchArgs) -> Result<i32> {
                     objective,
                     ..Default::default()
                 };
+                s.step_file_prefix = format!("eval-{name}-{seed}.");
                 let mut m = LabMeasurer {
                     session: &mut s,
                     lab: &lab,

@@ -94,6 +94,9 @@ pub struct Session {
     secret: Secret,
     pub ledger: Ledger,
     pub restarts: u32,
+    /// Put before each step's file name, so several tuner runs in one run
+    /// directory (`klab tune-bench`) keep every step's files.
+    pub step_file_prefix: String,
 }
 
 impl Session {
@@ -106,6 +109,7 @@ impl Session {
             secret: Secret::from_env_or_random()?,
             ledger: Ledger::default(),
             restarts: 0,
+            step_file_prefix: String::new(),
         })
     }
 
@@ -223,10 +227,12 @@ impl Session {
             ..Default::default()
         };
         let mut m = step::measure(&mut target, workload, &self.secret, &opts)?;
-        let file = self
-            .opts
-            .run_dir
-            .join(format!("{}.{}.json", lab.id, label.replace(' ', "-")));
+        let file = self.opts.run_dir.join(format!(
+            "{}{}.{}.json",
+            self.step_file_prefix,
+            lab.id,
+            label.replace(' ', "-")
+        ));
         m.save(&file)?;
         Ok(m)
     }
