@@ -314,6 +314,25 @@ impl Ctx<'_> {
     fn err<T>(&self, v: &Spanned<T>, message: String) -> LabFileError {
         self.err_at(Some(v.span()), message)
     }
+
+    /// The integer at `v` if it lies in `lo..=hi`, else an error naming
+    /// `field` and the allowed range.
+    fn in_range(
+        &self,
+        v: &Spanned<i64>,
+        field: &str,
+        lo: u64,
+        hi: u64,
+    ) -> Result<u64, LabFileError> {
+        let n = *v.get_ref();
+        match u64::try_from(n) {
+            Ok(u) if (lo..=hi).contains(&u) => Ok(u),
+            _ => Err(self.err(
+                v,
+                format!("{field}: {n} is out of range; expected {lo}..={hi}"),
+            )),
+        }
+    }
 }
 
 /// Reads and validates one lab file.
@@ -529,17 +548,8 @@ fn parse_workload(
         out.rate = Some(spec);
     }
     if let Some(m) = &w.messages {
-        let n = *m.get_ref();
-        if n < 1 || n as u64 > limits::MAX_MESSAGES {
-            return Err(cx.err(
-                m,
-                format!(
-                    "{table}.messages: {n} is out of range; expected 1..={}",
-                    limits::MAX_MESSAGES
-                ),
-            ));
-        }
-        out.messages = Some(n as u64);
+        let field = format!("{table}.messages");
+        out.messages = Some(cx.in_range(m, &field, 1, limits::MAX_MESSAGES)?);
     }
     if let Some(d) = &w.duration {
         let v =
@@ -561,44 +571,19 @@ fn parse_workload(
         );
     }
     if let Some(b) = &w.message_bytes {
-        let n = *b.get_ref();
-        if n < limits::MIN_MESSAGE_BYTES as i64 || n > limits::MAX_MESSAGE_BYTES as i64 {
-            return Err(cx.err(
-                b,
-                format!(
-                    "{table}.message_bytes: {n} is out of range; expected {}..={}",
-                    limits::MIN_MESSAGE_BYTES,
-                    limits::MAX_MESSAGE_BYTES
-                ),
-            ));
-        }
-        out.message_bytes = Some(n as usize);
+        let field = format!("{table}.message_bytes");
+        let (lo, hi) = (limits::MIN_MESSAGE_BYTES, limits::MAX_MESSAGE_BYTES);
+        out.message_bytes = Some(cx.in_range(b, &field, lo as u64, hi as u64)? as usize);
     }
     if let Some(p) = &w.partitions {
-        let n = *p.get_ref();
-        if n < 1 || n > limits::MAX_PARTITIONS as i64 {
-            return Err(cx.err(
-                p,
-                format!(
-                    "{table}.partitions: {n} is out of range; expected 1..={}",
-                    limits::MAX_PARTITIONS
-                ),
-            ));
-        }
-        out.partitions = Some(n as i32);
+        let field = format!("{table}.partitions");
+        let hi = limits::MAX_PARTITIONS as u64;
+        out.partitions = Some(cx.in_range(p, &field, 1, hi)? as i32);
     }
     if let Some(p) = &w.producers {
-        let n = *p.get_ref();
-        if n < 1 || n > limits::MAX_PRODUCERS as i64 {
-            return Err(cx.err(
-                p,
-                format!(
-                    "{table}.producers: {n} is out of range; expected 1..={}",
-                    limits::MAX_PRODUCERS
-                ),
-            ));
-        }
-        out.producers = Some(n as u32);
+        let field = format!("{table}.producers");
+        let hi = limits::MAX_PRODUCERS as u64;
+        out.producers = Some(cx.in_range(p, &field, 1, hi)? as u32);
     }
     if let Some(a) = &w.acks {
         let s = scalar(a.get_ref()).unwrap_or_default();
@@ -771,6 +756,19 @@ p99_at_most = 1.5
         assert!(e.message.contains("out of range"), "{e}");
         let e = err("title = \"a\"\n[workload]\nmessage_bytes = 10\n");
         assert!(e.message.contains("message_bytes"), "{e}");
+        for (field, value, range) in [
+            ("message_bytes", "2000000", "64..=1000000"),
+            ("partitions", "-1", "1..=1024"),
+            ("producers", "65", "1..=64"),
+            ("messages", "0", "1..=1000000000"),
+        ] {
+            let e = err(&format!("title = \"a\"\n[workload]\n{field} = {value}\n"));
+            assert_eq!(
+                e.message,
+                format!("workload.{field}: {value} is out of range; expected {range}"),
+            );
+            assert_eq!(e.line, Some(3), "{e}");
+        }
         let e = err("title = \"a\"\n[workload]\nduration = \"soon\"\n");
         assert!(e.message.contains("workload.duration"), "{e}");
         let e = err("title = \"a\"\n[broker]\nheap = \"2m\"\n");
