@@ -402,12 +402,11 @@ impl LocalBroker {
     /// Applies dynamic settings without a restart (see `broker::admin`),
     /// in steps Kafka accepts, and checks the broker reports them.
     pub fn set_dynamic(&mut self, changes: &BTreeMap<String, String>) -> Result<()> {
-        let io_now = self.io_threads();
         if let (Some(now), Some(want)) = (
-            io_now,
+            self.pool_size("num.io.threads"),
             changes
                 .get("num.io.threads")
-                .and_then(|v| v.parse::<u32>().ok()),
+                .and_then(|v| v.parse::<usize>().ok()),
         ) && want < now
         {
             // Marked before the call: a failed change may have shrunk the
@@ -537,10 +536,10 @@ impl LocalBroker {
         Ok(())
     }
 
-    /// `num.io.threads` as the broker last reported it.
-    fn io_threads(&self) -> Option<u32> {
+    /// A thread-pool size as the broker last reported it.
+    fn pool_size(&self, key: &str) -> Option<usize> {
         self.effective
-            .get("num.io.threads")
+            .get(key)
             .and_then(|v| v.value.as_deref())
             .and_then(|v| v.parse().ok())
     }
@@ -594,19 +593,15 @@ impl LocalBroker {
     /// `num.io.threads`, two network pools of `num.network.threads`, and
     /// two acceptors.
     fn expected_pool_threads(&self) -> Option<usize> {
-        let net: usize = self
-            .effective
-            .get("num.network.threads")
-            .and_then(|v| v.value.as_deref())
-            .and_then(|v| v.parse().ok())?;
-        let io = self.io_threads()? as usize;
+        let io = self.pool_size("num.io.threads")?;
+        let net = self.pool_size("num.network.threads")?;
         Some(2 * io + 2 * net + 2)
     }
 
     /// SIGTERM, then SIGKILL after the grace period. Idempotent.
     pub fn stop(&mut self) -> Result<Stopped> {
         self.admin = None;
-        if self.child.is_some() && self.exited().is_none() {
+        if self.is_running() {
             // Before the child is taken: this reads its pid.
             self.let_removed_handlers_exit();
         }
