@@ -3,7 +3,9 @@
 use crate::cli::{StrategyArg, TuneArgs};
 use crate::lab::load_with;
 use crate::lab::run::{LabMeasurer, LabTarget, Row, tuner_start};
+use crate::stats::Spread;
 use crate::stats::report::{write_atomic, write_json};
+use crate::stats::table::fmt_rate;
 use crate::tuner::space::{Candidate, Space};
 use crate::tuner::{Objective, Strategy, TuneOptions, trace, tune};
 use crate::usage;
@@ -152,19 +154,6 @@ struct EvalRun {
     reached_optimum: Option<bool>,
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
-    if v.is_empty() {
-        return 0.0;
-    }
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    }
-}
-
 fn strategies(seeds: usize) -> Vec<(String, Strategy, u64)> {
     let mut out = Vec::new();
     for s in 1..=seeds as u64 {
@@ -304,8 +293,12 @@ pub fn bench(a: &crate::cli::TuneBenchArgs) -> Result<i32> {
             if sel.is_empty() {
                 continue;
             }
-            let best: Vec<f64> = sel.iter().map(|r| r.best_msgs_per_s).collect();
-            let med = median(best.clone());
+            let of = |f: fn(&EvalRun) -> f64| {
+                Spread::of(&sel.iter().map(|r| f(r)).collect::<Vec<_>>()).unwrap_or_default()
+            };
+            let best = of(|r| r.best_msgs_per_s);
+            let p99 = of(|r| r.best_p99_ms).median;
+            let score = of(|r| r.best_score).median;
             let reached = sel
                 .iter()
                 .filter(|r| r.reached_optimum == Some(true))
@@ -314,14 +307,12 @@ pub fn bench(a: &crate::cli::TuneBenchArgs) -> Result<i32> {
                 surface.to_string(),
                 strategy.to_string(),
                 sel.len().to_string(),
-                crate::stats::table::fmt_rate(med),
-                crate::stats::table::fmt_rate(best.iter().cloned().fold(f64::INFINITY, f64::min)),
-                crate::stats::table::fmt_rate(best.iter().cloned().fold(0.0, f64::max)),
-                crate::stats::table::fmt_rate(median(
-                    sel.iter().map(|r| r.start_msgs_per_s).collect(),
-                )),
-                format!("{:.1}", median(sel.iter().map(|r| r.best_p99_ms).collect())),
-                format!("{:.0}", median(sel.iter().map(|r| r.best_score).collect())),
+                fmt_rate(best.median),
+                fmt_rate(best.min),
+                fmt_rate(best.max),
+                fmt_rate(of(|r| r.start_msgs_per_s).median),
+                format!("{p99:.1}"),
+                format!("{score:.0}"),
                 if surface == "simulated" {
                     format!("{reached}/{}", sel.len())
                 } else {
@@ -330,11 +321,11 @@ pub fn bench(a: &crate::cli::TuneBenchArgs) -> Result<i32> {
             ]);
             summary.push(serde_json::json!({
                 "surface": surface, "strategy": strategy, "runs": sel.len(),
-                "median_best_msgs_per_s": med,
-                "min_best_msgs_per_s": best.iter().cloned().fold(f64::INFINITY, f64::min),
-                "max_best_msgs_per_s": best.iter().cloned().fold(0.0, f64::max),
-                "median_best_p99_ms": median(sel.iter().map(|r| r.best_p99_ms).collect()),
-                "median_best_score": median(sel.iter().map(|r| r.best_score).collect()),
+                "median_best_msgs_per_s": best.median,
+                "min_best_msgs_per_s": best.min,
+                "max_best_msgs_per_s": best.max,
+                "median_best_p99_ms": p99,
+                "median_best_score": score,
                 "reached_optimum": if surface == "simulated" { Some(reached) } else { None },
             }));
         }
