@@ -140,13 +140,7 @@ fn a_short_lab_runs_end_to_end_and_a_check_and_the_tuner_work() {
         &results,
         &["lab", "run", "02", "--fix-with", "lab"],
     );
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = stdout_of_success(&out);
     let run = only_run_dir(&results);
     let steps: Vec<serde_json::Value> =
         serde_json::from_slice(&std::fs::read(run.join("summary.json")).unwrap()).unwrap();
@@ -209,13 +203,7 @@ fn a_short_lab_runs_end_to_end_and_a_check_and_the_tuner_work() {
         .arg(&json)
         .output()
         .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = stdout_of_success(&out);
     assert!(stdout.contains("objective: maximise"), "{stdout}");
     let t: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
     assert_eq!(t["trials"].as_array().unwrap().len(), 2);
@@ -284,13 +272,7 @@ fn tune_bench_keeps_the_step_files_of_every_run() {
             "--quiet",
         ],
     );
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    stdout_of_success(&out);
     let run = only_run_dir(&results);
     let names: Vec<String> = std::fs::read_dir(&run)
         .unwrap()
