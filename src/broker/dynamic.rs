@@ -15,6 +15,41 @@ pub fn current_values(eff: &BTreeMap<String, EffectiveValue>) -> BTreeMap<String
         .collect()
 }
 
+/// The per-broker dynamic settings in an effective config.
+pub fn dynamic_settings(eff: &BTreeMap<String, EffectiveValue>) -> BTreeMap<String, String> {
+    eff.iter()
+        .filter(|(_, v)| v.source == "DynamicBroker")
+        .filter_map(|(k, v)| v.value.clone().map(|x| (k.clone(), x)))
+        .collect()
+}
+
+/// Removes every per-broker dynamic setting of `node_id` (legacy
+/// AlterConfigs with an empty set) and waits, up to 15 s, until the broker
+/// reports none; returns the effective config then. Walk the thread pools
+/// back first ([`crate::broker::knobs::pool_fallbacks`]). A refused call
+/// is a [`Refused`] error.
+pub fn clear(admin: &Admin, node_id: i32) -> Result<BTreeMap<String, EffectiveValue>> {
+    admin
+        .set_broker_dynamic(node_id, &BTreeMap::new())
+        .map_err(|e| anyhow::Error::new(Refused(format!("clearing dynamic settings: {e}"))))?;
+    // KRaft applies the change when the broker replays its metadata log.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let eff = admin.describe_broker(node_id)?;
+        let left = dynamic_settings(&eff);
+        if left.is_empty() {
+            return Ok(eff);
+        }
+        if Instant::now() >= deadline {
+            anyhow::bail!(
+                "dynamic settings still reported 15s after clearing them: {}",
+                join_kv(&left)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 fn join_kv(m: &BTreeMap<String, String>) -> String {
     m.iter()
         .map(|(k, v)| format!("{k}={v}"))

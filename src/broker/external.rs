@@ -22,11 +22,7 @@ impl ExternalBroker {
         let admin = Admin::connect(bootstrap)?;
         let node_id = admin.node_id(Duration::from_secs(10))?;
         let effective = admin.describe_broker(node_id)?;
-        let dynamic = effective
-            .iter()
-            .filter(|(_, v)| v.source == "DynamicBroker")
-            .filter_map(|(k, v)| v.value.clone().map(|x| (k.clone(), x)))
-            .collect();
+        let dynamic = dynamic::dynamic_settings(&effective);
         Ok(ExternalBroker {
             bootstrap: bootstrap.to_string(),
             admin,
@@ -64,6 +60,13 @@ impl ExternalBroker {
             changes,
             &describe,
         )?;
+        Ok(())
+    }
+
+    /// Removes every per-broker dynamic setting (see [`dynamic::clear`]).
+    pub fn clear_dynamic(&mut self) -> Result<()> {
+        self.effective = dynamic::clear(&self.admin, self.node_id)?;
+        self.dynamic.clear();
         Ok(())
     }
 }

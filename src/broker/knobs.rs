@@ -252,6 +252,27 @@ pub fn needs_restart(from: &BrokerConfig, to: &BrokerConfig) -> bool {
         .any(|(k, _)| !lookup(k).is_some_and(KeyInfo::is_dynamic))
 }
 
+/// The static value (from `static_cfg`, else Kafka's default) of each thread
+/// pool among `keys`. A pool must walk back to it, in steps Kafka accepts,
+/// before its dynamic value is removed: Kafka refuses (in the background) a
+/// fallback that more than halves or doubles the pool.
+pub fn pool_fallbacks<'a>(
+    static_cfg: &BrokerConfig,
+    keys: impl IntoIterator<Item = &'a str>,
+) -> BTreeMap<String, String> {
+    keys.into_iter()
+        .filter(|k| THREAD_POOLS.contains(k))
+        .filter_map(|k| {
+            let v = static_cfg
+                .properties
+                .get(k)
+                .cloned()
+                .or_else(|| lookup(k).map(|i| i.default.to_string()))?;
+            Some((k.to_string(), v))
+        })
+        .collect()
+}
+
 /// Splits a change of dynamic keys into AlterConfigs requests Kafka accepts:
 /// thread pools move at most by a factor of two per request. Each returned
 /// map is the complete dynamic set to send (legacy AlterConfigs semantics).

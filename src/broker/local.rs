@@ -496,42 +496,14 @@ impl LocalBroker {
     /// Removes every per-broker dynamic setting (legacy AlterConfigs with
     /// an empty set) and waits until the broker no longer reports any.
     fn clear_dynamic(&mut self) -> Result<()> {
-        // A thread pool falls back to its static value when its dynamic
-        // value goes, and Kafka refuses (in the background) a fallback that
-        // more than halves or doubles the pool: walk the pools back first.
-        let mut back = BTreeMap::new();
-        for k in crate::broker::knobs::THREAD_POOLS {
-            if self.dynamic.contains_key(*k) {
-                let fallback = self
-                    .opts
-                    .config
-                    .properties
-                    .get(*k)
-                    .cloned()
-                    .or_else(|| crate::broker::knobs::lookup(k).map(|i| i.default.to_string()));
-                if let Some(v) = fallback {
-                    back.insert(k.to_string(), v);
-                }
-            }
-        }
+        let back = crate::broker::knobs::pool_fallbacks(
+            &self.opts.config,
+            self.dynamic.keys().map(String::as_str),
+        );
         if !back.is_empty() {
             self.set_dynamic(&back)?;
         }
-        let admin = self.admin()?;
-        admin
-            .set_broker_dynamic(self.node_id, &BTreeMap::new())
-            .map_err(|e| anyhow!("clearing dynamic settings before a restart: {e}"))?;
-        let deadline = Instant::now() + Duration::from_secs(15);
-        loop {
-            let eff = admin.describe_broker(self.node_id)?;
-            if !eff.values().any(|v| v.source == "DynamicBroker") {
-                break;
-            }
-            if Instant::now() >= deadline {
-                bail!("dynamic broker settings still reported 15s after clearing them");
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        crate::broker::dynamic::clear(self.admin()?, self.node_id).context("before a restart")?;
         self.dynamic.clear();
         Ok(())
     }

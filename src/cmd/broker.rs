@@ -138,9 +138,7 @@ pub fn exec_cmd(a: &BrokerExecArgs) -> Result<i32> {
 /// `--clear`) back to its static config; prints the effective config as one
 /// JSON line. The Kubernetes target runs it in the tuner pod.
 pub fn set_cmd(a: &crate::cli::BrokerSetArgs) -> Result<i32> {
-    use crate::broker::admin::{Admin, Refused};
     use std::collections::BTreeMap;
-    use std::time::{Duration, Instant};
     let mut changes = BTreeMap::new();
     for (k, v) in &a.set {
         let info = crate::broker::knobs::check_setting(k, v).map_err(|e| usage!("--set: {e}"))?;
@@ -156,31 +154,10 @@ pub fn set_cmd(a: &crate::cli::BrokerSetArgs) -> Result<i32> {
     if !changes.is_empty() {
         broker.set_dynamic(&changes)?;
     }
-    let mut effective = broker.effective().clone();
     if a.clear {
-        let admin = Admin::connect(&a.bootstrap)?;
-        let node = admin.node_id(Duration::from_secs(10))?;
-        admin
-            .set_broker_dynamic(node, &BTreeMap::new())
-            .map_err(|e| anyhow::Error::new(Refused(format!("clearing dynamic settings: {e}"))))?;
-        // KRaft applies the change when the broker replays its metadata log.
-        let deadline = Instant::now() + Duration::from_secs(15);
-        loop {
-            effective = admin.describe_broker(node)?;
-            let left: Vec<&String> = effective
-                .iter()
-                .filter(|(_, v)| v.source == "DynamicBroker")
-                .map(|(k, _)| k)
-                .collect();
-            if left.is_empty() {
-                break;
-            }
-            if Instant::now() >= deadline {
-                anyhow::bail!("dynamic settings still reported 15s after clearing them: {left:?}");
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        broker.clear_dynamic()?;
     }
+    let effective = broker.effective();
     println!("{}", serde_json::to_string(&effective)?);
     Ok(super::EXIT_OK)
 }

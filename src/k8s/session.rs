@@ -9,7 +9,7 @@ use super::objects::{self, Component, PodRequest};
 use super::status::{PodState, describe_pod, last_json, pod_state, tail};
 use super::{Timeouts, bootstrap};
 use crate::broker::admin::Refused;
-use crate::broker::dynamic::mismatches;
+use crate::broker::dynamic::{dynamic_settings, mismatches};
 use crate::broker::knobs;
 use crate::cancel;
 use crate::error::Interrupted;
@@ -96,14 +96,6 @@ pub fn consumer_timeout(w: &Workload) -> Duration {
     run_estimate(w) * 2 + Duration::from_secs(180)
 }
 
-/// The per-broker dynamic settings in an effective config.
-fn dynamic_of(eff: &BTreeMap<String, EffectiveValue>) -> BTreeMap<String, String> {
-    eff.iter()
-        .filter(|(_, v)| v.source == "DynamicBroker")
-        .filter_map(|(k, v)| v.value.clone().map(|x| (k.clone(), x)))
-        .collect()
-}
-
 /// A label value made of the run directory's name: `run-20261123-051702`.
 fn instance_of(run_dir: &std::path::Path) -> String {
     let base: String = run_dir
@@ -178,38 +170,19 @@ impl K8sSession {
         ));
         self.kube
             .wait_rollout(&name, self.opts.timeouts.rollout, self.opts.timeouts.poll)?;
-        let pools: Vec<String> = knobs::THREAD_POOLS.iter().map(|k| k.to_string()).collect();
-        let back = self.pool_fallbacks(pools.iter());
-        let eff = self.broker_set(&back, true)?;
-        self.dynamic.clear();
-        self.effective = eff;
+        let pools = knobs::THREAD_POOLS.iter().map(|k| k.to_string()).collect();
+        self.effective = self.clear_dynamic(pools)?;
         Ok(())
     }
 
-    /// The static value of each dynamic thread pool among `keys`: a pool
-    /// must walk back to it before its dynamic value is removed, or Kafka
-    /// refuses the fallback (more than a factor of two).
-    fn pool_fallbacks<'a>(
-        &self,
-        keys: impl Iterator<Item = &'a String>,
-    ) -> BTreeMap<String, String> {
-        let mut out = BTreeMap::new();
-        for k in keys {
-            if !knobs::THREAD_POOLS.contains(&k.as_str()) {
-                continue;
-            }
-            let Some(info) = knobs::lookup(k).filter(|i| i.is_dynamic()) else {
-                continue;
-            };
-            let v = self
-                .static_cfg
-                .properties
-                .get(k)
-                .cloned()
-                .unwrap_or_else(|| info.default.to_string());
-            out.insert(k.clone(), v);
-        }
-        out
+    /// Walks the thread pools among `pools` back to their static values,
+    /// then removes every dynamic setting (the tuner pod's
+    /// `klab broker set --clear`); returns the effective config.
+    fn clear_dynamic(&mut self, pools: Vec<String>) -> Result<BTreeMap<String, EffectiveValue>> {
+        let back = knobs::pool_fallbacks(&self.static_cfg, pools.iter().map(String::as_str));
+        let eff = self.broker_set(&back, true)?;
+        self.dynamic.clear();
+        Ok(eff)
     }
 
     /// Brings the broker to `cfg`: a dynamic change, or a rollout.
@@ -234,23 +207,14 @@ impl K8sSession {
             Err(e) => {
                 // Some steps may have been taken: learn where the broker is.
                 if let Ok(eff) = self.broker_set(&BTreeMap::new(), false) {
-                    self.dynamic = dynamic_of(&eff);
+                    self.dynamic = dynamic_settings(&eff);
                     self.effective = eff;
                 }
                 return Err(e);
             }
         }
-        let want = BrokerConfig {
-            heap: None,
-            properties: diff,
-        };
-        let problems = mismatches(&want, &self.effective, "DynamicBroker");
-        if !problems.is_empty() {
-            return Err(anyhow::Error::new(Refused(format!(
-                "the broker did not take these settings: {}",
-                problems.join("; ")
-            ))));
-        }
+        // `klab broker set` in the tuner pod has read every value back
+        // (dynamic::apply): a setting that did not take failed the pod.
         Ok(Applied::Dynamic)
     }
 
@@ -259,10 +223,8 @@ impl K8sSession {
     /// broker reports.
     fn restart(&mut self, cfg: &BrokerConfig) -> Result<()> {
         if !self.dynamic.is_empty() {
-            let keys: Vec<String> = self.dynamic.keys().cloned().collect();
-            let back = self.pool_fallbacks(keys.iter());
-            self.broker_set(&back, true)?;
-            self.dynamic.clear();
+            let pools = self.dynamic.keys().cloned().collect();
+            self.clear_dynamic(pools)?;
         }
         let name = self.opts.statefulset.clone();
         self.say(&format!(
@@ -654,7 +616,7 @@ mod tests {
         };
         eff.insert("num.io.threads".to_string(), ev("2", "DynamicBroker"));
         eff.insert("num.network.threads".to_string(), ev("3", "Default"));
-        let d = dynamic_of(&eff);
+        let d = dynamic_settings(&eff);
         assert_eq!(d.len(), 1);
         assert_eq!(d["num.io.threads"], "2");
     }
