@@ -14,7 +14,7 @@ use crate::broker::knobs;
 use crate::cancel;
 use crate::error::Interrupted;
 use crate::lab::Lab;
-use crate::lab::run::{Applied, LabTarget, Ledger, WARM_UP};
+use crate::lab::run::{Applied, LabTarget, Ledger, step_file, warm_up_workload};
 use crate::load::outcome::{ConsumerOutcome, ProducerOutcome, assemble};
 use crate::model::{BrokerConfig, BrokerReport, EffectiveValue, StepResult, Workload};
 use crate::step::{self, Measurement};
@@ -479,8 +479,36 @@ impl K8sSession {
             last_json(&clog).ok_or_else(|| missing(&pods[1], "consumer", &clog))?;
         Ok((po, co))
     }
+}
 
-    fn measure_pods(
+impl Drop for K8sSession {
+    fn drop(&mut self) {
+        self.cleanup();
+    }
+}
+
+impl LabTarget for K8sSession {
+    fn ledger(&mut self) -> &mut Ledger {
+        &mut self.ledger
+    }
+    fn quick(&self) -> bool {
+        self.opts.quick
+    }
+    fn run_dir(&self) -> &std::path::Path {
+        &self.opts.run_dir
+    }
+    fn say(&self, msg: &str) {
+        crate::lab::run::say(self.opts.progress, msg)
+    }
+    fn apply(&mut self, cfg: &BrokerConfig) -> Result<Applied> {
+        K8sSession::apply(self, cfg)
+    }
+    /// The load as pods, for a few seconds.
+    fn warm_up(&mut self, workload: &Workload) -> Result<()> {
+        self.say("JIT warm-up of the restarted broker");
+        self.run_load(&warm_up_workload(workload)).map(|_| ())
+    }
+    fn measure_raw(
         &mut self,
         lab: &Lab,
         label: &str,
@@ -509,61 +537,8 @@ impl K8sSession {
             publish: po.publish,
             e2e: co.e2e,
         };
-        let file = self
-            .opts
-            .run_dir
-            .join(format!("{}.{}.json", lab.id, label.replace(' ', "-")));
-        m.save(&file)?;
+        m.save(&step_file(&self.opts.run_dir, "", lab, label))?;
         Ok(m.result)
-    }
-
-    /// [`LabTarget::warm_up`]: the load as pods, for a few seconds.
-    fn warm_up_pods(&mut self, workload: &Workload) -> Result<()> {
-        let w = Workload {
-            messages: None,
-            duration: Some(WARM_UP),
-            warmup: Duration::ZERO,
-            ..workload.clone()
-        };
-        self.say("JIT warm-up of the restarted broker");
-        self.run_load(&w).map(|_| ())
-    }
-}
-
-impl Drop for K8sSession {
-    fn drop(&mut self) {
-        self.cleanup();
-    }
-}
-
-impl LabTarget for K8sSession {
-    fn ledger(&mut self) -> &mut Ledger {
-        &mut self.ledger
-    }
-    fn quick(&self) -> bool {
-        self.opts.quick
-    }
-    fn run_dir(&self) -> &std::path::Path {
-        &self.opts.run_dir
-    }
-    fn say(&self, msg: &str) {
-        crate::lab::run::say(self.opts.progress, msg)
-    }
-    fn apply(&mut self, cfg: &BrokerConfig) -> Result<Applied> {
-        K8sSession::apply(self, cfg)
-    }
-    fn warm_up(&mut self, workload: &Workload) -> Result<()> {
-        self.warm_up_pods(workload)
-    }
-    fn measure_raw(
-        &mut self,
-        lab: &Lab,
-        label: &str,
-        workload: &Workload,
-        cfg: &BrokerConfig,
-        applied: &str,
-    ) -> Result<StepResult> {
-        self.measure_pods(lab, label, workload, cfg, applied)
     }
 }
 

@@ -43,6 +43,27 @@ pub fn say(progress: bool, msg: &str) {
 /// How long the throw-away load after a broker (re)start runs.
 pub const WARM_UP: std::time::Duration = std::time::Duration::from_secs(6);
 
+/// The throw-away load after a (re)start: `workload` for [`WARM_UP`],
+/// without a warm-up of its own.
+pub fn warm_up_workload(workload: &Workload) -> Workload {
+    Workload {
+        messages: None,
+        duration: Some(WARM_UP),
+        warmup: std::time::Duration::ZERO,
+        ..workload.clone()
+    }
+}
+
+/// Where a step's JSON goes: `<run_dir>/<prefix><lab>.<label>.json` (its
+/// histograms go beside it).
+pub fn step_file(run_dir: &Path, prefix: &str, lab: &Lab, label: &str) -> PathBuf {
+    run_dir.join(format!(
+        "{prefix}{}.{}.json",
+        lab.id,
+        label.replace(' ', "-")
+    ))
+}
+
 /// How a config reached the broker.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Applied {
@@ -227,13 +248,12 @@ impl Session {
             ..Default::default()
         };
         let mut m = step::measure(&mut target, workload, &self.secret, &opts)?;
-        let file = self.opts.run_dir.join(format!(
-            "{}{}.{}.json",
-            self.step_file_prefix,
-            lab.id,
-            label.replace(' ', "-")
-        ));
-        m.save(&file)?;
+        m.save(&step_file(
+            &self.opts.run_dir,
+            &self.step_file_prefix,
+            lab,
+            label,
+        ))?;
         Ok(m)
     }
 
@@ -243,12 +263,7 @@ impl Session {
         let Some(SessionBroker::Local(b)) = self.broker.as_mut() else {
             return Ok(());
         };
-        let w = Workload {
-            messages: None,
-            duration: Some(WARM_UP),
-            warmup: std::time::Duration::ZERO,
-            ..workload.clone()
-        };
+        let w = warm_up_workload(workload);
         let opts = StepOptions {
             progress: self.opts.progress,
             title: "JIT warm-up".into(),
