@@ -16,6 +16,7 @@
 
 mod common;
 
+use common::stdout_of_success as ok;
 use common::wait_for;
 
 use k8s_openapi::api::apps::v1::StatefulSet;
@@ -148,18 +149,6 @@ fn kubectl_with(kubeconfig: &Path, args: &[&str]) -> Output {
 
 fn kubectl(args: &[&str]) -> Output {
     kubectl_with(&env().kubeconfig, args)
-}
-
-#[track_caller]
-fn ok(o: &Output) -> String {
-    assert!(
-        o.status.success(),
-        "kubectl failed ({}):\n{}{}",
-        o.status,
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8_lossy(&o.stdout).to_string()
 }
 
 /// A namespace with the broker's StatefulSet and Services of

@@ -31,8 +31,8 @@ pub fn klab() -> Command {
     c
 }
 
-/// Asserts that a klab run exited 0 (showing both of its streams if not)
-/// and returns its stdout.
+/// Asserts that a command (klab, kubectl) exited 0, showing both of its
+/// streams if not, and returns its stdout.
 #[track_caller]
 pub fn stdout_of_success(out: &std::process::Output) -> String {
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
