@@ -222,9 +222,18 @@ pub fn conclude(
         s.restarts,
         s.opts.run_dir.display()
     );
+    if outcome.is_ok() {
+        stop?;
+    }
+    exit_code(rows, outcome)
+}
+
+/// The exit code of a run of labs (on any target): 0 when every step
+/// completed, EXIT_INCOMPLETE when one did not, EXIT_INTERRUPTED after
+/// Ctrl-C (what was measured is saved), else the error.
+pub fn exit_code(rows: &[Row], outcome: Result<()>) -> Result<i32> {
     match outcome {
         Ok(()) => {
-            stop?;
             if rows.iter().all(|r| r.result.complete) {
                 Ok(super::EXIT_OK)
             } else {
@@ -237,6 +246,14 @@ pub fn conclude(
             Ok(super::EXIT_INTERRUPTED)
         }
         Err(e) => Err(e),
+    }
+}
+
+/// Points to the demo's plot, when there is one.
+pub fn print_plot(run_dir: &std::path::Path) {
+    let svg = run_dir.join("summary.svg");
+    if svg.is_file() {
+        println!("plot: {}", svg.display());
     }
 }
 
@@ -428,9 +445,6 @@ pub fn demo(a: &DemoArgs) -> Result<i32> {
         outcome,
         started,
     )?;
-    let svg = s.opts.run_dir.join("summary.svg");
-    if svg.is_file() {
-        println!("plot: {}", svg.display());
-    }
+    print_plot(&s.opts.run_dir);
     Ok(code)
 }

@@ -6,7 +6,6 @@ use super::objects;
 use super::session::{K8sOptions, K8sSession};
 use super::{BROKER_STATEFULSET, Timeouts};
 use crate::cli::DemoArgs;
-use crate::error::is_interrupted;
 use crate::lab::run::run_demo;
 use crate::lab::run::{FixSource, Row, summary_table, write_summary};
 use crate::lab::{Labs, labs_dir};
@@ -94,25 +93,8 @@ pub fn conclude(
         s.restarts,
         dir.display()
     );
-    let svg = dir.join("summary.svg");
-    if svg.is_file() {
-        println!("plot: {}", svg.display());
-    }
-    match outcome {
-        Ok(()) => {
-            if rows.iter().all(|r| r.result.complete) {
-                Ok(crate::cmd::EXIT_OK)
-            } else {
-                eprintln!("klab: some steps are incomplete (see the reason in their JSON)");
-                Ok(crate::cmd::EXIT_INCOMPLETE)
-            }
-        }
-        Err(e) if is_interrupted(&e) || crate::cancel::interrupted() => {
-            eprintln!("klab: interrupted; the steps measured so far are saved");
-            Ok(crate::cmd::EXIT_INTERRUPTED)
-        }
-        Err(e) => Err(e),
-    }
+    crate::cmd::lab::print_plot(&dir);
+    crate::cmd::lab::exit_code(rows, outcome)
 }
 
 /// summary.json and summary.txt of `dir` into the ConfigMap `klab-summary`
