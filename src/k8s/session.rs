@@ -451,34 +451,33 @@ impl K8sSession {
             Instant::now() + ctimeout + Duration::from_secs(60),
             "the producer and consumer pods to finish",
         )?;
-        let outcome = |pod: &Pod, who: &str| -> Result<String> {
-            let log = self.logs.logs(&self.kube, pod)?;
-            Ok(log).and_then(|l| {
-                if l.trim().is_empty() {
-                    Err(anyhow!(
-                        "the {who} pod printed nothing: {}",
-                        describe_pod(pod)
-                    ))
-                } else {
-                    Ok(l)
-                }
-            })
-        };
-        let plog = outcome(&pods[0], "producer")?;
-        let clog = outcome(&pods[1], "consumer")?;
-        let missing = |pod: &Pod, who: &str, log: &str| {
-            anyhow!(
-                "the {who} pod printed no outcome: {}; its log ends with:\n{}",
-                describe_pod(pod),
-                tail(log, 10)
-            )
-        };
-        let po: ProducerOutcome =
-            last_json(&plog).ok_or_else(|| missing(&pods[0], "producer", &plog))?;
-        let co: ConsumerOutcome =
-            last_json(&clog).ok_or_else(|| missing(&pods[1], "consumer", &clog))?;
+        let plog = self.pod_log(&pods[0], "producer")?;
+        let clog = self.pod_log(&pods[1], "consumer")?;
+        let po: ProducerOutcome = pod_outcome(&pods[0], "producer", &plog)?;
+        let co: ConsumerOutcome = pod_outcome(&pods[1], "consumer", &clog)?;
         Ok((po, co))
     }
+
+    /// The log of a finished load pod; an empty one is an error.
+    fn pod_log(&self, pod: &Pod, who: &str) -> Result<String> {
+        let log = self.logs.logs(&self.kube, pod)?;
+        if log.trim().is_empty() {
+            anyhow::bail!("the {who} pod printed nothing: {}", describe_pod(pod));
+        }
+        Ok(log)
+    }
+}
+
+/// The outcome a load pod printed last (one JSON line), or an error with
+/// the end of its log.
+fn pod_outcome<T: serde::de::DeserializeOwned>(pod: &Pod, who: &str, log: &str) -> Result<T> {
+    last_json(log).ok_or_else(|| {
+        anyhow!(
+            "the {who} pod printed no outcome: {}; its log ends with:\n{}",
+            describe_pod(pod),
+            tail(log, 10)
+        )
+    })
 }
 
 impl Drop for K8sSession {
