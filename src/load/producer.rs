@@ -365,12 +365,9 @@ pub fn run(
     // In max mode with a message count, the warm-up is time based.
     let mut measured_in_max: u64 = 0;
 
-    let due_of = |seq: u64| -> Duration {
-        match interval {
-            Some(iv) => start + iv.mul_f64(seq as f64),
-            None => clock.elapsed(),
-        }
-    };
+    // When record `seq` is due in an open loop (None in max mode, where a
+    // record is due when it is sent).
+    let scheduled = |seq: u64| interval.map(|iv| start + iv.mul_f64(seq as f64));
 
     let mut seq: u64 = 0;
     let mut last_progress = Instant::now();
@@ -404,10 +401,7 @@ pub fn run(
             // One clock read per record: it is the due time in max mode,
             // and the send time in both modes.
             let t = clock.elapsed();
-            let due = match interval {
-                Some(iv) => start + iv.mul_f64(seq as f64),
-                None => t,
-            };
+            let due = scheduled(seq).unwrap_or(t);
             if due > now && interval.is_some() {
                 break;
             }
@@ -469,13 +463,10 @@ pub fn run(
         }
         // Sleep until the next record is due (at least PACING, so the
         // thread does not spin).
-        let wait = match interval {
-            Some(_) => {
-                let next = due_of(seq);
-                let now = clock.elapsed();
-                next.saturating_sub(now)
-                    .clamp(PACING, Duration::from_millis(5))
-            }
+        let wait = match scheduled(seq) {
+            Some(next) => next
+                .saturating_sub(clock.elapsed())
+                .clamp(PACING, Duration::from_millis(5)),
             None => Duration::ZERO,
         };
         if !wait.is_zero() {
