@@ -32,8 +32,7 @@ impl ChildRun {
 
     /// The end of stderr, for error messages.
     pub fn stderr_tail(&self, lines: usize) -> String {
-        let all: Vec<&str> = self.stderr.lines().collect();
-        all[all.len().saturating_sub(lines)..].join("\n")
+        crate::load::outcome::tail(&self.stderr, lines)
     }
 }
 
@@ -139,11 +138,7 @@ pub fn run(cmd: &mut Command, timeout: Duration) -> Result<ChildRun> {
             "{:?} did not finish within {}s and was killed; its last output:\n{}",
             cmd.get_program(),
             timeout.as_secs(),
-            ChildRun {
-                stderr: stderr.clone(),
-                ..Default::default()
-            }
-            .stderr_tail(15)
+            crate::load::outcome::tail(&stderr, 15)
         ));
     }
     Ok(ChildRun {

@@ -487,11 +487,7 @@ impl Bench<'_> {
         let mut run = self.base_run(phase, pair, Test::Producer, Side::Klab, "klab produce");
         run.topic = topic.to_string();
         let out = self.run_child(self.klab_producer_cmd(topic, n), &mut run)?;
-        let outcome: Option<ProducerOutcome> = out
-            .stdout
-            .lines()
-            .rev()
-            .find_map(|l| serde_json::from_str(l).ok());
+        let outcome: Option<ProducerOutcome> = crate::load::outcome::last_json(&out.stdout);
         match outcome {
             Some(o) => {
                 let secs = o.last_ack_ns.saturating_sub(o.window_start_ns) as f64 / 1e9;
@@ -568,11 +564,7 @@ impl Bench<'_> {
         let mut run = self.base_run(phase, pair, Test::Consumer, Side::Klab, "klab consume");
         run.topic = topic.to_string();
         let out = self.run_child(self.klab_consumer_cmd(topic), &mut run)?;
-        let outcome: Option<ConsumerOutcome> = out
-            .stdout
-            .lines()
-            .rev()
-            .find_map(|l| serde_json::from_str(l).ok());
+        let outcome: Option<ConsumerOutcome> = crate::load::outcome::last_json(&out.stdout);
         match outcome {
             Some(o) => {
                 run.records = o.consumed;

@@ -3,7 +3,8 @@
 
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{ContainerState, Pod};
-use serde::de::DeserializeOwned;
+
+pub use crate::load::outcome::{last_json, tail};
 
 /// Where a StatefulSet's rollout stands.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -257,34 +258,6 @@ pub fn crash_looping(pod: &Pod) -> bool {
                         == Some("CrashLoopBackOff")
             })
         })
-}
-
-/// The last line of a log that is a JSON value of type `T`. A klab pod
-/// prints its outcome as one JSON line on stdout; warnings on stderr may
-/// come before or after it in the pod's log.
-pub fn last_json<T: DeserializeOwned>(log: &str) -> Option<T> {
-    log.lines()
-        .rev()
-        .map(str::trim)
-        .filter(|l| l.starts_with('{'))
-        .find_map(|l| serde_json::from_str(l).ok())
-}
-
-/// The last `n` lines of a log, each shortened to 300 characters (an
-/// outcome line holds histograms).
-pub fn tail(log: &str, n: usize) -> String {
-    let lines: Vec<&str> = log.lines().collect();
-    lines[lines.len().saturating_sub(n)..]
-        .iter()
-        .map(|l| {
-            if l.chars().count() > 300 {
-                format!("{}…", l.chars().take(300).collect::<String>())
-            } else {
-                l.to_string()
-            }
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
 }
 
 #[cfg(test)]

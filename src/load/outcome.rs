@@ -9,6 +9,34 @@ use crate::model::{StepResult, Throughput, Workload};
 use crate::stats::hist::Recorder;
 use serde::{Deserialize, Serialize};
 
+/// The last line of a log that is a JSON value of type `T`. `klab produce`
+/// and `klab consume` (a pod, a bench child) print their outcome as one JSON
+/// line on stdout; warnings on stderr may come before or after it in a log.
+pub fn last_json<T: serde::de::DeserializeOwned>(log: &str) -> Option<T> {
+    log.lines()
+        .rev()
+        .map(str::trim)
+        .filter(|l| l.starts_with('{'))
+        .find_map(|l| serde_json::from_str(l).ok())
+}
+
+/// The last `n` lines of a log, each shortened to 300 characters (an
+/// outcome line holds histograms).
+pub fn tail(log: &str, n: usize) -> String {
+    let lines: Vec<&str> = log.lines().collect();
+    lines[lines.len().saturating_sub(n)..]
+        .iter()
+        .map(|l| {
+            if l.chars().count() > 300 {
+                format!("{}…", l.chars().take(300).collect::<String>())
+            } else {
+                l.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct ProducerOutcome {
     pub producers: u32,
