@@ -5,7 +5,6 @@
 
 use anyhow::{Context, Result, anyhow};
 use std::io::Read;
-use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -74,20 +73,9 @@ fn collect<R: Read + Send + 'static>(
 pub fn run(cmd: &mut Command, timeout: Duration) -> Result<ChildRun> {
     cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0);
-    // SAFETY: prctl is async-signal-safe and only affects the child.
-    unsafe {
-        cmd.pre_exec(|| {
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
+        .stderr(Stdio::piped());
     let started = Instant::now();
-    let mut child = cmd
-        .spawn()
+    let mut child = crate::broker::local::spawn_tied(cmd)
         .with_context(|| format!("starting {:?}", cmd.get_program()))?;
     let pid = child.id() as libc::pid_t;
     let out = collect(child.stdout.take(), 0);

@@ -100,8 +100,8 @@ pub fn cluster_id() -> String {
 }
 
 /// Starts `cmd` so that it dies with this thread and sits in its own
-/// process group.
-fn spawn_tied(cmd: &mut Command) -> std::io::Result<Child> {
+/// process group (the broker, and klab bench's children).
+pub(crate) fn spawn_tied(cmd: &mut Command) -> std::io::Result<Child> {
     cmd.process_group(0);
     // SAFETY: prctl is async-signal-safe and only affects the child.
     unsafe {
