@@ -201,6 +201,15 @@ pub struct BenchReport {
     pub notes: Vec<String>,
 }
 
+impl BenchReport {
+    /// Measured runs that did not complete (left out of the ratios).
+    pub fn incomplete(&self) -> impl Iterator<Item = &Run> {
+        self.runs
+            .iter()
+            .filter(|r| r.phase == Phase::Measured && !r.complete)
+    }
+}
+
 /// JVM flags Kafka's own `kafka-*-perf-test.sh` scripts use
 /// (KAFKA_HEAP_OPTS=-Xmx512M and KAFKA_JVM_PERFORMANCE_OPTS), plus an
 /// English locale so the numbers they print parse the same everywhere.
@@ -1062,11 +1071,7 @@ pub fn summarize(report: &mut BenchReport) {
         },
     ];
     report.ratios = ratios;
-    let incomplete = report
-        .runs
-        .iter()
-        .filter(|r| r.phase == Phase::Measured && !r.complete)
-        .count();
+    let incomplete = report.incomplete().count();
     report.notes = vec![
         "ratios are klab / peer per pair; median, min and max over the pairs (a pair with an incomplete run is left out)".into(),
         "producer throughput: klab's acked records / (last ack - first send), ProducerPerformance's own records/sec; both exclude process start-up".into(),

@@ -159,9 +159,7 @@ pub fn table(r: &BenchReport) -> String {
         out.push_str(&format!("goal {} {}: {state}\n", g.ratio, g.target));
     }
     let incomplete: Vec<String> = r
-        .runs
-        .iter()
-        .filter(|x| x.phase == Phase::Measured && !x.complete)
+        .incomplete()
         .map(|x| {
             format!(
                 "pair {} {}: {}",

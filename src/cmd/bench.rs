@@ -1,6 +1,6 @@
 //! `klab bench`: klab against Kafka's own perf tools on one local broker.
 
-use crate::bench::{self, BenchOptions, Phase};
+use crate::bench::{self, BenchOptions};
 use crate::broker::kafka_home::KafkaHome;
 use crate::cli::KafkaArgs;
 use crate::model::BrokerConfig;
@@ -83,10 +83,7 @@ pub fn execute(args: &BenchArgs) -> Result<i32> {
     }
     print!("{}", bench::report::table(&report));
     println!("results: {}", run_dir.display());
-    let incomplete = report
-        .runs
-        .iter()
-        .any(|r| r.phase == Phase::Measured && !r.complete);
+    let incomplete = report.incomplete().next().is_some();
     match bench::check_report(&report) {
         Ok(()) if !incomplete => Ok(super::EXIT_OK),
         Ok(()) => {
