@@ -93,26 +93,34 @@ impl ProducerContext for DeliveryContext {
 /// and librdkafka looks the topic up by name under the client's lock each
 /// time. With the handle, a record is one `rd_kafka_produceva` call that
 /// allocates nothing beyond librdkafka's own copy of the payload.
-struct TopicHandle {
+/// It borrows the producer, so the client outlives the handle.
+struct TopicHandle<'p> {
     rk: *mut rdkafka::bindings::rd_kafka_t,
     rkt: *mut rdkafka::bindings::rd_kafka_topic_t,
+    _producer: std::marker::PhantomData<&'p ThreadedProducer<DeliveryContext>>,
 }
 
-impl TopicHandle {
-    fn new(producer: &ThreadedProducer<DeliveryContext>, topic: &str) -> Result<TopicHandle> {
+impl<'p> TopicHandle<'p> {
+    fn new(
+        producer: &'p ThreadedProducer<DeliveryContext>,
+        topic: &str,
+    ) -> Result<TopicHandle<'p>> {
         let name = std::ffi::CString::new(topic)
             .map_err(|_| anyhow::anyhow!("topic name {topic:?} contains a NUL byte"))?;
         let rk = producer.client().native_ptr();
-        // SAFETY: `rk` is a live client (the producer outlives the handle:
-        // it is declared first, so it is dropped last); a NULL conf means
-        // the client's default topic config.
+        // SAFETY: `rk` is a live client (the handle borrows the producer);
+        // a NULL conf means the client's default topic config.
         let rkt = unsafe {
             rdkafka::bindings::rd_kafka_topic_new(rk, name.as_ptr(), std::ptr::null_mut())
         };
         if rkt.is_null() {
             anyhow::bail!("librdkafka refused a handle for topic {topic}");
         }
-        Ok(TopicHandle { rk, rkt })
+        Ok(TopicHandle {
+            rk,
+            rkt,
+            _producer: std::marker::PhantomData,
+        })
     }
 
     /// Hands one record to librdkafka, which copies the payload. `opaque`
@@ -183,7 +191,7 @@ impl TopicHandle {
     }
 }
 
-impl Drop for TopicHandle {
+impl Drop for TopicHandle<'_> {
     fn drop(&mut self) {
         // SAFETY: releases the reference `rd_kafka_topic_new` gave us; the
         // client is still alive (see `new`).
@@ -372,8 +380,6 @@ pub fn run(
     let mut seq: u64 = 0;
     let mut last_progress = Instant::now();
     let topic = spec.topic.as_str();
-    // Declared after the producer, so it is dropped (and its reference on
-    // the client released) first.
     let topic_handle = TopicHandle::new(&producer, topic)?;
     'outer: loop {
         if cancel.is_cancelled() {
@@ -427,17 +433,16 @@ pub fn run(
             // The record's timestamp is its due time, so librdkafka need
             // not read the wall clock for it.
             let timestamp_ms = (due_ns / 1_000_000) as i64;
-            let mut retried = false;
+            // When the record was handed over: `t`, or the last retry's.
+            let mut sent_at = t;
             loop {
                 match topic_handle.produce(partition, payload, opaque, timestamp_ms) {
                     Ok(()) => break,
                     Err(RDKafkaErrorCode::QueueFull) => {
                         // Bounded in-flight: wait for deliveries, then retry.
-                        retried = true;
                         std::thread::sleep(QUEUE_FULL_BACKOFF);
-                        if cancel.is_cancelled()
-                            || send_deadline.is_some_and(|d| clock.elapsed() >= d)
-                        {
+                        sent_at = clock.elapsed();
+                        if cancel.is_cancelled() || send_deadline.is_some_and(|d| sent_at >= d) {
                             break 'outer;
                         }
                     }
@@ -453,7 +458,7 @@ pub fn run(
                 report.warmup_records += 1;
             } else {
                 report.measured_sent += 1;
-                report.last_send = if retried { clock.elapsed() } else { t };
+                report.last_send = sent_at;
             }
             seq += 1;
             burst += 1;
