@@ -65,13 +65,11 @@ pub fn start_local_broker(
     } else {
         format!("starting Kafka {} ({cfg})", kafka.version)
     };
-    let sp = crate::stats::progress::spinner(show, &what);
-    let started = crate::broker::local::LocalBroker::start(
-        crate::broker::local::LocalOptions::new(kafka, dir, cfg),
-    );
-    if let Some(sp) = sp {
-        sp.finish_and_clear();
-    }
+    let started = crate::stats::progress::with_spinner(show, &what, || {
+        crate::broker::local::LocalBroker::start(crate::broker::local::LocalOptions::new(
+            kafka, dir, cfg,
+        ))
+    });
     match started {
         Err(e) if crate::cancel::interrupted() => {
             tracing::debug!("start interrupted: {e:#}");

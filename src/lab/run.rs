@@ -13,6 +13,7 @@ use crate::lab::{Lab, Labs};
 use crate::load::payload::Secret;
 use crate::model::{BrokerConfig, StepResult, Workload};
 use crate::stats::plot::{self, Bar, Kind};
+use crate::stats::progress::with_spinner;
 use crate::stats::report::write_json;
 use crate::stats::table::{align_numbers, fmt_ms, fmt_rate, group, new_table};
 use crate::step::{self, Measurement, StepOptions, Target};
@@ -177,18 +178,17 @@ impl Session {
                 self.opts.kafka.clone().ok_or_else(|| {
                     anyhow::anyhow!("no Kafka installation to start a broker with")
                 })?;
-            let sp = crate::stats::progress::spinner(
+            let started = with_spinner(
                 self.opts.progress,
                 &format!("starting the broker ({cfg})"),
+                || {
+                    LocalBroker::start(LocalOptions::new(
+                        kafka,
+                        self.opts.run_dir.join("broker"),
+                        cfg.clone(),
+                    ))
+                },
             );
-            let started = LocalBroker::start(LocalOptions::new(
-                kafka,
-                self.opts.run_dir.join("broker"),
-                cfg.clone(),
-            ));
-            if let Some(sp) = sp {
-                sp.finish_and_clear();
-            }
             self.broker = Some(SessionBroker::Local(Box::new(started?)));
             return Ok(Applied::Started);
         };
@@ -204,14 +204,11 @@ impl Session {
             return Ok(Applied::Unchanged);
         }
         if knobs::needs_restart(&current, cfg) {
-            let sp = crate::stats::progress::spinner(
+            let r = with_spinner(
                 self.opts.progress,
                 &format!("restarting the broker ({cfg})"),
+                || b.restart(cfg.clone()),
             );
-            let r = b.restart(cfg.clone());
-            if let Some(sp) = sp {
-                sp.finish_and_clear();
-            }
             self.restarts += 1;
             r.map_err(refused_start)?;
             return Ok(Applied::Restarted);

@@ -59,10 +59,11 @@ impl StepBar {
     }
 }
 
-/// A spinner for waits such as a broker start.
-pub fn spinner(show: bool, msg: &str) -> Option<ProgressBar> {
+/// Runs `work` under a spinner (when `show`), for waits such as a broker
+/// start; the spinner is cleared when it returns.
+pub fn with_spinner<T>(show: bool, msg: &str, work: impl FnOnce() -> T) -> T {
     if !show {
-        return None;
+        return work();
     }
     let sp = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
     sp.set_style(
@@ -71,5 +72,7 @@ pub fn spinner(show: bool, msg: &str) -> Option<ProgressBar> {
     );
     sp.set_message(msg.to_string());
     sp.enable_steady_tick(Duration::from_millis(120));
-    Some(sp)
+    let out = work();
+    sp.finish_and_clear();
+    out
 }
