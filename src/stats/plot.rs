@@ -13,6 +13,8 @@ pub enum Kind {
     Accepted,
     Rejected,
     Peer,
+    /// klab itself, beside a peer tool (`klab bench`).
+    Klab,
 }
 
 impl Kind {
@@ -24,6 +26,7 @@ impl Kind {
             Kind::Accepted => "#2980b9",
             Kind::Rejected => "#bdc3c7",
             Kind::Peer => "#8e44ad",
+            Kind::Klab => "#2980b9",
         }
     }
 
@@ -35,6 +38,7 @@ impl Kind {
             Kind::Accepted => "accepted",
             Kind::Rejected => "rejected",
             Kind::Peer => "peer",
+            Kind::Klab => "klab",
         }
     }
 }
