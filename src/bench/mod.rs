@@ -820,19 +820,6 @@ pub fn run(broker: &mut LocalBroker, opts: &BenchOptions) -> Result<BenchReport>
     let kafka = broker.kafka().clone();
     let log4j = kafka.dir.join("config/tools-log4j2.properties");
     let java = crate::broker::kafka_home::java()?;
-    // ProducerPerformance and friends live in the kafka-tools jar.
-    let has_tools = std::fs::read_dir(&kafka.libs)
-        .map(|rd| {
-            rd.flatten()
-                .any(|e| e.file_name().to_string_lossy().starts_with("kafka-tools-"))
-        })
-        .unwrap_or(false);
-    if !has_tools {
-        return Err(crate::usage!(
-            "{} has no kafka-tools jar (ProducerPerformance, ConsumerPerformance, EndToEndLatency); scripts/kafka-home fetches it, nixpkgs' apacheKafka ships it",
-            kafka.libs.display()
-        ));
-    }
     let secret_hex = random_hex(32);
     let steps = (2 + opts.pairs) * 4 + opts.pairs * 2;
     let bar = opts.progress.then(|| {

@@ -24,6 +24,24 @@ get one with Nix (`nix develop` sets KLAB_KAFKA_HOME) or without it: \
 an unpacked Apache Kafka tarball works too";
 
 impl KafkaHome {
+    /// Fails (a usage error) without the kafka-tools jar, where
+    /// ProducerPerformance, ConsumerPerformance and EndToEndLatency live.
+    pub fn check_tools(&self) -> anyhow::Result<()> {
+        let has_tools = std::fs::read_dir(&self.libs)
+            .map(|rd| {
+                rd.flatten()
+                    .any(|e| e.file_name().to_string_lossy().starts_with("kafka-tools-"))
+            })
+            .unwrap_or(false);
+        if !has_tools {
+            return Err(crate::usage!(
+                "{} has no kafka-tools jar (ProducerPerformance, ConsumerPerformance, EndToEndLatency); scripts/kafka-home fetches it, nixpkgs' apacheKafka ships it",
+                self.libs.display()
+            ));
+        }
+        Ok(())
+    }
+
     /// `--kafka-home` if given, else `$KLAB_KAFKA_HOME`.
     pub fn locate(flag: Option<&Path>) -> Result<KafkaHome> {
         if let Some(dir) = flag {

@@ -69,6 +69,7 @@ pub fn execute(args: &BenchArgs) -> Result<i32> {
     opts.progress = show;
 
     let kafka = KafkaHome::locate(args.kafka.kafka_home.as_deref())?;
+    kafka.check_tools()?;
     crate::broker::kafka_home::java()?;
     let run_dir = new_run_dir(&args.results)?;
     let mut broker =
