@@ -110,11 +110,37 @@ pub enum Test {
     Latency,
 }
 
+impl Test {
+    /// Its name in the JSON (as serde writes it).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Test::Producer => "producer",
+            Test::Consumer => "consumer",
+            Test::Latency => "latency",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Side {
     Klab,
     Peer,
+}
+
+impl Side {
+    /// Its name in the JSON (as serde writes it).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Side::Klab => "klab",
+            Side::Peer => "peer",
+        }
+    }
+}
+
+/// The key of `BenchReport::summary` for one test and side: `producer_klab`.
+pub fn summary_key(test: Test, side: Side) -> String {
+    format!("{}_{}", test.as_str(), side.as_str())
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -919,7 +945,8 @@ fn command_line(c: &Command) -> String {
     parts.join(" ")
 }
 
-fn find(runs: &[Run], pair: usize, test: Test, side: Side) -> Option<&Run> {
+/// The measured run of `test` by `side` in `pair`.
+pub(super) fn find(runs: &[Run], pair: usize, test: Test, side: Side) -> Option<&Run> {
     runs.iter()
         .find(|r| r.phase == Phase::Measured && r.pair == pair && r.test == test && r.side == side)
 }
@@ -984,20 +1011,9 @@ pub fn summarize(report: &mut BenchReport) {
                 .filter_map(|r| f(r, &startup))
                 .collect();
             if let Some(s) = Spread::of(&v) {
-                let key = format!(
-                    "{}_{}",
-                    serde_json::to_value(test)
-                        .ok()
-                        .and_then(|v| v.as_str().map(String::from))
-                        .unwrap_or_default(),
-                    serde_json::to_value(side)
-                        .ok()
-                        .and_then(|v| v.as_str().map(String::from))
-                        .unwrap_or_default()
-                );
                 report
                     .summary
-                    .entry(key)
+                    .entry(summary_key(*test, side))
                     .or_default()
                     .insert(name.to_string(), s);
             }
@@ -1101,4 +1117,25 @@ pub fn save(report: &BenchReport, json: &std::path::Path) -> Result<PathBuf> {
     let svg = crate::stats::report::sibling(json, "svg");
     crate::stats::report::write_atomic(&svg, report::svg(report).as_bytes())?;
     Ok(svg)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn summary_keys_use_the_json_names() {
+        for test in [Test::Producer, Test::Consumer, Test::Latency] {
+            for side in [Side::Klab, Side::Peer] {
+                let json = |v: serde_json::Value| v.as_str().map(String::from);
+                let want = format!(
+                    "{}_{}",
+                    json(serde_json::json!(test)).unwrap_or_default(),
+                    json(serde_json::json!(side)).unwrap_or_default()
+                );
+                assert_eq!(summary_key(test, side), want);
+            }
+        }
+        assert_eq!(summary_key(Test::Producer, Side::Klab), "producer_klab");
+    }
 }

@@ -1,6 +1,6 @@
 //! The bench as a table (stdout) and a plot (SVG).
 
-use super::{BenchReport, Phase, Side, Spread, Test};
+use super::{BenchReport, Side, Spread, Test};
 use crate::stats::plot::{Bar, Kind, bars_and_latency};
 use crate::stats::table::{align_numbers, fmt_ms, fmt_rate, new_table};
 
@@ -24,10 +24,10 @@ fn us(x: f64) -> String {
     }
 }
 
-/// A table row: name, comparison, figure, ratio key, number format.
+/// A table row: name, test, figure, ratio key, number format.
 type Row<'a> = (
     &'a str,
-    &'a str,
+    Test,
     &'a str,
     Option<&'a str>,
     &'a dyn Fn(f64) -> String,
@@ -49,89 +49,89 @@ pub fn table(r: &BenchReport) -> String {
         if r.settings.quick { ", --quick" } else { "" }
     ));
     let mut t = new_table(&["figure", "klab", "peer", "klab / peer"]);
-    let get = |test: &str, side: &str, fig: &str| {
+    let get = |test: Test, side: Side, fig: &str| {
         r.summary
-            .get(&format!("{test}_{side}"))
+            .get(&super::summary_key(test, side))
             .and_then(|m| m.get(fig))
     };
     let rows: &[Row] = &[
         (
             "producer records/s (vs ProducerPerformance)",
-            "producer",
+            Test::Producer,
             "records_per_s",
             Some("klab_vs_producer_performance"),
             &fmt_rate,
         ),
         (
             "producer CPU / record",
-            "producer",
+            Test::Producer,
             "cpu_per_record_us",
             Some("cpu_per_record_producer"),
             &us,
         ),
         (
             "  … without start-up",
-            "producer",
+            Test::Producer,
             "cpu_per_record_us_excl_startup",
             Some("cpu_per_record_producer_excl_startup"),
             &us,
         ),
         (
             "  broker CPU / record",
-            "producer",
+            Test::Producer,
             "broker_cpu_per_record_us",
             Some("broker_cpu_per_record_producer"),
             &us,
         ),
-        ("  host CPU busy", "producer", "host_busy", None, &|x| {
+        ("  host CPU busy", Test::Producer, "host_busy", None, &|x| {
             format!("{:.0}%", x * 100.0)
         }),
         (
             "consumer records/s (vs ConsumerPerformance)",
-            "consumer",
+            Test::Consumer,
             "records_per_s",
             Some("klab_vs_consumer_performance"),
             &fmt_rate,
         ),
         (
             "consumer CPU / record",
-            "consumer",
+            Test::Consumer,
             "cpu_per_record_us",
             Some("cpu_per_record_consumer"),
             &us,
         ),
         (
             "  … without start-up",
-            "consumer",
+            Test::Consumer,
             "cpu_per_record_us_excl_startup",
             Some("cpu_per_record_consumer_excl_startup"),
             &us,
         ),
         (
             "e2e p50 ms (vs EndToEndLatency)",
-            "latency",
+            Test::Latency,
             "p50_ms",
             Some("e2e_p50_klab_vs_end_to_end_latency"),
             &fmt_ms,
         ),
         (
             "e2e p99 ms",
-            "latency",
+            Test::Latency,
             "p99_ms",
             Some("e2e_p99_klab_vs_end_to_end_latency"),
             &fmt_ms,
         ),
-        ("e2e p99.9 ms", "latency", "p999_ms", None, &fmt_ms),
+        ("e2e p99.9 ms", Test::Latency, "p999_ms", None, &fmt_ms),
         (
             "e2e average ms",
-            "latency",
+            Test::Latency,
             "avg_ms",
             Some("e2e_avg_klab_vs_end_to_end_latency"),
             &fmt_ms,
         ),
         (
             "e2e records/s (open vs closed loop)",
-            "latency",
+            Test::Latency,
             "records_per_s",
             None,
             &fmt_rate,
@@ -140,8 +140,8 @@ pub fn table(r: &BenchReport) -> String {
     for (name, test, fig, ratio_key, fmt) in rows {
         t.add_row(vec![
             name.to_string(),
-            spread(get(test, "klab", fig), fmt),
-            spread(get(test, "peer", fig), fmt),
+            spread(get(*test, Side::Klab, fig), fmt),
+            spread(get(*test, Side::Peer, fig), fmt),
             ratio_key
                 .map(|k| spread(r.ratios.get(k), &ratio))
                 .unwrap_or_default(),
@@ -179,11 +179,7 @@ pub fn table(r: &BenchReport) -> String {
 /// (dots, log axis).
 pub fn svg(r: &BenchReport) -> String {
     let mut bars = Vec::new();
-    let measured = |test: Test, side: Side, pair: usize| {
-        r.runs.iter().find(|x| {
-            x.phase == Phase::Measured && x.test == test && x.side == side && x.pair == pair
-        })
-    };
+    let measured = |test: Test, side: Side, pair: usize| super::find(&r.runs, pair, test, side);
     for pair in 1..=r.settings.pairs {
         for side in [Side::Klab, Side::Peer] {
             let Some(p) = measured(Test::Producer, side, pair) else {
