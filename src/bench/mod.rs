@@ -23,7 +23,7 @@ pub mod report;
 
 use crate::broker::admin::Admin;
 use crate::broker::local::LocalBroker;
-use crate::load::outcome::{ConsumerOutcome, ProducerOutcome};
+use crate::load::outcome::{ConsumerOutcome, ProducerOutcome, last_json};
 use crate::load::payload::Secret;
 use crate::model::{Acks, Workload};
 use crate::step::{self, StepOptions, Target};
@@ -518,13 +518,44 @@ impl Bench<'_> {
         run.broker_cpu_per_record_us = per_record_us(run.broker_cpu_s, run.records);
     }
 
-    fn klab_producer(&mut self, phase: Phase, pair: usize, topic: &str, n: u64) -> Result<Run> {
-        let mut run = self.base_run(phase, pair, Test::Producer, Side::Klab, "klab produce");
+    /// One run of a tool as a child process: `fill` reads its output into
+    /// the run and says whether the output held a result at all (if not,
+    /// the run's problem is `missing` and the end of its stderr); `basis`
+    /// says how its records/s were counted.
+    fn tool_run(
+        &mut self,
+        mut run: Run,
+        topic: &str,
+        cmd: Command,
+        missing: &str,
+        basis: &str,
+        fill: impl FnOnce(&mut Run, &child::ChildRun) -> Result<bool>,
+    ) -> Result<Run> {
         run.topic = topic.to_string();
-        let out = self.run_child(self.klab_producer_cmd(topic, n), &mut run)?;
-        let outcome: Option<ProducerOutcome> = crate::load::outcome::last_json(&out.stdout);
-        match outcome {
-            Some(o) => {
+        let out = self.run_child(cmd, &mut run)?;
+        if !fill(&mut run, &out)? {
+            run.problem
+                .get_or_insert_with(|| format!("{missing}: {}", out.stderr_tail(5)));
+        }
+        run.throughput_basis = basis.into();
+        self.finish_counts(&mut run);
+        Ok(run)
+    }
+
+    fn klab_producer(&mut self, phase: Phase, pair: usize, topic: &str, n: u64) -> Result<Run> {
+        let run = self.base_run(phase, pair, Test::Producer, Side::Klab, "klab produce");
+        let cmd = self.klab_producer_cmd(topic, n);
+        let basis = "acked records / (last ack - first send)";
+        self.tool_run(
+            run,
+            topic,
+            cmd,
+            "klab produce printed no outcome",
+            basis,
+            |run, out| {
+                let Some(o) = last_json::<ProducerOutcome>(&out.stdout) else {
+                    return Ok(false);
+                };
                 let secs = o.last_ack_ns.saturating_sub(o.window_start_ns) as f64 / 1e9;
                 run.records = o.acked_measured;
                 run.records_per_s = if secs > 0.0 {
@@ -544,64 +575,54 @@ impl Bench<'_> {
                             .unwrap_or_default()
                     ));
                 }
-                let p = o.publish.percentiles();
                 run.detail = serde_json::json!({
                     "acked": o.acked,
                     "failed": o.failed,
                     "window_s": secs,
-                    "publish_latency_ms": p,
+                    "publish_latency_ms": o.publish.percentiles(),
                 });
-            }
-            None => {
-                run.problem.get_or_insert_with(|| {
-                    format!("klab produce printed no outcome: {}", out.stderr_tail(5))
-                });
-            }
-        }
-        run.throughput_basis = "acked records / (last ack - first send)".into();
-        self.finish_counts(&mut run);
-        Ok(run)
+                Ok(true)
+            },
+        )
     }
 
     fn peer_producer(&mut self, phase: Phase, pair: usize, topic: &str, n: u64) -> Result<Run> {
-        let mut run = self.base_run(
+        let run = self.base_run(
             phase,
             pair,
             Test::Producer,
             Side::Peer,
             "ProducerPerformance",
         );
-        run.topic = topic.to_string();
-        let out = self.run_child(self.peer_producer_cmd(topic, n), &mut run)?;
-        match parse::producer_performance(&out.stdout) {
-            Some(s) => {
-                run.records = s.records;
-                run.records_per_s = s.records_per_s;
-                run.complete = out.ok() && s.records == n;
-                run.detail = serde_json::to_value(s)?;
-            }
-            None => {
-                run.problem.get_or_insert_with(|| {
-                    format!(
-                        "no ProducerPerformance summary line in its output: {}",
-                        out.stderr_tail(5)
-                    )
-                });
-            }
-        }
-        run.throughput_basis =
-            "its own figure: records / (last completion - start of sending)".into();
-        self.finish_counts(&mut run);
-        Ok(run)
+        let cmd = self.peer_producer_cmd(topic, n);
+        let missing = "no ProducerPerformance summary line in its output";
+        let basis = "its own figure: records / (last completion - start of sending)";
+        self.tool_run(run, topic, cmd, missing, basis, |run, out| {
+            let Some(s) = parse::producer_performance(&out.stdout) else {
+                return Ok(false);
+            };
+            run.records = s.records;
+            run.records_per_s = s.records_per_s;
+            run.complete = out.ok() && s.records == n;
+            run.detail = serde_json::to_value(s)?;
+            Ok(true)
+        })
     }
 
     fn klab_consumer(&mut self, phase: Phase, pair: usize, topic: &str, n: u64) -> Result<Run> {
-        let mut run = self.base_run(phase, pair, Test::Consumer, Side::Klab, "klab consume");
-        run.topic = topic.to_string();
-        let out = self.run_child(self.klab_consumer_cmd(topic), &mut run)?;
-        let outcome: Option<ConsumerOutcome> = crate::load::outcome::last_json(&out.stdout);
-        match outcome {
-            Some(o) => {
+        let run = self.base_run(phase, pair, Test::Consumer, Side::Klab, "klab consume");
+        let cmd = self.klab_consumer_cmd(topic);
+        let basis = "records / wall time of the process (start-up and verification included)";
+        self.tool_run(
+            run,
+            topic,
+            cmd,
+            "klab consume printed no outcome",
+            basis,
+            |run, out| {
+                let Some(o) = last_json::<ConsumerOutcome>(&out.stdout) else {
+                    return Ok(false);
+                };
                 run.records = o.consumed;
                 run.records_per_s = o.consumed as f64 / run.wall_s.max(1e-9);
                 run.complete = out.ok()
@@ -619,53 +640,36 @@ impl Bench<'_> {
                     "reordered": o.reordered, "corrupt": o.corrupt, "foreign": o.foreign,
                     "finished": o.finished,
                 });
-            }
-            None => {
-                run.problem.get_or_insert_with(|| {
-                    format!("klab consume printed no outcome: {}", out.stderr_tail(5))
-                });
-            }
-        }
-        run.throughput_basis =
-            "records / wall time of the process (start-up and verification included)".into();
-        self.finish_counts(&mut run);
-        Ok(run)
+                Ok(true)
+            },
+        )
     }
 
     fn peer_consumer(&mut self, phase: Phase, pair: usize, topic: &str, n: u64) -> Result<Run> {
-        let mut run = self.base_run(
+        let run = self.base_run(
             phase,
             pair,
             Test::Consumer,
             Side::Peer,
             "ConsumerPerformance",
         );
-        run.topic = topic.to_string();
-        let out = self.run_child(self.peer_consumer_cmd(topic, n), &mut run)?;
-        match parse::consumer_performance(&out.stdout) {
-            Some(s) => {
-                run.records = s.records;
-                run.records_per_s = s.fetch_records_per_s;
-                run.complete = out.ok() && s.records >= n;
-                if !run.complete && run.problem.is_none() {
-                    run.problem = Some(format!("read {} of {n} records", s.records));
-                }
-                run.detail = serde_json::to_value(s)?;
+        let cmd = self.peer_consumer_cmd(topic, n);
+        let missing = "no ConsumerPerformance result line in its output";
+        let basis =
+            "its own fetch.nMsg.sec: records / fetch time (JVM start and group join excluded)";
+        self.tool_run(run, topic, cmd, missing, basis, |run, out| {
+            let Some(s) = parse::consumer_performance(&out.stdout) else {
+                return Ok(false);
+            };
+            run.records = s.records;
+            run.records_per_s = s.fetch_records_per_s;
+            run.complete = out.ok() && s.records >= n;
+            if !run.complete && run.problem.is_none() {
+                run.problem = Some(format!("read {} of {n} records", s.records));
             }
-            None => {
-                run.problem.get_or_insert_with(|| {
-                    format!(
-                        "no ConsumerPerformance result line in its output: {}",
-                        out.stderr_tail(5)
-                    )
-                });
-            }
-        }
-        run.throughput_basis =
-            "its own fetch.nMsg.sec: records / fetch time (JVM start and group join excluded)"
-                .into();
-        self.finish_counts(&mut run);
-        Ok(run)
+            run.detail = serde_json::to_value(s)?;
+            Ok(true)
+        })
     }
 
     fn klab_latency(&mut self, pair: usize) -> Result<Run> {
