@@ -18,7 +18,7 @@ use rdkafka::ClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message;
-use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
+use rdkafka::producer::{DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -558,18 +558,14 @@ pub fn run(
             total_acked: report.acked,
         };
         let bytes = enc.marker(body, due_ns).to_vec();
-        let mut record = BaseRecord::with_opaque_to(topic, 0usize)
-            .partition(p as i32)
-            .payload(bytes.as_slice());
+        // Opaque 0: a marker is not a counted record.
         loop {
-            match producer.send::<[u8], [u8]>(record) {
+            match topic_handle.produce(p as i32, &bytes, 0, (due_ns / 1_000_000) as i64) {
                 Ok(()) => break,
-                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
-                    record = r;
-                    std::thread::sleep(Duration::from_millis(10));
-                }
-                Err((e, _)) => {
-                    return Err(anyhow::Error::new(e).context("sending an end-of-run marker"));
+                Err(RDKafkaErrorCode::QueueFull) => std::thread::sleep(Duration::from_millis(10)),
+                Err(code) => {
+                    return Err(anyhow::Error::new(KafkaError::MessageProduction(code))
+                        .context("sending an end-of-run marker"));
                 }
             }
         }
