@@ -70,6 +70,33 @@ pub fn catch_up_limit(w: &Workload) -> Duration {
     (planned * 2).max(Duration::from_secs(60))
 }
 
+/// Marks a result with what it measured: the lab and step of `opts`, the
+/// broker (`target` kind, bootstrap, requested and effective settings, how
+/// they got there), the topic, and the environment with the lab's
+/// fingerprint. Every target stamps its results this way.
+pub fn stamp(
+    result: &mut StepResult,
+    opts: &StepOptions,
+    target: &str,
+    bootstrap: String,
+    effective: &BTreeMap<String, EffectiveValue>,
+    topic: String,
+    mut env: Environment,
+) {
+    env.lab_fingerprint = opts.lab_fingerprint.clone();
+    result.lab = opts.lab.clone();
+    result.label = opts.label.clone();
+    result.broker = BrokerReport {
+        target: target.into(),
+        bootstrap,
+        requested: opts.requested.clone(),
+        effective: effective_summary(effective, &opts.requested),
+        applied: opts.applied.clone(),
+    };
+    result.workload.topic = Some(topic);
+    result.environment = env;
+}
+
 /// A result plus the histograms behind it.
 #[derive(Clone)]
 pub struct Measurement {
@@ -216,8 +243,7 @@ pub fn measure(
             (t, true)
         }
     };
-    let mut env = environment(kafka_version, java_version, kafka_dir.as_deref());
-    env.lab_fingerprint = opts.lab_fingerprint.clone();
+    let env = environment(kafka_version, java_version, kafka_dir.as_deref());
 
     let clock = Clock::new();
     let cancel = Cancel::new();
@@ -323,20 +349,11 @@ pub fn measure(
     let p = ProducerOutcome::from_report(&preport, &clock);
     let c = ConsumerOutcome::from_report(&creport, &clock);
     let mut result = assemble(workload, &p, &c, reasons);
-    result.lab = opts.lab.clone();
-    result.label = opts.label.clone();
-    result.broker = BrokerReport {
-        target: match target {
-            Target::Local(_) => "local".into(),
-            Target::External { .. } => "bootstrap".into(),
-        },
-        bootstrap,
-        requested: opts.requested.clone(),
-        effective: effective_summary(&effective, &opts.requested),
-        applied: opts.applied.clone(),
+    let kind = match target {
+        Target::Local(_) => "local",
+        Target::External { .. } => "bootstrap",
     };
-    result.workload.topic = Some(topic);
-    result.environment = env;
+    stamp(&mut result, opts, kind, bootstrap, &effective, topic, env);
     Ok(Measurement {
         result,
         publish: preport.publish,

@@ -16,7 +16,7 @@ use crate::error::Interrupted;
 use crate::lab::Lab;
 use crate::lab::run::{Applied, LabTarget, Ledger, step_file, warm_up_workload};
 use crate::load::outcome::{ConsumerOutcome, ProducerOutcome, assemble};
-use crate::model::{BrokerConfig, BrokerReport, EffectiveValue, StepResult, Workload};
+use crate::model::{BrokerConfig, EffectiveValue, StepResult, Workload};
 use crate::step::{self, Measurement};
 use crate::usage;
 use anyhow::{Result, anyhow};
@@ -517,19 +517,25 @@ impl LabTarget for K8sSession {
     ) -> Result<StepResult> {
         let (po, co, topic) = self.run_load(workload)?;
         let mut result = assemble(workload, &po, &co, Vec::new());
-        result.lab = Some(lab.id.clone());
-        result.label = Some(label.to_string());
-        result.broker = BrokerReport {
-            target: "kubernetes".into(),
-            bootstrap: self.bootstrap(),
+        let opts = step::StepOptions {
+            lab: Some(lab.id.clone()),
+            label: Some(label.to_string()),
+            lab_fingerprint: crate::provenance::lab_fingerprint(&lab.dir),
             requested: cfg.clone(),
-            effective: step::effective_summary(&self.effective, cfg),
             applied: applied.to_string(),
+            ..Default::default()
         };
-        result.workload.topic = Some(topic);
-        let mut env = step::environment(None, None, None);
-        env.lab_fingerprint = crate::provenance::lab_fingerprint(&lab.dir);
-        result.environment = env;
+        let env = step::environment(None, None, None);
+        let bootstrap = self.bootstrap();
+        step::stamp(
+            &mut result,
+            &opts,
+            "kubernetes",
+            bootstrap,
+            &self.effective,
+            topic,
+            env,
+        );
         let mut m = Measurement {
             result,
             origin: std::time::UNIX_EPOCH + Duration::from_nanos(po.window_start_ns),
