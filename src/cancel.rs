@@ -33,11 +33,6 @@ pub fn interrupted() -> bool {
     signal_flag().load(Ordering::Relaxed)
 }
 
-/// For tests: behave as if Ctrl-C had been pressed (or reset).
-pub fn set_interrupted(v: bool) {
-    signal_flag().store(v, Ordering::SeqCst);
-}
-
 /// A shared stop flag with the reason of whoever set it first.
 #[derive(Clone, Default)]
 pub struct Cancel {

@@ -45,7 +45,7 @@ pub enum Command {
     Knobs(KnobsArgs),
     /// klab side by side with Kafka's own perf tools (ProducerPerformance,
     /// ConsumerPerformance, EndToEndLatency) on one local broker.
-    Bench(crate::cmd::bench::BenchArgs),
+    Bench(BenchArgs),
     /// Only the producer side of a run (the producer image's entrypoint):
     /// prints its outcome as one JSON line.
     Produce(ProduceArgs),
@@ -339,7 +339,7 @@ pub struct DemoArgs {
     #[arg(long, value_enum, default_value = "local")]
     pub target: DemoTarget,
     /// Kubernetes namespace of klab's broker (with --target k8s).
-    #[arg(long, value_name = "NS", default_value = "klab")]
+    #[arg(long, value_name = "NS", default_value = crate::k8s::DEFAULT_NAMESPACE)]
     pub namespace: String,
     /// kubeconfig context to use (with --target k8s; default: the current
     /// context, or the pod's service account inside a cluster).
@@ -530,6 +530,42 @@ pub struct RunArgs {
     /// No progress bars.
     #[arg(long, short)]
     pub quiet: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
+    /// Three pairs of short runs (about 3 minutes on 2 cores) instead of
+    /// five longer pairs.
+    #[arg(long)]
+    pub quick: bool,
+    /// Pairs of runs (klab, peer) per comparison (default 3 with --quick, else 5).
+    #[arg(long, value_name = "N", value_parser = parse_runs)]
+    pub runs: Option<usize>,
+    /// Records per producer/consumer run (default 200000 with --quick, else 500000).
+    #[arg(long, value_name = "N", value_parser = parse_messages)]
+    pub messages: Option<u64>,
+    /// Also write the report (JSON) to FILE, and its plot beside it.
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+    /// Where run directories go (broker log, bench.json, bench.svg).
+    #[arg(long, value_name = "DIR", default_value = "results")]
+    pub results: PathBuf,
+    /// No progress output.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+fn parse_runs(s: &str) -> Result<usize, String> {
+    let n: usize = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("'{s}' is not a whole number of pairs"))?;
+    if !(1..=50).contains(&n) {
+        return Err(format!("{n} is not allowed; expected 1..=50 pairs"));
+    }
+    Ok(n)
 }
 
 #[derive(Args, Debug)]

@@ -40,6 +40,19 @@ macro_rules! usage {
     };
 }
 
+/// 1-based line and column of a byte offset.
+pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let upto = &text[..offset.min(text.len())];
+    let line = upto.matches('\n').count() + 1;
+    let col = upto
+        .rsplit('\n')
+        .next()
+        .map(|l| l.chars().count())
+        .unwrap_or(0)
+        + 1;
+    (line, col)
+}
+
 /// True when the error chain contains a [`UsageError`].
 pub fn is_usage(err: &anyhow::Error) -> bool {
     err.chain()

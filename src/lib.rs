@@ -15,6 +15,7 @@ pub mod lab;
 pub mod load;
 pub mod model;
 pub mod provenance;
+pub mod random;
 pub mod stats;
 pub mod step;
 pub mod tuner;

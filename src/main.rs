@@ -15,7 +15,7 @@ fn main() -> ExitCode {
         Command::Knobs(a) => cmd::knobs::execute(a),
         Command::Bench(a) => cmd::bench::execute(a),
         Command::Lab(c) => cmd::lab::execute(c),
-        Command::Demo(a) => cmd::lab::demo(a),
+        Command::Demo(a) => cmd::demo::execute(a),
         Command::Tune(a) => cmd::tune::execute(a),
         Command::TuneBench(a) => cmd::tune::bench(a),
         Command::Produce(a) => cmd::pods::produce(a),

@@ -11,9 +11,10 @@ use crate::load::clock::Clock;
 use crate::load::consumer::{self, ConsumerHandle, ConsumerReport, ConsumerSpec};
 use crate::load::outcome::{ConsumerOutcome, ProducerOutcome, assemble};
 use crate::load::payload::Secret;
-use crate::load::producer::{self, ProducerProgress, ProducerReport, ProducerSpec};
+use crate::load::producer::{self, ProducerReport, ProducerSpec};
 use crate::model::{BrokerConfig, BrokerReport, EffectiveValue, Environment, StepResult, Workload};
-use crate::stats::hist::Recorder;
+use crate::stats::progress::ProducerProgress;
+use crate::stats::report::Measurement;
 use crate::usage;
 use anyhow::{Context, Result, anyhow};
 use std::collections::BTreeMap;
@@ -95,15 +96,6 @@ pub fn stamp(
     };
     result.workload.topic = Some(topic);
     result.environment = env;
-}
-
-/// A result plus the histograms behind it.
-#[derive(Clone)]
-pub struct Measurement {
-    pub result: StepResult,
-    pub publish: Recorder,
-    pub e2e: Recorder,
-    pub origin: std::time::SystemTime,
 }
 
 /// Keys recorded in every result's `broker.effective`, beside the ones that
@@ -193,10 +185,7 @@ pub fn fresh_topic() -> String {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis())
         .unwrap_or(0);
-    format!(
-        "klab-{ms}-{:04x}",
-        crate::load::payload::random_producer_id() & 0xffff
-    )
+    format!("klab-{ms}-{:04x}", crate::random::u64() & 0xffff)
 }
 
 /// Measures `workload` against `target`.

@@ -679,7 +679,7 @@ fn rollout_waits_with_a_deadline_and_unsticks_a_broken_pod() {
         .and_then(|e| e.value.clone())
         .unwrap();
     assert_eq!(
-        klab::cmd::broker::parse_config(&value, "pod").unwrap(),
+        klab::broker::knobs::parse_config(&value, "pod").unwrap(),
         three
     );
 }
@@ -1051,7 +1051,7 @@ fn the_demo_runs_every_lab_as_pods_with_the_runners_rights() {
 
     // The summary as the local demo writes it, and in the ConfigMap.
     klab::lab::run::write_summary(&run_dir, "test", &rows, &s.ledger.results, None).unwrap();
-    klab::k8s::demo::publish_summary(&s, &run_dir).unwrap();
+    klab::k8s::summary::publish_summary(&s, &run_dir).unwrap();
     let cms: Api<ConfigMap> = Api::namespaced(s.kube.client(), ns);
     let cm = s.kube.block_on(cms.get("klab-summary")).unwrap();
     let data = cm.data.unwrap();

@@ -269,18 +269,6 @@ struct Bench<'a> {
     seq: u32,
 }
 
-fn random_hex(bytes: usize) -> String {
-    let mut out = String::new();
-    while out.len() < bytes * 2 {
-        out.push_str(&format!(
-            "{:016x}",
-            crate::load::payload::random_producer_id()
-        ));
-    }
-    out.truncate(bytes * 2);
-    out
-}
-
 /// Measures `f`'s effect on the broker's and the host's CPU.
 struct CpuWatch {
     broker_pid: Option<u32>,
@@ -344,7 +332,7 @@ impl Bench<'_> {
         format!(
             "klab-bench-{}-{what}-{:04x}",
             self.seq,
-            crate::load::payload::random_producer_id() & 0xffff
+            crate::random::u64() & 0xffff
         )
     }
 
@@ -850,7 +838,7 @@ pub fn run(broker: &mut LocalBroker, opts: &BenchOptions) -> Result<BenchReport>
     let kafka = broker.kafka().clone();
     let log4j = kafka.dir.join("config/tools-log4j2.properties");
     let java = crate::broker::kafka_home::java()?;
-    let secret_hex = random_hex(32);
+    let secret_hex = crate::random::hex(32);
     let steps = (2 + opts.pairs) * 4 + opts.pairs * 2;
     let bar = opts.progress.then(|| {
         let b = ProgressBar::with_draw_target(Some(steps as u64), ProgressDrawTarget::stderr());

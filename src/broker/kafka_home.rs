@@ -99,11 +99,6 @@ impl KafkaHome {
     pub fn classpath(&self) -> String {
         format!("{}/*", self.libs.display())
     }
-
-    /// The Nix store path this installation lives in, if any.
-    pub fn store_path(&self) -> Option<String> {
-        store_path_of(&self.dir)
-    }
 }
 
 /// `/nix/store/<hash>-<name>` when `p` (resolved) lies in the Nix store.

@@ -7,6 +7,8 @@
 
 use crate::broker::render::LAYOUT_KEYS;
 use crate::model::BrokerConfig;
+use crate::usage;
+use anyhow::Result;
 use std::collections::BTreeMap;
 use std::sync::LazyLock;
 
@@ -203,6 +205,25 @@ pub fn check_config(cfg: &BrokerConfig) -> Result<(), String> {
     Ok(())
 }
 
+/// The env var the broker image reads its config from (TOML).
+pub const ENV_BROKER_CONFIG: &str = "KLAB_BROKER_CONFIG";
+
+/// Parses and checks a TOML broker config; `what` names where it came from.
+pub fn parse_config(text: &str, what: &str) -> Result<BrokerConfig> {
+    let cfg: BrokerConfig = toml::from_str(text).map_err(|e| {
+        let at = e
+            .span()
+            .map(|s| {
+                let (l, c) = crate::error::line_col(text, s.start);
+                format!(":{l}:{c}")
+            })
+            .unwrap_or_default();
+        usage!("{what}{at}: {}", e.message().trim())
+    })?;
+    check_config(&cfg).map_err(|e| usage!("{what}: {e}"))?;
+    Ok(cfg)
+}
+
 /// A heap the JVM can start a broker with on this machine.
 pub fn check_heap(h: crate::units::MemSize) -> Result<(), String> {
     use crate::units::MemSize;
@@ -359,6 +380,23 @@ mod tests {
         assert!(check_setting("compression.gzip.level", "-1").is_ok());
         assert!(check_setting("compression.gzip.level", "12").is_err());
         assert!(check_setting("log.flush.interval.messages", "1").is_ok());
+    }
+
+    #[test]
+    fn broker_config_toml_is_checked_and_located() {
+        let c = parse_config("heap = \"512m\"\n\n[properties]\n", "env").unwrap();
+        assert_eq!(c.heap.map(|h| h.jvm()), Some("512m".into()));
+        let c = parse_config("[properties]\n\"num.io.threads\" = \"2\"\n", "env").unwrap();
+        assert_eq!(c.properties["num.io.threads"], "2");
+        let e = parse_config("heap = \"512m\"\ncolour = 1\n", "env")
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("env:2:"), "{e}");
+        let e = parse_config("[properties]\n\"num.io.thread\" = \"2\"\n", "env")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("did you mean"), "{e}");
+        assert!(parse_config("", "env").unwrap().is_empty());
     }
 
     #[test]

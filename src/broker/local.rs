@@ -87,8 +87,8 @@ fn free_port() -> Result<u16> {
 pub fn cluster_id() -> String {
     use base64::Engine;
     loop {
-        let a = crate::load::payload::random_producer_id().to_le_bytes();
-        let b = crate::load::payload::random_producer_id().to_le_bytes();
+        let a = crate::random::u64().to_le_bytes();
+        let b = crate::random::u64().to_le_bytes();
         let mut bytes = [0u8; 16];
         bytes[..8].copy_from_slice(&a);
         bytes[8..].copy_from_slice(&b);

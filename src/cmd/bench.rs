@@ -2,50 +2,12 @@
 
 use crate::bench::{self, BenchOptions};
 use crate::broker::kafka_home::KafkaHome;
-use crate::cli::KafkaArgs;
+use crate::cli::BenchArgs;
 use crate::model::BrokerConfig;
 use crate::stats::report::{check_writable, new_run_dir};
 use crate::usage;
 use anyhow::{Context, Result};
-use clap::Args;
 use std::io::IsTerminal;
-use std::path::PathBuf;
-
-#[derive(Args, Debug)]
-pub struct BenchArgs {
-    #[command(flatten)]
-    pub kafka: KafkaArgs,
-    /// Three pairs of short runs (about 3 minutes on 2 cores) instead of
-    /// five longer pairs.
-    #[arg(long)]
-    pub quick: bool,
-    /// Pairs of runs (klab, peer) per comparison (default 3 with --quick, else 5).
-    #[arg(long, value_name = "N", value_parser = parse_runs)]
-    pub runs: Option<usize>,
-    /// Records per producer/consumer run (default 200000 with --quick, else 500000).
-    #[arg(long, value_name = "N", value_parser = crate::cli::parse_messages)]
-    pub messages: Option<u64>,
-    /// Also write the report (JSON) to FILE, and its plot beside it.
-    #[arg(long, value_name = "FILE")]
-    pub json: Option<PathBuf>,
-    /// Where run directories go (broker log, bench.json, bench.svg).
-    #[arg(long, value_name = "DIR", default_value = "results")]
-    pub results: PathBuf,
-    /// No progress output.
-    #[arg(long, short)]
-    pub quiet: bool,
-}
-
-fn parse_runs(s: &str) -> Result<usize, String> {
-    let n: usize = s
-        .trim()
-        .parse()
-        .map_err(|_| format!("'{s}' is not a whole number of pairs"))?;
-    if !(1..=50).contains(&n) {
-        return Err(format!("{n} is not allowed; expected 1..=50 pairs"));
-    }
-    Ok(n)
-}
 
 pub fn execute(args: &BenchArgs) -> Result<i32> {
     if let Some(j) = &args.json {

@@ -3,6 +3,7 @@
 //! the local broker, so a knob has one spelling everywhere.
 
 use crate::broker::kafka_home::{KafkaHome, java};
+use crate::broker::knobs::{ENV_BROKER_CONFIG, parse_config};
 use crate::broker::render::{self, NodeLayout};
 use crate::cli::{BrokerExecArgs, BrokerRenderArgs, NodeArgs};
 use crate::model::BrokerConfig;
@@ -10,24 +11,6 @@ use crate::usage;
 use anyhow::{Context, Result};
 use std::io::Read;
 use std::path::Path;
-
-pub const ENV_BROKER_CONFIG: &str = "KLAB_BROKER_CONFIG";
-
-/// Parses and checks a TOML broker config; `what` names where it came from.
-pub fn parse_config(text: &str, what: &str) -> Result<BrokerConfig> {
-    let cfg: BrokerConfig = toml::from_str(text).map_err(|e| {
-        let at = e
-            .span()
-            .map(|s| {
-                let (l, c) = crate::lab::file::line_col(text, s.start);
-                format!(":{l}:{c}")
-            })
-            .unwrap_or_default();
-        usage!("{what}{at}: {}", e.message().trim())
-    })?;
-    crate::broker::knobs::check_config(&cfg).map_err(|e| usage!("{what}: {e}"))?;
-    Ok(cfg)
-}
 
 fn read_config(file: Option<&Path>) -> Result<(BrokerConfig, String)> {
     match file {
@@ -160,26 +143,4 @@ pub fn set_cmd(a: &crate::cli::BrokerSetArgs) -> Result<i32> {
     let effective = broker.effective();
     println!("{}", serde_json::to_string(&effective)?);
     Ok(super::EXIT_OK)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn broker_config_toml_is_checked_and_located() {
-        let c = parse_config("heap = \"512m\"\n\n[properties]\n", "env").unwrap();
-        assert_eq!(c.heap.map(|h| h.jvm()), Some("512m".into()));
-        let c = parse_config("[properties]\n\"num.io.threads\" = \"2\"\n", "env").unwrap();
-        assert_eq!(c.properties["num.io.threads"], "2");
-        let e = parse_config("heap = \"512m\"\ncolour = 1\n", "env")
-            .unwrap_err()
-            .to_string();
-        assert!(e.starts_with("env:2:"), "{e}");
-        let e = parse_config("[properties]\n\"num.io.thread\" = \"2\"\n", "env")
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("did you mean"), "{e}");
-        assert!(parse_config("", "env").unwrap().is_empty());
-    }
 }

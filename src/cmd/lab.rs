@@ -3,13 +3,12 @@
 use crate::broker::kafka_home::{KafkaHome, java};
 use crate::broker::render::single_node_defaults;
 use crate::cli::{
-    DemoArgs, FixArgs, FixWith, LabCheckArgs, LabCommand, LabRunArgs, LabShowArgs, LabsDirArgs,
-    SessionArgs,
+    FixArgs, FixWith, LabCheckArgs, LabCommand, LabRunArgs, LabShowArgs, LabsDirArgs, SessionArgs,
 };
 use crate::error::is_interrupted;
 use crate::lab::file::{Fix, parse_fix_file};
 use crate::lab::run::{
-    FixSource, Row, Session, SessionOptions, run_demo, run_lab, summary_table, write_summary,
+    FixSource, Row, Session, SessionOptions, run_lab, summary_table, write_summary,
 };
 use crate::lab::{Labs, labs_dir, load_with};
 use crate::stats::report::{check_writable, new_run_dir};
@@ -361,7 +360,7 @@ fn check(a: &LabCheckArgs) -> Result<i32> {
 
 /// The fix step of `lab run` and `demo`: the tuner (with a budget that
 /// depends on --quick) or the lab's own fix.
-fn fix_source(a: &FixArgs, quick: bool, quick_budget: usize, full_budget: usize) -> FixSource {
+pub fn fix_source(a: &FixArgs, quick: bool, quick_budget: usize, full_budget: usize) -> FixSource {
     match a.fix_with {
         FixWith::Lab => FixSource::Lab,
         FixWith::Tuner => FixSource::Tuner(Box::new(TuneOptions {
@@ -424,27 +423,4 @@ pub fn hints(lab: &crate::lab::Lab, fix: &Fix) -> Vec<String> {
         );
     }
     out
-}
-
-pub fn demo(a: &DemoArgs) -> Result<i32> {
-    if a.target == crate::cli::DemoTarget::K8s {
-        return crate::k8s::demo::run(a, fix_source(&a.fix, a.session.quick, 2, 4));
-    }
-    let labs = Labs::load(&labs_dir(a.session.dir.labs.as_deref()))?;
-    let mut s = session(&a.session)?;
-    let started = Instant::now();
-    let mut rows = Vec::new();
-    let fix = fix_source(&a.fix, a.session.quick, 2, 4);
-    let outcome = run_demo(&mut s, &labs, &fix, &mut rows);
-    let outcome = crate::lab::run::demo_outcome(outcome);
-    let code = conclude(
-        &mut s,
-        "klab demo: throughput and e2e p99 per lab",
-        &rows,
-        &a.session,
-        outcome,
-        started,
-    )?;
-    print_plot(&s.opts.run_dir);
-    Ok(code)
 }

@@ -3,6 +3,7 @@
 
 pub mod bench;
 pub mod broker;
+pub mod demo;
 pub mod knobs;
 pub mod lab;
 pub mod pods;

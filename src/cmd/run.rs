@@ -63,7 +63,11 @@ pub fn execute(args: &RunArgs) -> Result<i32> {
     finish(args, m?, &run_dir)
 }
 
-fn finish(args: &RunArgs, mut m: step::Measurement, run_dir: &std::path::Path) -> Result<i32> {
+fn finish(
+    args: &RunArgs,
+    mut m: crate::stats::report::Measurement,
+    run_dir: &std::path::Path,
+) -> Result<i32> {
     m.save(&run_dir.join("result.json"))?;
     if let Some(j) = &args.json {
         m.save(j)?;

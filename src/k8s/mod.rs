@@ -17,14 +17,15 @@
 //!
 //! Layers: [`objects`] and [`status`] are pure (typed objects, request
 //! bodies, status evaluation; unit-tested), [`api`] is the only place that
-//! talks to the API server, [`session`] runs steps, [`demo`] is the command.
+//! talks to the API server, [`session`] runs steps, [`summary`] keeps the
+//! summary; the command itself is `cmd::demo`.
 
 pub mod api;
-pub mod demo;
 pub mod error;
 pub mod objects;
 pub mod session;
 pub mod status;
+pub mod summary;
 
 use std::time::Duration;
 
@@ -37,7 +38,7 @@ pub const DEFAULT_NAMESPACE: &str = "klab";
 pub const BROKER_STATEFULSET: &str = "kafka";
 pub const BROKER_CONTAINER: &str = "kafka";
 /// The env var of the broker container that holds its TOML config.
-pub const BROKER_CONFIG_ENV: &str = crate::cmd::broker::ENV_BROKER_CONFIG;
+pub const BROKER_CONFIG_ENV: &str = crate::broker::knobs::ENV_BROKER_CONFIG;
 /// The Secret (and its key) with the HMAC key producer and consumer share.
 pub const HMAC_SECRET: &str = "klab-hmac";
 pub const HMAC_SECRET_KEY: &str = "secret";

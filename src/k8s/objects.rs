@@ -339,7 +339,7 @@ pub fn broker_config_of(sts: &StatefulSet) -> Result<BrokerConfig> {
         }) => Err(usage!(
             "StatefulSet {name}: {BROKER_CONFIG_ENV} comes from a reference (valueFrom); klab sets it as a plain value, as manifests/broker.yaml does"
         )),
-        Some(e) => crate::cmd::broker::parse_config(
+        Some(e) => crate::broker::knobs::parse_config(
             e.value.as_deref().unwrap_or(""),
             &format!("StatefulSet {name}, env {BROKER_CONFIG_ENV}"),
         ),
@@ -417,7 +417,7 @@ mod tests {
             })
         );
         // The value is what the broker image's entrypoint parses back.
-        let back = crate::cmd::broker::parse_config(&toml, "test").unwrap();
+        let back = crate::broker::knobs::parse_config(&toml, "test").unwrap();
         assert_eq!(back, cfg);
 
         // The HTTP request kube sends for it.

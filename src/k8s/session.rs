@@ -17,7 +17,8 @@ use crate::lab::Lab;
 use crate::lab::run::{Applied, LabTarget, Ledger, step_file, warm_up_workload};
 use crate::load::outcome::{ConsumerOutcome, ProducerOutcome, assemble};
 use crate::model::{BrokerConfig, EffectiveValue, StepResult, Workload};
-use crate::step::{self, Measurement};
+use crate::stats::report::Measurement;
+use crate::step;
 use crate::usage;
 use anyhow::{Result, anyhow};
 use k8s_openapi::api::core::v1::Pod;
@@ -115,10 +116,7 @@ impl K8sSession {
         std::fs::create_dir_all(&opts.run_dir)?;
         Ok(K8sSession {
             instance: instance_of(&opts.run_dir),
-            suffix: format!(
-                "{:04x}",
-                crate::load::payload::random_producer_id() & 0xffff
-            ),
+            suffix: format!("{:04x}", crate::random::u64() & 0xffff),
             kube,
             opts,
             logs: Box::new(ApiLogs),

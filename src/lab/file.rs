@@ -3,6 +3,7 @@
 //! Every error names the file, the line and column, the field and what is
 //! allowed. Unknown keys are errors, so a typo never silently does nothing.
 
+use crate::error::line_col;
 use crate::model::{Acks, BrokerConfig, limits};
 use crate::units::{MemSize, parse_duration};
 use serde::Deserialize;
@@ -31,19 +32,6 @@ impl std::fmt::Display for LabFileError {
 }
 
 impl std::error::Error for LabFileError {}
-
-/// 1-based line and column of a byte offset.
-pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
-    let upto = &text[..offset.min(text.len())];
-    let line = upto.matches('\n').count() + 1;
-    let col = upto
-        .rsplit('\n')
-        .next()
-        .map(|l| l.chars().count())
-        .unwrap_or(0)
-        + 1;
-    (line, col)
-}
 
 /// A lab file as written.
 #[derive(Debug, Clone, Deserialize)]

@@ -90,10 +90,7 @@ pub struct ConsumerReport {
 pub fn client_config(spec: &ConsumerSpec) -> ClientConfig {
     let mut cfg = ClientConfig::new();
     cfg.set("client.id", "klab-consumer")
-        .set(
-            "group.id",
-            format!("klab-{}", crate::load::payload::random_producer_id()),
-        )
+        .set("group.id", format!("klab-{}", crate::random::u64()))
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "earliest")

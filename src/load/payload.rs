@@ -71,35 +71,13 @@ impl std::fmt::Debug for Secret {
     }
 }
 
-/// A random 64-bit id for one producer run.
-pub fn random_producer_id() -> u64 {
-    let mut b = [0u8; 8];
-    if getrandom::fill(&mut b).is_err() {
-        // Fall back to time and pid; uniqueness within a run is what matters.
-        let t = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos() as u64)
-            .unwrap_or(0);
-        return splitmix64(t ^ u64::from(std::process::id()));
-    }
-    u64::from_le_bytes(b)
-}
-
-/// SplitMix64: a tiny, well-known mixing function (also the tuner's RNG).
-pub fn splitmix64(mut z: u64) -> u64 {
-    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
 /// The filler a producer puts in front of its header: printable bytes
 /// derived from its id, so it compresses like text rather than like zeros.
 pub fn filler(producer_id: u64, len: usize) -> Vec<u8> {
     let mut out = Vec::with_capacity(len);
     let mut state = producer_id;
     while out.len() < len {
-        state = splitmix64(state);
+        state = crate::random::splitmix64(state);
         for b in state.to_le_bytes() {
             if out.len() == len {
                 break;

@@ -10,9 +10,10 @@
 
 use crate::cancel::Cancel;
 use crate::load::clock::Clock;
-use crate::load::payload::{Encoder, FLAG_WARMUP, MarkerBody, Secret, random_producer_id};
+use crate::load::payload::{Encoder, FLAG_WARMUP, MarkerBody, Secret};
 use crate::model::Workload;
 use crate::stats::hist::Recorder;
+use crate::stats::progress::ProducerProgress;
 use anyhow::{Context, Result};
 use rdkafka::ClientContext;
 use rdkafka::config::ClientConfig;
@@ -218,21 +219,10 @@ impl ProducerSpec {
             topic: topic.to_string(),
             workload,
             secret,
-            producer_id: random_producer_id(),
+            producer_id: crate::random::u64(),
             flush_timeout: Duration::from_secs(120),
         }
     }
-}
-
-/// A snapshot for progress bars.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct ProducerProgress {
-    pub sent: u64,
-    pub acked: u64,
-    pub elapsed: Duration,
-    /// Expected total when known (rate mode, or a message count).
-    pub total: Option<u64>,
-    pub measuring: bool,
 }
 
 /// Everything the producer measured.

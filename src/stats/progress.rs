@@ -1,10 +1,21 @@
 //! Progress bars (indicatif) on stderr; invisible when stderr is not a
 //! terminal or when the caller asks for quiet.
 
-use crate::load::producer::ProducerProgress;
 use crate::model::Workload;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::time::Duration;
+
+/// A producer's progress, as the progress bar shows it (the producer
+/// fills it in a few times a second).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ProducerProgress {
+    pub sent: u64,
+    pub acked: u64,
+    pub elapsed: Duration,
+    /// Expected total when known (rate mode, or a message count).
+    pub total: Option<u64>,
+    pub measuring: bool,
+}
 
 pub struct StepBar {
     bar: Option<ProgressBar>,

@@ -1,7 +1,8 @@
 //! Writing results: JSON written atomically (temp file + rename), the
 //! histograms beside it, and a few formatting helpers.
 
-use crate::step::Measurement;
+use crate::model::StepResult;
+use crate::stats::hist::Recorder;
 use anyhow::{Context, Result};
 use serde::Serialize;
 use std::io::Write;
@@ -65,6 +66,15 @@ pub fn sibling(json: &Path, suffix: &str) -> PathBuf {
         .map(|s| s.to_string_lossy().to_string())
         .unwrap_or_else(|| "result".into());
     json.with_file_name(format!("{stem}.{suffix}"))
+}
+
+/// A result plus the histograms behind it.
+#[derive(Clone)]
+pub struct Measurement {
+    pub result: StepResult,
+    pub publish: Recorder,
+    pub e2e: Recorder,
+    pub origin: std::time::SystemTime,
 }
 
 impl Measurement {

@@ -21,8 +21,8 @@ pub mod sim;
 pub mod space;
 pub mod trace;
 
-use crate::load::payload::splitmix64;
 use crate::model::StepResult;
+use crate::random::splitmix64;
 use anyhow::Result;
 use serde::Serialize;
 use space::{Candidate, Point, Space};

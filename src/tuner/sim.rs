@@ -5,8 +5,8 @@
 
 use super::Measurer;
 use super::space::{Candidate, Point, Space};
-use crate::load::payload::splitmix64;
 use crate::model::StepResult;
+use crate::random::splitmix64;
 
 pub struct Simulated {
     space: Space,

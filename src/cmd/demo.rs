@@ -1,25 +1,44 @@
-//! `klab demo --target k8s`: every lab on the cluster's broker, the same
-//! summary as the local demo, and the ConfigMap `klab-summary`.
+//! `klab demo`: every lab in order, on the local broker or on Kubernetes,
+//! with a summary table and plot.
 
-use super::api::Kube;
-use super::objects;
-use super::session::{K8sOptions, K8sSession};
-use super::{BROKER_STATEFULSET, Timeouts};
+use super::lab::{conclude, exit_code, fix_source, print_plot, session};
 use crate::cli::DemoArgs;
-use crate::lab::run::run_demo;
-use crate::lab::run::{FixSource, Row, summary_table, write_summary};
+use crate::k8s::api::Kube;
+use crate::k8s::session::{K8sOptions, K8sSession};
+use crate::k8s::summary::publish_summary;
+use crate::k8s::{BROKER_STATEFULSET, Timeouts};
+use crate::lab::run::{FixSource, Row, demo_outcome, run_demo, summary_table, write_summary};
 use crate::lab::{Labs, labs_dir};
 use crate::stats::report::{check_writable, new_run_dir};
 use crate::usage;
-use anyhow::{Context, Result};
+use anyhow::Result;
 use std::io::IsTerminal;
-use std::path::Path;
 use std::time::Instant;
 
-/// ConfigMaps hold at most 1 MiB; leave room for metadata.
-const CONFIGMAP_BUDGET: usize = 900 * 1024;
+pub fn execute(a: &DemoArgs) -> Result<i32> {
+    if a.target == crate::cli::DemoTarget::K8s {
+        return k8s(a, fix_source(&a.fix, a.session.quick, 2, 4));
+    }
+    let labs = Labs::load(&labs_dir(a.session.dir.labs.as_deref()))?;
+    let mut s = session(&a.session)?;
+    let started = Instant::now();
+    let mut rows = Vec::new();
+    let fix = fix_source(&a.fix, a.session.quick, 2, 4);
+    let outcome = run_demo(&mut s, &labs, &fix, &mut rows);
+    let outcome = demo_outcome(outcome);
+    let code = conclude(
+        &mut s,
+        "klab demo: throughput and e2e p99 per lab",
+        &rows,
+        &a.session,
+        outcome,
+        started,
+    )?;
+    print_plot(&s.opts.run_dir);
+    Ok(code)
+}
 
-pub fn run(a: &DemoArgs, fix: FixSource) -> Result<i32> {
+fn k8s(a: &DemoArgs, fix: FixSource) -> Result<i32> {
     let labs = Labs::load(&labs_dir(a.session.dir.labs.as_deref()))?;
     if let Some(j) = &a.session.json {
         check_writable(j).map_err(|e| usage!("--json {}: {e}", j.display()))?;
@@ -44,8 +63,8 @@ pub fn run(a: &DemoArgs, fix: FixSource) -> Result<i32> {
     let outcome = s
         .prepare()
         .and_then(|()| run_demo(&mut s, &labs, &fix, &mut rows));
-    let outcome = crate::lab::run::demo_outcome(outcome);
-    conclude(
+    let outcome = demo_outcome(outcome);
+    conclude_k8s(
         &mut s,
         "klab demo on Kubernetes: throughput and e2e p99 per lab",
         &rows,
@@ -57,7 +76,7 @@ pub fn run(a: &DemoArgs, fix: FixSource) -> Result<i32> {
 
 /// Prints and saves what was measured, also after an error or Ctrl-C:
 /// the run directory as on the local target, and the ConfigMap.
-pub fn conclude(
+fn conclude_k8s(
     s: &mut K8sSession,
     title: &str,
     rows: &[Row],
@@ -80,9 +99,9 @@ pub fn conclude(
             Ok(()) => println!(
                 "summary: ConfigMap {}/{} (kubectl -n {} get configmap {} -o jsonpath='{{.data.summary\\.txt}}')",
                 s.kube.namespace(),
-                super::SUMMARY_CONFIGMAP,
+                crate::k8s::SUMMARY_CONFIGMAP,
                 s.kube.namespace(),
-                super::SUMMARY_CONFIGMAP
+                crate::k8s::SUMMARY_CONFIGMAP
             ),
             Err(e) => eprintln!("klab: could not write the summary ConfigMap: {e:#}"),
         }
@@ -93,32 +112,6 @@ pub fn conclude(
         s.restarts,
         dir.display()
     );
-    crate::cmd::lab::print_plot(&dir);
-    crate::cmd::lab::exit_code(rows, outcome)
-}
-
-/// summary.json and summary.txt of `dir` into the ConfigMap `klab-summary`
-/// (server-side apply). A summary.json too large for a ConfigMap loses its
-/// per-second latency timelines first.
-pub fn publish_summary(s: &K8sSession, dir: &Path) -> Result<()> {
-    let txt = std::fs::read_to_string(dir.join("summary.txt")).context("reading summary.txt")?;
-    let mut json =
-        std::fs::read_to_string(dir.join("summary.json")).context("reading summary.json")?;
-    if json.len() + txt.len() > CONFIGMAP_BUDGET {
-        let mut results = s.ledger.results.clone();
-        for r in &mut results {
-            r.e2e_timeline.clear();
-        }
-        json = serde_json::to_string(&results)?;
-        if json.len() + txt.len() > CONFIGMAP_BUDGET {
-            anyhow::bail!(
-                "summary.json is {} KiB, too large for a ConfigMap; it is in {}",
-                json.len() / 1024,
-                dir.display()
-            );
-        }
-    }
-    let cm = objects::summary_configmap(s.kube.namespace(), &s.instance, json, txt);
-    s.kube.apply_configmap(&cm)?;
-    Ok(())
+    print_plot(&dir);
+    exit_code(rows, outcome)
 }
