@@ -327,19 +327,78 @@ pub struct EffectiveValue {
     pub source: String,
 }
 
+/// What kind of broker a result was measured on (`broker.target`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TargetKind {
+    /// Brokers klab started as child processes on 127.0.0.1.
+    #[default]
+    Local,
+    /// A broker someone else runs (`--bootstrap HOST:PORT`).
+    Bootstrap,
+    /// The broker StatefulSet of `manifests/` in a Kubernetes cluster.
+    Kubernetes,
+}
+
+impl fmt::Display for TargetKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            TargetKind::Local => "local",
+            TargetKind::Bootstrap => "bootstrap",
+            TargetKind::Kubernetes => "kubernetes",
+        })
+    }
+}
+
+/// How a step's broker settings reached the broker (`broker.applied`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Applied {
+    /// server.properties and JVM flags when klab started the broker.
+    #[default]
+    #[serde(alias = "static", alias = "static (started)")]
+    Started,
+    /// A restart (a rollout on Kubernetes) with a new static config.
+    #[serde(alias = "static (restarted)")]
+    Restarted,
+    /// The Admin API, without a restart.
+    #[serde(alias = "dynamic (no restart)")]
+    Dynamic,
+    /// The broker already ran with these settings.
+    Unchanged,
+    /// A broker klab does not own, measured as it is.
+    External,
+}
+
+impl Applied {
+    /// A fresh JVM: its JIT needs a throw-away load before a measurement.
+    pub fn fresh_jvm(self) -> bool {
+        matches!(self, Applied::Started | Applied::Restarted)
+    }
+}
+
+impl fmt::Display for Applied {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Applied::Started => "static (started)",
+            Applied::Restarted => "static (restarted)",
+            Applied::Dynamic => "dynamic (no restart)",
+            Applied::Unchanged => "unchanged",
+            Applied::External => "external (as it is)",
+        })
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct BrokerReport {
-    /// `local`, `bootstrap` or `kubernetes`.
-    pub target: String,
+    pub target: TargetKind,
     pub bootstrap: String,
     pub requested: BrokerConfig,
     /// Effective values: every requested key, every key klab knows as a
     /// knob, every key not at its default, and `heap` as the JVM reports it.
     pub effective: BTreeMap<String, EffectiveValue>,
-    /// How the settings reached the broker: `static` (server.properties at
-    /// start), `dynamic` (Admin API, no restart) or `external`.
     #[serde(default)]
-    pub applied: String,
+    pub applied: Applied,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

@@ -12,7 +12,10 @@ use crate::load::consumer::{self, ConsumerHandle, ConsumerReport, ConsumerSpec};
 use crate::load::outcome::{ConsumerOutcome, ProducerOutcome, assemble};
 use crate::load::payload::Secret;
 use crate::load::producer::{self, ProducerReport, ProducerSpec};
-use crate::model::{BrokerConfig, BrokerReport, EffectiveValue, Environment, StepResult, Workload};
+use crate::model::{
+    Applied, BrokerConfig, BrokerReport, EffectiveValue, Environment, StepResult, TargetKind,
+    Workload,
+};
 use crate::stats::progress::ProducerProgress;
 use crate::stats::report::Measurement;
 use crate::usage;
@@ -53,8 +56,8 @@ pub struct StepOptions {
     pub lab_fingerprint: Option<String>,
     /// Settings that were asked for (recorded as `broker.requested`).
     pub requested: BrokerConfig,
-    /// How they reached the broker: static, dynamic or external.
-    pub applied: String,
+    /// How they reached the broker.
+    pub applied: Applied,
     /// A throw-away load (the JIT warm-up): once the producers are done the
     /// consumer is stopped instead of waited for.
     pub throwaway: bool,
@@ -78,7 +81,7 @@ pub fn catch_up_limit(w: &Workload) -> Duration {
 pub fn stamp(
     result: &mut StepResult,
     opts: &StepOptions,
-    target: &str,
+    target: TargetKind,
     bootstrap: String,
     effective: &BTreeMap<String, EffectiveValue>,
     topic: String,
@@ -88,11 +91,11 @@ pub fn stamp(
     result.lab = opts.lab.clone();
     result.label = opts.label.clone();
     result.broker = BrokerReport {
-        target: target.into(),
+        target,
         bootstrap,
         requested: opts.requested.clone(),
         effective: effective_summary(effective, &opts.requested),
-        applied: opts.applied.clone(),
+        applied: opts.applied,
     };
     result.workload.topic = Some(topic);
     result.environment = env;
@@ -339,8 +342,8 @@ pub fn measure(
     let c = ConsumerOutcome::from_report(&creport, &clock);
     let mut result = assemble(workload, &p, &c, reasons);
     let kind = match target {
-        Target::Local(_) => "local",
-        Target::External { .. } => "bootstrap",
+        Target::Local(_) => TargetKind::Local,
+        Target::External { .. } => TargetKind::Bootstrap,
     };
     stamp(&mut result, opts, kind, bootstrap, &effective, topic, env);
     Ok(Measurement {

@@ -29,6 +29,7 @@ use klab::lab::Labs;
 use klab::lab::run::FixSource;
 use klab::lab::run::run_demo;
 use klab::load::outcome::{ConsumerOutcome, ProducerOutcome};
+use klab::model::{Applied, TargetKind};
 use klab::model::{BrokerConfig, EffectiveValue};
 use kube::api::{Api, ListParams, Patch, PatchParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
@@ -925,24 +926,21 @@ fn the_demo_runs_every_lab_as_pods_with_the_runners_rights() {
     .map(|(a, b)| (a.to_string(), b.to_string()))
     .collect();
     assert_eq!(steps, want);
-    let applied: Vec<&str> = rows
-        .iter()
-        .map(|r| r.result.broker.applied.as_str())
-        .collect();
+    let applied: Vec<Applied> = rows.iter().map(|r| r.result.broker.applied).collect();
     assert_eq!(
         applied,
         [
-            "static (restarted)",
-            "dynamic (no restart)",
-            "dynamic (no restart)",
-            "static (restarted)",
-            "static (restarted)"
+            Applied::Restarted,
+            Applied::Dynamic,
+            Applied::Dynamic,
+            Applied::Restarted,
+            Applied::Restarted
         ]
     );
     for r in &rows {
         let res = &r.result;
         assert!(res.complete, "{:?}", res.reason);
-        assert_eq!(res.broker.target, "kubernetes");
+        assert_eq!(res.broker.target, TargetKind::Kubernetes);
         assert_eq!(res.broker.bootstrap, "kafka.t-demo.svc:9092");
         assert_eq!(res.acked, 1000);
         assert!((res.throughput.msgs_per_s - 900.0).abs() < 1e-6);
@@ -962,7 +960,7 @@ fn the_demo_runs_every_lab_as_pods_with_the_runners_rights() {
         (eff.value.as_deref(), eff.source.as_str()),
         (Some("2"), "StaticBroker")
     );
-    assert_eq!(s.restarts, 3);
+    assert_eq!(s.ledger.restarts, 3);
     assert!(run_dir.join("02-io.degraded.json").is_file());
     assert!(run_dir.join("02-io.degraded.e2e.hlog").is_file());
 
@@ -1050,7 +1048,7 @@ fn the_demo_runs_every_lab_as_pods_with_the_runners_rights() {
     );
 
     // The summary as the local demo writes it, and in the ConfigMap.
-    klab::lab::run::write_summary(&run_dir, "test", &rows, &s.ledger.results, None).unwrap();
+    klab::lab::summary::write_summary(&run_dir, "test", &rows, &s.ledger.results, None).unwrap();
     klab::k8s::summary::publish_summary(&s, &run_dir).unwrap();
     let cms: Api<ConfigMap> = Api::namespaced(s.kube.client(), ns);
     let cm = s.kube.block_on(cms.get("klab-summary")).unwrap();

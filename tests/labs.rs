@@ -165,7 +165,7 @@ fn a_short_lab_runs_end_to_end_and_a_check_and_the_tuner_work() {
         steps[2]["broker"]["effective"]["num.io.threads"]["value"],
         "8"
     );
-    assert_eq!(steps[2]["broker"]["applied"], "dynamic (no restart)");
+    assert_eq!(steps[2]["broker"]["applied"], "dynamic");
     assert!(run.join("summary.svg").is_file() && run.join("summary.txt").is_file());
     assert!(stdout.contains("02-io"));
 

@@ -248,7 +248,7 @@ fn effective_config_reads_back_heap_and_io_threads() {
     );
 
     // And a restart with another heap is read back too.
-    b.restart(BrokerConfig {
+    b.restart(&BrokerConfig {
         heap: Some(MemSize::mib(384)),
         ..Default::default()
     })
@@ -322,7 +322,7 @@ fn stopping_right_after_shrinking_io_threads_is_clean() {
         );
         assert!(b.pid().is_none());
         // Same storage again: the dynamic value lives in the metadata log.
-        b.restart(BrokerConfig::default()).unwrap();
+        b.restart(&BrokerConfig::default()).unwrap();
     }
     assert_eq!(b.stop().unwrap(), Stopped::Clean);
 }

@@ -692,7 +692,7 @@ impl Bench<'_> {
             &self.secret,
             &StepOptions {
                 label: Some(format!("bench latency pair {pair}")),
-                applied: "static".into(),
+                applied: crate::model::Applied::Started,
                 ..Default::default()
             },
         )?;

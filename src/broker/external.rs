@@ -2,6 +2,7 @@
 //! config and change dynamic settings, never restart it.
 
 use crate::broker::admin::Admin;
+use crate::broker::apply::{Reconfigure, cannot_restart};
 use crate::broker::dynamic;
 use crate::model::{BrokerConfig, EffectiveValue};
 use anyhow::Result;
@@ -68,5 +69,17 @@ impl ExternalBroker {
         self.effective = dynamic::clear(&self.admin, self.node_id)?;
         self.dynamic.clear();
         Ok(())
+    }
+}
+
+impl Reconfigure for ExternalBroker {
+    fn config(&self) -> BrokerConfig {
+        ExternalBroker::config(self)
+    }
+    fn restart(&mut self, cfg: &BrokerConfig) -> Result<()> {
+        Err(cannot_restart(cfg, &self.bootstrap))
+    }
+    fn set_dynamic(&mut self, changes: &BTreeMap<String, String>) -> Result<()> {
+        ExternalBroker::set_dynamic(self, changes)
     }
 }

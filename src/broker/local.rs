@@ -8,6 +8,7 @@
 //! past its destructors, or a second Ctrl-C.
 
 use crate::broker::admin::Admin;
+use crate::broker::apply::{Reconfigure, refused_start};
 use crate::broker::dynamic::{self, mismatches};
 use crate::broker::kafka_home::{KafkaHome, java, java_version};
 use crate::broker::render::{self, NodeLayout};
@@ -484,12 +485,12 @@ impl LocalBroker {
     /// KRaft keeps dynamic settings in the cluster's metadata log, so they
     /// would outlive the restart and hide the new static config: klab clears
     /// the dynamic settings it made before it stops the broker.
-    pub fn restart(&mut self, config: BrokerConfig) -> Result<()> {
+    pub fn restart(&mut self, config: &BrokerConfig) -> Result<()> {
         if !self.dynamic.is_empty() && self.is_running() {
             self.clear_dynamic()?;
         }
         self.stop()?;
-        self.opts.config = config;
+        self.opts.config = config.clone();
         self.launch()
     }
 
@@ -622,6 +623,21 @@ impl LocalBroker {
             return Err(std::io::Error::last_os_error().into());
         }
         Ok(())
+    }
+}
+
+impl Reconfigure for LocalBroker {
+    fn config(&self) -> BrokerConfig {
+        LocalBroker::config(self)
+    }
+    fn is_running(&mut self) -> bool {
+        LocalBroker::is_running(self)
+    }
+    fn restart(&mut self, cfg: &BrokerConfig) -> Result<()> {
+        LocalBroker::restart(self, cfg).map_err(refused_start)
+    }
+    fn set_dynamic(&mut self, changes: &BTreeMap<String, String>) -> Result<()> {
+        LocalBroker::set_dynamic(self, changes)
     }
 }
 

@@ -1,4 +1,5 @@
 pub mod admin;
+pub mod apply;
 pub mod dynamic;
 pub mod external;
 pub mod kafka_home;

@@ -7,7 +7,8 @@ use crate::k8s::api::Kube;
 use crate::k8s::session::{K8sOptions, K8sSession};
 use crate::k8s::summary::publish_summary;
 use crate::k8s::{BROKER_STATEFULSET, Timeouts};
-use crate::lab::run::{FixSource, Row, demo_outcome, run_demo, summary_table, write_summary};
+use crate::lab::run::{FixSource, demo_outcome, run_demo};
+use crate::lab::summary::{Row, summary_table, write_summary};
 use crate::lab::{Labs, labs_dir};
 use crate::stats::report::{check_writable, new_run_dir};
 use crate::usage;
@@ -109,7 +110,7 @@ fn conclude_k8s(
     println!(
         "wall time {:.0}s, {} broker restart(s) (rollouts); results: {}",
         started.elapsed().as_secs_f64(),
-        s.restarts,
+        s.ledger.restarts,
         dir.display()
     );
     print_plot(&dir);

@@ -7,9 +7,9 @@ use crate::cli::{
 };
 use crate::error::is_interrupted;
 use crate::lab::file::{Fix, parse_fix_file};
-use crate::lab::run::{
-    FixSource, Row, Session, SessionOptions, run_lab, summary_table, write_summary,
-};
+use crate::lab::run::{FixSource, run_lab};
+use crate::lab::session::{Session, SessionOptions};
+use crate::lab::summary::{Row, summary_table, write_summary};
 use crate::lab::{Labs, labs_dir, load_with};
 use crate::stats::report::{check_writable, new_run_dir};
 use crate::stats::table::new_table;
@@ -218,7 +218,7 @@ pub fn conclude(
     println!(
         "wall time {:.0}s, {} broker restart(s); results: {}",
         started.elapsed().as_secs_f64(),
-        s.restarts,
+        s.ledger.restarts,
         s.opts.run_dir.display()
     );
     if outcome.is_ok() {

@@ -3,6 +3,7 @@
 use crate::broker::kafka_home::KafkaHome;
 use crate::cli::RunArgs;
 use crate::load::payload::Secret;
+use crate::model::Applied;
 use crate::stats::report::{check_writable, new_run_dir};
 use crate::stats::table::step_table;
 use crate::step::{self, StepOptions, Target};
@@ -39,7 +40,7 @@ pub fn execute(args: &RunArgs) -> Result<i32> {
             progress: show,
             title: "run".into(),
             requested,
-            applied: "external".into(),
+            applied: Applied::External,
             ..Default::default()
         };
         let m = step::measure(&mut target, &workload, &secret, &opts)?;
@@ -55,7 +56,7 @@ pub fn execute(args: &RunArgs) -> Result<i32> {
         progress: show,
         title: "run".into(),
         requested,
-        applied: "static".into(),
+        applied: Applied::Started,
         ..Default::default()
     };
     let m = step::measure(&mut Target::Local(&mut broker), &workload, &secret, &opts);

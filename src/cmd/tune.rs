@@ -2,7 +2,10 @@
 
 use crate::cli::{StrategyArg, TuneArgs};
 use crate::lab::load_with;
-use crate::lab::run::{LabMeasurer, LabTarget, Row, tuner_start};
+use crate::lab::run::{LabMeasurer, tuner_start};
+use crate::lab::session::{Session, SessionOptions};
+use crate::lab::summary::{Row, write_summary};
+use crate::lab::target::LabTarget;
 use crate::stats::Spread;
 use crate::stats::report::{write_atomic, write_json};
 use crate::stats::table::fmt_rate;
@@ -32,7 +35,7 @@ pub fn execute(a: &TuneArgs) -> Result<i32> {
                     .map_err(|e| usage!("--json {}: {e}", j.display()))?;
             }
             let run_dir = crate::stats::report::new_run_dir(&a.session.results)?;
-            let mut s = crate::lab::run::Session::new(crate::lab::run::SessionOptions {
+            let mut s = Session::new(SessionOptions {
                 kafka: None,
                 run_dir,
                 quick: a.session.quick,
@@ -97,7 +100,7 @@ pub fn execute(a: &TuneArgs) -> Result<i32> {
         Err(e) => {
             // Keep what was measured: every step is already saved; add the list.
             let rows: Vec<Row> = Vec::new();
-            let _ = crate::lab::run::write_summary(
+            let _ = write_summary(
                 &s.opts.run_dir,
                 "tune",
                 &rows,
@@ -133,7 +136,7 @@ pub fn execute(a: &TuneArgs) -> Result<i32> {
         "wall time {:.0}s, {} trials, {} broker restart(s); results: {} (tune.json, tune.svg)",
         started.elapsed().as_secs_f64(),
         report.trials.len(),
-        s.restarts,
+        s.ledger.restarts,
         dir.display()
     );
     Ok(super::EXIT_OK)

@@ -9,13 +9,15 @@ use super::objects::{self, Component, PodRequest};
 use super::status::{PodState, describe_pod, last_json, pod_state, tail};
 use super::{Timeouts, bootstrap};
 use crate::broker::admin::Refused;
+use crate::broker::apply::Reconfigure;
 use crate::broker::dynamic::{dynamic_settings, mismatches};
 use crate::broker::knobs;
 use crate::cancel;
 use crate::error::Interrupted;
 use crate::lab::Lab;
-use crate::lab::run::{Applied, LabTarget, Ledger, step_file, warm_up_workload};
+use crate::lab::target::{LabTarget, Ledger, say, step_file, warm_up_workload};
 use crate::load::outcome::{ConsumerOutcome, ProducerOutcome, assemble};
+use crate::model::{Applied, TargetKind};
 use crate::model::{BrokerConfig, EffectiveValue, StepResult, Workload};
 use crate::stats::report::Measurement;
 use crate::step;
@@ -76,7 +78,6 @@ pub struct K8sSession {
     /// The broker's effective config, as the last tuner pod reported it.
     effective: BTreeMap<String, EffectiveValue>,
     pub ledger: Ledger,
-    pub restarts: u32,
     /// Pods of this run that may still exist.
     live: Vec<String>,
 }
@@ -125,7 +126,6 @@ impl K8sSession {
             dynamic: BTreeMap::new(),
             effective: BTreeMap::new(),
             ledger: Ledger::default(),
-            restarts: 0,
             live: Vec::new(),
         })
     }
@@ -183,24 +183,14 @@ impl K8sSession {
         Ok(eff)
     }
 
-    /// Brings the broker to `cfg`: a dynamic change, or a rollout.
-    pub fn apply(&mut self, cfg: &BrokerConfig) -> Result<Applied> {
-        if cancel::interrupted() {
-            return Err(Interrupted.into());
-        }
-        let current = self.config();
-        if &current == cfg {
-            return Ok(Applied::Unchanged);
-        }
-        if knobs::needs_restart(&current, cfg) {
-            self.restart(cfg)?;
-            return Ok(Applied::Restarted);
-        }
-        let diff = current.diff(cfg).properties;
-        match self.broker_set(&diff, false) {
+    /// Dynamic settings through a tuner pod (`klab broker set`, which
+    /// reads every value back: a setting that did not take fails the pod).
+    fn set_dynamic(&mut self, changes: &BTreeMap<String, String>) -> Result<()> {
+        match self.broker_set(changes, false) {
             Ok(eff) => {
                 self.effective = eff;
-                self.dynamic.extend(diff.clone());
+                self.dynamic.extend(changes.clone());
+                Ok(())
             }
             Err(e) => {
                 // Some steps may have been taken: learn where the broker is.
@@ -208,18 +198,15 @@ impl K8sSession {
                     self.dynamic = dynamic_settings(&eff);
                     self.effective = eff;
                 }
-                return Err(e);
+                Err(e)
             }
         }
-        // `klab broker set` in the tuner pod has read every value back
-        // (dynamic::apply): a setting that did not take failed the pod.
-        Ok(Applied::Dynamic)
     }
 
     /// A new static config: clear klab's dynamic settings, apply the
     /// config to the pod template, wait for the rollout, check what the
     /// broker reports.
-    fn restart(&mut self, cfg: &BrokerConfig) -> Result<()> {
+    fn rollout(&mut self, cfg: &BrokerConfig) -> Result<()> {
         if !self.dynamic.is_empty() {
             let pools = self.dynamic.keys().cloned().collect();
             self.clear_dynamic(pools)?;
@@ -231,7 +218,6 @@ impl K8sSession {
         ));
         self.kube.apply_broker_config(&name, cfg)?;
         self.static_cfg = cfg.clone();
-        self.restarts += 1;
         match self
             .kube
             .wait_rollout(&name, self.opts.timeouts.rollout, self.opts.timeouts.poll)
@@ -478,6 +464,18 @@ fn pod_outcome<T: serde::de::DeserializeOwned>(pod: &Pod, who: &str, log: &str) 
     })
 }
 
+impl Reconfigure for K8sSession {
+    fn config(&self) -> BrokerConfig {
+        K8sSession::config(self)
+    }
+    fn restart(&mut self, cfg: &BrokerConfig) -> Result<()> {
+        self.rollout(cfg)
+    }
+    fn set_dynamic(&mut self, changes: &BTreeMap<String, String>) -> Result<()> {
+        K8sSession::set_dynamic(self, changes)
+    }
+}
+
 impl Drop for K8sSession {
     fn drop(&mut self) {
         self.cleanup();
@@ -495,10 +493,10 @@ impl LabTarget for K8sSession {
         &self.opts.run_dir
     }
     fn say(&self, msg: &str) {
-        crate::lab::run::say(self.opts.progress, msg)
+        say(self.opts.progress, msg)
     }
     fn apply(&mut self, cfg: &BrokerConfig) -> Result<Applied> {
-        K8sSession::apply(self, cfg)
+        crate::broker::apply::apply(self, cfg)
     }
     /// The load as pods, for a few seconds.
     fn warm_up(&mut self, workload: &Workload) -> Result<()> {
@@ -511,7 +509,7 @@ impl LabTarget for K8sSession {
         label: &str,
         workload: &Workload,
         cfg: &BrokerConfig,
-        applied: &str,
+        applied: Applied,
     ) -> Result<StepResult> {
         let (po, co, topic) = self.run_load(workload)?;
         let mut result = assemble(workload, &po, &co, Vec::new());
@@ -520,7 +518,7 @@ impl LabTarget for K8sSession {
             label: Some(label.to_string()),
             lab_fingerprint: crate::provenance::lab_fingerprint(&lab.dir),
             requested: cfg.clone(),
-            applied: applied.to_string(),
+            applied,
             ..Default::default()
         };
         let env = step::environment(None, None, None);
@@ -528,7 +526,7 @@ impl LabTarget for K8sSession {
         step::stamp(
             &mut result,
             &opts,
-            "kubernetes",
+            TargetKind::Kubernetes,
             bootstrap,
             &self.effective,
             topic,

@@ -6,6 +6,10 @@
 
 pub mod file;
 pub mod run;
+pub mod session;
+pub mod summary;
+pub mod target;
+pub mod verdict;
 
 use crate::model::{BrokerConfig, Workload};
 use crate::usage;

@@ -319,7 +319,9 @@ mod tests {
         let mut enc = Encoder::new(&secret(), 42, 1024);
         let mut dec = Decoder::new(&secret());
         for seq in [0u64, 1, 7, u64::MAX - 1] {
-            let bytes = enc.record(seq, 1_000 + seq, FLAG_WARMUP).to_vec();
+            let bytes = enc
+                .record(seq, 1_000u64.wrapping_add(seq), FLAG_WARMUP)
+                .to_vec();
             assert_eq!(bytes.len(), 1024);
             assert_eq!(
                 dec.decode(Some(&bytes)),
@@ -327,7 +329,7 @@ mod tests {
                     flags: FLAG_WARMUP,
                     producer_id: 42,
                     seq,
-                    due_ns: 1_000 + seq
+                    due_ns: 1_000u64.wrapping_add(seq)
                 })
             );
         }

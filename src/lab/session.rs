@@ -1,0 +1,245 @@
+//! A lab session on this machine: one local broker for the whole session,
+//! reconfigured between steps (dynamically when Kafka allows it, by a
+//! restart when a restart-only knob changes), or a broker klab only
+//! connects to; every step's result is saved as it is measured.
+
+use crate::broker::apply::{self, Reconfigure};
+use crate::broker::external::ExternalBroker;
+use crate::broker::kafka_home::KafkaHome;
+use crate::broker::local::{LocalBroker, LocalOptions};
+use crate::cancel;
+use crate::error::Interrupted;
+use crate::lab::Lab;
+use crate::lab::target::{LabTarget, Ledger, say, step_file, warm_up_workload};
+use crate::load::payload::Secret;
+use crate::model::{Applied, BrokerConfig, StepResult, Workload};
+use crate::stats::progress::with_spinner;
+use crate::stats::report::Measurement;
+use crate::step::{self, StepOptions, Target};
+use anyhow::{Context, Result};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone)]
+pub struct SessionOptions {
+    /// The Kafka to start; None with an external broker.
+    pub kafka: Option<KafkaHome>,
+    /// `results/<timestamp>/`: every step's JSON and histograms go here.
+    pub run_dir: PathBuf,
+    pub quick: bool,
+    pub progress: bool,
+}
+
+/// The broker of a session.
+pub enum SessionBroker {
+    Local(Box<LocalBroker>),
+    External(ExternalBroker),
+}
+
+/// A lab session: one broker, a secret, the measurements so far.
+pub struct Session {
+    pub opts: SessionOptions,
+    broker: Option<SessionBroker>,
+    secret: Secret,
+    pub ledger: Ledger,
+    /// Put before each step's file name, so several tuner runs in one run
+    /// directory (`klab tune-bench`) keep every step's files.
+    pub step_file_prefix: String,
+}
+
+/// The local broker with a spinner while it restarts.
+struct Shown<'a> {
+    broker: &'a mut LocalBroker,
+    progress: bool,
+}
+
+impl Reconfigure for Shown<'_> {
+    fn config(&self) -> BrokerConfig {
+        self.broker.config()
+    }
+    fn is_running(&mut self) -> bool {
+        self.broker.is_running()
+    }
+    fn restart(&mut self, cfg: &BrokerConfig) -> Result<()> {
+        let b = &mut *self.broker;
+        with_spinner(
+            self.progress,
+            &format!("restarting the broker ({cfg})"),
+            || Reconfigure::restart(b, cfg),
+        )
+    }
+    fn set_dynamic(&mut self, changes: &BTreeMap<String, String>) -> Result<()> {
+        Reconfigure::set_dynamic(self.broker, changes)
+    }
+}
+
+impl Session {
+    pub fn new(opts: SessionOptions) -> Result<Session> {
+        std::fs::create_dir_all(&opts.run_dir)
+            .with_context(|| format!("creating {}", opts.run_dir.display()))?;
+        Ok(Session {
+            opts,
+            broker: None,
+            secret: Secret::from_env_or_random()?,
+            ledger: Ledger::default(),
+            step_file_prefix: String::new(),
+        })
+    }
+
+    /// Uses a broker klab does not own: only dynamic changes are possible.
+    pub fn connect(&mut self, bootstrap: &str) -> Result<()> {
+        self.broker = Some(SessionBroker::External(ExternalBroker::connect(bootstrap)?));
+        Ok(())
+    }
+
+    /// The broker's current settings (for an external broker: its dynamic ones).
+    pub fn broker_config(&self) -> Option<BrokerConfig> {
+        match &self.broker {
+            Some(SessionBroker::Local(b)) => Some(b.config()),
+            Some(SessionBroker::External(b)) => Some(b.config()),
+            None => None,
+        }
+    }
+
+    /// Brings the broker to `cfg`: the first call starts it, later ones
+    /// go through [`apply::apply`].
+    fn apply_config(&mut self, cfg: &BrokerConfig) -> Result<Applied> {
+        match self.broker.as_mut() {
+            Some(SessionBroker::Local(b)) => apply::apply(
+                &mut Shown {
+                    broker: b,
+                    progress: self.opts.progress,
+                },
+                cfg,
+            ),
+            Some(SessionBroker::External(b)) => apply::apply(b, cfg),
+            None => {
+                if cancel::interrupted() {
+                    return Err(Interrupted.into());
+                }
+                let kafka = self.opts.kafka.clone().ok_or_else(|| {
+                    anyhow::anyhow!("no Kafka installation to start a broker with")
+                })?;
+                let dir = self.opts.run_dir.join("broker");
+                let started = with_spinner(
+                    self.opts.progress,
+                    &format!("starting the broker ({cfg})"),
+                    || LocalBroker::start(LocalOptions::new(kafka, dir, cfg.clone())),
+                );
+                self.broker = Some(SessionBroker::Local(Box::new(started?)));
+                Ok(Applied::Started)
+            }
+        }
+    }
+
+    fn measure_step(
+        &mut self,
+        lab: &Lab,
+        label: &str,
+        workload: &Workload,
+        cfg: &BrokerConfig,
+        applied: Applied,
+    ) -> Result<Measurement> {
+        let mut target = match self.broker.as_mut() {
+            Some(SessionBroker::Local(b)) => Target::Local(b),
+            Some(SessionBroker::External(b)) => Target::External {
+                bootstrap: b.bootstrap().to_string(),
+                effective: b.effective().clone(),
+            },
+            None => anyhow::bail!("no broker running"),
+        };
+        let opts = StepOptions {
+            lab: Some(lab.id.clone()),
+            label: Some(label.to_string()),
+            progress: self.opts.progress,
+            title: format!("{} {label}", lab.number),
+            lab_fingerprint: crate::provenance::lab_fingerprint(&lab.dir),
+            requested: cfg.clone(),
+            applied,
+            ..Default::default()
+        };
+        let mut m = step::measure(&mut target, workload, &self.secret, &opts)?;
+        m.save(&step_file(
+            &self.opts.run_dir,
+            &self.step_file_prefix,
+            lab,
+            label,
+        ))?;
+        Ok(m)
+    }
+
+    /// [`LabTarget::warm_up`] on the local broker (an external one is left
+    /// alone: klab did not start it).
+    fn warm_up_local(&mut self, workload: &Workload) -> Result<()> {
+        let Some(SessionBroker::Local(b)) = self.broker.as_mut() else {
+            return Ok(());
+        };
+        let w = warm_up_workload(workload);
+        let opts = StepOptions {
+            progress: self.opts.progress,
+            title: "JIT warm-up".into(),
+            throwaway: true,
+            ..Default::default()
+        };
+        let m = step::measure(&mut Target::Local(b), &w, &self.secret, &opts)?;
+        if !m.result.complete && cancel::interrupted() {
+            return Err(Interrupted.into());
+        }
+        Ok(())
+    }
+
+    pub fn stop(&mut self) -> Result<()> {
+        if let Some(SessionBroker::Local(mut b)) = self.broker.take() {
+            b.stop()?;
+        }
+        Ok(())
+    }
+
+    pub fn secret(&self) -> &Secret {
+        &self.secret
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        let _ = self.stop();
+    }
+}
+
+impl LabTarget for Session {
+    fn ledger(&mut self) -> &mut Ledger {
+        &mut self.ledger
+    }
+    fn quick(&self) -> bool {
+        self.opts.quick
+    }
+    fn run_dir(&self) -> &Path {
+        &self.opts.run_dir
+    }
+    fn say(&self, msg: &str) {
+        say(self.opts.progress, msg)
+    }
+    fn apply(&mut self, cfg: &BrokerConfig) -> Result<Applied> {
+        self.apply_config(cfg)
+    }
+    fn warm_up(&mut self, workload: &Workload) -> Result<()> {
+        self.warm_up_local(workload)
+    }
+    fn measure_raw(
+        &mut self,
+        lab: &Lab,
+        label: &str,
+        workload: &Workload,
+        cfg: &BrokerConfig,
+        applied: Applied,
+    ) -> Result<StepResult> {
+        self.measure_step(lab, label, workload, cfg, applied)
+            .map(|m| m.result)
+    }
+    fn fixed_config(&self) -> Option<BrokerConfig> {
+        match &self.broker {
+            Some(SessionBroker::External(b)) => Some(b.config()),
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,176 @@
+//! What the lab runner needs from a target (the local broker, a broker
+//! klab only connects to, a Kubernetes cluster) and what every target keeps
+//! of a session. How a step is counted, warmed up and kept, and how capacity
+//! is calibrated, is the same for every target: the provided methods of
+//! [`LabTarget`].
+
+use crate::cancel;
+use crate::error::Interrupted;
+use crate::lab::Lab;
+use crate::model::{Applied, BrokerConfig, StepResult, Workload};
+use anyhow::Result;
+use std::path::{Path, PathBuf};
+
+/// A progress line: on stderr when progress shows, else in the log.
+pub fn say(progress: bool, msg: &str) {
+    if progress {
+        eprintln!("{msg}");
+    } else {
+        tracing::info!("{msg}");
+    }
+}
+
+/// How long the throw-away load after a broker (re)start runs.
+pub const WARM_UP: std::time::Duration = std::time::Duration::from_secs(6);
+
+/// The throw-away load after a (re)start: `workload` for [`WARM_UP`],
+/// without a warm-up of its own.
+pub fn warm_up_workload(workload: &Workload) -> Workload {
+    Workload {
+        messages: None,
+        duration: Some(WARM_UP),
+        warmup: std::time::Duration::ZERO,
+        ..workload.clone()
+    }
+}
+
+/// Where a step's JSON goes: `<run_dir>/<prefix><lab>.<label>.json` (its
+/// histograms go beside it).
+pub fn step_file(run_dir: &Path, prefix: &str, lab: &Lab, label: &str) -> PathBuf {
+    run_dir.join(format!(
+        "{prefix}{}.{}.json",
+        lab.id,
+        label.replace(' ', "-")
+    ))
+}
+
+/// What every target keeps of a session: the steps measured so far and the
+/// capacity calibration found.
+#[derive(Debug, Default)]
+pub struct Ledger {
+    /// Records/s of lab 01 at max, when a lab asks for a share of capacity.
+    pub capacity: Option<f64>,
+    /// Every step measured, in order (calibration and warm-ups excluded).
+    pub results: Vec<StepResult>,
+    pub steps_done: usize,
+    /// For the progress line `[done/planned]`.
+    pub steps_planned: usize,
+    /// Broker restarts (rollouts on Kubernetes) the session made.
+    pub restarts: u32,
+}
+
+/// What the lab runner needs from a target: the local broker
+/// ([`crate::lab::session::Session`]) or a Kubernetes cluster
+/// (`k8s::session::K8sSession`). A target says how it changes its broker
+/// and measures a load; how a step is counted, warmed up and kept, and how
+/// capacity is calibrated, is the same for every target (the provided
+/// methods). All run the same labs through [`crate::lab::run`].
+pub trait LabTarget {
+    fn ledger(&mut self) -> &mut Ledger;
+    fn quick(&self) -> bool;
+    fn run_dir(&self) -> &Path;
+    /// A progress line (stderr with progress on, else the log).
+    fn say(&self, msg: &str);
+    /// Brings the broker to `cfg`: start, dynamic change or restart (the
+    /// decision is [`crate::broker::apply::apply`]'s).
+    fn apply(&mut self, cfg: &BrokerConfig) -> Result<Applied>;
+    /// Runs `workload` for a few seconds and throws the result away: a
+    /// fresh JVM runs interpreted code until its JIT compiler catches up,
+    /// which takes longer than a step's warm-up, so a step right after a
+    /// (re)start would otherwise measure worse than one without.
+    fn warm_up(&mut self, workload: &Workload) -> Result<()>;
+    /// Measures `workload` on the broker as it is now and saves the result
+    /// in the run directory (`applied` says how `cfg` got there).
+    fn measure_raw(
+        &mut self,
+        lab: &Lab,
+        label: &str,
+        workload: &Workload,
+        cfg: &BrokerConfig,
+        applied: Applied,
+    ) -> Result<StepResult>;
+    /// A broker klab cannot reconfigure (one it does not own) is calibrated
+    /// as it is: its config. None: apply lab 01's broker first.
+    fn fixed_config(&self) -> Option<BrokerConfig> {
+        None
+    }
+
+    /// [`LabTarget::apply`], counting restarts in the ledger.
+    fn bring_to(&mut self, cfg: &BrokerConfig) -> Result<Applied> {
+        let applied = self.apply(cfg)?;
+        if applied == Applied::Restarted {
+            self.ledger().restarts += 1;
+        }
+        Ok(applied)
+    }
+
+    /// Applies `cfg` and measures `workload`; the result is kept and saved.
+    fn measure(
+        &mut self,
+        lab: &Lab,
+        label: &str,
+        cfg: &BrokerConfig,
+        workload: &Workload,
+    ) -> Result<StepResult> {
+        let applied = self.bring_to(cfg)?;
+        let ledger = self.ledger();
+        ledger.steps_done += 1;
+        let (done, planned) = (
+            ledger.steps_done,
+            ledger.steps_planned.max(ledger.steps_done),
+        );
+        self.say(&format!(
+            "[{done}/{planned}] {} {label}: {} — broker {} ({})",
+            lab.id,
+            workload.describe(),
+            if cfg.is_empty() {
+                "(defaults)".to_string()
+            } else {
+                cfg.to_string()
+            },
+            applied
+        ));
+        if applied.fresh_jvm() {
+            self.warm_up(workload)?;
+        }
+        let r = self.measure_raw(lab, label, workload, cfg, applied)?;
+        self.ledger().results.push(r.clone());
+        if !r.complete && cancel::interrupted() {
+            return Err(Interrupted.into());
+        }
+        Ok(r)
+    }
+
+    /// Lab 01's broker at max: what this machine or cluster sustains (once
+    /// per session).
+    fn calibrate(&mut self, baseline: &Lab) -> Result<f64> {
+        if let Some(c) = self.ledger().capacity {
+            return Ok(c);
+        }
+        let mut w = baseline.workload(self.quick(), Some(1.0))?;
+        w.rate = None;
+        let (cfg, applied) = match self.fixed_config() {
+            Some(cfg) => (cfg, Applied::External),
+            None => {
+                let applied = self.bring_to(&baseline.broker)?;
+                if applied.fresh_jvm() {
+                    self.warm_up(&w)?;
+                }
+                (baseline.broker.clone(), applied)
+            }
+        };
+        self.say("calibrating: lab 01's broker at max throughput, to size the labs' offered load");
+        let r = self.measure_raw(baseline, "calibration", &w, &cfg, applied)?;
+        // What the whole pipeline sustains: the broker acknowledging and the
+        // consumer reading (on a small machine they share the cores).
+        let c = r.throughput.msgs_per_s.min(r.read_rate);
+        if !r.complete || c <= 0.0 {
+            anyhow::bail!(
+                "calibration did not complete: {}",
+                r.reason.unwrap_or_else(|| "no throughput".into())
+            );
+        }
+        self.ledger().capacity = Some(c);
+        Ok(c)
+    }
+}
