@@ -1,6 +1,8 @@
 //! The bench as a table (stdout) and a plot (SVG).
 
-use super::{BenchReport, Side, Spread, Test};
+use super::summary::find;
+use super::{BenchReport, Side, Test};
+use crate::stats::Spread;
 use crate::stats::plot::{Bar, Kind, bars_and_latency};
 use crate::stats::table::{align_numbers, fmt_ms, fmt_rate, new_table};
 
@@ -179,7 +181,7 @@ pub fn table(r: &BenchReport) -> String {
 /// (dots, log axis).
 pub fn svg(r: &BenchReport) -> String {
     let mut bars = Vec::new();
-    let measured = |test: Test, side: Side, pair: usize| super::find(&r.runs, pair, test, side);
+    let measured = |test: Test, side: Side, pair: usize| find(&r.runs, pair, test, side);
     for pair in 1..=r.settings.pairs {
         for side in [Side::Klab, Side::Peer] {
             let Some(p) = measured(Test::Producer, side, pair) else {
