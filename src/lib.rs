@@ -10,6 +10,7 @@ pub mod cancel;
 pub mod cli;
 pub mod cmd;
 pub mod error;
+pub mod events;
 pub mod k8s;
 pub mod lab;
 pub mod load;

@@ -7,6 +7,7 @@ use crate::broker::kafka_home::store_path_of;
 use crate::broker::knobs;
 use crate::broker::local::LocalBroker;
 use crate::cancel::Cancel;
+use crate::events::{self, Event};
 use crate::load::clock::Clock;
 use crate::load::consumer::{self, ConsumerHandle, ConsumerReport, ConsumerSpec};
 use crate::load::outcome::{ConsumerOutcome, ProducerOutcome, assemble};
@@ -16,7 +17,7 @@ use crate::model::{
     Applied, BrokerConfig, BrokerReport, EffectiveValue, Environment, StepResult, TargetKind,
     Workload,
 };
-use crate::stats::progress::ProducerProgress;
+use crate::stats::progress::{ProducerProgress, Progress};
 use crate::stats::report::Measurement;
 use crate::usage;
 use anyhow::{Context, Result, anyhow};
@@ -49,8 +50,8 @@ impl Target<'_> {
 pub struct StepOptions {
     pub lab: Option<String>,
     pub label: Option<String>,
-    /// Draw progress bars on stderr (only when it is a terminal).
-    pub progress: bool,
+    /// How to show progress on stderr.
+    pub progress: Progress,
     /// Title of the progress bar.
     pub title: String,
     pub lab_fingerprint: Option<String>,
@@ -251,6 +252,17 @@ pub fn measure(
         .map(|_| Mutex::new(ProducerProgress::default()))
         .collect();
     let bar = crate::stats::progress::StepBar::new(opts.progress, &opts.title, workload);
+    let label = opts.label.clone().or_else(|| Some(opts.title.clone()));
+    events::emit(Event::StepBegin {
+        lab: opts.lab.clone(),
+        label: label.clone(),
+        bootstrap: bootstrap.clone(),
+        topic: topic.clone(),
+        workload: workload.describe(),
+        broker: opts.requested.to_string(),
+        applied: opts.applied,
+    });
+    let mut measuring = false;
 
     let mut broker_died: Option<anyhow::Error> = None;
     let (preport, creport): (Result<ProducerReport>, Result<ConsumerReport>) = std::thread::scope(
@@ -293,7 +305,15 @@ pub fn measure(
                     cancel.cancel(format!("{err:#}"));
                     broker_died = Some(err);
                 }
-                bar.update(&sum_progress(&progress), handle.consumed());
+                let now = sum_progress(&progress);
+                if now.measuring && !measuring {
+                    measuring = true;
+                    events::emit(Event::Measuring {
+                        bootstrap: bootstrap.clone(),
+                        topic: topic.clone(),
+                    });
+                }
+                bar.update(&now, handle.consumed());
                 std::thread::sleep(Duration::from_millis(100));
             }
             let pr = p
@@ -345,6 +365,15 @@ pub fn measure(
         Target::Local(_) => TargetKind::Local,
         Target::External { .. } => TargetKind::Bootstrap,
     };
+    events::emit(Event::StepEnd {
+        lab: opts.lab.clone(),
+        label,
+        topic: topic.clone(),
+        complete: result.complete,
+        records_per_s: result.throughput.msgs_per_s,
+        e2e_p99_ms: result.e2e_latency_ms.p99,
+        lost: result.lost,
+    });
     stamp(&mut result, opts, kind, bootstrap, &effective, topic, env);
     Ok(Measurement {
         result,

@@ -888,7 +888,7 @@ fn the_demo_runs_every_lab_as_pods_with_the_runners_rights() {
         K8sOptions {
             run_dir: run_dir.clone(),
             quick: false,
-            progress: false,
+            progress: klab::stats::progress::Progress::Quiet,
             timeouts: Timeouts {
                 rollout: Duration::from_secs(60),
                 pod_start: Duration::from_secs(30),

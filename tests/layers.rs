@@ -17,8 +17,9 @@ const LAYERS: &[(&str, u8)] = &[
     ("provenance", 0),
     // Plain data.
     ("model", 1),
-    // Histograms, tables, plots, result files, progress.
+    // Histograms, tables, plots, result files, progress; the event bus.
     ("stats", 2),
+    ("events", 2),
     // The broker (config, local processes, Admin API) and the load
     // (producer, consumer, payload) know nothing of each other.
     ("broker", 3),

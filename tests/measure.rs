@@ -30,8 +30,7 @@ fn workload() -> Workload {
 
 #[test]
 fn acks_all_loses_nothing_over_100k_records() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut b = start_broker(dir.path(), BrokerConfig::default());
+    let mut b = shared_broker();
     let m = measure(
         &mut Target::Local(&mut b),
         &workload(),
@@ -72,8 +71,7 @@ fn inject(bootstrap: &str, topic: &str, values: &[Vec<u8>]) {
 
 #[test]
 fn tampered_and_foreign_records_are_counted() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut b = start_broker(dir.path(), BrokerConfig::default());
+    let mut b = shared_broker();
     let topic = "tampered";
     b.admin().unwrap().create_topic(topic, 2).unwrap();
     // One record in klab's format with one byte flipped, and two records
@@ -121,11 +119,13 @@ fn a_stalled_broker_shows_in_the_tail_and_loses_nothing() {
         warmup: Duration::from_secs(1),
         ..workload()
     };
+    let events = klab::events::subscribe(64);
+    let bootstrap = b.bootstrap();
     let stopper = std::thread::spawn(move || {
-        // Stall in the middle of the measured window.
-        std::thread::sleep(Duration::from_secs(4));
+        // A stall of 2 s as soon as the measured window starts.
+        wait_measuring(&events, &bootstrap, Duration::from_secs(60));
         unsafe { libc::kill(pid, libc::SIGSTOP) };
-        std::thread::sleep(Duration::from_secs(2));
+        std::thread::sleep(Duration::from_secs(2)); // how long the stall lasts
         unsafe { libc::kill(pid, libc::SIGCONT) };
     });
     let m = measure(
@@ -164,8 +164,10 @@ fn a_killed_broker_ends_the_run_incomplete_and_leaves_no_jvm() {
         warmup: Duration::from_secs(1),
         ..workload()
     };
+    let events = klab::events::subscribe(64);
+    let bootstrap = b.bootstrap();
     let killer = std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_secs(3));
+        wait_measuring(&events, &bootstrap, Duration::from_secs(60));
         unsafe { libc::kill(pid, libc::SIGKILL) };
         Instant::now()
     });

@@ -35,7 +35,7 @@ pub struct BenchOptions {
     #[serde(skip)]
     pub klab_exe: PathBuf,
     #[serde(skip)]
-    pub progress: bool,
+    pub progress: crate::stats::progress::Progress,
 }
 
 impl BenchOptions {
@@ -55,7 +55,7 @@ impl BenchOptions {
             latency_warmup: Duration::from_secs(1),
             latency_messages_peer: 3_000,
             klab_exe,
-            progress: false,
+            progress: crate::stats::progress::Progress::Quiet,
         }
     }
 

@@ -13,6 +13,7 @@ use crate::broker::local::LocalBroker;
 use crate::load::outcome::{ConsumerOutcome, ProducerOutcome, last_json};
 use crate::load::payload::Secret;
 use crate::model::{Acks, Workload};
+use crate::stats::progress::Progress;
 use crate::step::{self, StepOptions, Target};
 use anyhow::{Result, bail};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -73,8 +74,9 @@ fn per_record_us(secs: Option<f64>, records: u64) -> Option<f64> {
 
 impl Bench<'_> {
     fn step(&self, msg: String) {
-        if let Some(b) = &self.bar {
-            b.set_message(msg);
+        match &self.bar {
+            Some(b) => b.set_message(msg),
+            None => self.opts.progress.say(&format!("bench: {msg}")),
         }
     }
 
@@ -516,7 +518,7 @@ pub fn run(broker: &mut LocalBroker, opts: &BenchOptions) -> Result<BenchReport>
     let java = crate::broker::kafka_home::java()?;
     let secret_hex = crate::random::hex(32);
     let steps = (2 + opts.pairs) * 4 + opts.pairs * 2;
-    let bar = opts.progress.then(|| {
+    let bar = (opts.progress == Progress::Bars).then(|| {
         let b = ProgressBar::with_draw_target(Some(steps as u64), ProgressDrawTarget::stderr());
         b.set_style(
             ProgressStyle::with_template(

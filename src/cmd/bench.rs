@@ -7,7 +7,6 @@ use crate::model::BrokerConfig;
 use crate::stats::report::{check_writable, new_run_dir};
 use crate::usage;
 use anyhow::{Context, Result};
-use std::io::IsTerminal;
 
 pub fn execute(args: &BenchArgs) -> Result<i32> {
     if let Some(j) = &args.json {
@@ -27,7 +26,7 @@ pub fn execute(args: &BenchArgs) -> Result<i32> {
         opts.warmup_messages = opts.warmup_messages.min(n);
         opts.startup_messages = opts.startup_messages.min(n);
     }
-    let show = !args.quiet && std::io::stderr().is_terminal();
+    let show = crate::stats::progress::Progress::detect(args.quiet);
     opts.progress = show;
 
     let kafka = KafkaHome::locate(args.kafka.kafka_home.as_deref())?;

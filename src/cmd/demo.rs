@@ -10,10 +10,10 @@ use crate::k8s::{BROKER_STATEFULSET, Timeouts};
 use crate::lab::run::{FixSource, demo_outcome, run_demo};
 use crate::lab::summary::{Row, summary_table, write_summary};
 use crate::lab::{Labs, labs_dir};
+use crate::stats::progress::Progress;
 use crate::stats::report::{check_writable, new_run_dir};
 use crate::usage;
 use anyhow::Result;
-use std::io::IsTerminal;
 use std::time::Instant;
 
 pub fn execute(a: &DemoArgs) -> Result<i32> {
@@ -54,7 +54,7 @@ fn k8s(a: &DemoArgs, fix: FixSource) -> Result<i32> {
         K8sOptions {
             run_dir,
             quick: a.session.quick,
-            progress: !a.session.quiet && std::io::stderr().is_terminal(),
+            progress: Progress::detect(a.session.quiet),
             timeouts: Timeouts::default(),
             statefulset: BROKER_STATEFULSET.into(),
         },

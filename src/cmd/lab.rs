@@ -16,7 +16,6 @@ use crate::stats::table::new_table;
 use crate::tuner::{Objective, TuneOptions};
 use crate::usage;
 use anyhow::Result;
-use std::io::IsTerminal;
 use std::time::Instant;
 
 pub fn execute(cmd: &LabCommand) -> Result<i32> {
@@ -191,7 +190,7 @@ pub fn session(args: &SessionArgs) -> Result<Session> {
         kafka: Some(kafka),
         run_dir,
         quick: args.quick,
-        progress: !args.quiet && std::io::stderr().is_terminal(),
+        progress: crate::stats::progress::Progress::detect(args.quiet),
     })
 }
 

@@ -56,7 +56,7 @@ pub fn check_bootstrap(bootstrap: &str) -> anyhow::Result<()> {
 /// Starts the local broker for `klab run` and `klab bench`, with a spinner;
 /// Ctrl-C during the start is an interruption, not a failure.
 pub fn start_local_broker(
-    show: bool,
+    show: crate::stats::progress::Progress,
     kafka: crate::broker::kafka_home::KafkaHome,
     dir: std::path::PathBuf,
     cfg: crate::model::BrokerConfig,

@@ -9,7 +9,6 @@ use crate::stats::table::step_table;
 use crate::step::{self, StepOptions, Target};
 use crate::usage;
 use anyhow::{Context, Result};
-use std::io::IsTerminal;
 
 pub fn execute(args: &RunArgs) -> Result<i32> {
     // Everything the user typed is checked before anything starts.
@@ -18,7 +17,7 @@ pub fn execute(args: &RunArgs) -> Result<i32> {
     if let Some(j) = &args.json {
         check_writable(j).map_err(|e| usage!("--json {}: {e}", j.display()))?;
     }
-    let show = !args.quiet && std::io::stderr().is_terminal();
+    let show = crate::stats::progress::Progress::detect(args.quiet);
     let secret = Secret::from_env_or_random()?;
 
     if let Some(bootstrap) = &args.bootstrap {

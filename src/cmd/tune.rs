@@ -39,7 +39,7 @@ pub fn execute(a: &TuneArgs) -> Result<i32> {
                 kafka: None,
                 run_dir,
                 quick: a.session.quick,
-                progress: !a.session.quiet && std::io::IsTerminal::is_terminal(&std::io::stderr()),
+                progress: crate::stats::progress::Progress::detect(a.session.quiet),
             })?;
             s.connect(b)?;
             s

@@ -15,7 +15,7 @@ use crate::broker::knobs;
 use crate::cancel;
 use crate::error::Interrupted;
 use crate::lab::Lab;
-use crate::lab::target::{LabTarget, Ledger, say, step_file, warm_up_workload};
+use crate::lab::target::{LabTarget, Ledger, step_file, warm_up_workload};
 use crate::load::outcome::{ConsumerOutcome, ProducerOutcome, assemble};
 use crate::model::{Applied, TargetKind};
 use crate::model::{BrokerConfig, EffectiveValue, StepResult, Workload};
@@ -55,7 +55,7 @@ pub struct K8sOptions {
     /// `results/<timestamp>/`: every step's JSON and histograms go here.
     pub run_dir: PathBuf,
     pub quick: bool,
-    pub progress: bool,
+    pub progress: crate::stats::progress::Progress,
     pub timeouts: Timeouts,
     /// The broker StatefulSet (`kafka`).
     pub statefulset: String,
@@ -493,7 +493,7 @@ impl LabTarget for K8sSession {
         &self.opts.run_dir
     }
     fn say(&self, msg: &str) {
-        say(self.opts.progress, msg)
+        self.opts.progress.say(msg)
     }
     fn apply(&mut self, cfg: &BrokerConfig) -> Result<Applied> {
         crate::broker::apply::apply(self, cfg)

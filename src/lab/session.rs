@@ -10,10 +10,10 @@ use crate::broker::local::{LocalBroker, LocalOptions};
 use crate::cancel;
 use crate::error::Interrupted;
 use crate::lab::Lab;
-use crate::lab::target::{LabTarget, Ledger, say, step_file, warm_up_workload};
+use crate::lab::target::{LabTarget, Ledger, step_file, warm_up_workload};
 use crate::load::payload::Secret;
 use crate::model::{Applied, BrokerConfig, StepResult, Workload};
-use crate::stats::progress::with_spinner;
+use crate::stats::progress::{Progress, with_spinner};
 use crate::stats::report::Measurement;
 use crate::step::{self, StepOptions, Target};
 use anyhow::{Context, Result};
@@ -27,7 +27,7 @@ pub struct SessionOptions {
     /// `results/<timestamp>/`: every step's JSON and histograms go here.
     pub run_dir: PathBuf,
     pub quick: bool,
-    pub progress: bool,
+    pub progress: Progress,
 }
 
 /// The broker of a session.
@@ -50,7 +50,7 @@ pub struct Session {
 /// The local broker with a spinner while it restarts.
 struct Shown<'a> {
     broker: &'a mut LocalBroker,
-    progress: bool,
+    progress: Progress,
 }
 
 impl Reconfigure for Shown<'_> {
@@ -217,7 +217,7 @@ impl LabTarget for Session {
         &self.opts.run_dir
     }
     fn say(&self, msg: &str) {
-        say(self.opts.progress, msg)
+        self.opts.progress.say(msg)
     }
     fn apply(&mut self, cfg: &BrokerConfig) -> Result<Applied> {
         self.apply_config(cfg)

@@ -11,15 +11,6 @@ use crate::model::{Applied, BrokerConfig, StepResult, Workload};
 use anyhow::Result;
 use std::path::{Path, PathBuf};
 
-/// A progress line: on stderr when progress shows, else in the log.
-pub fn say(progress: bool, msg: &str) {
-    if progress {
-        eprintln!("{msg}");
-    } else {
-        tracing::info!("{msg}");
-    }
-}
-
 /// How long the throw-away load after a broker (re)start runs.
 pub const WARM_UP: std::time::Duration = std::time::Duration::from_secs(6);
 

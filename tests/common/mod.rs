@@ -7,6 +7,7 @@ use klab::broker::local::{LocalBroker, LocalOptions};
 use klab::model::BrokerConfig;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 /// The Kafka installation the tests use. scripts/test sets KLAB_KAFKA_HOME;
@@ -23,6 +24,58 @@ pub fn kafka_home() -> KafkaHome {
 pub fn start_broker(dir: &Path, cfg: BrokerConfig) -> LocalBroker {
     LocalBroker::start(LocalOptions::new(kafka_home(), dir.join("broker"), cfg))
         .expect("starting a local broker")
+}
+
+/// One broker with Kafka's defaults for every test of a test binary that
+/// neither kills, pauses nor reconfigures it; each test uses its own topic.
+/// It is started from a thread that lives as long as the test process (the
+/// kernel kills the JVM when the thread that started it ends, see
+/// `broker::local`), and dies with the process.
+pub fn shared_broker() -> std::sync::MutexGuard<'static, LocalBroker> {
+    static BROKER: OnceLock<Mutex<LocalBroker>> = OnceLock::new();
+    BROKER
+        .get_or_init(|| {
+            let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!(
+                "shared-broker-{}",
+                std::env::current_exe()
+                    .ok()
+                    .and_then(|e| e.file_stem().map(|s| s.to_string_lossy().to_string()))
+                    .unwrap_or_default()
+            ));
+            let _ = std::fs::remove_dir_all(&dir);
+            let (tx, rx) = std::sync::mpsc::channel();
+            std::thread::spawn(move || {
+                let b = LocalBroker::start(LocalOptions::new(
+                    kafka_home(),
+                    dir,
+                    BrokerConfig::default(),
+                ));
+                let _ = tx.send(b);
+                loop {
+                    std::thread::park();
+                }
+            });
+            let b = rx
+                .recv()
+                .expect("the broker thread")
+                .expect("starting the shared broker");
+            Mutex::new(b)
+        })
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Waits (up to `timeout`) until a measurement against `bootstrap` has
+/// started its measured window.
+pub fn wait_measuring(sub: &klab::events::Subscription, bootstrap: &str, timeout: Duration) {
+    let seen = sub.wait_for(
+        timeout,
+        |e| matches!(e, klab::events::Event::Measuring { bootstrap: b, .. } if b == bootstrap),
+    );
+    assert!(
+        seen.is_some(),
+        "no measured window on {bootstrap} within {timeout:?}"
+    );
 }
 
 pub fn klab() -> Command {
