@@ -24,21 +24,7 @@ fn main() -> ExitCode {
         Command::Broker(klab::cli::BrokerCommand::Exec(a)) => cmd::broker::exec_cmd(a),
         Command::Broker(klab::cli::BrokerCommand::Set(a)) => cmd::broker::set_cmd(a),
     };
-    match result {
-        Ok(code) => ExitCode::from(code as u8),
-        Err(e) if klab::error::is_usage(&e) => {
-            eprintln!("klab: {e}");
-            ExitCode::from(2)
-        }
-        Err(e) if klab::error::is_interrupted(&e) || klab::cancel::interrupted() => {
-            eprintln!("klab: interrupted");
-            ExitCode::from(130)
-        }
-        Err(e) => {
-            eprintln!("klab: error: {e:#}");
-            ExitCode::from(1)
-        }
-    }
+    ExitCode::from(cmd::exit_code(result))
 }
 
 fn init_logging(verbose: u8) {

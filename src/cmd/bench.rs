@@ -1,5 +1,6 @@
 //! `klab bench`: klab against Kafka's own perf tools on one local broker.
 
+use super::Outcome;
 use crate::bench::{self, BenchOptions};
 use crate::broker::kafka_home::KafkaHome;
 use crate::cli::BenchArgs;
@@ -8,7 +9,7 @@ use crate::stats::report::{check_writable, new_run_dir};
 use crate::usage;
 use anyhow::{Context, Result};
 
-pub fn execute(args: &BenchArgs) -> Result<i32> {
+pub fn execute(args: &BenchArgs) -> Result<Outcome> {
     if let Some(j) = &args.json {
         check_writable(j).map_err(|e| usage!("--json {}: {e}", j.display()))?;
     }
@@ -47,16 +48,16 @@ pub fn execute(args: &BenchArgs) -> Result<i32> {
     println!("results: {}", run_dir.display());
     let incomplete = report.incomplete().next().is_some();
     match bench::check_report(&report) {
-        Ok(()) if !incomplete => Ok(super::EXIT_OK),
+        Ok(()) if !incomplete => Ok(Outcome::Done),
         Ok(()) => {
             eprintln!(
                 "klab: some runs were incomplete (see the table); their pairs are left out of the ratios"
             );
-            Ok(super::EXIT_INCOMPLETE)
+            Ok(Outcome::Incomplete)
         }
         Err(e) => {
             eprintln!("klab: the bench has no usable ratios: {e:#}");
-            Ok(super::EXIT_INCOMPLETE)
+            Ok(Outcome::Incomplete)
         }
     }
 }

@@ -2,6 +2,7 @@
 //! entrypoint renders server.properties and JVM flags with the same code as
 //! the local broker, so a knob has one spelling everywhere.
 
+use super::Outcome;
 use crate::broker::kafka_home::{KafkaHome, java};
 use crate::broker::knobs::{ENV_BROKER_CONFIG, parse_config};
 use crate::broker::render::{self, NodeLayout};
@@ -50,7 +51,7 @@ fn layout(n: &NodeArgs, data_dir: &Path, bind: &str) -> NodeLayout {
     }
 }
 
-pub fn render_cmd(a: &BrokerRenderArgs) -> Result<i32> {
+pub fn render_cmd(a: &BrokerRenderArgs) -> Result<Outcome> {
     let (cfg, _) = read_config(a.config.as_deref())?;
     let l = layout(&a.node, &a.data_dir, "0.0.0.0");
     println!("# JVM flags");
@@ -62,10 +63,10 @@ pub fn render_cmd(a: &BrokerRenderArgs) -> Result<i32> {
         println!("#   {f}");
     }
     print!("{}", render::server_properties(&l, &cfg));
-    Ok(super::EXIT_OK)
+    Ok(Outcome::Done)
 }
 
-pub fn exec_cmd(a: &BrokerExecArgs) -> Result<i32> {
+pub fn exec_cmd(a: &BrokerExecArgs) -> Result<Outcome> {
     use std::os::unix::process::CommandExt;
     let (cfg, from) = read_config(None)?;
     let kafka = KafkaHome::locate(a.kafka.kafka_home.as_deref())?;
@@ -120,7 +121,7 @@ pub fn exec_cmd(a: &BrokerExecArgs) -> Result<i32> {
 /// `klab broker set`: dynamic changes to a running broker, then (with
 /// `--clear`) back to its static config; prints the effective config as one
 /// JSON line. The Kubernetes target runs it in the tuner pod.
-pub fn set_cmd(a: &crate::cli::BrokerSetArgs) -> Result<i32> {
+pub fn set_cmd(a: &crate::cli::BrokerSetArgs) -> Result<Outcome> {
     use std::collections::BTreeMap;
     let mut changes = BTreeMap::new();
     for (k, v) in &a.set {
@@ -142,5 +143,5 @@ pub fn set_cmd(a: &crate::cli::BrokerSetArgs) -> Result<i32> {
     }
     let effective = broker.effective();
     println!("{}", serde_json::to_string(&effective)?);
-    Ok(super::EXIT_OK)
+    Ok(Outcome::Done)
 }

@@ -1,6 +1,7 @@
 //! `klab demo`: every lab in order, on the local broker or on Kubernetes,
 //! with a summary table and plot.
 
+use super::Outcome;
 use super::lab::{conclude, exit_code, fix_source, print_plot, session};
 use crate::cli::DemoArgs;
 use crate::k8s::api::Kube;
@@ -16,7 +17,7 @@ use crate::usage;
 use anyhow::Result;
 use std::time::Instant;
 
-pub fn execute(a: &DemoArgs) -> Result<i32> {
+pub fn execute(a: &DemoArgs) -> Result<Outcome> {
     if a.target == crate::cli::DemoTarget::K8s {
         return k8s(a, fix_source(&a.fix, a.session.quick, 2, 4));
     }
@@ -39,7 +40,7 @@ pub fn execute(a: &DemoArgs) -> Result<i32> {
     Ok(code)
 }
 
-fn k8s(a: &DemoArgs, fix: FixSource) -> Result<i32> {
+fn k8s(a: &DemoArgs, fix: FixSource) -> Result<Outcome> {
     let labs = Labs::load(&labs_dir(a.session.dir.labs.as_deref()))?;
     if let Some(j) = &a.session.json {
         check_writable(j).map_err(|e| usage!("--json {}: {e}", j.display()))?;
@@ -84,7 +85,7 @@ fn conclude_k8s(
     a: &DemoArgs,
     outcome: Result<()>,
     started: Instant,
-) -> Result<i32> {
+) -> Result<Outcome> {
     s.cleanup();
     let dir = s.opts.run_dir.clone();
     if !rows.is_empty() {

@@ -1,8 +1,9 @@
+use super::Outcome;
 use crate::broker::knobs::{self, Mode};
 use crate::cli::KnobsArgs;
 use crate::stats::table::new_table;
 
-pub fn execute(args: &KnobsArgs) -> anyhow::Result<i32> {
+pub fn execute(args: &KnobsArgs) -> anyhow::Result<Outcome> {
     let mut t = new_table(&["key", "type", "default", "changes", "allowed"]);
     for k in knobs::all() {
         if args.dynamic && !k.is_dynamic() {
@@ -22,5 +23,5 @@ pub fn execute(args: &KnobsArgs) -> anyhow::Result<i32> {
     }
     println!("{t}");
     println!("heap (-Xms/-Xmx): restart; set with --heap or `heap = \"512m\"` in a lab file");
-    Ok(super::EXIT_OK)
+    Ok(Outcome::Done)
 }

@@ -1,11 +1,11 @@
 //! `klab lab list|show|run|check` and `klab demo`.
 
+use super::Outcome;
 use crate::broker::kafka_home::{KafkaHome, java};
 use crate::broker::render::single_node_defaults;
 use crate::cli::{
     FixArgs, FixWith, LabCheckArgs, LabCommand, LabRunArgs, LabShowArgs, LabsDirArgs, SessionArgs,
 };
-use crate::error::is_interrupted;
 use crate::lab::file::{Fix, parse_fix_file};
 use crate::lab::run::{FixSource, run_lab};
 use crate::lab::session::{Session, SessionOptions};
@@ -18,7 +18,7 @@ use crate::usage;
 use anyhow::Result;
 use std::time::Instant;
 
-pub fn execute(cmd: &LabCommand) -> Result<i32> {
+pub fn execute(cmd: &LabCommand) -> Result<Outcome> {
     match cmd {
         LabCommand::List(a) => list(a),
         LabCommand::Show(a) => show(a),
@@ -27,7 +27,7 @@ pub fn execute(cmd: &LabCommand) -> Result<i32> {
     }
 }
 
-fn list(a: &LabsDirArgs) -> Result<i32> {
+fn list(a: &LabsDirArgs) -> Result<Outcome> {
     let labs = Labs::load(&labs_dir(a.labs.as_deref()))?;
     let mut t = new_table(&["lab", "title", "makes worse", "restart?"]);
     for l in &labs.labs {
@@ -53,10 +53,10 @@ fn list(a: &LabsDirArgs) -> Result<i32> {
     }
     println!("{t}");
     println!("labs: {}", labs.dir.display());
-    Ok(super::EXIT_OK)
+    Ok(Outcome::Done)
 }
 
-fn show(a: &LabShowArgs) -> Result<i32> {
+fn show(a: &LabShowArgs) -> Result<Outcome> {
     let (labs, id) = load_with(a.dir.labs.as_deref(), &a.lab)?;
     let lab = labs.get(&id)?;
     println!("{} — {}", lab.id, lab.title);
@@ -175,7 +175,7 @@ fn show(a: &LabShowArgs) -> Result<i32> {
         println!("expect: {}", exp.join("; "));
     }
     println!("walkthrough: {}", lab.dir.join("README.md").display());
-    Ok(super::EXIT_OK)
+    Ok(Outcome::Done)
 }
 
 /// Checks everything a session needs before any broker starts.
@@ -202,7 +202,7 @@ pub fn conclude(
     args: &SessionArgs,
     outcome: Result<()>,
     started: Instant,
-) -> Result<i32> {
+) -> Result<Outcome> {
     let stop = s.stop();
     if !rows.is_empty() {
         write_summary(
@@ -226,24 +226,19 @@ pub fn conclude(
     exit_code(rows, outcome)
 }
 
-/// The exit code of a run of labs (on any target): 0 when every step
-/// completed, EXIT_INCOMPLETE when one did not, EXIT_INTERRUPTED after
-/// Ctrl-C (what was measured is saved), else the error.
-pub fn exit_code(rows: &[Row], outcome: Result<()>) -> Result<i32> {
+/// How a run of labs (on any target) ended: Done when every step
+/// completed, Incomplete when one did not, Interrupted after Ctrl-C (what
+/// was measured is saved), else the error.
+pub fn exit_code(rows: &[Row], outcome: Result<()>) -> Result<Outcome> {
     match outcome {
         Ok(()) => {
-            if rows.iter().all(|r| r.result.complete) {
-                Ok(super::EXIT_OK)
-            } else {
+            let o = Outcome::of(rows.iter().all(|r| r.result.complete));
+            if o == Outcome::Incomplete {
                 eprintln!("klab: some steps are incomplete (see the reason in their JSON)");
-                Ok(super::EXIT_INCOMPLETE)
             }
+            Ok(o)
         }
-        Err(e) if is_interrupted(&e) || crate::cancel::interrupted() => {
-            eprintln!("klab: interrupted; the steps measured so far are saved");
-            Ok(super::EXIT_INTERRUPTED)
-        }
-        Err(e) => Err(e),
+        Err(e) => super::interrupted_or(e),
     }
 }
 
@@ -255,7 +250,7 @@ pub fn print_plot(run_dir: &std::path::Path) {
     }
 }
 
-fn run(a: &LabRunArgs) -> Result<i32> {
+fn run(a: &LabRunArgs) -> Result<Outcome> {
     let (labs, id) = load_with(a.session.dir.labs.as_deref(), &a.lab)?;
     let lab = labs.get(&id)?.clone();
     let mut s = session(&a.session)?;
@@ -285,7 +280,7 @@ fn run(a: &LabRunArgs) -> Result<i32> {
     Ok(code)
 }
 
-fn check(a: &LabCheckArgs) -> Result<i32> {
+fn check(a: &LabCheckArgs) -> Result<Outcome> {
     let (labs, id) = load_with(a.session.dir.labs.as_deref(), &a.lab)?;
     let lab = labs.get(&id)?.clone();
     if lab.extends.is_none() {
@@ -329,7 +324,7 @@ fn check(a: &LabCheckArgs) -> Result<i32> {
         outcome,
         started,
     )?;
-    if code != super::EXIT_OK {
+    if code != Outcome::Done {
         return Ok(code);
     }
     let Some(yours) = rows.iter().find(|r| r.step == "your fix") else {
@@ -342,7 +337,7 @@ fn check(a: &LabCheckArgs) -> Result<i32> {
                 fix.lines().join(" "),
                 lab.id
             );
-            Ok(super::EXIT_OK)
+            Ok(Outcome::Done)
         }
         Some(false) | None => {
             println!(
@@ -352,7 +347,7 @@ fn check(a: &LabCheckArgs) -> Result<i32> {
             for hint in hints(&lab, &fix) {
                 println!("hint: {hint}");
             }
-            Ok(super::EXIT_INCOMPLETE)
+            Ok(Outcome::Incomplete)
         }
     }
 }

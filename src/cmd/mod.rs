@@ -1,5 +1,6 @@
 //! One module per subcommand: each turns parsed arguments into work and
-//! output, and returns the process exit code.
+//! output, and returns how it ended ([`Outcome`]); `main` turns that (or an
+//! error) into the exit code, in one place ([`exit_code`]).
 
 pub mod bench;
 pub mod broker;
@@ -11,13 +12,70 @@ pub mod run;
 pub mod tune;
 
 use crate::usage;
+use anyhow::Result;
 use std::net::{TcpStream, ToSocketAddrs};
 use std::time::Duration;
 
-/// Exit codes: 0 done, 1 failed or incomplete, 2 bad input, 130 interrupted.
-pub const EXIT_OK: i32 = 0;
-pub const EXIT_INCOMPLETE: i32 = 1;
-pub const EXIT_INTERRUPTED: i32 = 130;
+/// How a command ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Everything ran and completed (`lab check`: the fix passed). Exit 0.
+    Done,
+    /// A step did not complete, or a fix fell short of the lab's
+    /// expectation; the results are written. Exit 1.
+    Incomplete,
+    /// Ctrl-C or SIGTERM; what was measured so far is written. Exit 130.
+    Interrupted,
+}
+
+impl Outcome {
+    /// Done when `complete`, else Interrupted after Ctrl-C, else Incomplete.
+    pub fn of(complete: bool) -> Outcome {
+        if complete {
+            Outcome::Done
+        } else if crate::cancel::interrupted() {
+            Outcome::Interrupted
+        } else {
+            Outcome::Incomplete
+        }
+    }
+}
+
+/// An error that came from Ctrl-C (however wrapped, or raised while the
+/// signal was pending) is an [`Outcome::Interrupted`]; any other stays an error.
+pub fn interrupted_or(e: anyhow::Error) -> Result<Outcome> {
+    if crate::error::is_interrupted(&e) || crate::cancel::interrupted() {
+        Ok(Outcome::Interrupted)
+    } else {
+        Err(e)
+    }
+}
+
+/// The process exit code of a command's result: 0 done, 1 failed or
+/// incomplete, 2 bad input (a [`crate::error::UsageError`]), 130
+/// interrupted. The message of an error goes to stderr.
+pub fn exit_code(result: Result<Outcome>) -> u8 {
+    match result {
+        Ok(Outcome::Done) => 0,
+        Ok(Outcome::Incomplete) => 1,
+        Ok(Outcome::Interrupted) => {
+            eprintln!("klab: interrupted; what was measured so far is saved");
+            130
+        }
+        Err(e) if crate::error::is_usage(&e) => {
+            eprintln!("klab: {e}");
+            2
+        }
+        Err(e) if crate::error::is_interrupted(&e) || crate::cancel::interrupted() => {
+            eprintln!("klab: interrupted");
+            130
+        }
+        Err(e) => {
+            eprintln!("klab: error: {e:#}");
+            1
+        }
+    }
+}
 
 /// Resolves and connects to `host:port` within seconds, so a wrong
 /// `--bootstrap` fails fast with a clear message.
@@ -83,6 +141,20 @@ pub fn start_local_broker(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn one_exit_code_per_outcome() {
+        assert_eq!(exit_code(Ok(Outcome::Done)), 0);
+        assert_eq!(exit_code(Ok(Outcome::Incomplete)), 1);
+        assert_eq!(exit_code(Ok(Outcome::Interrupted)), 130);
+        assert_eq!(exit_code(Err(usage!("--rate: no"))), 2);
+        let wrapped = anyhow::Error::new(crate::error::Interrupted).context("starting");
+        assert_eq!(exit_code(Err(wrapped)), 130);
+        assert_eq!(exit_code(Err(anyhow::anyhow!("disk full"))), 1);
+        let e = anyhow::Error::new(crate::error::Interrupted).context("x");
+        assert_eq!(interrupted_or(e).unwrap(), Outcome::Interrupted);
+        assert!(interrupted_or(anyhow::anyhow!("other")).is_err());
+    }
 
     #[test]
     fn bootstrap_checks() {

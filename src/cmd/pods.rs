@@ -3,6 +3,7 @@
 //! outcome as one JSON line on stdout; `klab` combines them with the same
 //! code that assembles a local run.
 
+use super::Outcome;
 use crate::broker::admin::Admin;
 use crate::cancel::Cancel;
 use crate::cli::{ConsumeArgs, ProduceArgs};
@@ -36,7 +37,7 @@ fn emit<T: serde::Serialize>(value: &T, file: Option<&std::path::Path>) -> Resul
     Ok(())
 }
 
-pub fn produce(a: &ProduceArgs) -> Result<i32> {
+pub fn produce(a: &ProduceArgs) -> Result<Outcome> {
     let workload = a.workload.workload()?;
     let Some(topic) = workload.topic.clone() else {
         return Err(usage!("--topic is required for klab produce"));
@@ -60,7 +61,7 @@ pub fn produce(a: &ProduceArgs) -> Result<i32> {
             );
         }
         if crate::cancel::interrupted() {
-            return Ok(super::EXIT_INTERRUPTED);
+            return Ok(Outcome::Interrupted);
         }
         std::thread::sleep(Duration::from_millis(200));
     }
@@ -83,13 +84,13 @@ pub fn produce(a: &ProduceArgs) -> Result<i32> {
     let outcome = ProducerOutcome::from_report(&report, &clock);
     emit(&outcome, a.json.as_deref())?;
     Ok(if outcome.stopped.is_some() {
-        super::EXIT_INCOMPLETE
+        Outcome::Incomplete
     } else {
-        super::EXIT_OK
+        Outcome::Done
     })
 }
 
-pub fn consume(a: &ConsumeArgs) -> Result<i32> {
+pub fn consume(a: &ConsumeArgs) -> Result<Outcome> {
     crate::cli::check_topic_name(&a.topic).map_err(|e| usage!("--topic: {e}"))?;
     if let Some(j) = &a.json {
         check_writable(j).map_err(|e| usage!("--json {}: {e}", j.display()))?;
@@ -116,8 +117,8 @@ pub fn consume(a: &ConsumeArgs) -> Result<i32> {
         }
     }
     Ok(if outcome.finished {
-        super::EXIT_OK
+        Outcome::Done
     } else {
-        super::EXIT_INCOMPLETE
+        Outcome::Incomplete
     })
 }

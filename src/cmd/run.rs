@@ -1,5 +1,6 @@
 //! `klab run`: one measurement.
 
+use super::Outcome;
 use crate::broker::kafka_home::KafkaHome;
 use crate::cli::RunArgs;
 use crate::load::payload::Secret;
@@ -10,7 +11,7 @@ use crate::step::{self, StepOptions, Target};
 use crate::usage;
 use anyhow::{Context, Result};
 
-pub fn execute(args: &RunArgs) -> Result<i32> {
+pub fn execute(args: &RunArgs) -> Result<Outcome> {
     // Everything the user typed is checked before anything starts.
     let workload = args.workload.workload()?;
     let requested = args.broker.config()?;
@@ -67,23 +68,19 @@ fn finish(
     args: &RunArgs,
     mut m: crate::stats::report::Measurement,
     run_dir: &std::path::Path,
-) -> Result<i32> {
+) -> Result<Outcome> {
     m.save(&run_dir.join("result.json"))?;
     if let Some(j) = &args.json {
         m.save(j)?;
     }
     print!("{}", step_table(&m.result));
     println!("results: {}", run_dir.display());
-    if m.result.complete {
-        Ok(super::EXIT_OK)
-    } else if crate::cancel::interrupted() {
-        eprintln!("klab: interrupted; what was measured so far is saved and marked incomplete");
-        Ok(super::EXIT_INTERRUPTED)
-    } else {
+    let o = Outcome::of(m.result.complete);
+    if o == Outcome::Incomplete {
         eprintln!(
             "klab: the run is incomplete: {}",
             m.result.reason.as_deref().unwrap_or("unknown reason")
         );
-        Ok(super::EXIT_INCOMPLETE)
     }
+    Ok(o)
 }

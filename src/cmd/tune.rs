@@ -1,5 +1,6 @@
 //! `klab tune`: search settings from a lab's degraded broker.
 
+use super::Outcome;
 use crate::cli::{StrategyArg, TuneArgs};
 use crate::lab::load_with;
 use crate::lab::run::{LabMeasurer, tuner_start};
@@ -15,7 +16,7 @@ use crate::usage;
 use anyhow::Result;
 use std::time::Instant;
 
-pub fn execute(a: &TuneArgs) -> Result<i32> {
+pub fn execute(a: &TuneArgs) -> Result<Outcome> {
     let (labs, id) = load_with(a.session.dir.labs.as_deref(), &a.lab)?;
     let lab = labs.get(&id)?.clone();
     let dynamic_only = a.bootstrap.is_some();
@@ -107,14 +108,11 @@ pub fn execute(a: &TuneArgs) -> Result<i32> {
                 &s.ledger.results,
                 a.session.json.as_deref(),
             );
-            if crate::error::is_interrupted(&e) || crate::cancel::interrupted() {
-                eprintln!(
-                    "klab: interrupted; the trials measured so far are in {}",
-                    s.opts.run_dir.display()
-                );
-                return Ok(super::EXIT_INTERRUPTED);
-            }
-            return Err(e);
+            eprintln!(
+                "klab: the trials measured so far are in {}",
+                s.opts.run_dir.display()
+            );
+            return super::interrupted_or(e);
         }
     };
     stop?;
@@ -139,7 +137,7 @@ pub fn execute(a: &TuneArgs) -> Result<i32> {
         s.ledger.restarts,
         dir.display()
     );
-    Ok(super::EXIT_OK)
+    Ok(Outcome::Done)
 }
 
 /// One tuning run in the evaluation.
@@ -167,7 +165,7 @@ fn strategies(seeds: usize) -> Vec<(String, Strategy, u64)> {
 }
 
 /// `klab tune-bench`: guided vs random search with the same budget.
-pub fn bench(a: &crate::cli::TuneBenchArgs) -> Result<i32> {
+pub fn bench(a: &crate::cli::TuneBenchArgs) -> Result<Outcome> {
     use crate::tuner::sim::Simulated;
     let objective = Objective {
         slo_p99_ms: a.slo_p99.as_secs_f64() * 1000.0,
@@ -262,14 +260,8 @@ pub fn bench(a: &crate::cli::TuneBenchArgs) -> Result<i32> {
         })();
         s.stop()?;
         if let Err(e) = outcome {
-            if crate::error::is_interrupted(&e) || crate::cancel::interrupted() {
-                eprintln!(
-                    "klab: interrupted; the runs so far are in {}",
-                    s.opts.run_dir.display()
-                );
-                return Ok(super::EXIT_INTERRUPTED);
-            }
-            return Err(e);
+            eprintln!("klab: the runs so far are in {}", s.opts.run_dir.display());
+            return super::interrupted_or(e);
         }
     }
 
@@ -355,5 +347,5 @@ pub fn bench(a: &crate::cli::TuneBenchArgs) -> Result<i32> {
             .map(|d| format!("; results: {}", d.display()))
             .unwrap_or_default()
     );
-    Ok(super::EXIT_OK)
+    Ok(Outcome::Done)
 }
