@@ -1,7 +1,7 @@
 //! Command-line arguments (clap). Parsing of single values happens here, so
 //! a bad value is rejected by clap with the flag's name and exit code 2.
 
-use crate::model::{Acks, BrokerConfig, Workload, limits};
+use crate::model::{Acks, BrokerConfig, Workload, defaults, limits};
 use crate::units::{MemSize, parse_duration, parse_key_value};
 use crate::usage;
 use clap::{Args, Parser, Subcommand};
@@ -393,7 +393,8 @@ impl BrokerArgs {
 
 #[derive(Args, Debug, Clone)]
 pub struct WorkloadArgs {
-    /// Open-loop target rate in records/s (record i is due at t0 + i/R).
+    /// Open-loop target rate in records/s (record i is due at t0 + i/R;
+    /// default 10000).
     #[arg(long, value_name = "R", allow_hyphen_values = true, value_parser = parse_rate, conflicts_with = "max")]
     pub rate: Option<f64>,
     /// Produce as fast as acknowledgements allow (bounded in-flight).
@@ -405,14 +406,14 @@ pub struct WorkloadArgs {
     /// Stop after this long, e.g. 30s (default 10s).
     #[arg(long, value_name = "D", allow_hyphen_values = true, value_parser = parse_nonzero_duration)]
     pub duration: Option<Duration>,
-    /// Warm-up before measuring: sent and checked, not counted.
-    #[arg(long, value_name = "D", default_value = "2s", allow_hyphen_values = true, value_parser = parse_duration)]
-    pub warmup: Duration,
+    /// Warm-up before measuring: sent and checked, not counted (default 2s).
+    #[arg(long, value_name = "D", allow_hyphen_values = true, value_parser = parse_duration)]
+    pub warmup: Option<Duration>,
     /// Record size in bytes (64 of them are header and HMAC tag).
-    #[arg(long, value_name = "B", default_value_t = 1024, allow_hyphen_values = true, value_parser = parse_message_bytes)]
+    #[arg(long, value_name = "B", default_value_t = defaults::MESSAGE_BYTES, allow_hyphen_values = true, value_parser = parse_message_bytes)]
     pub message_bytes: usize,
     /// Partitions of the topic.
-    #[arg(long, value_name = "P", default_value_t = 3, allow_hyphen_values = true, value_parser = parse_partitions)]
+    #[arg(long, value_name = "P", default_value_t = defaults::PARTITIONS, allow_hyphen_values = true, value_parser = parse_partitions)]
     pub partitions: i32,
     /// Topic to use (created when missing); default: a fresh topic per run.
     #[arg(long, value_name = "T")]
@@ -425,7 +426,7 @@ pub struct WorkloadArgs {
     pub producer_set: Vec<(String, String)>,
     /// Independent producer clients, each with its own connection, sharing
     /// the rate.
-    #[arg(long, value_name = "N", default_value_t = 1, allow_hyphen_values = true, value_parser = parse_producers)]
+    #[arg(long, value_name = "N", default_value_t = defaults::PRODUCERS, allow_hyphen_values = true, value_parser = parse_producers)]
     pub producers: u32,
 }
 
@@ -453,17 +454,17 @@ impl WorkloadArgs {
         let rate = if self.max {
             None
         } else {
-            Some(self.rate.unwrap_or(10_000.0))
+            Some(self.rate.unwrap_or(defaults::RATE))
         };
         let duration = match (self.messages, self.duration) {
-            (None, None) => Some(Duration::from_secs(10)),
+            (None, None) => Some(defaults::DURATION),
             (_, d) => d,
         };
         let w = Workload {
             rate,
             messages: self.messages,
             duration,
-            warmup: self.warmup,
+            warmup: self.warmup.unwrap_or(defaults::WARMUP),
             message_bytes: self.message_bytes,
             partitions: self.partitions,
             acks: self.acks,
@@ -472,7 +473,7 @@ impl WorkloadArgs {
             producers: self.producers,
         };
         if let Some(t) = &w.topic {
-            check_topic_name(t).map_err(|e| usage!("--topic: {e}"))?;
+            crate::model::check_topic_name(t).map_err(|e| usage!("--topic: {e}"))?;
         }
         w.validate().map_err(|e| usage!("{}", flagify(&e)))?;
         Ok(w)
@@ -489,24 +490,6 @@ fn flagify(e: &str) -> String {
         f => format!("--{}", f.replace('_', "-")),
     };
     format!("{flag}:{rest}")
-}
-
-/// Kafka's topic name rule: 1-249 of [a-zA-Z0-9._-], not "." or "..".
-pub fn check_topic_name(t: &str) -> Result<(), String> {
-    if t.is_empty() || t.len() > 249 || t == "." || t == ".." {
-        return Err(format!(
-            "'{t}' is not a valid topic name (1 to 249 characters, not . or ..)"
-        ));
-    }
-    if let Some(c) = t
-        .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
-    {
-        return Err(format!(
-            "'{t}' has '{c}'; topic names allow letters, digits, '.', '_' and '-'"
-        ));
-    }
-    Ok(())
 }
 
 #[derive(Args, Debug)]

@@ -130,6 +130,18 @@ pub mod limits {
     pub const MAX_PRODUCERS: u32 = 64;
 }
 
+/// What a workload is when nothing says otherwise: the command line's
+/// defaults and the labs' (lab 01 sets its own on top).
+pub mod defaults {
+    use std::time::Duration;
+    pub const RATE: f64 = 10_000.0;
+    pub const DURATION: Duration = Duration::from_secs(10);
+    pub const WARMUP: Duration = Duration::from_secs(2);
+    pub const MESSAGE_BYTES: usize = 1024;
+    pub const PARTITIONS: i32 = 3;
+    pub const PRODUCERS: u32 = 1;
+}
+
 /// The load of one measurement.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -155,27 +167,27 @@ pub struct Workload {
     pub topic: Option<String>,
     /// Independent producer clients (each its own connection), sharing the
     /// rate and the messages equally.
-    #[serde(default = "one")]
+    #[serde(default = "default_producers")]
     pub producers: u32,
 }
 
-fn one() -> u32 {
-    1
+fn default_producers() -> u32 {
+    defaults::PRODUCERS
 }
 
 impl Default for Workload {
     fn default() -> Self {
         Workload {
-            rate: Some(10_000.0),
+            rate: Some(defaults::RATE),
             messages: None,
-            duration: Some(Duration::from_secs(10)),
-            warmup: Duration::from_secs(2),
-            message_bytes: 1024,
-            partitions: 3,
+            duration: Some(defaults::DURATION),
+            warmup: defaults::WARMUP,
+            message_bytes: defaults::MESSAGE_BYTES,
+            partitions: defaults::PARTITIONS,
             acks: Acks::All,
             producer: BTreeMap::new(),
             topic: None,
-            producers: 1,
+            producers: defaults::PRODUCERS,
         }
     }
 }
@@ -235,11 +247,7 @@ impl Workload {
             ));
         }
         for key in self.producer.keys() {
-            if RESERVED_PRODUCER_KEYS.contains(&key.as_str()) {
-                return Err(format!(
-                    "producer: '{key}' is set by klab itself (use the workload's own field, e.g. acks)"
-                ));
-            }
+            check_producer_key(key).map_err(|e| format!("producer: {e}"))?;
         }
         Ok(())
     }
@@ -276,6 +284,35 @@ pub const RESERVED_PRODUCER_KEYS: &[&str] = &[
     "dr_cb",
     "delivery.report.only.error",
 ];
+
+/// Kafka's topic name rule: 1-249 of [a-zA-Z0-9._-], not "." or "..".
+pub fn check_topic_name(t: &str) -> Result<(), String> {
+    if t.is_empty() || t.len() > 249 || t == "." || t == ".." {
+        return Err(format!(
+            "'{t}' is not a valid topic name (1 to 249 characters, not . or ..)"
+        ));
+    }
+    if let Some(c) = t
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
+    {
+        return Err(format!(
+            "'{t}' has '{c}'; topic names allow letters, digits, '.', '_' and '-'"
+        ));
+    }
+    Ok(())
+}
+
+/// A producer setting a workload may carry: any librdkafka key but the
+/// ones klab owns ([`RESERVED_PRODUCER_KEYS`]).
+pub fn check_producer_key(key: &str) -> Result<(), String> {
+    if RESERVED_PRODUCER_KEYS.contains(&key) {
+        return Err(format!(
+            "'{key}' is set by klab itself (use the workload's own field, e.g. acks)"
+        ));
+    }
+    Ok(())
+}
 
 mod opt_secs {
     use serde::{Deserialize, Deserializer, Serializer};

@@ -382,3 +382,38 @@ pub fn measure(
         origin: clock.wall_origin(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn producers_share_the_rate_and_the_messages() {
+        let w = Workload {
+            rate: Some(10_000.0),
+            messages: Some(10),
+            duration: None,
+            producers: 3,
+            ..Workload::default()
+        };
+        let shares: Vec<Workload> = (0..3).map(|j| share_of(&w, j, 3)).collect();
+        // 10 records over 3 producers: 4, 3, 3 (none lost, none twice).
+        let counts: Vec<u64> = shares.iter().map(|s| s.messages.unwrap()).collect();
+        assert_eq!(counts, [4, 3, 3]);
+        for s in &shares {
+            assert!((s.rate.unwrap() - 10_000.0 / 3.0).abs() < 1e-9);
+        }
+        let max = Workload {
+            rate: None,
+            ..w.clone()
+        };
+        assert_eq!(share_of(&max, 1, 3).rate, None);
+    }
+
+    #[test]
+    fn fresh_topics_are_valid_and_differ() {
+        let (a, b) = (fresh_topic(), fresh_topic());
+        assert_ne!(a, b);
+        assert!(crate::model::check_topic_name(&a).is_ok());
+    }
+}

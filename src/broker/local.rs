@@ -116,6 +116,41 @@ pub(crate) fn spawn_tied(cmd: &mut Command) -> std::io::Result<Child> {
     cmd.spawn()
 }
 
+/// Formats a KRaft log directory with Kafka's StorageTool for the node
+/// `server_properties` describes (a no-op on a formatted one).
+pub fn format_storage(
+    java: &Path,
+    kafka: &KafkaHome,
+    log4j: &Path,
+    server_properties: &Path,
+    cluster_id: &str,
+) -> Result<()> {
+    let out = Command::new(java)
+        .args(["-Xmx256m", "-cp", &kafka.classpath()])
+        .arg(format!("-Dlog4j2.configurationFile={}", log4j.display()))
+        .args([
+            "kafka.tools.StorageTool",
+            "format",
+            "--ignore-formatted",
+            "-t",
+            cluster_id,
+            "-c",
+        ])
+        .arg(server_properties)
+        .stdin(Stdio::null())
+        .output()
+        .context("running Kafka's StorageTool to format the log directory")?;
+    if !out.status.success() {
+        bail!(
+            "formatting KRaft storage failed ({}):\n{}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(())
+}
+
 /// The last `n` lines of a file (reads at most the last 64 KiB).
 pub fn tail(path: &Path, n: usize) -> String {
     let Ok(mut f) = File::open(path) else {
@@ -270,29 +305,13 @@ impl LocalBroker {
         let cp = self.opts.kafka.classpath();
 
         if !self.formatted {
-            let out = Command::new(&self.java)
-                .args(["-Xmx256m", "-cp", &cp])
-                .arg(format!("-Dlog4j2.configurationFile={}", log4j.display()))
-                .args([
-                    "kafka.tools.StorageTool",
-                    "format",
-                    "--ignore-formatted",
-                    "-t",
-                ])
-                .arg(cluster_id())
-                .arg("-c")
-                .arg(&props_path)
-                .stdin(Stdio::null())
-                .output()
-                .context("running Kafka's StorageTool to format the log directory")?;
-            if !out.status.success() {
-                bail!(
-                    "formatting KRaft storage failed ({}):\n{}{}",
-                    out.status,
-                    String::from_utf8_lossy(&out.stdout),
-                    String::from_utf8_lossy(&out.stderr)
-                );
-            }
+            format_storage(
+                &self.java,
+                &self.opts.kafka,
+                &log4j,
+                &props_path,
+                &cluster_id(),
+            )?;
             self.formatted = true;
         }
 

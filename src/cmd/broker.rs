@@ -91,23 +91,9 @@ pub fn exec_cmd(a: &BrokerExecArgs) -> Result<Outcome> {
         kafka.dir.display()
     );
     if !a.data_dir.join("meta.properties").exists() {
-        let status = std::process::Command::new(&java)
-            .args(["-Xmx256m", "-cp", &kafka.classpath()])
-            .arg(format!("-Dlog4j2.configurationFile={}", log4j.display()))
-            .args([
-                "kafka.tools.StorageTool",
-                "format",
-                "--ignore-formatted",
-                "-t",
-            ])
-            .arg(crate::broker::local::cluster_id())
-            .arg("-c")
-            .arg(&props)
-            .status()
-            .context("running Kafka's StorageTool")?;
-        if !status.success() {
-            anyhow::bail!("formatting {} failed ({status})", a.data_dir.display());
-        }
+        let id = crate::broker::local::cluster_id();
+        crate::broker::local::format_storage(&java, &kafka, &log4j, &props, &id)
+            .with_context(|| format!("formatting {}", a.data_dir.display()))?;
     }
     let err = std::process::Command::new(&java)
         .args(render::jvm_flags(&cfg, &log4j, &conf.join("gc.log")))

@@ -300,9 +300,7 @@ fn check(a: &LabCheckArgs) -> Result<Outcome> {
     let flags = a.broker.config()?;
     fix.broker = fix.broker.overlay(&flags);
     for (k, v) in &a.producer_set {
-        if crate::model::RESERVED_PRODUCER_KEYS.contains(&k.as_str()) {
-            return Err(usage!("--producer-set: '{k}' is set by klab itself"));
-        }
+        crate::model::check_producer_key(k).map_err(|e| usage!("--producer-set: {e}"))?;
         fix.producer.insert(k.clone(), v.clone());
     }
     if fix.is_empty() {

@@ -91,7 +91,7 @@ pub fn produce(a: &ProduceArgs) -> Result<Outcome> {
 }
 
 pub fn consume(a: &ConsumeArgs) -> Result<Outcome> {
-    crate::cli::check_topic_name(&a.topic).map_err(|e| usage!("--topic: {e}"))?;
+    crate::model::check_topic_name(&a.topic).map_err(|e| usage!("--topic: {e}"))?;
     if let Some(j) = &a.json {
         check_writable(j).map_err(|e| usage!("--json {}: {e}", j.display()))?;
     }

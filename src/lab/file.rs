@@ -466,20 +466,29 @@ fn parse_fix(cx: &Ctx<'_>, table: &str, f: &RawFix) -> Result<Fix, LabFileError>
             properties: f.properties.clone(),
         },
     )?;
-    let mut producer = BTreeMap::new();
-    for (k, v) in &f.producer {
+    let producer = producer_settings(cx, table, &f.producer)?;
+    Ok(Fix { broker, producer })
+}
+
+/// A `[*.producer]` table: librdkafka keys klab does not own, scalar values.
+fn producer_settings(
+    cx: &Ctx<'_>,
+    table: &str,
+    raw: &BTreeMap<String, Spanned<toml::Value>>,
+) -> Result<BTreeMap<String, String>, LabFileError> {
+    let mut out = BTreeMap::new();
+    for (k, v) in raw {
         let Some(s) = scalar(v.get_ref()) else {
             return Err(cx.err(
                 v,
                 format!("{table}.producer.\"{k}\": expected a string, number or boolean"),
             ));
         };
-        if crate::model::RESERVED_PRODUCER_KEYS.contains(&k.as_str()) {
-            return Err(cx.err(v, format!("{table}.producer: '{k}' is set by klab itself")));
-        }
-        producer.insert(k.clone(), s);
+        crate::model::check_producer_key(k)
+            .map_err(|e| cx.err(v, format!("{table}.producer: {e}")))?;
+        out.insert(k.clone(), s);
     }
-    Ok(Fix { broker, producer })
+    Ok(out)
 }
 
 /// Reads a student's fix file (`my-fix.toml`: `heap`, `[properties]`,
@@ -580,23 +589,7 @@ fn parse_workload(
                 .map_err(|e: String| cx.err(a, format!("{table}.acks: {e}")))?,
         );
     }
-    for (k, v) in &w.producer {
-        let Some(s) = scalar(v.get_ref()) else {
-            return Err(cx.err(
-                v,
-                format!("{table}.producer.\"{k}\": expected a string, number or boolean"),
-            ));
-        };
-        if crate::model::RESERVED_PRODUCER_KEYS.contains(&k.as_str()) {
-            return Err(cx.err(
-                v,
-                format!(
-                    "{table}.producer: '{k}' is set by klab itself (use workload.acks for acks)"
-                ),
-            ));
-        }
-        out.producer.insert(k.clone(), s);
-    }
+    out.producer = producer_settings(cx, table, &w.producer)?;
     Ok(out)
 }
 

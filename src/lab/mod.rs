@@ -17,7 +17,6 @@ use anyhow::Result;
 use file::{Expect, Fix, LabFile, RateSpec, WorkloadPatch, parse_file};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 pub const ENV_LABS_DIR: &str = "KLAB_LABS_DIR";
 
@@ -121,13 +120,13 @@ pub fn workload_from_patch(p: &WorkloadPatch, capacity: Option<f64>) -> Result<W
         rate,
         messages,
         duration,
-        warmup: p.warmup.unwrap_or(Duration::from_secs(2)),
+        warmup: p.warmup.unwrap_or(d.warmup),
         message_bytes: p.message_bytes.unwrap_or(d.message_bytes),
         partitions: p.partitions.unwrap_or(d.partitions),
         acks: p.acks.unwrap_or(d.acks),
         producer: p.producer.clone(),
         topic: None,
-        producers: p.producers.unwrap_or(1),
+        producers: p.producers.unwrap_or(d.producers),
     };
     w.validate()?;
     Ok(w)

@@ -225,3 +225,99 @@ pub fn assemble(
         ..Default::default()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    const S: u64 = 1_000_000_000;
+
+    fn producer(acked_measured: u64, window_s: u64) -> ProducerOutcome {
+        let mut publish = Recorder::default();
+        publish.record(2_000, Duration::ZERO);
+        ProducerOutcome {
+            producers: 1,
+            produced: acked_measured + 100,
+            warmup_records: 100,
+            acked: acked_measured + 100,
+            acked_measured,
+            measured_sent: acked_measured,
+            window_start_ns: 10 * S,
+            last_send_ns: (10 + window_s) * S,
+            last_ack_ns: (10 + window_s) * S,
+            markers_sent: true,
+            publish,
+            ..Default::default()
+        }
+    }
+
+    fn consumer(consumed: u64, finished: bool) -> ConsumerOutcome {
+        let mut e2e = Recorder::default();
+        for _ in 0..consumed.saturating_sub(100) {
+            e2e.record(5_000, Duration::from_secs(1));
+        }
+        ConsumerOutcome {
+            consumed,
+            finished,
+            last_receive_ns: 20 * S,
+            e2e,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_complete_run_gives_rates_over_the_measured_window() {
+        let w = Workload::default();
+        let r = assemble(
+            &w,
+            &producer(10_000, 10),
+            &consumer(10_100, true),
+            Vec::new(),
+        );
+        assert!(r.complete, "{:?}", r.reason);
+        assert_eq!(r.reason, None);
+        assert_eq!(r.throughput.msgs_per_s, 1000.0);
+        assert_eq!(r.throughput.mb_per_s, 1000.0 * 1024.0 / 1e6);
+        assert_eq!(r.achieved_rate, 1000.0);
+        assert_eq!(r.read_rate, 1000.0);
+        assert_eq!(r.measured_seconds, 10.0);
+        assert_eq!(
+            (r.acked, r.consumed, r.warmup_records),
+            (10_100, 10_100, 100)
+        );
+        assert_eq!(r.e2e_latency_ms.count, 10_000);
+        assert_eq!(r.e2e_timeline.len(), 1);
+    }
+
+    #[test]
+    fn a_consumer_without_every_marker_makes_it_incomplete() {
+        let w = Workload::default();
+        let r = assemble(&w, &producer(100, 1), &consumer(150, false), Vec::new());
+        assert!(!r.complete);
+        assert_eq!(
+            r.reason.as_deref(),
+            Some("the consumer did not see every end-of-run marker")
+        );
+        let mut c = consumer(150, false);
+        c.stopped = Some("no end-of-run markers".into());
+        let r = assemble(&w, &producer(100, 1), &c, vec!["interrupted".into()]);
+        assert_eq!(
+            r.reason.as_deref(),
+            Some("interrupted; consumer: no end-of-run markers")
+        );
+    }
+
+    #[test]
+    fn a_stopped_producer_is_named_once() {
+        let w = Workload::default();
+        let mut p = producer(100, 1);
+        p.stopped = Some("interrupted".into());
+        let r = assemble(&w, &p, &consumer(200, true), vec!["interrupted".into()]);
+        assert!(!r.complete);
+        assert_eq!(r.reason.as_deref(), Some("interrupted"));
+        // An empty window divides by nothing.
+        let r = assemble(&w, &producer(0, 0), &consumer(0, true), Vec::new());
+        assert_eq!(r.throughput.msgs_per_s, 0.0);
+    }
+}

@@ -200,6 +200,65 @@ impl Drop for TopicHandle<'_> {
     }
 }
 
+/// When a producer sends what, relative to the clock origin: the pure part
+/// of the open loop.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Schedule {
+    /// When the producer started.
+    pub start: Duration,
+    /// When the warm-up ends and records start to count.
+    pub window_start: Duration,
+    /// Time between two records (None: as fast as acks allow).
+    pub interval: Option<Duration>,
+    /// Records to send, warm-up included (None: until the deadline, or in
+    /// max mode until the message count is measured).
+    pub total: Option<u64>,
+    /// When sending stops whatever is left: with a duration, in max mode at
+    /// the end of the window, in rate mode a quarter later (at least 1 s),
+    /// so a producer that fell behind can catch up; records it never handed
+    /// over are `unsent`.
+    pub send_deadline: Option<Duration>,
+}
+
+impl Schedule {
+    pub fn new(w: &Workload, start: Duration) -> Schedule {
+        let window_start = start + w.warmup;
+        let interval = w.rate.map(|r| Duration::from_secs_f64(1.0 / r));
+        let warmup_count = w
+            .rate
+            .map(|r| (r * w.warmup.as_secs_f64()).round() as u64)
+            .unwrap_or(0);
+        let total = match (w.rate, w.messages, w.duration) {
+            (Some(r), None, Some(d)) => {
+                Some(warmup_count + (r * d.as_secs_f64()).round().max(1.0) as u64)
+            }
+            (Some(_), Some(n), _) => Some(warmup_count + n),
+            _ => None,
+        };
+        let send_deadline = match (w.rate, w.messages, w.duration) {
+            (None, _, Some(d)) => Some(window_start + d),
+            (Some(_), None, Some(d)) => {
+                Some(window_start + d + (d / 4).max(Duration::from_secs(1)))
+            }
+            _ => None,
+        };
+        Schedule {
+            start,
+            window_start,
+            interval,
+            total,
+            send_deadline,
+        }
+    }
+
+    /// When record `seq` is due: `start + seq / rate` in an open loop; None
+    /// in max mode, where a record is due when it is sent.
+    #[inline]
+    pub fn due(&self, seq: u64) -> Option<Duration> {
+        self.interval.map(|iv| self.start + iv.mul_f64(seq as f64))
+    }
+}
+
 /// What to produce, and where.
 #[derive(Debug, Clone)]
 pub struct ProducerSpec {
@@ -336,36 +395,20 @@ pub fn run(
     };
     let mut sent_per_partition = vec![0u64; partitions];
 
-    // The schedule, relative to the clock origin.
     let start = clock.elapsed();
-    let window_start = start + w.warmup;
+    let schedule = Schedule::new(w, start);
+    let Schedule {
+        window_start,
+        interval,
+        total,
+        send_deadline,
+        ..
+    } = schedule;
     report.window_start = window_start;
-    let interval = w.rate.map(|r| Duration::from_secs_f64(1.0 / r));
-    let warmup_count = w.rate.map(|r| (r * w.warmup.as_secs_f64()).round() as u64);
-    // Total records in rate mode (warm-up + measured); in max mode only a
-    // message count bounds it.
-    let total: Option<u64> = match (w.rate, w.messages, w.duration) {
-        (Some(r), None, Some(d)) => {
-            Some(warmup_count.unwrap_or(0) + (r * d.as_secs_f64()).round().max(1.0) as u64)
-        }
-        (Some(_), Some(n), _) => Some(warmup_count.unwrap_or(0) + n),
-        _ => None,
-    };
-    // With a duration, sending stops at a deadline: in max mode at the end
-    // of the window; in rate mode a little later, so a producer that fell
-    // behind can catch up. Records it never handed over are `unsent`.
-    let send_deadline = match (w.rate, w.messages, w.duration) {
-        (None, _, Some(d)) => Some(window_start + d),
-        (Some(_), None, Some(d)) => Some(window_start + d + (d / 4).max(Duration::from_secs(1))),
-        _ => None,
-    };
     let progress_total = total.or(w.messages);
     // In max mode with a message count, the warm-up is time based.
     let mut measured_in_max: u64 = 0;
-
-    // When record `seq` is due in an open loop (None in max mode, where a
-    // record is due when it is sent).
-    let scheduled = |seq: u64| interval.map(|iv| start + iv.mul_f64(seq as f64));
+    let scheduled = |seq: u64| schedule.due(seq);
 
     let mut seq: u64 = 0;
     let mut last_progress = Instant::now();
@@ -626,4 +669,76 @@ pub fn run_all(
             None => Ok(all),
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn secs(s: f64) -> Duration {
+        Duration::from_secs_f64(s)
+    }
+
+    #[test]
+    fn an_open_loop_with_a_duration() {
+        let w = Workload {
+            rate: Some(1000.0),
+            duration: Some(secs(10.0)),
+            warmup: secs(2.0),
+            ..Workload::default()
+        };
+        let s = Schedule::new(&w, secs(1.0));
+        assert_eq!(s.window_start, secs(3.0));
+        // 2 s of warm-up and 10 s measured at 1000/s.
+        assert_eq!(s.total, Some(12_000));
+        assert_eq!(s.due(0), Some(secs(1.0)));
+        assert_eq!(s.due(1000), Some(secs(2.0)));
+        assert_eq!(s.due(12_000), Some(secs(13.0)));
+        // A quarter of the duration to catch up.
+        assert_eq!(s.send_deadline, Some(secs(15.5)));
+        let short = Workload {
+            duration: Some(secs(2.0)),
+            ..w.clone()
+        };
+        assert_eq!(
+            Schedule::new(&short, Duration::ZERO).send_deadline,
+            Some(secs(5.0))
+        );
+    }
+
+    #[test]
+    fn an_open_loop_with_a_message_count_has_no_deadline() {
+        let w = Workload {
+            rate: Some(500.0),
+            messages: Some(1000),
+            duration: None,
+            warmup: secs(1.0),
+            ..Workload::default()
+        };
+        let s = Schedule::new(&w, Duration::ZERO);
+        assert_eq!(s.total, Some(1500));
+        assert_eq!(s.send_deadline, None);
+        assert_eq!(s.due(500), Some(secs(1.0)));
+    }
+
+    #[test]
+    fn max_mode_has_no_due_times() {
+        let w = Workload {
+            rate: None,
+            duration: Some(secs(5.0)),
+            warmup: secs(1.0),
+            ..Workload::default()
+        };
+        let s = Schedule::new(&w, Duration::ZERO);
+        assert_eq!(s.due(7), None);
+        assert_eq!(s.total, None);
+        assert_eq!(s.send_deadline, Some(secs(6.0)));
+        let counted = Workload {
+            messages: Some(100),
+            duration: None,
+            ..w
+        };
+        let s = Schedule::new(&counted, Duration::ZERO);
+        assert_eq!((s.total, s.send_deadline), (None, None));
+    }
 }
