@@ -19,5 +19,6 @@ pub mod provenance;
 pub mod random;
 pub mod stats;
 pub mod step;
+pub mod term;
 pub mod tuner;
 pub mod units;

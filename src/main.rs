@@ -7,7 +7,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.verbose);
     if let Err(e) = klab::cancel::install_signal_handlers() {
-        eprintln!("klab: cannot install signal handlers: {e}");
+        klab::errln!("klab: cannot install signal handlers: {e}");
         return ExitCode::from(1);
     }
     let result = match &cli.command {

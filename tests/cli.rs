@@ -272,3 +272,27 @@ fn a_killed_klab_takes_its_broker_with_it() {
         jvms_mentioning(&needle).is_empty().then_some(())
     });
 }
+
+/// A reader that goes away (`klab knobs | head -2`) ends klab quietly.
+#[test]
+fn a_closed_stdout_ends_quietly() {
+    for args in [
+        &["knobs"][..],
+        &["lab", "show", "03"][..],
+        &["lab", "list"][..],
+    ] {
+        let mut child = klab()
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Close the read end before klab writes anything: every write of
+        // klab's then meets a closed pipe.
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {stderr}");
+    }
+}

@@ -15,6 +15,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("random", 0),
     ("cancel", 0),
     ("provenance", 0),
+    ("term", 0),
     // Plain data.
     ("model", 1),
     // Histograms, tables, plots, result files, progress; the event bus.

@@ -44,19 +44,19 @@ pub fn execute(args: &BenchArgs) -> Result<Outcome> {
     if let Some(j) = &args.json {
         bench::save(&report, j)?;
     }
-    print!("{}", bench::report::table(&report));
-    println!("results: {}", run_dir.display());
+    crate::out!("{}", bench::report::table(&report));
+    crate::outln!("results: {}", run_dir.display());
     let incomplete = report.incomplete().next().is_some();
     match bench::check_report(&report) {
         Ok(()) if !incomplete => Ok(Outcome::Done),
         Ok(()) => {
-            eprintln!(
+            crate::errln!(
                 "klab: some runs were incomplete (see the table); their pairs are left out of the ratios"
             );
             Ok(Outcome::Incomplete)
         }
         Err(e) => {
-            eprintln!("klab: the bench has no usable ratios: {e:#}");
+            crate::errln!("klab: the bench has no usable ratios: {e:#}");
             Ok(Outcome::Incomplete)
         }
     }

@@ -54,15 +54,15 @@ fn layout(n: &NodeArgs, data_dir: &Path, bind: &str) -> NodeLayout {
 pub fn render_cmd(a: &BrokerRenderArgs) -> Result<Outcome> {
     let (cfg, _) = read_config(a.config.as_deref())?;
     let l = layout(&a.node, &a.data_dir, "0.0.0.0");
-    println!("# JVM flags");
+    crate::outln!("# JVM flags");
     for f in render::jvm_flags(
         &cfg,
         Path::new("<config>/log4j2.properties"),
         Path::new("<config>/gc.log"),
     ) {
-        println!("#   {f}");
+        crate::outln!("#   {f}");
     }
-    print!("{}", render::server_properties(&l, &cfg));
+    crate::out!("{}", render::server_properties(&l, &cfg));
     Ok(Outcome::Done)
 }
 
@@ -85,7 +85,7 @@ pub fn exec_cmd(a: &BrokerExecArgs) -> Result<Outcome> {
         render::server_properties(&layout(&a.node, &a.data_dir, "0.0.0.0"), &cfg),
     )?;
     std::fs::write(&log4j, render::LOG4J2_PROPERTIES)?;
-    eprintln!(
+    crate::errln!(
         "klab broker: Kafka {} from {}, config from {from}: {cfg}",
         kafka.version,
         kafka.dir.display()
@@ -128,6 +128,6 @@ pub fn set_cmd(a: &crate::cli::BrokerSetArgs) -> Result<Outcome> {
         broker.clear_dynamic()?;
     }
     let effective = broker.effective();
-    println!("{}", serde_json::to_string(&effective)?);
+    crate::outln!("{}", serde_json::to_string(&effective)?);
     Ok(Outcome::Done)
 }

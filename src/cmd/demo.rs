@@ -96,19 +96,19 @@ fn conclude_k8s(
             &s.ledger.results,
             a.session.json.as_deref(),
         )?;
-        println!("{}", summary_table(rows));
+        crate::outln!("{}", summary_table(rows));
         match publish_summary(s, &dir) {
-            Ok(()) => println!(
+            Ok(()) => crate::outln!(
                 "summary: ConfigMap {}/{} (kubectl -n {} get configmap {} -o jsonpath='{{.data.summary\\.txt}}')",
                 s.kube.namespace(),
                 crate::k8s::SUMMARY_CONFIGMAP,
                 s.kube.namespace(),
                 crate::k8s::SUMMARY_CONFIGMAP
             ),
-            Err(e) => eprintln!("klab: could not write the summary ConfigMap: {e:#}"),
+            Err(e) => crate::errln!("klab: could not write the summary ConfigMap: {e:#}"),
         }
     }
-    println!(
+    crate::outln!(
         "wall time {:.0}s, {} broker restart(s) (rollouts); results: {}",
         started.elapsed().as_secs_f64(),
         s.ledger.restarts,

@@ -21,7 +21,7 @@ pub fn execute(args: &KnobsArgs) -> anyhow::Result<Outcome> {
         };
         t.add_row(vec![k.name, k.ty, k.default, mode, k.valid]);
     }
-    println!("{t}");
-    println!("heap (-Xms/-Xmx): restart; set with --heap or `heap = \"512m\"` in a lab file");
+    crate::outln!("{t}");
+    crate::outln!("heap (-Xms/-Xmx): restart; set with --heap or `heap = \"512m\"` in a lab file");
     Ok(Outcome::Done)
 }

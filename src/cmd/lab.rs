@@ -51,17 +51,17 @@ fn list(a: &LabsDirArgs) -> Result<Outcome> {
             restart.to_string(),
         ]);
     }
-    println!("{t}");
-    println!("labs: {}", labs.dir.display());
+    crate::outln!("{t}");
+    crate::outln!("labs: {}", labs.dir.display());
     Ok(Outcome::Done)
 }
 
 fn show(a: &LabShowArgs) -> Result<Outcome> {
     let (labs, id) = load_with(a.dir.labs.as_deref(), &a.lab)?;
     let lab = labs.get(&id)?;
-    println!("{} — {}", lab.id, lab.title);
+    crate::outln!("{} — {}", lab.id, lab.title);
     if let Some(s) = &lab.summary {
-        println!("{s}");
+        crate::outln!("{s}");
     }
     let chain = {
         let mut c = vec![lab.id.clone()];
@@ -73,8 +73,8 @@ fn show(a: &LabShowArgs) -> Result<Outcome> {
         c.reverse();
         c.join(" → ")
     };
-    println!("extends: {chain}");
-    println!("makes worse: {}", lab.what_changed());
+    crate::outln!("extends: {chain}");
+    crate::outln!("makes worse: {}", lab.what_changed());
     let mut t = new_table(&["broker setting", "value", "set by"]);
     let heap = lab
         .broker
@@ -116,9 +116,9 @@ fn show(a: &LabShowArgs) -> Result<Outcome> {
             ]);
         }
     }
-    println!("{t}");
+    crate::outln!("{t}");
     let fix = lab.fix.lines();
-    println!(
+    crate::outln!(
         "fix: {}",
         if fix.is_empty() {
             "(none: this is the reference)".into()
@@ -128,7 +128,7 @@ fn show(a: &LabShowArgs) -> Result<Outcome> {
     );
     for (name, quick) in [("workload", false), ("workload --quick", true)] {
         match lab.workload(quick, None) {
-            Ok(w) => println!("{name}: {}", w.describe()),
+            Ok(w) => crate::outln!("{name}: {}", w.describe()),
             Err(_) => {
                 let p = if quick {
                     lab.workload.overlay(&lab.quick)
@@ -144,7 +144,7 @@ fn show(a: &LabShowArgs) -> Result<Outcome> {
                         )
                     })
                     .unwrap_or_default();
-                println!("{name}: {w}");
+                crate::outln!("{name}: {w}");
             }
         }
     }
@@ -155,7 +155,7 @@ fn show(a: &LabShowArgs) -> Result<Outcome> {
         .map(|(k, v)| format!("{k}={v}"))
         .collect::<Vec<_>>();
     if !p.is_empty() {
-        println!("producer: {}", p.join(" "));
+        crate::outln!("producer: {}", p.join(" "));
     }
     let e = lab.expect;
     let mut exp = Vec::new();
@@ -172,9 +172,9 @@ fn show(a: &LabShowArgs) -> Result<Outcome> {
         exp.push(format!("fixed: e2e p99 <= {x}x lab 01"));
     }
     if !exp.is_empty() {
-        println!("expect: {}", exp.join("; "));
+        crate::outln!("expect: {}", exp.join("; "));
     }
-    println!("walkthrough: {}", lab.dir.join("README.md").display());
+    crate::outln!("walkthrough: {}", lab.dir.join("README.md").display());
     Ok(Outcome::Done)
 }
 
@@ -212,9 +212,9 @@ pub fn conclude(
             &s.ledger.results,
             args.json.as_deref(),
         )?;
-        println!("{}", summary_table(rows));
+        crate::outln!("{}", summary_table(rows));
     }
-    println!(
+    crate::outln!(
         "wall time {:.0}s, {} broker restart(s); results: {}",
         started.elapsed().as_secs_f64(),
         s.ledger.restarts,
@@ -234,7 +234,7 @@ pub fn exit_code(rows: &[Row], outcome: Result<()>) -> Result<Outcome> {
         Ok(()) => {
             let o = Outcome::of(rows.iter().all(|r| r.result.complete));
             if o == Outcome::Incomplete {
-                eprintln!("klab: some steps are incomplete (see the reason in their JSON)");
+                crate::errln!("klab: some steps are incomplete (see the reason in their JSON)");
             }
             Ok(o)
         }
@@ -246,7 +246,7 @@ pub fn exit_code(rows: &[Row], outcome: Result<()>) -> Result<Outcome> {
 pub fn print_plot(run_dir: &std::path::Path) {
     let svg = run_dir.join("summary.svg");
     if svg.is_file() {
-        println!("plot: {}", svg.display());
+        crate::outln!("plot: {}", svg.display());
     }
 }
 
@@ -272,9 +272,10 @@ fn run(a: &LabRunArgs) -> Result<Outcome> {
         started,
     )?;
     for r in rows.iter().filter(|r| r.as_expected == Some(false)) {
-        println!(
+        crate::outln!(
             "note: {} {} did not meet the lab's expectation on this machine",
-            r.lab, r.step
+            r.lab,
+            r.step
         );
     }
     Ok(code)
@@ -330,7 +331,7 @@ fn check(a: &LabCheckArgs) -> Result<Outcome> {
     };
     match yours.as_expected {
         Some(true) => {
-            println!(
+            crate::outln!(
                 "PASS: your fix ({}) brings {} back to the lab's expectation.",
                 fix.lines().join(" "),
                 lab.id
@@ -338,12 +339,12 @@ fn check(a: &LabCheckArgs) -> Result<Outcome> {
             Ok(Outcome::Done)
         }
         Some(false) | None => {
-            println!(
+            crate::outln!(
                 "NOT YET: your fix ({}) falls short of the lab's expectation.",
                 fix.lines().join(" ")
             );
             for hint in hints(&lab, &fix) {
-                println!("hint: {hint}");
+                crate::outln!("hint: {hint}");
             }
             Ok(Outcome::Incomplete)
         }

@@ -59,19 +59,19 @@ pub fn exit_code(result: Result<Outcome>) -> u8 {
         Ok(Outcome::Done) => 0,
         Ok(Outcome::Incomplete) => 1,
         Ok(Outcome::Interrupted) => {
-            eprintln!("klab: interrupted; what was measured so far is saved");
+            crate::errln!("klab: interrupted; what was measured so far is saved");
             130
         }
         Err(e) if crate::error::is_usage(&e) => {
-            eprintln!("klab: {e}");
+            crate::errln!("klab: {e}");
             2
         }
         Err(e) if crate::error::is_interrupted(&e) || crate::cancel::interrupted() => {
-            eprintln!("klab: interrupted");
+            crate::errln!("klab: interrupted");
             130
         }
         Err(e) => {
-            eprintln!("klab: error: {e:#}");
+            crate::errln!("klab: error: {e:#}");
             1
         }
     }

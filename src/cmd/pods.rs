@@ -33,7 +33,7 @@ fn emit<T: serde::Serialize>(value: &T, file: Option<&std::path::Path>) -> Resul
     if let Some(f) = file {
         write_json(f, value)?;
     }
-    println!("{}", serde_json::to_string(value)?);
+    crate::outln!("{}", serde_json::to_string(value)?);
     Ok(())
 }
 

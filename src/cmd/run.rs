@@ -73,11 +73,11 @@ fn finish(
     if let Some(j) = &args.json {
         m.save(j)?;
     }
-    print!("{}", step_table(&m.result));
-    println!("results: {}", run_dir.display());
+    crate::out!("{}", step_table(&m.result));
+    crate::outln!("results: {}", run_dir.display());
     let o = Outcome::of(m.result.complete);
     if o == Outcome::Incomplete {
-        eprintln!(
+        crate::errln!(
             "klab: the run is incomplete: {}",
             m.result.reason.as_deref().unwrap_or("unknown reason")
         );

@@ -58,9 +58,9 @@ pub fn execute(a: &TuneArgs) -> Result<Outcome> {
         },
         ..Default::default()
     };
-    println!("klab tune {} — {}", lab.id, lab.title);
-    println!("objective: {}", opts.objective.describe());
-    println!(
+    crate::outln!("klab tune {} — {}", lab.id, lab.title);
+    crate::outln!("objective: {}", opts.objective.describe());
+    crate::outln!(
         "strategy: {:?}, budget {} trials (+{} start measurements), knobs: {}",
         opts.strategy,
         opts.budget,
@@ -108,7 +108,7 @@ pub fn execute(a: &TuneArgs) -> Result<Outcome> {
                 &s.ledger.results,
                 a.session.json.as_deref(),
             );
-            eprintln!(
+            crate::errln!(
                 "klab: the trials measured so far are in {}",
                 s.opts.run_dir.display()
             );
@@ -121,16 +121,18 @@ pub fn execute(a: &TuneArgs) -> Result<Outcome> {
     if let Some(j) = &a.session.json {
         write_json(j, &report)?;
     }
-    let table = trace::table(&report);
+    let mut table = trace::table(&report);
+    let shown = table.to_string();
     let rec = trace::recommendation(&report);
-    write_atomic(&dir.join("tune.txt"), format!("{table}\n{rec}").as_bytes())?;
+    let text = crate::stats::table::file_text(&mut table);
+    write_atomic(&dir.join("tune.txt"), format!("{text}\n{rec}").as_bytes())?;
     write_atomic(
         &dir.join("tune.svg"),
         trace::plot(&report, &format!("klab tune {}", lab.id)).as_bytes(),
     )?;
-    println!("{table}");
-    println!("{rec}");
-    println!(
+    crate::outln!("{shown}");
+    crate::outln!("{rec}");
+    crate::outln!(
         "wall time {:.0}s, {} trials, {} broker restart(s); results: {} (tune.json, tune.svg)",
         started.elapsed().as_secs_f64(),
         report.trials.len(),
@@ -260,7 +262,7 @@ pub fn bench(a: &crate::cli::TuneBenchArgs) -> Result<Outcome> {
         })();
         s.stop()?;
         if let Err(e) = outcome {
-            eprintln!("klab: the runs so far are in {}", s.opts.run_dir.display());
+            crate::errln!("klab: the runs so far are in {}", s.opts.run_dir.display());
             return super::interrupted_or(e);
         }
     }
@@ -332,13 +334,16 @@ pub fn bench(a: &crate::cli::TuneBenchArgs) -> Result<Outcome> {
     });
     if let Some(d) = &run_dir {
         write_json(&d.join("tune-bench.json"), &report)?;
-        write_atomic(&d.join("tune-bench.txt"), t.to_string().as_bytes())?;
+        write_atomic(
+            &d.join("tune-bench.txt"),
+            crate::stats::table::file_text(&mut t).as_bytes(),
+        )?;
     }
     if let Some(j) = &a.session.json {
         write_json(j, &report)?;
     }
-    println!("{t}");
-    println!(
+    crate::outln!("{t}");
+    crate::outln!(
         "budget {} trials per run (+2 start measurements), {} runs per strategy; wall time {:.0}s{}",
         a.budget,
         a.seeds,

@@ -23,7 +23,7 @@ pub fn demo_outcome(outcome: Result<()>) -> Result<()> {
         Err(e) if crate::error::is_interrupted(&e) => Err(Interrupted.into()),
         Err(e) => {
             if !cancel::interrupted() {
-                eprintln!("klab: the demo stopped: {e:#}");
+                crate::errln!("klab: the demo stopped: {e:#}");
             }
             Err(e)
         }

@@ -5,7 +5,7 @@ use crate::lab::verdict::Ratios;
 use crate::model::StepResult;
 use crate::stats::plot::{self, Bar, Kind};
 use crate::stats::report::write_json;
-use crate::stats::table::{align_numbers, fmt_ms, fmt_rate, group, new_table};
+use crate::stats::table::{align_numbers, file_text, fmt_ms, fmt_rate, group, new_table};
 use anyhow::Result;
 use std::path::Path;
 
@@ -22,6 +22,10 @@ pub struct Row {
 
 /// The table printed at the end of a lab run or the demo.
 pub fn summary_table(rows: &[Row]) -> String {
+    summary(rows).to_string()
+}
+
+fn summary(rows: &[Row]) -> comfy_table::Table {
     let mut t = new_table(&[
         "lab",
         "step",
@@ -67,7 +71,7 @@ pub fn summary_table(rows: &[Row]) -> String {
         ));
         c.set_cell_alignment(comfy_table::CellAlignment::Left);
     }
-    t.to_string()
+    t
 }
 
 pub fn summary_plot(title: &str, rows: &[Row]) -> String {
@@ -98,7 +102,10 @@ pub fn write_summary(
     extra_json: Option<&Path>,
 ) -> Result<()> {
     write_json(&dir.join("summary.json"), &results)?;
-    crate::stats::report::write_atomic(&dir.join("summary.txt"), summary_table(rows).as_bytes())?;
+    crate::stats::report::write_atomic(
+        &dir.join("summary.txt"),
+        file_text(&mut summary(rows)).as_bytes(),
+    )?;
     crate::stats::report::write_atomic(
         &dir.join("summary.svg"),
         summary_plot(title, rows).as_bytes(),

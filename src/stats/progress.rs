@@ -46,7 +46,7 @@ impl Progress {
     pub fn say(self, msg: &str) {
         match self {
             Progress::Quiet => tracing::info!("{msg}"),
-            _ => eprintln!("{msg}"),
+            _ => crate::errln!("{msg}"),
         }
     }
 }
@@ -119,7 +119,7 @@ impl StepBar {
                 };
                 if due {
                     self.last_line.set(Some((Instant::now(), p.measuring)));
-                    eprintln!("  {}: {}", self.title, self.message(p, consumed));
+                    crate::errln!("  {}: {}", self.title, self.message(p, consumed));
                 }
             }
             _ => {}
@@ -139,7 +139,7 @@ pub fn with_spinner<T>(mode: Progress, msg: &str, work: impl FnOnce() -> T) -> T
     match mode {
         Progress::Quiet => return work(),
         Progress::Lines => {
-            eprintln!("{msg} ...");
+            crate::errln!("{msg} ...");
             return work();
         }
         Progress::Bars => {}

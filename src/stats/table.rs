@@ -4,12 +4,26 @@ use crate::model::{Percentiles, StepResult};
 use comfy_table::presets::UTF8_FULL_CONDENSED;
 use comfy_table::{Cell, CellAlignment, ContentArrangement, Table};
 
+/// How wide a table written to a file may be before cells wrap.
+pub const FILE_WIDTH: u16 = 200;
+
+/// A table for stdout: its cells wrap to the terminal's width, or to
+/// [`FILE_WIDTH`] when stdout is not a terminal (or one that reports no
+/// usable width), never to one character per cell.
 pub fn new_table(header: &[&str]) -> Table {
     let mut t = Table::new();
     t.load_style(UTF8_FULL_CONDENSED)
         .set_content_arrangement(ContentArrangement::Dynamic)
         .set_header(header.iter().map(Cell::new));
+    let width = t.width().filter(|w| *w >= 80).unwrap_or(FILE_WIDTH);
+    t.set_width(width);
     t
+}
+
+/// `t` as text for a file: as wide as [`FILE_WIDTH`], whatever the terminal.
+pub fn file_text(t: &mut Table) -> String {
+    t.set_width(FILE_WIDTH);
+    t.to_string()
 }
 
 /// Right-aligns every column but the first.

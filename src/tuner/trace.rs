@@ -7,7 +7,8 @@ use crate::stats::plot::{self, Bar, Kind};
 use crate::stats::table::{align_numbers, fmt_ms, fmt_rate, new_table};
 use comfy_table::{CellAlignment, ColumnConstraint, Width};
 
-pub fn table(r: &TuneReport) -> String {
+/// The trace as a table (for stdout; `stats::table::file_text` for tune.txt).
+pub fn table(r: &TuneReport) -> comfy_table::Table {
     let mut t = new_table(&[
         "#",
         "change (against the best so far)",
@@ -68,7 +69,7 @@ pub fn table(r: &TuneReport) -> String {
             c.set_constraint(ColumnConstraint::UpperBoundary(Width::Fixed(width)));
         }
     }
-    t.to_string()
+    t
 }
 
 impl TuneReport {
@@ -210,7 +211,7 @@ mod tests {
         let back: BrokerConfig = toml::from_str(&block).unwrap();
         assert_eq!(back, r.best_config.broker);
         let t = table(&r);
-        assert!(t.contains("start"));
+        assert!(t.to_string().contains("start"));
         // The first trial repairs every knob at once; the table still fits
         // a wide terminal.
         let widest = t.lines().map(|l| l.chars().count()).max().unwrap_or(0);
