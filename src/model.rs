@@ -514,6 +514,55 @@ pub struct StepResult {
     pub environment: Environment,
     #[serde(default)]
     pub histograms: HistogramFiles,
+    /// How much the headline figures move from second to second of this
+    /// window (see [`Noise`]); None when the window was too short.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub noise: Option<Noise>,
+    /// Measurements this result pools (a step measured again because its
+    /// verdict was inside the noise); 0 or 1: one.
+    #[serde(default, skip_serializing_if = "is_one_run")]
+    pub runs: u32,
+}
+
+fn is_one_run(n: &u32) -> bool {
+    *n <= 1
+}
+
+/// A range a figure lies in with 90% confidence.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Band {
+    pub lo: f64,
+    pub hi: f64,
+}
+
+impl Band {
+    pub fn contains(&self, x: f64) -> bool {
+        self.lo <= x && x <= self.hi
+    }
+
+    /// hi / lo (1 for a band of one value; infinite when lo is 0).
+    pub fn width_ratio(&self) -> f64 {
+        if self.lo > 0.0 {
+            self.hi / self.lo
+        } else if self.hi > 0.0 {
+            f64::INFINITY
+        } else {
+            1.0
+        }
+    }
+}
+
+/// The noise of a step's figures: 90% bands of acknowledged records/s and
+/// of the e2e and publish p99, from resampling the window's seconds (each
+/// second a block: its histogram and its acknowledgements). One bad second
+/// among a few widens the band, so a verdict can tell it from a real change.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Noise {
+    pub msgs_per_s: Band,
+    pub e2e_p99_ms: Band,
+    pub publish_p99_ms: Band,
+    /// Seconds of the window the bands come from.
+    pub seconds: usize,
 }
 
 impl StepResult {

@@ -214,7 +214,7 @@ fn ctrl_c_stops_the_run_and_keeps_what_was_measured() {
     });
     let deadline = Instant::now() + Duration::from_secs(120);
     let mut seen = Vec::new();
-    while !seen.iter().any(|l: &String| l.contains("measuring,")) {
+    while !seen.iter().any(|l: &String| l.contains("run: measuring,")) {
         let left = deadline.saturating_duration_since(Instant::now());
         match lines.recv_timeout(left) {
             Ok(l) => seen.push(l),

@@ -10,6 +10,7 @@ use crate::lab::file::{Fix, parse_fix_file};
 use crate::lab::run::{FixSource, run_lab};
 use crate::lab::session::{Session, SessionOptions};
 use crate::lab::summary::{Row, summary_table, write_summary};
+use crate::lab::verdict::Verdict;
 use crate::lab::{Labs, labs_dir, load_with};
 use crate::stats::report::{check_writable, new_run_dir};
 use crate::stats::table::new_table;
@@ -73,7 +74,11 @@ fn show(a: &LabShowArgs) -> Result<Outcome> {
         c.reverse();
         c.join(" → ")
     };
-    crate::outln!("extends: {chain}");
+    if lab.extends.is_some() {
+        crate::outln!("extends: {chain}");
+    } else {
+        crate::outln!("extends: nothing (this is the reference every other lab is compared with)");
+    }
     crate::outln!("makes worse: {}", lab.what_changed());
     let mut t = new_table(&["broker setting", "value", "set by"]);
     let heap = lab
@@ -157,22 +162,8 @@ fn show(a: &LabShowArgs) -> Result<Outcome> {
     if !p.is_empty() {
         crate::outln!("producer: {}", p.join(" "));
     }
-    let e = lab.expect;
-    let mut exp = Vec::new();
-    if let Some(x) = e.degraded_throughput_at_most {
-        exp.push(format!("degraded: records/s <= {x}x lab 01"));
-    }
-    if let Some(x) = e.degraded_p99_at_least {
-        exp.push(format!("degraded: e2e p99 >= {x}x lab 01"));
-    }
-    if let Some(x) = e.fixed_throughput_at_least {
-        exp.push(format!("fixed: records/s >= {x}x lab 01"));
-    }
-    if let Some(x) = e.fixed_p99_at_most {
-        exp.push(format!("fixed: e2e p99 <= {x}x lab 01"));
-    }
-    if !exp.is_empty() {
-        crate::outln!("expect: {}", exp.join("; "));
+    for line in crate::lab::verdict::how_bounds_combine(lab) {
+        crate::outln!("expect {line}");
     }
     crate::outln!("walkthrough: {}", lab.dir.join("README.md").display());
     Ok(Outcome::Done)
@@ -271,12 +262,18 @@ fn run(a: &LabRunArgs) -> Result<Outcome> {
         outcome,
         started,
     )?;
-    for r in rows.iter().filter(|r| r.as_expected == Some(false)) {
-        crate::outln!(
-            "note: {} {} did not meet the lab's expectation on this machine",
-            r.lab,
-            r.step
-        );
+    for r in &rows {
+        let Some(j) = r.expected.as_ref().filter(|j| j.verdict != Verdict::Yes) else {
+            continue;
+        };
+        let how = match j.verdict {
+            Verdict::Unsure => "could not be told from the noise",
+            _ => "did not meet the lab's expectation on this machine",
+        };
+        crate::outln!("note: {} {} {how}:", r.lab, r.step);
+        for c in j.failed() {
+            crate::outln!("  {}", c.describe());
+        }
     }
     Ok(code)
 }
@@ -310,6 +307,11 @@ fn check(a: &LabCheckArgs) -> Result<Outcome> {
             lab.dir.join("my-fix.toml").display()
         ));
     }
+    // Before anything is measured: a fix that leaves a broken value in
+    // place cannot pass.
+    for w in still_broken(&lab, &fix) {
+        crate::errln!("warning: {w}");
+    }
     let mut s = session(&a.session)?;
     s.ledger.steps_planned = 3;
     let started = Instant::now();
@@ -329,26 +331,29 @@ fn check(a: &LabCheckArgs) -> Result<Outcome> {
     let Some(yours) = rows.iter().find(|r| r.step == "your fix") else {
         return Ok(code);
     };
-    match yours.as_expected {
-        Some(true) => {
+    let fix_text = fix.lines().join(" ");
+    match yours.verdict() {
+        Some(Verdict::Yes) => {
             crate::outln!(
-                "PASS: your fix ({}) brings {} back to the lab's expectation.",
-                fix.lines().join(" "),
+                "PASS: your fix ({fix_text}) brings {} back to the lab's expectation.",
                 lab.id
             );
-            Ok(Outcome::Done)
+            return Ok(Outcome::Done);
         }
-        Some(false) | None => {
-            crate::outln!(
-                "NOT YET: your fix ({}) falls short of the lab's expectation.",
-                fix.lines().join(" ")
-            );
-            for hint in hints(&lab, &fix) {
-                crate::outln!("hint: {hint}");
-            }
-            Ok(Outcome::Incomplete)
+        Some(Verdict::Unsure) => crate::outln!(
+            "NOT SURE: your fix ({fix_text}) lies inside the noise of this machine, measured twice:"
+        ),
+        Some(Verdict::No) | None => {
+            crate::outln!("NOT YET: your fix ({fix_text}) falls short of the lab's expectation:")
         }
     }
+    for c in yours.expected.iter().flat_map(|j| j.failed()) {
+        crate::outln!("  {}", c.describe());
+    }
+    for hint in hints(&lab, &fix) {
+        crate::outln!("hint: {hint}");
+    }
+    Ok(Outcome::Incomplete)
 }
 
 /// The fix step of `lab run` and `demo`: the tuner (with a budget that
@@ -374,6 +379,20 @@ pub fn fix_source(a: &FixArgs, quick: bool, quick_budget: usize, full_budget: us
 
 /// Settings the lab broke that the student's fix leaves at the broken value.
 pub fn hints(lab: &crate::lab::Lab, fix: &Fix) -> Vec<String> {
+    let mut out = still_broken(lab, fix);
+    if out.is_empty() {
+        out.push(
+            format!(
+                "every setting the lab broke is changed; compare your values with `klab lab show {n}` and the tuner's (`klab tune --lab {n} --quick`), or measure again without --quick (measurements vary)",
+                n = lab.number
+            ),
+        );
+    }
+    out
+}
+
+/// What the student's fix leaves at the value the lab broke it to.
+pub fn still_broken(lab: &crate::lab::Lab, fix: &Fix) -> Vec<String> {
     let mut out = Vec::new();
     let fixed = lab.fixed_broker(fix);
     if lab.fix.broker.heap.is_some() && fixed.heap == lab.broker.heap {
@@ -406,14 +425,6 @@ pub fn hints(lab: &crate::lab::Lab, fix: &Fix) -> Vec<String> {
                     .unwrap_or_default()
             ));
         }
-    }
-    if out.is_empty() {
-        out.push(
-            format!(
-                "every setting the lab broke is changed; compare your values with `klab lab show {n}` and the tuner's (`klab tune --lab {n} --quick`), or measure again without --quick (measurements vary)",
-                n = lab.number
-            ),
-        );
     }
     out
 }

@@ -52,6 +52,17 @@ pub fn execute(args: &RunArgs) -> Result<Outcome> {
     let run_dir = new_run_dir(&args.results)?;
     let mut broker =
         super::start_local_broker(show, kafka, run_dir.join("broker"), requested.clone())?;
+    // A fresh JVM runs interpreted code for its first seconds: warm it up
+    // the way the labs do after every (re)start, so the run measures the
+    // broker and not its JIT compiler.
+    let warm = StepOptions {
+        progress: show,
+        title: "JIT warm-up".into(),
+        throwaway: true,
+        ..Default::default()
+    };
+    let w = crate::lab::target::warm_up_workload(&workload);
+    let warmed = step::measure(&mut Target::Local(&mut broker), &w, &secret, &warm);
     let opts = StepOptions {
         progress: show,
         title: "run".into(),
@@ -59,7 +70,11 @@ pub fn execute(args: &RunArgs) -> Result<Outcome> {
         applied: Applied::Started,
         ..Default::default()
     };
-    let m = step::measure(&mut Target::Local(&mut broker), &workload, &secret, &opts);
+    let m = match warmed {
+        Ok(_) if crate::cancel::interrupted() => Err(crate::error::Interrupted.into()),
+        Ok(_) => step::measure(&mut Target::Local(&mut broker), &workload, &secret, &opts),
+        Err(e) => Err(e),
+    };
     broker.stop().context("stopping the broker")?;
     finish(args, m?, &run_dir)
 }

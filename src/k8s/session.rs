@@ -18,7 +18,7 @@ use crate::lab::Lab;
 use crate::lab::target::{LabTarget, Ledger, step_file, warm_up_workload};
 use crate::load::outcome::{ConsumerOutcome, ProducerOutcome, assemble};
 use crate::model::{Applied, TargetKind};
-use crate::model::{BrokerConfig, EffectiveValue, StepResult, Workload};
+use crate::model::{BrokerConfig, EffectiveValue, Workload};
 use crate::stats::report::Measurement;
 use crate::step;
 use crate::usage;
@@ -510,7 +510,7 @@ impl LabTarget for K8sSession {
         workload: &Workload,
         cfg: &BrokerConfig,
         applied: Applied,
-    ) -> Result<StepResult> {
+    ) -> Result<Measurement> {
         let (po, co, topic) = self.run_load(workload)?;
         let mut result = assemble(workload, &po, &co, Vec::new());
         let opts = step::StepOptions {
@@ -539,7 +539,7 @@ impl LabTarget for K8sSession {
             e2e: co.e2e,
         };
         m.save(&step_file(&self.opts.run_dir, "", lab, label))?;
-        Ok(m.result)
+        Ok(m)
     }
 }
 

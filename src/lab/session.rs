@@ -12,7 +12,7 @@ use crate::error::Interrupted;
 use crate::lab::Lab;
 use crate::lab::target::{LabTarget, Ledger, step_file, warm_up_workload};
 use crate::load::payload::Secret;
-use crate::model::{Applied, BrokerConfig, StepResult, Workload};
+use crate::model::{Applied, BrokerConfig, Workload};
 use crate::stats::progress::{Progress, with_spinner};
 use crate::stats::report::Measurement;
 use crate::step::{self, StepOptions, Target};
@@ -232,9 +232,8 @@ impl LabTarget for Session {
         workload: &Workload,
         cfg: &BrokerConfig,
         applied: Applied,
-    ) -> Result<StepResult> {
+    ) -> Result<Measurement> {
         self.measure_step(lab, label, workload, cfg, applied)
-            .map(|m| m.result)
     }
     fn fixed_config(&self) -> Option<BrokerConfig> {
         match &self.broker {

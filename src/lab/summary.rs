@@ -1,7 +1,7 @@
 //! The summary of a lab run or the demo: one row per step, printed as a
 //! table and saved as summary.json, summary.txt and summary.svg.
 
-use crate::lab::verdict::Ratios;
+use crate::lab::verdict::{Judged, Ratios, Verdict, fmt_x};
 use crate::model::StepResult;
 use crate::stats::plot::{self, Bar, Kind};
 use crate::stats::report::write_json;
@@ -17,7 +17,75 @@ pub struct Row {
     pub what: String,
     pub result: StepResult,
     pub vs_reference: Option<Ratios>,
-    pub as_expected: Option<bool>,
+    /// The lab's expectation for this step, judged (None: it has none).
+    pub expected: Option<Judged>,
+}
+
+impl Row {
+    pub fn verdict(&self) -> Option<Verdict> {
+        self.expected.as_ref().map(|j| j.verdict)
+    }
+}
+
+/// `0.98x` or, when the band holds 1, `≈1.0x`; a band that is wider than
+/// the value is worth showing follows in brackets.
+fn ratio_cell(x: f64, band: Option<crate::model::Band>, what: &str, show_band: bool) -> String {
+    match band {
+        Some(b) if b.contains(1.0) => format!("≈1.0x {what}"),
+        Some(b) if show_band && b.width_ratio() > 1.2 => {
+            format!("{}x {what} ({}–{})", fmt_x(x), fmt_x(b.lo), fmt_x(b.hi))
+        }
+        _ => format!("{}x {what}", fmt_x(x)),
+    }
+}
+
+/// Per-second e2e p99 as a sparkline on one fixed log scale (▁ under 2 ms,
+/// █ at 5 s and above), so rows compare at a glance.
+pub fn sparkline(timeline: &[[f64; 3]]) -> String {
+    const BARS: [char; 8] = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
+    let (lo, hi) = (2f64.log10(), 5000f64.log10());
+    timeline
+        .iter()
+        .map(|s| {
+            let x = (s[1].max(1e-3).log10() - lo) / (hi - lo);
+            BARS[((x * 7.0).round().clamp(0.0, 7.0)) as usize]
+        })
+        .collect()
+}
+
+/// A row as `verdicts.json` keeps it: the step, its ratios against the
+/// reference with their bands, and the lab's verdict with every bound.
+#[derive(serde::Serialize)]
+struct RowJson<'a> {
+    lab: &'a str,
+    step: &'a str,
+    what: &'a str,
+    label: Option<&'a str>,
+    runs: u32,
+    complete: bool,
+    msgs_per_s: f64,
+    e2e_p99_ms: f64,
+    noise: Option<crate::model::Noise>,
+    vs_reference: Option<Ratios>,
+    expected: Option<&'a Judged>,
+}
+
+impl<'a> RowJson<'a> {
+    fn of(r: &'a Row) -> RowJson<'a> {
+        RowJson {
+            lab: &r.lab,
+            step: &r.step,
+            what: &r.what,
+            label: r.result.label.as_deref(),
+            runs: r.result.runs.max(1),
+            complete: r.result.complete,
+            msgs_per_s: r.result.throughput.msgs_per_s,
+            e2e_p99_ms: r.result.e2e_latency_ms.p99,
+            noise: r.result.noise,
+            vs_reference: r.vs_reference,
+            expected: r.expected.as_ref(),
+        }
+    }
 }
 
 /// The table printed at the end of a lab run or the demo.
@@ -31,15 +99,20 @@ fn summary(rows: &[Row]) -> comfy_table::Table {
         "step",
         "what changed",
         "records/s",
-        "MB/s",
         "e2e p99 ms",
+        "publish p99 ms",
+        "p99 per second",
         "vs lab 01",
         "lost",
         "expected",
     ]);
     for r in rows {
         let vs = match r.vs_reference {
-            Some(x) => format!("{:.2}x rec/s, {:.1}x p99", x.throughput, x.p99),
+            Some(x) => format!(
+                "{}, {}",
+                ratio_cell(x.throughput, x.throughput_band, "rec/s", false),
+                ratio_cell(x.p99, x.p99_band, "p99", true)
+            ),
             None => "reference".into(),
         };
         let lost = if r.result.complete {
@@ -47,21 +120,25 @@ fn summary(rows: &[Row]) -> comfy_table::Table {
         } else {
             format!("{} (incomplete)", group(r.result.lost))
         };
-        let expected = match r.as_expected {
-            Some(true) => "yes",
-            Some(false) => "NO",
-            None => "",
+        let step = if r.result.runs > 1 {
+            format!("{} ({} runs)", r.step, r.result.runs)
+        } else {
+            r.step.clone()
         };
         t.add_row(vec![
             r.lab.clone(),
-            r.step.clone(),
+            step,
             r.what.clone(),
             fmt_rate(r.result.throughput.msgs_per_s),
-            format!("{:.1}", r.result.throughput.mb_per_s),
             fmt_ms(r.result.e2e_latency_ms.p99),
+            fmt_ms(r.result.publish_latency_ms.p99),
+            sparkline(&r.result.e2e_timeline),
             vs,
             lost,
-            expected.to_string(),
+            r.verdict()
+                .map(Verdict::as_str)
+                .unwrap_or_default()
+                .to_string(),
         ]);
     }
     align_numbers(&mut t);
@@ -102,6 +179,10 @@ pub fn write_summary(
     extra_json: Option<&Path>,
 ) -> Result<()> {
     write_json(&dir.join("summary.json"), &results)?;
+    write_json(
+        &dir.join("verdicts.json"),
+        &rows.iter().map(RowJson::of).collect::<Vec<_>>(),
+    )?;
     crate::stats::report::write_atomic(
         &dir.join("summary.txt"),
         file_text(&mut summary(rows)).as_bytes(),

@@ -8,6 +8,7 @@ use crate::cancel;
 use crate::error::Interrupted;
 use crate::lab::Lab;
 use crate::model::{Applied, BrokerConfig, StepResult, Workload};
+use crate::stats::report::Measurement;
 use anyhow::Result;
 use std::path::{Path, PathBuf};
 
@@ -79,7 +80,7 @@ pub trait LabTarget {
         workload: &Workload,
         cfg: &BrokerConfig,
         applied: Applied,
-    ) -> Result<StepResult>;
+    ) -> Result<Measurement>;
     /// A broker klab cannot reconfigure (one it does not own) is calibrated
     /// as it is: its config. None: apply lab 01's broker first.
     fn fixed_config(&self) -> Option<BrokerConfig> {
@@ -95,14 +96,15 @@ pub trait LabTarget {
         Ok(applied)
     }
 
-    /// Applies `cfg` and measures `workload`; the result is kept and saved.
+    /// Applies `cfg` and measures `workload`; the result is kept and saved
+    /// (the histograms stay with the caller, to pool a step measured twice).
     fn measure(
         &mut self,
         lab: &Lab,
         label: &str,
         cfg: &BrokerConfig,
         workload: &Workload,
-    ) -> Result<StepResult> {
+    ) -> Result<Measurement> {
         let applied = self.bring_to(cfg)?;
         let ledger = self.ledger();
         ledger.steps_done += 1;
@@ -110,8 +112,18 @@ pub trait LabTarget {
             ledger.steps_done,
             ledger.steps_planned.max(ledger.steps_done),
         );
+        let producer = if workload.producer.is_empty() {
+            String::new()
+        } else {
+            let kv: Vec<String> = workload
+                .producer
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect();
+            format!(", producer {}", kv.join(" "))
+        };
         self.say(&format!(
-            "[{done}/{planned}] {} {label}: {} — broker {} ({})",
+            "[{done}/{planned}] {} {label}: {}{producer} — broker {} ({})",
             lab.id,
             workload.describe(),
             if cfg.is_empty() {
@@ -124,12 +136,12 @@ pub trait LabTarget {
         if applied.fresh_jvm() {
             self.warm_up(workload)?;
         }
-        let r = self.measure_raw(lab, label, workload, cfg, applied)?;
-        self.ledger().results.push(r.clone());
-        if !r.complete && cancel::interrupted() {
+        let m = self.measure_raw(lab, label, workload, cfg, applied)?;
+        self.ledger().results.push(m.result.clone());
+        if !m.result.complete && cancel::interrupted() {
             return Err(Interrupted.into());
         }
-        Ok(r)
+        Ok(m)
     }
 
     /// Lab 01's broker at max: what this machine or cluster sustains (once
@@ -151,7 +163,9 @@ pub trait LabTarget {
             }
         };
         self.say("calibrating: lab 01's broker at max throughput, to size the labs' offered load");
-        let r = self.measure_raw(baseline, "calibration", &w, &cfg, applied)?;
+        let r = self
+            .measure_raw(baseline, "calibration", &w, &cfg, applied)?
+            .result;
         // What the whole pipeline sustains: the broker acknowledging and the
         // consumer reading (on a small machine they share the cores).
         let c = r.throughput.msgs_per_s.min(r.read_rate);

@@ -222,6 +222,7 @@ pub fn assemble(
             .map(|(t, p99, max)| [(t * 10.0).round() / 10.0, p99, max])
             .collect(),
         workload: workload.clone(),
+        noise: crate::stats::noise::of(&p.publish, &c.e2e, msgs),
         ..Default::default()
     }
 }

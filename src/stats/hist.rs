@@ -82,6 +82,23 @@ impl Recorder {
         percentiles(&self.total)
     }
 
+    /// The per-interval histograms, in time order, with their index
+    /// (interval number since the run's time origin).
+    pub fn intervals(&self) -> &[(u64, Histogram<u64>)] {
+        &self.intervals
+    }
+
+    /// Adds another run's intervals after this one's (a second
+    /// measurement of the same step), so both runs' seconds stay apart.
+    pub fn append(&mut self, other: &Recorder) {
+        let next = self.intervals.last().map(|(i, _)| i + 1).unwrap_or(0);
+        let first = other.intervals.first().map(|(i, _)| *i).unwrap_or(0);
+        for (i, h) in &other.intervals {
+            self.intervals.push((next + (i - first), h.clone()));
+        }
+        let _ = self.total.add(&other.total);
+    }
+
     /// Per-interval (start seconds, p99 ms, max ms), for plots.
     pub fn timeline(&self) -> Vec<(f64, f64, f64)> {
         self.intervals

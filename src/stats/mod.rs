@@ -1,4 +1,5 @@
 pub mod hist;
+pub mod noise;
 pub mod plot;
 pub mod progress;
 pub mod report;

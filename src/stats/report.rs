@@ -93,6 +93,55 @@ impl Measurement {
         self.result.histograms.e2e = name(&e2e);
         write_json(json, &self.result)
     }
+
+    /// This measurement and `other` (the same step measured again) as one:
+    /// their seconds side by side, percentiles and noise from both, rates
+    /// weighted by their windows, counts added. `result.runs` says how
+    /// many measurements it holds.
+    pub fn pool(&self, other: &Measurement) -> Measurement {
+        let mut publish = self.publish.clone();
+        publish.append(&other.publish);
+        let mut e2e = self.e2e.clone();
+        e2e.append(&other.e2e);
+        let (a, b) = (&self.result, &other.result);
+        let (wa, wb) = (a.measured_seconds, b.measured_seconds);
+        let weighted = |x: f64, y: f64| {
+            if wa + wb > 0.0 {
+                (x * wa + y * wb) / (wa + wb)
+            } else {
+                (x + y) / 2.0
+            }
+        };
+        let mut r = b.clone();
+        r.complete = a.complete && b.complete;
+        r.reason = a.reason.clone().or_else(|| b.reason.clone());
+        r.produced += a.produced;
+        r.acked += a.acked;
+        r.failed += a.failed;
+        r.consumed += a.consumed;
+        r.lost += a.lost;
+        r.duplicated += a.duplicated;
+        r.reordered += a.reordered;
+        r.corrupt += a.corrupt;
+        r.foreign += a.foreign;
+        r.warmup_records += a.warmup_records;
+        r.unsent += a.unsent;
+        r.achieved_rate = weighted(a.achieved_rate, b.achieved_rate);
+        r.throughput.msgs_per_s = weighted(a.throughput.msgs_per_s, b.throughput.msgs_per_s);
+        r.throughput.mb_per_s = weighted(a.throughput.mb_per_s, b.throughput.mb_per_s);
+        r.read_rate = weighted(a.read_rate, b.read_rate);
+        r.measured_seconds = wa + wb;
+        r.publish_latency_ms = publish.percentiles();
+        r.e2e_latency_ms = e2e.percentiles();
+        r.noise = crate::stats::noise::of(&publish, &e2e, r.throughput.msgs_per_s);
+        r.runs = a.runs.max(1) + b.runs.max(1);
+        Measurement {
+            result: r,
+            publish,
+            e2e,
+            origin: self.origin,
+        }
+    }
 }
 
 /// The current time as an RFC 3339 UTC timestamp.
