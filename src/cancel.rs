@@ -11,20 +11,93 @@ fn signal_flag() -> &'static Arc<AtomicBool> {
     SIGNALLED.get_or_init(|| Arc::new(AtomicBool::new(false)))
 }
 
-/// Routes SIGINT and SIGTERM to [`interrupted`]. A second signal ends klab at
-/// once with status 130; the broker JVM dies with it, because `broker::local`
-/// asks the kernel to kill the JVM when its parent goes.
+/// Routes SIGINT and SIGTERM to [`interrupted`]: the first asks every loop
+/// to stop (klab then stops its brokers in order and saves what was
+/// measured). A second one ends klab at once with status 130, after the
+/// emergency clean-up: every registered process is killed and its files
+/// removed ([`on_emergency`]).
 pub fn install_signal_handlers() -> anyhow::Result<()> {
     use signal_hook::consts::{SIGINT, SIGTERM};
-    use signal_hook::flag;
-    let f = signal_flag();
-    for sig in [SIGINT, SIGTERM] {
-        // Order matters: the conditional shutdown sees the flag set by the
-        // first signal and exits on the second.
-        flag::register_conditional_shutdown(sig, 130, Arc::clone(f))?;
-        flag::register(sig, Arc::clone(f))?;
-    }
+    let f = Arc::clone(signal_flag());
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])?;
+    std::thread::Builder::new()
+        .name("klab-signals".into())
+        .spawn(move || {
+            for _ in signals.forever() {
+                if f.swap(true, Ordering::SeqCst) {
+                    emergency_exit();
+                }
+                crate::errln!(
+                    "klab: stopping and saving what was measured (Ctrl-C again to quit at once)"
+                );
+            }
+        })?;
     Ok(())
+}
+
+/// A process klab started and the files that go with it, for the emergency
+/// clean-up of a second Ctrl-C.
+struct Emergency {
+    id: u64,
+    pid: u32,
+    remove: Vec<std::path::PathBuf>,
+}
+
+static EMERGENCY: Mutex<Vec<Emergency>> = Mutex::new(Vec::new());
+static NEXT_EMERGENCY: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
+/// Registers process `pid` to be killed, and `remove` deleted, if klab must
+/// quit at once; drop the guard when the process is stopped in order.
+pub fn on_emergency(pid: u32, remove: Vec<std::path::PathBuf>) -> EmergencyGuard {
+    let id = NEXT_EMERGENCY.fetch_add(1, Ordering::Relaxed);
+    if let Ok(mut v) = EMERGENCY.lock() {
+        v.push(Emergency { id, pid, remove });
+    }
+    EmergencyGuard(id)
+}
+
+/// Unregisters its process when dropped.
+#[derive(Debug)]
+pub struct EmergencyGuard(u64);
+
+impl Drop for EmergencyGuard {
+    fn drop(&mut self) {
+        if let Ok(mut v) = EMERGENCY.lock() {
+            v.retain(|e| e.id != self.0);
+        }
+    }
+}
+
+/// The second Ctrl-C: kill what is registered, wait (briefly) for it to
+/// go, remove its files, and exit 130.
+fn emergency_exit() -> ! {
+    let list: Vec<Emergency> = EMERGENCY
+        .lock()
+        .map(|mut v| std::mem::take(&mut *v))
+        .unwrap_or_default();
+    for e in &list {
+        // SAFETY: plain kill(2) on a process klab started.
+        unsafe {
+            libc::kill(e.pid as i32, libc::SIGKILL);
+        }
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    for e in &list {
+        while std::path::Path::new(&format!("/proc/{}/cmdline", e.pid)).exists()
+            && std::fs::read(format!("/proc/{}/cmdline", e.pid)).is_ok_and(|c| !c.is_empty())
+            && std::time::Instant::now() < deadline
+        {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        for p in &e.remove {
+            let _ = std::fs::remove_dir_all(p);
+        }
+    }
+    crate::errln!(
+        "klab: second interrupt: stopped at once ({} broker process(es) killed, their data removed; results written so far are kept)",
+        list.len()
+    );
+    std::process::exit(130)
 }
 
 /// True once Ctrl-C or SIGTERM arrived.

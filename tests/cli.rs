@@ -296,3 +296,72 @@ fn a_closed_stdout_ends_quietly() {
         assert_eq!(out.status.code(), Some(0), "{args:?}: {stderr}");
     }
 }
+
+/// A second Ctrl-C quits at once, and still leaves no JVM and no broker
+/// data behind.
+#[test]
+fn a_second_ctrl_c_quits_at_once_and_cleans_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let results = dir.path().join("results");
+    let mut child = klab()
+        .args(["run", "--rate", "2000", "--duration", "120s", "--results"])
+        .arg(&results)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, lines) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for l in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = tx.send(l);
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let l = lines.recv_timeout(left).expect("a 'run: measuring' line");
+        if l.contains("run: measuring,") {
+            break;
+        }
+    }
+    let run = std::fs::read_dir(&results)
+        .unwrap()
+        .flatten()
+        .next()
+        .unwrap()
+        .path();
+    let data = run.join("broker/data");
+    assert!(data.is_dir());
+    let needle = run.to_string_lossy().to_string();
+    assert_eq!(jvms_mentioning(&needle).len(), 1);
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    // Signals of one kind may merge: the second goes once the first is seen.
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let l = lines.recv_timeout(left).expect("klab saying it stops");
+        if l.contains("Ctrl-C again") {
+            break;
+        }
+    }
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let status = wait_for("klab to exit", Duration::from_secs(30), || {
+        child.try_wait().unwrap()
+    });
+    assert_eq!(status.code(), Some(130));
+    let said: Vec<String> = lines.try_iter().collect();
+    assert!(
+        said.iter().any(|l| l.contains("second interrupt")),
+        "{said:?}"
+    );
+    assert!(jvms_mentioning(&needle).is_empty(), "a JVM outlived klab");
+    assert!(
+        !data.exists(),
+        "the broker's data is still in {}",
+        data.display()
+    );
+}

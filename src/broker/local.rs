@@ -63,6 +63,8 @@ pub struct LocalBroker {
     /// When a change last shrank the request handler pools (see
     /// [`LocalBroker::let_removed_handlers_exit`]).
     handlers_shrunk_at: Option<Instant>,
+    /// A second Ctrl-C kills the JVM and removes its data (see `cancel`).
+    emergency: Option<crate::cancel::EmergencyGuard>,
 }
 
 /// How [`LocalBroker::stop`] ended the JVM.
@@ -205,6 +207,7 @@ impl LocalBroker {
             formatted: false,
             starts: 0,
             handlers_shrunk_at: None,
+            emergency: None,
         };
         b.launch()?;
         Ok(b)
@@ -344,6 +347,10 @@ impl LocalBroker {
         let child = spawn_tied(&mut cmd)
             .with_context(|| format!("starting the broker with {}", self.java.display()))?;
         tracing::info!(pid = child.id(), bootstrap = %self.bootstrap(), "broker starting");
+        self.emergency = Some(crate::cancel::on_emergency(
+            child.id(),
+            vec![PathBuf::from(&self.layout.log_dir)],
+        ));
         self.child = Some(child);
 
         let admin = Admin::connect(&self.bootstrap())?;
@@ -601,6 +608,9 @@ impl LocalBroker {
         let Some(mut child) = self.child.take() else {
             return Ok(Stopped::NotRunning);
         };
+        // Unregistered when the JVM is gone (at the end of this function): a
+        // second Ctrl-C during the grace period still cleans up.
+        let _emergency = self.emergency.take();
         if child.try_wait()?.is_some() {
             return Ok(Stopped::NotRunning);
         }
@@ -625,6 +635,7 @@ impl LocalBroker {
     }
 
     fn kill_now(&mut self) -> Result<()> {
+        self.emergency = None;
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
             let _ = c.wait();

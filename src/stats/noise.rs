@@ -17,8 +17,9 @@ use hdrhistogram::Histogram;
 const RESAMPLES: usize = 200;
 const SEED: u64 = 0x6b6c_6162;
 
-/// Fewer seconds than this say nothing about the spread.
-pub const MIN_SECONDS: usize = 3;
+/// Fewer seconds than this say nothing about the spread (the first and
+/// the last second of a window are partial; three full ones are the least).
+pub const MIN_SECONDS: usize = 5;
 
 /// The noise of a window from its publish (by ack time) and e2e (by
 /// receive time) recorders; `msgs_per_s` is the window's headline rate.
@@ -124,11 +125,7 @@ fn quantile(values: &[u64], counts: &[u64], q: f64) -> u64 {
 /// headline rate.
 fn rate_band(seconds: &[(u64, Histogram<u64>)], point: f64) -> Band {
     let counts: Vec<f64> = seconds.iter().map(|(_, h)| h.len() as f64).collect();
-    let full = if counts.len() >= 5 {
-        &counts[1..counts.len() - 1]
-    } else {
-        &counts[..]
-    };
+    let full = &counts[1..counts.len() - 1];
     let mean = full.iter().sum::<f64>() / full.len() as f64;
     if mean <= 0.0 {
         return Band {
@@ -197,7 +194,7 @@ mod tests {
 
     #[test]
     fn the_dense_quantile_agrees_with_hdrhistogram() {
-        let r = recorder(&[300, 500, 200], &[3, 40, 7]);
+        let r = recorder(&[300, 500, 200, 100, 100], &[3, 40, 7, 5, 5]);
         let whole = r.percentiles().p99;
         // The band of a resample that is the whole window holds its p99.
         let n = of(&r, &r, 1.0).unwrap();
@@ -222,7 +219,7 @@ mod tests {
 
     #[test]
     fn too_short_a_window_has_no_band() {
-        let r = recorder(&[100, 100], &[5, 5]);
+        let r = recorder(&[100, 100, 100, 100], &[5, 5, 5, 5]);
         assert!(of(&r, &r, 100.0).is_none());
     }
 
