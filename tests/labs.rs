@@ -53,7 +53,7 @@ fn tiny_labs(dir: &Path) {
     std::fs::create_dir_all(&base).unwrap();
     std::fs::write(
         base.join("lab.toml"),
-        "title = \"base\"\n[workload]\nrate = 2000\nduration = \"2s\"\nwarmup = \"1s\"\npartitions = 2\n",
+        "title = \"base\"\n[workload]\nrate = 2000\nduration = \"5s\"\nwarmup = \"1s\"\npartitions = 2\n",
     )
     .unwrap();
     std::fs::write(base.join("README.md"), "# base\n").unwrap();
@@ -315,4 +315,38 @@ fn tune_bench_keeps_the_step_files_of_every_run() {
             .collect();
         assert_eq!(steps.len(), measured, "{strategy}: {names:?}");
     }
+}
+
+/// A tuner trial that changes only a producer setting leaves the broker as
+/// it is: no restart, not even from a candidate that writes every knob out.
+#[test]
+fn a_producer_only_trial_does_not_restart_the_broker() {
+    use klab::broker::apply::plan;
+    use klab::model::Applied;
+    use klab::tuner::space::Space;
+    let labs = klab::lab::Labs::load(std::path::Path::new("labs")).unwrap();
+    let lab = labs.get("08").unwrap();
+    let space = Space::default_space(false);
+    let start = klab::lab::run::tuner_start(lab);
+    // The guided search's first trial: every knob at its healthy value.
+    let repaired: Vec<usize> = space.knobs.iter().map(|k| k.good).collect();
+    let best = space.candidate(&start, &repaired);
+    assert_eq!(plan(&lab.broker, &best.broker), Applied::Restarted);
+    let linger = space
+        .knobs
+        .iter()
+        .position(|k| k.name == "linger.ms")
+        .unwrap();
+    let mut p = repaired.clone();
+    p[linger] += 1;
+    let trial = space.candidate(&start, &p);
+    assert_ne!(trial.producer, best.producer);
+    assert_eq!(plan(&best.broker, &trial.broker), Applied::Unchanged);
+    // Lab 01's broker written out knob by knob is lab 01's broker.
+    let base = labs.baseline();
+    let written = space.candidate(
+        &klab::lab::run::tuner_start(base),
+        &space.knobs.iter().map(|k| k.good).collect::<Vec<_>>(),
+    );
+    assert_eq!(plan(&base.broker, &written.broker), Applied::Unchanged);
 }

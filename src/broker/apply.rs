@@ -49,7 +49,7 @@ pub fn apply(b: &mut dyn Reconfigure, cfg: &BrokerConfig) -> Result<Applied> {
     match plan(&current, cfg) {
         Applied::Unchanged => Ok(Applied::Unchanged),
         Applied::Dynamic => {
-            b.set_dynamic(&current.diff(cfg).properties)?;
+            b.set_dynamic(&knobs::changed_keys(&current, cfg))?;
             Ok(Applied::Dynamic)
         }
         _ => {
@@ -62,10 +62,10 @@ pub fn apply(b: &mut dyn Reconfigure, cfg: &BrokerConfig) -> Result<Applied> {
 /// What going from `current` to `cfg` takes: Unchanged, Dynamic or
 /// Restarted.
 pub fn plan(current: &BrokerConfig, cfg: &BrokerConfig) -> Applied {
-    if current == cfg {
-        Applied::Unchanged
-    } else if knobs::needs_restart(current, cfg) {
+    if knobs::needs_restart(current, cfg) {
         Applied::Restarted
+    } else if knobs::changed_keys(current, cfg).is_empty() {
+        Applied::Unchanged
     } else {
         Applied::Dynamic
     }

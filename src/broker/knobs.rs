@@ -252,25 +252,50 @@ fn physical_memory() -> Option<u64> {
     Some(kb * 1024)
 }
 
+/// The value `key` has on a broker that runs `cfg`: the config's own,
+/// else klab's single-node default, else Kafka's default.
+pub fn value_in(cfg: &BrokerConfig, key: &str) -> Option<String> {
+    cfg.properties
+        .get(key)
+        .cloned()
+        .or_else(|| crate::broker::render::single_node_defaults().remove(key))
+        .or_else(|| lookup(key).map(|i| i.default.to_string()))
+}
+
+fn same(a: &Option<String>, b: &Option<String>) -> bool {
+    let norm = |v: &Option<String>| v.as_deref().map(|s| s.trim().to_ascii_lowercase());
+    norm(a) == norm(b)
+}
+
+/// The settings whose value differs between a broker running `from` and
+/// one running `to`, with their value in `to` (a key `to` leaves out goes
+/// back to its default). Equal values written differently, or a default
+/// written out, are no change.
+pub fn changed_keys(from: &BrokerConfig, to: &BrokerConfig) -> BTreeMap<String, String> {
+    let keys: std::collections::BTreeSet<&String> =
+        from.properties.keys().chain(to.properties.keys()).collect();
+    keys.into_iter()
+        .filter_map(|k| {
+            let (a, b) = (value_in(from, k), value_in(to, k));
+            (!same(&a, &b)).then(|| (k.clone(), b.unwrap_or_default()))
+        })
+        .collect()
+}
+
+/// The heap a config gives the JVM.
+pub fn heap_of(cfg: &BrokerConfig) -> crate::units::MemSize {
+    cfg.heap.unwrap_or(crate::broker::render::DEFAULT_HEAP)
+}
+
 /// True when going from `from` to `to` needs a broker restart: the heap
-/// changes, or a read-only key changes (or is dropped).
+/// changes, or a read-only key changes value (a key left out counts as its
+/// default, so `heap = "1g"` written out, or a socket buffer at its default,
+/// is no change).
 pub fn needs_restart(from: &BrokerConfig, to: &BrokerConfig) -> bool {
-    if from.heap != to.heap {
-        return true;
-    }
-    // A dropped key would have to fall back to a value the broker was not
-    // started with; klab restarts instead of guessing it.
-    if from
-        .properties
-        .keys()
-        .any(|k| !to.properties.contains_key(k))
-    {
-        return true;
-    }
-    to.properties
-        .iter()
-        .filter(|(k, v)| from.properties.get(*k) != Some(*v))
-        .any(|(k, _)| !lookup(k).is_some_and(KeyInfo::is_dynamic))
+    heap_of(from) != heap_of(to)
+        || changed_keys(from, to)
+            .keys()
+            .any(|k| !lookup(k).is_some_and(KeyInfo::is_dynamic))
 }
 
 /// The static value (from `static_cfg`, else Kafka's default) of each thread
@@ -423,6 +448,37 @@ mod tests {
                 ..a.clone()
             }
         ));
+    }
+
+    #[test]
+    fn defaults_written_out_are_no_change() {
+        // What a tuner candidate looks like next to the lab's own config:
+        // every knob written out, most at their defaults.
+        let lab = BrokerConfig {
+            heap: None,
+            properties: [("log.segment.bytes".to_string(), "1048576".to_string())].into(),
+        };
+        let mut candidate = lab.clone();
+        candidate.heap = Some(MemSize(MemSize::GIB));
+        for (k, v) in [
+            ("socket.send.buffer.bytes", "102400"),
+            ("socket.receive.buffer.bytes", "102400"),
+            ("num.network.threads", "3"),
+            ("num.io.threads", "8"),
+            ("auto.create.topics.enable", "false"),
+        ] {
+            candidate.properties.insert(k.into(), v.into());
+        }
+        assert!(changed_keys(&lab, &candidate).is_empty());
+        assert!(!needs_restart(&lab, &candidate));
+        // A key left out goes back to its default: a live change.
+        let mut flushed = lab.clone();
+        flushed
+            .properties
+            .insert("log.flush.interval.messages".into(), "1".into());
+        let back = changed_keys(&flushed, &lab);
+        assert_eq!(back["log.flush.interval.messages"], "9223372036854775807");
+        assert!(!needs_restart(&flushed, &lab));
     }
 
     #[test]

@@ -26,6 +26,12 @@ pub fn execute(a: &DemoArgs) -> Result<Outcome> {
     let started = Instant::now();
     let mut rows = Vec::new();
     let fix = fix_source(&a.fix, a.session.quick, 2, 4);
+    let per_lab = match &fix {
+        FixSource::Tuner(o) => 1 + o.budget,
+        _ => 2,
+    };
+    let chosen: Vec<&crate::lab::Lab> = labs.labs.iter().skip(1).collect();
+    super::lab::announce(&s, &labs, &chosen, 1 + per_lab * chosen.len());
     let outcome = run_demo(&mut s, &labs, &fix, &mut rows);
     let outcome = demo_outcome(outcome);
     let code = conclude(

@@ -241,6 +241,26 @@ pub fn print_plot(run_dir: &std::path::Path) {
     }
 }
 
+/// Says up front how long a run of labs will take: `steps` measurements
+/// (plus the calibration) and the restarts the labs' settings need.
+pub fn announce(s: &Session, labs: &Labs, chosen: &[&crate::lab::Lab], steps: usize) {
+    let base = labs.baseline();
+    let Ok(w) = base.workload(s.opts.quick, Some(1.0)) else {
+        return;
+    };
+    // Lab 01's broker starts once; a lab with restart-only settings
+    // restarts it for its degraded step and again for its fix.
+    let restarts = 1 + 2 * chosen
+        .iter()
+        .filter(|l| crate::broker::knobs::needs_restart(&base.broker, &l.broker))
+        .count();
+    let d = crate::lab::target::estimate(&w, steps + 1, restarts);
+    s.opts.progress.say(&format!(
+        "plan: {steps} measurements, a calibration and {restarts} broker start(s): {} (more if a step is measured again)",
+        crate::lab::target::describe_estimate(d)
+    ));
+}
+
 fn run(a: &LabRunArgs) -> Result<Outcome> {
     let (labs, id) = load_with(a.session.dir.labs.as_deref(), &a.lab)?;
     let lab = labs.get(&id)?.clone();
@@ -253,6 +273,7 @@ fn run(a: &LabRunArgs) -> Result<Outcome> {
         FixSource::Tuner(o) if lab.extends.is_some() => 2 + o.budget,
         _ => s.ledger.steps_planned,
     };
+    announce(&s, &labs, &[&lab], s.ledger.steps_planned);
     let outcome = run_lab(&mut s, &labs, &lab, &fix).map(|r| rows = r);
     let code = conclude(
         &mut s,
@@ -314,6 +335,7 @@ fn check(a: &LabCheckArgs) -> Result<Outcome> {
     }
     let mut s = session(&a.session)?;
     s.ledger.steps_planned = 3;
+    announce(&s, &labs, &[&lab], 3);
     let started = Instant::now();
     let mut rows = Vec::new();
     let outcome = run_lab(&mut s, &labs, &lab, &FixSource::Given(fix.clone())).map(|r| rows = r);

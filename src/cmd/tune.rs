@@ -74,6 +74,24 @@ pub fn execute(a: &TuneArgs) -> Result<Outcome> {
     );
     let started = Instant::now();
     s.ledger.steps_planned = opts.start_repeats + opts.budget;
+    if let Ok(w) = lab.workload(a.session.quick, Some(1.0)) {
+        // Restart-only knobs: a trial that moves one restarts the broker,
+        // and the next trial usually restarts it back.
+        let restart_knobs = space.knobs.iter().filter(|k| k.restart).count();
+        let restarts = 1 + (2 * restart_knobs).min(opts.budget);
+        let calibration = usize::from(lab.needs_capacity() && a.bootstrap.is_none());
+        let d = crate::lab::target::estimate(&w, s.ledger.steps_planned + calibration, restarts);
+        crate::outln!(
+            "plan: {} measurements{}: {} (restarts included as estimated)",
+            s.ledger.steps_planned,
+            if calibration > 0 {
+                " and a calibration"
+            } else {
+                ""
+            },
+            crate::lab::target::describe_estimate(d)
+        );
+    }
     let outcome = (|| -> Result<crate::tuner::TuneReport> {
         let capacity = if lab.needs_capacity() {
             Some(s.calibrate(labs.baseline())?)

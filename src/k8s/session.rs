@@ -498,6 +498,9 @@ impl LabTarget for K8sSession {
     fn apply(&mut self, cfg: &BrokerConfig) -> Result<Applied> {
         crate::broker::apply::apply(self, cfg)
     }
+    fn current_config(&self) -> Option<BrokerConfig> {
+        Some(self.config())
+    }
     /// The load as pods, for a few seconds.
     fn warm_up(&mut self, workload: &Workload) -> Result<()> {
         self.say("JIT warm-up of the restarted broker");

@@ -235,6 +235,9 @@ impl LabTarget for Session {
     ) -> Result<Measurement> {
         self.measure_step(lab, label, workload, cfg, applied)
     }
+    fn current_config(&self) -> Option<BrokerConfig> {
+        self.broker_config()
+    }
     fn fixed_config(&self) -> Option<BrokerConfig> {
         match &self.broker {
             Some(SessionBroker::External(b)) => Some(b.config()),

@@ -12,6 +12,29 @@ use crate::stats::report::Measurement;
 use anyhow::Result;
 use std::path::{Path, PathBuf};
 
+/// What a step costs beyond its warm-up and window: topic creation and
+/// deletion, consumer start, draining (measured on 2 cores: 3 to 5 s).
+const STEP_OVERHEAD: std::time::Duration = std::time::Duration::from_secs(4);
+/// A broker (re)start with its JIT warm-up.
+const RESTART_COST: std::time::Duration = std::time::Duration::from_secs(18);
+
+/// A rough duration of `steps` measurements of `w` with `restarts` broker
+/// (re)starts, to say before a long command starts how long it will take.
+pub fn estimate(w: &Workload, steps: usize, restarts: usize) -> std::time::Duration {
+    let step = w.warmup + w.duration.unwrap_or(std::time::Duration::from_secs(10)) + STEP_OVERHEAD;
+    step * steps as u32 + RESTART_COST * restarts as u32
+}
+
+/// `about 4 min` / `about 50 s`.
+pub fn describe_estimate(d: std::time::Duration) -> String {
+    let s = d.as_secs();
+    if s >= 120 {
+        format!("about {} min", (s + 30) / 60)
+    } else {
+        format!("about {s} s")
+    }
+}
+
 /// How long the throw-away load after a broker (re)start runs.
 pub const WARM_UP: std::time::Duration = std::time::Duration::from_secs(6);
 
@@ -81,6 +104,8 @@ pub trait LabTarget {
         cfg: &BrokerConfig,
         applied: Applied,
     ) -> Result<Measurement>;
+    /// The settings the broker runs with now (None before it is started).
+    fn current_config(&self) -> Option<BrokerConfig>;
     /// A broker klab cannot reconfigure (one it does not own) is calibrated
     /// as it is: its config. None: apply lab 01's broker first.
     fn fixed_config(&self) -> Option<BrokerConfig> {
@@ -105,7 +130,30 @@ pub trait LabTarget {
         cfg: &BrokerConfig,
         workload: &Workload,
     ) -> Result<Measurement> {
+        let before = self.current_config();
         let applied = self.bring_to(cfg)?;
+        // What moved on the broker (against the broker as it was, which
+        // after a rejected trial is not the tuner's best).
+        let moved = match (&before, applied) {
+            (Some(b), Applied::Dynamic | Applied::Restarted) => {
+                let mut m: Vec<String> = crate::broker::knobs::changed_keys(b, cfg)
+                    .into_iter()
+                    .map(|(k, v)| {
+                        let was = crate::broker::knobs::value_in(b, &k).unwrap_or_default();
+                        format!("{k} {was}→{v}")
+                    })
+                    .collect();
+                let (h0, h1) = (
+                    crate::broker::knobs::heap_of(b),
+                    crate::broker::knobs::heap_of(cfg),
+                );
+                if h0 != h1 {
+                    m.insert(0, format!("heap {h0}→{h1}"));
+                }
+                format!(": {}", m.join(", "))
+            }
+            _ => String::new(),
+        };
         let ledger = self.ledger();
         ledger.steps_done += 1;
         let (done, planned) = (
@@ -123,7 +171,7 @@ pub trait LabTarget {
             format!(", producer {}", kv.join(" "))
         };
         self.say(&format!(
-            "[{done}/{planned}] {} {label}: {}{producer} — broker {} ({})",
+            "[{done}/{planned}] {} {label}: {}{producer} — broker {} ({applied}{moved})",
             lab.id,
             workload.describe(),
             if cfg.is_empty() {
@@ -131,7 +179,6 @@ pub trait LabTarget {
             } else {
                 cfg.to_string()
             },
-            applied
         ));
         if applied.fresh_jvm() {
             self.warm_up(workload)?;

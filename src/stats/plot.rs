@@ -15,6 +15,8 @@ pub enum Kind {
     Peer,
     /// klab itself, beside a peer tool (`klab bench`).
     Klab,
+    /// A trial that scored 0: it lost records or did not complete.
+    Failed,
 }
 
 impl Kind {
@@ -27,6 +29,7 @@ impl Kind {
             Kind::Rejected => "#bdc3c7",
             Kind::Peer => "#8e44ad",
             Kind::Klab => "#2980b9",
+            Kind::Failed => "#c0392b",
         }
     }
 
@@ -39,6 +42,7 @@ impl Kind {
             Kind::Rejected => "rejected",
             Kind::Peer => "peer",
             Kind::Klab => "klab",
+            Kind::Failed => "failed (scored 0)",
         }
     }
 }

@@ -90,8 +90,14 @@ pub fn plot(r: &TuneReport, title: &str) -> String {
     }];
     for tr in &r.trials {
         bars.push(Bar {
-            label: format!("#{}", tr.n),
-            kind: if tr.accepted {
+            label: if tr.score > 0.0 {
+                format!("#{}", tr.n)
+            } else {
+                format!("#{} ✗", tr.n)
+            },
+            kind: if tr.score <= 0.0 {
+                Kind::Failed
+            } else if tr.accepted {
                 Kind::Accepted
             } else {
                 Kind::Rejected
