@@ -522,6 +522,21 @@ pub struct StepResult {
     /// verdict was inside the noise); 0 or 1: one.
     #[serde(default, skip_serializing_if = "is_one_run")]
     pub runs: u32,
+    /// The broker JVM's garbage-collection pauses in the measured window
+    /// (local brokers: read from their GC log).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gc: Option<GcSummary>,
+}
+
+/// GC pauses of a broker JVM over a window.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct GcSummary {
+    pub pauses: u64,
+    pub total_ms: f64,
+    pub mean_ms: f64,
+    pub max_ms: f64,
+    /// The heap as the JVM reported it at start (`1G`).
+    pub heap: Option<String>,
 }
 
 fn is_one_run(n: &u32) -> bool {

@@ -374,6 +374,13 @@ pub fn measure(
         e2e_p99_ms: result.e2e_latency_ms.p99,
         lost: result.lost,
     });
+    if let Target::Local(b) = target {
+        let from = p.window_start_ns / 1_000_000;
+        let to = p.last_ack_ns.max(c.last_receive_ns) / 1_000_000;
+        result.gc = std::fs::read_to_string(b.gc_log_path())
+            .ok()
+            .map(|log| crate::broker::gc::summary(&log, from, to));
+    }
     stamp(&mut result, opts, kind, bootstrap, &effective, topic, env);
     Ok(Measurement {
         result,

@@ -241,7 +241,8 @@ impl LocalBroker {
         self.opts.dir.join("broker.log")
     }
 
-    fn gc_log_path(&self) -> PathBuf {
+    /// This start's GC log.
+    pub fn gc_log_path(&self) -> PathBuf {
         self.opts.dir.join("gc.log")
     }
 

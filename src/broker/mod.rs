@@ -2,6 +2,7 @@ pub mod admin;
 pub mod apply;
 pub mod dynamic;
 pub mod external;
+pub mod gc;
 pub mod kafka_home;
 pub mod knobs;
 pub mod local;

@@ -39,6 +39,15 @@ fn ratio_cell(x: f64, band: Option<crate::model::Band>, what: &str, show_band: b
     }
 }
 
+/// `3, max 29 ms` (empty where klab could not read the GC log).
+pub fn gc_cell(gc: Option<&crate::model::GcSummary>) -> String {
+    match gc {
+        Some(g) if g.pauses > 0 => format!("{}, max {}", g.pauses, fmt_ms(g.max_ms)),
+        Some(_) => "0".into(),
+        None => String::new(),
+    }
+}
+
 /// Per-second e2e p99 as a sparkline on one fixed log scale (▁ under 2 ms,
 /// █ at 5 s and above), so rows compare at a glance.
 pub fn sparkline(timeline: &[[f64; 3]]) -> String {
@@ -103,6 +112,7 @@ fn summary(rows: &[Row]) -> comfy_table::Table {
         "publish p99 ms",
         "p99 per second",
         "vs lab 01",
+        "GC pauses",
         "lost",
         "expected",
     ]);
@@ -134,6 +144,7 @@ fn summary(rows: &[Row]) -> comfy_table::Table {
             fmt_ms(r.result.publish_latency_ms.p99),
             sparkline(&r.result.e2e_timeline),
             vs,
+            gc_cell(r.result.gc.as_ref()),
             lost,
             r.verdict()
                 .map(Verdict::as_str)
@@ -151,16 +162,33 @@ fn summary(rows: &[Row]) -> comfy_table::Table {
     t
 }
 
+fn kind_of(step: &str) -> Kind {
+    match step {
+        "reference" => Kind::Reference,
+        "degraded" => Kind::Degraded,
+        _ => Kind::Fixed,
+    }
+}
+
+/// Every step's per-second e2e p99 (timeline.svg).
+pub fn timeline_plot(title: &str, rows: &[Row]) -> String {
+    let series: Vec<plot::Series<'_>> = rows
+        .iter()
+        .map(|r| plot::Series {
+            label: format!("{} {}", r.lab.split('-').next().unwrap_or(&r.lab), r.step),
+            kind: kind_of(&r.step),
+            timeline: &r.result.e2e_timeline,
+        })
+        .collect();
+    plot::timelines(title, &series)
+}
+
 pub fn summary_plot(title: &str, rows: &[Row]) -> String {
     let bars: Vec<Bar> = rows
         .iter()
         .map(|r| Bar {
             label: format!("{} {}", r.lab.split('-').next().unwrap_or(&r.lab), r.step),
-            kind: match r.step.as_str() {
-                "reference" => Kind::Reference,
-                "degraded" => Kind::Degraded,
-                _ => Kind::Fixed,
-            },
+            kind: kind_of(&r.step),
             value: r.result.throughput.msgs_per_s,
             latency: Some(r.result.e2e_latency_ms.p99),
         })
@@ -190,6 +218,10 @@ pub fn write_summary(
     crate::stats::report::write_atomic(
         &dir.join("summary.svg"),
         summary_plot(title, rows).as_bytes(),
+    )?;
+    crate::stats::report::write_atomic(
+        &dir.join("timeline.svg"),
+        timeline_plot(title, rows).as_bytes(),
     )?;
     if let Some(j) = extra_json {
         write_json(j, &results)?;

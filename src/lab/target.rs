@@ -210,18 +210,25 @@ pub trait LabTarget {
             }
         };
         self.say("calibrating: lab 01's broker at max throughput, to size the labs' offered load");
-        let r = self
-            .measure_raw(baseline, "calibration", &w, &cfg, applied)?
-            .result;
+        let m = self.measure_raw(baseline, "calibration", &w, &cfg, applied)?;
+        let r = &m.result;
         // What the whole pipeline sustains: the broker acknowledging and the
-        // consumer reading (on a small machine they share the cores).
-        let c = r.throughput.msgs_per_s.min(r.read_rate);
+        // consumer reading (on a small machine they share the cores), each
+        // as the median of the window's full seconds, so one slow (or
+        // fast) second does not move the labs' offered load.
+        let per_second = crate::stats::noise::median_rate(&m.publish)
+            .zip(crate::stats::noise::median_rate(&m.e2e))
+            .map(|(acked, read)| acked.min(read));
+        let c = per_second.unwrap_or_else(|| r.throughput.msgs_per_s.min(r.read_rate));
         if !r.complete || c <= 0.0 {
             anyhow::bail!(
                 "calibration did not complete: {}",
-                r.reason.unwrap_or_else(|| "no throughput".into())
+                r.reason.clone().unwrap_or_else(|| "no throughput".into())
             );
         }
+        self.say(&format!(
+            "capacity: {c:.0} records/s (median of the calibration's full seconds, acknowledged and read)"
+        ));
         self.ledger().capacity = Some(c);
         Ok(c)
     }

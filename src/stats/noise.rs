@@ -37,6 +37,28 @@ pub fn of(publish: &Recorder, e2e: &Recorder, msgs_per_s: f64) -> Option<Noise> 
     })
 }
 
+/// The median number of records per full second of a recorder (its
+/// first and last second are partial and left out): a rate that one slow
+/// or one fast second does not move. None with fewer than three full
+/// seconds.
+pub fn median_rate(r: &Recorder) -> Option<f64> {
+    let s = r.intervals();
+    if s.len() < MIN_SECONDS {
+        return None;
+    }
+    let mut counts: Vec<f64> = s[1..s.len() - 1]
+        .iter()
+        .map(|(_, h)| h.len() as f64)
+        .collect();
+    counts.sort_by(f64::total_cmp);
+    let n = counts.len();
+    Some(if n % 2 == 1 {
+        counts[n / 2]
+    } else {
+        (counts[n / 2 - 1] + counts[n / 2]) / 2.0
+    })
+}
+
 /// Draws `n` indices in 0..n per resample.
 fn resamples(n: usize) -> impl Iterator<Item = Vec<usize>> {
     let mut state = SEED;
@@ -215,6 +237,13 @@ mod tests {
                 "q {q}"
             );
         }
+    }
+
+    #[test]
+    fn the_median_rate_ignores_one_slow_second_and_the_partial_edges() {
+        let r = recorder(&[10, 1000, 1000, 100, 1000, 1000, 20], &[5; 7]);
+        assert_eq!(median_rate(&r), Some(1000.0));
+        assert_eq!(median_rate(&recorder(&[5, 5, 5], &[1; 3])), None);
     }
 
     #[test]

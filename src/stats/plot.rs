@@ -246,6 +246,98 @@ pub fn bars_and_latency(
     s
 }
 
+/// One step's per-second e2e p99 (`[seconds, p99 ms, max ms]`), for
+/// [`timelines`].
+pub struct Series<'a> {
+    pub label: String,
+    pub kind: Kind,
+    pub timeline: &'a [[f64; 3]],
+}
+
+/// Small multiples: a panel per step with its per-second e2e p99 (line)
+/// and max (dots), all on one log axis from 1 ms to 10 s so panels compare
+/// at a glance: a bad second is a spike, a backlog a climb.
+pub fn timelines(title: &str, series: &[Series<'_>]) -> String {
+    let cols = 4usize;
+    let (pw, ph) = (230.0, 110.0);
+    let (left, top) = (40.0, 44.0);
+    let rows = series.len().div_ceil(cols).max(1);
+    let width = left + cols as f64 * pw + 10.0;
+    let height = top + rows as f64 * ph + 10.0;
+    let (lo, hi) = (0.0f64, 4.0f64); // log10 of 1 ms and 10 s
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{width:.0}" height="{height:.0}" font-family="sans-serif" font-size="11">"#
+    );
+    let _ = writeln!(s, r#"<rect width="100%" height="100%" fill="white"/>"#);
+    let _ = writeln!(
+        s,
+        r##"<text x="{left}" y="22" font-size="15" font-weight="bold">{}</text><text x="{left}" y="36" fill="#555">e2e p99 per second (line) and max (dots), log scale 1 ms – 10 s</text>"##,
+        esc(title)
+    );
+    for (n, se) in series.iter().enumerate() {
+        let (cx, cy) = (left + (n % cols) as f64 * pw, top + (n / cols) as f64 * ph);
+        let (iw, ih) = (pw - 20.0, ph - 34.0);
+        let (x0, y0) = (cx, cy + 16.0);
+        let _ = writeln!(
+            s,
+            r#"<text x="{x0:.1}" y="{:.1}" fill="{}" font-weight="bold">{}</text>"#,
+            cy + 11.0,
+            se.kind.color(),
+            esc(&se.label)
+        );
+        let _ = writeln!(
+            s,
+            r##"<rect x="{x0:.1}" y="{y0:.1}" width="{iw:.1}" height="{ih:.1}" fill="none" stroke="#ccc"/>"##
+        );
+        for (v, name) in [(1.0, "1"), (10.0, "10"), (100.0, "100"), (1000.0, "1s")] {
+            let y = y0 + ih * (1.0 - (f64::log10(v) - lo) / (hi - lo));
+            let _ = writeln!(
+                s,
+                r##"<line x1="{x0:.1}" x2="{:.1}" y1="{y:.1}" y2="{y:.1}" stroke="#eee"/><text x="{:.1}" y="{:.1}" font-size="9" fill="#888" text-anchor="end">{name}</text>"##,
+                x0 + iw,
+                x0 - 3.0,
+                y + 3.0
+            );
+        }
+        let pts = se.timeline;
+        if pts.is_empty() {
+            continue;
+        }
+        let t0 = pts[0][0];
+        let t1 = pts[pts.len() - 1][0].max(t0 + 1.0);
+        let x = |t: f64| x0 + iw * (t - t0) / (t1 - t0);
+        let y = |ms: f64| {
+            let l = ms.max(1.0).log10().clamp(lo, hi);
+            y0 + ih * (1.0 - (l - lo) / (hi - lo))
+        };
+        let line: Vec<String> = pts
+            .iter()
+            .map(|p| format!("{:.1},{:.1}", x(p[0]), y(p[1])))
+            .collect();
+        let _ = writeln!(
+            s,
+            r#"<polyline points="{}" fill="none" stroke="{}" stroke-width="1.6"/>"#,
+            line.join(" "),
+            se.kind.color()
+        );
+        for p in pts {
+            let _ = writeln!(
+                s,
+                r##"<circle cx="{:.1}" cy="{:.1}" r="1.6" fill="#c0392b"><title>{:.0} s: p99 {:.1} ms, max {:.1} ms</title></circle>"##,
+                x(p[0]),
+                y(p[2]),
+                p[0],
+                p[1],
+                p[2]
+            );
+        }
+    }
+    s.push_str("</svg>\n");
+    s
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -277,6 +369,31 @@ mod tests {
         assert_eq!(svg.matches("<rect x=").count(), 3 + 3); // bars + legend
         assert_eq!(svg.matches("<circle").count(), 2 + 1);
         assert!(svg.contains("02 &lt;heap&gt;"));
+        assert!(svg.trim_end().ends_with("</svg>"));
+    }
+
+    #[test]
+    fn a_timeline_panel_per_step() {
+        let a = [[0.0, 10.0, 12.0], [1.0, 250.0, 300.0], [2.0, 9.0, 11.0]];
+        let b = [[0.0, 5.0, 6.0]];
+        let svg = timelines(
+            "t",
+            &[
+                Series {
+                    label: "01 reference".into(),
+                    kind: Kind::Reference,
+                    timeline: &a,
+                },
+                Series {
+                    label: "04 <degraded>".into(),
+                    kind: Kind::Degraded,
+                    timeline: &b,
+                },
+            ],
+        );
+        assert_eq!(svg.matches("<polyline").count(), 2);
+        assert_eq!(svg.matches("<circle").count(), 4);
+        assert!(svg.contains("04 &lt;degraded&gt;"));
         assert!(svg.trim_end().ends_with("</svg>"));
     }
 

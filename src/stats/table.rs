@@ -148,6 +148,16 @@ pub fn step_table(r: &StepResult) -> String {
             group(r.unsent)
         ));
     }
+    if let Some(g) = &r.gc {
+        out.push_str(&format!(
+            "broker GC in the window: {} pause(s), {} ms in all, max {} ms, mean {} ms (heap {})\n",
+            g.pauses,
+            fmt_ms(g.total_ms),
+            fmt_ms(g.max_ms),
+            fmt_ms(g.mean_ms),
+            g.heap.as_deref().unwrap_or("?")
+        ));
+    }
     if !r.broker.requested.is_empty() {
         out.push_str(&format!("broker settings: {}\n", r.broker.requested));
     }
