@@ -43,6 +43,9 @@ pub enum Command {
     /// List the broker configs klab knows (Kafka 4.1) and whether each can
     /// change without a restart.
     Knobs(KnobsArgs),
+    /// Two results side by side (result files or run folders), with ratios
+    /// and their noise.
+    Compare(CompareArgs),
     /// klab side by side with Kafka's own perf tools (ProducerPerformance,
     /// ConsumerPerformance, EndToEndLatency) on one local broker.
     Bench(BenchArgs),
@@ -549,6 +552,17 @@ fn parse_runs(s: &str) -> Result<usize, String> {
         return Err(format!("{n} is not allowed; expected 1..=50 pairs"));
     }
     Ok(n)
+}
+
+#[derive(Args, Debug)]
+pub struct CompareArgs {
+    /// The first result: a step's JSON, a run folder, or a summary.json.
+    pub a: PathBuf,
+    /// The second one, compared against the first (ratios are B / A).
+    pub b: PathBuf,
+    /// Also write the comparison as JSON to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]

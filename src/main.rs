@@ -13,6 +13,7 @@ fn main() -> ExitCode {
     let result = match &cli.command {
         Command::Run(a) => cmd::run::execute(a),
         Command::Knobs(a) => cmd::knobs::execute(a),
+        Command::Compare(a) => cmd::compare::execute(a),
         Command::Bench(a) => cmd::bench::execute(a),
         Command::Lab(c) => cmd::lab::execute(c),
         Command::Demo(a) => cmd::demo::execute(a),

@@ -365,3 +365,50 @@ fn a_second_ctrl_c_quits_at_once_and_cleans_up() {
         data.display()
     );
 }
+
+/// `klab compare` puts two results side by side; bad paths are input errors.
+#[test]
+fn compare_shows_ratios_and_refuses_what_is_not_a_result() {
+    let dir = tempfile::tempdir().unwrap();
+    let result = |msgs: f64, p99: f64| {
+        let mut r = klab::model::StepResult {
+            complete: true,
+            label: Some("run".into()),
+            ..Default::default()
+        };
+        r.throughput.msgs_per_s = msgs;
+        r.e2e_latency_ms.p99 = p99;
+        r
+    };
+    let (a, b) = (dir.path().join("a.json"), dir.path().join("b.json"));
+    std::fs::write(&a, serde_json::to_vec(&result(1000.0, 10.0)).unwrap()).unwrap();
+    std::fs::write(&b, serde_json::to_vec(&result(500.0, 40.0)).unwrap()).unwrap();
+    let json = dir.path().join("cmp.json");
+    let out = klab()
+        .arg("compare")
+        .arg(&a)
+        .arg(&b)
+        .arg("--json")
+        .arg(&json)
+        .output()
+        .unwrap();
+    let stdout = stdout_of_success(&out);
+    assert!(
+        stdout.contains("0.50x") && stdout.contains("4.00x"),
+        "{stdout}"
+    );
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    assert_eq!(v["pairs"][0]["ratios"]["p99"], 4.0);
+    let out = klab()
+        .arg("compare")
+        .arg(&a)
+        .arg(dir.path().join("none"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("none"));
+    std::fs::write(&b, "{\"x\": 1}").unwrap();
+    let out = klab().arg("compare").arg(&a).arg(&b).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not a klab result"));
+}
