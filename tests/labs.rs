@@ -141,6 +141,11 @@ fn a_short_lab_runs_end_to_end_and_a_check_and_the_tuner_work() {
         &["lab", "run", "02", "--fix-with", "lab"],
     );
     let stdout = stdout_of_success(&out);
+    // stderr is not a terminal here: progress comes as plain lines.
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    for line in ["plan: 3 measurements", "[1/3] 01-base reference", "01 reference: measuring,"] {
+        assert!(stderr.contains(line), "no '{line}' in:\n{stderr}");
+    }
     let run = only_run_dir(&results);
     let steps: Vec<serde_json::Value> =
         serde_json::from_slice(&std::fs::read(run.join("summary.json")).unwrap()).unwrap();

@@ -254,9 +254,11 @@ pub fn announce(s: &Session, labs: &Labs, chosen: &[&crate::lab::Lab], steps: us
         .iter()
         .filter(|l| crate::broker::knobs::needs_restart(&base.broker, &l.broker))
         .count();
-    let d = crate::lab::target::estimate(&w, steps + 1, restarts);
+    let calibration = base.needs_capacity() || chosen.iter().any(|l| l.needs_capacity());
+    let d = crate::lab::target::estimate(&w, steps + usize::from(calibration), restarts);
     s.opts.progress.say(&format!(
-        "plan: {steps} measurements, a calibration and {restarts} broker start(s): {} (more if a step is measured again)",
+        "plan: {steps} measurements{}, {restarts} broker start(s): {} (more if a step is measured again)",
+        if calibration { ", a calibration" } else { "" },
         crate::lab::target::describe_estimate(d)
     ));
 }
