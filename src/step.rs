@@ -377,9 +377,13 @@ pub fn measure(
     if let Target::Local(b) = target {
         let from = p.window_start_ns / 1_000_000;
         let to = p.last_ack_ns.max(c.last_receive_ns) / 1_000_000;
-        result.gc = std::fs::read_to_string(b.gc_log_path())
-            .ok()
-            .map(|log| crate::broker::gc::summary(&log, from, to));
+        let per_node: Vec<crate::model::GcSummary> = b
+            .gc_log_paths()
+            .iter()
+            .filter_map(|p| std::fs::read_to_string(p).ok())
+            .map(|log| crate::broker::gc::summary(&log, from, to))
+            .collect();
+        result.gc = crate::broker::gc::combine(&per_node);
     }
     stamp(&mut result, opts, kind, bootstrap, &effective, topic, env);
     Ok(Measurement {

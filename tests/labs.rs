@@ -143,7 +143,11 @@ fn a_short_lab_runs_end_to_end_and_a_check_and_the_tuner_work() {
     let stdout = stdout_of_success(&out);
     // stderr is not a terminal here: progress comes as plain lines.
     let stderr = String::from_utf8_lossy(&out.stderr);
-    for line in ["plan: 3 measurements", "[1/3] 01-base reference", "01 reference: measuring,"] {
+    for line in [
+        "plan: 3 measurements",
+        "[1/3] 01-base reference",
+        "01 reference: measuring,",
+    ] {
         assert!(stderr.contains(line), "no '{line}' in:\n{stderr}");
     }
     let run = only_run_dir(&results);

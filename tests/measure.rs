@@ -307,7 +307,7 @@ fn a_consumer_that_falls_behind_ends_the_step_incomplete() {
 /// SIGKILL after the grace period.
 #[test]
 fn stopping_right_after_shrinking_io_threads_is_clean() {
-    use klab::broker::local::Stopped;
+    use klab::broker::node::Stopped;
     let dir = tempfile::tempdir().unwrap();
     let mut b = start_broker(dir.path(), BrokerConfig::default());
     for io in ["4", "2", "1"] {

@@ -75,7 +75,7 @@ pub fn run(cmd: &mut Command, timeout: Duration) -> Result<ChildRun> {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     let started = Instant::now();
-    let mut child = crate::broker::local::spawn_tied(cmd)
+    let mut child = crate::broker::node::spawn_tied(cmd)
         .with_context(|| format!("starting {:?}", cmd.get_program()))?;
     let pid = child.id() as libc::pid_t;
     let out = collect(child.stdout.take(), 0);

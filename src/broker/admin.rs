@@ -112,6 +112,74 @@ impl Admin {
             .ok_or_else(|| anyhow!("{} answered metadata without any broker", self.bootstrap))
     }
 
+    /// The ids of the brokers metadata lists.
+    pub fn broker_ids(&self, timeout: Duration) -> Result<Vec<i32>> {
+        let md = self
+            .client
+            .inner()
+            .fetch_metadata(None, timeout)
+            .with_context(|| format!("fetching metadata from {}", self.bootstrap))?;
+        Ok(md.brokers().iter().map(|b| b.id()).collect())
+    }
+
+    /// Polls metadata until it lists `n` brokers or `deadline` passes.
+    /// `alive` is called between attempts so a dead broker fails fast.
+    pub fn wait_brokers(
+        &self,
+        n: usize,
+        deadline: Instant,
+        mut alive: impl FnMut() -> Result<()>,
+    ) -> Result<Vec<i32>> {
+        loop {
+            alive()?;
+            match self.broker_ids(Duration::from_millis(1000)) {
+                Ok(ids) if ids.len() >= n => return Ok(ids),
+                Ok(ids) if Instant::now() >= deadline => {
+                    bail!("metadata lists {} of {n} brokers", ids.len())
+                }
+                Err(e) if Instant::now() >= deadline => return Err(e),
+                _ => std::thread::sleep(Duration::from_millis(100)),
+            }
+        }
+    }
+
+    /// Partitions (of every topic) with fewer in-sync replicas than
+    /// replicas, or without a leader.
+    pub fn under_replicated(&self, timeout: Duration) -> Result<usize> {
+        let md = self
+            .client
+            .inner()
+            .fetch_metadata(None, timeout)
+            .with_context(|| format!("fetching metadata from {}", self.bootstrap))?;
+        Ok(md
+            .topics()
+            .iter()
+            .flat_map(|t| t.partitions())
+            .filter(|p| p.leader() < 0 || p.isr().len() < p.replicas().len())
+            .count())
+    }
+
+    /// The leader of each partition of `topic` (-1: none), by partition.
+    pub fn leaders(&self, topic: &str, timeout: Duration) -> Result<Vec<i32>> {
+        let md = self
+            .client
+            .inner()
+            .fetch_metadata(Some(topic), timeout)
+            .with_context(|| format!("reading metadata of topic {topic}"))?;
+        let t = md
+            .topics()
+            .iter()
+            .find(|t| t.name() == topic)
+            .ok_or_else(|| anyhow!("no topic {topic}"))?;
+        let mut out = vec![-1; t.partitions().len()];
+        for p in t.partitions() {
+            if let Some(slot) = out.get_mut(p.id() as usize) {
+                *slot = p.leader();
+            }
+        }
+        Ok(out)
+    }
+
     /// Polls metadata until a broker answers or `deadline` passes. `alive`
     /// is called between attempts so a dead broker fails fast.
     pub fn wait_ready(

@@ -70,6 +70,24 @@ pub fn summary(log: &str, from_ms: u64, to_ms: u64) -> GcSummary {
     }
 }
 
+/// The pauses of several brokers together (the longest is the worst).
+pub fn combine(nodes: &[GcSummary]) -> Option<GcSummary> {
+    let first = nodes.first()?;
+    let pauses: u64 = nodes.iter().map(|g| g.pauses).sum();
+    let total_ms: f64 = nodes.iter().map(|g| g.total_ms).sum();
+    Some(GcSummary {
+        pauses,
+        total_ms,
+        mean_ms: if pauses > 0 {
+            total_ms / pauses as f64
+        } else {
+            0.0
+        },
+        max_ms: nodes.iter().map(|g| g.max_ms).fold(0.0, f64::max),
+        heap: first.heap.clone(),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,35 +1,40 @@
-//! The embedded target: one KRaft broker+controller as a child process of
-//! klab on 127.0.0.1.
+//! The embedded target: a KRaft cluster of 1 to 5 nodes as child processes
+//! of klab on 127.0.0.1. Up to three nodes each are broker and controller
+//! (all voters); above three, nodes 4 and 5 are brokers only. One node is
+//! the single-broker lab klab started with; its files sit in the run's
+//! `broker/` folder, a bigger cluster's in `broker/node-N/`.
 //!
-//! klab never leaves a JVM behind. The JVM runs in its own process group
-//! (so a terminal's Ctrl-C reaches klab, which then stops the broker in
-//! order) and the kernel is asked to SIGKILL it if the thread that started
-//! it goes away (PR_SET_PDEATHSIG): that covers klab being killed, panicking
-//! past its destructors, or a second Ctrl-C.
+//! A config applies to every node: dynamic changes go to each node,
+//! restart-only ones roll the nodes one at a time, each waiting until no
+//! partition is under-replicated before the next.
 
 use crate::broker::admin::Admin;
 use crate::broker::apply::{Reconfigure, refused_start};
 use crate::broker::dynamic::{self, mismatches};
 use crate::broker::kafka_home::{KafkaHome, java, java_version};
-use crate::broker::render::{self, NodeLayout};
+use crate::broker::node::{Node, Stopped, heap_from_gc_log};
+use crate::broker::render::{NodeLayout, Voter};
 use crate::model::{BrokerConfig, EffectiveValue};
-use crate::units::MemSize;
 use anyhow::{Context, Result, anyhow, bail};
 use std::collections::BTreeMap;
-use std::fs::{self, File};
-use std::io::{Read, Seek, SeekFrom};
 use std::net::TcpListener;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::ExitStatus;
 use std::time::{Duration, Instant};
+
+/// The most nodes a local cluster may have, and the most voters it uses.
+pub const MAX_BROKERS: u32 = 5;
+const MAX_VOTERS: u32 = 3;
 
 #[derive(Debug, Clone)]
 pub struct LocalOptions {
     pub kafka: KafkaHome,
-    /// Directory for server.properties, broker.log, gc.log and data.
+    /// Directory for the nodes' files (server.properties, broker.log,
+    /// gc.log, data).
     pub dir: PathBuf,
     pub config: BrokerConfig,
+    /// Nodes, 1 to [`MAX_BROKERS`].
+    pub brokers: u32,
     pub start_timeout: Duration,
     pub stop_grace: Duration,
 }
@@ -40,48 +45,44 @@ impl LocalOptions {
             kafka,
             dir,
             config,
+            brokers: 1,
             start_timeout: Duration::from_secs(90),
             stop_grace: Duration::from_secs(20),
         }
     }
+
+    pub fn brokers(mut self, n: u32) -> LocalOptions {
+        self.brokers = n;
+        self
+    }
 }
 
+/// The local cluster (one node: the single local broker).
 pub struct LocalBroker {
     opts: LocalOptions,
     java: PathBuf,
     java_version: String,
-    layout: NodeLayout,
-    child: Option<Child>,
-    node_id: i32,
+    cluster_id: String,
+    nodes: Vec<Node>,
     admin: Option<Admin>,
-    /// What the broker reported after the last start or change.
-    effective: BTreeMap<String, EffectiveValue>,
-    /// Keys set through the Admin API since the last start.
+    /// What each node reported after the last start or change, by node id.
+    effective: BTreeMap<i32, BTreeMap<String, EffectiveValue>>,
+    /// Keys set through the Admin API since the last start (on every node).
     dynamic: BTreeMap<String, String>,
-    formatted: bool,
-    starts: u32,
     /// When a change last shrank the request handler pools (see
     /// [`LocalBroker::let_removed_handlers_exit`]).
     handlers_shrunk_at: Option<Instant>,
-    /// A second Ctrl-C kills the JVM and removes its data (see `cancel`).
-    emergency: Option<crate::cancel::EmergencyGuard>,
 }
 
-/// How [`LocalBroker::stop`] ended the JVM.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Stopped {
-    /// It was not running (never started, already stopped, or died).
-    NotRunning,
-    /// It shut down on SIGTERM within the grace period.
-    Clean,
-    /// It ignored SIGTERM for the grace period and was killed.
-    Killed,
-}
-
-/// Asks the OS for a free loopback port.
-fn free_port() -> Result<u16> {
-    let l = TcpListener::bind("127.0.0.1:0").context("finding a free port on 127.0.0.1")?;
-    Ok(l.local_addr()?.port())
+/// `n` distinct free ports.
+fn free_ports(n: usize) -> Result<Vec<u16>> {
+    // Hold the listeners until all are chosen, so no port comes twice.
+    let ls: Vec<TcpListener> = (0..n)
+        .map(|_| TcpListener::bind("127.0.0.1:0").context("finding a free port on 127.0.0.1"))
+        .collect::<Result<_>>()?;
+    ls.iter()
+        .map(|l| Ok(l.local_addr()?.port()))
+        .collect::<Result<_>>()
 }
 
 /// A random KRaft cluster id: 16 bytes in URL-safe base64 without padding,
@@ -102,127 +103,99 @@ pub fn cluster_id() -> String {
     }
 }
 
-/// Starts `cmd` so that it dies with this thread and sits in its own
-/// process group (the broker, and klab bench's children).
-pub(crate) fn spawn_tied(cmd: &mut Command) -> std::io::Result<Child> {
-    cmd.process_group(0);
-    // SAFETY: prctl is async-signal-safe and only affects the child.
-    unsafe {
-        cmd.pre_exec(|| {
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-    cmd.spawn()
-}
-
-/// Formats a KRaft log directory with Kafka's StorageTool for the node
-/// `server_properties` describes (a no-op on a formatted one).
-pub fn format_storage(
-    java: &Path,
-    kafka: &KafkaHome,
-    log4j: &Path,
-    server_properties: &Path,
-    cluster_id: &str,
-) -> Result<()> {
-    let out = Command::new(java)
-        .args(["-Xmx256m", "-cp", &kafka.classpath()])
-        .arg(format!("-Dlog4j2.configurationFile={}", log4j.display()))
-        .args([
-            "kafka.tools.StorageTool",
-            "format",
-            "--ignore-formatted",
-            "-t",
-            cluster_id,
-            "-c",
-        ])
-        .arg(server_properties)
-        .stdin(Stdio::null())
-        .output()
-        .context("running Kafka's StorageTool to format the log directory")?;
-    if !out.status.success() {
-        bail!(
-            "formatting KRaft storage failed ({}):\n{}{}",
-            out.status,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    Ok(())
-}
-
-/// The last `n` lines of a file (reads at most the last 64 KiB).
-pub fn tail(path: &Path, n: usize) -> String {
-    let Ok(mut f) = File::open(path) else {
-        return String::new();
-    };
-    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
-    let start = len.saturating_sub(64 * 1024);
-    if f.seek(SeekFrom::Start(start)).is_err() {
-        return String::new();
-    }
-    let mut buf = Vec::new();
-    let _ = f.read_to_end(&mut buf);
-    let text = String::from_utf8_lossy(&buf);
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(n)..].join("\n")
-}
-
-/// The heap the JVM itself reports in its GC log ("Heap Max Capacity").
-pub fn heap_from_gc_log(path: &Path) -> Option<MemSize> {
-    let text = fs::read_to_string(path).ok()?;
-    let line = text.lines().find(|l| l.contains("Heap Max Capacity:"))?;
-    let v = line.split("Heap Max Capacity:").nth(1)?.trim();
-    // The JVM prints e.g. "256M" or "1G".
-    v.to_ascii_lowercase().parse().ok()
+/// The nodes' layouts: ports, roles, voters, data directories.
+fn layouts(dir: &Path, n: u32) -> Result<Vec<(NodeLayout, PathBuf)>> {
+    let voters_n = n.min(MAX_VOTERS);
+    let ports = free_ports((n + voters_n) as usize)?;
+    let voters: Vec<Voter> = (0..voters_n)
+        .map(|i| Voter {
+            id: i as i32 + 1,
+            host: "127.0.0.1".into(),
+            port: ports[(n + i) as usize],
+        })
+        .collect();
+    Ok((0..n)
+        .map(|i| {
+            let id = i as i32 + 1;
+            let node_dir = if n == 1 {
+                dir.to_path_buf()
+            } else {
+                dir.join(format!("node-{id}"))
+            };
+            let layout = NodeLayout {
+                node_id: id,
+                bind_host: "127.0.0.1".into(),
+                advertised_host: "127.0.0.1".into(),
+                broker_port: ports[i as usize],
+                controller_port: (i < voters_n).then(|| ports[(n + i) as usize]),
+                log_dir: node_dir.join("data").to_string_lossy().to_string(),
+                voters: voters.clone(),
+                cluster_size: n,
+            };
+            (layout, node_dir)
+        })
+        .collect())
 }
 
 impl LocalBroker {
-    /// Formats storage, starts the broker, waits until it answers metadata,
-    /// and checks every requested setting took effect.
+    /// Formats storage, starts every node, waits until the cluster answers
+    /// metadata with all its brokers, and checks every requested setting
+    /// took effect on each.
     pub fn start(opts: LocalOptions) -> Result<LocalBroker> {
+        if !(1..=MAX_BROKERS).contains(&opts.brokers) {
+            bail!(
+                "a local cluster has 1 to {MAX_BROKERS} brokers, not {}",
+                opts.brokers
+            );
+        }
         let java = java()?;
         let java_version = java_version(&java).unwrap_or_default();
-        fs::create_dir_all(&opts.dir)
+        std::fs::create_dir_all(&opts.dir)
             .with_context(|| format!("creating the broker directory {}", opts.dir.display()))?;
+        let nodes = layouts(&opts.dir, opts.brokers)?
+            .into_iter()
+            .map(|(l, d)| Node::new(l, d))
+            .collect();
         let mut b = LocalBroker {
-            layout: NodeLayout {
-                node_id: 1,
-                bind_host: "127.0.0.1".into(),
-                advertised_host: "127.0.0.1".into(),
-                broker_port: 0,
-                controller_port: 0,
-                log_dir: opts.dir.join("data").to_string_lossy().to_string(),
-            },
             opts,
             java,
             java_version,
-            child: None,
-            node_id: 1,
+            cluster_id: cluster_id(),
+            nodes,
             admin: None,
             effective: BTreeMap::new(),
             dynamic: BTreeMap::new(),
-            formatted: false,
-            starts: 0,
             handlers_shrunk_at: None,
-            emergency: None,
         };
-        b.launch()?;
+        b.launch_all()?;
         Ok(b)
     }
 
+    /// Every node's listener, comma separated.
     pub fn bootstrap(&self) -> String {
-        self.layout.bootstrap()
+        self.nodes
+            .iter()
+            .map(Node::bootstrap)
+            .collect::<Vec<_>>()
+            .join(",")
     }
 
+    /// Brokers in the cluster.
+    pub fn size(&self) -> u32 {
+        self.nodes.len() as u32
+    }
+
+    pub fn nodes(&self) -> &[Node] {
+        &self.nodes
+    }
+
+    /// The JVM of the first node (the only one of a single broker).
     pub fn pid(&self) -> Option<u32> {
-        self.child.as_ref().map(|c| c.id())
+        self.nodes.first().and_then(Node::pid)
     }
 
     pub fn node_id(&self) -> i32 {
-        self.node_id
+        self.nodes.first().map(Node::id).unwrap_or(1)
     }
 
     pub fn kafka(&self) -> &KafkaHome {
@@ -237,16 +210,20 @@ impl LocalBroker {
         &self.opts.dir
     }
 
+    /// The first node's broker.log.
     pub fn log_path(&self) -> PathBuf {
-        self.opts.dir.join("broker.log")
+        self.nodes
+            .first()
+            .map(Node::log_path)
+            .unwrap_or_else(|| self.opts.dir.join("broker.log"))
     }
 
-    /// This start's GC log.
-    pub fn gc_log_path(&self) -> PathBuf {
-        self.opts.dir.join("gc.log")
+    /// Every node's current GC log.
+    pub fn gc_log_paths(&self) -> Vec<PathBuf> {
+        self.nodes.iter().map(Node::gc_log_path).collect()
     }
 
-    /// The config the broker was started with, plus dynamic changes since.
+    /// The config the cluster was started with, plus dynamic changes since.
     pub fn config(&self) -> BrokerConfig {
         let mut c = self.opts.config.clone();
         for (k, v) in &self.dynamic {
@@ -255,8 +232,10 @@ impl LocalBroker {
         c
     }
 
+    /// The first node's effective config (all nodes run the same).
     pub fn effective(&self) -> &BTreeMap<String, EffectiveValue> {
-        &self.effective
+        static EMPTY: BTreeMap<String, EffectiveValue> = BTreeMap::new();
+        self.effective.get(&self.node_id()).unwrap_or(&EMPTY)
     }
 
     pub fn admin(&self) -> Result<&Admin> {
@@ -265,170 +244,144 @@ impl LocalBroker {
             .ok_or_else(|| anyhow!("the broker is not running"))
     }
 
-    /// Exit status if the JVM has exited.
+    /// A node that exited without klab asking it to (a fault's victim is
+    /// not), with its exit status.
+    pub fn died(&mut self) -> Option<(i32, ExitStatus)> {
+        self.nodes
+            .iter_mut()
+            .filter(|n| !n.down)
+            .find_map(|n| n.exited().map(|s| (n.id(), s)))
+    }
+
+    /// Exit status of the first node that died unexpectedly.
     pub fn exited(&mut self) -> Option<ExitStatus> {
-        self.child
-            .as_mut()
-            .and_then(|c| c.try_wait().ok().flatten())
+        self.died().map(|(_, s)| s)
     }
 
-    /// An error naming how the broker died, with the end of its log.
+    /// An error naming how a node died, with the end of its log.
     pub fn death_report(&mut self, status: Option<ExitStatus>) -> anyhow::Error {
-        let how = match status {
-            Some(s) => match s.code() {
-                Some(c) => format!("exited with status {c}"),
-                None => {
-                    use std::os::unix::process::ExitStatusExt;
-                    format!("was killed by signal {}", s.signal().unwrap_or(0))
-                }
-            },
-            None => "stopped answering".to_string(),
-        };
-        anyhow!(
-            "the Kafka broker {how}; last lines of {}:\n{}",
-            self.log_path().display(),
-            tail(&self.log_path(), 20)
-        )
+        let node = self
+            .died()
+            .and_then(|(id, _)| self.node(id).ok())
+            .or(self.nodes.first());
+        match node {
+            Some(n) => n.death_report(status),
+            None => anyhow!("the broker is gone"),
+        }
     }
 
-    fn launch(&mut self) -> Result<()> {
-        self.starts += 1;
-        let dir = self.opts.dir.clone();
-        self.layout.broker_port = free_port()?;
-        self.layout.controller_port = free_port()?;
-        while self.layout.controller_port == self.layout.broker_port {
-            self.layout.controller_port = free_port()?;
-        }
-        let props_path = dir.join("server.properties");
-        let log4j = dir.join("log4j2.properties");
-        write_file(
-            &props_path,
-            &render::server_properties(&self.layout, &self.opts.config),
-        )?;
-        write_file(&log4j, render::LOG4J2_PROPERTIES)?;
-        let cp = self.opts.kafka.classpath();
+    pub fn node(&self, id: i32) -> Result<&Node> {
+        self.nodes
+            .iter()
+            .find(|n| n.id() == id)
+            .ok_or_else(|| anyhow!("no broker {id} in a cluster of {}", self.nodes.len()))
+    }
 
-        if !self.formatted {
-            format_storage(
-                &self.java,
-                &self.opts.kafka,
-                &log4j,
-                &props_path,
-                &cluster_id(),
-            )?;
-            self.formatted = true;
-        }
+    fn node_mut(&mut self, id: i32) -> Result<&mut Node> {
+        let n = self.nodes.len();
+        self.nodes
+            .iter_mut()
+            .find(|x| x.id() == id)
+            .ok_or_else(|| anyhow!("no broker {id} in a cluster of {n}"))
+    }
 
-        let log = fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.log_path())
-            .with_context(|| format!("opening {}", self.log_path().display()))?;
-        let log2 = log.try_clone()?;
-        let mut cmd = Command::new(&self.java);
-        cmd.args(render::jvm_flags(
-            &self.opts.config,
-            &log4j,
-            &self.gc_log_path(),
-        ))
-        .arg(format!("-Dkafka.logs.dir={}", dir.display()))
-        .args(["-cp", &cp, "kafka.Kafka"])
-        .arg(&props_path)
-        .stdin(Stdio::null())
-        .stdout(log)
-        .stderr(log2);
-        // A fresh GC log per start, so the heap read back is this start's;
-        // the previous start's log is kept as gc.<n>.log.
-        if self.starts > 1 && self.gc_log_path().exists() {
-            let _ = fs::rename(
-                self.gc_log_path(),
-                self.opts.dir.join(format!("gc.{}.log", self.starts - 1)),
-            );
+    fn launch_all(&mut self) -> Result<()> {
+        let cfg = self.opts.config.clone();
+        for i in 0..self.nodes.len() {
+            let (java, kafka, id) = (&self.java, &self.opts.kafka, &self.cluster_id);
+            if let Err(e) = self.nodes[i].launch(java, kafka, &cfg, id) {
+                self.kill_all();
+                return Err(e);
+            }
         }
-        let child = spawn_tied(&mut cmd)
-            .with_context(|| format!("starting the broker with {}", self.java.display()))?;
-        tracing::info!(pid = child.id(), bootstrap = %self.bootstrap(), "broker starting");
-        self.emergency = Some(crate::cancel::on_emergency(
-            child.id(),
-            vec![PathBuf::from(&self.layout.log_dir)],
-        ));
-        self.child = Some(child);
-
         let admin = Admin::connect(&self.bootstrap())?;
+        let want = self.nodes.len();
         let deadline = Instant::now() + self.opts.start_timeout;
-        let waited = admin.wait_ready(deadline, || match self.exited_status() {
-            Some(s) => Err(anyhow!("exited with {s}")),
+        let waited = admin.wait_brokers(want, deadline, || match self.died() {
+            Some((id, s)) => Err(anyhow!("broker {id} exited with {s}")),
             None if crate::cancel::interrupted() => Err(anyhow!("interrupted")),
             None => Ok(()),
         });
-        let node_id = match waited {
-            Ok(id) => id,
-            Err(e) => {
-                let status = self.exited();
-                let _ = self.kill_now();
-                if crate::cancel::interrupted() {
-                    return Err(anyhow::Error::new(crate::error::Interrupted));
-                }
-                let report = self.death_report(status);
-                return Err(report.context(format!(
-                    "the broker did not become ready within {}s ({e})",
-                    self.opts.start_timeout.as_secs()
-                )));
+        if let Err(e) = waited {
+            let status = self.died();
+            self.kill_all();
+            if crate::cancel::interrupted() {
+                return Err(anyhow::Error::new(crate::error::Interrupted));
             }
-        };
-        self.node_id = node_id;
+            let report = match status.and_then(|(id, s)| Some((self.node(id).ok()?, s))) {
+                Some((n, s)) => n.death_report(Some(s)),
+                None => self
+                    .nodes
+                    .first()
+                    .map(|n| n.death_report(None))
+                    .unwrap_or_else(|| anyhow!("no broker")),
+            };
+            return Err(report.context(format!(
+                "the broker did not become ready within {}s ({e})",
+                self.opts.start_timeout.as_secs()
+            )));
+        }
         self.admin = Some(admin);
         self.dynamic.clear();
         self.refresh_effective()?;
-        self.check_effective(&self.opts.config.clone(), "StaticBroker")?;
+        self.check_effective(&cfg, "StaticBroker")?;
         Ok(())
     }
 
-    fn exited_status(&mut self) -> Option<ExitStatus> {
-        self.exited()
-    }
-
-    /// Reads every broker setting back, plus the heap from the GC log.
+    /// Reads every node's settings back, plus each JVM's heap from its GC
+    /// log.
     pub fn refresh_effective(&mut self) -> Result<()> {
-        let mut eff = self.admin()?.describe_broker(self.node_id)?;
-        // The GC log is written at JVM start; wait briefly for it.
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let heap = loop {
-            if let Some(h) = heap_from_gc_log(&self.gc_log_path()) {
-                break Some(h);
-            }
-            if Instant::now() >= deadline {
-                break None;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        };
-        eff.insert(
-            "heap".into(),
-            EffectiveValue {
-                value: heap.map(|h| h.jvm()),
-                source: "jvm".into(),
-            },
-        );
-        self.effective = eff;
+        let ids: Vec<(i32, PathBuf)> = self
+            .nodes
+            .iter()
+            .filter(|n| !n.down)
+            .map(|n| (n.id(), n.gc_log_path()))
+            .collect();
+        for (id, gc) in ids {
+            let mut eff = self.admin()?.describe_broker(id)?;
+            // The GC log is written at JVM start; wait briefly for it.
+            let deadline = Instant::now() + Duration::from_secs(10);
+            let heap = loop {
+                if let Some(h) = heap_from_gc_log(&gc) {
+                    break Some(h);
+                }
+                if Instant::now() >= deadline {
+                    break None;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            };
+            eff.insert(
+                "heap".into(),
+                EffectiveValue {
+                    value: heap.map(|h| h.jvm()),
+                    source: "jvm".into(),
+                },
+            );
+            self.effective.insert(id, eff);
+        }
         Ok(())
     }
 
-    /// Fails when a requested setting is not what the broker reports.
+    /// Fails when a requested setting is not what a node reports.
     fn check_effective(&self, want: &BrokerConfig, expected_source: &str) -> Result<()> {
-        let problems = mismatches(want, &self.effective, expected_source);
-        if problems.is_empty() {
-            Ok(())
-        } else {
-            bail!(
-                "the broker did not take these settings: {} (see {})",
-                problems.join("; "),
-                self.log_path().display()
-            )
+        for n in self.nodes.iter().filter(|n| !n.down) {
+            let Some(eff) = self.effective.get(&n.id()) else {
+                continue;
+            };
+            let problems = mismatches(want, eff, expected_source);
+            if !problems.is_empty() {
+                bail!(
+                    "the broker did not take these settings: {} (see {})",
+                    problems.join("; "),
+                    n.log_path().display()
+                );
+            }
         }
+        Ok(())
     }
 
-    /// Applies dynamic settings without a restart (see `broker::admin`),
-    /// in steps Kafka accepts, and checks the broker reports them.
+    /// Applies dynamic settings without a restart to every node (see
+    /// `broker::admin`), in steps Kafka accepts, and checks each reports them.
     pub fn set_dynamic(&mut self, changes: &BTreeMap<String, String>) -> Result<()> {
         if let (Some(now), Some(want)) = (
             self.pool_size("num.io.threads"),
@@ -441,57 +394,65 @@ impl LocalBroker {
             // pools part of the way.
             self.handlers_shrunk_at = Some(Instant::now());
         }
-        let admin = self.admin()?;
-        let gc_log = self.gc_log_path();
-        let node = self.node_id;
-        let describe = || -> Result<BTreeMap<String, EffectiveValue>> {
-            let mut eff = admin.describe_broker(node)?;
-            eff.insert(
-                "heap".into(),
-                EffectiveValue {
-                    value: heap_from_gc_log(&gc_log).map(|h| h.jvm()),
-                    source: "jvm".into(),
-                },
-            );
-            Ok(eff)
-        };
+        let targets: Vec<(i32, PathBuf)> = self
+            .nodes
+            .iter()
+            .filter(|n| !n.down)
+            .map(|n| (n.id(), n.gc_log_path()))
+            .collect();
+        let mut result = Ok(());
         let mut dynamic = self.dynamic.clone();
-        let result = dynamic::apply(
-            admin,
-            node,
-            &mut dynamic,
-            &self.effective,
-            changes,
-            &describe,
-        );
-        self.dynamic = dynamic;
-        match result {
-            Ok(eff) => {
-                self.effective = eff;
-                Ok(())
-            }
-            Err(e) => {
-                let _ = self.refresh_effective();
-                Err(e)
+        for (id, gc_log) in targets {
+            let admin = self.admin()?;
+            let describe = || -> Result<BTreeMap<String, EffectiveValue>> {
+                let mut eff = admin.describe_broker(id)?;
+                eff.insert(
+                    "heap".into(),
+                    EffectiveValue {
+                        value: heap_from_gc_log(&gc_log).map(|h| h.jvm()),
+                        source: "jvm".into(),
+                    },
+                );
+                Ok(eff)
+            };
+            let current = self.effective.get(&id).cloned().unwrap_or_default();
+            // Every node starts from the same dynamic set.
+            let mut mine = self.dynamic.clone();
+            match dynamic::apply(admin, id, &mut mine, &current, changes, &describe) {
+                Ok(eff) => {
+                    self.effective.insert(id, eff);
+                    dynamic = mine;
+                }
+                Err(e) => {
+                    result = Err(e);
+                    break;
+                }
             }
         }
+        self.dynamic = dynamic;
+        if result.is_err() {
+            let _ = self.refresh_effective();
+        }
+        result
     }
 
     /// Waits (up to `timeout`) until no partition directory of `topic` is
-    /// left in the log directory: Kafka deletes a topic's files shortly
-    /// after the topic, and a measurement should not share the disk with
-    /// that cleanup.
+    /// left in any node's log directory: Kafka deletes a topic's files
+    /// shortly after the topic, and a measurement should not share the disk
+    /// with that cleanup.
     pub fn wait_topic_files_gone(&self, topic: &str, timeout: Duration) -> bool {
-        let dir = PathBuf::from(&self.layout.log_dir);
         let prefix = format!("{topic}-");
+        let dirs: Vec<PathBuf> = self.nodes.iter().map(Node::data_dir).collect();
         let deadline = Instant::now() + timeout;
         loop {
-            let left = fs::read_dir(&dir)
-                .map(|rd| {
-                    rd.flatten()
-                        .any(|e| e.file_name().to_string_lossy().starts_with(&prefix))
-                })
-                .unwrap_or(false);
+            let left = dirs.iter().any(|d| {
+                std::fs::read_dir(d)
+                    .map(|rd| {
+                        rd.flatten()
+                            .any(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+                    })
+                    .unwrap_or(false)
+            });
             if !left {
                 return true;
             }
@@ -502,27 +463,107 @@ impl LocalBroker {
         }
     }
 
-    /// True while the JVM runs (false after a failed start or a stop).
+    /// True while every node's JVM runs (false after a failed start or a
+    /// stop).
     pub fn is_running(&mut self) -> bool {
-        self.child.is_some() && self.exited().is_none()
+        !self.nodes.is_empty() && self.nodes.iter_mut().all(Node::is_running)
     }
 
-    /// Stops the broker and starts it again with `config` (same storage).
+    /// Stops the cluster and starts it again with `config` (same storage):
+    /// one node at a time when there are several, each waiting until no
+    /// partition is under-replicated before the next.
     ///
     /// KRaft keeps dynamic settings in the cluster's metadata log, so they
     /// would outlive the restart and hide the new static config: klab clears
-    /// the dynamic settings it made before it stops the broker.
+    /// the dynamic settings it made before it restarts.
     pub fn restart(&mut self, config: &BrokerConfig) -> Result<()> {
         if !self.dynamic.is_empty() && self.is_running() {
             self.clear_dynamic()?;
         }
-        self.stop()?;
+        if self.nodes.len() == 1 || !self.is_running() {
+            self.stop()?;
+            self.opts.config = config.clone();
+            return self.launch_all();
+        }
         self.opts.config = config.clone();
-        self.launch()
+        let ids: Vec<i32> = self.nodes.iter().map(Node::id).collect();
+        for id in ids {
+            self.let_removed_handlers_exit();
+            let grace = self.opts.stop_grace;
+            self.node_mut(id)?.stop(grace)?;
+            self.start_node(id)?;
+            self.wait_fully_replicated(Duration::from_secs(120))?;
+        }
+        self.dynamic.clear();
+        self.refresh_effective()?;
+        self.check_effective(config, "StaticBroker")
+    }
+
+    /// Starts node `id` again (after a fault stopped or killed it) with the
+    /// cluster's config and waits until the cluster lists it.
+    pub fn start_node(&mut self, id: i32) -> Result<()> {
+        let cfg = self.opts.config.clone();
+        let (java, kafka, cid) = (
+            self.java.clone(),
+            self.opts.kafka.clone(),
+            self.cluster_id.clone(),
+        );
+        let node = self.node_mut(id)?;
+        if node.is_running() {
+            return Ok(());
+        }
+        node.launch(&java, &kafka, &cfg, &cid)?;
+        let deadline = Instant::now() + self.opts.start_timeout;
+        loop {
+            let listed = self
+                .admin()?
+                .broker_ids(Duration::from_secs(1))
+                .is_ok_and(|ids| ids.contains(&id));
+            if listed {
+                return Ok(());
+            }
+            if let Some((dead, s)) = self.died() {
+                return Err(self.node(dead)?.death_report(Some(s)));
+            }
+            if Instant::now() >= deadline {
+                bail!(
+                    "broker {id} did not rejoin the cluster within {}s",
+                    self.opts.start_timeout.as_secs()
+                );
+            }
+            if crate::cancel::interrupted() {
+                return Err(crate::error::Interrupted.into());
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Waits until no partition of any topic has fewer in-sync replicas
+    /// than replicas.
+    pub fn wait_fully_replicated(&self, timeout: Duration) -> Result<()> {
+        let admin = self.admin()?;
+        let deadline = Instant::now() + timeout;
+        loop {
+            match admin.under_replicated(Duration::from_secs(2)) {
+                Ok(0) => return Ok(()),
+                Ok(n) if Instant::now() >= deadline => {
+                    bail!(
+                        "{n} partition(s) still under-replicated after {}s",
+                        timeout.as_secs()
+                    )
+                }
+                Err(e) if Instant::now() >= deadline => return Err(e),
+                _ => {}
+            }
+            if crate::cancel::interrupted() {
+                return Err(crate::error::Interrupted.into());
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
     }
 
     /// Removes every per-broker dynamic setting (legacy AlterConfigs with
-    /// an empty set) and waits until the broker no longer reports any.
+    /// an empty set) on every node and waits until none is reported.
     fn clear_dynamic(&mut self) -> Result<()> {
         let back = crate::broker::knobs::pool_fallbacks(
             &self.opts.config,
@@ -531,14 +572,24 @@ impl LocalBroker {
         if !back.is_empty() {
             self.set_dynamic(&back)?;
         }
-        crate::broker::dynamic::clear(self.admin()?, self.node_id).context("before a restart")?;
+        let ids: Vec<i32> = self
+            .nodes
+            .iter()
+            .filter(|n| !n.down)
+            .map(Node::id)
+            .collect();
+        for id in ids {
+            let eff =
+                crate::broker::dynamic::clear(self.admin()?, id).context("before a restart")?;
+            self.effective.insert(id, eff);
+        }
         self.dynamic.clear();
         Ok(())
     }
 
-    /// A thread-pool size as the broker last reported it.
+    /// A thread-pool size as the first node last reported it.
     fn pool_size(&self, key: &str) -> Option<usize> {
-        self.effective
+        self.effective()
             .get(key)
             .and_then(|v| v.value.as_deref())
             .and_then(|v| v.parse().ok())
@@ -552,18 +603,25 @@ impl LocalBroker {
     /// shutdown hook waits for it forever: the JVM seems to ignore SIGTERM.
     /// klab hit this when a lab change shrank the pools and a failure
     /// stopped the broker 115 ms later. So a stop soon after a shrink first
-    /// waits until the JVM runs no more pool threads than the config asks
-    /// for (counted in /proc), and at most until 2 s after the shrink.
+    /// waits until no JVM runs more pool threads than the config asks for
+    /// (counted in /proc), and at most until 2 s after the shrink.
     fn let_removed_handlers_exit(&self) {
         let Some(at) = self.handlers_shrunk_at else {
             return;
         };
         let deadline = at + Duration::from_secs(2);
-        let want = self.expected_pool_threads();
+        let (Some(io), Some(net)) = (
+            self.pool_size("num.io.threads"),
+            self.pool_size("num.network.threads"),
+        ) else {
+            return;
+        };
         while Instant::now() < deadline {
-            if let (Some(n), Some(want)) = (self.pool_threads(), want)
-                && n <= want
-            {
+            let settled = self.nodes.iter().all(|n| {
+                n.pool_threads()
+                    .is_none_or(|have| have <= n.expected_pool_threads(io, net))
+            });
+            if settled {
                 return;
             }
             std::thread::sleep(Duration::from_millis(20));
@@ -571,88 +629,52 @@ impl LocalBroker {
         tracing::debug!("request handler pools not settled 2s after a shrink; stopping anyway");
     }
 
-    /// Threads of the JVM whose (15-byte) Linux name is "data-plane-kafk":
-    /// both listeners' acceptors and network threads, and the broker's and
-    /// the controller's request handlers. None where /proc is missing.
-    fn pool_threads(&self) -> Option<usize> {
-        let pid = self.pid()?;
-        let tasks = fs::read_dir(format!("/proc/{pid}/task")).ok()?;
-        Some(
-            tasks
-                .flatten()
-                .filter(|t| {
-                    fs::read_to_string(t.path().join("comm"))
-                        .is_ok_and(|c| c.trim_end() == "data-plane-kafk")
-                })
-                .count(),
-        )
-    }
-
-    /// What [`Self::pool_threads`] should count on this combined
-    /// broker+controller node with two listeners: two handler pools of
-    /// `num.io.threads`, two network pools of `num.network.threads`, and
-    /// two acceptors.
-    fn expected_pool_threads(&self) -> Option<usize> {
-        let io = self.pool_size("num.io.threads")?;
-        let net = self.pool_size("num.network.threads")?;
-        Some(2 * io + 2 * net + 2)
-    }
-
-    /// SIGTERM, then SIGKILL after the grace period. Idempotent.
+    /// Stops every node: SIGTERM to all at once, then SIGKILL to those
+    /// still running after the grace period. Idempotent; reports the worst.
     pub fn stop(&mut self) -> Result<Stopped> {
         self.admin = None;
-        if self.is_running() {
-            // Before the child is taken: this reads its pid.
+        if self.nodes.iter_mut().any(Node::is_running) {
             self.let_removed_handlers_exit();
         }
         self.handlers_shrunk_at = None;
-        let Some(mut child) = self.child.take() else {
-            return Ok(Stopped::NotRunning);
-        };
-        // Unregistered when the JVM is gone (at the end of this function): a
-        // second Ctrl-C during the grace period still cleans up.
-        let _emergency = self.emergency.take();
-        if child.try_wait()?.is_some() {
-            return Ok(Stopped::NotRunning);
-        }
-        // SAFETY: plain kill(2) on our own child's pid.
-        unsafe {
-            libc::kill(child.id() as i32, libc::SIGTERM);
+        let running: Vec<usize> = (0..self.nodes.len())
+            .filter(|i| self.nodes[*i].is_running())
+            .collect();
+        for i in &running {
+            self.nodes[*i].terminate();
         }
         let deadline = Instant::now() + self.opts.stop_grace;
-        loop {
-            if child.try_wait()?.is_some() {
-                tracing::info!("broker stopped");
-                return Ok(Stopped::Clean);
+        let mut worst = Stopped::NotRunning;
+        for n in self.nodes.iter_mut() {
+            match n.reap(deadline)? {
+                Stopped::Killed => worst = Stopped::Killed,
+                Stopped::Clean if worst == Stopped::NotRunning => worst = Stopped::Clean,
+                _ => {}
             }
-            if Instant::now() >= deadline {
-                tracing::warn!("broker did not stop within the grace period; killing it");
-                let _ = child.kill();
-                let _ = child.wait();
-                return Ok(Stopped::Killed);
-            }
-            std::thread::sleep(Duration::from_millis(25));
+        }
+        Ok(worst)
+    }
+
+    fn kill_all(&mut self) {
+        for n in self.nodes.iter_mut() {
+            n.kill_now();
         }
     }
 
-    fn kill_now(&mut self) -> Result<()> {
-        self.emergency = None;
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-        Ok(())
-    }
-
-    /// Sends a signal to the JVM (tests use SIGSTOP/SIGCONT/SIGKILL).
+    /// Sends a signal to the first node's JVM (tests use SIGSTOP/SIGCONT/SIGKILL).
     pub fn signal(&self, sig: i32) -> Result<()> {
-        let pid = self
-            .pid()
-            .ok_or_else(|| anyhow!("the broker is not running"))?;
-        // SAFETY: plain kill(2) on our own child's pid.
-        if unsafe { libc::kill(pid as i32, sig) } != 0 {
-            return Err(std::io::Error::last_os_error().into());
-        }
+        self.nodes
+            .first()
+            .ok_or_else(|| anyhow!("no broker"))?
+            .signal(sig)
+    }
+
+    /// Sends a signal to node `id` and marks it down on purpose (its death
+    /// fails no measurement).
+    pub fn signal_node(&mut self, id: i32, sig: i32, down: bool) -> Result<()> {
+        let n = self.node_mut(id)?;
+        n.signal(sig)?;
+        n.down = down;
         Ok(())
     }
 }
@@ -674,45 +696,16 @@ impl Reconfigure for LocalBroker {
 
 impl Drop for LocalBroker {
     fn drop(&mut self) {
-        if self.child.is_some() {
-            // Shorter grace: we may be unwinding from a panic.
-            self.opts.stop_grace = self.opts.stop_grace.min(Duration::from_secs(10));
-            let _ = self.stop();
-        }
-        let _ = fs::remove_dir_all(self.opts.dir.join("data"));
+        // Shorter grace: we may be unwinding from a panic.
+        self.opts.stop_grace = self.opts.stop_grace.min(Duration::from_secs(10));
+        let _ = self.stop();
+        // The nodes remove their data when they drop.
     }
-}
-
-fn write_file(path: &Path, text: &str) -> Result<()> {
-    fs::write(path, text).with_context(|| format!("writing {}", path.display()))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn gc_log_heap_line() {
-        let d = tempfile::tempdir().unwrap();
-        let p = d.path().join("gc.log");
-        fs::write(
-            &p,
-            "[0.004s][info][gc,init] Heap Min Capacity: 256M\n[0.004s][info][gc,init] Heap Max Capacity: 256M\n",
-        )
-        .unwrap();
-        assert_eq!(heap_from_gc_log(&p), Some(MemSize::mib(256)));
-        fs::write(&p, "[0.004s][info][gc,init] Heap Max Capacity: 1G\n").unwrap();
-        assert_eq!(heap_from_gc_log(&p), Some(MemSize(MemSize::GIB)));
-    }
-
-    #[test]
-    fn tail_gives_last_lines() {
-        let d = tempfile::tempdir().unwrap();
-        let p = d.path().join("x.log");
-        fs::write(&p, "a\nb\nc\nd\n").unwrap();
-        assert_eq!(tail(&p, 2), "c\nd");
-        assert_eq!(tail(&d.path().join("missing"), 2), "");
-    }
 
     #[test]
     fn cluster_ids_look_like_kafkas() {
@@ -725,5 +718,32 @@ mod tests {
             id.chars()
                 .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
         );
+    }
+
+    #[test]
+    fn up_to_three_nodes_vote_and_more_are_brokers_only() {
+        let d = Path::new("/nonexistent/klab");
+        let one = layouts(d, 1).unwrap();
+        assert_eq!(one[0].1, d);
+        assert_eq!(one[0].0.voters.len(), 1);
+        let five = layouts(d, 5).unwrap();
+        assert_eq!(five[4].1, d.join("node-5"));
+        assert!(
+            five.iter()
+                .all(|(l, _)| l.voters.len() == 3 && l.cluster_size == 5)
+        );
+        let controllers: Vec<bool> = five
+            .iter()
+            .map(|(l, _)| l.controller_port.is_some())
+            .collect();
+        assert_eq!(controllers, [true, true, true, false, false]);
+        let mut ports: Vec<u16> = five
+            .iter()
+            .flat_map(|(l, _)| [Some(l.broker_port), l.controller_port])
+            .flatten()
+            .collect();
+        ports.sort();
+        ports.dedup();
+        assert_eq!(ports.len(), 8, "every listener its own port");
     }
 }

@@ -6,4 +6,5 @@ pub mod gc;
 pub mod kafka_home;
 pub mod knobs;
 pub mod local;
+pub mod node;
 pub mod render;

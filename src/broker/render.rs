@@ -11,7 +11,16 @@ use std::path::Path;
 /// Heap when a config does not name one: what Kafka's own start script uses.
 pub const DEFAULT_HEAP: MemSize = MemSize(MemSize::GIB);
 
-/// Where one combined broker+controller node listens and keeps its data.
+/// A voter of the KRaft controller quorum: `id@host:port`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Voter {
+    pub id: i32,
+    pub host: String,
+    pub port: u16,
+}
+
+/// Where one node of a KRaft cluster listens and keeps its data: a broker,
+/// and a controller too when it has a controller port.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NodeLayout {
     pub node_id: i32,
@@ -20,13 +29,45 @@ pub struct NodeLayout {
     /// Host clients are told to connect to.
     pub advertised_host: String,
     pub broker_port: u16,
-    pub controller_port: u16,
+    /// The controller listener's port; None for a broker-only node.
+    pub controller_port: Option<u16>,
     pub log_dir: String,
+    /// The controller quorum (every node knows all voters).
+    pub voters: Vec<Voter>,
+    /// Brokers in the cluster: replication defaults follow it.
+    pub cluster_size: u32,
 }
 
 impl NodeLayout {
     pub fn bootstrap(&self) -> String {
         format!("{}:{}", self.advertised_host, self.broker_port)
+    }
+
+    /// A one-node cluster: broker and the only controller, voting for
+    /// itself on `voter_host` (the node reaches itself there).
+    pub fn single(
+        node_id: i32,
+        bind_host: &str,
+        advertised_host: &str,
+        voter_host: &str,
+        broker_port: u16,
+        controller_port: u16,
+        log_dir: &str,
+    ) -> NodeLayout {
+        NodeLayout {
+            node_id,
+            bind_host: bind_host.into(),
+            advertised_host: advertised_host.into(),
+            broker_port,
+            controller_port: Some(controller_port),
+            log_dir: log_dir.into(),
+            voters: vec![Voter {
+                id: node_id,
+                host: voter_host.into(),
+                port: controller_port,
+            }],
+            cluster_size: 1,
+        }
     }
 }
 
@@ -46,16 +87,38 @@ pub const LAYOUT_KEYS: &[&str] = &[
     "log.dir",
 ];
 
-/// Settings every single-node klab broker gets before the lab's own: what a
-/// one-node cluster needs (replication factor 1), fast group joins, and
-/// prompt removal of deleted topics.
+/// Settings every single-node klab broker gets before the lab's own (see
+/// [`cluster_defaults`]).
 pub fn single_node_defaults() -> BTreeMap<String, String> {
+    cluster_defaults(1)
+}
+
+/// Settings every broker of a klab cluster of `brokers` nodes gets before
+/// the lab's own: replication factors its internal topics can have (up to
+/// 3, with a minimum in-sync of up to 2), fast group joins, and prompt
+/// removal of deleted topics.
+pub fn cluster_defaults(brokers: u32) -> BTreeMap<String, String> {
+    let rf = brokers.clamp(1, 3).to_string();
+    let isr = brokers.clamp(1, 2).to_string();
+    let mut out: BTreeMap<String, String> = [
+        ("offsets.topic.replication.factor", rf.as_str()),
+        ("transaction.state.log.replication.factor", rf.as_str()),
+        ("transaction.state.log.min.isr", isr.as_str()),
+        (
+            "share.coordinator.state.topic.replication.factor",
+            rf.as_str(),
+        ),
+        ("share.coordinator.state.topic.min.isr", isr.as_str()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    out.extend(other_defaults());
+    out
+}
+
+fn other_defaults() -> BTreeMap<String, String> {
     [
-        ("offsets.topic.replication.factor", "1"),
-        ("transaction.state.log.replication.factor", "1"),
-        ("transaction.state.log.min.isr", "1"),
-        ("share.coordinator.state.topic.replication.factor", "1"),
-        ("share.coordinator.state.topic.min.isr", "1"),
         ("group.initial.rebalance.delay.ms", "0"),
         ("auto.create.topics.enable", "false"),
         // Each measurement deletes its topic; remove the files at once, so
@@ -75,26 +138,30 @@ pub fn single_node_defaults() -> BTreeMap<String, String> {
 pub fn server_properties(layout: &NodeLayout, cfg: &BrokerConfig) -> String {
     let mut props: BTreeMap<String, String> = BTreeMap::new();
     let id = layout.node_id;
-    let layout_props = [
-        ("process.roles", "broker,controller".to_string()),
-        ("node.id", id.to_string()),
-        (
-            "controller.quorum.voters",
-            format!(
-                "{id}@{}:{}",
-                loopback_or(&layout.bind_host),
-                layout.controller_port
-            ),
-        ),
-        (
-            "listeners",
+    let voters: Vec<String> = layout
+        .voters
+        .iter()
+        .map(|v| format!("{}@{}:{}", v.id, v.host, v.port))
+        .collect();
+    let (roles, listeners) = match layout.controller_port {
+        Some(c) => (
+            "broker,controller",
             format!(
                 "PLAINTEXT://{h}:{b},CONTROLLER://{h}:{c}",
                 h = layout.bind_host,
-                b = layout.broker_port,
-                c = layout.controller_port
+                b = layout.broker_port
             ),
         ),
+        None => (
+            "broker",
+            format!("PLAINTEXT://{}:{}", layout.bind_host, layout.broker_port),
+        ),
+    };
+    let layout_props = [
+        ("process.roles", roles.to_string()),
+        ("node.id", id.to_string()),
+        ("controller.quorum.voters", voters.join(",")),
+        ("listeners", listeners),
         (
             "advertised.listeners",
             format!(
@@ -110,7 +177,7 @@ pub fn server_properties(layout: &NodeLayout, cfg: &BrokerConfig) -> String {
         ("inter.broker.listener.name", "PLAINTEXT".to_string()),
         ("log.dirs", layout.log_dir.clone()),
     ];
-    for (k, v) in single_node_defaults() {
+    for (k, v) in cluster_defaults(layout.cluster_size) {
         props.insert(k, v);
     }
     for (k, v) in &cfg.properties {
@@ -122,17 +189,11 @@ pub fn server_properties(layout: &NodeLayout, cfg: &BrokerConfig) -> String {
     for (k, v) in layout_props {
         out.push_str(&format!("{k}={}\n", escape_value(&v)));
     }
-    out.push_str("# Settings (single-node defaults, then the lab's)\n");
+    out.push_str("# Settings (klab's cluster defaults, then the lab's)\n");
     for (k, v) in &props {
         out.push_str(&format!("{k}={}\n", escape_value(v)));
     }
     out
-}
-
-/// The controller listens on all interfaces in a pod but the voter address
-/// must be one the node can reach itself on.
-fn loopback_or(bind: &str) -> &str {
-    if bind == "0.0.0.0" { "127.0.0.1" } else { bind }
 }
 
 /// Java properties escaping for values (keys are plain Kafka names).
@@ -201,14 +262,15 @@ mod tests {
     use super::*;
 
     fn layout() -> NodeLayout {
-        NodeLayout {
-            node_id: 1,
-            bind_host: "127.0.0.1".into(),
-            advertised_host: "127.0.0.1".into(),
-            broker_port: 19092,
-            controller_port: 19093,
-            log_dir: "/tmp/x/data".into(),
-        }
+        NodeLayout::single(
+            1,
+            "127.0.0.1",
+            "127.0.0.1",
+            "127.0.0.1",
+            19092,
+            19093,
+            "/tmp/x/data",
+        )
     }
 
     fn parse(text: &str) -> BTreeMap<String, String> {
@@ -238,10 +300,52 @@ mod tests {
     }
 
     #[test]
+    fn a_three_node_cluster_votes_for_all_and_replicates_three_times() {
+        let voters: Vec<Voter> = (1..=3)
+            .map(|id| Voter {
+                id,
+                host: "127.0.0.1".into(),
+                port: 19090 + id as u16,
+            })
+            .collect();
+        let node = |id: i32, controller: Option<u16>| NodeLayout {
+            node_id: id,
+            bind_host: "127.0.0.1".into(),
+            advertised_host: "127.0.0.1".into(),
+            broker_port: 19080 + id as u16,
+            controller_port: controller,
+            log_dir: format!("/tmp/n{id}"),
+            voters: voters.clone(),
+            cluster_size: 4,
+        };
+        let p = parse(&server_properties(
+            &node(2, Some(19092)),
+            &BrokerConfig::default(),
+        ));
+        assert_eq!(
+            p["controller.quorum.voters"],
+            "1@127.0.0.1:19091,2@127.0.0.1:19092,3@127.0.0.1:19093"
+        );
+        assert_eq!(p["process.roles"], "broker,controller");
+        assert_eq!(p["offsets.topic.replication.factor"], "3");
+        assert_eq!(p["transaction.state.log.min.isr"], "2");
+        let p = parse(&server_properties(&node(4, None), &BrokerConfig::default()));
+        assert_eq!(p["process.roles"], "broker");
+        assert_eq!(p["listeners"], "PLAINTEXT://127.0.0.1:19084");
+        assert_eq!(p["controller.listener.names"], "CONTROLLER");
+    }
+
+    #[test]
     fn pod_layout_votes_on_loopback() {
-        let mut l = layout();
-        l.bind_host = "0.0.0.0".into();
-        l.advertised_host = "kafka-0.kafka-headless.klab.svc".into();
+        let l = NodeLayout::single(
+            1,
+            "0.0.0.0",
+            "kafka-0.kafka-headless.klab.svc",
+            "127.0.0.1",
+            19092,
+            19093,
+            "/tmp/x/data",
+        );
         let p = parse(&server_properties(&l, &BrokerConfig::default()));
         assert_eq!(p["controller.quorum.voters"], "1@127.0.0.1:19093");
         assert_eq!(

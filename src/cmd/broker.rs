@@ -40,15 +40,18 @@ fn read_config(file: Option<&Path>) -> Result<(BrokerConfig, String)> {
     }
 }
 
+/// The pod's node: its own only voter, which it reaches on loopback (the
+/// controller listens on every interface).
 fn layout(n: &NodeArgs, data_dir: &Path, bind: &str) -> NodeLayout {
-    NodeLayout {
-        node_id: n.node_id,
-        bind_host: bind.to_string(),
-        advertised_host: n.advertised_host.clone(),
-        broker_port: n.broker_port,
-        controller_port: n.controller_port,
-        log_dir: data_dir.to_string_lossy().to_string(),
-    }
+    NodeLayout::single(
+        n.node_id,
+        bind,
+        &n.advertised_host,
+        if bind == "0.0.0.0" { "127.0.0.1" } else { bind },
+        n.broker_port,
+        n.controller_port,
+        &data_dir.to_string_lossy(),
+    )
 }
 
 pub fn render_cmd(a: &BrokerRenderArgs) -> Result<Outcome> {
@@ -92,7 +95,7 @@ pub fn exec_cmd(a: &BrokerExecArgs) -> Result<Outcome> {
     );
     if !a.data_dir.join("meta.properties").exists() {
         let id = crate::broker::local::cluster_id();
-        crate::broker::local::format_storage(&java, &kafka, &log4j, &props, &id)
+        crate::broker::node::format_storage(&java, &kafka, &log4j, &props, &id)
             .with_context(|| format!("formatting {}", a.data_dir.display()))?;
     }
     let err = std::process::Command::new(&java)

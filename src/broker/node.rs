@@ -1,0 +1,402 @@
+//! One Kafka JVM of a local cluster: its files, its process, its signals.
+//!
+//! klab never leaves a JVM behind. The JVM runs in its own process group
+//! (so a terminal's Ctrl-C reaches klab, which then stops the brokers in
+//! order) and the kernel is asked to SIGKILL it if the thread that started
+//! it goes away (PR_SET_PDEATHSIG): that covers klab being killed,
+//! panicking past its destructors, or a second Ctrl-C. Start nodes from a
+//! thread that lives as long as the cluster.
+
+use crate::broker::kafka_home::KafkaHome;
+use crate::broker::render::{self, NodeLayout};
+use crate::model::BrokerConfig;
+use crate::units::MemSize;
+use anyhow::{Context, Result, anyhow, bail};
+use std::fs::{self, File};
+use std::io::{Read, Seek, SeekFrom};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+/// How [`Node::stop`] ended the JVM.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stopped {
+    /// It was not running (never started, already stopped, or died).
+    NotRunning,
+    /// It shut down on SIGTERM within the grace period.
+    Clean,
+    /// It ignored SIGTERM for the grace period and was killed.
+    Killed,
+}
+
+/// Starts `cmd` so that it dies with this thread and sits in its own
+/// process group (the brokers, and klab bench's children).
+pub(crate) fn spawn_tied(cmd: &mut Command) -> std::io::Result<Child> {
+    cmd.process_group(0);
+    // SAFETY: prctl is async-signal-safe and only affects the child.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    cmd.spawn()
+}
+
+/// The last `n` lines of a file (reads at most the last 64 KiB).
+pub fn tail(path: &Path, n: usize) -> String {
+    let Ok(mut f) = File::open(path) else {
+        return String::new();
+    };
+    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+    let start = len.saturating_sub(64 * 1024);
+    if f.seek(SeekFrom::Start(start)).is_err() {
+        return String::new();
+    }
+    let mut buf = Vec::new();
+    let _ = f.read_to_end(&mut buf);
+    let text = String::from_utf8_lossy(&buf);
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+/// The heap the JVM itself reports in its GC log ("Heap Max Capacity").
+pub fn heap_from_gc_log(path: &Path) -> Option<MemSize> {
+    let text = fs::read_to_string(path).ok()?;
+    let line = text.lines().find(|l| l.contains("Heap Max Capacity:"))?;
+    let v = line.split("Heap Max Capacity:").nth(1)?.trim();
+    // The JVM prints e.g. "256M" or "1G".
+    v.to_ascii_lowercase().parse().ok()
+}
+
+/// Formats a KRaft log directory with Kafka's StorageTool for the node
+/// `server_properties` describes (a no-op on a formatted one).
+pub fn format_storage(
+    java: &Path,
+    kafka: &KafkaHome,
+    log4j: &Path,
+    server_properties: &Path,
+    cluster_id: &str,
+) -> Result<()> {
+    let out = Command::new(java)
+        .args(["-Xmx256m", "-cp", &kafka.classpath()])
+        .arg(format!("-Dlog4j2.configurationFile={}", log4j.display()))
+        .args([
+            "kafka.tools.StorageTool",
+            "format",
+            "--ignore-formatted",
+            "-t",
+            cluster_id,
+            "-c",
+        ])
+        .arg(server_properties)
+        .stdin(Stdio::null())
+        .output()
+        .context("running Kafka's StorageTool to format the log directory")?;
+    if !out.status.success() {
+        bail!(
+            "formatting KRaft storage failed ({}):\n{}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(())
+}
+
+/// One node: where it lives and, while it runs, its JVM.
+pub struct Node {
+    pub layout: NodeLayout,
+    /// server.properties, log4j2.properties, broker.log, gc.log, data/.
+    pub dir: PathBuf,
+    child: Option<Child>,
+    starts: u32,
+    formatted: bool,
+    /// A second Ctrl-C kills the JVM and removes its data (see `cancel`).
+    emergency: Option<crate::cancel::EmergencyGuard>,
+    /// Stopped, killed or paused on purpose (a fault): its exit is no failure.
+    pub down: bool,
+}
+
+impl Node {
+    pub fn new(layout: NodeLayout, dir: PathBuf) -> Node {
+        Node {
+            layout,
+            dir,
+            child: None,
+            starts: 0,
+            formatted: false,
+            emergency: None,
+            down: false,
+        }
+    }
+
+    pub fn id(&self) -> i32 {
+        self.layout.node_id
+    }
+
+    pub fn bootstrap(&self) -> String {
+        self.layout.bootstrap()
+    }
+
+    pub fn is_controller(&self) -> bool {
+        self.layout.controller_port.is_some()
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(|c| c.id())
+    }
+
+    pub fn log_path(&self) -> PathBuf {
+        self.dir.join("broker.log")
+    }
+
+    /// This start's GC log.
+    pub fn gc_log_path(&self) -> PathBuf {
+        self.dir.join("gc.log")
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        PathBuf::from(&self.layout.log_dir)
+    }
+
+    /// Exit status if the JVM has exited.
+    pub fn exited(&mut self) -> Option<ExitStatus> {
+        self.child
+            .as_mut()
+            .and_then(|c| c.try_wait().ok().flatten())
+    }
+
+    /// True while the JVM runs.
+    pub fn is_running(&mut self) -> bool {
+        self.child.is_some() && self.exited().is_none()
+    }
+
+    /// An error naming how the node died, with the end of its log.
+    pub fn death_report(&self, status: Option<ExitStatus>) -> anyhow::Error {
+        let how = match status {
+            Some(s) => match s.code() {
+                Some(c) => format!("exited with status {c}"),
+                None => {
+                    use std::os::unix::process::ExitStatusExt;
+                    format!("was killed by signal {}", s.signal().unwrap_or(0))
+                }
+            },
+            None => "stopped answering".to_string(),
+        };
+        let who = if self.layout.cluster_size > 1 {
+            format!("Kafka broker {}", self.id())
+        } else {
+            "the Kafka broker".to_string()
+        };
+        anyhow!(
+            "{who} {how}; last lines of {}:\n{}",
+            self.log_path().display(),
+            tail(&self.log_path(), 20)
+        )
+    }
+
+    /// Writes the node's files, formats its storage (once) and starts its
+    /// JVM; does not wait for it to be ready.
+    pub fn launch(
+        &mut self,
+        java: &Path,
+        kafka: &KafkaHome,
+        cfg: &BrokerConfig,
+        cluster_id: &str,
+    ) -> Result<()> {
+        fs::create_dir_all(&self.dir)
+            .with_context(|| format!("creating the broker directory {}", self.dir.display()))?;
+        self.starts += 1;
+        let props_path = self.dir.join("server.properties");
+        let log4j = self.dir.join("log4j2.properties");
+        write_file(&props_path, &render::server_properties(&self.layout, cfg))?;
+        write_file(&log4j, render::LOG4J2_PROPERTIES)?;
+        if !self.formatted {
+            format_storage(java, kafka, &log4j, &props_path, cluster_id)?;
+            self.formatted = true;
+        }
+        let log = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log_path())
+            .with_context(|| format!("opening {}", self.log_path().display()))?;
+        let log2 = log.try_clone()?;
+        // A fresh GC log per start, so the heap read back is this start's;
+        // the previous start's log is kept as gc.<n>.log.
+        if self.starts > 1 && self.gc_log_path().exists() {
+            let _ = fs::rename(
+                self.gc_log_path(),
+                self.dir.join(format!("gc.{}.log", self.starts - 1)),
+            );
+        }
+        let mut cmd = Command::new(java);
+        cmd.args(render::jvm_flags(cfg, &log4j, &self.gc_log_path()))
+            .arg(format!("-Dkafka.logs.dir={}", self.dir.display()))
+            .args(["-cp", &kafka.classpath(), "kafka.Kafka"])
+            .arg(&props_path)
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(log2);
+        let child = spawn_tied(&mut cmd)
+            .with_context(|| format!("starting a broker with {}", java.display()))?;
+        tracing::info!(node = self.id(), pid = child.id(), bootstrap = %self.bootstrap(), "broker starting");
+        self.emergency = Some(crate::cancel::on_emergency(
+            child.id(),
+            vec![self.data_dir()],
+        ));
+        self.child = Some(child);
+        self.down = false;
+        Ok(())
+    }
+
+    /// Sends a signal to the JVM.
+    pub fn signal(&self, sig: i32) -> Result<()> {
+        let pid = self
+            .pid()
+            .ok_or_else(|| anyhow!("broker {} is not running", self.id()))?;
+        // SAFETY: plain kill(2) on our own child's pid.
+        if unsafe { libc::kill(pid as i32, sig) } != 0 {
+            return Err(std::io::Error::last_os_error().into());
+        }
+        Ok(())
+    }
+
+    /// Sends SIGTERM (and SIGCONT, in case it is paused): the first half
+    /// of [`Node::stop`].
+    pub fn terminate(&self) {
+        let _ = self.signal(libc::SIGCONT);
+        let _ = self.signal(libc::SIGTERM);
+    }
+
+    /// Waits for a terminated JVM until `deadline`, then kills it.
+    pub fn reap(&mut self, deadline: Instant) -> Result<Stopped> {
+        let Some(mut child) = self.child.take() else {
+            return Ok(Stopped::NotRunning);
+        };
+        // Unregistered when the JVM is gone (at the end of this function): a
+        // second Ctrl-C during the grace period still cleans up.
+        let _emergency = self.emergency.take();
+        loop {
+            if child.try_wait()?.is_some() {
+                tracing::info!(node = self.id(), "broker stopped");
+                return Ok(Stopped::Clean);
+            }
+            if Instant::now() >= deadline {
+                tracing::warn!(
+                    node = self.id(),
+                    "broker did not stop within the grace period; killing it"
+                );
+                let _ = child.kill();
+                let _ = child.wait();
+                return Ok(Stopped::Killed);
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+    }
+
+    /// SIGTERM, then SIGKILL after `grace`. Idempotent.
+    pub fn stop(&mut self, grace: Duration) -> Result<Stopped> {
+        if !self.is_running() {
+            self.emergency = None;
+            if let Some(mut c) = self.child.take() {
+                let _ = c.wait();
+            }
+            return Ok(Stopped::NotRunning);
+        }
+        self.terminate();
+        self.reap(Instant::now() + grace)
+    }
+
+    /// SIGKILL and wait.
+    pub fn kill_now(&mut self) {
+        self.emergency = None;
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Threads of the JVM whose (15-byte) Linux name is "data-plane-kafk":
+    /// the listeners' acceptors and network threads and the request
+    /// handlers. None where /proc is missing.
+    pub fn pool_threads(&self) -> Option<usize> {
+        let pid = self.pid()?;
+        let tasks = fs::read_dir(format!("/proc/{pid}/task")).ok()?;
+        Some(
+            tasks
+                .flatten()
+                .filter(|t| {
+                    fs::read_to_string(t.path().join("comm"))
+                        .is_ok_and(|c| c.trim_end() == "data-plane-kafk")
+                })
+                .count(),
+        )
+    }
+
+    /// What [`Node::pool_threads`] should count with `io` request handlers
+    /// and `net` network threads per listener: a combined node has two
+    /// listeners (two of each pool, two acceptors), a broker-only one one.
+    pub fn expected_pool_threads(&self, io: usize, net: usize) -> usize {
+        let listeners = if self.is_controller() { 2 } else { 1 };
+        listeners * (io + net + 1)
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        if self.child.is_some() {
+            // Shorter grace: we may be unwinding from a panic.
+            let _ = self.stop(Duration::from_secs(10));
+        }
+        let _ = fs::remove_dir_all(self.data_dir());
+    }
+}
+
+fn write_file(path: &Path, text: &str) -> Result<()> {
+    fs::write(path, text).with_context(|| format!("writing {}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gc_log_heap_line() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("gc.log");
+        fs::write(
+            &p,
+            "[0.004s][info][gc,init] Heap Min Capacity: 256M\n[0.004s][info][gc,init] Heap Max Capacity: 256M\n",
+        )
+        .unwrap();
+        assert_eq!(heap_from_gc_log(&p), Some(MemSize::mib(256)));
+        fs::write(&p, "[0.004s][info][gc,init] Heap Max Capacity: 1G\n").unwrap();
+        assert_eq!(heap_from_gc_log(&p), Some(MemSize(MemSize::GIB)));
+    }
+
+    #[test]
+    fn tail_gives_last_lines() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("x.log");
+        fs::write(&p, "a\nb\nc\nd\n").unwrap();
+        assert_eq!(tail(&p, 2), "c\nd");
+        assert_eq!(tail(&d.path().join("missing"), 2), "");
+    }
+
+    #[test]
+    fn pool_threads_follow_the_roles() {
+        // (A path that does not exist: dropping a node removes its data.)
+        let none = "/nonexistent/klab-test";
+        let l = NodeLayout::single(1, "127.0.0.1", "127.0.0.1", "127.0.0.1", 1, 2, none);
+        let combined = Node::new(l.clone(), none.into());
+        assert_eq!(combined.expected_pool_threads(8, 3), 2 * 8 + 2 * 3 + 2);
+        let mut b = l;
+        b.controller_port = None;
+        let broker = Node::new(b, none.into());
+        assert_eq!(broker.expected_pool_threads(8, 3), 8 + 3 + 1);
+    }
+}
