@@ -431,6 +431,17 @@ pub struct WorkloadArgs {
     /// the rate.
     #[arg(long, value_name = "N", default_value_t = defaults::PRODUCERS, allow_hyphen_values = true, value_parser = parse_producers)]
     pub producers: u32,
+    /// Replicas per partition of the topic klab creates (default: the
+    /// number of brokers, at most 3).
+    #[arg(long, value_name = "N", allow_hyphen_values = true, value_parser = parse_replication)]
+    pub replication_factor: Option<u32>,
+    /// The topic's min.insync.replicas (default: the broker's).
+    #[arg(long, value_name = "N", allow_hyphen_values = true, value_parser = parse_replication)]
+    pub min_insync_replicas: Option<u32>,
+}
+
+pub fn parse_replication(s: &str) -> Result<u32, String> {
+    parse_count(s, limits::MAX_REPLICATION)
 }
 
 pub fn parse_producers(s: &str) -> Result<u32, String> {
@@ -474,6 +485,8 @@ impl WorkloadArgs {
             producer: self.producer_set.iter().cloned().collect(),
             topic: self.topic.clone(),
             producers: self.producers,
+            replication_factor: self.replication_factor,
+            min_insync_replicas: self.min_insync_replicas,
         };
         if let Some(t) = &w.topic {
             crate::model::check_topic_name(t).map_err(|e| usage!("--topic: {e}"))?;

@@ -128,6 +128,8 @@ pub mod limits {
     pub const MAX_RATE: f64 = 10_000_000.0;
     pub const MAX_MESSAGES: u64 = 1_000_000_000;
     pub const MAX_PRODUCERS: u32 = 64;
+    /// Kafka allows more, but a lab cluster has at most 5 brokers.
+    pub const MAX_REPLICATION: u32 = 5;
 }
 
 /// What a workload is when nothing says otherwise: the command line's
@@ -169,6 +171,13 @@ pub struct Workload {
     /// rate and the messages equally.
     #[serde(default = "default_producers")]
     pub producers: u32,
+    /// Replicas per partition of a topic klab creates (None: as many
+    /// brokers as there are, at most 3).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replication_factor: Option<u32>,
+    /// The topic's `min.insync.replicas` (None: the broker's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_insync_replicas: Option<u32>,
 }
 
 fn default_producers() -> u32 {
@@ -188,6 +197,8 @@ impl Default for Workload {
             producer: BTreeMap::new(),
             topic: None,
             producers: defaults::PRODUCERS,
+            replication_factor: None,
+            min_insync_replicas: None,
         }
     }
 }
@@ -249,6 +260,22 @@ impl Workload {
         for key in self.producer.keys() {
             check_producer_key(key).map_err(|e| format!("producer: {e}"))?;
         }
+        if let Some(rf) = self.replication_factor
+            && !(1..=limits::MAX_REPLICATION).contains(&rf)
+        {
+            return Err(format!(
+                "replication_factor: {rf} is not allowed; expected 1..={}",
+                limits::MAX_REPLICATION
+            ));
+        }
+        if let Some(isr) = self.min_insync_replicas {
+            let most = self.replication_factor.unwrap_or(limits::MAX_REPLICATION);
+            if !(1..=most).contains(&isr) {
+                return Err(format!(
+                    "min_insync_replicas: {isr} is not allowed; expected 1..={most} (at most the replication factor)"
+                ));
+            }
+        }
         Ok(())
     }
 
@@ -268,8 +295,14 @@ impl Workload {
         } else {
             String::new()
         };
+        let rf = match (self.replication_factor, self.min_insync_replicas) {
+            (Some(r), Some(i)) => format!(", RF {r}, min ISR {i}"),
+            (Some(r), None) => format!(", RF {r}"),
+            (None, Some(i)) => format!(", min ISR {i}"),
+            (None, None) => String::new(),
+        };
         format!(
-            "{load}, {} B, {} partition(s), acks={}{who}, {stop}",
+            "{load}, {} B, {} partition(s){rf}, acks={}{who}, {stop}",
             self.message_bytes, self.partitions, self.acks
         )
     }

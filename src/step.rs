@@ -154,6 +154,28 @@ pub fn environment(
     }
 }
 
+/// The replication factor and `min.insync.replicas` of the workload's topic
+/// on a cluster of `brokers`: as asked, or as many replicas as brokers (at
+/// most 3). More replicas than brokers, or an ISR above the replicas, is an
+/// input error.
+pub fn replication_of(w: &Workload, brokers: usize) -> Result<(i32, Option<u32>)> {
+    let brokers = brokers.max(1) as u32;
+    let rf = w.replication_factor.unwrap_or(brokers.min(3));
+    if rf > brokers {
+        return Err(usage!(
+            "--replication-factor {rf}: the cluster has {brokers} broker(s); at most {brokers} replicas"
+        ));
+    }
+    if let Some(isr) = w.min_insync_replicas
+        && isr > rf
+    {
+        return Err(usage!(
+            "--min-insync-replicas {isr}: above the replication factor {rf}, every write would fail"
+        ));
+    }
+    Ok((rf as i32, w.min_insync_replicas))
+}
+
 /// Producer `j` of `n`: an equal share of the rate and of the messages.
 pub fn share_of(w: &Workload, j: usize, n: usize) -> Workload {
     let mut out = w.clone();
@@ -216,6 +238,14 @@ pub fn measure(
     };
     // Its own admin client, so `target` stays free for the broker watch.
     let admin = Admin::connect(&bootstrap)?;
+    let brokers = match target {
+        Target::Local(b) => b.size() as usize,
+        Target::External { .. } => admin.broker_ids(Duration::from_secs(10))?.len(),
+    };
+    let (replication, min_isr) = replication_of(workload, brokers)?;
+    let create = |t: &str| {
+        admin.create_replicated_topic(t, workload.partitions, replication, min_isr)
+    };
     let (topic, created) = match &workload.topic {
         Some(t) => match admin.topic_partitions(t)? {
             Some(n) if (n as i32) < workload.partitions => {
@@ -226,13 +256,13 @@ pub fn measure(
             }
             Some(_) => (t.clone(), false),
             None => {
-                admin.create_topic(t, workload.partitions)?;
+                create(t)?;
                 (t.clone(), true)
             }
         },
         None => {
             let t = fresh_topic();
-            admin.create_topic(&t, workload.partitions)?;
+            create(&t)?;
             (t, true)
         }
     };
@@ -419,6 +449,26 @@ mod tests {
             ..w.clone()
         };
         assert_eq!(share_of(&max, 1, 3).rate, None);
+    }
+
+    #[test]
+    fn replication_follows_the_cluster() {
+        let w = Workload::default();
+        assert_eq!(replication_of(&w, 1).unwrap(), (1, None));
+        assert_eq!(replication_of(&w, 5).unwrap(), (3, None));
+        let w = Workload {
+            replication_factor: Some(3),
+            min_insync_replicas: Some(2),
+            ..Workload::default()
+        };
+        assert_eq!(replication_of(&w, 3).unwrap(), (3, Some(2)));
+        let e = replication_of(&w, 1).unwrap_err();
+        assert!(crate::error::is_usage(&e) && e.to_string().contains("1 broker"), "{e}");
+        let w = Workload {
+            min_insync_replicas: Some(2),
+            ..Workload::default()
+        };
+        assert!(replication_of(&w, 1).is_err());
     }
 
     #[test]

@@ -361,6 +361,7 @@ impl Bench<'_> {
             producer,
             topic: None,
             producers: 1,
+            ..Workload::default()
         };
         let watch = CpuWatch::start(self.broker);
         let started = std::time::Instant::now();

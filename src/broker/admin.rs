@@ -79,6 +79,10 @@ impl Admin {
         let client: AdminClient<DefaultClientContext> = ClientConfig::new()
             .set("bootstrap.servers", bootstrap)
             .set("client.id", "klab-admin")
+            // Looking a topic up must not create it (librdkafka's producer
+            // default, which its admin client shares, would ask a broker
+            // with auto.create.topics.enable to create it with defaults).
+            .set("allow.auto.create.topics", "false")
             // A missing broker should fail a call in seconds, not minutes.
             .set("socket.connection.setup.timeout.ms", "5000")
             .create()
@@ -200,7 +204,24 @@ impl Admin {
     /// Creates a topic with replication factor 1 and waits until every
     /// partition has a leader.
     pub fn create_topic(&self, name: &str, partitions: i32) -> Result<()> {
-        let topic = NewTopic::new(name, partitions, TopicReplication::Fixed(1));
+        self.create_replicated_topic(name, partitions, 1, None)
+    }
+
+    /// Creates a topic with `replication` replicas per partition (and
+    /// `min.insync.replicas` when given) and waits until every partition
+    /// has a leader and all its replicas in sync.
+    pub fn create_replicated_topic(
+        &self,
+        name: &str,
+        partitions: i32,
+        replication: i32,
+        min_insync: Option<u32>,
+    ) -> Result<()> {
+        let isr = min_insync.map(|n| n.to_string());
+        let mut topic = NewTopic::new(name, partitions, TopicReplication::Fixed(replication));
+        if let Some(v) = &isr {
+            topic = topic.set("min.insync.replicas", v);
+        }
         let res = block_on(self.client.create_topics([&topic], &self.opts()))
             .with_context(|| format!("creating topic {name}"))?;
         for r in res {
@@ -216,7 +237,10 @@ impl Admin {
                 .fetch_metadata(Some(name), Duration::from_secs(2))
                 && let Some(t) = md.topics().iter().find(|t| t.name() == name)
                 && t.partitions().len() == partitions as usize
-                && t.partitions().iter().all(|p| p.leader() >= 0)
+                && t
+                    .partitions()
+                    .iter()
+                    .all(|p| p.leader() >= 0 && p.isr().len() >= p.replicas().len())
             {
                 return Ok(());
             }

@@ -114,6 +114,10 @@ pub struct RawWorkload {
     pub acks: Option<Spanned<toml::Value>>,
     /// Independent producer clients sharing the rate.
     pub producers: Option<Spanned<i64>>,
+    /// Replicas per partition of the workload's topic.
+    pub replication_factor: Option<Spanned<i64>>,
+    /// The topic's `min.insync.replicas`.
+    pub min_insync_replicas: Option<Spanned<i64>>,
     #[serde(default)]
     pub producer: BTreeMap<String, Spanned<toml::Value>>,
 }
@@ -178,6 +182,8 @@ pub struct WorkloadPatch {
     pub partitions: Option<i32>,
     pub acks: Option<Acks>,
     pub producers: Option<u32>,
+    pub replication_factor: Option<u32>,
+    pub min_insync_replicas: Option<u32>,
     pub producer: BTreeMap<String, String>,
 }
 
@@ -210,6 +216,12 @@ impl WorkloadPatch {
         }
         if over.producers.is_some() {
             out.producers = over.producers;
+        }
+        if over.replication_factor.is_some() {
+            out.replication_factor = over.replication_factor;
+        }
+        if over.min_insync_replicas.is_some() {
+            out.min_insync_replicas = over.min_insync_replicas;
         }
         for (k, v) in &over.producer {
             out.producer.insert(k.clone(), v.clone());
@@ -245,6 +257,16 @@ impl WorkloadPatch {
             && let Some(n) = after.producers
         {
             out.push(format!("producers={n}"));
+        }
+        if after.replication_factor != self.replication_factor
+            && let Some(n) = after.replication_factor
+        {
+            out.push(format!("replication_factor={n}"));
+        }
+        if after.min_insync_replicas != self.min_insync_replicas
+            && let Some(n) = after.min_insync_replicas
+        {
+            out.push(format!("min.insync.replicas={n}"));
         }
         for (k, v) in &over.producer {
             if self.producer.get(k) != Some(v) {
@@ -581,6 +603,15 @@ fn parse_workload(
         let field = format!("{table}.producers");
         let hi = limits::MAX_PRODUCERS as u64;
         out.producers = Some(cx.in_range(p, &field, 1, hi)? as u32);
+    }
+    let hi = limits::MAX_REPLICATION as u64;
+    if let Some(r) = &w.replication_factor {
+        let field = format!("{table}.replication_factor");
+        out.replication_factor = Some(cx.in_range(r, &field, 1, hi)? as u32);
+    }
+    if let Some(r) = &w.min_insync_replicas {
+        let field = format!("{table}.min_insync_replicas");
+        out.min_insync_replicas = Some(cx.in_range(r, &field, 1, hi)? as u32);
     }
     if let Some(a) = &w.acks {
         let s = scalar(a.get_ref()).unwrap_or_default();

@@ -127,6 +127,8 @@ pub fn workload_from_patch(p: &WorkloadPatch, capacity: Option<f64>) -> Result<W
         producer: p.producer.clone(),
         topic: None,
         producers: p.producers.unwrap_or(d.producers),
+        replication_factor: p.replication_factor,
+        min_insync_replicas: p.min_insync_replicas,
     };
     w.validate()?;
     Ok(w)

@@ -358,6 +358,8 @@ pub fn client_config(spec: &ProducerSpec) -> ClientConfig {
     // (Kafka's Java producer buffers 32 MiB), and an overloaded broker then
     // holds the producer back within seconds instead of minutes.
     cfg.set("queue.buffering.max.kbytes", "8192");
+    // The topic exists before the first record; never create one by accident.
+    cfg.set("allow.auto.create.topics", "false");
     for (k, v) in &spec.workload.producer {
         cfg.set(k, v);
     }
