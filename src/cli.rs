@@ -440,6 +440,14 @@ pub struct WorkloadArgs {
     pub min_insync_replicas: Option<u32>,
 }
 
+pub fn parse_brokers(s: &str) -> Result<u32, String> {
+    parse_count(s, crate::broker::local::MAX_BROKERS)
+}
+
+pub fn parse_fault(s: &str) -> Result<crate::model::FaultSpec, String> {
+    s.parse()
+}
+
 pub fn parse_replication(s: &str) -> Result<u32, String> {
     parse_count(s, limits::MAX_REPLICATION)
 }
@@ -487,6 +495,7 @@ impl WorkloadArgs {
             producers: self.producers,
             replication_factor: self.replication_factor,
             min_insync_replicas: self.min_insync_replicas,
+            faults: Vec::new(),
         };
         if let Some(t) = &w.topic {
             crate::model::check_topic_name(t).map_err(|e| usage!("--topic: {e}"))?;
@@ -498,8 +507,13 @@ impl WorkloadArgs {
 
 /// Workload errors start with the field name; on the command line, name
 /// the flag instead.
-fn flagify(e: &str) -> String {
+pub fn flagify(e: &str) -> String {
     let (field, rest) = e.split_once(':').unwrap_or(("", e));
+    if let Some(f) = field.strip_prefix("faults[") {
+        // faults[2].at → --fault (the 2nd) at
+        let (n, sub) = f.split_once("].").unwrap_or((f, ""));
+        return format!("--fault (number {n}) {sub}:{rest}");
+    }
     let flag = match field {
         "producer" => "--producer-set".to_string(),
         "" => return e.to_string(),
@@ -512,6 +526,16 @@ fn flagify(e: &str) -> String {
 pub struct RunArgs {
     #[command(flatten)]
     pub kafka: KafkaArgs,
+    /// Brokers of the local cluster (1 to 5; up to 3 of them are also the
+    /// KRaft controllers).
+    #[arg(long, value_name = "N", default_value_t = 1, allow_hyphen_values = true, value_parser = parse_brokers)]
+    pub brokers: u32,
+    /// A fault during the measured window, e.g.
+    /// at=5s,action=kill,broker=leader,restart_after=10s (repeatable;
+    /// actions kill, stop, pause (with for=D), restart; broker N, leader or
+    /// controller).
+    #[arg(long = "fault", value_name = "SPEC", value_parser = parse_fault)]
+    pub faults: Vec<crate::model::FaultSpec>,
     /// Use an existing broker at HOST:PORT instead of starting one (broker
     /// settings are then refused: klab does not own that broker).
     #[arg(long, value_name = "HOST:PORT")]

@@ -178,6 +178,9 @@ pub struct Workload {
     /// The topic's `min.insync.replicas` (None: the broker's).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub min_insync_replicas: Option<u32>,
+    /// Faults on the measured window's timeline (local clusters).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub faults: Vec<FaultSpec>,
 }
 
 fn default_producers() -> u32 {
@@ -199,6 +202,7 @@ impl Default for Workload {
             producers: defaults::PRODUCERS,
             replication_factor: None,
             min_insync_replicas: None,
+            faults: Vec::new(),
         }
     }
 }
@@ -268,6 +272,15 @@ impl Workload {
                 limits::MAX_REPLICATION
             ));
         }
+        for (i, f) in self.faults.iter().enumerate() {
+            f.validate(self.duration)
+                .map_err(|e| format!("faults[{}].{e}", i + 1))?;
+        }
+        if !self.faults.is_empty() && self.duration.is_none() {
+            return Err(
+                "faults: a timeline of faults needs a duration, not a message count".into(),
+            );
+        }
         if let Some(isr) = self.min_insync_replicas {
             let most = self.replication_factor.unwrap_or(limits::MAX_REPLICATION);
             if !(1..=most).contains(&isr) {
@@ -334,6 +347,203 @@ pub fn check_topic_name(t: &str) -> Result<(), String> {
         ));
     }
     Ok(())
+}
+
+/// What a fault does to its broker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FaultAction {
+    /// SIGKILL: the JVM dies at once, nothing is flushed.
+    Kill,
+    /// SIGTERM: a controlled shutdown.
+    Stop,
+    /// SIGSTOP for `for`, then SIGCONT: the broker freezes (a long GC, a VM
+    /// pause) and comes back.
+    Pause,
+    /// A controlled shutdown and a start.
+    Restart,
+}
+
+impl FaultAction {
+    pub const ALL: &'static str = "kill, stop, pause, restart";
+
+    pub fn parse(s: &str) -> Result<FaultAction, String> {
+        match s.trim() {
+            "kill" => Ok(FaultAction::Kill),
+            "stop" => Ok(FaultAction::Stop),
+            "pause" => Ok(FaultAction::Pause),
+            "restart" => Ok(FaultAction::Restart),
+            other => Err(format!(
+                "'{other}' is not a fault action; allowed: {}",
+                FaultAction::ALL
+            )),
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FaultAction::Kill => "kill",
+            FaultAction::Stop => "stop",
+            FaultAction::Pause => "pause",
+            FaultAction::Restart => "restart",
+        }
+    }
+}
+
+/// Which broker a fault hits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FaultTarget {
+    /// A node by its number (1 = the first).
+    Node(u32),
+    /// The leader of partition 0 of the workload's topic when it fires.
+    Leader,
+    /// The active KRaft controller when it fires.
+    Controller,
+}
+
+impl FaultTarget {
+    pub fn parse(s: &str) -> Result<FaultTarget, String> {
+        match s.trim() {
+            "leader" => Ok(FaultTarget::Leader),
+            "controller" => Ok(FaultTarget::Controller),
+            n => match n.parse::<u32>() {
+                Ok(i) if i >= 1 => Ok(FaultTarget::Node(i)),
+                _ => Err(format!(
+                    "'{n}' is not a broker; allowed: a node number (1, 2, ...), \"leader\" or \"controller\""
+                )),
+            },
+        }
+    }
+}
+
+impl fmt::Display for FaultTarget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FaultTarget::Node(n) => write!(f, "{n}"),
+            FaultTarget::Leader => f.write_str("leader"),
+            FaultTarget::Controller => f.write_str("controller"),
+        }
+    }
+}
+
+impl Serialize for FaultTarget {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            FaultTarget::Node(n) => s.serialize_u32(*n),
+            other => s.serialize_str(&other.to_string()),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for FaultTarget {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = serde_json::Value::deserialize(d)?;
+        let s = match &v {
+            serde_json::Value::String(s) => s.clone(),
+            serde_json::Value::Number(n) => n.to_string(),
+            other => other.to_string(),
+        };
+        FaultTarget::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+/// A fault on the measured window's timeline.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FaultSpec {
+    /// When it fires, after the measured window starts.
+    #[serde(with = "duration_secs")]
+    pub at: Duration,
+    pub action: FaultAction,
+    pub broker: FaultTarget,
+    /// How long a `pause` lasts.
+    #[serde(
+        rename = "for",
+        with = "opt_secs",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub duration: Option<Duration>,
+    /// After a `kill` or `stop`: start the broker again this much later.
+    #[serde(with = "opt_secs", default, skip_serializing_if = "Option::is_none")]
+    pub restart_after: Option<Duration>,
+}
+
+impl FaultSpec {
+    /// The checks that need nothing but the spec and the workload: each
+    /// error names the field and what is allowed.
+    pub fn validate(&self, window: Option<Duration>) -> Result<(), String> {
+        if let Some(w) = window
+            && self.at >= w
+        {
+            return Err(format!(
+                "at: {} is not inside the measured window of {}; a fault fires at 0s..{}",
+                crate::units::format_duration(self.at),
+                crate::units::format_duration(w),
+                crate::units::format_duration(w)
+            ));
+        }
+        match (self.action, self.duration, self.restart_after) {
+            (FaultAction::Pause, None, _) => {
+                return Err("for: a pause needs how long it lasts, e.g. for = \"3s\"".into());
+            }
+            (FaultAction::Pause, Some(d), _) if d.is_zero() => {
+                return Err("for: must be longer than 0".into());
+            }
+            (a, Some(_), _) if a != FaultAction::Pause => {
+                return Err(format!(
+                    "for: only a pause lasts; a {} does not",
+                    a.as_str()
+                ));
+            }
+            (FaultAction::Pause | FaultAction::Restart, _, Some(_)) => {
+                return Err(format!(
+                    "restart_after: only after a kill or a stop; a {} brings the broker back itself",
+                    self.action.as_str()
+                ));
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+impl std::str::FromStr for FaultSpec {
+    type Err = String;
+    /// `at=5s,action=kill,broker=leader[,for=3s][,restart_after=10s]`.
+    fn from_str(s: &str) -> Result<FaultSpec, String> {
+        let (mut at, mut action, mut broker, mut dur, mut after) = (None, None, None, None, None);
+        for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let Some((k, v)) = part.split_once('=') else {
+                return Err(format!(
+                    "'{part}' is not key=value; a fault is at=5s,action=kill,broker=leader[,for=3s][,restart_after=10s]"
+                ));
+            };
+            let d = || crate::units::parse_duration(v).map_err(|e| format!("{k}: {e}"));
+            match k.trim() {
+                "at" => at = Some(d()?),
+                "action" => {
+                    action = Some(FaultAction::parse(v).map_err(|e| format!("action: {e}"))?)
+                }
+                "broker" => {
+                    broker = Some(FaultTarget::parse(v).map_err(|e| format!("broker: {e}"))?)
+                }
+                "for" => dur = Some(d()?),
+                "restart_after" => after = Some(d()?),
+                other => {
+                    return Err(format!(
+                        "'{other}' is not a fault field; allowed: at, action, broker, for, restart_after"
+                    ));
+                }
+            }
+        }
+        Ok(FaultSpec {
+            at: at.ok_or("at: missing (when the fault fires, e.g. at=5s)")?,
+            action: action.ok_or_else(|| format!("action: missing ({})", FaultAction::ALL))?,
+            broker: broker.ok_or("broker: missing (a node number, leader or controller)")?,
+            duration: dur,
+            restart_after: after,
+        })
+    }
 }
 
 /// A producer setting a workload may carry: any librdkafka key but the
@@ -667,6 +877,67 @@ mod tests {
         let mut w = Workload::default();
         w.producer.insert("acks".into(), "0".into());
         assert!(w.validate().unwrap_err().contains("acks"));
+    }
+
+    #[test]
+    fn fault_specs_parse_and_say_what_is_wrong() {
+        let f: FaultSpec = "at=5s,action=kill,broker=leader,restart_after=10s"
+            .parse()
+            .unwrap();
+        assert_eq!(f.at, Duration::from_secs(5));
+        assert_eq!(f.broker, FaultTarget::Leader);
+        assert_eq!(f.restart_after, Some(Duration::from_secs(10)));
+        assert!(f.validate(Some(Duration::from_secs(20))).is_ok());
+        let e = f.validate(Some(Duration::from_secs(5))).unwrap_err();
+        assert!(
+            e.starts_with("at: 5s is not inside the measured window of 5s"),
+            "{e}"
+        );
+        let p: FaultSpec = "at=1s,action=pause,broker=2,for=3s".parse().unwrap();
+        assert_eq!(
+            (p.broker, p.duration),
+            (FaultTarget::Node(2), Some(Duration::from_secs(3)))
+        );
+        for (spec, want) in [
+            (
+                "at=1s,action=nuke,broker=1",
+                "action: 'nuke' is not a fault action",
+            ),
+            ("at=1s,action=kill", "broker: missing"),
+            ("action=kill,broker=1", "at: missing"),
+            ("at=soon,action=kill,broker=1", "at:"),
+            ("at=1s,action=kill,broker=0", "broker: '0' is not a broker"),
+            (
+                "at=1s,action=kill,broker=1,colour=red",
+                "'colour' is not a fault field",
+            ),
+            ("at=1s,action=kill,broker=1,oops", "'oops' is not key=value"),
+        ] {
+            let e = spec.parse::<FaultSpec>().unwrap_err();
+            assert!(e.contains(want), "{spec}: {e}");
+        }
+        for (spec, want) in [
+            ("at=1s,action=pause,broker=1", "for: a pause needs"),
+            (
+                "at=1s,action=kill,broker=1,for=2s",
+                "for: only a pause lasts",
+            ),
+            (
+                "at=1s,action=pause,broker=1,for=2s,restart_after=1s",
+                "restart_after: only after",
+            ),
+        ] {
+            let e = spec
+                .parse::<FaultSpec>()
+                .unwrap()
+                .validate(None)
+                .unwrap_err();
+            assert!(e.starts_with(want), "{spec}: {e}");
+        }
+        let j = serde_json::to_value(&p).unwrap();
+        assert_eq!(j["for"], 3.0);
+        assert_eq!(j["broker"], 2);
+        assert_eq!(serde_json::from_value::<FaultSpec>(j).unwrap(), p);
     }
 
     #[test]

@@ -243,9 +243,8 @@ pub fn measure(
         Target::External { .. } => admin.broker_ids(Duration::from_secs(10))?.len(),
     };
     let (replication, min_isr) = replication_of(workload, brokers)?;
-    let create = |t: &str| {
-        admin.create_replicated_topic(t, workload.partitions, replication, min_isr)
-    };
+    let create =
+        |t: &str| admin.create_replicated_topic(t, workload.partitions, replication, min_isr);
     let (topic, created) = match &workload.topic {
         Some(t) => match admin.topic_partitions(t)? {
             Some(n) if (n as i32) < workload.partitions => {
@@ -463,7 +462,10 @@ mod tests {
         };
         assert_eq!(replication_of(&w, 3).unwrap(), (3, Some(2)));
         let e = replication_of(&w, 1).unwrap_err();
-        assert!(crate::error::is_usage(&e) && e.to_string().contains("1 broker"), "{e}");
+        assert!(
+            crate::error::is_usage(&e) && e.to_string().contains("1 broker"),
+            "{e}"
+        );
         let w = Workload {
             min_insync_replicas: Some(2),
             ..Workload::default()

@@ -237,8 +237,7 @@ impl Admin {
                 .fetch_metadata(Some(name), Duration::from_secs(2))
                 && let Some(t) = md.topics().iter().find(|t| t.name() == name)
                 && t.partitions().len() == partitions as usize
-                && t
-                    .partitions()
+                && t.partitions()
                     .iter()
                     .all(|p| p.leader() >= 0 && p.isr().len() >= p.replicas().len())
             {

@@ -49,6 +49,28 @@ pub struct RawLab {
     /// Workload overrides for `--quick`.
     pub quick: Option<RawWorkload>,
     pub expect: Option<RawExpect>,
+    /// The local cluster the lab runs on.
+    pub cluster: Option<RawCluster>,
+    /// Faults on each step's measured window.
+    pub faults: Option<Vec<RawFault>>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCluster {
+    /// Brokers, 1 to 5.
+    pub brokers: Spanned<i64>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawFault {
+    pub at: Spanned<String>,
+    pub action: Spanned<String>,
+    pub broker: Spanned<toml::Value>,
+    #[serde(rename = "for")]
+    pub duration: Option<Spanned<String>>,
+    pub restart_after: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -184,6 +206,8 @@ pub struct WorkloadPatch {
     pub producers: Option<u32>,
     pub replication_factor: Option<u32>,
     pub min_insync_replicas: Option<u32>,
+    /// The lab's own `[[faults]]` replace those of the lab it extends.
+    pub faults: Option<Vec<crate::model::FaultSpec>>,
     pub producer: BTreeMap<String, String>,
 }
 
@@ -222,6 +246,9 @@ impl WorkloadPatch {
         }
         if over.min_insync_replicas.is_some() {
             out.min_insync_replicas = over.min_insync_replicas;
+        }
+        if over.faults.is_some() {
+            out.faults = over.faults.clone();
         }
         for (k, v) in &over.producer {
             out.producer.insert(k.clone(), v.clone());
@@ -297,6 +324,11 @@ pub struct LabFile {
     pub workload: WorkloadPatch,
     pub quick: WorkloadPatch,
     pub expect: Expect,
+    /// `[cluster] brokers`, with its line and column.
+    pub brokers: Option<(u32, usize, usize)>,
+    /// Line and column of each `[[faults]]` entry (the faults themselves
+    /// are in `workload.faults`).
+    pub fault_spans: Vec<(usize, usize)>,
 }
 
 struct Ctx<'a> {
@@ -429,6 +461,25 @@ fn validate(cx: &Ctx<'_>, raw: RawLab) -> Result<LabFile, LabFileError> {
         Some(e) => expect(cx, e)?,
         None => Expect::default(),
     };
+    let brokers = match &raw.cluster {
+        Some(c) => {
+            let hi = crate::broker::local::MAX_BROKERS as u64;
+            let n = cx.in_range(&c.brokers, "cluster.brokers", 1, hi)? as u32;
+            let (l, col) = line_col(cx.text, c.brokers.span().start);
+            Some((n, l, col))
+        }
+        None => None,
+    };
+    let mut workload = workload;
+    let mut fault_spans = Vec::new();
+    if let Some(fs) = &raw.faults {
+        let mut out = Vec::new();
+        for (i, f) in fs.iter().enumerate() {
+            out.push(parse_fault(cx, i + 1, f)?);
+            fault_spans.push(line_col(cx.text, f.at.span().start));
+        }
+        workload.faults = Some(out);
+    }
     Ok(LabFile {
         path: cx.path.to_path_buf(),
         title: raw.title.into_inner(),
@@ -439,7 +490,41 @@ fn validate(cx: &Ctx<'_>, raw: RawLab) -> Result<LabFile, LabFileError> {
         workload,
         quick,
         expect,
+        brokers,
+        fault_spans,
     })
+}
+
+/// One `[[faults]]` entry; errors name `faults[N].field`.
+fn parse_fault(
+    cx: &Ctx<'_>,
+    n: usize,
+    f: &RawFault,
+) -> Result<crate::model::FaultSpec, LabFileError> {
+    use crate::model::{FaultAction, FaultSpec, FaultTarget};
+    let dur = |v: &Spanned<String>, field: &str| {
+        parse_duration(v.get_ref()).map_err(|e| cx.err(v, format!("faults[{n}].{field}: {e}")))
+    };
+    let action = FaultAction::parse(f.action.get_ref())
+        .map_err(|e| cx.err(&f.action, format!("faults[{n}].action: {e}")))?;
+    let broker = FaultTarget::parse(&scalar(f.broker.get_ref()).unwrap_or_default())
+        .map_err(|e| cx.err(&f.broker, format!("faults[{n}].broker: {e}")))?;
+    let spec = FaultSpec {
+        at: dur(&f.at, "at")?,
+        action,
+        broker,
+        duration: f.duration.as_ref().map(|d| dur(d, "for")).transpose()?,
+        restart_after: f
+            .restart_after
+            .as_ref()
+            .map(|d| dur(d, "restart_after"))
+            .transpose()?,
+    };
+    // What needs only the entry itself; the window is checked once the
+    // lab's workload is known.
+    spec.validate(None)
+        .map_err(|e| cx.err(&f.action, format!("faults[{n}].{e}")))?;
+    Ok(spec)
 }
 
 /// A TOML scalar as the string Kafka would read.

@@ -44,6 +44,8 @@ pub struct Lab {
     pub expect: Expect,
     /// Which lab set each setting (`heap`, Kafka keys, `producer.linger.ms`).
     pub origin: BTreeMap<String, String>,
+    /// Brokers of the local cluster (`[cluster] brokers`, inherited; 1).
+    pub brokers: u32,
 }
 
 impl Lab {
@@ -129,6 +131,7 @@ pub fn workload_from_patch(p: &WorkloadPatch, capacity: Option<f64>) -> Result<W
         producers: p.producers.unwrap_or(d.producers),
         replication_factor: p.replication_factor,
         min_insync_replicas: p.min_insync_replicas,
+        faults: p.faults.clone().unwrap_or_default(),
     };
     w.validate()?;
     Ok(w)
@@ -313,8 +316,12 @@ fn resolve(dir: &Path, id: &str, files: &BTreeMap<String, LabFile>) -> Result<La
     let mut quick = WorkloadPatch::default();
     let mut origin = BTreeMap::new();
     let mut workload_changes = Vec::new();
+    let mut brokers = 1;
     for lab_id in &chain {
         let f = &files[*lab_id];
+        if let Some((n, _, _)) = f.brokers {
+            brokers = n;
+        }
         if f.broker.heap.is_some() {
             origin.insert("heap".to_string(), lab_id.to_string());
         }
@@ -337,6 +344,7 @@ fn resolve(dir: &Path, id: &str, files: &BTreeMap<String, LabFile>) -> Result<La
         quick = quick.overlay(&f.quick);
     }
     let f = &files[id];
+    check_faults(f, &workload, &quick, brokers)?;
     let expect = f.expect;
     Ok(Lab {
         id: id.to_string(),
@@ -353,7 +361,48 @@ fn resolve(dir: &Path, id: &str, files: &BTreeMap<String, LabFile>) -> Result<La
         quick,
         expect,
         origin,
+        brokers,
     })
+}
+
+/// A lab's own faults against its resolved workload (normal and quick)
+/// and cluster: each fires inside the measured window, on a broker that
+/// exists. The error points at the fault's line.
+fn check_faults(
+    f: &LabFile,
+    workload: &WorkloadPatch,
+    quick: &WorkloadPatch,
+    brokers: u32,
+) -> Result<()> {
+    let Some(faults) = &workload.faults else {
+        return Ok(());
+    };
+    for (i, fault) in faults.iter().enumerate() {
+        let (line, col) = f.fault_spans.get(i).copied().unwrap_or((0, 0));
+        let at = |msg: String| usage!("{}:{line}:{col}: faults[{}].{msg}", f.path.display(), i + 1);
+        for (what, patch) in [
+            ("", workload),
+            (" (with --quick)", &workload.overlay(quick)),
+        ] {
+            let window = patch.duration.or(Workload::default().duration);
+            if patch.messages.is_some() {
+                return Err(at(
+                    "at: faults need a workload with a duration, not a message count".into(),
+                ));
+            }
+            fault
+                .validate(window)
+                .map_err(|e| at(format!("{e}{what}")))?;
+        }
+        if let crate::model::FaultTarget::Node(n) = fault.broker
+            && n > brokers
+        {
+            return Err(at(format!(
+                "broker: {n} of {brokers}; this lab's cluster has brokers 1..={brokers} ([cluster] brokers)"
+            )));
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -427,6 +476,78 @@ mod tests {
         let labs = Labs::load(d.path()).unwrap();
         let msg = labs.get("42").unwrap_err().to_string();
         assert!(msg.contains("01-a, 02-b, 03-c"), "{msg}");
+    }
+
+    #[test]
+    fn faults_and_clusters_are_inherited_and_checked() {
+        let d = tempfile::tempdir().unwrap();
+        write(
+            d.path(),
+            "01-base",
+            "title = \"base\"\n[cluster]\nbrokers = 3\n[workload]\nrate = 1000\nduration = \"20s\"\n[quick]\nduration = \"6s\"\n",
+        );
+        write(
+            d.path(),
+            "02-kill",
+            "title = \"kill\"\nextends = \"01\"\n[[faults]]\nat = \"3s\"\naction = \"kill\"\nbroker = \"leader\"\nrestart_after = \"2s\"\n",
+        );
+        let labs = Labs::load(d.path()).unwrap();
+        let l = labs.get("02").unwrap();
+        assert_eq!(l.brokers, 3);
+        let w = l.workload(true, None).unwrap();
+        assert_eq!(w.faults.len(), 1);
+        assert_eq!(w.faults[0].action, crate::model::FaultAction::Kill);
+        assert!(
+            labs.baseline()
+                .workload(false, None)
+                .unwrap()
+                .faults
+                .is_empty()
+        );
+
+        let bad = |text: &str| {
+            write(d.path(), "02-kill", text);
+            Labs::load(d.path()).unwrap_err().to_string()
+        };
+        let head = "title = \"kill\"\nextends = \"01\"\n[[faults]]\n";
+        // Inside the full window but not the quick one.
+        let e = bad(&format!(
+            "{head}at = \"10s\"\naction = \"kill\"\nbroker = 1\n"
+        ));
+        assert!(
+            e.contains("02-kill/lab.toml:4:6: faults[1].at") && e.contains("--quick"),
+            "{e}"
+        );
+        let e = bad(&format!(
+            "{head}at = \"1s\"\naction = \"explode\"\nbroker = 1\n"
+        ));
+        assert!(
+            e.contains(":5:")
+                && e.contains("faults[1].action")
+                && e.contains("kill, stop, pause, restart"),
+            "{e}"
+        );
+        let e = bad(&format!(
+            "{head}at = \"1s\"\naction = \"kill\"\nbroker = 4\n"
+        ));
+        assert!(e.contains("broker: 4 of 3"), "{e}");
+        let e = bad(&format!(
+            "{head}at = \"1s\"\naction = \"pause\"\nbroker = 1\n"
+        ));
+        assert!(e.contains("faults[1].for"), "{e}");
+        let e = bad(&format!(
+            "{head}at = \"1s\"\naction = \"kill\"\nbroker = \"me\"\n"
+        ));
+        assert!(e.contains(":6:") && e.contains("faults[1].broker"), "{e}");
+        let e = bad(&format!(
+            "{head}at = \"1s\"\naction = \"kill\"\nbroker = 1\ncolour = 1\n"
+        ));
+        assert!(e.contains("colour"), "{e}");
+        let e = bad("title = \"kill\"\nextends = \"01\"\n[cluster]\nbrokers = 9\n");
+        assert!(
+            e.contains("cluster.brokers: 9 is out of range; expected 1..=5"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -300,6 +300,7 @@ mod tests {
             quick: Default::default(),
             expect,
             origin: Default::default(),
+            brokers: 1,
         }
     }
 
