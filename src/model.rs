@@ -350,10 +350,11 @@ pub fn check_topic_name(t: &str) -> Result<(), String> {
 }
 
 /// What a fault does to its broker.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum FaultAction {
     /// SIGKILL: the JVM dies at once, nothing is flushed.
+    #[default]
     Kill,
     /// SIGTERM: a controlled shutdown.
     Stop,
@@ -769,6 +770,67 @@ pub struct StepResult {
     /// (local brokers: read from their GC log).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gc: Option<GcSummary>,
+    /// The faults that fired in the measured window, as they happened.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub faults: Vec<FaultRecord>,
+    /// The window cut before, during and after each fault.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub windows: Vec<Window>,
+    /// With faults: the longest time, from a fault, until the acknowledged
+    /// rate was back within 10% of the rate before it and stayed there for
+    /// 3 s; None when a fault's rate never came back in the window.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recovery_s: Option<f64>,
+}
+
+/// A fault as it happened.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct FaultRecord {
+    pub action: FaultAction,
+    /// The node it hit.
+    pub broker: i32,
+    /// What the spec named: a number, `leader` or `controller`.
+    pub target: String,
+    /// Seconds after the measured window started.
+    pub at_s: f64,
+    /// Until every partition the broker led had another leader (None: it
+    /// led none, or leadership did not move during the step).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leader_moved_s: Option<f64>,
+    /// When the broker was back (resumed, or started again), seconds after
+    /// the window started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub back_at_s: Option<f64>,
+    /// Until the acknowledged rate was back (see `StepResult::recovery_s`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recovery_s: Option<f64>,
+    /// Why the fault (or bringing the broker back) failed, if it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// Part of a measured window around a fault.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Window {
+    /// `before`, `during` (until the rate recovered) or `after`.
+    pub name: String,
+    /// The fault (1-based) it belongs to.
+    pub fault: usize,
+    /// Seconds after the measured window started.
+    pub from_s: f64,
+    pub to_s: f64,
+    /// Acknowledgements per second in the window.
+    pub records_per_s: f64,
+    pub e2e_p50_ms: f64,
+    pub e2e_p99_ms: f64,
+    pub e2e_max_ms: f64,
+    /// Sends that failed (never acknowledged), by due time.
+    pub failed: u64,
+    /// Records read more than once, by due time.
+    pub duplicated: u64,
+    /// Records missing at the consumer and not failed (acknowledged, then
+    /// lost), by their due time.
+    pub lost: u64,
 }
 
 /// GC pauses of a broker JVM over a window.

@@ -64,7 +64,17 @@ pub struct StepOptions {
     pub throwaway: bool,
     /// Overrides [`catch_up_limit`] (tests).
     pub catch_up: Option<Duration>,
+    /// A throw-away load on a local broker that ends as soon as the
+    /// broker's JIT compilers have settled (see [`JIT_SETTLED`]), after at
+    /// least [`JIT_MIN`].
+    pub until_jit_settles: bool,
 }
+
+/// The JIT has settled when its compiler threads used less than this much
+/// CPU (in all the brokers) over the last [`JIT_LOOKBACK`].
+pub const JIT_SETTLED: Duration = Duration::from_millis(1000);
+pub const JIT_LOOKBACK: Duration = Duration::from_secs(5);
+pub const JIT_MIN: Duration = Duration::from_secs(6);
 
 /// How long the consumer may keep reading after the producers are done
 /// before the step ends incomplete: a broker that takes writes faster than
@@ -292,6 +302,9 @@ pub fn measure(
         applied: opts.applied,
     });
     let mut measuring = false;
+    // (when, compiler CPU seconds) samples of the brokers' JIT.
+    let mut jit: std::collections::VecDeque<(Instant, f64)> = Default::default();
+    let started_at = Instant::now();
 
     let mut broker_died: Option<anyhow::Error> = None;
     let (preport, creport): (Result<ProducerReport>, Result<ConsumerReport>) = std::thread::scope(
@@ -333,6 +346,28 @@ pub fn measure(
                     let err = b.death_report(Some(status));
                     cancel.cancel(format!("{err:#}"));
                     broker_died = Some(err);
+                }
+                if opts.until_jit_settles
+                    && let Target::Local(b) = target
+                    && let Some(cpu) = b.jit_cpu_s()
+                {
+                    let t = Instant::now();
+                    jit.push_back((t, cpu));
+                    while jit.len() > 1 && t - jit[1].0 >= JIT_LOOKBACK {
+                        jit.pop_front();
+                    }
+                    if let Some((t0, c0)) = jit.front()
+                        && t - *t0 >= JIT_LOOKBACK
+                        && started_at.elapsed() >= JIT_MIN
+                        && cpu - c0 < JIT_SETTLED.as_secs_f64()
+                        && !cancel.is_cancelled()
+                    {
+                        cancel.cancel(format!(
+                            "the JIT settled after {:.0}s",
+                            started_at.elapsed().as_secs_f64()
+                        ));
+                        tracing::info!("JIT warm-up: settled after {:.0?}", started_at.elapsed());
+                    }
                 }
                 let now = sum_progress(&progress);
                 if now.measuring && !measuring {

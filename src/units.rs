@@ -149,6 +149,13 @@ pub fn parse_key_value(text: &str) -> Result<(String, String), String> {
 }
 
 /// Serde helper: a `Duration` as fractional seconds in JSON and TOML.
+/// Kernel clock ticks per second (the unit of /proc's CPU times).
+pub fn clock_ticks() -> f64 {
+    // SAFETY: sysconf has no preconditions.
+    let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if t > 0 { t as f64 } else { 100.0 }
+}
+
 pub mod duration_secs {
     use serde::{Deserialize, Deserializer, Serializer};
     use std::time::Duration;

@@ -3,6 +3,7 @@
 //! process, every thread, start-up included), the same way for klab's own
 //! processes and for Kafka's JVM tools.
 
+use crate::units::clock_ticks;
 use anyhow::{Context, Result, anyhow};
 use std::io::Read;
 use std::process::{Command, Stdio};
@@ -153,11 +154,6 @@ pub fn proc_cpu_s(pid: u32) -> Option<f64> {
     Some((utime + stime) / clock_ticks())
 }
 
-fn clock_ticks() -> f64 {
-    // SAFETY: sysconf has no preconditions.
-    let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    if t > 0 { t as f64 } else { 100.0 }
-}
 
 /// (busy, total) jiffies of the whole host from /proc/stat.
 pub fn host_jiffies() -> Option<(u64, u64)> {

@@ -661,12 +661,80 @@ impl LocalBroker {
         }
     }
 
+    /// CPU seconds the brokers' JIT compiler threads have used so far (from
+    /// /proc; None where it cannot be read).
+    pub fn jit_cpu_s(&self) -> Option<f64> {
+        let per_node: Vec<f64> = self
+            .nodes
+            .iter()
+            .filter_map(|n| crate::broker::node::jit_cpu_s(n.pid()?))
+            .collect();
+        (!per_node.is_empty()).then(|| per_node.iter().sum())
+    }
+
     /// Sends a signal to the first node's JVM (tests use SIGSTOP/SIGCONT/SIGKILL).
     pub fn signal(&self, sig: i32) -> Result<()> {
         self.nodes
             .first()
             .ok_or_else(|| anyhow!("no broker"))?
             .signal(sig)
+    }
+
+    /// SIGTERM to node `id` (a controlled shutdown, not waited for); it is
+    /// down on purpose.
+    pub fn terminate_node(&mut self, id: i32) -> Result<()> {
+        let n = self.node_mut(id)?;
+        n.down = true;
+        n.terminate();
+        Ok(())
+    }
+
+    /// Stops node `id` (waiting for it) and starts it again.
+    pub fn restart_node(&mut self, id: i32) -> Result<()> {
+        let grace = self.opts.stop_grace;
+        let n = self.node_mut(id)?;
+        n.down = true;
+        n.stop(grace)?;
+        self.start_node(id)
+    }
+
+    /// Brings back what faults left: paused nodes continue, stopped or
+    /// killed ones start again; then waits until nothing is
+    /// under-replicated, so the next step starts on a whole cluster.
+    pub fn heal(&mut self) -> Result<()> {
+        let ids: Vec<i32> = self.nodes.iter().filter(|n| n.down).map(Node::id).collect();
+        if ids.is_empty() {
+            return Ok(());
+        }
+        for id in ids {
+            let n = self.node_mut(id)?;
+            if n.is_running() {
+                let _ = n.signal(libc::SIGCONT);
+                n.down = false;
+            } else {
+                self.start_node(id)?;
+            }
+        }
+        self.wait_fully_replicated(Duration::from_secs(120))
+    }
+
+    /// The active KRaft controller: the controller node whose log most
+    /// recently says it became the active controller.
+    pub fn active_controller(&self) -> Option<i32> {
+        self.nodes
+            .iter()
+            .filter(|n| n.is_controller())
+            .filter_map(|n| {
+                let log = std::fs::read_to_string(n.log_path()).ok()?;
+                // Lines start with the time: "[2026-12-01 22:24:11,089] ...".
+                let line = log
+                    .lines()
+                    .rev()
+                    .find(|l| l.contains("Becoming the active controller"))?;
+                Some((line.get(..25)?.to_string(), n.id()))
+            })
+            .max()
+            .map(|(_, id)| id)
     }
 
     /// Sends a signal to node `id` and marks it down on purpose (its death

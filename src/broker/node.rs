@@ -107,6 +107,30 @@ pub fn format_storage(
     Ok(())
 }
 
+/// CPU seconds (user + system) of the JIT compiler threads of JVM `pid`
+/// (Linux names them "C1 CompilerThre..." and "C2 CompilerThre...").
+pub fn jit_cpu_s(pid: u32) -> Option<f64> {
+    let ticks = crate::units::clock_ticks();
+    let tasks = fs::read_dir(format!("/proc/{pid}/task")).ok()?;
+    let mut total = 0u64;
+    for t in tasks.flatten() {
+        let comm = fs::read_to_string(t.path().join("comm")).unwrap_or_default();
+        if !(comm.starts_with("C1 CompilerThre") || comm.starts_with("C2 CompilerThre")) {
+            continue;
+        }
+        let Ok(stat) = fs::read_to_string(t.path().join("stat")) else {
+            continue;
+        };
+        // Fields after the ")" that closes the name: utime is the 12th
+        // and stime the 13th of them.
+        let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        let (u, s) = (f.get(11)?.parse::<u64>().ok()?, f.get(12)?.parse::<u64>().ok()?);
+        total += u + s;
+    }
+    Some(total as f64 / ticks)
+}
+
 /// One node: where it lives and, while it runs, its JVM.
 pub struct Node {
     pub layout: NodeLayout,

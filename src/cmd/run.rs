@@ -59,9 +59,10 @@ pub fn execute(args: &RunArgs) -> Result<Outcome> {
         progress: show,
         title: "JIT warm-up".into(),
         throwaway: true,
+        until_jit_settles: true,
         ..Default::default()
     };
-    let w = crate::lab::target::warm_up_workload(&workload);
+    let w = crate::lab::target::warm_up_workload(&workload, crate::lab::target::JIT_WARM_UP_MAX);
     let warmed = step::measure(&mut Target::Local(&mut broker), &w, &secret, &warm);
     let opts = StepOptions {
         progress: show,

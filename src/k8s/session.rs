@@ -504,7 +504,8 @@ impl LabTarget for K8sSession {
     /// The load as pods, for a few seconds.
     fn warm_up(&mut self, workload: &Workload) -> Result<()> {
         self.say("JIT warm-up of the restarted broker");
-        self.run_load(&warm_up_workload(workload)).map(|_| ())
+        self.run_load(&warm_up_workload(workload, crate::lab::target::WARM_UP))
+            .map(|_| ())
     }
     fn measure_raw(
         &mut self,

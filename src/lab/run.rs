@@ -117,12 +117,19 @@ pub fn run_labs(
 ) -> Result<()> {
     let baseline = labs.baseline();
     let quick = session.quick();
+    let calibrating = session.ledger().capacity.is_none();
     let capacity = if baseline.needs_capacity() || chosen.iter().any(|l| l.needs_capacity()) {
         Some(session.calibrate(baseline)?)
     } else {
         None
     };
     let ref_w = baseline.workload(quick, capacity)?;
+    if calibrating && capacity.is_some() {
+        // The calibration ran at max on a JVM that was started just before:
+        // let its JIT settle at the reference's load before the reference
+        // (every ratio divides by it).
+        session.warm_up(&ref_w)?;
+    }
     let reference = reference_step(session, baseline, &ref_w)?;
     rows.push(Row {
         lab: baseline.id.clone(),

@@ -174,11 +174,27 @@ impl Session {
         let Some(SessionBroker::Local(b)) = self.broker.as_mut() else {
             return Ok(());
         };
-        let w = warm_up_workload(workload);
+        // At the step's own rate until the broker's JIT settles; a load at
+        // max (the calibration's) only briefly: the JIT-settling warm-up
+        // comes before the first step that offers a rate.
+        let settle = workload.rate.is_some();
+        let length = if settle {
+            crate::lab::target::JIT_WARM_UP_MAX
+        } else {
+            crate::lab::target::WARM_UP
+        };
+        let w = warm_up_workload(workload, length);
+        if settle {
+            self.opts.progress.say(&format!(
+                "JIT warm-up: the step's load, not counted, until the broker's JIT compilers settle (at most {}s)",
+                length.as_secs()
+            ));
+        }
         let opts = StepOptions {
             progress: self.opts.progress,
             title: "JIT warm-up".into(),
             throwaway: true,
+            until_jit_settles: settle,
             ..Default::default()
         };
         let m = step::measure(&mut Target::Local(b), &w, &self.secret, &opts)?;

@@ -15,8 +15,9 @@ use std::path::{Path, PathBuf};
 /// What a step costs beyond its warm-up and window: topic creation and
 /// deletion, consumer start, draining (measured on 2 cores: 3 to 5 s).
 const STEP_OVERHEAD: std::time::Duration = std::time::Duration::from_secs(4);
-/// A broker (re)start with its JIT warm-up.
-const RESTART_COST: std::time::Duration = std::time::Duration::from_secs(18);
+/// A broker (re)start with its JIT warm-up (2 cores: about 45 s until the
+/// JIT settles).
+const RESTART_COST: std::time::Duration = std::time::Duration::from_secs(55);
 
 /// A rough duration of `steps` measurements of `w` with `restarts` broker
 /// (re)starts, to say before a long command starts how long it will take.
@@ -36,15 +37,25 @@ pub fn describe_estimate(d: std::time::Duration) -> String {
 }
 
 /// How long the throw-away load after a broker (re)start runs.
+/// (A target that cannot watch the broker's JIT, Kubernetes, runs it this
+/// long; a local broker runs it until its JIT settles, see
+/// [`JIT_WARM_UP_MAX`].)
 pub const WARM_UP: std::time::Duration = std::time::Duration::from_secs(6);
 
-/// The throw-away load after a (re)start: `workload` for [`WARM_UP`],
-/// without a warm-up of its own.
-pub fn warm_up_workload(workload: &Workload) -> Workload {
+/// The longest throw-away load after a local broker (re)starts. On 2
+/// cores Kafka's JIT compilers work for 40 to 50 s under load before the
+/// broker reaches its steady latency; the warm-up ends as soon as they
+/// settle (see `step::StepOptions::until_jit_settles`).
+pub const JIT_WARM_UP_MAX: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// The throw-away load after a (re)start: `workload` for `length`, without
+/// a warm-up or faults of its own.
+pub fn warm_up_workload(workload: &Workload, length: std::time::Duration) -> Workload {
     Workload {
         messages: None,
-        duration: Some(WARM_UP),
+        duration: Some(length),
         warmup: std::time::Duration::ZERO,
+        faults: Vec::new(),
         ..workload.clone()
     }
 }

@@ -85,6 +85,11 @@ pub struct ConsumerReport {
     pub stopped: Option<String>,
     /// When the last data record arrived, after the clock origin.
     pub last_receive: Duration,
+    /// Records read more than once, per second of their due time.
+    pub duplicated_per_second: std::collections::BTreeMap<u64, u64>,
+    /// Records sent but never read, per second of their (estimated) due
+    /// time.
+    pub missing_per_second: std::collections::BTreeMap<u64, u64>,
 }
 
 pub fn client_config(spec: &ConsumerSpec) -> ClientConfig {
@@ -205,7 +210,10 @@ pub fn run(
         last_arrival = Instant::now();
         match decoder.decode(msg.payload()) {
             Decoded::Record(h) => {
-                tally.record(msg.partition(), &h);
+                if tally.record(msg.partition(), &h) == crate::load::tally::Arrival::Duplicate {
+                    let s = clock.offset_of(h.due_ns).as_secs();
+                    *report.duplicated_per_second.entry(s).or_default() += 1;
+                }
                 let lat_us = now_ns.saturating_sub(h.due_ns) / 1000;
                 let at = clock.offset_of(now_ns);
                 if h.flags & FLAG_WARMUP != 0 {
@@ -222,5 +230,11 @@ pub fn run(
         }
     }
     report.counts = tally.counts();
+    for due in tally.missing_due_ns() {
+        *report
+            .missing_per_second
+            .entry(clock.offset_of(due).as_secs())
+            .or_default() += 1;
+    }
     Ok(report)
 }

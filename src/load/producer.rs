@@ -46,6 +46,8 @@ struct Deliveries {
     acked_per_partition: Vec<u64>,
     last_ack: Duration,
     first_error: Option<String>,
+    /// Failed deliveries per second of their due time (clock seconds).
+    failed_per_second: std::collections::BTreeMap<u64, u64>,
 }
 
 struct DeliveryContext {
@@ -81,6 +83,7 @@ impl ProducerContext for DeliveryContext {
             }
             Err((err, _)) => {
                 s.failed += 1;
+                *s.failed_per_second.entry(due_us / 1_000_000).or_default() += 1;
                 if s.first_error.is_none() {
                     s.first_error = Some(err.to_string());
                 }
@@ -311,6 +314,8 @@ pub struct ProducerReport {
     pub stopped: Option<String>,
     /// How many reports were merged into this one.
     pub merged: usize,
+    /// Failed deliveries per second of their due time (clock seconds).
+    pub failed_per_second: std::collections::BTreeMap<u64, u64>,
 }
 
 impl ProducerReport {
@@ -337,6 +342,9 @@ impl ProducerReport {
         self.last_ack = self.last_ack.max(o.last_ack);
         self.measured_sent += o.measured_sent;
         self.unsent += o.unsent;
+        for (k, n) in &o.failed_per_second {
+            *self.failed_per_second.entry(*k).or_default() += n;
+        }
         if self.first_error.is_none() {
             self.first_error = o.first_error.clone();
         }
@@ -565,6 +573,7 @@ pub fn run(
         report.failed = s.failed;
         report.last_ack = s.last_ack;
         report.first_error = s.first_error.take();
+        report.failed_per_second = std::mem::take(&mut s.failed_per_second);
         report.publish = std::mem::take(&mut s.publish);
         report.publish_warmup = std::mem::take(&mut s.publish_warmup);
         s.acked_per_partition.clone()

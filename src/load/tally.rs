@@ -23,6 +23,19 @@ impl SeqSet {
         self.words[w] |= bit;
         !was
     }
+
+    /// The numbers in `0..end` that are not in the set.
+    fn absent(&self, end: u64) -> impl Iterator<Item = u64> + '_ {
+        (0..end.div_ceil(64)).flat_map(move |w| {
+            let word = self.words.get(w as usize).copied().unwrap_or(0);
+            // Whole words present are skipped at once.
+            (word != u64::MAX)
+                .then(|| (0..64).filter(move |b| word & (1 << b) == 0).map(move |b| w * 64 + b))
+                .into_iter()
+                .flatten()
+                .filter(move |s| *s < end)
+        })
+    }
 }
 
 #[derive(Default, Clone)]
@@ -38,6 +51,11 @@ struct ProducerState {
     markers: BTreeMap<u32, MarkerBody>,
     /// Partition count announced by this producer's markers.
     expected_partitions: Option<u32>,
+    /// The lowest and the highest sequence seen, with their due times: an
+    /// open loop's due time is linear in the sequence, so a missing
+    /// record's due time lies on that line.
+    lowest: Option<(u64, u64)>,
+    highest: Option<(u64, u64)>,
 }
 
 /// What happened to one data record.
@@ -85,6 +103,12 @@ impl Tally {
         if !p.seen.insert(h.seq) {
             self.counts.duplicated += 1;
             return Arrival::Duplicate;
+        }
+        if p.lowest.is_none_or(|(s, _)| h.seq < s) {
+            p.lowest = Some((h.seq, h.due_ns));
+        }
+        if p.highest.is_none_or(|(s, _)| h.seq > s) {
+            p.highest = Some((h.seq, h.due_ns));
         }
         let ps = p.partitions.entry(partition).or_default();
         ps.unique += 1;
@@ -136,6 +160,30 @@ impl Tally {
             .values()
             .filter(|p| !p.markers.is_empty())
             .count()
+    }
+
+    /// The due times (Unix ns) of the records the producers sent (per their
+    /// markers) that never arrived, acknowledged or not, each placed on the
+    /// line of its producer's seen sequences and due times.
+    pub fn missing_due_ns(&self) -> Vec<u64> {
+        let mut out = Vec::new();
+        for p in self.producers.values() {
+            let sent: u64 = p.markers.values().map(|m| m.sent).sum();
+            let (Some((s0, d0)), Some((s1, d1))) = (p.lowest, p.highest) else {
+                continue;
+            };
+            let slope = if s1 > s0 {
+                (d1 as f64 - d0 as f64) / (s1 - s0) as f64
+            } else {
+                0.0
+            };
+            out.extend(
+                p.seen
+                    .absent(sent)
+                    .map(|s| (d0 as f64 + (s as f64 - s0 as f64) * slope).max(0.0) as u64),
+            );
+        }
+        out
     }
 
     /// Counts, with `lost` computed from the markers seen so far.
@@ -237,6 +285,27 @@ mod tests {
         t.record(0, &h(1, 1));
         assert_eq!(t.counts().warmup, 1);
         assert_eq!(t.counts().consumed, 2);
+    }
+
+    #[test]
+    fn missing_records_get_due_times_on_their_producers_line() {
+        let mut t = Tally::new();
+        for seq in [0u64, 1, 2, 5, 6, 9] {
+            let mut x = h(3, seq);
+            x.due_ns = 1_000 + seq * 100;
+            t.record(0, &x);
+        }
+        // 10 sent, so 3, 4, 7 and 8 are missing.
+        t.marker(&h(3, u64::MAX), MarkerBody { partition: 0, partitions: 1, acked: 10, sent: 10, total_acked: 10 });
+        assert_eq!(t.missing_due_ns(), vec![1300, 1400, 1700, 1800]);
+        let mut s = SeqSet::default();
+        for i in 0..200 {
+            if i != 150 {
+                s.insert(i);
+            }
+        }
+        assert_eq!(s.absent(200).collect::<Vec<_>>(), vec![150]);
+        assert_eq!(s.absent(202).collect::<Vec<_>>(), vec![150, 200, 201]);
     }
 
     #[test]

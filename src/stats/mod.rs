@@ -4,6 +4,7 @@ pub mod plot;
 pub mod progress;
 pub mod report;
 pub mod table;
+pub mod windows;
 
 /// Median, min and max of repeated measurements (non-finite values are
 /// left out).
