@@ -34,19 +34,21 @@ let
   # What the Rust build reads. Tests and labs are left out (they only matter
   # to checks.klab-tests, which adds them), so editing them, README or nix/
   # does not rebuild klab. Paths that do not exist yet are simply left out.
-  rustSrc = extra: lib.fileset.toSource {
-    root = ../.;
-    fileset = lib.fileset.unions (
-      [
-        ../Cargo.toml
-        ../Cargo.lock
-        ../src
-        (lib.fileset.maybeMissing ../build.rs)
-        (lib.fileset.maybeMissing ../benches)
-      ]
-      ++ extra
-    );
-  };
+  rustSrc =
+    extra:
+    lib.fileset.toSource {
+      root = ../.;
+      fileset = lib.fileset.unions (
+        [
+          ../Cargo.toml
+          ../Cargo.lock
+          ../src
+          (lib.fileset.maybeMissing ../build.rs)
+          (lib.fileset.maybeMissing ../benches)
+        ]
+        ++ extra
+      );
+    };
 
   meta = {
     description = "Reproducible Kafka tuning lab: numbered labs, open-loop load, tuner";
