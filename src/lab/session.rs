@@ -179,7 +179,7 @@ impl Session {
         // comes before the first step that offers a rate.
         let settle = workload.rate.is_some();
         let length = if settle {
-            crate::lab::target::JIT_WARM_UP_MAX
+            crate::lab::target::jit_warm_up_max()
         } else {
             crate::lab::target::WARM_UP
         };

@@ -48,6 +48,15 @@ pub const WARM_UP: std::time::Duration = std::time::Duration::from_secs(6);
 /// settle (see `step::StepOptions::until_jit_settles`).
 pub const JIT_WARM_UP_MAX: std::time::Duration = std::time::Duration::from_secs(60);
 
+/// [`JIT_WARM_UP_MAX`], or `$KLAB_JIT_WARM_UP` (a duration) where a test or
+/// a CI run trades the JIT's steady state for time.
+pub fn jit_warm_up_max() -> std::time::Duration {
+    std::env::var("KLAB_JIT_WARM_UP")
+        .ok()
+        .and_then(|v| crate::units::parse_duration(&v).ok())
+        .unwrap_or(JIT_WARM_UP_MAX)
+}
+
 /// The throw-away load after a (re)start: `workload` for `length`, without
 /// a warm-up or faults of its own.
 pub fn warm_up_workload(workload: &Workload, length: std::time::Duration) -> Workload {
