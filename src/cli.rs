@@ -215,6 +215,10 @@ pub struct SessionArgs {
     /// No progress output.
     #[arg(long, short)]
     pub quiet: bool,
+    /// Run the labs on a local cluster of N brokers instead of their own
+    /// `[cluster] brokers`.
+    #[arg(long, value_name = "N", allow_hyphen_values = true, value_parser = parse_brokers)]
+    pub brokers: Option<u32>,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -341,6 +345,11 @@ pub struct DemoArgs {
     /// Where to run: the embedded local broker (default) or Kubernetes.
     #[arg(long, value_enum, default_value = "local")]
     pub target: DemoTarget,
+    /// Which track of labs: `broker` (labs 01-08, the default),
+    /// `durability` (a replicated cluster and broker failures), or any
+    /// other subfolder of the labs directory (`klab lab list` shows them).
+    #[arg(long, value_name = "NAME", default_value = "broker")]
+    pub track: String,
     /// Kubernetes namespace of klab's broker (with --target k8s).
     #[arg(long, value_name = "NS", default_value = crate::k8s::DEFAULT_NAMESPACE)]
     pub namespace: String,

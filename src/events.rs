@@ -34,6 +34,23 @@ pub enum Event {
     },
     /// The warm-up is over: from now on records count.
     Measuring { bootstrap: String, topic: String },
+    /// Once a second while a load runs: counts so far.
+    Second {
+        bootstrap: String,
+        topic: String,
+        /// Seconds since the load began.
+        t_s: f64,
+        measuring: bool,
+        sent: u64,
+        acked: u64,
+        consumed: u64,
+    },
+    /// A fault fired (`at_s` after the measured window began).
+    Fault {
+        action: String,
+        broker: i32,
+        at_s: f64,
+    },
     /// A measurement ended.
     StepEnd {
         lab: Option<String>,

@@ -400,6 +400,8 @@ pub enum FaultTarget {
     Leader,
     /// The active KRaft controller when it fires.
     Controller,
+    /// Every replica of partition 0 but its leader, when it fires.
+    Followers,
 }
 
 impl FaultTarget {
@@ -407,10 +409,11 @@ impl FaultTarget {
         match s.trim() {
             "leader" => Ok(FaultTarget::Leader),
             "controller" => Ok(FaultTarget::Controller),
+            "followers" => Ok(FaultTarget::Followers),
             n => match n.parse::<u32>() {
                 Ok(i) if i >= 1 => Ok(FaultTarget::Node(i)),
                 _ => Err(format!(
-                    "'{n}' is not a broker; allowed: a node number (1, 2, ...), \"leader\" or \"controller\""
+                    "'{n}' is not a broker; allowed: a node number (1, 2, ...), \"leader\", \"followers\" or \"controller\""
                 )),
             },
         }
@@ -423,6 +426,7 @@ impl fmt::Display for FaultTarget {
             FaultTarget::Node(n) => write!(f, "{n}"),
             FaultTarget::Leader => f.write_str("leader"),
             FaultTarget::Controller => f.write_str("controller"),
+            FaultTarget::Followers => f.write_str("followers"),
         }
     }
 }
@@ -781,6 +785,10 @@ pub struct StepResult {
     /// 3 s; None when a fault's rate never came back in the window.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recovery_s: Option<f64>,
+    /// Where the measured window starts on the `e2e_timeline` axis
+    /// (seconds), to place faults on it.
+    #[serde(default)]
+    pub window_start_s: f64,
 }
 
 /// A fault as it happened.

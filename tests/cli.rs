@@ -201,29 +201,8 @@ fn ctrl_c_stops_the_run_and_keeps_what_was_measured() {
         .unwrap();
     // Without a terminal klab prints progress lines; wait for the one that
     // says the measured window has started.
-    let stderr = child.stderr.take().unwrap();
-    let (tx, lines) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        use std::io::BufRead;
-        for l in std::io::BufReader::new(stderr)
-            .lines()
-            .map_while(Result::ok)
-        {
-            let _ = tx.send(l);
-        }
-    });
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let mut seen = Vec::new();
-    while !seen.iter().any(|l: &String| l.contains("run: measuring,")) {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match lines.recv_timeout(left) {
-            Ok(l) => seen.push(l),
-            Err(_) => panic!(
-                "no 'measuring' progress line; stderr so far:\n{}",
-                seen.join("\n")
-            ),
-        }
-    }
+    let lines = lines_of(child.stderr.take().unwrap());
+    wait_line(&lines, "run: measuring,", Duration::from_secs(120));
     let run = std::fs::read_dir(&results)
         .unwrap()
         .flatten()
@@ -310,25 +289,8 @@ fn a_second_ctrl_c_quits_at_once_and_cleans_up() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (tx, lines) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        use std::io::BufRead;
-        for l in std::io::BufReader::new(stderr)
-            .lines()
-            .map_while(Result::ok)
-        {
-            let _ = tx.send(l);
-        }
-    });
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let l = lines.recv_timeout(left).expect("a 'run: measuring' line");
-        if l.contains("run: measuring,") {
-            break;
-        }
-    }
+    let lines = lines_of(child.stderr.take().unwrap());
+    wait_line(&lines, "run: measuring,", Duration::from_secs(120));
     let run = std::fs::read_dir(&results)
         .unwrap()
         .flatten()
@@ -341,13 +303,7 @@ fn a_second_ctrl_c_quits_at_once_and_cleans_up() {
     assert_eq!(jvms_mentioning(&needle).len(), 1);
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
     // Signals of one kind may merge: the second goes once the first is seen.
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let l = lines.recv_timeout(left).expect("klab saying it stops");
-        if l.contains("Ctrl-C again") {
-            break;
-        }
-    }
+    wait_line(&lines, "Ctrl-C again", Duration::from_secs(30));
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
     let status = wait_for("klab to exit", Duration::from_secs(30), || {
         child.try_wait().unwrap()

@@ -168,6 +168,13 @@ fn a_killed_broker_ends_the_run_incomplete_and_leaves_no_jvm() {
     let bootstrap = b.bootstrap();
     let killer = std::thread::spawn(move || {
         wait_measuring(&events, &bootstrap, Duration::from_secs(60));
+        // Two seconds of the measured window before the kill.
+        for _ in 0..2 {
+            let seen = events.wait_for(Duration::from_secs(60), |e| {
+                matches!(e, klab::events::Event::Second { bootstrap: b, measuring: true, .. } if *b == bootstrap)
+            });
+            assert!(seen.is_some());
+        }
         unsafe { libc::kill(pid, libc::SIGKILL) };
         Instant::now()
     });

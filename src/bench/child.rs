@@ -154,7 +154,6 @@ pub fn proc_cpu_s(pid: u32) -> Option<f64> {
     Some((utime + stime) / clock_ticks())
 }
 
-
 /// (busy, total) jiffies of the whole host from /proc/stat.
 pub fn host_jiffies() -> Option<(u64, u64)> {
     let text = std::fs::read_to_string("/proc/stat").ok()?;

@@ -163,6 +163,29 @@ impl Admin {
             .count())
     }
 
+    /// The replicas of partition `p` of `topic`, its leader first.
+    pub fn replicas(&self, topic: &str, p: i32, timeout: Duration) -> Result<Vec<i32>> {
+        let md = self
+            .client
+            .inner()
+            .fetch_metadata(Some(topic), timeout)
+            .with_context(|| format!("reading metadata of topic {topic}"))?;
+        let part = md
+            .topics()
+            .iter()
+            .find(|t| t.name() == topic)
+            .and_then(|t| t.partitions().iter().find(|x| x.id() == p))
+            .ok_or_else(|| anyhow!("no partition {p} of topic {topic}"))?;
+        let mut out = vec![part.leader()];
+        out.extend(
+            part.replicas()
+                .iter()
+                .copied()
+                .filter(|r| *r != part.leader()),
+        );
+        Ok(out)
+    }
+
     /// The leader of each partition of `topic` (-1: none), by partition.
     pub fn leaders(&self, topic: &str, timeout: Duration) -> Result<Vec<i32>> {
         let md = self

@@ -711,6 +711,7 @@ impl LocalBroker {
             if n.is_running() {
                 let _ = n.signal(libc::SIGCONT);
                 n.down = false;
+                n.paused = false;
             } else {
                 self.start_node(id)?;
             }
@@ -743,6 +744,11 @@ impl LocalBroker {
         let n = self.node_mut(id)?;
         n.signal(sig)?;
         n.down = down;
+        match sig {
+            libc::SIGSTOP => n.paused = true,
+            libc::SIGCONT => n.paused = false,
+            _ => {}
+        }
         Ok(())
     }
 }

@@ -125,7 +125,10 @@ pub fn jit_cpu_s(pid: u32) -> Option<f64> {
         // and stime the 13th of them.
         let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
         let f: Vec<&str> = rest.split_whitespace().collect();
-        let (u, s) = (f.get(11)?.parse::<u64>().ok()?, f.get(12)?.parse::<u64>().ok()?);
+        let (u, s) = (
+            f.get(11)?.parse::<u64>().ok()?,
+            f.get(12)?.parse::<u64>().ok()?,
+        );
         total += u + s;
     }
     Some(total as f64 / ticks)
@@ -143,6 +146,8 @@ pub struct Node {
     emergency: Option<crate::cancel::EmergencyGuard>,
     /// Stopped, killed or paused on purpose (a fault): its exit is no failure.
     pub down: bool,
+    /// Paused by a fault (SIGSTOP): a stop continues it first.
+    pub paused: bool,
 }
 
 impl Node {
@@ -155,6 +160,7 @@ impl Node {
             formatted: false,
             emergency: None,
             down: false,
+            paused: false,
         }
     }
 
@@ -274,6 +280,7 @@ impl Node {
         ));
         self.child = Some(child);
         self.down = false;
+        self.paused = false;
         Ok(())
     }
 
@@ -289,10 +296,13 @@ impl Node {
         Ok(())
     }
 
-    /// Sends SIGTERM (and SIGCONT, in case it is paused): the first half
-    /// of [`Node::stop`].
+    /// Sends SIGTERM (after SIGCONT when a fault paused it): the first
+    /// half of [`Node::stop`]. A JVM that does not act on it is killed by
+    /// [`Node::reap`] when the grace period ends.
     pub fn terminate(&self) {
-        let _ = self.signal(libc::SIGCONT);
+        if self.paused {
+            let _ = self.signal(libc::SIGCONT);
+        }
         let _ = self.signal(libc::SIGTERM);
     }
 

@@ -34,8 +34,13 @@ pub fn execute(args: &BenchArgs) -> Result<Outcome> {
     kafka.check_tools()?;
     crate::broker::kafka_home::java()?;
     let run_dir = new_run_dir(&args.results)?;
-    let mut broker =
-        super::start_local_broker(show, kafka, run_dir.join("broker"), BrokerConfig::default())?;
+    let mut broker = super::start_local_broker(
+        show,
+        kafka,
+        run_dir.join("broker"),
+        BrokerConfig::default(),
+        1,
+    )?;
     let report = bench::run(&mut broker, &opts);
     broker.stop().context("stopping the broker")?;
     let report = report?;

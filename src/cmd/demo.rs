@@ -8,9 +8,9 @@ use crate::k8s::api::Kube;
 use crate::k8s::session::{K8sOptions, K8sSession};
 use crate::k8s::summary::publish_summary;
 use crate::k8s::{BROKER_STATEFULSET, Timeouts};
+use crate::lab::labs_dir;
 use crate::lab::run::{FixSource, demo_outcome, run_demo};
 use crate::lab::summary::{Row, summary_table, write_summary};
-use crate::lab::{Labs, labs_dir};
 use crate::stats::progress::Progress;
 use crate::stats::report::{check_writable, new_run_dir};
 use crate::usage;
@@ -21,8 +21,8 @@ pub fn execute(a: &DemoArgs) -> Result<Outcome> {
     if a.target == crate::cli::DemoTarget::K8s {
         return k8s(a, fix_source(&a.fix, a.session.quick, 2, 4));
     }
-    let labs = Labs::load(&labs_dir(a.session.dir.labs.as_deref()))?;
-    let mut s = session(&a.session)?;
+    let labs = crate::lab::load_track(&labs_dir(a.session.dir.labs.as_deref()), &a.track)?;
+    let mut s = session(&a.session, labs.baseline().brokers)?;
     let started = Instant::now();
     let mut rows = Vec::new();
     let fix = fix_source(&a.fix, a.session.quick, 2, 4);
@@ -47,7 +47,7 @@ pub fn execute(a: &DemoArgs) -> Result<Outcome> {
 }
 
 fn k8s(a: &DemoArgs, fix: FixSource) -> Result<Outcome> {
-    let labs = Labs::load(&labs_dir(a.session.dir.labs.as_deref()))?;
+    let labs = crate::lab::load_track(&labs_dir(a.session.dir.labs.as_deref()), &a.track)?;
     if let Some(j) = &a.session.json {
         check_writable(j).map_err(|e| usage!("--json {}: {e}", j.display()))?;
     }

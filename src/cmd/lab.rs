@@ -29,7 +29,36 @@ pub fn execute(cmd: &LabCommand) -> Result<Outcome> {
 }
 
 fn list(a: &LabsDirArgs) -> Result<Outcome> {
-    let labs = Labs::load(&labs_dir(a.labs.as_deref()))?;
+    let root = labs_dir(a.labs.as_deref());
+    let tracks = crate::lab::tracks(&root);
+    if tracks.is_empty() {
+        // Says where it looked and how to point klab at the labs.
+        Labs::load(&root)?;
+    }
+    for (name, dir) in &tracks {
+        let labs = Labs::load(dir)?;
+        let prefix = if name == crate::lab::MAIN_TRACK {
+            String::new()
+        } else {
+            format!("{name}/")
+        };
+        crate::outln!(
+            "track {name} ({} labs, {} broker(s)){}",
+            labs.labs.len(),
+            labs.baseline().brokers,
+            if prefix.is_empty() {
+                String::new()
+            } else {
+                format!(": klab lab run {prefix}NN, klab demo --track {name}")
+            }
+        );
+        list_track(&labs, &prefix);
+    }
+    crate::outln!("labs: {}", root.display());
+    Ok(Outcome::Done)
+}
+
+fn list_track(labs: &Labs, prefix: &str) {
     let mut t = new_table(&["lab", "title", "makes worse", "restart?"]);
     for l in &labs.labs {
         let prev = l
@@ -46,15 +75,13 @@ fn list(a: &LabsDirArgs) -> Result<Outcome> {
             "no"
         };
         t.add_row(vec![
-            l.id.clone(),
+            format!("{prefix}{}", l.id),
             l.title.clone(),
             l.what_changed(),
             restart.to_string(),
         ]);
     }
     crate::outln!("{t}");
-    crate::outln!("labs: {}", labs.dir.display());
-    Ok(Outcome::Done)
 }
 
 fn show(a: &LabShowArgs) -> Result<Outcome> {
@@ -170,7 +197,9 @@ fn show(a: &LabShowArgs) -> Result<Outcome> {
 }
 
 /// Checks everything a session needs before any broker starts.
-pub fn session(args: &SessionArgs) -> Result<Session> {
+/// `brokers`: the lab's `[cluster] brokers` (`--brokers` wins).
+pub fn session(args: &SessionArgs, brokers: u32) -> Result<Session> {
+    let brokers = args.brokers.unwrap_or(brokers);
     if let Some(j) = &args.json {
         check_writable(j).map_err(|e| usage!("--json {}: {e}", j.display()))?;
     }
@@ -182,6 +211,7 @@ pub fn session(args: &SessionArgs) -> Result<Session> {
         run_dir,
         quick: args.quick,
         progress: crate::stats::progress::Progress::detect(args.quiet),
+        brokers,
     })
 }
 
@@ -266,7 +296,7 @@ pub fn announce(s: &Session, labs: &Labs, chosen: &[&crate::lab::Lab], steps: us
 fn run(a: &LabRunArgs) -> Result<Outcome> {
     let (labs, id) = load_with(a.session.dir.labs.as_deref(), &a.lab)?;
     let lab = labs.get(&id)?.clone();
-    let mut s = session(&a.session)?;
+    let mut s = session(&a.session, lab.brokers)?;
     s.ledger.steps_planned = if lab.extends.is_none() { 1 } else { 3 };
     let started = Instant::now();
     let mut rows = Vec::new();
@@ -335,7 +365,7 @@ fn check(a: &LabCheckArgs) -> Result<Outcome> {
     for w in still_broken(&lab, &fix) {
         crate::errln!("warning: {w}");
     }
-    let mut s = session(&a.session)?;
+    let mut s = session(&a.session, lab.brokers)?;
     s.ledger.steps_planned = 3;
     announce(&s, &labs, &[&lab], 3);
     let started = Instant::now();

@@ -119,16 +119,22 @@ pub fn start_local_broker(
     kafka: crate::broker::kafka_home::KafkaHome,
     dir: std::path::PathBuf,
     cfg: crate::model::BrokerConfig,
+    brokers: u32,
 ) -> anyhow::Result<crate::broker::local::LocalBroker> {
-    let what = if cfg.is_empty() {
-        format!("starting Kafka {}", kafka.version)
+    let nodes = if brokers > 1 {
+        format!(", {brokers} brokers")
     } else {
-        format!("starting Kafka {} ({cfg})", kafka.version)
+        String::new()
+    };
+    let what = if cfg.is_empty() {
+        format!("starting Kafka {}{nodes}", kafka.version)
+    } else {
+        format!("starting Kafka {}{nodes} ({cfg})", kafka.version)
     };
     let started = crate::stats::progress::with_spinner(show, &what, || {
-        crate::broker::local::LocalBroker::start(crate::broker::local::LocalOptions::new(
-            kafka, dir, cfg,
-        ))
+        crate::broker::local::LocalBroker::start(
+            crate::broker::local::LocalOptions::new(kafka, dir, cfg).brokers(brokers),
+        )
     });
     match started {
         Err(e) if crate::cancel::interrupted() => {

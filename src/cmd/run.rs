@@ -13,7 +13,32 @@ use anyhow::{Context, Result};
 
 pub fn execute(args: &RunArgs) -> Result<Outcome> {
     // Everything the user typed is checked before anything starts.
-    let workload = args.workload.workload()?;
+    let mut workload = args.workload.workload()?;
+    workload.faults = args.faults.clone();
+    workload
+        .validate()
+        .map_err(|e| usage!("{}", crate::cli::flagify(&e)))?;
+    for (i, f) in workload.faults.iter().enumerate() {
+        if let crate::model::FaultTarget::Node(n) = f.broker
+            && n > args.brokers
+        {
+            return Err(usage!(
+                "--fault (number {}) broker: {n} of {}; the cluster has brokers 1..={} (--brokers)",
+                i + 1,
+                args.brokers,
+                args.brokers
+            ));
+        }
+    }
+    if let Some(rf) = workload.replication_factor
+        && args.bootstrap.is_none()
+        && rf > args.brokers
+    {
+        return Err(usage!(
+            "--replication-factor {rf}: the cluster has {} broker(s) (--brokers)",
+            args.brokers
+        ));
+    }
     let requested = args.broker.config()?;
     if let Some(j) = &args.json {
         check_writable(j).map_err(|e| usage!("--json {}: {e}", j.display()))?;
@@ -25,6 +50,11 @@ pub fn execute(args: &RunArgs) -> Result<Outcome> {
         if !requested.is_empty() {
             return Err(usage!(
                 "--heap and --broker-set change a broker klab starts itself; with --bootstrap {bootstrap} klab does not own the broker (drop them, or drop --bootstrap)"
+            ));
+        }
+        if !workload.faults.is_empty() || args.brokers != 1 {
+            return Err(usage!(
+                "--fault and --brokers act on brokers klab starts itself; with --bootstrap {bootstrap} klab does not own them"
             ));
         }
         super::check_bootstrap(bootstrap)?;
@@ -50,8 +80,13 @@ pub fn execute(args: &RunArgs) -> Result<Outcome> {
     let kafka = KafkaHome::locate(args.kafka.kafka_home.as_deref())?;
     crate::broker::kafka_home::java()?;
     let run_dir = new_run_dir(&args.results)?;
-    let mut broker =
-        super::start_local_broker(show, kafka, run_dir.join("broker"), requested.clone())?;
+    let mut broker = super::start_local_broker(
+        show,
+        kafka,
+        run_dir.join("broker"),
+        requested.clone(),
+        args.brokers,
+    )?;
     // A fresh JVM runs interpreted code for its first seconds: warm it up
     // the way the labs do after every (re)start, so the run measures the
     // broker and not its JIT compiler.
@@ -86,6 +121,16 @@ fn finish(
     run_dir: &std::path::Path,
 ) -> Result<Outcome> {
     m.save(&run_dir.join("result.json"))?;
+    let series = crate::stats::plot::Series {
+        label: "run".into(),
+        kind: crate::stats::plot::Kind::Klab,
+        timeline: &m.result.e2e_timeline,
+        markers: crate::lab::summary::fault_markers(&m.result),
+    };
+    crate::stats::report::write_atomic(
+        &run_dir.join("timeline.svg"),
+        crate::stats::plot::timelines("klab run", &[series]).as_bytes(),
+    )?;
     if let Some(j) = &args.json {
         m.save(j)?;
     }

@@ -41,11 +41,12 @@ pub fn execute(a: &TuneArgs) -> Result<Outcome> {
                 run_dir,
                 quick: a.session.quick,
                 progress: crate::stats::progress::Progress::detect(a.session.quiet),
+                brokers: 1,
             })?;
             s.connect(b)?;
             s
         }
-        None => super::lab::session(&a.session)?,
+        None => super::lab::session(&a.session, lab.brokers)?,
     };
     let opts = TuneOptions {
         budget: a.budget,
@@ -233,7 +234,7 @@ pub fn bench(a: &crate::cli::TuneBenchArgs) -> Result<Outcome> {
     if !a.simulated_only {
         let (labs, id) = load_with(a.session.dir.labs.as_deref(), &a.lab)?;
         let lab = labs.get(&id)?.clone();
-        let mut s = super::lab::session(&a.session)?;
+        let mut s = super::lab::session(&a.session, lab.brokers)?;
         run_dir = Some(s.opts.run_dir.clone());
         s.ledger.steps_planned = a.seeds * 2 * (a.budget + 2);
         let outcome = (|| -> Result<()> {

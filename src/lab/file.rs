@@ -90,6 +90,10 @@ pub struct RawFix {
     pub properties: BTreeMap<String, Spanned<toml::Value>>,
     #[serde(default)]
     pub producer: BTreeMap<String, Spanned<toml::Value>>,
+    /// The producers' acks (a workload setting, not a librdkafka key).
+    pub acks: Option<Spanned<toml::Value>>,
+    /// The topic's min.insync.replicas.
+    pub min_insync_replicas: Option<Spanned<i64>>,
 }
 
 /// Parsed fix: laid over a lab's degraded broker and workload.
@@ -97,6 +101,8 @@ pub struct RawFix {
 pub struct Fix {
     pub broker: BrokerConfig,
     pub producer: BTreeMap<String, String>,
+    pub acks: Option<Acks>,
+    pub min_insync_replicas: Option<u32>,
 }
 
 impl Fix {
@@ -108,17 +114,28 @@ impl Fix {
         Fix {
             broker: self.broker.overlay(&over.broker),
             producer,
+            acks: over.acks.or(self.acks),
+            min_insync_replicas: over.min_insync_replicas.or(self.min_insync_replicas),
         }
     }
 
     pub fn is_empty(&self) -> bool {
-        self.broker.is_empty() && self.producer.is_empty()
+        self.broker.is_empty()
+            && self.producer.is_empty()
+            && self.acks.is_none()
+            && self.min_insync_replicas.is_none()
     }
 
-    /// `heap=1g num.io.threads=8 linger.ms=5`.
+    /// `heap=1g num.io.threads=8 linger.ms=5 acks=all`.
     pub fn lines(&self) -> Vec<String> {
         let mut l = self.broker.lines();
         l.extend(self.producer.iter().map(|(k, v)| format!("{k}={v}")));
+        if let Some(a) = self.acks {
+            l.push(format!("acks={a}"));
+        }
+        if let Some(n) = self.min_insync_replicas {
+            l.push(format!("min.insync.replicas={n}"));
+        }
         l
     }
 }
@@ -155,8 +172,18 @@ pub struct RawExpect {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawDegraded {
+    /// "any" (the default: one rule showing the damage suffices) or "all"
+    /// (a lab whose "degraded" step is a fault the settings must survive).
+    pub combine: Option<Spanned<String>>,
     pub throughput_at_most: Option<Spanned<f64>>,
     pub p99_at_least: Option<Spanned<f64>>,
+    pub lost_at_least: Option<Spanned<f64>>,
+    pub failed_at_least: Option<Spanned<f64>>,
+    pub duplicated_at_least: Option<Spanned<f64>>,
+    pub fault_p99_at_least: Option<Spanned<f64>>,
+    pub lost_at_most: Option<Spanned<f64>>,
+    pub recovery_s_at_most: Option<Spanned<f64>>,
+    pub fault_p99_at_most: Option<Spanned<f64>>,
 }
 
 /// A fix is good when both bounds hold (vs lab 01).
@@ -165,6 +192,11 @@ pub struct RawDegraded {
 pub struct RawFixed {
     pub throughput_at_least: Option<Spanned<f64>>,
     pub p99_at_most: Option<Spanned<f64>>,
+    pub lost_at_most: Option<Spanned<f64>>,
+    pub failed_at_most: Option<Spanned<f64>>,
+    pub duplicated_at_most: Option<Spanned<f64>>,
+    pub recovery_s_at_most: Option<Spanned<f64>>,
+    pub fault_p99_at_most: Option<Spanned<f64>>,
 }
 
 /// How fast to produce.
@@ -304,12 +336,78 @@ impl WorkloadPatch {
     }
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
 pub struct Expect {
-    pub degraded_throughput_at_most: Option<f64>,
-    pub degraded_p99_at_least: Option<f64>,
-    pub fixed_throughput_at_least: Option<f64>,
-    pub fixed_p99_at_most: Option<f64>,
+    /// The damage the degraded step must show: any one rule suffices
+    /// (every one with `degraded_all`).
+    pub degraded: Vec<Rule>,
+    pub degraded_all: bool,
+    /// Where the fixed step must be back: every rule must hold.
+    pub fixed: Vec<Rule>,
+}
+
+/// What a rule of `[expect]` measures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Metric {
+    /// Acknowledged records/s against the reference's (a ratio).
+    Throughput,
+    /// e2e p99 against the reference's (a ratio).
+    P99,
+    /// The highest e2e p99 of the windows during the step's faults,
+    /// against the reference's p99 (a ratio).
+    FaultP99,
+    /// Acknowledged records never read (a count).
+    Lost,
+    /// Sends that failed (a count).
+    Failed,
+    /// Records read more than once (a count).
+    Duplicated,
+    /// Seconds until the rate came back after the faults.
+    RecoveryS,
+}
+
+impl Metric {
+    pub fn name(self) -> &'static str {
+        match self {
+            Metric::Throughput => "records/s",
+            Metric::P99 => "e2e p99",
+            Metric::FaultP99 => "e2e p99 during the faults",
+            Metric::Lost => "lost",
+            Metric::Failed => "failed sends",
+            Metric::Duplicated => "duplicated",
+            Metric::RecoveryS => "recovery",
+        }
+    }
+
+    /// A ratio against the reference (else an absolute value).
+    pub fn is_ratio(self) -> bool {
+        matches!(self, Metric::Throughput | Metric::P99 | Metric::FaultP99)
+    }
+}
+
+/// One bound of a lab's expectation.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct Rule {
+    pub metric: Metric,
+    /// `>=` (else `<=`).
+    pub at_least: bool,
+    pub limit: f64,
+}
+
+impl Rule {
+    /// `e2e p99 >= 1.5x lab 01`, `lost <= 0`, `recovery <= 10 s`.
+    pub fn describe(&self) -> String {
+        let op = if self.at_least { ">=" } else { "<=" };
+        let limit = if self.metric.is_ratio() {
+            format!("{}x lab 01", self.limit)
+        } else if self.metric == Metric::RecoveryS {
+            format!("{} s", self.limit)
+        } else {
+            format!("{}", self.limit)
+        };
+        format!("{} {op} {limit}", self.metric.name())
+    }
 }
 
 /// A parsed, validated lab file (before its `extends` chain is resolved).
@@ -574,7 +672,31 @@ fn parse_fix(cx: &Ctx<'_>, table: &str, f: &RawFix) -> Result<Fix, LabFileError>
         },
     )?;
     let producer = producer_settings(cx, table, &f.producer)?;
-    Ok(Fix { broker, producer })
+    let acks = f
+        .acks
+        .as_ref()
+        .map(|a| {
+            scalar(a.get_ref())
+                .unwrap_or_default()
+                .parse::<Acks>()
+                .map_err(|e| cx.err(a, format!("{table}.acks: {e}")))
+        })
+        .transpose()?;
+    let hi = limits::MAX_REPLICATION as u64;
+    let min_insync_replicas = f
+        .min_insync_replicas
+        .as_ref()
+        .map(|v| {
+            cx.in_range(v, &format!("{table}.min_insync_replicas"), 1, hi)
+                .map(|n| n as u32)
+        })
+        .transpose()?;
+    Ok(Fix {
+        broker,
+        producer,
+        acks,
+        min_insync_replicas,
+    })
 }
 
 /// A `[*.producer]` table: librdkafka keys klab does not own, scalar values.
@@ -720,31 +842,162 @@ fn ratio(cx: &Ctx<'_>, name: &str, v: &Spanned<f64>) -> Result<f64, LabFileError
     Ok(x)
 }
 
+/// A count or a number of seconds: finite and at least 0.
+fn absolute(cx: &Ctx<'_>, name: &str, v: &Spanned<f64>) -> Result<f64, LabFileError> {
+    let x = *v.get_ref();
+    if !(x.is_finite() && x >= 0.0) {
+        return Err(cx.err(v, format!("expect.{name}: {x} is out of range; at least 0")));
+    }
+    Ok(x)
+}
+
 fn expect(cx: &Ctx<'_>, e: &RawExpect) -> Result<Expect, LabFileError> {
     let mut out = Expect::default();
+    let push = |rules: &mut Vec<Rule>,
+                field: &str,
+                v: &Option<Spanned<f64>>,
+                metric: Metric,
+                at_least: bool|
+     -> Result<(), LabFileError> {
+        if let Some(v) = v {
+            let limit = if metric.is_ratio() {
+                ratio(cx, field, v)?
+            } else {
+                absolute(cx, field, v)?
+            };
+            rules.push(Rule {
+                metric,
+                at_least,
+                limit,
+            });
+        }
+        Ok(())
+    };
     if let Some(d) = &e.degraded {
-        out.degraded_throughput_at_most = d
-            .throughput_at_most
-            .as_ref()
-            .map(|v| ratio(cx, "degraded.throughput_at_most", v))
-            .transpose()?;
-        out.degraded_p99_at_least = d
-            .p99_at_least
-            .as_ref()
-            .map(|v| ratio(cx, "degraded.p99_at_least", v))
-            .transpose()?;
+        let r = &mut out.degraded;
+        push(
+            r,
+            "degraded.throughput_at_most",
+            &d.throughput_at_most,
+            Metric::Throughput,
+            false,
+        )?;
+        push(
+            r,
+            "degraded.p99_at_least",
+            &d.p99_at_least,
+            Metric::P99,
+            true,
+        )?;
+        push(
+            r,
+            "degraded.fault_p99_at_least",
+            &d.fault_p99_at_least,
+            Metric::FaultP99,
+            true,
+        )?;
+        push(
+            r,
+            "degraded.lost_at_least",
+            &d.lost_at_least,
+            Metric::Lost,
+            true,
+        )?;
+        push(
+            r,
+            "degraded.failed_at_least",
+            &d.failed_at_least,
+            Metric::Failed,
+            true,
+        )?;
+        push(
+            r,
+            "degraded.duplicated_at_least",
+            &d.duplicated_at_least,
+            Metric::Duplicated,
+            true,
+        )?;
+        push(
+            r,
+            "degraded.lost_at_most",
+            &d.lost_at_most,
+            Metric::Lost,
+            false,
+        )?;
+        push(
+            r,
+            "degraded.recovery_s_at_most",
+            &d.recovery_s_at_most,
+            Metric::RecoveryS,
+            false,
+        )?;
+        push(
+            r,
+            "degraded.fault_p99_at_most",
+            &d.fault_p99_at_most,
+            Metric::FaultP99,
+            false,
+        )?;
+        if let Some(c) = &d.combine {
+            out.degraded_all = match c.get_ref().as_str() {
+                "all" => true,
+                "any" => false,
+                other => {
+                    return Err(cx.err(
+                        c,
+                        format!(
+                            "expect.degraded.combine: '{other}' is not allowed; \"any\" or \"all\""
+                        ),
+                    ));
+                }
+            };
+        }
     }
     if let Some(f) = &e.fixed {
-        out.fixed_throughput_at_least = f
-            .throughput_at_least
-            .as_ref()
-            .map(|v| ratio(cx, "fixed.throughput_at_least", v))
-            .transpose()?;
-        out.fixed_p99_at_most = f
-            .p99_at_most
-            .as_ref()
-            .map(|v| ratio(cx, "fixed.p99_at_most", v))
-            .transpose()?;
+        let r = &mut out.fixed;
+        push(
+            r,
+            "fixed.throughput_at_least",
+            &f.throughput_at_least,
+            Metric::Throughput,
+            true,
+        )?;
+        push(r, "fixed.p99_at_most", &f.p99_at_most, Metric::P99, false)?;
+        push(
+            r,
+            "fixed.fault_p99_at_most",
+            &f.fault_p99_at_most,
+            Metric::FaultP99,
+            false,
+        )?;
+        push(
+            r,
+            "fixed.lost_at_most",
+            &f.lost_at_most,
+            Metric::Lost,
+            false,
+        )?;
+        push(
+            r,
+            "fixed.failed_at_most",
+            &f.failed_at_most,
+            Metric::Failed,
+            false,
+        )?;
+        push(
+            r,
+            "fixed.duplicated_at_most",
+            &f.duplicated_at_most,
+            Metric::Duplicated,
+            false,
+        )?;
+        push(
+            r,
+            "fixed.recovery_s_at_most",
+            &f.recovery_s_at_most,
+            Metric::RecoveryS,
+            false,
+        )?;
     }
     Ok(out)
 }
@@ -798,7 +1051,21 @@ p99_at_most = 1.5
         assert_eq!(l.workload.rate, Some(RateSpec::OfCapacity(0.6)));
         assert_eq!(l.workload.producer["linger.ms"], "5");
         assert_eq!(l.quick.duration, Some(Duration::from_secs(6)));
-        assert_eq!(l.expect.fixed_p99_at_most, Some(1.5));
+        assert_eq!(
+            l.expect.fixed,
+            vec![
+                Rule {
+                    metric: Metric::Throughput,
+                    at_least: true,
+                    limit: 0.9
+                },
+                Rule {
+                    metric: Metric::P99,
+                    at_least: false,
+                    limit: 1.5
+                }
+            ]
+        );
     }
 
     fn err(text: &str) -> LabFileError {

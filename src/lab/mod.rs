@@ -65,6 +65,12 @@ impl Lab {
         for (k, v) in &fix.producer {
             w.producer.insert(k.clone(), v.clone());
         }
+        if let Some(a) = fix.acks {
+            w.acks = a;
+        }
+        if let Some(n) = fix.min_insync_replicas {
+            w.min_insync_replicas = Some(n);
+        }
         w.validate().map_err(|e| usage!("fix: {e}"))?;
         Ok(w)
     }
@@ -244,7 +250,60 @@ impl Labs {
     }
 }
 
+/// The name of the track the labs directory itself holds (labs 01..08).
+pub const MAIN_TRACK: &str = "broker";
+
+/// The tracks of a labs directory: its own labs (the main track,
+/// [`MAIN_TRACK`]) and every subdirectory that holds labs (`durability/`,
+/// `client/`), each a sequence of its own with its own reference.
+pub fn tracks(dir: &Path) -> Vec<(String, PathBuf)> {
+    let holds_labs = |d: &Path| {
+        std::fs::read_dir(d).is_ok_and(|rd| {
+            rd.flatten().any(|e| {
+                number_of(&e.file_name().to_string_lossy()).is_some()
+                    && e.path().join("lab.toml").is_file()
+            })
+        })
+    };
+    let mut out = Vec::new();
+    if holds_labs(dir) {
+        out.push((MAIN_TRACK.to_string(), dir.to_path_buf()));
+    }
+    let mut subs: Vec<(String, PathBuf)> = std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.flatten()
+                .filter(|e| {
+                    e.path().is_dir() && number_of(&e.file_name().to_string_lossy()).is_none()
+                })
+                .map(|e| (e.file_name().to_string_lossy().to_string(), e.path()))
+                .filter(|(_, p)| holds_labs(p))
+                .collect()
+        })
+        .unwrap_or_default();
+    subs.sort();
+    out.extend(subs);
+    out
+}
+
+/// The labs of track `name` under `dir` (an error lists the tracks).
+pub fn load_track(dir: &Path, name: &str) -> Result<Labs> {
+    let all = tracks(dir);
+    match all.iter().find(|(n, _)| n == name) {
+        Some((_, d)) => Labs::load(d),
+        None => Err(usage!(
+            "--track {name}: no such track in {}; the tracks are: {}",
+            dir.display(),
+            all.iter()
+                .map(|(n, _)| n.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )),
+    }
+}
+
 /// Loads the labs of the directory a lab path lives in and returns the id.
+/// A key is a lab of the main track (`05`, `05-starved-heap`), a lab of
+/// another track (`durability/02`), or a path to a lab folder.
 pub fn load_with(dir_flag: Option<&Path>, key: &str) -> Result<(Labs, String)> {
     let p = Path::new(key);
     let lab_dir = if p.file_name().is_some_and(|n| n == "lab.toml") {
@@ -270,7 +329,15 @@ pub fn load_with(dir_flag: Option<&Path>, key: &str) -> Result<(Labs, String)> {
         let id = labs.get(&id)?.id.clone();
         return Ok((labs, id));
     }
-    let labs = Labs::load(&labs_dir(dir_flag))?;
+    let root = labs_dir(dir_flag);
+    if let Some((track, lab)) = key.split_once('/')
+        && tracks(&root).iter().any(|(n, _)| n == track)
+    {
+        let labs = load_track(&root, track)?;
+        let id = labs.get(lab)?.id.clone();
+        return Ok((labs, id));
+    }
+    let labs = Labs::load(&root)?;
     let id = labs.get(key)?.id.clone();
     Ok((labs, id))
 }
@@ -345,7 +412,7 @@ fn resolve(dir: &Path, id: &str, files: &BTreeMap<String, LabFile>) -> Result<La
     }
     let f = &files[id];
     check_faults(f, &workload, &quick, brokers)?;
-    let expect = f.expect;
+    let expect = f.expect.clone();
     Ok(Lab {
         id: id.to_string(),
         number: number_of(id).unwrap_or(id).to_string(),

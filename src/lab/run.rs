@@ -156,6 +156,11 @@ pub fn run_labs(
             result: degraded.result,
             vs_reference: Some(r),
         });
+        if matches!(fix, FixSource::Lab) && lab.fix.is_empty() {
+            // A lab that shows what a fault does to healthy settings has
+            // nothing to fix.
+            continue;
+        }
         let row = fix_step(
             session,
             lab,
@@ -212,11 +217,11 @@ fn judged_step(
     session: &mut dyn LabTarget,
     s: &Step<'_>,
     reference: &Measurement,
-    judge: fn(&Lab, Ratios) -> Option<Judged>,
+    judge: fn(&Lab, &StepResult, &StepResult) -> Option<Judged>,
 ) -> Result<(Measurement, Ratios, Option<Judged>)> {
     let m = session.measure(s.lab, s.label, s.cfg, s.workload)?;
     let r = ratios(&m.result, &reference.result);
-    let j = judge(s.lab, r);
+    let j = judge(s.lab, &m.result, &reference.result);
     let unsure = j.as_ref().filter(|j| j.verdict == Verdict::Unsure);
     let (Some(j), true) = (unsure, m.result.complete) else {
         return Ok((m, r, j));
@@ -231,7 +236,7 @@ fn judged_step(
     let again = session.measure(s.lab, &format!("{} again", s.label), s.cfg, s.workload)?;
     let pooled = m.pool(&again);
     let r = ratios(&pooled.result, &reference.result);
-    let j = judge(s.lab, r);
+    let j = judge(s.lab, &pooled.result, &reference.result);
     Ok((pooled, r, j))
 }
 
@@ -281,7 +286,7 @@ fn fix_step(
             // The tuner has measured its best as often as it needed; its
             // verdict stands as measured.
             let r = ratios(&report.best, &reference.result);
-            let j = verdict::fixed(lab, r);
+            let j = verdict::fixed(lab, &report.best, &reference.result);
             ("tuned", what, report.best, r, j)
         }
     };

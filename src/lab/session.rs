@@ -28,6 +28,8 @@ pub struct SessionOptions {
     pub run_dir: PathBuf,
     pub quick: bool,
     pub progress: Progress,
+    /// Brokers of the local cluster the session starts.
+    pub brokers: u32,
 }
 
 /// The broker of a session.
@@ -121,11 +123,15 @@ impl Session {
                     anyhow::anyhow!("no Kafka installation to start a broker with")
                 })?;
                 let dir = self.opts.run_dir.join("broker");
-                let started = with_spinner(
-                    self.opts.progress,
-                    &format!("starting the broker ({cfg})"),
-                    || LocalBroker::start(LocalOptions::new(kafka, dir, cfg.clone())),
-                );
+                let n = self.opts.brokers;
+                let what = if n > 1 {
+                    format!("starting {n} brokers ({cfg})")
+                } else {
+                    format!("starting the broker ({cfg})")
+                };
+                let started = with_spinner(self.opts.progress, &what, || {
+                    LocalBroker::start(LocalOptions::new(kafka, dir, cfg.clone()).brokers(n))
+                });
                 self.broker = Some(SessionBroker::Local(Box::new(started?)));
                 Ok(Applied::Started)
             }

@@ -170,6 +170,19 @@ fn kind_of(step: &str) -> Kind {
     }
 }
 
+/// A result's faults on its timeline's axis.
+pub fn fault_markers(r: &StepResult) -> Vec<(f64, String)> {
+    r.faults
+        .iter()
+        .map(|f| {
+            (
+                r.window_start_s + f.at_s,
+                format!("{} {}", f.action.as_str(), f.broker),
+            )
+        })
+        .collect()
+}
+
 /// Every step's per-second e2e p99 (timeline.svg).
 pub fn timeline_plot(title: &str, rows: &[Row]) -> String {
     let series: Vec<plot::Series<'_>> = rows
@@ -178,6 +191,7 @@ pub fn timeline_plot(title: &str, rows: &[Row]) -> String {
             label: format!("{} {}", r.lab.split('-').next().unwrap_or(&r.lab), r.step),
             kind: kind_of(&r.step),
             timeline: &r.result.e2e_timeline,
+            markers: fault_markers(&r.result),
         })
         .collect();
     plot::timelines(title, &series)

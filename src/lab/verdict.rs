@@ -8,6 +8,7 @@
 //! before it decides.
 
 use crate::lab::Lab;
+use crate::lab::file::{Metric, Rule};
 use crate::model::{Band, StepResult};
 use serde::Serialize;
 
@@ -97,43 +98,27 @@ pub struct Check {
     pub band: Option<Band>,
     pub limit: f64,
     pub verdict: Verdict,
+    /// A ratio against the reference (else a count or seconds).
+    pub ratio: bool,
 }
 
 impl Check {
-    fn new(what: &str, at_least: bool, value: f64, band: Option<Band>, limit: f64) -> Check {
-        let b = band.unwrap_or(Band {
-            lo: value,
-            hi: value,
-        });
-        let verdict = match at_least {
-            true if b.lo >= limit => Verdict::Yes,
-            true if b.hi < limit => Verdict::No,
-            false if b.hi <= limit => Verdict::Yes,
-            false if b.lo > limit => Verdict::No,
-            _ => Verdict::Unsure,
-        };
-        Check {
-            bound: format!(
-                "{what} {} {limit}x lab 01",
-                if at_least { ">=" } else { "<=" }
-            ),
-            value,
-            band,
-            limit,
-            verdict,
-        }
-    }
-
     /// `e2e p99 >= 1.5x lab 01: measured 1.2x (0.9-1.6)`.
     pub fn describe(&self) -> String {
         let band = self
             .band
             .map(|b| format!(" ({}–{})", fmt_x(b.lo), fmt_x(b.hi)))
             .unwrap_or_default();
+        let value = if self.ratio {
+            format!("{}x", fmt_x(self.value))
+        } else if self.value.is_infinite() {
+            "never".to_string()
+        } else {
+            format!("{}", (self.value * 10.0).round() / 10.0)
+        };
         format!(
-            "{}: measured {}x{band} ({})",
+            "{}: measured {value}{band} ({})",
             self.bound,
-            fmt_x(self.value),
             self.verdict.as_str()
         )
     }
@@ -164,21 +149,71 @@ impl Judged {
     }
 }
 
-/// Whether a degraded step shows the damage the lab promises: either bound
-/// suffices.
-pub fn degraded(lab: &Lab, r: Ratios) -> Option<Judged> {
-    let e = lab.expect;
-    let checks: Vec<Check> = [
-        e.degraded_throughput_at_most
-            .map(|m| Check::new("records/s", false, r.throughput, r.throughput_band, m)),
-        e.degraded_p99_at_least
-            .map(|m| Check::new("e2e p99", true, r.p99, r.p99_band, m)),
-    ]
-    .into_iter()
-    .flatten()
-    .collect();
+/// The highest e2e p99 of the step's windows during its faults, against
+/// the reference's p99 (None without faults).
+fn fault_p99(step: &StepResult, reference: &StepResult) -> Option<f64> {
+    let worst = step
+        .windows
+        .iter()
+        .filter(|w| w.name == "during")
+        .map(|w| w.e2e_p99_ms)
+        .reduce(f64::max)?;
+    Some(div(worst, reference.e2e_latency_ms.p99))
+}
+
+/// One rule measured on a step.
+fn check(rule: &Rule, step: &StepResult, reference: &StepResult, r: &Ratios) -> Check {
+    let (value, band) = match rule.metric {
+        Metric::Throughput => (r.throughput, r.throughput_band),
+        Metric::P99 => (r.p99, r.p99_band),
+        // Worst case: no fault window at all reads as nothing measured.
+        Metric::FaultP99 => (fault_p99(step, reference).unwrap_or(f64::NAN), None),
+        Metric::Lost => (step.lost as f64, None),
+        Metric::Failed => (step.failed as f64, None),
+        Metric::Duplicated => (step.duplicated as f64, None),
+        // A rate that never came back is as long as it can be.
+        Metric::RecoveryS => (step.recovery_s.unwrap_or(f64::INFINITY), None),
+    };
+    let b = band.unwrap_or(Band {
+        lo: value,
+        hi: value,
+    });
+    let verdict = if value.is_nan() {
+        Verdict::No
+    } else {
+        match rule.at_least {
+            true if b.lo >= rule.limit => Verdict::Yes,
+            true if b.hi < rule.limit => Verdict::No,
+            false if b.hi <= rule.limit => Verdict::Yes,
+            false if b.lo > rule.limit => Verdict::No,
+            _ => Verdict::Unsure,
+        }
+    };
+    Check {
+        bound: rule.describe(),
+        value,
+        band,
+        limit: rule.limit,
+        verdict,
+        ratio: rule.metric.is_ratio(),
+    }
+}
+
+/// Whether a degraded step shows the damage the lab promises: any one of
+/// its rules suffices.
+pub fn degraded(lab: &Lab, step: &StepResult, reference: &StepResult) -> Option<Judged> {
+    let r = ratios(step, reference);
+    let checks: Vec<Check> = lab
+        .expect
+        .degraded
+        .iter()
+        .map(|rule| check(rule, step, reference, &r))
+        .collect();
     if checks.is_empty() {
         return None;
+    }
+    if lab.expect.degraded_all {
+        return Some(all_hold(checks));
     }
     let verdict = if checks.iter().any(|c| c.verdict == Verdict::Yes) {
         Verdict::Yes
@@ -190,22 +225,8 @@ pub fn degraded(lab: &Lab, r: Ratios) -> Option<Judged> {
     Some(Judged { verdict, checks })
 }
 
-/// Whether a fixed step is back where the lab says it should be: every
-/// bound must hold.
-pub fn fixed(lab: &Lab, r: Ratios) -> Option<Judged> {
-    let e = lab.expect;
-    let checks: Vec<Check> = [
-        e.fixed_throughput_at_least
-            .map(|m| Check::new("records/s", true, r.throughput, r.throughput_band, m)),
-        e.fixed_p99_at_most
-            .map(|m| Check::new("e2e p99", false, r.p99, r.p99_band, m)),
-    ]
-    .into_iter()
-    .flatten()
-    .collect();
-    if checks.is_empty() {
-        return None;
-    }
+/// Yes when every check holds, NO when one fails, else unsure.
+fn all_hold(checks: Vec<Check>) -> Judged {
     let verdict = if checks.iter().all(|c| c.verdict == Verdict::Yes) {
         Verdict::Yes
     } else if checks.iter().any(|c| c.verdict == Verdict::No) {
@@ -213,43 +234,47 @@ pub fn fixed(lab: &Lab, r: Ratios) -> Option<Judged> {
     } else {
         Verdict::Unsure
     };
-    Some(Judged { verdict, checks })
+    Judged { verdict, checks }
+}
+
+/// Whether a fixed step is back where the lab says it should be: every
+/// rule must hold.
+pub fn fixed(lab: &Lab, step: &StepResult, reference: &StepResult) -> Option<Judged> {
+    let r = ratios(step, reference);
+    let checks: Vec<Check> = lab
+        .expect
+        .fixed
+        .iter()
+        .map(|rule| check(rule, step, reference, &r))
+        .collect();
+    if checks.is_empty() {
+        return None;
+    }
+    Some(all_hold(checks))
 }
 
 /// How a lab's expectation combines its bounds, for `klab lab show`.
 pub fn how_bounds_combine(lab: &Lab) -> Vec<String> {
-    let e = lab.expect;
+    let e = &lab.expect;
     let mut out = Vec::new();
-    let degraded: Vec<String> = [
-        e.degraded_throughput_at_most
-            .map(|x| format!("records/s <= {x}x lab 01")),
-        e.degraded_p99_at_least
-            .map(|x| format!("e2e p99 >= {x}x lab 01")),
-    ]
-    .into_iter()
-    .flatten()
-    .collect();
-    match degraded.len() {
-        0 => {}
-        1 => out.push(format!("degraded: {}", degraded[0])),
-        _ => out.push(format!(
-            "degraded: {} (either suffices)",
-            degraded.join(" or ")
-        )),
+    let line = |rules: &[Rule], join: &str, how: &str| -> Option<String> {
+        let parts: Vec<String> = rules.iter().map(Rule::describe).collect();
+        match parts.len() {
+            0 => None,
+            1 => Some(parts[0].clone()),
+            _ => Some(format!("{} ({how})", parts.join(join))),
+        }
+    };
+    let (join, how) = if e.degraded_all {
+        (" and ", "all must hold")
+    } else {
+        (" or ", "either suffices")
+    };
+    if let Some(l) = line(&e.degraded, join, how) {
+        out.push(format!("degraded: {l}"));
     }
-    let fixed: Vec<String> = [
-        e.fixed_throughput_at_least
-            .map(|x| format!("records/s >= {x}x lab 01")),
-        e.fixed_p99_at_most
-            .map(|x| format!("e2e p99 <= {x}x lab 01")),
-    ]
-    .into_iter()
-    .flatten()
-    .collect();
-    match fixed.len() {
-        0 => {}
-        1 => out.push(format!("fixed: {}", fixed[0])),
-        _ => out.push(format!("fixed: {} (both must hold)", fixed.join(" and "))),
+    if let Some(l) = line(&e.fixed, " and ", "all must hold") {
+        out.push(format!("fixed: {l}"));
     }
     out
 }
@@ -258,7 +283,7 @@ pub fn how_bounds_combine(lab: &Lab) -> Vec<String> {
 mod tests {
     use super::*;
     use crate::lab::file::Expect;
-    use crate::model::Noise;
+    use crate::model::{Noise, Window};
 
     fn result(msgs: f64, p99: f64) -> StepResult {
         let mut r = StepResult::default();
@@ -284,6 +309,14 @@ mod tests {
         r
     }
 
+    fn rule(metric: Metric, at_least: bool, limit: f64) -> Rule {
+        Rule {
+            metric,
+            at_least,
+            limit,
+        }
+    }
+
     fn lab(expect: Expect) -> Lab {
         Lab {
             id: "04-x".into(),
@@ -306,10 +339,15 @@ mod tests {
 
     fn full() -> Lab {
         lab(Expect {
-            degraded_throughput_at_most: Some(0.8),
-            degraded_p99_at_least: Some(1.5),
-            fixed_throughput_at_least: Some(0.9),
-            fixed_p99_at_most: Some(3.0),
+            degraded: vec![
+                rule(Metric::Throughput, false, 0.8),
+                rule(Metric::P99, true, 1.5),
+            ],
+            fixed: vec![
+                rule(Metric::Throughput, true, 0.9),
+                rule(Metric::P99, false, 3.0),
+            ],
+            degraded_all: false,
         })
     }
 
@@ -335,52 +373,111 @@ mod tests {
     #[test]
     fn point_ratios_decide_like_before() {
         let l = full();
-        let r = Ratios::plain;
-        assert_eq!(degraded(&l, r(1.0, 2.0)).unwrap().verdict, Verdict::Yes);
-        assert_eq!(degraded(&l, r(0.5, 1.0)).unwrap().verdict, Verdict::Yes);
-        assert_eq!(degraded(&l, r(0.9, 1.4)).unwrap().verdict, Verdict::No);
-        assert_eq!(fixed(&l, r(0.95, 1.2)).unwrap().verdict, Verdict::Yes);
-        assert_eq!(fixed(&l, r(0.95, 3.6)).unwrap().verdict, Verdict::No);
-        assert_eq!(fixed(&l, r(0.85, 1.2)).unwrap().verdict, Verdict::No);
+        let reference = result(1000.0, 10.0);
+        let v = |j: Option<Judged>| j.unwrap().verdict;
+        let d = |t: f64, p: f64| v(degraded(&l, &result(1000.0 * t, 10.0 * p), &reference));
+        let f = |t: f64, p: f64| v(fixed(&l, &result(1000.0 * t, 10.0 * p), &reference));
+        assert_eq!(d(1.0, 2.0), Verdict::Yes);
+        assert_eq!(d(0.5, 1.0), Verdict::Yes);
+        assert_eq!(d(0.9, 1.4), Verdict::No);
+        assert_eq!(f(0.95, 1.2), Verdict::Yes);
+        assert_eq!(f(0.95, 3.6), Verdict::No);
+        assert_eq!(f(0.85, 1.2), Verdict::No);
         // Bounds are inclusive.
-        assert_eq!(degraded(&l, r(0.8, 1.0)).unwrap().verdict, Verdict::Yes);
-        assert_eq!(fixed(&l, r(0.9, 3.0)).unwrap().verdict, Verdict::Yes);
+        assert_eq!(d(0.8, 1.0), Verdict::Yes);
+        assert_eq!(f(0.9, 3.0), Verdict::Yes);
     }
 
     #[test]
     fn a_bound_inside_the_band_is_unsure() {
         let l = full();
-        let with = |t: f64, tb: (f64, f64), p: f64, pb: (f64, f64)| Ratios {
-            throughput: t,
-            p99: p,
-            throughput_band: Some(Band { lo: tb.0, hi: tb.1 }),
-            p99_band: Some(Band { lo: pb.0, hi: pb.1 }),
-        };
+        let reference = noisy((990.0, 1000.0, 1010.0), (5.0, 10.0, 40.0));
         // The wobbly reference of the issue: a degraded p99 of 1.2x whose
-        // band reaches 4x cannot say "not degraded".
-        let j = degraded(&l, with(1.0, (0.97, 1.03), 1.2, (0.1, 4.0))).unwrap();
+        // band reaches far cannot say "not degraded".
+        let j = degraded(
+            &l,
+            &noisy((980.0, 1000.0, 1020.0), (10.0, 12.0, 20.0)),
+            &reference,
+        )
+        .unwrap();
         assert_eq!(j.verdict, Verdict::Unsure);
         assert_eq!(j.failed().count(), 2);
         // Clearly degraded on p99, whatever the noise of the throughput.
-        let j = degraded(&l, with(0.9, (0.7, 1.1), 6.0, (2.0, 20.0))).unwrap();
+        let steady = noisy((990.0, 1000.0, 1010.0), (9.0, 10.0, 11.0));
+        let j = degraded(
+            &l,
+            &noisy((700.0, 900.0, 1100.0), (60.0, 60.0, 200.0)),
+            &steady,
+        )
+        .unwrap();
         assert_eq!(j.verdict, Verdict::Yes);
         // A fix whose p99 band straddles 3x is unsure; one clearly above is NO.
-        let j = fixed(&l, with(1.0, (0.95, 1.05), 2.5, (1.0, 9.0))).unwrap();
+        let j = fixed(
+            &l,
+            &noisy((990.0, 1000.0, 1010.0), (20.0, 25.0, 40.0)),
+            &steady,
+        )
+        .unwrap();
         assert_eq!(j.verdict, Verdict::Unsure);
-        let j = fixed(&l, with(1.0, (0.95, 1.05), 9.7, (4.0, 30.0))).unwrap();
+        let j = fixed(
+            &l,
+            &noisy((990.0, 1000.0, 1010.0), (50.0, 97.0, 300.0)),
+            &steady,
+        )
+        .unwrap();
         assert_eq!(j.verdict, Verdict::No);
         let failed: Vec<String> = j.failed().map(Check::describe).collect();
         assert_eq!(
             failed,
-            ["e2e p99 <= 3x lab 01: measured 9.70x (4.00–30.0) (NO)"]
+            ["e2e p99 <= 3x lab 01: measured 9.70x (4.55–33.3) (NO)"]
+        );
+    }
+
+    #[test]
+    fn durability_rules_count_and_time() {
+        let l = lab(Expect {
+            degraded: vec![rule(Metric::Lost, true, 1.0)],
+            fixed: vec![
+                rule(Metric::Lost, false, 0.0),
+                rule(Metric::RecoveryS, false, 10.0),
+                rule(Metric::FaultP99, false, 50.0),
+            ],
+            degraded_all: false,
+        });
+        let reference = result(1000.0, 10.0);
+        let mut step = result(1000.0, 12.0);
+        step.recovery_s = Some(4.0);
+        step.windows = vec![Window {
+            name: "during".into(),
+            e2e_p99_ms: 300.0,
+            ..Default::default()
+        }];
+        assert_eq!(fixed(&l, &step, &reference).unwrap().verdict, Verdict::Yes);
+        step.lost = 3;
+        let j = fixed(&l, &step, &reference).unwrap();
+        assert_eq!(j.verdict, Verdict::No);
+        assert_eq!(
+            j.failed().map(Check::describe).collect::<Vec<_>>(),
+            ["lost <= 0: measured 3 (NO)"]
+        );
+        assert_eq!(
+            degraded(&l, &step, &reference).unwrap().verdict,
+            Verdict::Yes
+        );
+        step.recovery_s = None;
+        let j = fixed(&l, &step, &reference).unwrap();
+        assert!(
+            j.failed()
+                .any(|c| c.describe() == "recovery <= 10 s: measured never (NO)")
         );
     }
 
     #[test]
     fn a_lab_without_bounds_has_no_verdict() {
         let l = lab(Expect::default());
-        assert_eq!(degraded(&l, Ratios::plain(0.1, 100.0)), None);
-        assert_eq!(fixed(&l, Ratios::plain(0.1, 100.0)), None);
+        let (a, b) = (result(100.0, 1000.0), result(1000.0, 10.0));
+        assert_eq!(degraded(&l, &a, &b), None);
+        assert_eq!(fixed(&l, &a, &b), None);
         assert!(how_bounds_combine(&l).is_empty());
     }
 
@@ -390,7 +487,7 @@ mod tests {
             how_bounds_combine(&full()),
             [
                 "degraded: records/s <= 0.8x lab 01 or e2e p99 >= 1.5x lab 01 (either suffices)",
-                "fixed: records/s >= 0.9x lab 01 and e2e p99 <= 3x lab 01 (both must hold)"
+                "fixed: records/s >= 0.9x lab 01 and e2e p99 <= 3x lab 01 (all must hold)"
             ]
         );
     }

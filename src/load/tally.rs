@@ -30,7 +30,11 @@ impl SeqSet {
             let word = self.words.get(w as usize).copied().unwrap_or(0);
             // Whole words present are skipped at once.
             (word != u64::MAX)
-                .then(|| (0..64).filter(move |b| word & (1 << b) == 0).map(move |b| w * 64 + b))
+                .then(|| {
+                    (0..64)
+                        .filter(move |b| word & (1 << b) == 0)
+                        .map(move |b| w * 64 + b)
+                })
                 .into_iter()
                 .flatten()
                 .filter(move |s| *s < end)
@@ -296,7 +300,16 @@ mod tests {
             t.record(0, &x);
         }
         // 10 sent, so 3, 4, 7 and 8 are missing.
-        t.marker(&h(3, u64::MAX), MarkerBody { partition: 0, partitions: 1, acked: 10, sent: 10, total_acked: 10 });
+        t.marker(
+            &h(3, u64::MAX),
+            MarkerBody {
+                partition: 0,
+                partitions: 1,
+                acked: 10,
+                sent: 10,
+                total_acked: 10,
+            },
+        );
         assert_eq!(t.missing_due_ns(), vec![1300, 1400, 1700, 1800]);
         let mut s = SeqSet::default();
         for i in 0..200 {

@@ -252,6 +252,8 @@ pub struct Series<'a> {
     pub label: String,
     pub kind: Kind,
     pub timeline: &'a [[f64; 3]],
+    /// Where faults fired, on the timeline's axis (seconds), with a name.
+    pub markers: Vec<(f64, String)>,
 }
 
 /// Small multiples: a panel per step with its per-second e2e p99 (line)
@@ -312,6 +314,18 @@ pub fn timelines(title: &str, series: &[Series<'_>]) -> String {
             let l = ms.max(1.0).log10().clamp(lo, hi);
             y0 + ih * (1.0 - (l - lo) / (hi - lo))
         };
+        for (at, name) in &se.markers {
+            let mx = x(*at).clamp(x0, x0 + iw);
+            let _ = writeln!(
+                s,
+                r##"<line x1="{mx:.1}" x2="{mx:.1}" y1="{y0:.1}" y2="{:.1}" stroke="#8e44ad" stroke-width="1.5" stroke-dasharray="3 2"><title>{}</title></line><text x="{:.1}" y="{:.1}" font-size="9" fill="#8e44ad">{}</text>"##,
+                y0 + ih,
+                esc(name),
+                mx + 2.0,
+                y0 + 9.0,
+                esc(name)
+            );
+        }
         let line: Vec<String> = pts
             .iter()
             .map(|p| format!("{:.1},{:.1}", x(p[0]), y(p[1])))
@@ -383,15 +397,18 @@ mod tests {
                     label: "01 reference".into(),
                     kind: Kind::Reference,
                     timeline: &a,
+                    markers: Vec::new(),
                 },
                 Series {
                     label: "04 <degraded>".into(),
                     kind: Kind::Degraded,
                     timeline: &b,
+                    markers: vec![(0.5, "kill 2".into())],
                 },
             ],
         );
         assert_eq!(svg.matches("<polyline").count(), 2);
+        assert!(svg.contains("kill 2"));
         assert_eq!(svg.matches("<circle").count(), 4);
         assert!(svg.contains("04 &lt;degraded&gt;"));
         assert!(svg.trim_end().ends_with("</svg>"));

@@ -148,6 +148,59 @@ pub fn step_table(r: &StepResult) -> String {
             group(r.unsent)
         ));
     }
+    for (i, f) in r.faults.iter().enumerate() {
+        let mut line = format!(
+            "fault {}: {} broker {} ({}) at {:.1}s",
+            i + 1,
+            f.action.as_str(),
+            f.broker,
+            f.target,
+            f.at_s
+        );
+        if let Some(m) = f.leader_moved_s {
+            line.push_str(&format!("; its partitions had new leaders after {m:.1}s"));
+        }
+        if let Some(b) = f.back_at_s {
+            line.push_str(&format!("; back at {b:.1}s"));
+        }
+        match f.recovery_s {
+            Some(x) => line.push_str(&format!("; rate recovered after {x:.0}s")),
+            None => line.push_str("; the rate did not recover in the window"),
+        }
+        if let Some(e) = &f.error {
+            line.push_str(&format!(" (error: {e})"));
+        }
+        out.push_str(&line);
+        out.push('\n');
+    }
+    if !r.windows.is_empty() {
+        let mut t = new_table(&[
+            "window",
+            "seconds",
+            "records/s",
+            "e2e p50",
+            "e2e p99",
+            "e2e max",
+            "failed",
+            "duplicated",
+            "lost",
+        ]);
+        for w in &r.windows {
+            t.add_row(vec![
+                format!("{} fault {}", w.name, w.fault),
+                format!("{:.1}–{:.1}", w.from_s, w.to_s),
+                fmt_rate(w.records_per_s),
+                fmt_ms(w.e2e_p50_ms),
+                fmt_ms(w.e2e_p99_ms),
+                fmt_ms(w.e2e_max_ms),
+                group(w.failed),
+                group(w.duplicated),
+                group(w.lost),
+            ]);
+        }
+        align_numbers(&mut t);
+        out.push_str(&format!("{t}\n"));
+    }
     if let Some(g) = &r.gc {
         out.push_str(&format!(
             "broker GC in the window: {} pause(s), {} ms in all, max {} ms, mean {} ms (heap {})\n",

@@ -133,8 +133,11 @@ fn window(
         e2e_max_ms: p.max,
         failed: count_in(&per_second.failed, a, b),
         duplicated: count_in(&per_second.duplicated, a, b),
-        lost: count_in(&per_second.missing, a, b)
-            .saturating_sub(count_in(&per_second.failed, a, b)),
+        lost: count_in(&per_second.missing, a, b).saturating_sub(count_in(
+            &per_second.failed,
+            a,
+            b,
+        )),
     }
 }
 
@@ -169,7 +172,9 @@ mod tests {
     #[test]
     fn a_stall_and_its_catch_up_are_the_during_window() {
         // 100/s, a stall at second 5, a catch-up, back to 100/s from 9 on.
-        let acks = [100, 100, 100, 100, 100, 0, 0, 250, 150, 100, 100, 100, 100, 100];
+        let acks = [
+            100, 100, 100, 100, 100, 0, 0, 250, 150, 100, 100, 100, 100, 100,
+        ];
         let lat = [5, 5, 5, 5, 5, 5, 5, 2000, 900, 6, 5, 5, 5, 5];
         let (p, e) = recorders(&acks, &lat);
         let mut faults = [fault(5.0)];

@@ -2,6 +2,8 @@
 //! `klab run`, the labs, the tuner and the bench all measure through
 //! [`measure`], so there is one place where a measurement happens.
 
+pub mod faults;
+
 use crate::broker::admin::Admin;
 use crate::broker::kafka_home::store_path_of;
 use crate::broker::knobs;
@@ -164,6 +166,21 @@ pub fn environment(
     }
 }
 
+/// Faults may only name brokers the cluster has.
+fn check_fault_nodes(faults: &[crate::model::FaultSpec], brokers: u32) -> Result<()> {
+    for (i, f) in faults.iter().enumerate() {
+        if let crate::model::FaultTarget::Node(n) = f.broker
+            && n > brokers
+        {
+            return Err(usage!(
+                "--fault (number {}) broker: {n} of {brokers}; the cluster has brokers 1..={brokers} (--brokers)",
+                i + 1
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// The replication factor and `min.insync.replicas` of the workload's topic
 /// on a cluster of `brokers`: as asked, or as many replicas as brokers (at
 /// most 3). More replicas than brokers, or an ISR above the replicas, is an
@@ -302,9 +319,25 @@ pub fn measure(
         applied: opts.applied,
     });
     let mut measuring = false;
+    let mut timeline = match (&*target, workload.faults.is_empty()) {
+        (_, true) => None,
+        (Target::Local(b), false) => {
+            check_fault_nodes(&workload.faults, b.size())?;
+            Some(faults::Timeline::new(&workload.faults, &bootstrap, &topic))
+        }
+        (Target::External { .. }, false) => {
+            return Err(usage!(
+                "--fault: faults need brokers klab started itself; it does not own the one at {bootstrap}"
+            ));
+        }
+    };
+    // When the measured window starts, on the run's clock (set when the
+    // producers start).
+    let mut window_start: Option<Duration> = None;
     // (when, compiler CPU seconds) samples of the brokers' JIT.
     let mut jit: std::collections::VecDeque<(Instant, f64)> = Default::default();
     let started_at = Instant::now();
+    let mut last_second = Instant::now();
 
     let mut broker_died: Option<anyhow::Error> = None;
     let (preport, creport): (Result<ProducerReport>, Result<ConsumerReport>) = std::thread::scope(
@@ -318,6 +351,7 @@ pub fn measure(
             if !handle.is_ready() {
                 cancel.cancel("the consumer did not start within 30s");
             }
+            window_start = Some(clock.elapsed() + workload.warmup);
             let p = s.spawn(|| {
                 let r = producer::run_all(&pspecs, &clock, &cancel, &progress);
                 handle.producers_done();
@@ -346,6 +380,13 @@ pub fn measure(
                     let err = b.death_report(Some(status));
                     cancel.cancel(format!("{err:#}"));
                     broker_died = Some(err);
+                }
+                if let (Some(tl), Target::Local(b), Some(ws)) =
+                    (timeline.as_mut(), &mut *target, window_start)
+                    && let Some(t) = clock.elapsed().checked_sub(ws)
+                    && !cancel.is_cancelled()
+                {
+                    tl.tick(t, b);
                 }
                 if opts.until_jit_settles
                     && let Target::Local(b) = target
@@ -377,6 +418,18 @@ pub fn measure(
                         topic: topic.clone(),
                     });
                 }
+                if last_second.elapsed() >= Duration::from_secs(1) {
+                    last_second = Instant::now();
+                    events::emit(Event::Second {
+                        bootstrap: bootstrap.clone(),
+                        topic: topic.clone(),
+                        t_s: started_at.elapsed().as_secs_f64(),
+                        measuring: now.measuring,
+                        sent: now.sent,
+                        acked: now.acked,
+                        consumed: handle.consumed(),
+                    });
+                }
                 bar.update(&now, handle.consumed());
                 std::thread::sleep(Duration::from_millis(100));
             }
@@ -392,6 +445,15 @@ pub fn measure(
         },
     );
     bar.finish();
+    let fault_records = timeline.map(faults::Timeline::finish);
+    if fault_records.is_some()
+        && let Target::Local(b) = target
+        && broker_died.is_none()
+        && !crate::cancel::interrupted()
+        && let Err(e) = b.heal()
+    {
+        tracing::warn!("bringing the cluster back after the faults: {e:#}");
+    }
 
     if created && broker_died.is_none() && !crate::cancel::interrupted() {
         // Free the disk; a failure here does not change the measurement.
@@ -429,6 +491,32 @@ pub fn measure(
         Target::Local(_) => TargetKind::Local,
         Target::External { .. } => TargetKind::Bootstrap,
     };
+    if let Some(ws) = window_start {
+        result.window_start_s = ws.as_secs_f64();
+    }
+    if let (Some(mut records), Some(ws)) = (fault_records, window_start) {
+        let start = ws.as_secs_f64();
+        let end = start + workload.duration.unwrap_or_default().as_secs_f64();
+        let per_second = crate::stats::windows::PerSecond {
+            failed: preport.failed_per_second.clone(),
+            duplicated: creport.duplicated_per_second.clone(),
+            missing: creport.missing_per_second.clone(),
+        };
+        result.windows = crate::stats::windows::cut(
+            &mut records,
+            start,
+            end,
+            &preport.publish,
+            &creport.e2e,
+            &per_second,
+        );
+        result.recovery_s = records
+            .iter()
+            .map(|r| r.recovery_s)
+            .collect::<Option<Vec<f64>>>()
+            .and_then(|v| v.into_iter().reduce(f64::max));
+        result.faults = records;
+    }
     events::emit(Event::StepEnd {
         lab: opts.lab.clone(),
         label,

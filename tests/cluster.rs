@@ -1,0 +1,309 @@
+//! Real local clusters of three brokers, and faults inside a measured run:
+//! what acks=all with min.insync.replicas=2 keeps when the leader dies, what
+//! a paused broker does to the tail, and that no JVM outlives klab.
+
+mod common;
+
+use common::*;
+use klab::broker::local::{LocalBroker, LocalOptions};
+use klab::load::payload::Secret;
+use klab::model::{BrokerConfig, FaultAction, FaultSpec, FaultTarget, Workload};
+use klab::step::{StepOptions, Target, measure};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+fn cluster(dir: &std::path::Path, n: u32) -> LocalBroker {
+    LocalBroker::start(
+        LocalOptions::new(
+            kafka_home(),
+            dir.join("broker"),
+            BrokerConfig {
+                heap: Some("512m".parse().unwrap()),
+                ..Default::default()
+            },
+        )
+        .brokers(n),
+    )
+    .expect("starting a local cluster")
+}
+
+fn workload(faults: Vec<FaultSpec>) -> Workload {
+    Workload {
+        rate: Some(3000.0),
+        messages: None,
+        duration: Some(Duration::from_secs(12)),
+        warmup: Duration::from_secs(2),
+        message_bytes: 512,
+        partitions: 3,
+        replication_factor: Some(3),
+        min_insync_replicas: Some(2),
+        faults,
+        ..Workload::default()
+    }
+}
+
+#[test]
+fn three_brokers_replicate_and_a_leader_kill_loses_nothing_with_acks_all() {
+    let dir = tempfile::tempdir().unwrap();
+    let needle = dir.path().to_string_lossy().to_string();
+    let mut b = cluster(dir.path(), 3);
+    assert_eq!(b.size(), 3);
+    assert_eq!(jvms_mentioning(&needle).len(), 3);
+    assert!(dir.path().join("broker/node-2/broker.log").is_file());
+    assert_eq!(
+        b.admin()
+            .unwrap()
+            .broker_ids(Duration::from_secs(5))
+            .unwrap()
+            .len(),
+        3
+    );
+    let mut w = workload(vec![FaultSpec {
+        at: Duration::from_secs(4),
+        action: FaultAction::Kill,
+        broker: FaultTarget::Leader,
+        duration: None,
+        restart_after: Some(Duration::from_secs(4)),
+    }]);
+    w.producer
+        .insert("enable.idempotence".into(), "true".into());
+    let m = measure(
+        &mut Target::Local(&mut b),
+        &w,
+        &Secret::new(b"cluster-test".to_vec()),
+        &StepOptions::default(),
+    )
+    .unwrap();
+    let r = &m.result;
+    assert!(r.complete, "{:?}", r.reason);
+    // acks=all with two replicas in sync: every acknowledged record is read.
+    assert_eq!(r.lost, 0, "{r:#?}");
+    assert_eq!(r.consumed, r.acked + r.duplicated);
+    assert_eq!(r.duplicated, 0, "idempotent producer");
+    assert_eq!(r.faults.len(), 1);
+    let f = &r.faults[0];
+    assert_eq!(f.action, FaultAction::Kill);
+    assert!((1..=3).contains(&f.broker), "{f:?}");
+    assert!(f.error.is_none(), "{f:?}");
+    assert!(
+        f.leader_moved_s.is_some(),
+        "the partitions it led moved: {f:?}"
+    );
+    assert!(f.back_at_s.is_some(), "{f:?}");
+    let names: Vec<&str> = r.windows.iter().map(|w| w.name.as_str()).collect();
+    assert_eq!(names.first(), Some(&"before"), "{:?}", r.windows);
+    assert!(names.contains(&"during"), "{:?}", r.windows);
+    assert_eq!(r.windows.iter().map(|w| w.lost).sum::<u64>(), 0);
+    // The killed broker is back and the cluster whole again.
+    assert!(b.is_running());
+    assert_eq!(jvms_mentioning(&needle).len(), 3);
+    b.stop().unwrap();
+    assert!(jvms_mentioning(&needle).is_empty());
+}
+
+#[test]
+fn a_paused_broker_shows_in_the_fault_window_and_in_recovery() {
+    let dir = tempfile::tempdir().unwrap();
+    let needle = dir.path().to_string_lossy().to_string();
+    let mut b = cluster(dir.path(), 3);
+    // A pause shorter than the broker session timeout: the leader comes
+    // back and stays the leader; records wait for it.
+    let w = workload(vec![FaultSpec {
+        at: Duration::from_secs(3),
+        action: FaultAction::Pause,
+        broker: FaultTarget::Leader,
+        duration: Some(Duration::from_secs(2)),
+        restart_after: None,
+    }]);
+    let m = measure(
+        &mut Target::Local(&mut b),
+        &w,
+        &Secret::new(b"cluster-test".to_vec()),
+        &StepOptions::default(),
+    )
+    .unwrap();
+    let r = &m.result;
+    assert!(r.complete, "{:?}", r.reason);
+    assert_eq!(r.lost, 0);
+    let before = r.windows.iter().find(|w| w.name == "before").unwrap();
+    let during = r.windows.iter().find(|w| w.name == "during").unwrap();
+    assert!(
+        during.e2e_p99_ms >= 1000.0 && during.e2e_p99_ms > 10.0 * before.e2e_p99_ms,
+        "{:?}",
+        r.windows
+    );
+    let rec = r.recovery_s.expect("the rate came back");
+    assert!(rec >= 1.0, "{rec}");
+    assert_eq!(r.faults[0].back_at_s.map(|x| x.round()), Some(5.0));
+    b.stop().unwrap();
+    assert!(jvms_mentioning(&needle).is_empty());
+}
+
+#[test]
+fn a_node_that_ignores_sigterm_is_killed_and_ctrl_c_leaves_no_jvm() {
+    // A stopped (SIGSTOP) JVM handles no SIGTERM: stop() must kill it
+    // after the grace period.
+    let dir = tempfile::tempdir().unwrap();
+    let needle = dir.path().to_string_lossy().to_string();
+    let mut opts = LocalOptions::new(
+        kafka_home(),
+        dir.path().join("broker"),
+        BrokerConfig {
+            heap: Some("512m".parse().unwrap()),
+            ..Default::default()
+        },
+    )
+    .brokers(3);
+    opts.stop_grace = Duration::from_secs(5);
+    let mut b = LocalBroker::start(opts).unwrap();
+    // Frozen behind klab's back (not a fault's pause): SIGTERM stays
+    // pending, as for a JVM whose shutdown hangs.
+    b.node(2).unwrap().signal(libc::SIGSTOP).unwrap();
+    let began = Instant::now();
+    let stopped = b.stop().unwrap();
+    assert_eq!(stopped, klab::broker::node::Stopped::Killed);
+    assert!(began.elapsed() >= Duration::from_secs(5));
+    assert!(jvms_mentioning(&needle).is_empty());
+    drop(b);
+
+    // klab run --brokers 3, interrupted: every JVM goes.
+    let dir = tempfile::tempdir().unwrap();
+    let results = dir.path().join("results");
+    let mut child = klab()
+        .args([
+            "run",
+            "--brokers",
+            "3",
+            "--rate",
+            "1000",
+            "--duration",
+            "120s",
+            "--results",
+        ])
+        .arg(&results)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lines = lines_of(child.stderr.take().unwrap());
+    wait_line(&lines, "run: measuring,", Duration::from_secs(180));
+    let run = std::fs::read_dir(&results)
+        .unwrap()
+        .flatten()
+        .next()
+        .unwrap()
+        .path();
+    let needle = run.to_string_lossy().to_string();
+    assert_eq!(jvms_mentioning(&needle).len(), 3);
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let status = wait_for("klab to exit", Duration::from_secs(60), || {
+        child.try_wait().unwrap()
+    });
+    assert_eq!(status.code(), Some(130));
+    assert!(jvms_mentioning(&needle).is_empty(), "a JVM outlived klab");
+    let v: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(run.join("result.json")).unwrap()).unwrap();
+    assert_eq!(v["workload"]["replication_factor"], serde_json::Value::Null);
+    assert_eq!(v["complete"], false);
+}
+
+#[test]
+fn bad_fault_specs_and_cluster_flags_are_refused_before_anything_starts() {
+    let dir = tempfile::tempdir().unwrap();
+    let results = dir.path().join("results");
+    for (args, want) in [
+        (
+            &["--fault", "at=1s,action=nuke,broker=1"][..],
+            "not a fault action",
+        ),
+        (
+            &[
+                "--fault",
+                "at=30s,action=kill,broker=1",
+                "--duration",
+                "10s",
+            ][..],
+            "not inside the measured window",
+        ),
+        (
+            &["--fault", "at=1s,action=kill,broker=4", "--brokers", "3"][..],
+            "broker: 4 of 3",
+        ),
+        (
+            &["--fault", "at=1s,action=pause,broker=1"][..],
+            "a pause needs",
+        ),
+        (&["--brokers", "9"][..], "--brokers"),
+        (&["--replication-factor", "3"][..], "1 broker"),
+        (
+            &[
+                "--fault",
+                "at=1s,action=kill,broker=1",
+                "--bootstrap",
+                "127.0.0.1:9",
+            ][..],
+            "--fault",
+        ),
+    ] {
+        let out = klab()
+            .arg("run")
+            .args(args)
+            .arg("--results")
+            .arg(&results)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(want), "{args:?}: {stderr}");
+        assert!(!results.exists(), "{args:?} started something");
+    }
+}
+
+#[test]
+fn bootstrap_creates_a_missing_topic_with_its_partitions_and_replicas() {
+    // A broker with Kafka's default auto.create.topics.enable=true: a
+    // metadata lookup must not create the topic with one partition.
+    let dir = tempfile::tempdir().unwrap();
+    let b = LocalBroker::start(
+        LocalOptions::new(
+            kafka_home(),
+            dir.path().join("broker"),
+            BrokerConfig {
+                heap: Some("512m".parse().unwrap()),
+                properties: [("auto.create.topics.enable".to_string(), "true".to_string())].into(),
+            },
+        )
+        .brokers(2),
+    )
+    .unwrap();
+    let out = klab()
+        .args([
+            "run",
+            "--bootstrap",
+            &b.bootstrap(),
+            "--topic",
+            "brand-new",
+            "--partitions",
+            "6",
+        ])
+        .args([
+            "--replication-factor",
+            "2",
+            "--rate",
+            "500",
+            "--duration",
+            "2s",
+            "--warmup",
+            "1s",
+        ])
+        .arg("--results")
+        .arg(dir.path().join("results"))
+        .output()
+        .unwrap();
+    stdout_of_success(&out);
+    let admin = b.admin().unwrap();
+    assert_eq!(admin.topic_partitions("brand-new").unwrap(), Some(6));
+    assert_eq!(admin.under_replicated(Duration::from_secs(5)).unwrap(), 0);
+    let leaders = admin.leaders("brand-new", Duration::from_secs(5)).unwrap();
+    assert_eq!(leaders.len(), 6);
+}
