@@ -512,6 +512,21 @@ impl FaultSpec {
     }
 }
 
+impl fmt::Display for FaultSpec {
+    /// `kill leader at 4s, back after 5s`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let d = crate::units::format_duration;
+        write!(f, "{} {} at {}", self.action.as_str(), self.broker, d(self.at))?;
+        if let Some(x) = self.duration {
+            write!(f, " for {}", d(x))?;
+        }
+        if let Some(x) = self.restart_after {
+            write!(f, ", back after {}", d(x))?;
+        }
+        Ok(())
+    }
+}
+
 impl std::str::FromStr for FaultSpec {
     type Err = String;
     /// `at=5s,action=kill,broker=leader[,for=3s][,restart_after=10s]`.

@@ -2,7 +2,6 @@
 
 use super::Outcome;
 use crate::broker::kafka_home::{KafkaHome, java};
-use crate::broker::render::single_node_defaults;
 use crate::cli::{
     FixArgs, FixWith, LabCheckArgs, LabCommand, LabRunArgs, LabShowArgs, LabsDirArgs, SessionArgs,
 };
@@ -126,9 +125,14 @@ fn show(a: &LabShowArgs) -> Result<Outcome> {
             lab.origin.get(k).cloned().unwrap_or_default(),
         ]);
     }
-    for (k, v) in single_node_defaults() {
+    let cluster = if lab.brokers > 1 {
+        format!("klab default for {} brokers", lab.brokers)
+    } else {
+        "klab single-node default".to_string()
+    };
+    for (k, v) in crate::broker::render::cluster_defaults(lab.brokers) {
         if !lab.broker.properties.contains_key(&k) {
-            t.add_row(vec![k, v, "klab single-node default".into()]);
+            t.add_row(vec![k, v, cluster.clone()]);
         }
     }
     for k in [
@@ -179,6 +183,14 @@ fn show(a: &LabShowArgs) -> Result<Outcome> {
                 crate::outln!("{name}: {w}");
             }
         }
+    }
+    if let Some(fs) = &lab.workload.faults {
+        for f in fs {
+            crate::outln!("fault: {f}");
+        }
+    }
+    if lab.brokers > 1 {
+        crate::outln!("cluster: {} brokers", lab.brokers);
     }
     let p = lab
         .workload

@@ -332,6 +332,11 @@ impl WorkloadPatch {
                 out.push(format!("{k}={v}"));
             }
         }
+        if after.faults != self.faults
+            && let Some(fs) = &after.faults
+        {
+            out.extend(fs.iter().map(|f| format!("fault: {f}")));
+        }
         out
     }
 }
