@@ -502,7 +502,7 @@ impl LabTarget for K8sSession {
         Some(self.config())
     }
     /// The load as pods, for a few seconds.
-    fn warm_up(&mut self, workload: &Workload) -> Result<()> {
+    fn warm_up(&mut self, workload: &Workload, _settle: bool) -> Result<()> {
         self.say("JIT warm-up of the restarted broker");
         self.run_load(&warm_up_workload(workload, crate::lab::target::WARM_UP))
             .map(|_| ())

@@ -125,10 +125,10 @@ pub fn run_labs(
     };
     let ref_w = baseline.workload(quick, capacity)?;
     if calibrating && capacity.is_some() {
-        // The calibration ran at max on a JVM that was started just before:
-        // let its JIT settle at the reference's load before the reference
-        // (every ratio divides by it).
-        session.warm_up(&ref_w)?;
+        // The calibration ran at max: a few seconds at the reference's own
+        // rate let the broker leave that behind (its heap, the deleted
+        // topic's files) before the step every ratio divides by.
+        session.warm_up(&ref_w, false)?;
     }
     let reference = reference_step(session, baseline, &ref_w)?;
     rows.push(Row {

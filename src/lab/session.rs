@@ -176,14 +176,14 @@ impl Session {
 
     /// [`LabTarget::warm_up`] on the local broker (an external one is left
     /// alone: klab did not start it).
-    fn warm_up_local(&mut self, workload: &Workload) -> Result<()> {
+    fn warm_up_local(&mut self, workload: &Workload, settle: bool) -> Result<()> {
         let Some(SessionBroker::Local(b)) = self.broker.as_mut() else {
             return Ok(());
         };
         // At the step's own rate until the broker's JIT settles; a load at
         // max (the calibration's) only briefly: the JIT-settling warm-up
         // comes before the first step that offers a rate.
-        let settle = workload.rate.is_some();
+        let settle = settle && workload.rate.is_some();
         let length = if settle {
             crate::lab::target::jit_warm_up_max()
         } else {
@@ -244,8 +244,8 @@ impl LabTarget for Session {
     fn apply(&mut self, cfg: &BrokerConfig) -> Result<Applied> {
         self.apply_config(cfg)
     }
-    fn warm_up(&mut self, workload: &Workload) -> Result<()> {
-        self.warm_up_local(workload)
+    fn warm_up(&mut self, workload: &Workload, settle: bool) -> Result<()> {
+        self.warm_up_local(workload, settle)
     }
     fn measure_raw(
         &mut self,
