@@ -516,7 +516,13 @@ impl fmt::Display for FaultSpec {
     /// `kill leader at 4s, back after 5s`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let d = crate::units::format_duration;
-        write!(f, "{} {} at {}", self.action.as_str(), self.broker, d(self.at))?;
+        write!(
+            f,
+            "{} {} at {}",
+            self.action.as_str(),
+            self.broker,
+            d(self.at)
+        )?;
         if let Some(x) = self.duration {
             write!(f, " for {}", d(x))?;
         }
