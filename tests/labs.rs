@@ -359,3 +359,46 @@ fn a_producer_only_trial_does_not_restart_the_broker() {
     );
     assert_eq!(plan(&base.broker, &written.broker), Applied::Unchanged);
 }
+
+#[test]
+fn the_durability_track_loads_lists_and_shows_its_faults() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("labs");
+    let labs = Labs::load(&root.join("durability")).unwrap();
+    assert!(labs.labs.len() >= 5, "{} labs", labs.labs.len());
+    for (i, l) in labs.labs.iter().enumerate() {
+        assert!(l.dir.join("README.md").is_file(), "{} has no README", l.id);
+        assert_eq!(l.brokers, 3, "{}", l.id);
+        let w = l.workload(true, Some(10_000.0)).unwrap();
+        assert_eq!(w.replication_factor, Some(3), "{}", l.id);
+        if i > 0 {
+            assert_ne!(l.what_changed(), "(reference)", "{}", l.id);
+        }
+        // Every fault fires inside the quick window.
+        for f in &w.faults {
+            assert!(
+                Some(f.at) < w.duration,
+                "{}: a fault at {:?} after the window",
+                l.id,
+                f.at
+            );
+        }
+    }
+    let out = klab()
+        .args(["lab", "list"])
+        .arg("--labs")
+        .arg(&root)
+        .output()
+        .unwrap();
+    let list = stdout_of_success(&out);
+    assert!(list.contains("track durability"), "{list}");
+    assert!(list.contains("durability/02-leader-killed"), "{list}");
+    let out = klab()
+        .args(["lab", "show", "durability/04"])
+        .arg("--labs")
+        .arg(&root)
+        .output()
+        .unwrap();
+    let show = stdout_of_success(&out);
+    assert!(show.contains("pause followers"), "{show}");
+    assert!(show.contains("min.insync.replicas"), "{show}");
+}
