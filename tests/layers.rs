@@ -13,10 +13,10 @@ const LAYERS: &[(&str, u8)] = &[
     ("units", 0),
     ("error", 0),
     ("random", 0),
-    ("cancel", 0),
     ("provenance", 0),
     ("term", 0),
-    // Plain data.
+    // Ctrl-C (it prints through term); plain data.
+    ("cancel", 1),
     ("model", 1),
     // Histograms, tables, plots, result files, progress; the event bus.
     ("stats", 2),
@@ -63,7 +63,16 @@ fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
-/// Every `crate::NAME` in `text` (the `usage!` macro is the error module's).
+/// The module an exported macro (`crate::NAME!`) belongs to.
+fn macro_home(name: &str) -> Option<&'static str> {
+    match name {
+        "usage" => Some("error"),
+        "out" | "outln" | "errln" => Some("term"),
+        _ => None,
+    }
+}
+
+/// Every `crate::NAME` in `text` (a macro counts as its module's).
 fn imports(text: &str) -> Vec<(usize, String)> {
     let mut out = Vec::new();
     for (i, line) in text.lines().enumerate() {
@@ -76,14 +85,7 @@ fn imports(text: &str) -> Vec<(usize, String)> {
                 .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
                 .collect();
             if !name.is_empty() {
-                out.push((
-                    i + 1,
-                    if name == "usage" {
-                        "error".into()
-                    } else {
-                        name
-                    },
-                ));
+                out.push((i + 1, macro_home(&name).map_or(name, str::to_string)));
             }
             rest = tail;
         }
