@@ -163,6 +163,23 @@ impl Admin {
             .count())
     }
 
+    /// Partitions whose leader is not their preferred replica (the first
+    /// of their replica list): after a rolling restart the last node to
+    /// restart leads nothing until the controller moves leadership back.
+    pub fn off_preferred_leader(&self, timeout: Duration) -> Result<usize> {
+        let md = self
+            .client
+            .inner()
+            .fetch_metadata(None, timeout)
+            .with_context(|| format!("fetching metadata from {}", self.bootstrap))?;
+        Ok(md
+            .topics()
+            .iter()
+            .flat_map(|t| t.partitions())
+            .filter(|p| p.replicas().first().is_some_and(|r| *r != p.leader()))
+            .count())
+    }
+
     /// The replicas of partition `p` of `topic`, its leader first.
     pub fn replicas(&self, topic: &str, p: i32, timeout: Duration) -> Result<Vec<i32>> {
         let md = self

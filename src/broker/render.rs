@@ -113,6 +113,12 @@ pub fn cluster_defaults(brokers: u32) -> BTreeMap<String, String> {
     .into_iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))
     .collect();
+    if brokers > 1 {
+        // Move leadership back to each partition's preferred replica within
+        // seconds of a node's return instead of Kafka's 300 s, so a rolling
+        // restart or a fault leaves no broker leading more than its share.
+        out.insert("leader.imbalance.check.interval.seconds".into(), "5".into());
+    }
     out.extend(other_defaults());
     out
 }

@@ -83,7 +83,9 @@ impl LocalBroker {
                 self.start_node(id)?;
             }
         }
-        self.wait_fully_replicated(Duration::from_secs(120))
+        self.wait_fully_replicated(Duration::from_secs(120))?;
+        self.wait_preferred_leaders(Duration::from_secs(30));
+        Ok(())
     }
 
     /// The active KRaft controller: the controller node whose log most
