@@ -168,7 +168,17 @@ impl LocalBroker {
             handlers_shrunk_at: None,
         };
         b.launch_all()?;
+        b.announce("started", None);
         Ok(b)
+    }
+
+    /// Tells the event bus the cluster (or node `node`) started.
+    fn announce(&self, action: &str, node: Option<i32>) {
+        crate::events::emit(crate::events::Event::Broker {
+            action: action.to_string(),
+            node,
+            config: self.opts.config.to_string(),
+        });
     }
 
     /// Every node's listener, comma separated.
@@ -483,7 +493,9 @@ impl LocalBroker {
         if self.nodes.len() == 1 || !self.is_running() {
             self.stop()?;
             self.opts.config = config.clone();
-            return self.launch_all();
+            self.launch_all()?;
+            self.announce("restarted", None);
+            return Ok(());
         }
         self.opts.config = config.clone();
         let ids: Vec<i32> = self.nodes.iter().map(Node::id).collect();
@@ -496,7 +508,9 @@ impl LocalBroker {
         }
         self.dynamic.clear();
         self.refresh_effective()?;
-        self.check_effective(config, "StaticBroker")
+        self.check_effective(config, "StaticBroker")?;
+        self.announce("restarted", None);
+        Ok(())
     }
 
     /// Starts node `id` again (after a fault stopped or killed it) with the
@@ -520,6 +534,7 @@ impl LocalBroker {
                 .broker_ids(Duration::from_secs(1))
                 .is_ok_and(|ids| ids.contains(&id));
             if listed {
+                self.announce("node started", Some(id));
                 return Ok(());
             }
             if let Some((dead, s)) = self.died() {
