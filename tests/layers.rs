@@ -32,8 +32,9 @@ const LAYERS: &[(&str, u8)] = &[
     // What runs measurements: labs and sessions, the bench.
     ("lab", 6),
     ("bench", 6),
-    // The Kubernetes target (a lab target itself).
+    // The Kubernetes target (a lab target itself); the live view.
     ("k8s", 7),
+    ("ui", 7),
     // Command-line arguments, then the commands.
     ("cli", 8),
     ("cmd", 9),
