@@ -64,7 +64,8 @@ fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
-/// Every `crate::NAME` in `text` (the `usage!` macro is the error module's).
+/// Every `crate::NAME` in `text` (the `usage!` macro is the error module's;
+/// term's `out!`, `outln!` and `errln!` are not counted).
 fn imports(text: &str) -> Vec<(usize, String)> {
     let mut out = Vec::new();
     for (i, line) in text.lines().enumerate() {
@@ -77,14 +78,14 @@ fn imports(text: &str) -> Vec<(usize, String)> {
                 .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
                 .collect();
             if !name.is_empty() {
-                out.push((
-                    i + 1,
-                    if name == "usage" {
-                        "error".into()
-                    } else {
-                        name
-                    },
-                ));
+                // Exported macros live at the crate root: `usage!` counts
+                // as the error module; term's output macros (no imports
+                // of their own) may be used anywhere.
+                match name.as_str() {
+                    "usage" => out.push((i + 1, "error".to_string())),
+                    "out" | "outln" | "errln" => {}
+                    _ => out.push((i + 1, name)),
+                }
             }
             rest = tail;
         }

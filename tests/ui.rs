@@ -25,7 +25,12 @@ fn free_port() -> u16 {
 }
 
 /// One HTTP/1.1 request (Connection: close): status and body.
-fn http(method: &str, addr: &str, path: &str, body: Option<&str>) -> std::io::Result<(u16, String)> {
+fn http(
+    method: &str,
+    addr: &str,
+    path: &str,
+    body: Option<&str>,
+) -> std::io::Result<(u16, String)> {
     let mut s = TcpStream::connect(addr)?;
     s.set_read_timeout(Some(Duration::from_secs(60)))?;
     let body = body.unwrap_or("");
@@ -34,8 +39,29 @@ fn http(method: &str, addr: &str, path: &str, body: Option<&str>) -> std::io::Re
         "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
         body.len()
     )?;
+    // Read until the headers are complete and then Content-Length bytes
+    // (chromedriver keeps the connection open), or to the end.
     let mut raw = Vec::new();
-    s.read_to_end(&mut raw)?;
+    let mut buf = [0u8; 16384];
+    loop {
+        let n = s.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        raw.extend_from_slice(&buf[..n]);
+        let text = String::from_utf8_lossy(&raw);
+        if let Some((head, rest)) = text.split_once("\r\n\r\n") {
+            let len = head.lines().find_map(|l| {
+                let (k, v) = l.split_once(':')?;
+                k.trim()
+                    .eq_ignore_ascii_case("content-length")
+                    .then(|| v.trim().parse::<usize>().ok())?
+            });
+            if len.is_some_and(|len| rest.len() >= len) {
+                break;
+            }
+        }
+    }
     let text = String::from_utf8_lossy(&raw).into_owned();
     let (head, rest) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
     let status = head
@@ -46,7 +72,11 @@ fn http(method: &str, addr: &str, path: &str, body: Option<&str>) -> std::io::Re
     let chunked = head
         .to_ascii_lowercase()
         .contains("transfer-encoding: chunked");
-    let body = if chunked { unchunk(rest) } else { rest.to_string() };
+    let body = if chunked {
+        unchunk(rest)
+    } else {
+        rest.to_string()
+    };
     Ok((status, body))
 }
 
@@ -174,7 +204,8 @@ impl Browser {
 
     fn call(&self, method: &str, what: &str, body: serde_json::Value) -> serde_json::Value {
         let path = format!("/session/{}/{what}", self.session);
-        let (status, text) = http(method, &self.base, &path, Some(&body.to_string())).unwrap();
+        let body = (method == "POST").then(|| body.to_string());
+        let (status, text) = http(method, &self.base, &path, body.as_deref()).unwrap();
         assert_eq!(status, 200, "{what}: {text}");
         let v: serde_json::Value = serde_json::from_str(&text).unwrap();
         v["value"].clone()
@@ -182,6 +213,25 @@ impl Browser {
 
     fn open(&self, url: &str) {
         self.call("POST", "url", serde_json::json!({ "url": url }));
+        // A projector's 1280×720 for the page itself (the window is a
+        // little larger than what it shows).
+        let inner = self.eval("return [window.innerWidth, window.innerHeight];");
+        let (w, h) = (
+            inner[0].as_i64().unwrap_or(1280),
+            inner[1].as_i64().unwrap_or(720),
+        );
+        if (w, h) != (1280, 720) {
+            let rect = self.call("GET", "window/rect", serde_json::Value::Null);
+            let (ow, oh) = (
+                rect["width"].as_i64().unwrap_or(1280),
+                rect["height"].as_i64().unwrap_or(720),
+            );
+            self.call(
+                "POST",
+                "window/rect",
+                serde_json::json!({"width": ow + 1280 - w, "height": oh + 720 - h}),
+            );
+        }
     }
 
     /// Runs `script` (a function body that returns a value) in the page.
@@ -277,7 +327,16 @@ fn a_lab_run_live_in_a_browser_then_its_replay() {
     let res = results.to_string_lossy().to_string();
     let (mut child, lines) = spawn(
         &[
-            "lab", "run", "02", "--fix-with", "lab", "--quick", "--labs", &labs, "--results", &res,
+            "lab",
+            "run",
+            "02",
+            "--fix-with",
+            "lab",
+            "--quick",
+            "--labs",
+            &labs,
+            "--results",
+            &res,
             &ui,
         ],
         SECRET,
@@ -310,7 +369,10 @@ fn a_lab_run_live_in_a_browser_then_its_replay() {
     );
     browser.screenshot(&output_dir().join("live.png"));
     let html = browser.eval("return document.documentElement.outerHTML;");
-    assert!(!html.to_string().contains(SECRET), "the secret is on the page");
+    assert!(
+        !html.to_string().contains(SECRET),
+        "the secret is on the page"
+    );
     let code = wait_exit(&mut child, Duration::from_secs(300));
     assert_eq!(code, Some(0));
     browser.wait_until(
@@ -326,15 +388,7 @@ fn a_lab_run_live_in_a_browser_then_its_replay() {
     let run_dir = only_run_dir(&results);
     let port = free_port();
     let addr = format!("127.0.0.1:{port}");
-    let (mut replay, lines) = spawn(
-        &[
-            "ui",
-            &run_dir.to_string_lossy(),
-            "--addr",
-            &addr,
-        ],
-        SECRET,
-    );
+    let (mut replay, lines) = spawn(&["ui", &run_dir.to_string_lossy(), "--addr", &addr], SECRET);
     let line = wait_line(&lines, "replay of", Duration::from_secs(30));
     assert!(
         line.contains(&format!("({steps} steps)")) && line.contains(&addr),
@@ -369,7 +423,10 @@ fn value(
         .families
         .get(family)
         .unwrap_or_else(|| panic!("no family {family}"));
-    let m = f.iter_samples().next().unwrap_or_else(|| panic!("{family} has no sample"));
+    let m = f
+        .iter_samples()
+        .next()
+        .unwrap_or_else(|| panic!("{family} has no sample"));
     match &m.value {
         openmetrics_parser::OpenMetricsValue::Counter(c) => c.value.as_f64(),
         openmetrics_parser::OpenMetricsValue::Gauge(g) => g.as_f64(),
@@ -388,7 +445,16 @@ fn metrics_parse_and_counters_only_grow_and_the_secret_stays_out() {
     let res = d.path().join("r").to_string_lossy().to_string();
     let (mut child, lines) = spawn(
         &[
-            "run", "--rate", "3000", "--duration", "8s", "--warmup", "1s", "--results", &res, &ui,
+            "run",
+            "--rate",
+            "3000",
+            "--duration",
+            "8s",
+            "--warmup",
+            "1s",
+            "--results",
+            &res,
+            &ui,
         ],
         SECRET,
     );
@@ -461,7 +527,10 @@ fn metrics_parse_and_counters_only_grow_and_the_secret_stays_out() {
         });
         assert!(!text.contains(SECRET), "the secret is in the {who} stream");
         assert!(text.contains("event: hello"), "{who}");
-        assert!(text.contains("id: 0\ndata: "), "{who} browser missed the start");
+        assert!(
+            text.contains("id: 0\ndata: "),
+            "{who} browser missed the start"
+        );
         assert!(text.contains("\"kind\":\"step_begin\""), "{who}");
         assert!(text.contains("\"kind\":\"step_end\""), "{who}");
         assert!(text.contains("\"e2e_p99_ms\":"), "{who}");

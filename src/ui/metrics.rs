@@ -9,7 +9,7 @@ use prometheus_client::encoding::{EncodeMetric, MetricEncoder, NoLabelSet};
 use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::registry::{Registry, Unit};
+use prometheus_client::registry::Registry;
 use std::sync::{Arc, Mutex};
 
 /// End-to-end latency as a classic histogram: per-bucket counts (not
@@ -45,7 +45,10 @@ struct StepInfo(Mutex<Vec<(String, String)>>);
 
 impl EncodeMetric for StepInfo {
     fn encode(&self, mut encoder: MetricEncoder) -> Result<(), std::fmt::Error> {
-        let labels = self.0.lock().map(|g| g.clone()).unwrap_or_default();
+        let mut labels = self.0.lock().map(|g| g.clone()).unwrap_or_default();
+        if labels.is_empty() {
+            labels.push(("step".to_string(), String::new()));
+        }
         encoder.encode_info(&labels)
     }
 
@@ -135,10 +138,11 @@ impl Metrics {
             "Records read more than once, counted when a step ends",
             m.duplicated.clone(),
         );
-        registry.register_with_unit(
-            "klab_e2e_latency",
-            "End-to-end latency from each record's due time to its arrival at the consumer",
-            Unit::Seconds,
+        // The unit is in the name, without a `# UNIT` line: some parsers
+        // refuse units on histograms.
+        registry.register(
+            "klab_e2e_latency_seconds",
+            "End-to-end latency in seconds, from each record's due time to its arrival at the consumer",
             ArcMetric(Arc::clone(&m.latency)),
         );
         registry.register(
