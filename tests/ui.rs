@@ -365,7 +365,7 @@ fn a_lab_run_live_in_a_browser_then_its_replay() {
     browser.wait_until(
         "points after the change and a finished step in the table",
         Duration::from_secs(180),
-        "const s = window.klab.markers.find(m => m.kind === 'setting'); return window.klab.seconds.some(p => p.at > s.at) && document.querySelectorAll('#rows tr').length >= 1;",
+        "const s = window.klab.markers.find(m => m.kind === 'setting'); return window.klab.seconds.filter(p => p.at > s.at).length >= 3 && document.querySelectorAll('#rows tr').length >= 1;",
     );
     browser.screenshot(&output_dir().join("live.png"));
     let html = browser.eval("return document.documentElement.outerHTML;");
