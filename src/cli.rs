@@ -455,7 +455,7 @@ pub struct WorkloadArgs {
     /// Partitions of the topic.
     #[arg(long, value_name = "P", default_value_t = defaults::PARTITIONS, allow_hyphen_values = true, value_parser = parse_partitions)]
     pub partitions: i32,
-    /// Topic to use (created when missing); default: a fresh topic per run.
+    /// Topic to use (created when missing, and kept); default: a fresh topic per run, deleted after it.
     #[arg(long, value_name = "T")]
     pub topic: Option<String>,
     /// Producer acks: 0, 1 or all.

@@ -27,9 +27,13 @@ fn cluster(dir: &std::path::Path, n: u32) -> LocalBroker {
     .expect("starting a local cluster")
 }
 
+/// A low rate: three JVMs that just started share two cores while their JIT
+/// compilers work (the tests cap the JIT warm-up), and run interpreted code
+/// meanwhile; at 500 records/s of 512 B a fresh cluster here fell seconds
+/// behind, at 100 records/s it kept its p99 under 40 ms.
 fn workload(faults: Vec<FaultSpec>) -> Workload {
     Workload {
-        rate: Some(3000.0),
+        rate: Some(200.0),
         messages: None,
         duration: Some(Duration::from_secs(12)),
         warmup: Duration::from_secs(2),
@@ -38,8 +42,37 @@ fn workload(faults: Vec<FaultSpec>) -> Workload {
         replication_factor: Some(3),
         min_insync_replicas: Some(2),
         faults,
+        // librdkafka pipelines up to a million requests per connection and
+        // the broker serves one at a time per connection: with acks=all each
+        // waits a replication round trip, so a trickle of one-record batches
+        // queues up behind itself. Five in flight (the Java client's
+        // default, and what idempotence allows) lets the batches grow.
+        producer: [(
+            "max.in.flight.requests.per.connection".to_string(),
+            "5".to_string(),
+        )]
+        .into(),
         ..Workload::default()
     }
+}
+
+/// A throw-away load on a cluster that just started: its first seconds
+/// (three cold JVMs compiling on two cores, the consumer offsets topic
+/// being created) are no baseline for a fault's window.
+fn warm_up(b: &mut LocalBroker) {
+    let mut w = workload(Vec::new());
+    w.duration = Some(Duration::from_secs(15));
+    let opts = StepOptions {
+        throwaway: true,
+        ..StepOptions::default()
+    };
+    measure(
+        &mut Target::Local(b),
+        &w,
+        &Secret::new(b"cluster-test".to_vec()),
+        &opts,
+    )
+    .expect("warming the cluster up");
 }
 
 #[test]
@@ -106,6 +139,7 @@ fn a_paused_broker_shows_in_the_fault_window_and_in_recovery() {
     let dir = tempfile::tempdir().unwrap();
     let needle = dir.path().to_string_lossy().to_string();
     let mut b = cluster(dir.path(), 3);
+    warm_up(&mut b);
     // A pause shorter than the broker session timeout: the leader comes
     // back and stays the leader; records wait for it.
     let w = workload(vec![FaultSpec {
@@ -128,11 +162,18 @@ fn a_paused_broker_shows_in_the_fault_window_and_in_recovery() {
     let before = r.windows.iter().find(|w| w.name == "before").unwrap();
     let during = r.windows.iter().find(|w| w.name == "during").unwrap();
     assert!(
-        during.e2e_p99_ms >= 1000.0 && during.e2e_p99_ms > 10.0 * before.e2e_p99_ms,
+        during.e2e_p99_ms >= 1000.0 && during.e2e_p99_ms > 3.0 * before.e2e_p99_ms,
         "{:?}",
         r.windows
     );
-    let rec = r.recovery_s.expect("the rate came back");
+    let after = r.windows.iter().find(|w| w.name == "after").unwrap();
+    assert!(after.e2e_p99_ms < during.e2e_p99_ms, "{:?}", r.windows);
+    let Some(rec) = r.recovery_s else {
+        panic!(
+            "the rate never came back: {:?} {:?} {:?}",
+            r.faults, r.windows, r.e2e_timeline
+        );
+    };
     assert!(rec >= 1.0, "{rec}");
     assert_eq!(r.faults[0].back_at_s.map(|x| x.round()), Some(5.0));
     b.stop().unwrap();

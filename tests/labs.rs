@@ -359,3 +359,133 @@ fn a_producer_only_trial_does_not_restart_the_broker() {
     );
     assert_eq!(plan(&base.broker, &written.broker), Applied::Unchanged);
 }
+
+#[test]
+fn the_durability_track_loads_lists_and_shows_its_faults() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("labs");
+    let labs = Labs::load(&root.join("durability")).unwrap();
+    assert!(labs.labs.len() >= 5, "{} labs", labs.labs.len());
+    for (i, l) in labs.labs.iter().enumerate() {
+        assert!(l.dir.join("README.md").is_file(), "{} has no README", l.id);
+        assert_eq!(l.brokers, 3, "{}", l.id);
+        let w = l.workload(true, Some(10_000.0)).unwrap();
+        assert_eq!(w.replication_factor, Some(3), "{}", l.id);
+        if i > 0 {
+            assert_ne!(l.what_changed(), "(reference)", "{}", l.id);
+        }
+        // Every fault fires inside the quick window.
+        for f in &w.faults {
+            assert!(
+                Some(f.at) < w.duration,
+                "{}: a fault at {:?} after the window",
+                l.id,
+                f.at
+            );
+        }
+    }
+    let out = klab()
+        .args(["lab", "list"])
+        .arg("--labs")
+        .arg(&root)
+        .output()
+        .unwrap();
+    let list = stdout_of_success(&out);
+    assert!(list.contains("track durability"), "{list}");
+    assert!(list.contains("durability/02-leader-killed"), "{list}");
+    let out = klab()
+        .args(["lab", "show", "durability/04"])
+        .arg("--labs")
+        .arg(&root)
+        .output()
+        .unwrap();
+    let show = stdout_of_success(&out);
+    assert!(show.contains("pause followers"), "{show}");
+    assert!(show.contains("min.insync.replicas"), "{show}");
+}
+
+#[test]
+fn a_durability_lab_kills_a_leader_on_three_brokers_and_grades_the_loss() {
+    let d = tempfile::tempdir().unwrap();
+    let track = d.path().join("durability");
+    let base = track.join("01-replicated");
+    std::fs::create_dir_all(&base).unwrap();
+    std::fs::write(
+        base.join("lab.toml"),
+        r#"title = "replicated"
+[cluster]
+brokers = 3
+[broker]
+heap = "512m"
+[broker.properties]
+"broker.heartbeat.interval.ms" = 500
+"broker.session.timeout.ms" = 3000
+[workload]
+rate = 300
+duration = "12s"
+warmup = "2s"
+message_bytes = 512
+partitions = 3
+acks = "all"
+replication_factor = 3
+min_insync_replicas = 2
+[workload.producer]
+"enable.idempotence" = true
+"#,
+    )
+    .unwrap();
+    std::fs::write(base.join("README.md"), "# replicated\n").unwrap();
+    let kill = track.join("02-kill");
+    std::fs::create_dir_all(&kill).unwrap();
+    std::fs::write(
+        kill.join("lab.toml"),
+        r#"title = "kill"
+extends = "01"
+[[faults]]
+at = "3s"
+action = "kill"
+broker = "leader"
+restart_after = "3s"
+[expect.degraded]
+combine = "all"
+lost_at_most = 0
+"#,
+    )
+    .unwrap();
+    std::fs::write(kill.join("README.md"), "# kill\n").unwrap();
+    let results = d.path().join("results");
+    let out = lab_cmd(
+        d.path(),
+        &results,
+        &["lab", "run", "durability/02", "--fix-with", "lab"],
+    );
+    let stdout = stdout_of_success(&out);
+    assert!(stdout.contains("fault 1: kill broker"), "{stdout}");
+    let run = only_run_dir(&results);
+    for n in 1..=3 {
+        assert!(run.join(format!("broker/node-{n}/broker.log")).is_file());
+    }
+    let needle = run.to_string_lossy().to_string();
+    assert!(jvms_mentioning(&needle).is_empty(), "a JVM outlived klab");
+    let steps: Vec<serde_json::Value> =
+        serde_json::from_slice(&std::fs::read(run.join("summary.json")).unwrap()).unwrap();
+    let degraded = steps
+        .iter()
+        .find(|s| s["label"] == "degraded")
+        .expect("a degraded step");
+    assert_eq!(degraded["lost"], 0, "{degraded:#}");
+    assert_eq!(degraded["workload"]["replication_factor"], 3);
+    assert_eq!(degraded["faults"][0]["action"], "kill");
+    assert!(degraded["faults"][0]["back_at_s"].as_f64().is_some());
+    assert_eq!(degraded["windows"][0]["name"], "before");
+    let verdicts: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(run.join("verdicts.json")).unwrap()).unwrap();
+    let row = &verdicts.as_array().unwrap()[1];
+    assert_eq!(row["expected"]["verdict"], "yes", "{row:#}");
+    assert!(
+        row["expected"]["checks"][0]["bound"]
+            .as_str()
+            .unwrap()
+            .contains("lost"),
+        "{row:#}"
+    );
+}

@@ -13,10 +13,10 @@ const LAYERS: &[(&str, u8)] = &[
     ("units", 0),
     ("error", 0),
     ("random", 0),
-    ("cancel", 0),
     ("provenance", 0),
     ("term", 0),
-    // Plain data.
+    // Ctrl-C (it prints through term); plain data.
+    ("cancel", 1),
     ("model", 1),
     // Histograms, tables, plots, result files, progress; the event bus.
     ("stats", 2),
@@ -32,7 +32,7 @@ const LAYERS: &[(&str, u8)] = &[
     // What runs measurements: labs and sessions, the bench.
     ("lab", 6),
     ("bench", 6),
-    // The Kubernetes target (a lab target itself); the live view.
+    // The Kubernetes target (a lab target itself).
     ("k8s", 7),
     ("ui", 7),
     // Command-line arguments, then the commands.
@@ -64,8 +64,16 @@ fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
-/// Every `crate::NAME` in `text` (the `usage!` macro is the error module's;
-/// term's `out!`, `outln!` and `errln!` are not counted).
+/// The module an exported macro (`crate::NAME!`) belongs to.
+fn macro_home(name: &str) -> Option<&'static str> {
+    match name {
+        "usage" => Some("error"),
+        "out" | "outln" | "errln" => Some("term"),
+        _ => None,
+    }
+}
+
+/// Every `crate::NAME` in `text` (a macro counts as its module's).
 fn imports(text: &str) -> Vec<(usize, String)> {
     let mut out = Vec::new();
     for (i, line) in text.lines().enumerate() {
@@ -78,14 +86,7 @@ fn imports(text: &str) -> Vec<(usize, String)> {
                 .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
                 .collect();
             if !name.is_empty() {
-                // Exported macros live at the crate root: `usage!` counts
-                // as the error module; term's output macros (no imports
-                // of their own) may be used anywhere.
-                match name.as_str() {
-                    "usage" => out.push((i + 1, "error".to_string())),
-                    "out" | "outln" | "errln" => {}
-                    _ => out.push((i + 1, name)),
-                }
+                out.push((i + 1, macro_home(&name).map_or(name, str::to_string)));
             }
             rest = tail;
         }

@@ -9,8 +9,11 @@ use crate::units::{MemSize, parse_duration};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 use toml::Spanned;
+
+use super::expect::expect;
+pub use super::expect::{Expect, Metric, RawExpect, Rule};
+pub use super::patch::{RateSpec, WorkloadPatch};
 
 /// A mistake in a lab file, located.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -161,260 +164,6 @@ pub struct RawWorkload {
     pub producer: BTreeMap<String, Spanned<toml::Value>>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawExpect {
-    pub degraded: Option<RawDegraded>,
-    pub fixed: Option<RawFixed>,
-}
-
-/// The lab counts as degraded when either bound is met (vs lab 01).
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawDegraded {
-    /// "any" (the default: one rule showing the damage suffices) or "all"
-    /// (a lab whose "degraded" step is a fault the settings must survive).
-    pub combine: Option<Spanned<String>>,
-    pub throughput_at_most: Option<Spanned<f64>>,
-    pub p99_at_least: Option<Spanned<f64>>,
-    pub lost_at_least: Option<Spanned<f64>>,
-    pub failed_at_least: Option<Spanned<f64>>,
-    pub duplicated_at_least: Option<Spanned<f64>>,
-    pub fault_p99_at_least: Option<Spanned<f64>>,
-    pub lost_at_most: Option<Spanned<f64>>,
-    pub recovery_s_at_most: Option<Spanned<f64>>,
-    pub fault_p99_at_most: Option<Spanned<f64>>,
-}
-
-/// A fix is good when both bounds hold (vs lab 01).
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawFixed {
-    pub throughput_at_least: Option<Spanned<f64>>,
-    pub p99_at_most: Option<Spanned<f64>>,
-    pub lost_at_most: Option<Spanned<f64>>,
-    pub failed_at_most: Option<Spanned<f64>>,
-    pub duplicated_at_most: Option<Spanned<f64>>,
-    pub recovery_s_at_most: Option<Spanned<f64>>,
-    pub fault_p99_at_most: Option<Spanned<f64>>,
-}
-
-/// How fast to produce.
-#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RateSpec {
-    /// Records per second.
-    Fixed(f64),
-    /// As fast as acknowledgements allow.
-    Max,
-    /// A share (0-1] of this machine's capacity, measured by calibrating
-    /// lab 01 with `max` first.
-    OfCapacity(f64),
-}
-
-impl std::fmt::Display for RateSpec {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            RateSpec::Fixed(r) => write!(f, "{r:.0}/s"),
-            RateSpec::Max => f.write_str("max"),
-            RateSpec::OfCapacity(p) => write!(f, "{:.0}% of capacity", p * 100.0),
-        }
-    }
-}
-
-/// A workload whose fields may still be unset (patches are laid on top of
-/// one another along the `extends` chain).
-#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
-pub struct WorkloadPatch {
-    pub rate: Option<RateSpec>,
-    /// `Some(Some(n))` sets a message count, `Some(None)` is never produced
-    /// by the parser; duration and messages replace each other.
-    pub messages: Option<u64>,
-    pub duration: Option<Duration>,
-    pub warmup: Option<Duration>,
-    pub message_bytes: Option<usize>,
-    pub partitions: Option<i32>,
-    pub acks: Option<Acks>,
-    pub producers: Option<u32>,
-    pub replication_factor: Option<u32>,
-    pub min_insync_replicas: Option<u32>,
-    /// The lab's own `[[faults]]` replace those of the lab it extends.
-    pub faults: Option<Vec<crate::model::FaultSpec>>,
-    pub producer: BTreeMap<String, String>,
-}
-
-impl WorkloadPatch {
-    /// `self` with `over` laid on top.
-    pub fn overlay(&self, over: &WorkloadPatch) -> WorkloadPatch {
-        let mut out = self.clone();
-        if over.rate.is_some() {
-            out.rate = over.rate;
-        }
-        if over.messages.is_some() {
-            out.messages = over.messages;
-            out.duration = None;
-        }
-        if over.duration.is_some() {
-            out.duration = over.duration;
-            out.messages = None;
-        }
-        if over.warmup.is_some() {
-            out.warmup = over.warmup;
-        }
-        if over.message_bytes.is_some() {
-            out.message_bytes = over.message_bytes;
-        }
-        if over.partitions.is_some() {
-            out.partitions = over.partitions;
-        }
-        if over.acks.is_some() {
-            out.acks = over.acks;
-        }
-        if over.producers.is_some() {
-            out.producers = over.producers;
-        }
-        if over.replication_factor.is_some() {
-            out.replication_factor = over.replication_factor;
-        }
-        if over.min_insync_replicas.is_some() {
-            out.min_insync_replicas = over.min_insync_replicas;
-        }
-        if over.faults.is_some() {
-            out.faults = over.faults.clone();
-        }
-        for (k, v) in &over.producer {
-            out.producer.insert(k.clone(), v.clone());
-        }
-        out
-    }
-
-    /// Settings of `over` that differ from `self`, as `key=value` strings.
-    pub fn changes(&self, over: &WorkloadPatch) -> Vec<String> {
-        let mut out = Vec::new();
-        let after = self.overlay(over);
-        if after.rate != self.rate
-            && let Some(r) = after.rate
-        {
-            out.push(format!("rate={r}"));
-        }
-        if after.message_bytes != self.message_bytes
-            && let Some(b) = after.message_bytes
-        {
-            out.push(format!("message_bytes={b}"));
-        }
-        if after.partitions != self.partitions
-            && let Some(p) = after.partitions
-        {
-            out.push(format!("partitions={p}"));
-        }
-        if after.acks != self.acks
-            && let Some(a) = after.acks
-        {
-            out.push(format!("acks={a}"));
-        }
-        if after.producers != self.producers
-            && let Some(n) = after.producers
-        {
-            out.push(format!("producers={n}"));
-        }
-        if after.replication_factor != self.replication_factor
-            && let Some(n) = after.replication_factor
-        {
-            out.push(format!("replication_factor={n}"));
-        }
-        if after.min_insync_replicas != self.min_insync_replicas
-            && let Some(n) = after.min_insync_replicas
-        {
-            out.push(format!("min.insync.replicas={n}"));
-        }
-        for (k, v) in &over.producer {
-            if self.producer.get(k) != Some(v) {
-                out.push(format!("{k}={v}"));
-            }
-        }
-        if after.faults != self.faults
-            && let Some(fs) = &after.faults
-        {
-            out.extend(fs.iter().map(|f| format!("fault: {f}")));
-        }
-        out
-    }
-}
-
-#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
-pub struct Expect {
-    /// The damage the degraded step must show: any one rule suffices
-    /// (every one with `degraded_all`).
-    pub degraded: Vec<Rule>,
-    pub degraded_all: bool,
-    /// Where the fixed step must be back: every rule must hold.
-    pub fixed: Vec<Rule>,
-}
-
-/// What a rule of `[expect]` measures.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Metric {
-    /// Acknowledged records/s against the reference's (a ratio).
-    Throughput,
-    /// e2e p99 against the reference's (a ratio).
-    P99,
-    /// The highest e2e p99 of the windows during the step's faults,
-    /// against the reference's p99 (a ratio).
-    FaultP99,
-    /// Acknowledged records never read (a count).
-    Lost,
-    /// Sends that failed (a count).
-    Failed,
-    /// Records read more than once (a count).
-    Duplicated,
-    /// Seconds until the rate came back after the faults.
-    RecoveryS,
-}
-
-impl Metric {
-    pub fn name(self) -> &'static str {
-        match self {
-            Metric::Throughput => "records/s",
-            Metric::P99 => "e2e p99",
-            Metric::FaultP99 => "e2e p99 during the faults",
-            Metric::Lost => "lost",
-            Metric::Failed => "failed sends",
-            Metric::Duplicated => "duplicated",
-            Metric::RecoveryS => "recovery",
-        }
-    }
-
-    /// A ratio against the reference (else an absolute value).
-    pub fn is_ratio(self) -> bool {
-        matches!(self, Metric::Throughput | Metric::P99 | Metric::FaultP99)
-    }
-}
-
-/// One bound of a lab's expectation.
-#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
-pub struct Rule {
-    pub metric: Metric,
-    /// `>=` (else `<=`).
-    pub at_least: bool,
-    pub limit: f64,
-}
-
-impl Rule {
-    /// `e2e p99 >= 1.5x lab 01`, `lost <= 0`, `recovery <= 10 s`.
-    pub fn describe(&self) -> String {
-        let op = if self.at_least { ">=" } else { "<=" };
-        let limit = if self.metric.is_ratio() {
-            format!("{}x lab 01", self.limit)
-        } else if self.metric == Metric::RecoveryS {
-            format!("{} s", self.limit)
-        } else {
-            format!("{}", self.limit)
-        };
-        format!("{} {op} {limit}", self.metric.name())
-    }
-}
-
 /// A parsed, validated lab file (before its `extends` chain is resolved).
 #[derive(Debug, Clone)]
 pub struct LabFile {
@@ -434,9 +183,9 @@ pub struct LabFile {
     pub fault_spans: Vec<(usize, usize)>,
 }
 
-struct Ctx<'a> {
-    path: &'a Path,
-    text: &'a str,
+pub(super) struct Ctx<'a> {
+    pub(super) path: &'a Path,
+    pub(super) text: &'a str,
 }
 
 impl Ctx<'_> {
@@ -456,7 +205,7 @@ impl Ctx<'_> {
         }
     }
 
-    fn err<T>(&self, v: &Spanned<T>, message: String) -> LabFileError {
+    pub(super) fn err<T>(&self, v: &Spanned<T>, message: String) -> LabFileError {
         self.err_at(Some(v.span()), message)
     }
 
@@ -836,180 +585,10 @@ fn parse_workload(
     Ok(out)
 }
 
-fn ratio(cx: &Ctx<'_>, name: &str, v: &Spanned<f64>) -> Result<f64, LabFileError> {
-    let x = *v.get_ref();
-    if !(x.is_finite() && x > 0.0 && x <= 1000.0) {
-        return Err(cx.err(
-            v,
-            format!("expect.{name}: {x} is out of range; a ratio against lab 01 in (0, 1000]"),
-        ));
-    }
-    Ok(x)
-}
-
-/// A count or a number of seconds: finite and at least 0.
-fn absolute(cx: &Ctx<'_>, name: &str, v: &Spanned<f64>) -> Result<f64, LabFileError> {
-    let x = *v.get_ref();
-    if !(x.is_finite() && x >= 0.0) {
-        return Err(cx.err(v, format!("expect.{name}: {x} is out of range; at least 0")));
-    }
-    Ok(x)
-}
-
-fn expect(cx: &Ctx<'_>, e: &RawExpect) -> Result<Expect, LabFileError> {
-    let mut out = Expect::default();
-    let push = |rules: &mut Vec<Rule>,
-                field: &str,
-                v: &Option<Spanned<f64>>,
-                metric: Metric,
-                at_least: bool|
-     -> Result<(), LabFileError> {
-        if let Some(v) = v {
-            let limit = if metric.is_ratio() {
-                ratio(cx, field, v)?
-            } else {
-                absolute(cx, field, v)?
-            };
-            rules.push(Rule {
-                metric,
-                at_least,
-                limit,
-            });
-        }
-        Ok(())
-    };
-    if let Some(d) = &e.degraded {
-        let r = &mut out.degraded;
-        push(
-            r,
-            "degraded.throughput_at_most",
-            &d.throughput_at_most,
-            Metric::Throughput,
-            false,
-        )?;
-        push(
-            r,
-            "degraded.p99_at_least",
-            &d.p99_at_least,
-            Metric::P99,
-            true,
-        )?;
-        push(
-            r,
-            "degraded.fault_p99_at_least",
-            &d.fault_p99_at_least,
-            Metric::FaultP99,
-            true,
-        )?;
-        push(
-            r,
-            "degraded.lost_at_least",
-            &d.lost_at_least,
-            Metric::Lost,
-            true,
-        )?;
-        push(
-            r,
-            "degraded.failed_at_least",
-            &d.failed_at_least,
-            Metric::Failed,
-            true,
-        )?;
-        push(
-            r,
-            "degraded.duplicated_at_least",
-            &d.duplicated_at_least,
-            Metric::Duplicated,
-            true,
-        )?;
-        push(
-            r,
-            "degraded.lost_at_most",
-            &d.lost_at_most,
-            Metric::Lost,
-            false,
-        )?;
-        push(
-            r,
-            "degraded.recovery_s_at_most",
-            &d.recovery_s_at_most,
-            Metric::RecoveryS,
-            false,
-        )?;
-        push(
-            r,
-            "degraded.fault_p99_at_most",
-            &d.fault_p99_at_most,
-            Metric::FaultP99,
-            false,
-        )?;
-        if let Some(c) = &d.combine {
-            out.degraded_all = match c.get_ref().as_str() {
-                "all" => true,
-                "any" => false,
-                other => {
-                    return Err(cx.err(
-                        c,
-                        format!(
-                            "expect.degraded.combine: '{other}' is not allowed; \"any\" or \"all\""
-                        ),
-                    ));
-                }
-            };
-        }
-    }
-    if let Some(f) = &e.fixed {
-        let r = &mut out.fixed;
-        push(
-            r,
-            "fixed.throughput_at_least",
-            &f.throughput_at_least,
-            Metric::Throughput,
-            true,
-        )?;
-        push(r, "fixed.p99_at_most", &f.p99_at_most, Metric::P99, false)?;
-        push(
-            r,
-            "fixed.fault_p99_at_most",
-            &f.fault_p99_at_most,
-            Metric::FaultP99,
-            false,
-        )?;
-        push(
-            r,
-            "fixed.lost_at_most",
-            &f.lost_at_most,
-            Metric::Lost,
-            false,
-        )?;
-        push(
-            r,
-            "fixed.failed_at_most",
-            &f.failed_at_most,
-            Metric::Failed,
-            false,
-        )?;
-        push(
-            r,
-            "fixed.duplicated_at_most",
-            &f.duplicated_at_most,
-            Metric::Duplicated,
-            false,
-        )?;
-        push(
-            r,
-            "fixed.recovery_s_at_most",
-            &f.recovery_s_at_most,
-            Metric::RecoveryS,
-            false,
-        )?;
-    }
-    Ok(out)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     fn parse(text: &str) -> Result<LabFile, LabFileError> {
         parse_bytes(Path::new("labs/99-test/lab.toml"), text.as_bytes())

@@ -4,7 +4,9 @@
 //! `README.md` walkthrough. A lab names the lab it extends; its broker
 //! config, fix and workload are the extended lab's with its own laid on top.
 
+pub mod expect;
 pub mod file;
+pub mod patch;
 pub mod run;
 pub mod session;
 pub mod summary;

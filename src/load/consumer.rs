@@ -167,8 +167,8 @@ pub fn run(
     cancel: &Cancel,
     handle: &ConsumerHandle,
 ) -> Result<ConsumerReport> {
-    let consumer: BaseConsumer = client_config(spec)
-        .create()
+    let consumer: BaseConsumer<crate::load::client_log::QuietContext> = client_config(spec)
+        .create_with_context(crate::load::client_log::QuietContext)
         .context("creating the consumer")?;
 
     // Find the partitions (the topic exists before the consumer starts).

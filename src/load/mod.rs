@@ -1,3 +1,4 @@
+pub mod client_log;
 pub mod clock;
 pub mod consumer;
 pub mod outcome;

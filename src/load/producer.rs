@@ -55,7 +55,14 @@ struct DeliveryContext {
     state: Mutex<Deliveries>,
 }
 
-impl ClientContext for DeliveryContext {}
+impl ClientContext for DeliveryContext {
+    fn log(&self, level: rdkafka::config::RDKafkaLogLevel, fac: &str, log_message: &str) {
+        crate::load::client_log::log_line(level, fac, log_message);
+    }
+    fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
+        crate::load::client_log::error_line(&error, reason);
+    }
+}
 
 impl ProducerContext for DeliveryContext {
     type DeliveryOpaque = usize;

@@ -485,8 +485,11 @@ pub fn measure(
         tracing::warn!("bringing the cluster back after the faults: {e:#}");
     }
 
-    if created && broker_died.is_none() && !crate::cancel::interrupted() {
-        // Free the disk; a failure here does not change the measurement.
+    // A topic klab named itself is deleted after the step to free the disk;
+    // one the user named (`--topic`) stays, even when klab created it.
+    if created && workload.topic.is_none() && broker_died.is_none() && !crate::cancel::interrupted()
+    {
+        // A failure here does not change the measurement.
         if let Err(e) = admin.delete_topic(&topic) {
             tracing::warn!("could not delete topic {topic}: {e:#}");
         } else if let Target::Local(b) = target

@@ -8,6 +8,9 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
 
+mod fault;
+pub use fault::*;
+
 /// Settings of one broker, in Kafka's own vocabulary. `heap` becomes
 /// `-Xms`/`-Xmx`; `properties` are server.properties keys (`num.io.threads`).
 /// This is the only place a broker setting is spelled; the local broker, the
@@ -349,229 +352,6 @@ pub fn check_topic_name(t: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// What a fault does to its broker.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum FaultAction {
-    /// SIGKILL: the JVM dies at once, nothing is flushed.
-    #[default]
-    Kill,
-    /// SIGTERM: a controlled shutdown.
-    Stop,
-    /// SIGSTOP for `for`, then SIGCONT: the broker freezes (a long GC, a VM
-    /// pause) and comes back.
-    Pause,
-    /// A controlled shutdown and a start.
-    Restart,
-}
-
-impl FaultAction {
-    pub const ALL: &'static str = "kill, stop, pause, restart";
-
-    pub fn parse(s: &str) -> Result<FaultAction, String> {
-        match s.trim() {
-            "kill" => Ok(FaultAction::Kill),
-            "stop" => Ok(FaultAction::Stop),
-            "pause" => Ok(FaultAction::Pause),
-            "restart" => Ok(FaultAction::Restart),
-            other => Err(format!(
-                "'{other}' is not a fault action; allowed: {}",
-                FaultAction::ALL
-            )),
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            FaultAction::Kill => "kill",
-            FaultAction::Stop => "stop",
-            FaultAction::Pause => "pause",
-            FaultAction::Restart => "restart",
-        }
-    }
-}
-
-/// Which broker a fault hits.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FaultTarget {
-    /// A node by its number (1 = the first).
-    Node(u32),
-    /// The leader of partition 0 of the workload's topic when it fires.
-    Leader,
-    /// The active KRaft controller when it fires.
-    Controller,
-    /// Every replica of partition 0 but its leader, when it fires.
-    Followers,
-}
-
-impl FaultTarget {
-    pub fn parse(s: &str) -> Result<FaultTarget, String> {
-        match s.trim() {
-            "leader" => Ok(FaultTarget::Leader),
-            "controller" => Ok(FaultTarget::Controller),
-            "followers" => Ok(FaultTarget::Followers),
-            n => match n.parse::<u32>() {
-                Ok(i) if i >= 1 => Ok(FaultTarget::Node(i)),
-                _ => Err(format!(
-                    "'{n}' is not a broker; allowed: a node number (1, 2, ...), \"leader\", \"followers\" or \"controller\""
-                )),
-            },
-        }
-    }
-}
-
-impl fmt::Display for FaultTarget {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            FaultTarget::Node(n) => write!(f, "{n}"),
-            FaultTarget::Leader => f.write_str("leader"),
-            FaultTarget::Controller => f.write_str("controller"),
-            FaultTarget::Followers => f.write_str("followers"),
-        }
-    }
-}
-
-impl Serialize for FaultTarget {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        match self {
-            FaultTarget::Node(n) => s.serialize_u32(*n),
-            other => s.serialize_str(&other.to_string()),
-        }
-    }
-}
-
-impl<'de> Deserialize<'de> for FaultTarget {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let v = serde_json::Value::deserialize(d)?;
-        let s = match &v {
-            serde_json::Value::String(s) => s.clone(),
-            serde_json::Value::Number(n) => n.to_string(),
-            other => other.to_string(),
-        };
-        FaultTarget::parse(&s).map_err(serde::de::Error::custom)
-    }
-}
-
-/// A fault on the measured window's timeline.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct FaultSpec {
-    /// When it fires, after the measured window starts.
-    #[serde(with = "duration_secs")]
-    pub at: Duration,
-    pub action: FaultAction,
-    pub broker: FaultTarget,
-    /// How long a `pause` lasts.
-    #[serde(
-        rename = "for",
-        with = "opt_secs",
-        default,
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub duration: Option<Duration>,
-    /// After a `kill` or `stop`: start the broker again this much later.
-    #[serde(with = "opt_secs", default, skip_serializing_if = "Option::is_none")]
-    pub restart_after: Option<Duration>,
-}
-
-impl FaultSpec {
-    /// The checks that need nothing but the spec and the workload: each
-    /// error names the field and what is allowed.
-    pub fn validate(&self, window: Option<Duration>) -> Result<(), String> {
-        if let Some(w) = window
-            && self.at >= w
-        {
-            return Err(format!(
-                "at: {} is not inside the measured window of {}; a fault fires at 0s..{}",
-                crate::units::format_duration(self.at),
-                crate::units::format_duration(w),
-                crate::units::format_duration(w)
-            ));
-        }
-        match (self.action, self.duration, self.restart_after) {
-            (FaultAction::Pause, None, _) => {
-                return Err("for: a pause needs how long it lasts, e.g. for = \"3s\"".into());
-            }
-            (FaultAction::Pause, Some(d), _) if d.is_zero() => {
-                return Err("for: must be longer than 0".into());
-            }
-            (a, Some(_), _) if a != FaultAction::Pause => {
-                return Err(format!(
-                    "for: only a pause lasts; a {} does not",
-                    a.as_str()
-                ));
-            }
-            (FaultAction::Pause | FaultAction::Restart, _, Some(_)) => {
-                return Err(format!(
-                    "restart_after: only after a kill or a stop; a {} brings the broker back itself",
-                    self.action.as_str()
-                ));
-            }
-            _ => {}
-        }
-        Ok(())
-    }
-}
-
-impl fmt::Display for FaultSpec {
-    /// `kill leader at 4s, back after 5s`.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let d = crate::units::format_duration;
-        write!(
-            f,
-            "{} {} at {}",
-            self.action.as_str(),
-            self.broker,
-            d(self.at)
-        )?;
-        if let Some(x) = self.duration {
-            write!(f, " for {}", d(x))?;
-        }
-        if let Some(x) = self.restart_after {
-            write!(f, ", back after {}", d(x))?;
-        }
-        Ok(())
-    }
-}
-
-impl std::str::FromStr for FaultSpec {
-    type Err = String;
-    /// `at=5s,action=kill,broker=leader[,for=3s][,restart_after=10s]`.
-    fn from_str(s: &str) -> Result<FaultSpec, String> {
-        let (mut at, mut action, mut broker, mut dur, mut after) = (None, None, None, None, None);
-        for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-            let Some((k, v)) = part.split_once('=') else {
-                return Err(format!(
-                    "'{part}' is not key=value; a fault is at=5s,action=kill,broker=leader[,for=3s][,restart_after=10s]"
-                ));
-            };
-            let d = || crate::units::parse_duration(v).map_err(|e| format!("{k}: {e}"));
-            match k.trim() {
-                "at" => at = Some(d()?),
-                "action" => {
-                    action = Some(FaultAction::parse(v).map_err(|e| format!("action: {e}"))?)
-                }
-                "broker" => {
-                    broker = Some(FaultTarget::parse(v).map_err(|e| format!("broker: {e}"))?)
-                }
-                "for" => dur = Some(d()?),
-                "restart_after" => after = Some(d()?),
-                other => {
-                    return Err(format!(
-                        "'{other}' is not a fault field; allowed: at, action, broker, for, restart_after"
-                    ));
-                }
-            }
-        }
-        Ok(FaultSpec {
-            at: at.ok_or("at: missing (when the fault fires, e.g. at=5s)")?,
-            action: action.ok_or_else(|| format!("action: missing ({})", FaultAction::ALL))?,
-            broker: broker.ok_or("broker: missing (a node number, leader or controller)")?,
-            duration: dur,
-            restart_after: after,
-        })
-    }
-}
-
 /// A producer setting a workload may carry: any librdkafka key but the
 /// ones klab owns ([`RESERVED_PRODUCER_KEYS`]).
 pub fn check_producer_key(key: &str) -> Result<(), String> {
@@ -583,7 +363,7 @@ pub fn check_producer_key(key: &str) -> Result<(), String> {
     Ok(())
 }
 
-mod opt_secs {
+pub(crate) mod opt_secs {
     use serde::{Deserialize, Deserializer, Serializer};
     use std::time::Duration;
 
@@ -810,56 +590,6 @@ pub struct StepResult {
     /// (seconds), to place faults on it.
     #[serde(default)]
     pub window_start_s: f64,
-}
-
-/// A fault as it happened.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct FaultRecord {
-    pub action: FaultAction,
-    /// The node it hit.
-    pub broker: i32,
-    /// What the spec named: a number, `leader` or `controller`.
-    pub target: String,
-    /// Seconds after the measured window started.
-    pub at_s: f64,
-    /// Until every partition the broker led had another leader (None: it
-    /// led none, or leadership did not move during the step).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub leader_moved_s: Option<f64>,
-    /// When the broker was back (resumed, or started again), seconds after
-    /// the window started.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub back_at_s: Option<f64>,
-    /// Until the acknowledged rate was back (see `StepResult::recovery_s`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub recovery_s: Option<f64>,
-    /// Why the fault (or bringing the broker back) failed, if it did.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
-}
-
-/// Part of a measured window around a fault.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct Window {
-    /// `before`, `during` (until the rate recovered) or `after`.
-    pub name: String,
-    /// The fault (1-based) it belongs to.
-    pub fault: usize,
-    /// Seconds after the measured window started.
-    pub from_s: f64,
-    pub to_s: f64,
-    /// Acknowledgements per second in the window.
-    pub records_per_s: f64,
-    pub e2e_p50_ms: f64,
-    pub e2e_p99_ms: f64,
-    pub e2e_max_ms: f64,
-    /// Sends that failed (never acknowledged), by due time.
-    pub failed: u64,
-    /// Records read more than once, by due time.
-    pub duplicated: u64,
-    /// Records missing at the consumer and not failed (acknowledged, then
-    /// lost), by their due time.
-    pub lost: u64,
 }
 
 /// GC pauses of a broker JVM over a window.
