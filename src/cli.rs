@@ -59,6 +59,32 @@ pub enum Command {
     /// broker image's entrypoint).
     #[command(subcommand)]
     Broker(BrokerCommand),
+    /// Replay a finished run folder in the live view's page (and its
+    /// /metrics), until Ctrl-C.
+    Ui(UiReplayArgs),
+}
+
+/// `--ui`: the live view of a run.
+#[derive(Args, Debug, Clone, Default)]
+pub struct UiArgs {
+    /// Serve a live view of the run (a page, its event stream and
+    /// /metrics) while it runs: `--ui` on 127.0.0.1:8484, `--ui=ADDR` on
+    /// HOST:PORT, HOST or PORT. Read-only.
+    #[arg(long, value_name = "ADDR", num_args = 0..=1, require_equals = true, default_missing_value = "", value_parser = parse_ui_addr)]
+    pub ui: Option<std::net::SocketAddr>,
+}
+
+#[derive(Args, Debug)]
+pub struct UiReplayArgs {
+    /// A run folder (results/<time>/) of klab run, lab, demo or tune.
+    pub run_dir: PathBuf,
+    /// Where to serve the page: HOST:PORT, HOST or PORT.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8484", value_parser = parse_ui_addr)]
+    pub addr: std::net::SocketAddr,
+}
+
+pub fn parse_ui_addr(s: &str) -> Result<std::net::SocketAddr, String> {
+    crate::ui::parse_addr(s)
 }
 
 #[derive(Args, Debug)]
@@ -219,6 +245,8 @@ pub struct SessionArgs {
     /// `[cluster] brokers`.
     #[arg(long, value_name = "N", allow_hyphen_values = true, value_parser = parse_brokers)]
     pub brokers: Option<u32>,
+    #[command(flatten)]
+    pub ui: UiArgs,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -562,6 +590,8 @@ pub struct RunArgs {
     /// No progress bars.
     #[arg(long, short)]
     pub quiet: bool,
+    #[command(flatten)]
+    pub ui: UiArgs,
 }
 
 #[derive(Args, Debug)]
@@ -740,6 +770,26 @@ mod tests {
         }
         assert!(parse(&["run", "--rate", "5", "--max"]).is_err());
         assert!(parse(&["run", "--messages", "5", "--duration", "1s"]).is_err());
+    }
+
+    #[test]
+    fn ui_takes_an_optional_address() {
+        assert_eq!(run_args(&[]).ui.ui, None);
+        assert_eq!(
+            run_args(&["--ui"]).ui.ui.unwrap().to_string(),
+            "127.0.0.1:8484"
+        );
+        assert_eq!(
+            run_args(&["--ui=0.0.0.0:9001"]).ui.ui.unwrap().to_string(),
+            "0.0.0.0:9001"
+        );
+        let e = parse(&["run", "--ui=somewhere:else"]).unwrap_err();
+        assert_eq!(e.exit_code(), 2);
+        assert!(e.to_string().contains("--ui"), "{e}");
+        match parse(&["lab", "run", "03", "--ui"]).unwrap().command {
+            Command::Lab(LabCommand::Run(a)) => assert!(a.session.ui.ui.is_some()),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

@@ -31,6 +31,9 @@ pub enum Event {
         /// The requested broker settings.
         broker: String,
         applied: Applied,
+        /// A throw-away load (the JIT warm-up), not a measurement.
+        #[serde(default)]
+        throwaway: bool,
     },
     /// The warm-up is over: from now on records count.
     Measuring { bootstrap: String, topic: String },
@@ -44,6 +47,37 @@ pub enum Event {
         sent: u64,
         acked: u64,
         consumed: u64,
+        /// Records due by now (open loop: by the schedule; at max: sent).
+        #[serde(default)]
+        due: u64,
+        /// Records/s over the last second: handed to the producer,
+        /// acknowledged, read by the consumer.
+        #[serde(default)]
+        sent_per_s: f64,
+        #[serde(default)]
+        acked_per_s: f64,
+        #[serde(default)]
+        consumed_per_s: f64,
+        /// End-to-end latency of the last full second (ms), when records
+        /// arrived in it.
+        #[serde(default)]
+        e2e_p50_ms: Option<f64>,
+        #[serde(default)]
+        e2e_p99_ms: Option<f64>,
+        #[serde(default)]
+        e2e_max_ms: Option<f64>,
+        /// Publish latency p99 of the last full second (ms; the highest of
+        /// the producers).
+        #[serde(default)]
+        publish_p99_ms: Option<f64>,
+        /// Every end-to-end latency of this step so far, counted into the
+        /// buckets of [`crate::stats::hist::LATENCY_BUCKETS_S`] (one more
+        /// for anything above the last), with their sum: what `/metrics`
+        /// turns into a histogram.
+        #[serde(default)]
+        e2e_buckets: Vec<u64>,
+        #[serde(default)]
+        e2e_sum_s: f64,
     },
     /// A fault fired (`at_s` after the measured window began).
     Fault {
@@ -60,6 +94,47 @@ pub enum Event {
         records_per_s: f64,
         e2e_p99_ms: f64,
         lost: u64,
+        #[serde(default)]
+        throwaway: bool,
+        #[serde(default)]
+        duplicated: u64,
+        #[serde(default)]
+        e2e_p50_ms: f64,
+        #[serde(default)]
+        e2e_max_ms: f64,
+        #[serde(default)]
+        publish_p99_ms: f64,
+        #[serde(default)]
+        reason: Option<String>,
+        /// The step's final counts and latency buckets (as in [`Event::Second`]).
+        #[serde(default)]
+        produced: u64,
+        #[serde(default)]
+        acked: u64,
+        #[serde(default)]
+        consumed: u64,
+        #[serde(default)]
+        e2e_buckets: Vec<u64>,
+        #[serde(default)]
+        e2e_sum_s: f64,
+    },
+    /// Broker settings changed between steps: `how` is `dynamic` (live,
+    /// through the Admin API) or `restarted` (a new static config).
+    Setting { how: Applied, changes: Vec<String> },
+    /// A local broker (or one node of it) started: `action` is `started`,
+    /// `restarted` or `node started` (after a fault).
+    Broker {
+        action: String,
+        node: Option<i32>,
+        config: String,
+    },
+    /// The tuner measured a candidate and kept or rejected it.
+    Trial {
+        n: usize,
+        change: String,
+        score: f64,
+        accepted: bool,
+        reason: String,
     },
 }
 

@@ -21,4 +21,5 @@ pub mod stats;
 pub mod step;
 pub mod term;
 pub mod tuner;
+pub mod ui;
 pub mod units;

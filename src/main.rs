@@ -24,6 +24,7 @@ fn main() -> ExitCode {
         Command::Broker(klab::cli::BrokerCommand::Render(a)) => cmd::broker::render_cmd(a),
         Command::Broker(klab::cli::BrokerCommand::Exec(a)) => cmd::broker::exec_cmd(a),
         Command::Broker(klab::cli::BrokerCommand::Set(a)) => cmd::broker::set_cmd(a),
+        Command::Ui(a) => cmd::ui::execute(a),
     };
     ExitCode::from(cmd::exit_code(result))
 }

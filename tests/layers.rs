@@ -34,6 +34,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("bench", 6),
     // The Kubernetes target (a lab target itself).
     ("k8s", 7),
+    ("ui", 7),
     // Command-line arguments, then the commands.
     ("cli", 8),
     ("cmd", 9),

@@ -50,13 +50,32 @@ pub fn apply(b: &mut dyn Reconfigure, cfg: &BrokerConfig) -> Result<Applied> {
         Applied::Unchanged => Ok(Applied::Unchanged),
         Applied::Dynamic => {
             b.set_dynamic(&knobs::changed_keys(&current, cfg))?;
+            announce(Applied::Dynamic, &current, cfg);
             Ok(Applied::Dynamic)
         }
         _ => {
             b.restart(cfg)?;
+            announce(Applied::Restarted, &current, cfg);
             Ok(Applied::Restarted)
         }
     }
+}
+
+/// Tells the event bus what moved: `key old→new` for every changed key
+/// (the heap first).
+fn announce(how: Applied, from: &BrokerConfig, to: &BrokerConfig) {
+    let mut changes: Vec<String> = knobs::changed_keys(from, to)
+        .into_iter()
+        .map(|(k, v)| {
+            let was = knobs::value_in(from, &k).unwrap_or_default();
+            format!("{k} {was}→{v}")
+        })
+        .collect();
+    let (h0, h1) = (knobs::heap_of(from), knobs::heap_of(to));
+    if h0 != h1 {
+        changes.insert(0, format!("heap {h0}→{h1}"));
+    }
+    crate::events::emit(crate::events::Event::Setting { how, changes });
 }
 
 /// What going from `current` to `cfg` takes: Unchanged, Dynamic or

@@ -170,7 +170,17 @@ impl LocalBroker {
             handlers_shrunk_at: None,
         };
         b.launch_all()?;
+        b.announce("started", None);
         Ok(b)
+    }
+
+    /// Tells the event bus the cluster (or node `node`) started.
+    fn announce(&self, action: &str, node: Option<i32>) {
+        crate::events::emit(crate::events::Event::Broker {
+            action: action.to_string(),
+            node,
+            config: self.opts.config.to_string(),
+        });
     }
 
     /// Every node's listener, comma separated.
@@ -497,7 +507,9 @@ impl LocalBroker {
         if self.nodes.len() == 1 || !self.is_running() {
             self.stop()?;
             self.opts.config = config.clone();
-            return self.launch_all();
+            self.launch_all()?;
+            self.announce("restarted", None);
+            return Ok(());
         }
         self.opts.config = config.clone();
         let ids: Vec<i32> = self.nodes.iter().map(Node::id).collect();
@@ -511,7 +523,9 @@ impl LocalBroker {
         self.wait_preferred_leaders(Duration::from_secs(30));
         self.dynamic.clear();
         self.refresh_effective()?;
-        self.check_effective(config, "StaticBroker")
+        self.check_effective(config, "StaticBroker")?;
+        self.announce("restarted", None);
+        Ok(())
     }
 
     /// Waits until no partition of any topic has fewer in-sync replicas

@@ -22,6 +22,7 @@ pub fn execute(a: &DemoArgs) -> Result<Outcome> {
         return k8s(a, fix_source(&a.fix, a.session.quick, 2, 4));
     }
     let labs = crate::lab::load_track(&labs_dir(a.session.dir.labs.as_deref()), &a.track)?;
+    let _ui = super::start_ui(&a.session.ui)?;
     let mut s = session(&a.session, labs.baseline().brokers)?;
     let started = Instant::now();
     let mut rows = Vec::new();
@@ -51,6 +52,7 @@ fn k8s(a: &DemoArgs, fix: FixSource) -> Result<Outcome> {
     if let Some(j) = &a.session.json {
         check_writable(j).map_err(|e| usage!("--json {}: {e}", j.display()))?;
     }
+    let _ui = super::start_ui(&a.session.ui)?;
     let kube = Kube::connect(a.context.as_deref(), &a.namespace)?;
     // Before anything is written: is the cluster there, may we read the
     // broker, is klab deployed?

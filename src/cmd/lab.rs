@@ -308,6 +308,7 @@ pub fn announce(s: &Session, labs: &Labs, chosen: &[&crate::lab::Lab], steps: us
 fn run(a: &LabRunArgs) -> Result<Outcome> {
     let (labs, id) = load_with(a.session.dir.labs.as_deref(), &a.lab)?;
     let lab = labs.get(&id)?.clone();
+    let _ui = super::start_ui(&a.session.ui)?;
     let mut s = session(&a.session, lab.brokers)?;
     s.ledger.steps_planned = if lab.extends.is_none() { 1 } else { 3 };
     let started = Instant::now();
@@ -377,6 +378,7 @@ fn check(a: &LabCheckArgs) -> Result<Outcome> {
     for w in still_broken(&lab, &fix) {
         crate::errln!("warning: {w}");
     }
+    let _ui = super::start_ui(&a.session.ui)?;
     let mut s = session(&a.session, lab.brokers)?;
     s.ledger.steps_planned = 3;
     announce(&s, &labs, &[&lab], 3);

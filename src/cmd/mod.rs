@@ -11,6 +11,7 @@ pub mod lab;
 pub mod pods;
 pub mod run;
 pub mod tune;
+pub mod ui;
 
 use crate::usage;
 use anyhow::Result;
@@ -76,6 +77,12 @@ pub fn exit_code(result: Result<Outcome>) -> u8 {
             1
         }
     }
+}
+
+/// Starts the live view when `--ui` asks for it: call it before any broker
+/// starts (a port in use is a usage error) and keep it while the run runs.
+pub fn start_ui(a: &crate::cli::UiArgs) -> Result<Option<crate::ui::Ui>> {
+    a.ui.map(|addr| crate::ui::live(addr, "--ui")).transpose()
 }
 
 /// Resolves and connects to `host:port` within seconds, so a wrong

@@ -45,6 +45,7 @@ pub fn execute(args: &RunArgs) -> Result<Outcome> {
     }
     let show = crate::stats::progress::Progress::detect(args.quiet);
     let secret = Secret::from_env_or_random()?;
+    let _ui = super::start_ui(&args.ui)?;
 
     if let Some(bootstrap) = &args.bootstrap {
         if !requested.is_empty() {

@@ -28,6 +28,7 @@ pub fn execute(a: &TuneArgs) -> Result<Outcome> {
     if space.knobs.is_empty() {
         return Err(usage!("--knobs: nothing left to tune"));
     }
+    let _ui = super::start_ui(&a.session.ui)?;
     let mut s = match &a.bootstrap {
         Some(b) => {
             super::check_bootstrap(b)?;
@@ -234,6 +235,7 @@ pub fn bench(a: &crate::cli::TuneBenchArgs) -> Result<Outcome> {
     if !a.simulated_only {
         let (labs, id) = load_with(a.session.dir.labs.as_deref(), &a.lab)?;
         let lab = labs.get(&id)?.clone();
+        let _ui = super::start_ui(&a.session.ui)?;
         let mut s = super::lab::session(&a.session, lab.brokers)?;
         run_dir = Some(s.opts.run_dir.clone());
         s.ledger.steps_planned = a.seeds * 2 * (a.budget + 2);

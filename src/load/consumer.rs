@@ -16,8 +16,8 @@ use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 #[derive(Debug, Clone)]
@@ -50,12 +50,30 @@ impl ConsumerSpec {
     }
 }
 
+/// End-to-end latency as the consumer saw it so far, updated once per
+/// second (when the first record of the next second arrives), for the
+/// live view.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LiveLatency {
+    /// The last full second (on the run's clock) and its p50, p99 and max
+    /// in ms.
+    pub second: Option<u64>,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
+    /// Every record so far (warm-up included), counted into the buckets of
+    /// [`crate::stats::hist::LATENCY_BUCKETS_S`] plus one, and their sum.
+    pub buckets: Vec<u64>,
+    pub sum_s: f64,
+}
+
 /// Shared between the consumer thread and whoever runs it.
 #[derive(Clone, Default)]
 pub struct ConsumerHandle {
     ready: Arc<AtomicBool>,
     producers_done: Arc<AtomicBool>,
     consumed: Arc<AtomicU64>,
+    live: Arc<Mutex<LiveLatency>>,
 }
 
 impl ConsumerHandle {
@@ -72,6 +90,37 @@ impl ConsumerHandle {
 
     pub fn consumed(&self) -> u64 {
         self.consumed.load(Ordering::Relaxed)
+    }
+
+    /// The latency of the last full second and the step's buckets so far.
+    pub fn live(&self) -> LiveLatency {
+        self.live.lock().map(|l| l.clone()).unwrap_or_default()
+    }
+
+    /// Publishes second `sec` of `report`'s histograms (measured and
+    /// warm-up records alike).
+    fn close_second(&self, report: &ConsumerReport, sec: u64) {
+        let h = match (report.e2e.interval(sec), report.e2e_warmup.interval(sec)) {
+            (Some(a), Some(b)) => {
+                let mut m = a.clone();
+                let _ = m.add(b);
+                std::borrow::Cow::Owned(m)
+            }
+            (Some(a), None) | (None, Some(a)) => std::borrow::Cow::Borrowed(a),
+            (None, None) => return,
+        };
+        let ms = |us: u64| us as f64 / 1000.0;
+        let Ok(mut live) = self.live.lock() else {
+            return;
+        };
+        live.second = Some(sec);
+        live.p50_ms = ms(h.value_at_quantile(0.5));
+        live.p99_ms = ms(h.value_at_quantile(0.99));
+        live.max_ms = ms(h.max());
+        if live.buckets.is_empty() {
+            live.buckets = vec![0; crate::stats::hist::LATENCY_BUCKETS_S.len() + 1];
+        }
+        live.sum_s += crate::stats::hist::add_to_buckets(&h, &mut live.buckets);
     }
 }
 
@@ -166,6 +215,9 @@ pub fn run(
     let mut report = ConsumerReport::default();
     let mut last_arrival = Instant::now();
     let mut done_since: Option<Instant> = None;
+    // The second (on the run's clock) records are arriving in, for the
+    // live latency: when it changes, the one before is complete.
+    let mut open_second: Option<u64> = None;
 
     loop {
         if cancel.is_cancelled() {
@@ -216,6 +268,13 @@ pub fn run(
                 }
                 let lat_us = now_ns.saturating_sub(h.due_ns) / 1000;
                 let at = clock.offset_of(now_ns);
+                let sec = at.as_secs();
+                if open_second != Some(sec) {
+                    if let Some(prev) = open_second {
+                        handle.close_second(&report, prev);
+                    }
+                    open_second = Some(sec);
+                }
                 if h.flags & FLAG_WARMUP != 0 {
                     report.e2e_warmup.record(lat_us, at);
                 } else {
@@ -228,6 +287,9 @@ pub fn run(
             Decoded::Corrupt => tally.corrupt(),
             Decoded::Foreign => tally.foreign(),
         }
+    }
+    if let Some(prev) = open_second {
+        handle.close_second(&report, prev);
     }
     report.counts = tally.counts();
     for due in tally.missing_due_ns() {

@@ -529,13 +529,24 @@ pub fn run(
         }
         if last_progress.elapsed() >= Duration::from_millis(250) {
             last_progress = Instant::now();
-            let acked = ctx_acked(&producer);
+            let now = clock.elapsed();
+            let (acked, publish_p99_ms) = ctx_snapshot(&producer, now);
+            // Open loop: the records the schedule has made due by now.
+            let due = match interval {
+                Some(iv) if !iv.is_zero() => {
+                    let n = (now.saturating_sub(start).as_nanos() / iv.as_nanos()) as u64 + 1;
+                    total.map_or(n, |t| n.min(t))
+                }
+                _ => report.produced,
+            };
             progress(ProducerProgress {
                 sent: report.produced,
                 acked,
-                elapsed: clock.elapsed().saturating_sub(start),
+                elapsed: now.saturating_sub(start),
                 total: progress_total,
-                measuring: clock.elapsed() >= window_start,
+                measuring: now >= window_start,
+                due: due.max(report.produced),
+                publish_p99_ms,
             });
         }
     }
@@ -559,12 +570,15 @@ pub fn run(
         std::thread::sleep(Duration::from_millis(5));
         if last_progress.elapsed() >= Duration::from_millis(250) {
             last_progress = Instant::now();
+            let (acked, publish_p99_ms) = ctx_snapshot(&producer, clock.elapsed());
             progress(ProducerProgress {
                 sent: report.produced,
-                acked: ctx_acked(&producer),
+                acked,
                 elapsed: clock.elapsed().saturating_sub(start),
                 total: progress_total,
                 measuring: true,
+                due: report.produced,
+                publish_p99_ms,
             });
         }
     }
@@ -635,8 +649,19 @@ pub fn run(
     Ok(report)
 }
 
-fn ctx_acked(p: &ThreadedProducer<DeliveryContext>) -> u64 {
-    p.context().state.lock().map(|s| s.acked).unwrap_or(0)
+/// Records acknowledged so far, and the publish p99 (ms) of the second
+/// before the one `now` is in.
+fn ctx_snapshot(p: &ThreadedProducer<DeliveryContext>, now: Duration) -> (u64, Option<f64>) {
+    let Ok(s) = p.context().state.lock() else {
+        return (0, None);
+    };
+    let p99 = now.as_secs().checked_sub(1).and_then(|sec| {
+        s.publish
+            .interval(sec)
+            .or_else(|| s.publish_warmup.interval(sec))
+            .map(|h| h.value_at_quantile(0.99) as f64 / 1000.0)
+    });
+    (s.acked, p99)
 }
 
 /// Runs one producer per spec, each on its own thread with its own client

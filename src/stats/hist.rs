@@ -66,6 +66,17 @@ impl Recorder {
         }
     }
 
+    /// The histogram of interval `idx`, if it saw a value (the latest
+    /// intervals are looked at first).
+    pub fn interval(&self, idx: u64) -> Option<&Histogram<u64>> {
+        self.intervals
+            .iter()
+            .rev()
+            .take_while(|(i, _)| *i >= idx)
+            .find(|(i, _)| *i == idx)
+            .map(|(_, h)| h)
+    }
+
     pub fn total(&self) -> &Histogram<u64> {
         &self.total
     }
@@ -150,6 +161,65 @@ impl Recorder {
     }
 }
 
+/// An interval log as [`Recorder::write_log`] writes it: its StartTime
+/// (seconds since the epoch, when present) and each interval's start
+/// (after it) with its histogram.
+pub type IntervalLog = (Option<Duration>, Vec<(Duration, Histogram<u64>)>);
+
+/// Reads an interval log back.
+pub fn read_log(bytes: &[u8]) -> anyhow::Result<IntervalLog> {
+    use base64::Engine;
+    use hdrhistogram::serialization::Deserializer;
+    use hdrhistogram::serialization::interval_log::{IntervalLogIterator, LogEntry};
+    let mut start = None;
+    let mut base = None;
+    let mut out = Vec::new();
+    let mut de = Deserializer::new();
+    for entry in IntervalLogIterator::new(bytes) {
+        match entry.map_err(|e| anyhow::anyhow!("not an interval log: {e:?}"))? {
+            LogEntry::StartTime(t) => start = Some(t),
+            LogEntry::BaseTime(t) => base = Some(t),
+            LogEntry::Interval(i) => {
+                let raw = base64::engine::general_purpose::STANDARD
+                    .decode(i.encoded_histogram())
+                    .map_err(|e| anyhow::anyhow!("an interval's histogram: {e}"))?;
+                let h: Histogram<u64> = de
+                    .deserialize(&mut std::io::Cursor::new(raw))
+                    .map_err(|e| anyhow::anyhow!("an interval's histogram: {e:?}"))?;
+                out.push((i.start_timestamp(), h));
+            }
+        }
+    }
+    Ok((start.or(base), out))
+}
+
+/// Upper bounds (seconds) of the latency buckets the live view's
+/// `/metrics` reports, Prometheus' usual spread from 1 ms to 30 s.
+pub const LATENCY_BUCKETS_S: [f64; 14] = [
+    0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0,
+];
+
+/// Adds the values of a microsecond histogram to `counts`: one slot per
+/// bound of [`LATENCY_BUCKETS_S`] (values up to it, above the one before)
+/// and a last one for the rest. Returns their sum in seconds.
+pub fn add_to_buckets(h: &Histogram<u64>, counts: &mut [u64]) -> f64 {
+    let mut sum_us = 0.0;
+    for v in h.iter_recorded() {
+        let us = v.value_iterated_to();
+        let n = v.count_at_value();
+        sum_us += us as f64 * n as f64;
+        let s = us as f64 / 1e6;
+        let slot = LATENCY_BUCKETS_S
+            .iter()
+            .position(|b| s <= *b)
+            .unwrap_or(LATENCY_BUCKETS_S.len());
+        if let Some(c) = counts.get_mut(slot) {
+            *c += n;
+        }
+    }
+    sum_us / 1e6
+}
+
 /// p50/p90/p99/p99.9/max/mean of a microsecond histogram, in milliseconds.
 pub fn percentiles(h: &Histogram<u64>) -> Percentiles {
     if h.is_empty() {
@@ -225,6 +295,30 @@ mod tests {
             .filter(|e| matches!(e, Ok(LogEntry::Interval(_))))
             .count();
         assert_eq!(n, 3);
+        let origin = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let mut buf = Vec::new();
+        r.write_log(&mut buf, origin, "e2e").unwrap();
+        let (start, intervals) = read_log(&buf).unwrap();
+        assert_eq!(start, Some(Duration::from_secs(1_700_000_000)));
+        assert_eq!(intervals.len(), 3);
+        assert_eq!(intervals[2].0, Duration::from_secs(2));
+        assert_eq!(intervals[1].1.len(), 100);
+    }
+
+    #[test]
+    fn buckets_count_every_value_once() {
+        let mut h = new_histogram();
+        for us in [500u64, 1_500, 40_000, 40_000, 60_000_000] {
+            h.record(us).unwrap();
+        }
+        let mut c = vec![0; LATENCY_BUCKETS_S.len() + 1];
+        let sum = add_to_buckets(&h, &mut c);
+        assert_eq!(c.iter().sum::<u64>(), 5);
+        assert_eq!(c[0], 1); // <= 1 ms
+        assert_eq!(c[1], 1); // <= 2 ms
+        assert_eq!(c[5], 2); // <= 50 ms
+        assert_eq!(c[LATENCY_BUCKETS_S.len()], 1); // above 30 s
+        assert!((sum - 60.0815).abs() < 0.1, "{sum}");
     }
 }
 

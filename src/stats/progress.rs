@@ -16,6 +16,11 @@ pub struct ProducerProgress {
     /// Expected total when known (rate mode, or a message count).
     pub total: Option<u64>,
     pub measuring: bool,
+    /// Records due by now (open loop: by the schedule; at max: sent).
+    pub due: u64,
+    /// Publish latency p99 (ms) of the last full second, when records were
+    /// acknowledged in it.
+    pub publish_p99_ms: Option<f64>,
 }
 
 /// How progress is shown.

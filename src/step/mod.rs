@@ -222,6 +222,11 @@ fn sum_progress(slots: &[Mutex<ProducerProgress>]) -> ProducerProgress {
             t.acked += p.acked;
             t.elapsed = t.elapsed.max(p.elapsed);
             t.measuring |= p.measuring;
+            t.due += p.due;
+            t.publish_p99_ms = match (t.publish_p99_ms, p.publish_p99_ms) {
+                (Some(a), Some(b)) => Some(a.max(b)),
+                (a, b) => a.or(b),
+            };
             total = match (total, p.total) {
                 (Some(a), Some(b)) => Some(a + b),
                 _ => None,
@@ -317,6 +322,7 @@ pub fn measure(
         workload: workload.describe(),
         broker: opts.requested.to_string(),
         applied: opts.applied,
+        throwaway: opts.throwaway,
     });
     let mut measuring = false;
     let mut timeline = match (&*target, workload.faults.is_empty()) {
@@ -338,6 +344,10 @@ pub fn measure(
     let mut jit: std::collections::VecDeque<(Instant, f64)> = Default::default();
     let started_at = Instant::now();
     let mut last_second = Instant::now();
+    // The counts at the last `Second` event, for its rates, and the last
+    // second of latency it reported.
+    let mut last_counts = (0u64, 0u64, 0u64);
+    let mut last_latency_second: Option<u64> = None;
 
     let mut broker_died: Option<anyhow::Error> = None;
     let (preport, creport): (Result<ProducerReport>, Result<ConsumerReport>) = std::thread::scope(
@@ -419,7 +429,17 @@ pub fn measure(
                     });
                 }
                 if last_second.elapsed() >= Duration::from_secs(1) {
+                    let dt = last_second.elapsed().as_secs_f64();
                     last_second = Instant::now();
+                    let consumed = handle.consumed();
+                    let live = handle.live();
+                    // Latency only for a second not reported before: while
+                    // nothing arrives, the chart shows a gap, not old values.
+                    let fresh = live.second.is_some() && live.second != last_latency_second;
+                    last_latency_second = live.second;
+                    let rate = |now: u64, before: u64| now.saturating_sub(before) as f64 / dt;
+                    let (s0, a0, c0) = last_counts;
+                    last_counts = (now.sent, now.acked, consumed);
                     events::emit(Event::Second {
                         bootstrap: bootstrap.clone(),
                         topic: topic.clone(),
@@ -427,7 +447,17 @@ pub fn measure(
                         measuring: now.measuring,
                         sent: now.sent,
                         acked: now.acked,
-                        consumed: handle.consumed(),
+                        consumed,
+                        due: now.due.max(now.sent),
+                        sent_per_s: rate(now.sent, s0),
+                        acked_per_s: rate(now.acked, a0),
+                        consumed_per_s: rate(consumed, c0),
+                        e2e_p50_ms: fresh.then_some(live.p50_ms),
+                        e2e_p99_ms: fresh.then_some(live.p99_ms),
+                        e2e_max_ms: fresh.then_some(live.max_ms),
+                        publish_p99_ms: now.publish_p99_ms,
+                        e2e_buckets: live.buckets,
+                        e2e_sum_s: live.sum_s,
                     });
                 }
                 bar.update(&now, handle.consumed());
@@ -520,6 +550,7 @@ pub fn measure(
             .and_then(|v| v.into_iter().reduce(f64::max));
         result.faults = records;
     }
+    let final_latency = handle.live();
     events::emit(Event::StepEnd {
         lab: opts.lab.clone(),
         label,
@@ -528,6 +559,17 @@ pub fn measure(
         records_per_s: result.throughput.msgs_per_s,
         e2e_p99_ms: result.e2e_latency_ms.p99,
         lost: result.lost,
+        throwaway: opts.throwaway,
+        duplicated: result.duplicated,
+        e2e_p50_ms: result.e2e_latency_ms.p50,
+        e2e_max_ms: result.e2e_latency_ms.max,
+        publish_p99_ms: result.publish_latency_ms.p99,
+        reason: result.reason.clone(),
+        produced: result.produced,
+        acked: result.acked,
+        consumed: result.consumed,
+        e2e_buckets: final_latency.buckets,
+        e2e_sum_s: final_latency.sum_s,
     });
     if let Target::Local(b) = target {
         let from = p.window_start_ns / 1_000_000;

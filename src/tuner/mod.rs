@@ -139,6 +139,18 @@ struct Search<'a> {
 }
 
 impl Search<'_> {
+    /// Keeps a trial and tells the event bus (the live view marks it).
+    fn record(&mut self, t: Trial) {
+        crate::events::emit(crate::events::Event::Trial {
+            n: t.n,
+            change: t.change.clone(),
+            score: t.score,
+            accepted: t.accepted,
+            reason: t.reason.clone(),
+        });
+        self.trials.push(t);
+    }
+
     fn budget_left(&self) -> usize {
         self.opts.budget.saturating_sub(self.trials.len())
     }
@@ -214,7 +226,7 @@ impl Search<'_> {
             )
         } else if s > marginal && self.budget_left() >= 2 {
             // A marginal win: measure once more before believing it.
-            self.trials.push(Trial {
+            self.record(Trial {
                 n,
                 change: change.clone(),
                 config: config.clone(),
@@ -252,7 +264,7 @@ impl Search<'_> {
             self.best_score = score;
             self.best_result = res.clone();
         }
-        self.trials.push(Trial {
+        self.record(Trial {
             n: self.trials.len() + 1,
             change,
             config,
@@ -346,7 +358,7 @@ impl Search<'_> {
                 self.best_score = s;
                 self.best_result = res.clone();
             }
-            self.trials.push(Trial {
+            self.record(Trial {
                 n: self.trials.len() + 1,
                 change,
                 config: self.space.candidate(&self.base, &p),

@@ -29,6 +29,7 @@ impl LocalBroker {
                 .broker_ids(Duration::from_secs(1))
                 .is_ok_and(|ids| ids.contains(&id));
             if listed {
+                self.announce("node started", Some(id));
                 return Ok(());
             }
             if let Some((dead, s)) = self.died() {

@@ -1,0 +1,352 @@
+//! `/metrics`: the run's events added up into Prometheus metrics, encoded
+//! by `prometheus-client` in the OpenMetrics text format. Counters sum
+//! every step's counts (each step's counts start at zero, so a new topic
+//! starts a new baseline); they only ever grow.
+
+use crate::events::Event;
+use crate::stats::hist::LATENCY_BUCKETS_S;
+use prometheus_client::encoding::{EncodeMetric, MetricEncoder, NoLabelSet};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+use std::sync::{Arc, Mutex};
+
+/// End-to-end latency as a classic histogram: per-bucket counts (not
+/// cumulative; one more than [`LATENCY_BUCKETS_S`]) and their sum.
+#[derive(Debug, Default)]
+struct Latency(Mutex<(Vec<u64>, f64)>);
+
+impl EncodeMetric for Latency {
+    fn encode(&self, mut encoder: MetricEncoder) -> Result<(), std::fmt::Error> {
+        let (counts, sum) = self.0.lock().map(|g| g.clone()).unwrap_or_default();
+        let mut buckets: Vec<(f64, u64)> = LATENCY_BUCKETS_S
+            .iter()
+            .enumerate()
+            .map(|(i, b)| (*b, counts.get(i).copied().unwrap_or(0)))
+            .collect();
+        // f64::MAX is how prometheus-client spells the +Inf bucket.
+        buckets.push((
+            f64::MAX,
+            counts.get(LATENCY_BUCKETS_S.len()).copied().unwrap_or(0),
+        ));
+        let count = buckets.iter().map(|(_, n)| n).sum();
+        encoder.encode_histogram::<NoLabelSet>(sum, count, &buckets, None)
+    }
+
+    fn metric_type(&self) -> MetricType {
+        MetricType::Histogram
+    }
+}
+
+/// The step running now, as an info metric (`klab_step_info{...} 1`).
+#[derive(Debug, Default)]
+struct StepInfo(Mutex<Vec<(String, String)>>);
+
+impl EncodeMetric for StepInfo {
+    fn encode(&self, mut encoder: MetricEncoder) -> Result<(), std::fmt::Error> {
+        let mut labels = self.0.lock().map(|g| g.clone()).unwrap_or_default();
+        if labels.is_empty() {
+            labels.push(("step".to_string(), String::new()));
+        }
+        encoder.encode_info(&labels)
+    }
+
+    fn metric_type(&self) -> MetricType {
+        MetricType::Info
+    }
+}
+
+/// What one step has added so far (its counts start at zero).
+#[derive(Debug, Default)]
+struct Baseline {
+    topic: String,
+    sent: u64,
+    acked: u64,
+    consumed: u64,
+    buckets: Vec<u64>,
+    sum_s: f64,
+}
+
+pub struct Metrics {
+    registry: Registry,
+    produced: Counter,
+    acked: Counter,
+    consumed: Counter,
+    lost: Counter,
+    duplicated: Counter,
+    restarts: Counter,
+    steps: Counter,
+    dropped: Counter,
+    lag: Gauge,
+    clients: Gauge,
+    latency: Arc<Latency>,
+    step: Arc<StepInfo>,
+    base: Baseline,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let mut registry = Registry::default();
+        let m = Metrics {
+            produced: Counter::default(),
+            acked: Counter::default(),
+            consumed: Counter::default(),
+            lost: Counter::default(),
+            duplicated: Counter::default(),
+            restarts: Counter::default(),
+            steps: Counter::default(),
+            dropped: Counter::default(),
+            lag: Gauge::default(),
+            clients: Gauge::default(),
+            latency: Arc::new(Latency(Mutex::new((
+                vec![0; LATENCY_BUCKETS_S.len() + 1],
+                0.0,
+            )))),
+            step: Arc::new(StepInfo::default()),
+            base: Baseline::default(),
+            registry: Registry::default(),
+        };
+        registry.register(
+            "klab_produced_records",
+            "Records handed to the producers (warm-ups included)",
+            m.produced.clone(),
+        );
+        registry.register(
+            "klab_acknowledged_records",
+            "Records the broker acknowledged",
+            m.acked.clone(),
+        );
+        registry.register(
+            "klab_consumed_records",
+            "Records the verifying consumer read (duplicates included)",
+            m.consumed.clone(),
+        );
+        registry.register(
+            "klab_lost_records",
+            "Acknowledged records the consumer never read, counted when a step ends",
+            m.lost.clone(),
+        );
+        registry.register(
+            "klab_duplicated_records",
+            "Records read more than once, counted when a step ends",
+            m.duplicated.clone(),
+        );
+        // The unit is in the name, without a `# UNIT` line: some parsers
+        // refuse units on histograms.
+        registry.register(
+            "klab_e2e_latency_seconds",
+            "End-to-end latency in seconds, from each record's due time to its arrival at the consumer",
+            ArcMetric(Arc::clone(&m.latency)),
+        );
+        registry.register(
+            "klab_consumer_lag_records",
+            "Records due by the producers' schedule but not yet read",
+            m.lag.clone(),
+        );
+        registry.register(
+            "klab_step",
+            "The step running now (or the last one)",
+            ArcMetric(Arc::clone(&m.step)),
+        );
+        registry.register(
+            "klab_broker_restarts",
+            "Broker restarts: of the whole cluster, or of one node after a fault",
+            m.restarts.clone(),
+        );
+        registry.register("klab_steps", "Steps that ended", m.steps.clone());
+        registry.register(
+            "klab_ui_events_dropped",
+            "Events a browser of the live view missed (a full queue)",
+            m.dropped.clone(),
+        );
+        registry.register(
+            "klab_ui_clients",
+            "Browsers following the live view now",
+            m.clients.clone(),
+        );
+        Metrics { registry, ..m }
+    }
+
+    /// Starts a new step's baseline when `topic` is not the current one.
+    fn baseline(&mut self, topic: &str) {
+        if self.base.topic != topic {
+            self.base = Baseline {
+                topic: topic.to_string(),
+                ..Default::default()
+            };
+        }
+    }
+
+    /// Adds what grew since the last look at this step.
+    fn grow(&mut self, sent: u64, acked: u64, consumed: u64, buckets: &[u64], sum_s: f64) {
+        let b = &mut self.base;
+        self.produced.inc_by(sent.saturating_sub(b.sent));
+        self.acked.inc_by(acked.saturating_sub(b.acked));
+        self.consumed.inc_by(consumed.saturating_sub(b.consumed));
+        b.sent = b.sent.max(sent);
+        b.acked = b.acked.max(acked);
+        b.consumed = b.consumed.max(consumed);
+        if b.buckets.len() < buckets.len() {
+            b.buckets.resize(buckets.len(), 0);
+        }
+        if let Ok(mut l) = self.latency.0.lock() {
+            for (i, n) in buckets.iter().enumerate() {
+                let add = n.saturating_sub(b.buckets[i]);
+                if let Some(c) = l.0.get_mut(i) {
+                    *c += add;
+                }
+                b.buckets[i] = b.buckets[i].max(*n);
+            }
+            if sum_s > b.sum_s {
+                l.1 += sum_s - b.sum_s;
+                b.sum_s = sum_s;
+            }
+        }
+    }
+
+    pub fn observe(&mut self, e: &Event) {
+        match e {
+            Event::StepBegin {
+                lab,
+                label,
+                topic,
+                throwaway,
+                ..
+            } => {
+                self.baseline(topic);
+                let mut labels = vec![
+                    ("step".to_string(), label.clone().unwrap_or_default()),
+                    ("topic".to_string(), topic.clone()),
+                    ("throwaway".to_string(), throwaway.to_string()),
+                ];
+                if let Some(l) = lab {
+                    labels.insert(0, ("lab".to_string(), l.clone()));
+                }
+                if let Ok(mut s) = self.step.0.lock() {
+                    *s = labels;
+                }
+            }
+            Event::Second {
+                topic,
+                sent,
+                acked,
+                consumed,
+                due,
+                e2e_buckets,
+                e2e_sum_s,
+                ..
+            } => {
+                self.baseline(topic);
+                self.grow(*sent, *acked, *consumed, e2e_buckets, *e2e_sum_s);
+                self.lag.set(due.saturating_sub(*consumed) as i64);
+            }
+            Event::StepEnd {
+                topic,
+                produced,
+                acked,
+                consumed,
+                lost,
+                duplicated,
+                e2e_buckets,
+                e2e_sum_s,
+                ..
+            } => {
+                self.baseline(topic);
+                self.grow(*produced, *acked, *consumed, e2e_buckets, *e2e_sum_s);
+                self.lost.inc_by(*lost);
+                self.duplicated.inc_by(*duplicated);
+                self.steps.inc();
+                self.lag.set(0);
+            }
+            Event::Broker { action, .. } if action != "started" => {
+                self.restarts.inc();
+            }
+            _ => {}
+        }
+    }
+
+    /// The registry as OpenMetrics text; `dropped` and `clients` come from
+    /// the server.
+    pub fn encode(&mut self, dropped: u64, clients: usize) -> String {
+        let seen = self.dropped.get();
+        self.dropped.inc_by(dropped.saturating_sub(seen));
+        self.clients.set(clients as i64);
+        let mut out = String::new();
+        if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
+            return "# EOF\n".to_string();
+        }
+        out
+    }
+}
+
+/// Registers a metric the server also keeps a handle to.
+#[derive(Debug)]
+struct ArcMetric<T>(Arc<T>);
+
+impl<T: EncodeMetric> EncodeMetric for ArcMetric<T> {
+    fn encode(&self, encoder: MetricEncoder) -> Result<(), std::fmt::Error> {
+        self.0.encode(encoder)
+    }
+
+    fn metric_type(&self) -> MetricType {
+        self.0.metric_type()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn second(topic: &str, sent: u64, buckets: Vec<u64>) -> Event {
+        Event::Second {
+            bootstrap: "b".into(),
+            topic: topic.into(),
+            t_s: 1.0,
+            measuring: true,
+            sent,
+            acked: sent,
+            consumed: sent.saturating_sub(10),
+            due: sent + 5,
+            sent_per_s: 0.0,
+            acked_per_s: 0.0,
+            consumed_per_s: 0.0,
+            e2e_p50_ms: None,
+            e2e_p99_ms: None,
+            e2e_max_ms: None,
+            publish_p99_ms: None,
+            e2e_buckets: buckets,
+            e2e_sum_s: 0.5,
+        }
+    }
+
+    #[test]
+    fn counters_add_up_steps_and_the_histogram_its_buckets() {
+        let mut m = Metrics::new();
+        let mut b = vec![0; LATENCY_BUCKETS_S.len() + 1];
+        b[3] = 7;
+        m.observe(&second("t1", 100, b.clone()));
+        m.observe(&second("t1", 250, b.clone()));
+        // A new step starts from zero again.
+        m.observe(&second("t2", 40, vec![]));
+        let text = m.encode(3, 1);
+        assert!(text.contains("klab_produced_records_total 290"), "{text}");
+        assert!(text.contains("klab_consumer_lag_records 15"), "{text}");
+        assert!(
+            text.contains("# TYPE klab_e2e_latency_seconds histogram"),
+            "{text}"
+        );
+        assert!(
+            text.contains("klab_e2e_latency_seconds_bucket{le=\"+Inf\"} 7"),
+            "{text}"
+        );
+        assert!(text.contains("klab_ui_events_dropped_total 3"), "{text}");
+        assert!(text.ends_with("# EOF\n"), "{text}");
+    }
+}

@@ -1,0 +1,239 @@
+//! The live view: a small HTTP server that shows a run as it happens (one
+//! page, Server-Sent Events, `/metrics`), or replays a finished run folder
+//! in the same page.
+//!
+//! It follows the run through the event bus ([`crate::events`]): a
+//! collector thread drains a bounded subscription into the [`hub::Hub`],
+//! which keeps every event serialized once; each browser reads that
+//! history at its own pace from its own task. Nothing a browser does can
+//! reach the run: the run only ever appends to a queue that drops (and
+//! counts) what does not fit.
+//!
+//! The server runs on a tokio runtime of its own with one worker thread,
+//! so it never competes with the load for more than a sliver of a core.
+
+pub mod http;
+pub mod hub;
+pub mod metrics;
+pub mod replay;
+
+use crate::events::Stamped;
+use crate::usage;
+use anyhow::{Context, Result};
+use hub::{Hub, Mode};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
+
+/// The live view's port unless `--ui` names another.
+pub const DEFAULT_PORT: u16 = 8484;
+
+/// What the bus may hold for the collector before it drops events.
+const BUS_QUEUE: usize = 4096;
+
+/// `--ui [ADDR]`: `HOST:PORT`, `HOST` (port 8484), `:PORT` or `PORT`
+/// (127.0.0.1), `[v6]:PORT`; empty: 127.0.0.1:8484.
+pub fn parse_addr(s: &str) -> Result<SocketAddr, String> {
+    let s = s.trim();
+    let local = IpAddr::V4(Ipv4Addr::LOCALHOST);
+    if s.is_empty() {
+        return Ok(SocketAddr::new(local, DEFAULT_PORT));
+    }
+    if let Ok(a) = s.parse::<SocketAddr>() {
+        return Ok(a);
+    }
+    if let Ok(ip) = s.trim_matches(|c| c == '[' || c == ']').parse::<IpAddr>() {
+        return Ok(SocketAddr::new(ip, DEFAULT_PORT));
+    }
+    let port = s.strip_prefix(':').unwrap_or(s);
+    if let Ok(p) = port.parse::<u16>() {
+        return Ok(SocketAddr::new(local, p));
+    }
+    if s == "localhost" {
+        return Ok(SocketAddr::new(local, DEFAULT_PORT));
+    }
+    if let Some(p) = s.strip_prefix("localhost:")
+        && let Ok(p) = p.parse::<u16>()
+    {
+        return Ok(SocketAddr::new(local, p));
+    }
+    Err(format!(
+        "'{s}' is not an address to listen on; expected HOST:PORT, an IP address, or a port (default 127.0.0.1:{DEFAULT_PORT})"
+    ))
+}
+
+/// A running live view; dropping it stops the server.
+pub struct Ui {
+    pub addr: SocketAddr,
+    pub hub: Arc<Hub>,
+    stop: tokio::sync::watch::Sender<bool>,
+    collector_stop: Arc<AtomicBool>,
+    collector: Option<std::thread::JoinHandle<()>>,
+    runtime: Option<tokio::runtime::Runtime>,
+    pub streams: Arc<AtomicUsize>,
+}
+
+impl Ui {
+    pub fn url(&self) -> String {
+        format!("http://{}/", self.addr)
+    }
+
+    /// Tells the browsers the run (or the replay) is over.
+    pub fn finish(&self, how: &str) {
+        let at_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0);
+        self.hub.push_json(
+            &serde_json::json!({"kind": "run_end", "at_ms": at_ms, "how": how}).to_string(),
+        );
+    }
+}
+
+impl Drop for Ui {
+    fn drop(&mut self) {
+        self.collector_stop.store(true, Ordering::Relaxed);
+        if let Some(c) = self.collector.take() {
+            let _ = c.join();
+        }
+        self.finish("ended");
+        if self.streams.load(Ordering::Relaxed) > 0 {
+            // Let the browsers' tasks hand over the last frames.
+            std::thread::sleep(Duration::from_millis(300));
+        }
+        let _ = self.stop.send(true);
+        if let Some(rt) = self.runtime.take() {
+            rt.shutdown_timeout(Duration::from_millis(500));
+        }
+    }
+}
+
+/// Binds `addr` (a clear usage error, exit 2, when it is taken) and serves
+/// `hub` there. `flag` names the option in messages.
+fn serve(addr: SocketAddr, hub: Arc<Hub>, flag: &str) -> Result<Ui> {
+    let std_listener = std::net::TcpListener::bind(addr).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::AddrInUse {
+            usage!(
+                "{flag} {addr}: the port is in use (another klab with a live view?); pick another, e.g. {flag} 127.0.0.1:{}",
+                addr.port().wrapping_add(1).max(1024)
+            )
+        } else {
+            usage!("{flag} {addr}: cannot listen there: {e}")
+        }
+    })?;
+    let addr = std_listener.local_addr().unwrap_or(addr);
+    std_listener
+        .set_nonblocking(true)
+        .context("live view: a non-blocking listener")?;
+    if !addr.ip().is_loopback() {
+        crate::errln!(
+            "warning: the live view listens on {addr}, not only on this machine: anyone who reaches it sees the run (read-only)"
+        );
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("klab-ui")
+        .enable_all()
+        .build()
+        .context("starting the live view's runtime")?;
+    let listener = {
+        let _g = runtime.enter();
+        tokio::net::TcpListener::from_std(std_listener).context("live view: the listener")?
+    };
+    let (stop, stop_rx) = tokio::sync::watch::channel(false);
+    let streams = Arc::new(AtomicUsize::new(0));
+    let server = Arc::new(http::Server {
+        hub: Arc::clone(&hub),
+        connections: Arc::new(AtomicUsize::new(0)),
+        streams: Arc::clone(&streams),
+    });
+    runtime.spawn(http::serve(server, listener, stop_rx));
+    Ok(Ui {
+        addr,
+        hub,
+        stop,
+        collector_stop: Arc::new(AtomicBool::new(false)),
+        collector: None,
+        runtime: Some(runtime),
+        streams,
+    })
+}
+
+/// Starts the live view of a run at `addr` and prints its URL. From now
+/// on every event the run emits reaches the page.
+pub fn live(addr: SocketAddr, flag: &str) -> Result<Ui> {
+    let hub = Arc::new(Hub::new(Mode::Live));
+    let mut ui = serve(addr, Arc::clone(&hub), flag)?;
+    let sub = crate::events::subscribe(BUS_QUEUE);
+    let stop = Arc::clone(&ui.collector_stop);
+    let collector = std::thread::Builder::new()
+        .name("klab-ui-collector".into())
+        .spawn(move || {
+            let mut dropped = 0;
+            loop {
+                // Drain what is there, then wait a little for more.
+                while let Some(e) = sub.try_next() {
+                    hub.push(&e);
+                }
+                let d = sub.dropped();
+                if d > dropped {
+                    hub.add_dropped(d - dropped);
+                    dropped = d;
+                }
+                if stop.load(Ordering::Relaxed) {
+                    return;
+                }
+                if let Some(e) = sub.next(Duration::from_millis(100)) {
+                    hub.push(&e);
+                }
+            }
+        })
+        .context("starting the live view's collector")?;
+    ui.collector = Some(collector);
+    crate::errln!("live view: {} (also /metrics)", ui.url());
+    Ok(ui)
+}
+
+/// Serves `events` (a finished run, see [`replay::events_of`]) at `addr`.
+pub fn replay(addr: SocketAddr, dir: &std::path::Path, events: &[Stamped]) -> Result<Ui> {
+    let hub = Arc::new(Hub::new(Mode::Replay(dir.display().to_string())));
+    for e in events {
+        hub.push(e);
+    }
+    let ui = serve(addr, hub, "--addr")?;
+    ui.finish("replayed");
+    Ok(ui)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses() {
+        let d = |s| parse_addr(s).unwrap().to_string();
+        assert_eq!(d(""), "127.0.0.1:8484");
+        assert_eq!(d("9000"), "127.0.0.1:9000");
+        assert_eq!(d(":9000"), "127.0.0.1:9000");
+        assert_eq!(d("0.0.0.0"), "0.0.0.0:8484");
+        assert_eq!(d("0.0.0.0:1234"), "0.0.0.0:1234");
+        assert_eq!(d("[::1]:7000"), "[::1]:7000");
+        assert_eq!(d("::1"), "[::1]:8484");
+        assert_eq!(d("localhost:81"), "127.0.0.1:81");
+        assert!(parse_addr("nowhere:port").is_err());
+        assert!(parse_addr("1.2.3.4:99999").is_err());
+    }
+
+    #[test]
+    fn a_taken_port_is_a_usage_error() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        let e = match live(addr, "--ui") {
+            Err(e) => e,
+            Ok(_) => panic!("bound a taken port"),
+        };
+        assert!(crate::error::is_usage(&e), "{e}");
+        assert!(e.to_string().contains("in use"), "{e}");
+    }
+}

@@ -1,0 +1,563 @@
+//! The live view as a class meets it: a real run with `--ui`, the page in
+//! a real browser (headless Chromium over WebDriver), the replay of the
+//! finished run folder with `klab ui`, and `/metrics` read back with an
+//! OpenMetrics parser. The browser tests need Debian's `chromium` and
+//! `chromium-driver` (scripts/test installs them); without them they fail
+//! and say so, they never skip.
+
+mod common;
+
+use common::*;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// A port nobody listens on now.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// One HTTP/1.1 request (Connection: close): status and body.
+fn http(
+    method: &str,
+    addr: &str,
+    path: &str,
+    body: Option<&str>,
+) -> std::io::Result<(u16, String)> {
+    let mut s = TcpStream::connect(addr)?;
+    s.set_read_timeout(Some(Duration::from_secs(60)))?;
+    let body = body.unwrap_or("");
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )?;
+    // Read until the headers are complete and then Content-Length bytes
+    // (chromedriver keeps the connection open), or to the end.
+    let mut raw = Vec::new();
+    let mut buf = [0u8; 16384];
+    loop {
+        let n = s.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        raw.extend_from_slice(&buf[..n]);
+        let text = String::from_utf8_lossy(&raw);
+        if let Some((head, rest)) = text.split_once("\r\n\r\n") {
+            let len = head.lines().find_map(|l| {
+                let (k, v) = l.split_once(':')?;
+                k.trim()
+                    .eq_ignore_ascii_case("content-length")
+                    .then(|| v.trim().parse::<usize>().ok())?
+            });
+            if len.is_some_and(|len| rest.len() >= len) {
+                break;
+            }
+        }
+    }
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, rest) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let chunked = head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked");
+    let body = if chunked {
+        unchunk(rest)
+    } else {
+        rest.to_string()
+    };
+    Ok((status, body))
+}
+
+fn unchunk(mut rest: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, tail)) = rest.split_once("\r\n") {
+        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if n == 0 || tail.len() < n {
+            break;
+        }
+        out.push_str(&tail[..n]);
+        rest = tail[n..].trim_start_matches("\r\n");
+    }
+    out
+}
+
+/// Reads `/events` on a thread into a string, until the server goes.
+fn follow_events(addr: &str) -> Arc<Mutex<String>> {
+    let got = Arc::new(Mutex::new(String::new()));
+    let mut s = TcpStream::connect(addr).expect("connecting to /events");
+    write!(
+        s,
+        "GET /events HTTP/1.1\r\nHost: {addr}\r\nAccept: text/event-stream\r\n\r\n"
+    )
+    .unwrap();
+    let sink = Arc::clone(&got);
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 8192];
+        while let Ok(n) = s.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            if let Ok(mut g) = sink.lock() {
+                g.push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        }
+    });
+    got
+}
+
+/// A klab child with its stderr lines.
+fn spawn(args: &[&str], secret: &str) -> (Child, std::sync::mpsc::Receiver<String>) {
+    let mut child = klab()
+        .args(args)
+        .env("KLAB_SECRET", secret)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lines = lines_of(child.stderr.take().unwrap());
+    (child, lines)
+}
+
+/// Waits for the child to exit, up to `timeout`.
+fn wait_exit(child: &mut Child, timeout: Duration) -> Option<i32> {
+    wait_for("klab to exit", timeout, || child.try_wait().unwrap()).code()
+}
+
+/// Chromium driven over WebDriver (chromedriver), headless at 1280×720.
+struct Browser {
+    driver: Child,
+    base: String,
+    session: String,
+}
+
+fn tool(env: &str, candidates: &[&str]) -> String {
+    if let Ok(p) = std::env::var(env) {
+        return p;
+    }
+    for c in candidates {
+        if Path::new(c).is_file() {
+            return c.to_string();
+        }
+    }
+    panic!(
+        "the browser tests need Debian's chromium and chromium-driver (looked for {candidates:?}; ${env} overrides): run ./scripts/test, which installs them, or apt-get install chromium chromium-driver"
+    );
+}
+
+impl Browser {
+    fn start() -> Browser {
+        let driver_bin = tool(
+            "KLAB_CHROMEDRIVER",
+            &["/usr/bin/chromedriver", "/usr/lib/chromium/chromedriver"],
+        );
+        let chromium = tool(
+            "KLAB_CHROMIUM",
+            &["/usr/bin/chromium", "/usr/lib/chromium/chromium"],
+        );
+        let port = free_port();
+        let driver = std::process::Command::new(&driver_bin)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {driver_bin}: {e}"));
+        let base = format!("127.0.0.1:{port}");
+        wait_for("chromedriver to answer", Duration::from_secs(60), || {
+            http("GET", &base, "/status", None)
+                .ok()
+                .filter(|(s, b)| *s == 200 && b.contains("\"ready\":true"))
+        });
+        let caps = serde_json::json!({"capabilities": {"alwaysMatch": {
+            "browserName": "chrome",
+            "goog:chromeOptions": {
+                "binary": chromium,
+                "args": ["--headless=new", "--no-sandbox", "--disable-gpu",
+                         "--disable-dev-shm-usage", "--window-size=1280,720",
+                         "--hide-scrollbars"]
+            }
+        }}});
+        let (status, body) = http("POST", &base, "/session", Some(&caps.to_string())).unwrap();
+        assert_eq!(status, 200, "a WebDriver session: {body}");
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        let session = v["value"]["sessionId"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no session id in {body}"))
+            .to_string();
+        Browser {
+            driver,
+            base,
+            session,
+        }
+    }
+
+    fn call(&self, method: &str, what: &str, body: serde_json::Value) -> serde_json::Value {
+        let path = format!("/session/{}/{what}", self.session);
+        let body = (method == "POST").then(|| body.to_string());
+        let (status, text) = http(method, &self.base, &path, body.as_deref()).unwrap();
+        assert_eq!(status, 200, "{what}: {text}");
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        v["value"].clone()
+    }
+
+    fn open(&self, url: &str) {
+        self.call("POST", "url", serde_json::json!({ "url": url }));
+        // A projector's 1280×720 for the page itself (the window is a
+        // little larger than what it shows).
+        let inner = self.eval("return [window.innerWidth, window.innerHeight];");
+        let (w, h) = (
+            inner[0].as_i64().unwrap_or(1280),
+            inner[1].as_i64().unwrap_or(720),
+        );
+        if (w, h) != (1280, 720) {
+            let rect = self.call("GET", "window/rect", serde_json::Value::Null);
+            let (ow, oh) = (
+                rect["width"].as_i64().unwrap_or(1280),
+                rect["height"].as_i64().unwrap_or(720),
+            );
+            self.call(
+                "POST",
+                "window/rect",
+                serde_json::json!({"width": ow + 1280 - w, "height": oh + 720 - h}),
+            );
+        }
+    }
+
+    /// Runs `script` (a function body that returns a value) in the page.
+    fn eval(&self, script: &str) -> serde_json::Value {
+        self.call(
+            "POST",
+            "execute/sync",
+            serde_json::json!({"script": script, "args": []}),
+        )
+    }
+
+    /// Polls the page until `script` returns true.
+    fn wait_until(&self, what: &str, timeout: Duration, script: &str) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if self.eval(script) == serde_json::Value::Bool(true) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the page did not show {what} within {timeout:?}; it has {}",
+                self.eval(STATE)
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    fn screenshot(&self, to: &Path) {
+        use base64::Engine;
+        let v = self.call("GET", "screenshot", serde_json::Value::Null);
+        let png = base64::engine::general_purpose::STANDARD
+            .decode(v.as_str().unwrap_or(""))
+            .unwrap();
+        assert!(png.starts_with(b"\x89PNG"), "not a PNG");
+        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+        std::fs::write(to, png).unwrap();
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = http(
+            "DELETE",
+            &self.base,
+            &format!("/session/{}", self.session),
+            None,
+        );
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}
+
+/// What the page knows, for failure messages.
+const STATE: &str = "const k = window.klab || {}; return {events: k.events, seconds: (k.seconds||[]).length, rows: (k.rows||[]).length, markers: (k.markers||[]).map(m => m.kind).join(','), step: (document.getElementById('step')||{}).textContent, polylines: document.querySelectorAll('polyline.series').length};";
+
+/// Where a test leaves files for a person to look at.
+fn output_dir() -> PathBuf {
+    Path::new(env!("CARGO_TARGET_TMPDIR")).join("ui")
+}
+
+/// A labs directory with a fast reference and a lab that changes a setting
+/// live (num.io.threads), and its fix that changes it back live.
+fn tiny_labs(dir: &Path) {
+    let base = dir.join("01-base");
+    std::fs::create_dir_all(&base).unwrap();
+    std::fs::write(
+        base.join("lab.toml"),
+        "title = \"base\"\n[workload]\nrate = 2000\nduration = \"5s\"\nwarmup = \"1s\"\npartitions = 2\n",
+    )
+    .unwrap();
+    std::fs::write(base.join("README.md"), "# base\n").unwrap();
+    let two = dir.join("02-io");
+    std::fs::create_dir_all(&two).unwrap();
+    std::fs::write(
+        two.join("lab.toml"),
+        "title = \"io\"\nextends = \"01\"\n[broker.properties]\n\"num.io.threads\" = 2\n[fix.properties]\n\"num.io.threads\" = 8\n",
+    )
+    .unwrap();
+    std::fs::write(two.join("README.md"), "# io\n").unwrap();
+}
+
+const SECRET: &str = "klab-ui-test-secret-6f1c0a";
+
+#[test]
+fn a_lab_run_live_in_a_browser_then_its_replay() {
+    let d = tempfile::tempdir().unwrap();
+    tiny_labs(d.path());
+    let results = d.path().join("results");
+    let port = free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let ui = format!("--ui={addr}");
+    let labs = d.path().to_string_lossy().to_string();
+    let res = results.to_string_lossy().to_string();
+    let (mut child, lines) = spawn(
+        &[
+            "lab",
+            "run",
+            "02",
+            "--fix-with",
+            "lab",
+            "--quick",
+            "--labs",
+            &labs,
+            "--results",
+            &res,
+            &ui,
+        ],
+        SECRET,
+    );
+    let line = wait_line(&lines, "live view: http://", Duration::from_secs(30));
+    assert!(line.contains(&addr), "{line}");
+    let browser = Browser::start();
+    browser.open(&format!("http://{addr}/"));
+    // The reference step: charts get points, the step's name shows.
+    browser.wait_until(
+        "points on the charts",
+        Duration::from_secs(120),
+        "return (window.klab.seconds.length >= 3) && document.querySelectorAll('#chart-rate polyline.series').length >= 1 && document.querySelectorAll('#chart-latency polyline.series').length >= 1;",
+    );
+    browser.wait_until(
+        "the step's name",
+        Duration::from_secs(120),
+        "return document.getElementById('step').textContent.includes('01-base');",
+    );
+    // The degraded step changes num.io.threads live: a marker appears.
+    browser.wait_until(
+        "a marker for the live setting change",
+        Duration::from_secs(180),
+        "return Array.from(document.querySelectorAll('#chart-rate line.marker[data-kind=setting]')).length >= 1 && window.klab.markers.some(m => m.kind === 'setting' && m.text.startsWith('live: num.io.threads'));",
+    );
+    browser.wait_until(
+        "points after the change and a finished step in the table",
+        Duration::from_secs(180),
+        "const s = window.klab.markers.find(m => m.kind === 'setting'); return window.klab.seconds.filter(p => p.at > s.at).length >= 3 && document.querySelectorAll('#rows tr').length >= 1;",
+    );
+    browser.screenshot(&output_dir().join("live.png"));
+    let html = browser.eval("return document.documentElement.outerHTML;");
+    assert!(
+        !html.to_string().contains(SECRET),
+        "the secret is on the page"
+    );
+    let code = wait_exit(&mut child, Duration::from_secs(300));
+    assert_eq!(code, Some(0));
+    browser.wait_until(
+        "the end of the run",
+        Duration::from_secs(30),
+        "return window.klab.ended === true && window.klab.rows.length >= 3;",
+    );
+    // Reference, degraded, fixed (and any step measured again as noisy).
+    let steps = browser.eval("return window.klab.rows.length;");
+    let steps = steps.as_u64().unwrap();
+
+    // The replay of the same folder, in the same page.
+    let run_dir = only_run_dir(&results);
+    let port = free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let (mut replay, lines) = spawn(&["ui", &run_dir.to_string_lossy(), "--addr", &addr], SECRET);
+    let line = wait_line(&lines, "replay of", Duration::from_secs(30));
+    assert!(
+        line.contains(&format!("({steps} steps)")) && line.contains(&addr),
+        "{line}"
+    );
+    browser.open(&format!("http://{addr}/"));
+    browser.wait_until(
+        "the replayed run",
+        Duration::from_secs(60),
+        &format!("return window.klab.mode === 'replay' && window.klab.ended && window.klab.rows.length === {steps} && window.klab.seconds.length >= 10 && window.klab.markers.some(m => m.kind === 'setting') && document.querySelectorAll('#chart-latency polyline.series').length >= 2;"),
+    );
+    browser.screenshot(&output_dir().join("replay.png"));
+    let (status, metrics) = http("GET", &addr, "/metrics", None).unwrap();
+    assert_eq!(status, 200);
+    assert!(
+        metrics.contains(&format!("klab_steps_total {steps}")),
+        "{metrics}"
+    );
+    unsafe { libc::kill(replay.id() as i32, libc::SIGINT) };
+    assert_eq!(wait_exit(&mut replay, Duration::from_secs(30)), Some(0));
+}
+
+/// One sample's value from a parsed exposition.
+fn value(
+    e: &openmetrics_parser::MetricsExposition<
+        openmetrics_parser::OpenMetricsType,
+        openmetrics_parser::OpenMetricsValue,
+    >,
+    family: &str,
+) -> f64 {
+    let f = e
+        .families
+        .get(family)
+        .unwrap_or_else(|| panic!("no family {family}"));
+    let m = f
+        .iter_samples()
+        .next()
+        .unwrap_or_else(|| panic!("{family} has no sample"));
+    match &m.value {
+        openmetrics_parser::OpenMetricsValue::Counter(c) => c.value.as_f64(),
+        openmetrics_parser::OpenMetricsValue::Gauge(g) => g.as_f64(),
+        openmetrics_parser::OpenMetricsValue::Histogram(h) => h.count.unwrap_or(0) as f64,
+        other => panic!("{family}: {other:?}"),
+    }
+}
+
+#[test]
+fn metrics_parse_and_counters_only_grow_and_the_secret_stays_out() {
+    use openmetrics_parser::OpenMetricsType as T;
+    let d = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let ui = format!("--ui={addr}");
+    let res = d.path().join("r").to_string_lossy().to_string();
+    let (mut child, lines) = spawn(
+        &[
+            "run",
+            "--rate",
+            "3000",
+            "--duration",
+            "8s",
+            "--warmup",
+            "1s",
+            "--results",
+            &res,
+            &ui,
+        ],
+        SECRET,
+    );
+    wait_line(&lines, "live view: http://", Duration::from_secs(30));
+    let early = follow_events(&addr);
+    let (status, page) = http("GET", &addr, "/", None).unwrap();
+    assert_eq!(status, 200);
+    assert!(page.contains("EventSource"), "{page}");
+    let (status, _) = http("POST", &addr, "/metrics", Some("{}")).unwrap();
+    assert_eq!(status, 405, "the live view is read-only");
+    let (status, _) = http("GET", &addr, "/admin", None).unwrap();
+    assert_eq!(status, 404);
+
+    let families = [
+        ("klab_produced_records", T::Counter),
+        ("klab_acknowledged_records", T::Counter),
+        ("klab_consumed_records", T::Counter),
+        ("klab_lost_records", T::Counter),
+        ("klab_duplicated_records", T::Counter),
+        ("klab_broker_restarts", T::Counter),
+        ("klab_e2e_latency_seconds", T::Histogram),
+        ("klab_consumer_lag_records", T::Gauge),
+        ("klab_step", T::Info),
+    ];
+    let counters = [
+        "klab_produced_records",
+        "klab_acknowledged_records",
+        "klab_consumed_records",
+        "klab_e2e_latency_seconds",
+    ];
+    let mut last = vec![0.0; counters.len()];
+    let mut scrapes = 0;
+    let mut late = None;
+    let deadline = Instant::now() + Duration::from_secs(240);
+    while child.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "the run took too long");
+        let Ok((200, text)) = http("GET", &addr, "/metrics", None) else {
+            break; // the run ended between the check and the scrape
+        };
+        assert!(!text.contains(SECRET), "the secret is in /metrics");
+        let e = openmetrics_parser::openmetrics::parse_openmetrics(&text)
+            .unwrap_or_else(|err| panic!("/metrics does not parse: {err:?}\n{text}"));
+        for (name, t) in &families {
+            let f = e
+                .families
+                .get(*name)
+                .unwrap_or_else(|| panic!("no {name} in\n{text}"));
+            assert_eq!(&f.family_type, t, "{name}");
+        }
+        for (i, c) in counters.iter().enumerate() {
+            let v = value(&e, c);
+            assert!(v >= last[i], "{c} went down: {} → {v}", last[i]);
+            last[i] = v;
+        }
+        scrapes += 1;
+        // A browser that joins once records flow gets the history too.
+        if late.is_none() && last[0] > 0.0 {
+            late = Some(follow_events(&addr));
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    assert_eq!(wait_exit(&mut child, Duration::from_secs(60)), Some(0));
+    assert!(scrapes >= 5, "only {scrapes} scrapes during the run");
+    assert!(last[0] > 10_000.0, "produced {}", last[0]);
+    assert!(last[3] > 0.0, "no latency in the histogram");
+    for (who, got) in [("early", early), ("late", late.expect("a late browser"))] {
+        let text = wait_for("the stream to end", Duration::from_secs(30), || {
+            let g = got.lock().unwrap().clone();
+            g.contains("\"kind\":\"run_end\"").then_some(g)
+        });
+        assert!(!text.contains(SECRET), "the secret is in the {who} stream");
+        assert!(text.contains("event: hello"), "{who}");
+        assert!(
+            text.contains("id: 0\ndata: "),
+            "{who} browser missed the start"
+        );
+        assert!(text.contains("\"kind\":\"step_begin\""), "{who}");
+        assert!(text.contains("\"kind\":\"step_end\""), "{who}");
+        assert!(text.contains("\"e2e_p99_ms\":"), "{who}");
+    }
+}
+
+#[test]
+fn a_taken_port_is_refused_before_any_broker_starts() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let d = tempfile::tempdir().unwrap();
+    let results = d.path().join("r");
+    let out = klab()
+        .args(["run", &format!("--ui={addr}"), "--results"])
+        .arg(&results)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("--ui") && err.contains("in use"), "{err}");
+    assert!(!results.exists(), "a run folder was created");
+    assert!(jvms_mentioning(&d.path().to_string_lossy()).is_empty());
+    let out = klab()
+        .args(["ui", &d.path().to_string_lossy()])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("no step results"), "{err}");
+}
