@@ -27,6 +27,7 @@ pub struct RawDegraded {
     pub duplicated_at_least: Option<Spanned<f64>>,
     pub fault_p99_at_least: Option<Spanned<f64>>,
     pub lost_at_most: Option<Spanned<f64>>,
+    pub failed_at_most: Option<Spanned<f64>>,
     pub recovery_s_at_most: Option<Spanned<f64>>,
     pub fault_p99_at_most: Option<Spanned<f64>>,
 }
@@ -209,6 +210,13 @@ pub(super) fn expect(cx: &Ctx<'_>, e: &RawExpect) -> Result<Expect, LabFileError
             "degraded.lost_at_most",
             &d.lost_at_most,
             Metric::Lost,
+            false,
+        )?;
+        push(
+            r,
+            "degraded.failed_at_most",
+            &d.failed_at_most,
+            Metric::Failed,
             false,
         )?;
         push(

@@ -582,8 +582,8 @@ pub struct StepResult {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub windows: Vec<Window>,
     /// With faults: the longest time, from a fault, until the acknowledged
-    /// rate was back within 25% of the rate before it and stayed there for
-    /// 2 s; None when a fault's rate never came back in the window.
+    /// rate was back within 10% of the rate before it and stayed there for
+    /// 3 s; None when a fault's rate never came back in the window.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recovery_s: Option<f64>,
     /// Where the measured window starts on the `e2e_timeline` axis
