@@ -12,6 +12,15 @@ use klab::step::{StepOptions, Target, measure};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+/// Two clusters of three JVMs at once on two cores (the test harness runs
+/// tests in parallel) starve each other: a fault's "after" window never
+/// comes. The tests that start a cluster take turns.
+static ONE_CLUSTER: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn one_cluster_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    ONE_CLUSTER.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 fn cluster(dir: &std::path::Path, n: u32) -> LocalBroker {
     LocalBroker::start(
         LocalOptions::new(
@@ -77,6 +86,7 @@ fn warm_up(b: &mut LocalBroker) {
 
 #[test]
 fn three_brokers_replicate_and_a_leader_kill_loses_nothing_with_acks_all() {
+    let _turn = one_cluster_at_a_time();
     let dir = tempfile::tempdir().unwrap();
     let needle = dir.path().to_string_lossy().to_string();
     let mut b = cluster(dir.path(), 3);
@@ -136,6 +146,7 @@ fn three_brokers_replicate_and_a_leader_kill_loses_nothing_with_acks_all() {
 
 #[test]
 fn a_paused_broker_shows_in_the_fault_window_and_in_recovery() {
+    let _turn = one_cluster_at_a_time();
     let dir = tempfile::tempdir().unwrap();
     let needle = dir.path().to_string_lossy().to_string();
     let mut b = cluster(dir.path(), 3);
@@ -182,6 +193,7 @@ fn a_paused_broker_shows_in_the_fault_window_and_in_recovery() {
 
 #[test]
 fn a_node_that_ignores_sigterm_is_killed_and_ctrl_c_leaves_no_jvm() {
+    let _turn = one_cluster_at_a_time();
     // A stopped (SIGSTOP) JVM handles no SIGTERM: stop() must kill it
     // after the grace period.
     let dir = tempfile::tempdir().unwrap();
@@ -302,6 +314,7 @@ fn bad_fault_specs_and_cluster_flags_are_refused_before_anything_starts() {
 
 #[test]
 fn bootstrap_creates_a_missing_topic_with_its_partitions_and_replicas() {
+    let _turn = one_cluster_at_a_time();
     // A broker with Kafka's default auto.create.topics.enable=true: a
     // metadata lookup must not create the topic with one partition.
     let dir = tempfile::tempdir().unwrap();
