@@ -459,7 +459,7 @@ lost_at_most = 0
         &["lab", "run", "durability/02", "--fix-with", "lab"],
     );
     let stdout = stdout_of_success(&out);
-    assert!(stdout.contains("fault 1: kill broker"), "{stdout}");
+    assert!(stdout.contains("fault: kill leader at 3s"), "{stdout}");
     let run = only_run_dir(&results);
     for n in 1..=3 {
         assert!(run.join(format!("broker/node-{n}/broker.log")).is_file());
