@@ -103,13 +103,17 @@ impl Admin {
             .operation_timeout(Some(Duration::from_secs(15)))
     }
 
-    /// The node id of the (first) broker, if metadata can be fetched.
-    pub fn node_id(&self, timeout: Duration) -> Result<i32> {
-        let md = self
-            .client
+    /// Metadata of every topic and broker (never creates a topic).
+    fn cluster_metadata(&self, timeout: Duration) -> Result<rdkafka::metadata::Metadata> {
+        self.client
             .inner()
             .fetch_metadata(None, timeout)
-            .with_context(|| format!("fetching metadata from {}", self.bootstrap))?;
+            .with_context(|| format!("fetching metadata from {}", self.bootstrap))
+    }
+
+    /// The node id of the (first) broker, if metadata can be fetched.
+    pub fn node_id(&self, timeout: Duration) -> Result<i32> {
+        let md = self.cluster_metadata(timeout)?;
         md.brokers()
             .first()
             .map(|b| b.id())
@@ -118,11 +122,7 @@ impl Admin {
 
     /// The ids of the brokers metadata lists.
     pub fn broker_ids(&self, timeout: Duration) -> Result<Vec<i32>> {
-        let md = self
-            .client
-            .inner()
-            .fetch_metadata(None, timeout)
-            .with_context(|| format!("fetching metadata from {}", self.bootstrap))?;
+        let md = self.cluster_metadata(timeout)?;
         Ok(md.brokers().iter().map(|b| b.id()).collect())
     }
 
@@ -150,11 +150,7 @@ impl Admin {
     /// Partitions (of every topic) with fewer in-sync replicas than
     /// replicas, or without a leader.
     pub fn under_replicated(&self, timeout: Duration) -> Result<usize> {
-        let md = self
-            .client
-            .inner()
-            .fetch_metadata(None, timeout)
-            .with_context(|| format!("fetching metadata from {}", self.bootstrap))?;
+        let md = self.cluster_metadata(timeout)?;
         Ok(md
             .topics()
             .iter()
@@ -167,11 +163,7 @@ impl Admin {
     /// of their replica list): after a rolling restart the last node to
     /// restart leads nothing until the controller moves leadership back.
     pub fn off_preferred_leader(&self, timeout: Duration) -> Result<usize> {
-        let md = self
-            .client
-            .inner()
-            .fetch_metadata(None, timeout)
-            .with_context(|| format!("fetching metadata from {}", self.bootstrap))?;
+        let md = self.cluster_metadata(timeout)?;
         Ok(md
             .topics()
             .iter()

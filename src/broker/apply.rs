@@ -61,9 +61,9 @@ pub fn apply(b: &mut dyn Reconfigure, cfg: &BrokerConfig) -> Result<Applied> {
     }
 }
 
-/// Tells the event bus what moved: `key old→new` for every changed key
-/// (the heap first).
-fn announce(how: Applied, from: &BrokerConfig, to: &BrokerConfig) {
+/// What moved from `from` to `to`: `key old→new` for every changed key
+/// (the heap first), as the event bus and the replay say it.
+pub fn setting_changes(from: &BrokerConfig, to: &BrokerConfig) -> Vec<String> {
     let mut changes: Vec<String> = knobs::changed_keys(from, to)
         .into_iter()
         .map(|(k, v)| {
@@ -75,6 +75,12 @@ fn announce(how: Applied, from: &BrokerConfig, to: &BrokerConfig) {
     if h0 != h1 {
         changes.insert(0, format!("heap {h0}→{h1}"));
     }
+    changes
+}
+
+/// Tells the event bus what moved.
+fn announce(how: Applied, from: &BrokerConfig, to: &BrokerConfig) {
+    let changes = setting_changes(from, to);
     crate::events::emit(crate::events::Event::Setting { how, changes });
 }
 

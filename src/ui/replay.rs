@@ -84,23 +84,6 @@ fn at(origin_ms: u64, t: f64) -> u64 {
     origin_ms + (t.max(0.0) * 1000.0) as u64
 }
 
-/// What moved from `from` to `to`, as the live view says it.
-fn changes(from: &BrokerConfig, to: &BrokerConfig) -> Vec<String> {
-    use crate::broker::knobs;
-    let mut out: Vec<String> = knobs::changed_keys(from, to)
-        .into_iter()
-        .map(|(k, v)| {
-            let was = knobs::value_in(from, &k).unwrap_or_default();
-            format!("{k} {was}→{v}")
-        })
-        .collect();
-    let (h0, h1) = (knobs::heap_of(from), knobs::heap_of(to));
-    if h0 != h1 {
-        out.insert(0, format!("heap {h0}→{h1}"));
-    }
-    out
-}
-
 fn step_events(s: &Step, before: Option<&BrokerConfig>, out: &mut Vec<Stamped>) {
     let r = &s.result;
     let o = s.origin_ms;
@@ -133,7 +116,7 @@ fn step_events(s: &Step, before: Option<&BrokerConfig>, out: &mut Vec<Stamped>) 
                 Event::Setting {
                     how: r.broker.applied,
                     changes: before
-                        .map(|b| changes(b, &r.broker.requested))
+                        .map(|b| crate::broker::apply::setting_changes(b, &r.broker.requested))
                         .unwrap_or_default(),
                 },
             );
