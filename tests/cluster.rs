@@ -153,13 +153,16 @@ fn a_paused_broker_shows_in_the_fault_window_and_in_recovery() {
     warm_up(&mut b);
     // A pause shorter than the broker session timeout: the leader comes
     // back and stays the leader; records wait for it.
-    let w = workload(vec![FaultSpec {
+    let mut w = workload(vec![FaultSpec {
         at: Duration::from_secs(3),
         action: FaultAction::Pause,
         broker: FaultTarget::Leader,
         duration: Some(Duration::from_secs(2)),
         restart_after: None,
     }]);
+    // Recovery needs three steady seconds after the backlog's burst; on two
+    // busy cores (a clean CI build) 12 s left too few of them.
+    w.duration = Some(Duration::from_secs(20));
     let m = measure(
         &mut Target::Local(&mut b),
         &w,
@@ -177,14 +180,15 @@ fn a_paused_broker_shows_in_the_fault_window_and_in_recovery() {
         "{:?}",
         r.windows
     );
-    let after = r.windows.iter().find(|w| w.name == "after").unwrap();
-    assert!(after.e2e_p99_ms < during.e2e_p99_ms, "{:?}", r.windows);
     let Some(rec) = r.recovery_s else {
         panic!(
             "the rate never came back: {:?} {:?} {:?}",
             r.faults, r.windows, r.e2e_timeline
         );
     };
+    let after = r.windows.iter().find(|w| w.name == "after");
+    let after = after.expect("recovered, so an after window");
+    assert!(after.e2e_p99_ms < during.e2e_p99_ms, "{:?}", r.windows);
     assert!(rec >= 1.0, "{rec}");
     assert_eq!(r.faults[0].back_at_s.map(|x| x.round()), Some(5.0));
     b.stop().unwrap();

@@ -299,6 +299,22 @@ impl LocalBroker {
 
     fn launch_all(&mut self) -> Result<()> {
         let cfg = self.opts.config.clone();
+        // Storage first, every node at once: formatting is a JVM start
+        // each, and three of them one after another was most of a
+        // cluster's start-up.
+        let (java, kafka, id) = (&self.java, &self.opts.kafka, &self.cluster_id);
+        let prepared: Result<()> = std::thread::scope(|s| {
+            let jobs: Vec<_> = self
+                .nodes
+                .iter_mut()
+                .map(|n| s.spawn(|| n.prepare(java, kafka, &cfg, id)))
+                .collect();
+            jobs.into_iter().try_for_each(|j| {
+                j.join()
+                    .unwrap_or_else(|_| Err(anyhow!("formatting storage panicked")))
+            })
+        });
+        prepared?;
         for i in 0..self.nodes.len() {
             let (java, kafka, id) = (&self.java, &self.opts.kafka, &self.cluster_id);
             if let Err(e) = self.nodes[i].launch(java, kafka, &cfg, id) {

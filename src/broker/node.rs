@@ -229,6 +229,29 @@ impl Node {
         )
     }
 
+    /// Writes the node's server.properties and log4j2 config for `cfg` and
+    /// formats its storage the first time. Safe to run for several nodes at
+    /// once (each StorageTool is its own JVM, seconds of start-up each).
+    pub fn prepare(
+        &mut self,
+        java: &Path,
+        kafka: &KafkaHome,
+        cfg: &BrokerConfig,
+        cluster_id: &str,
+    ) -> Result<()> {
+        fs::create_dir_all(&self.dir)
+            .with_context(|| format!("creating the broker directory {}", self.dir.display()))?;
+        let props_path = self.dir.join("server.properties");
+        let log4j = self.dir.join("log4j2.properties");
+        write_file(&props_path, &render::server_properties(&self.layout, cfg))?;
+        write_file(&log4j, render::LOG4J2_PROPERTIES)?;
+        if !self.formatted {
+            format_storage(java, kafka, &log4j, &props_path, cluster_id)?;
+            self.formatted = true;
+        }
+        Ok(())
+    }
+
     /// Writes the node's files, formats its storage (once) and starts its
     /// JVM; does not wait for it to be ready.
     pub fn launch(
@@ -238,17 +261,10 @@ impl Node {
         cfg: &BrokerConfig,
         cluster_id: &str,
     ) -> Result<()> {
-        fs::create_dir_all(&self.dir)
-            .with_context(|| format!("creating the broker directory {}", self.dir.display()))?;
+        self.prepare(java, kafka, cfg, cluster_id)?;
         self.starts += 1;
         let props_path = self.dir.join("server.properties");
         let log4j = self.dir.join("log4j2.properties");
-        write_file(&props_path, &render::server_properties(&self.layout, cfg))?;
-        write_file(&log4j, render::LOG4J2_PROPERTIES)?;
-        if !self.formatted {
-            format_storage(java, kafka, &log4j, &props_path, cluster_id)?;
-            self.formatted = true;
-        }
         let log = fs::OpenOptions::new()
             .create(true)
             .append(true)
