@@ -245,6 +245,11 @@ pub struct SessionArgs {
     /// `[cluster] brokers`.
     #[arg(long, value_name = "N", allow_hyphen_values = true, value_parser = parse_brokers)]
     pub brokers: Option<u32>,
+    /// Measure this machine's capacity again instead of reusing the
+    /// calibration an earlier run kept (local brokers only; see
+    /// `calibration.json` in the run folder).
+    #[arg(long)]
+    pub recalibrate: bool,
     #[command(flatten)]
     pub ui: UiArgs,
 }

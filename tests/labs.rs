@@ -247,6 +247,67 @@ fn a_short_lab_runs_end_to_end_and_a_check_and_the_tuner_work() {
 }
 
 #[test]
+fn a_calibration_is_kept_and_reused_by_the_next_run() {
+    let d = tempfile::tempdir().unwrap();
+    let base = d.path().join("01-base");
+    std::fs::create_dir_all(&base).unwrap();
+    std::fs::write(
+        base.join("lab.toml"),
+        "title = \"base\"\n[workload]\nrate = \"30%\"\nduration = \"4s\"\nwarmup = \"1s\"\npartitions = 2\n",
+    )
+    .unwrap();
+    std::fs::write(base.join("README.md"), "# base\n").unwrap();
+    let cache = fresh_cache_dir();
+    let run = |results: &str, extra: &[&str]| {
+        let out = klab()
+            .env("KLAB_CACHE_DIR", &cache)
+            .args(["lab", "run", "01"])
+            .args(extra)
+            .arg("--labs")
+            .arg(d.path())
+            .arg("--results")
+            .arg(d.path().join(results))
+            .output()
+            .unwrap();
+        stdout_of_success(&out);
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        let dir = only_run_dir(&d.path().join(results));
+        let c: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(dir.join("calibration.json")).unwrap()).unwrap();
+        let steps: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(dir.join("summary.json")).unwrap()).unwrap();
+        let rate = steps[0]["target_rate"].as_f64().unwrap();
+        (stderr, c, rate)
+    };
+    let (err1, c1, rate1) = run("r1", &[]);
+    assert!(err1.contains("calibrating:"), "{err1}");
+    assert_eq!(c1["source"], "measured");
+    let capacity = c1["capacity_records_per_s"].as_f64().unwrap();
+    assert!(capacity > 0.0);
+    assert!(
+        (rate1 - 0.3 * capacity).abs() < 1.0,
+        "{rate1} vs {capacity}"
+    );
+    assert_eq!(
+        std::fs::read_dir(cache.join("calibration"))
+            .unwrap()
+            .count(),
+        1
+    );
+
+    // The next run offers exactly the same load, without measuring.
+    let (err2, c2, rate2) = run("r2", &[]);
+    assert!(!err2.contains("calibrating:"), "{err2}");
+    assert!(err2.contains("this machine's calibration"), "{err2}");
+    assert_eq!(c2["source"], "reused");
+    assert_eq!(c2["capacity_records_per_s"], c1["capacity_records_per_s"]);
+    assert_eq!(rate2, rate1);
+
+    // (--recalibrate forgets the kept entry first: Store::forget, unit
+    // tested; a third broker start here would cost another 30 s.)
+}
+
+#[test]
 fn tuner_input_errors_exit_2() {
     let d = tempfile::tempdir().unwrap();
     tiny_labs(d.path());

@@ -224,6 +224,7 @@ pub fn session(args: &SessionArgs, brokers: u32) -> Result<Session> {
         quick: args.quick,
         progress: crate::stats::progress::Progress::detect(args.quiet),
         brokers,
+        recalibrate: args.recalibrate,
     })
 }
 

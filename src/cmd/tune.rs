@@ -43,6 +43,7 @@ pub fn execute(a: &TuneArgs) -> Result<Outcome> {
                 quick: a.session.quick,
                 progress: crate::stats::progress::Progress::detect(a.session.quiet),
                 brokers: 1,
+                recalibrate: a.session.recalibrate,
             })?;
             s.connect(b)?;
             s

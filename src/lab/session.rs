@@ -10,6 +10,7 @@ use crate::broker::local::{LocalBroker, LocalOptions};
 use crate::cancel;
 use crate::error::Interrupted;
 use crate::lab::Lab;
+use crate::lab::calibration::{Key, Store};
 use crate::lab::target::{LabTarget, Ledger, step_file, warm_up_workload};
 use crate::load::payload::Secret;
 use crate::model::{Applied, BrokerConfig, Workload};
@@ -30,6 +31,8 @@ pub struct SessionOptions {
     pub progress: Progress,
     /// Brokers of the local cluster the session starts.
     pub brokers: u32,
+    /// Measure the capacity even when this machine's calibration is kept.
+    pub recalibrate: bool,
 }
 
 /// The broker of a session.
@@ -265,5 +268,37 @@ impl LabTarget for Session {
             Some(SessionBroker::External(b)) => Some(b.config()),
             _ => None,
         }
+    }
+    /// Only a broker klab starts on this machine: what an external one
+    /// sustains depends on things klab cannot see.
+    fn calibration_store(
+        &self,
+        baseline: &Lab,
+        w: &Workload,
+        cfg: &BrokerConfig,
+    ) -> Option<(Store, Key)> {
+        let Some(SessionBroker::Local(b)) = &self.broker else {
+            return None;
+        };
+        let store = Store::default_location()?;
+        let key = Key::machine()
+            .with("kafka", b.kafka().version.clone())
+            .with("java", b.java_version())
+            .with("brokers", b.size().to_string())
+            .with(
+                "lab",
+                crate::provenance::lab_fingerprint(&baseline.dir).unwrap_or_default(),
+            )
+            .with("broker_config", cfg.to_string())
+            .with("workload", format!("{w:?}"))
+            .with("quick", self.opts.quick.to_string())
+            .with(
+                "jit_warm_up",
+                format!("{:?}", crate::lab::target::jit_warm_up_max()),
+            );
+        Some((store, key))
+    }
+    fn recalibrate(&self) -> bool {
+        self.opts.recalibrate
     }
 }

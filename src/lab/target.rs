@@ -7,8 +7,9 @@
 use crate::cancel;
 use crate::error::Interrupted;
 use crate::lab::Lab;
+use crate::lab::calibration::{Calibration, Key, Store};
 use crate::model::{Applied, BrokerConfig, StepResult, Workload};
-use crate::stats::report::Measurement;
+use crate::stats::report::{Measurement, write_json};
 use anyhow::Result;
 use std::path::{Path, PathBuf};
 
@@ -133,6 +134,21 @@ pub trait LabTarget {
     fn fixed_config(&self) -> Option<BrokerConfig> {
         None
     }
+    /// Where this target keeps its calibration between runs, under which
+    /// key, for lab 01's `cfg` measured with `w` (see
+    /// [`crate::lab::calibration`]). None: calibrate in every session.
+    fn calibration_store(
+        &self,
+        _baseline: &Lab,
+        _w: &Workload,
+        _cfg: &BrokerConfig,
+    ) -> Option<(Store, Key)> {
+        None
+    }
+    /// `--recalibrate`: measure even when a calibration is kept.
+    fn recalibrate(&self) -> bool {
+        false
+    }
 
     /// [`LabTarget::apply`], counting restarts in the ledger.
     fn bring_to(&mut self, cfg: &BrokerConfig) -> Result<Applied> {
@@ -225,6 +241,14 @@ pub trait LabTarget {
             Some(cfg) => (cfg, Applied::External),
             None => (baseline.broker.clone(), self.bring_to(&baseline.broker)?),
         };
+        let kept = self.calibration_store(baseline, &w, &cfg);
+        if let Some((store, key)) = &kept {
+            if self.recalibrate() {
+                store.forget(key);
+            } else if let Some(c) = store.load(key) {
+                return self.reuse_calibration(baseline, c, applied);
+            }
+        }
         self.say("calibrating: lab 01's broker at max throughput, to size the labs' offered load");
         let mut c = self.capacity_at_max(baseline, &w, &cfg, applied, "calibration")?;
         if applied.fresh_jvm() {
@@ -241,7 +265,47 @@ pub trait LabTarget {
             "capacity: {c:.0} records/s (median of the calibration's full seconds, acknowledged and read)"
         ));
         self.ledger().capacity = Some(c);
+        let run_dir = self.run_dir().to_path_buf();
+        let record = match &kept {
+            Some((store, key)) => match store.save(key, c, &run_dir) {
+                Ok(saved) => {
+                    self.say("kept for later runs on this machine (--recalibrate measures again)");
+                    saved
+                }
+                Err(e) => {
+                    tracing::warn!("could not keep the calibration: {e:#}");
+                    Calibration::measured_now(c, &run_dir, key.clone())
+                }
+            },
+            None => Calibration::measured_now(c, &run_dir, Key::default()),
+        };
+        write_json(&run_dir.join("calibration.json"), &record)?;
         Ok(c)
+    }
+
+    /// Takes a kept calibration instead of measuring. A broker that just
+    /// started still gets the JIT warm-up the measured path gives it, at
+    /// the reference's own load.
+    fn reuse_calibration(
+        &mut self,
+        baseline: &Lab,
+        mut c: Calibration,
+        applied: Applied,
+    ) -> Result<f64> {
+        let cap = c.capacity_records_per_s;
+        self.say(&format!(
+            "capacity: {cap:.0} records/s, this machine's calibration of {} (from {}; --recalibrate measures again)",
+            c.measured_at, c.measured_in
+        ));
+        c.source = "reused".into();
+        write_json(&self.run_dir().join("calibration.json"), &c)?;
+        self.ledger().capacity = Some(cap);
+        if applied.fresh_jvm() {
+            let mut w = baseline.workload(self.quick(), Some(cap))?;
+            w.faults.clear();
+            self.warm_up(&w, true)?;
+        }
+        Ok(cap)
     }
 
     /// One measurement of `w` at max: what the whole pipeline sustains

@@ -84,7 +84,22 @@ pub fn klab() -> Command {
     // These tests check what klab counts and writes, not the broker's
     // steady-state latency: a short JIT warm-up saves minutes.
     c.env("KLAB_JIT_WARM_UP", "6s");
+    // Each command its own calibration cache: a figure kept by another
+    // test (or by the user's own runs) would change what a test sees.
+    c.env("KLAB_CACHE_DIR", fresh_cache_dir());
     c
+}
+
+/// A new, empty directory under Cargo's scratch space for tests.
+pub fn fresh_cache_dir() -> std::path::PathBuf {
+    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let d = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join("klab-cache")
+        .join(format!("{}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).expect("creating a test cache directory");
+    d
 }
 
 /// Asserts that a command (klab, kubectl) exited 0, showing both of its
