@@ -534,6 +534,16 @@ lost_at_most = 0
         .find(|s| s["label"] == "degraded")
         .expect("a degraded step");
     assert_eq!(degraded["lost"], 0, "{degraded:#}");
+    // Read back from the start after the cluster healed: every
+    // acknowledged record is still in the topic.
+    let lc = &degraded["log_check"];
+    assert_eq!(lc["complete"], true, "{lc}");
+    assert_eq!(lc["lost"], 0, "{lc}");
+    assert!(
+        lc["read"].as_u64().unwrap() >= degraded["acked"].as_u64().unwrap(),
+        "{lc} vs acked {}",
+        degraded["acked"]
+    );
     assert_eq!(degraded["workload"]["replication_factor"], 3);
     assert_eq!(degraded["faults"][0]["action"], "kill");
     assert!(degraded["faults"][0]["back_at_s"].as_f64().is_some());

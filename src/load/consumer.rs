@@ -300,3 +300,25 @@ pub fn run(
     }
     Ok(report)
 }
+
+/// Reads `topic` once more from its start with a fresh consumer group,
+/// until every one of `producers` producers' end-of-run markers is found
+/// or `timeout` passes, and counts what is there: the log as a consumer
+/// that comes later sees it.
+pub fn read_back(
+    bootstrap: &str,
+    topic: &str,
+    producers: usize,
+    secret: &Secret,
+    timeout: Duration,
+) -> Result<(Counts, bool)> {
+    let mut spec = ConsumerSpec::new(bootstrap, topic, secret.clone());
+    spec.producers = producers;
+    spec.drain_timeout = timeout;
+    spec.deadline = Some(Instant::now() + timeout);
+    let handle = ConsumerHandle::default();
+    // Nothing is being produced: the drain timeout runs from the start.
+    handle.producers_done();
+    let r = run(&spec, &Clock::new(), &Cancel::new(), &handle)?;
+    Ok((r.counts, r.finished))
+}

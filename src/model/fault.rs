@@ -257,6 +257,29 @@ pub struct FaultRecord {
     pub error: Option<String>,
 }
 
+/// The topic read again from its start after a step with faults (and
+/// after the cluster is whole again): what a consumer that comes later
+/// finds. A live consumer may have read a record from a leader that then
+/// died before any follower had it; an unclean election makes that
+/// follower the leader, and the record is gone from the topic although it
+/// was acknowledged and even read once.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct LogCheck {
+    /// Records read back (duplicates included).
+    pub read: u64,
+    /// Acknowledged records (per the producers' end-of-run markers) that
+    /// are no longer in the topic.
+    pub lost: u64,
+    /// Records in the topic more than once.
+    pub duplicated: u64,
+    /// Every producer's markers were found (else `lost` counts only the
+    /// partitions whose markers were).
+    pub complete: bool,
+    /// What the live consumer counted as lost (`StepResult::lost` is the
+    /// larger of the two).
+    pub lost_live: u64,
+}
+
 /// Part of a measured window around a fault.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Window {

@@ -531,6 +531,8 @@ pub struct StepResult {
     pub failed: u64,
     /// klab records the consumer received and verified (with duplicates).
     pub consumed: u64,
+    /// Acknowledged records the consumer never read, or (after faults)
+    /// that are no longer in the topic when it is read back (`log_check`).
     pub lost: u64,
     pub duplicated: u64,
     pub reordered: u64,
@@ -586,6 +588,9 @@ pub struct StepResult {
     /// 3 s; None when a fault's rate never came back in the window.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recovery_s: Option<f64>,
+    /// With faults: the topic read back from its start after the step.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_check: Option<LogCheck>,
     /// Where the measured window starts on the `e2e_timeline` axis
     /// (seconds), to place faults on it.
     #[serde(default)]

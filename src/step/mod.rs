@@ -16,8 +16,8 @@ use crate::load::outcome::{ConsumerOutcome, ProducerOutcome, assemble};
 use crate::load::payload::Secret;
 use crate::load::producer::{self, ProducerReport, ProducerSpec};
 use crate::model::{
-    Applied, BrokerConfig, BrokerReport, EffectiveValue, Environment, StepResult, TargetKind,
-    Workload,
+    Applied, BrokerConfig, BrokerReport, EffectiveValue, Environment, LogCheck, StepResult,
+    TargetKind, Workload,
 };
 use crate::stats::progress::{ProducerProgress, Progress};
 use crate::stats::report::Measurement;
@@ -116,6 +116,10 @@ pub fn stamp(
 
 /// Keys recorded in every result's `broker.effective`, beside the ones that
 /// were requested or are not at their default.
+/// How long the read-back after faults may take (a durability lab's topic
+/// holds some 100k records: seconds).
+const READ_BACK_TIMEOUT: Duration = Duration::from_secs(30);
+
 const ALWAYS_RECORDED: &[&str] = &[
     "num.io.threads",
     "num.network.threads",
@@ -485,6 +489,31 @@ pub fn measure(
         tracing::warn!("bringing the cluster back after the faults: {e:#}");
     }
 
+    // After faults, and with the cluster whole again: is every acknowledged
+    // record still in the topic? (Before the topic goes.)
+    let log_check = if fault_records.is_some()
+        && broker_died.is_none()
+        && !opts.throwaway
+        && !cancel.is_cancelled()
+        && !crate::cancel::interrupted()
+    {
+        match consumer::read_back(&bootstrap, &topic, n, secret, READ_BACK_TIMEOUT) {
+            Ok((counts, complete)) => Some(LogCheck {
+                read: counts.consumed,
+                lost: counts.lost,
+                duplicated: counts.duplicated,
+                complete,
+                lost_live: 0,
+            }),
+            Err(e) => {
+                tracing::warn!("reading topic {topic} back after the faults: {e:#}");
+                None
+            }
+        }
+    } else {
+        None
+    };
+
     // A topic klab named itself is deleted after the step to free the disk;
     // one the user named (`--topic`) stays, even when klab created it.
     if created && workload.topic.is_none() && broker_died.is_none() && !crate::cancel::interrupted()
@@ -526,6 +555,11 @@ pub fn measure(
     };
     if let Some(ws) = window_start {
         result.window_start_s = ws.as_secs_f64();
+    }
+    if let Some(mut lc) = log_check {
+        lc.lost_live = result.lost;
+        result.lost = result.lost.max(lc.lost);
+        result.log_check = Some(lc);
     }
     if let (Some(mut records), Some(ws)) = (fault_records, window_start) {
         let start = ws.as_secs_f64();
