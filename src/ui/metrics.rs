@@ -2,6 +2,10 @@
 //! by `prometheus-client` in the OpenMetrics text format. Counters sum
 //! every step's counts (each step's counts start at zero, so a new topic
 //! starts a new baseline); they only ever grow.
+//!
+//! The same metrics serve `klab produce --metrics` and `klab consume
+//! --metrics` (the pods on Kubernetes): each [`Role`] registers only what
+//! its process knows, under the same names and types.
 
 use crate::events::Event;
 use crate::stats::hist::LATENCY_BUCKETS_S;
@@ -9,6 +13,7 @@ use prometheus_client::encoding::{EncodeMetric, MetricEncoder, NoLabelSet};
 use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
+use std::sync::atomic::AtomicU64;
 use prometheus_client::registry::Registry;
 use std::sync::{Arc, Mutex};
 
@@ -68,6 +73,30 @@ struct Baseline {
     sum_s: f64,
 }
 
+/// Which process the metrics describe, and so which of them it exports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// A whole run in one process (the live view): everything.
+    Run,
+    /// `klab produce`: what the producers hand over and get acknowledged.
+    Producer,
+    /// `klab consume`: what the verifying consumer reads and finds.
+    Consumer,
+}
+
+impl Role {
+    fn produces(self) -> bool {
+        self != Role::Consumer
+    }
+
+    fn consumes(self) -> bool {
+        self != Role::Producer
+    }
+}
+
+/// A gauge of seconds (prometheus-client's float gauge).
+type Seconds = Gauge<f64, AtomicU64>;
+
 pub struct Metrics {
     registry: Registry,
     produced: Counter,
@@ -80,6 +109,8 @@ pub struct Metrics {
     dropped: Counter,
     lag: Gauge,
     clients: Gauge,
+    publish_p99: Seconds,
+    e2e_max: Seconds,
     latency: Arc<Latency>,
     step: Arc<StepInfo>,
     base: Baseline,
@@ -92,7 +123,13 @@ impl Default for Metrics {
 }
 
 impl Metrics {
+    /// Everything a run knows: the live view's `/metrics`.
     pub fn new() -> Metrics {
+        Metrics::for_role(Role::Run)
+    }
+
+    /// The metrics of `role`, registered under the live view's names.
+    pub fn for_role(role: Role) -> Metrics {
         let mut registry = Registry::default();
         let m = Metrics {
             produced: Counter::default(),
@@ -105,6 +142,8 @@ impl Metrics {
             dropped: Counter::default(),
             lag: Gauge::default(),
             clients: Gauge::default(),
+            publish_p99: Seconds::default(),
+            e2e_max: Seconds::default(),
             latency: Arc::new(Latency(Mutex::new((
                 vec![0; LATENCY_BUCKETS_S.len() + 1],
                 0.0,
@@ -113,64 +152,84 @@ impl Metrics {
             base: Baseline::default(),
             registry: Registry::default(),
         };
-        registry.register(
-            "klab_produced_records",
-            "Records handed to the producers (warm-ups included)",
-            m.produced.clone(),
-        );
-        registry.register(
-            "klab_acknowledged_records",
-            "Records the broker acknowledged",
-            m.acked.clone(),
-        );
-        registry.register(
-            "klab_consumed_records",
-            "Records the verifying consumer read (duplicates included)",
-            m.consumed.clone(),
-        );
-        registry.register(
-            "klab_lost_records",
-            "Acknowledged records the consumer never read, counted when a step ends",
-            m.lost.clone(),
-        );
-        registry.register(
-            "klab_duplicated_records",
-            "Records read more than once, counted when a step ends",
-            m.duplicated.clone(),
-        );
-        // The unit is in the name, without a `# UNIT` line: some parsers
-        // refuse units on histograms.
-        registry.register(
-            "klab_e2e_latency_seconds",
-            "End-to-end latency in seconds, from each record's due time to its arrival at the consumer",
-            ArcMetric(Arc::clone(&m.latency)),
-        );
-        registry.register(
-            "klab_consumer_lag_records",
-            "Records due by the producers' schedule but not yet read",
-            m.lag.clone(),
-        );
+        if role.produces() {
+            registry.register(
+                "klab_produced_records",
+                "Records handed to the producers (warm-ups included)",
+                m.produced.clone(),
+            );
+            registry.register(
+                "klab_acknowledged_records",
+                "Records the broker acknowledged",
+                m.acked.clone(),
+            );
+            registry.register(
+                "klab_publish_latency_p99_seconds",
+                "Publish latency p99 of the last full second in seconds (the highest of the producers)",
+                m.publish_p99.clone(),
+            );
+        }
+        if role.consumes() {
+            registry.register(
+                "klab_consumed_records",
+                "Records the verifying consumer read (duplicates included)",
+                m.consumed.clone(),
+            );
+            registry.register(
+                "klab_lost_records",
+                "Acknowledged records the consumer never read, counted when a step ends",
+                m.lost.clone(),
+            );
+            registry.register(
+                "klab_duplicated_records",
+                "Records read more than once, counted when a step ends",
+                m.duplicated.clone(),
+            );
+            // The unit is in the name, without a `# UNIT` line: some parsers
+            // refuse units on histograms.
+            registry.register(
+                "klab_e2e_latency_seconds",
+                "End-to-end latency in seconds, from each record's due time to its arrival at the consumer",
+                ArcMetric(Arc::clone(&m.latency)),
+            );
+            registry.register(
+                "klab_e2e_latency_max_seconds",
+                "The highest end-to-end latency of the last full second in seconds",
+                m.e2e_max.clone(),
+            );
+        }
+        if role == Role::Run {
+            // Records due by the producers' schedule minus records read:
+            // only a process that runs both sides knows it.
+            registry.register(
+                "klab_consumer_lag_records",
+                "Records due by the producers' schedule but not yet read",
+                m.lag.clone(),
+            );
+        }
         registry.register(
             "klab_step",
             "The step running now (or the last one)",
             ArcMetric(Arc::clone(&m.step)),
         );
-        registry.register(
-            "klab_broker_restarts",
-            "Broker restarts: of the whole cluster, or of one node after a fault",
-            m.restarts.clone(),
-        );
-        registry.register("klab_steps", "Steps that ended", m.steps.clone());
-        registry.register(
-            "klab_ui_events_dropped",
-            "Events a browser of the live view missed (a full queue)",
-            m.dropped.clone(),
-        );
-        registry.register(
-            "klab_ui_clients",
-            "Browsers following the live view now",
-            m.clients.clone(),
-        );
+        if role == Role::Run {
+            registry.register(
+                "klab_broker_restarts",
+                "Broker restarts: of the whole cluster, or of one node after a fault",
+                m.restarts.clone(),
+            );
+            registry.register("klab_steps", "Steps that ended", m.steps.clone());
+            registry.register(
+                "klab_ui_events_dropped",
+                "Events a browser of the live view missed (a full queue)",
+                m.dropped.clone(),
+            );
+            registry.register(
+                "klab_ui_clients",
+                "Browsers following the live view now",
+                m.clients.clone(),
+            );
+        }
         Metrics { registry, ..m }
     }
 
@@ -239,6 +298,8 @@ impl Metrics {
                 acked,
                 consumed,
                 due,
+                e2e_max_ms,
+                publish_p99_ms,
                 e2e_buckets,
                 e2e_sum_s,
                 ..
@@ -246,6 +307,13 @@ impl Metrics {
                 self.baseline(topic);
                 self.grow(*sent, *acked, *consumed, e2e_buckets, *e2e_sum_s);
                 self.lag.set(due.saturating_sub(*consumed) as i64);
+                // A second without records keeps the last value.
+                if let Some(ms) = e2e_max_ms {
+                    self.e2e_max.set(ms / 1000.0);
+                }
+                if let Some(ms) = publish_p99_ms {
+                    self.publish_p99.set(ms / 1000.0);
+                }
             }
             Event::StepEnd {
                 topic,
