@@ -193,10 +193,7 @@ pub fn consume(a: &ConsumeArgs) -> Result<Outcome> {
 
 /// `--metrics ADDR`: binds before anything else starts (a taken port is
 /// exit 2) and serves until the returned value is dropped.
-fn serve_metrics(
-    addr: Option<std::net::SocketAddr>,
-    role: Role,
-) -> Result<Option<crate::ui::Ui>> {
+fn serve_metrics(addr: Option<std::net::SocketAddr>, role: Role) -> Result<Option<crate::ui::Ui>> {
     addr.map(|addr| crate::ui::serve_metrics(addr, "--metrics", role))
         .transpose()
 }
