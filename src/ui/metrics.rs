@@ -417,4 +417,115 @@ mod tests {
         assert!(text.contains("klab_ui_events_dropped_total 3"), "{text}");
         assert!(text.ends_with("# EOF\n"), "{text}");
     }
+
+    /// The names of the samples `role`'s `/metrics` exports (`_total`,
+    /// `_bucket`, `_info` and the rest as a scraper sees them).
+    fn exported(role: Role) -> std::collections::BTreeSet<String> {
+        Metrics::for_role(role)
+            .encode(0, 0)
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .filter_map(|l| l.split(['{', ' ']).next())
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// Every `klab_*` name in a PromQL expression.
+    fn names_in(expr: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut rest = expr;
+        while let Some(i) = rest.find("klab_") {
+            let tail = &rest[i..];
+            let end = tail
+                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .unwrap_or(tail.len());
+            out.push(tail[..end].to_string());
+            rest = &tail[end..];
+        }
+        out
+    }
+
+    #[test]
+    fn roles_export_what_their_process_knows() {
+        let p = exported(Role::Producer);
+        let c = exported(Role::Consumer);
+        assert!(p.contains("klab_produced_records_total"), "{p:?}");
+        assert!(p.contains("klab_publish_latency_p99_seconds"), "{p:?}");
+        assert!(!p.contains("klab_consumed_records_total"), "{p:?}");
+        assert!(c.contains("klab_e2e_latency_seconds_bucket"), "{c:?}");
+        assert!(c.contains("klab_lost_records_total"), "{c:?}");
+        assert!(!c.contains("klab_produced_records_total"), "{c:?}");
+        for r in [&p, &c] {
+            assert!(r.contains("klab_step_info"), "{r:?}");
+            assert!(!r.contains("klab_consumer_lag_records"), "{r:?}");
+            assert!(!r.contains("klab_ui_clients"), "{r:?}");
+        }
+        let mut m = Metrics::for_role(Role::Producer);
+        let mut e = second("t", 100, vec![]);
+        if let Event::Second { publish_p99_ms, .. } = &mut e {
+            *publish_p99_ms = Some(25.0);
+        }
+        m.observe(&e);
+        let text = m.encode(0, 0);
+        assert!(text.contains("klab_produced_records_total 100"), "{text}");
+        assert!(
+            text.contains("klab_publish_latency_p99_seconds 0.025"),
+            "{text}"
+        );
+    }
+
+    /// The Grafana dashboard of manifests/components/grafana asks only for
+    /// metrics `/metrics` exports, and every panel has a query the pods on
+    /// Kubernetes (a producer and a consumer) can answer.
+    #[test]
+    fn the_grafana_dashboard_queries_exported_metrics() {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/manifests/components/grafana/klab-dashboard.json"
+        );
+        let text = std::fs::read_to_string(path).unwrap();
+        let dash: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let run = exported(Role::Run);
+        let pods: std::collections::BTreeSet<String> = exported(Role::Producer)
+            .union(&exported(Role::Consumer))
+            .cloned()
+            .collect();
+        let vars = dash["templating"]["list"].as_array().unwrap();
+        assert!(
+            vars.iter()
+                .any(|v| v["name"] == "datasource" && v["type"] == "datasource"),
+            "{vars:?}"
+        );
+        let panels = dash["panels"].as_array().unwrap();
+        assert!(panels.len() >= 4);
+        let mut titles = Vec::new();
+        for p in panels {
+            let title = p["title"].as_str().unwrap();
+            titles.push(title.to_string());
+            assert_eq!(p["datasource"]["uid"], "${datasource}", "{title}");
+            let targets = p["targets"].as_array().unwrap();
+            assert!(!targets.is_empty(), "{title}");
+            for t in targets {
+                assert_eq!(t["datasource"]["uid"], "${datasource}", "{title}");
+                let expr = t["expr"].as_str().unwrap();
+                let names = names_in(expr);
+                assert!(!names.is_empty(), "{title}: {expr}");
+                for n in &names {
+                    assert!(run.contains(n), "{title}: {n} is not exported: {run:?}");
+                }
+                // `a or b`: one side is enough; a live view answers the
+                // left, the pods the right.
+                let by_pods = expr
+                    .split(" or ")
+                    .any(|side| names_in(side).iter().all(|n| pods.contains(n)));
+                assert!(by_pods, "{title}: the pods cannot answer {expr}");
+            }
+        }
+        for want in ["records/s", "latency", "consumer lag", "current step"] {
+            assert!(
+                titles.iter().any(|t| t.starts_with(want)),
+                "no panel {want}: {titles:?}"
+            );
+        }
+    }
 }
