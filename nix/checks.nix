@@ -125,7 +125,23 @@ in
           echo "manifests/ must not use :latest images" >&2
           exit 1
         fi
+        # The optional Grafana dashboard: a Component an overlay outside the
+        # base includes (kustomize wants relative paths there).
+        mkdir overlay
+        printf 'apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n  - %s\ncomponents:\n  - %s\n' \
+          "$(realpath --relative-to=overlay ${../manifests})" \
+          "$(realpath --relative-to=overlay ${../manifests}/components/grafana)" \
+          > overlay/kustomization.yaml
+        kubectl kustomize overlay > with-grafana.yaml
+        if ! grep -q 'grafana_dashboard: "1"' with-grafana.yaml; then
+          echo "manifests/components/grafana: no dashboard ConfigMap in the overlay" >&2
+          exit 1
+        fi
+        if grep -q grafana_dashboard rendered.yaml; then
+          echo "manifests/ must leave the Grafana dashboard out (it is optional)" >&2
+          exit 1
+        fi
         mkdir -p $out
-        cp rendered.yaml $out/
+        cp rendered.yaml with-grafana.yaml $out/
       '';
 }

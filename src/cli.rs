@@ -87,12 +87,21 @@ pub fn parse_ui_addr(s: &str) -> Result<std::net::SocketAddr, String> {
     crate::ui::parse_addr(s)
 }
 
+pub fn parse_metrics_addr(s: &str) -> Result<std::net::SocketAddr, String> {
+    crate::ui::parse_metrics_addr(s)
+}
+
 #[derive(Args, Debug)]
 pub struct ProduceArgs {
     #[arg(long, value_name = "HOST:PORT")]
     pub bootstrap: String,
     #[command(flatten)]
     pub workload: WorkloadArgs,
+    /// Serve /metrics (Prometheus' text format; nothing else, read-only)
+    /// while it runs, at HOST:PORT, HOST (port 9464) or PORT. Off unless
+    /// given; the pods klab creates on Kubernetes get 0.0.0.0:9464.
+    #[arg(long, value_name = "ADDR", value_parser = parse_metrics_addr)]
+    pub metrics: Option<std::net::SocketAddr>,
     /// Wait this long for the topic to appear (the consumer creates it).
     #[arg(long, value_name = "D", default_value = "120s", value_parser = parse_nonzero_duration)]
     pub wait_topic: Duration,
@@ -116,6 +125,11 @@ pub struct ConsumeArgs {
     /// Give up after this long.
     #[arg(long, value_name = "D", default_value = "15m", value_parser = parse_nonzero_duration)]
     pub timeout: Duration,
+    /// Serve /metrics (Prometheus' text format; nothing else, read-only)
+    /// while it runs, at HOST:PORT, HOST (port 9464) or PORT. Off unless
+    /// given; the pods klab creates on Kubernetes get 0.0.0.0:9464.
+    #[arg(long, value_name = "ADDR", value_parser = parse_metrics_addr)]
+    pub metrics: Option<std::net::SocketAddr>,
     /// Delete the topic when done (after printing the outcome), so a small
     /// broker volume does not fill up over many runs.
     #[arg(long)]

@@ -1,6 +1,7 @@
 //! The pieces the Kubernetes target runs as pods, run here as processes:
 //! `klab broker exec` (the broker image's entrypoint), `klab consume` and
-//! `klab produce`, whose outcomes klab assembles into one StepResult.
+//! `klab produce`, whose outcomes klab assembles into one StepResult, and
+//! the `/metrics` they serve with `--metrics`.
 
 mod common;
 
@@ -9,7 +10,12 @@ use klab::broker::admin::Admin;
 use klab::load::outcome::{ConsumerOutcome, ProducerOutcome, assemble};
 use klab::model::Workload;
 use std::process::Stdio;
-use std::time::Duration;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// The tests that run a broker take turns: two at once on a small machine
+/// starve each other.
+static TURNS: Mutex<()> = Mutex::new(());
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -30,6 +36,7 @@ impl Drop for Reap {
 
 #[test]
 fn broker_exec_produce_and_consume_as_separate_processes() {
+    let _turn = TURNS.lock().unwrap_or_else(|p| p.into_inner());
     let dir = tempfile::tempdir().unwrap();
     let (bp, cp) = (free_port(), free_port());
     let broker = klab()
@@ -180,4 +187,225 @@ fn broker_render_uses_the_same_spelling() {
         .unwrap();
     assert_eq!(bad.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("KLAB_BROKER_CONFIG"));
+}
+
+/// One GET (Connection: close): status and body.
+fn get(addr: &str, path: &str) -> std::io::Result<(u16, String)> {
+    request("GET", addr, path)
+}
+
+fn request(method: &str, addr: &str, path: &str) -> std::io::Result<(u16, String)> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr)?;
+    s.set_read_timeout(Some(Duration::from_secs(30)))?;
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
+    )?;
+    let mut raw = String::new();
+    s.read_to_string(&mut raw)?;
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    Ok((status, body.to_string()))
+}
+
+type Exposition = openmetrics_parser::MetricsExposition<
+    openmetrics_parser::OpenMetricsType,
+    openmetrics_parser::OpenMetricsValue,
+>;
+
+/// A family's one sample: a counter's or gauge's value, a histogram's count.
+fn value(e: &Exposition, family: &str) -> f64 {
+    let f = e
+        .families
+        .get(family)
+        .unwrap_or_else(|| panic!("no family {family}"));
+    let m = f
+        .iter_samples()
+        .next()
+        .unwrap_or_else(|| panic!("{family} has no sample"));
+    match &m.value {
+        openmetrics_parser::OpenMetricsValue::Counter(c) => c.value.as_f64(),
+        openmetrics_parser::OpenMetricsValue::Gauge(g) => g.as_f64(),
+        openmetrics_parser::OpenMetricsValue::Histogram(h) => h.count.unwrap_or(0) as f64,
+        other => panic!("{family}: {other:?}"),
+    }
+}
+
+/// Scrapes `addr` once: the parsed exposition, None once the process is
+/// gone. Checks the families and types, that the secret stays out, and
+/// that the counters in `last` did not go down.
+fn scrape(
+    addr: &str,
+    families: &[(&str, openmetrics_parser::OpenMetricsType)],
+    absent: &[&str],
+    last: &mut [f64],
+    secret: &str,
+) -> Option<Exposition> {
+    let Ok((200, text)) = get(addr, "/metrics") else {
+        return None;
+    };
+    assert!(!text.contains(secret), "the secret is in /metrics");
+    let e = openmetrics_parser::openmetrics::parse_openmetrics(&text)
+        .unwrap_or_else(|err| panic!("/metrics does not parse: {err:?}\n{text}"));
+    for (i, (name, t)) in families.iter().enumerate() {
+        let f = e
+            .families
+            .get(*name)
+            .unwrap_or_else(|| panic!("no {name} in\n{text}"));
+        assert_eq!(&f.family_type, t, "{name}");
+        if matches!(
+            t,
+            openmetrics_parser::OpenMetricsType::Counter
+                | openmetrics_parser::OpenMetricsType::Histogram
+        ) {
+            let v = value(&e, name);
+            assert!(v >= last[i], "{name} went down: {} → {v}", last[i]);
+            last[i] = v;
+        }
+    }
+    for name in absent {
+        assert!(
+            !e.families.contains_key(*name),
+            "{name} in a process that cannot know it"
+        );
+    }
+    Some(e)
+}
+
+/// The address a `--metrics` process printed (`metrics: http://ADDR/metrics`),
+/// as one to connect to.
+fn metrics_addr(line: &str) -> String {
+    let addr = line
+        .split("http://")
+        .nth(1)
+        .and_then(|r| r.strip_suffix("/metrics"))
+        .unwrap_or_else(|| panic!("no address in '{line}'"));
+    addr.replace("0.0.0.0", "127.0.0.1")
+}
+
+#[test]
+fn produce_and_consume_serve_metrics_whose_counters_grow() {
+    use openmetrics_parser::OpenMetricsType as T;
+    let _turn = TURNS.lock().unwrap_or_else(|p| p.into_inner());
+    let bootstrap = shared_broker().bootstrap();
+    let secret = "metrics-test-secret";
+    let topic = format!("pods-metrics-{}", std::process::id());
+
+    // A taken port is a usage error before anything starts.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let taken = taken.local_addr().unwrap().to_string();
+    let out = klab()
+        .args(["produce", "--bootstrap", &bootstrap, "--topic", &topic])
+        .args(["--metrics", &taken])
+        .env("KLAB_SECRET", secret)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("in use") && err.contains("--metrics"), "{err}");
+
+    // The consumer on every interface (one warning line), the producer on
+    // loopback; both on a port the kernel picks.
+    let mut consumer = klab()
+        .args(["consume", "--bootstrap", &bootstrap, "--topic", &topic])
+        .args(["--create-partitions", "2", "--timeout", "120s"])
+        .args(["--metrics", "0.0.0.0:0", "--delete-topic"])
+        .env("KLAB_SECRET", secret)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let clines = lines_of(consumer.stderr.take().unwrap());
+    let warning = wait_line(&clines, "warning:", Duration::from_secs(30));
+    assert!(
+        warning.contains("/metrics listens on 0.0.0.0:"),
+        "{warning}"
+    );
+    let caddr = metrics_addr(&wait_line(
+        &clines,
+        "metrics: http://",
+        Duration::from_secs(30),
+    ));
+    let _consumer = Reap(consumer);
+
+    let mut producer = klab()
+        .args(["produce", "--bootstrap", &bootstrap, "--topic", &topic])
+        .args(["--partitions", "2", "--rate", "2000", "--duration", "6s"])
+        .args(["--warmup", "1s", "--metrics", "127.0.0.1:0"])
+        .env("KLAB_SECRET", secret)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let plines = lines_of(producer.stderr.take().unwrap());
+    let paddr = metrics_addr(&wait_line(
+        &plines,
+        "metrics: http://",
+        Duration::from_secs(30),
+    ));
+    let mut producer = Reap(producer);
+
+    // Only /metrics, read-only.
+    assert_eq!(get(&paddr, "/").unwrap().0, 404);
+    assert_eq!(get(&caddr, "/events").unwrap().0, 404);
+    assert_eq!(request("POST", &paddr, "/metrics").unwrap().0, 405);
+
+    let pfam = [
+        ("klab_produced_records", T::Counter),
+        ("klab_acknowledged_records", T::Counter),
+        ("klab_publish_latency_p99_seconds", T::Gauge),
+        ("klab_step", T::Info),
+    ];
+    let cfam = [
+        ("klab_consumed_records", T::Counter),
+        ("klab_lost_records", T::Counter),
+        ("klab_duplicated_records", T::Counter),
+        ("klab_e2e_latency_seconds", T::Histogram),
+        ("klab_e2e_latency_max_seconds", T::Gauge),
+        ("klab_step", T::Info),
+    ];
+    let pabsent = ["klab_consumed_records", "klab_e2e_latency_seconds"];
+    let cabsent = ["klab_produced_records", "klab_consumer_lag_records"];
+    let (mut plast, mut clast) = (vec![0.0; pfam.len()], vec![0.0; cfam.len()]);
+    let mut publish_p99 = 0.0f64;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    // Scrape while the producer runs, until both sides have counted records.
+    loop {
+        assert!(Instant::now() < deadline, "no growing counters within 120s");
+        let p = scrape(&paddr, &pfam, &pabsent, &mut plast, secret);
+        let c = scrape(&caddr, &cfam, &cabsent, &mut clast, secret);
+        if let Some(p) = &p {
+            publish_p99 = publish_p99.max(value(p, "klab_publish_latency_p99_seconds"));
+        }
+        let grown = plast[0] > 0.0 && plast[1] > 0.0 && clast[0] > 0.0 && clast[3] > 0.0;
+        if grown && publish_p99 > 0.0 {
+            break;
+        }
+        if p.is_none() || c.is_none() {
+            panic!(
+                "a process ended before its counters grew: produced {}, acked {}, consumed {}, e2e count {}, publish p99 {publish_p99}",
+                plast[0], plast[1], clast[0], clast[3]
+            );
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // A later scrape has counted more.
+    let before = (plast[0], clast[0]);
+    loop {
+        assert!(Instant::now() < deadline, "the counters stopped growing");
+        let p = scrape(&paddr, &pfam, &pabsent, &mut plast, secret);
+        let c = scrape(&caddr, &cfam, &cabsent, &mut clast, secret);
+        if plast[0] > before.0 && clast[0] > before.1 {
+            break;
+        }
+        assert!(p.is_some() && c.is_some(), "a process ended first");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let status = producer.0.wait().unwrap();
+    assert!(status.success(), "klab produce: {status}");
 }

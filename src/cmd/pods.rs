@@ -2,11 +2,17 @@
 //! processes (the producer and consumer pods on Kubernetes). Each prints its
 //! outcome as one JSON line on stdout; `klab` combines them with the same
 //! code that assembles a local run.
+//!
+//! With `--metrics ADDR` each serves `/metrics` while it runs: once a
+//! second it emits what it knows as an [`Event::Second`] (the producer its
+//! counts and publish p99, the consumer its counts and latency), which the
+//! live view's metrics add up, under the live view's names.
 
 use super::Outcome;
 use crate::broker::admin::Admin;
 use crate::cancel::Cancel;
 use crate::cli::{ConsumeArgs, ProduceArgs};
+use crate::events::{self, Event};
 use crate::load::clock::Clock;
 use crate::load::consumer::{self, ConsumerHandle, ConsumerSpec};
 use crate::load::outcome::{ConsumerOutcome, ProducerOutcome};
@@ -14,8 +20,9 @@ use crate::load::payload::Secret;
 use crate::load::producer::{self, ProducerSpec};
 use crate::stats::progress::ProducerProgress;
 use crate::stats::report::{check_writable, write_json};
+use crate::ui::metrics::Role;
 use crate::usage;
-use anyhow::Result;
+use anyhow::{Result, anyhow};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -46,6 +53,8 @@ pub fn produce(a: &ProduceArgs) -> Result<Outcome> {
         check_writable(j).map_err(|e| usage!("--json {}: {e}", j.display()))?;
     }
     let secret = shared_secret()?;
+    let _metrics = serve_metrics(a.metrics, Role::Producer)?;
+    begin(&a.bootstrap, &topic, workload.describe());
     let admin = Admin::connect(&a.bootstrap)?;
     let deadline = Instant::now() + a.wait_topic;
     loop {
@@ -80,7 +89,29 @@ pub fn produce(a: &ProduceArgs) -> Result<Outcome> {
     let progress: Vec<Mutex<ProducerProgress>> = (0..n)
         .map(|_| Mutex::new(ProducerProgress::default()))
         .collect();
-    let report = producer::run_all(&specs, &clock, &Cancel::new(), &progress)?;
+    let cancel = Cancel::new();
+    let report = std::thread::scope(|s| {
+        let run = s.spawn(|| producer::run_all(&specs, &clock, &cancel, &progress));
+        let mut seconds = Seconds::new(&a.bootstrap, &topic);
+        while !run.is_finished() {
+            std::thread::sleep(Duration::from_millis(100));
+            if seconds.due() {
+                let p = crate::step::sum_progress(&progress);
+                seconds.emit(p.sent, p.acked, 0, p.due, p.publish_p99_ms, None);
+            }
+        }
+        run.join()
+            .map_err(|_| anyhow!("the producer threads panicked"))
+    })??;
+    let p = crate::step::sum_progress(&progress);
+    Seconds::new(&a.bootstrap, &topic).emit(
+        report.produced,
+        report.acked,
+        0,
+        p.due,
+        p.publish_p99_ms,
+        None,
+    );
     let outcome = ProducerOutcome::from_report(&report, &clock);
     emit(&outcome, a.json.as_deref())?;
     Ok(if outcome.stopped.is_some() {
@@ -96,6 +127,8 @@ pub fn consume(a: &ConsumeArgs) -> Result<Outcome> {
         check_writable(j).map_err(|e| usage!("--json {}: {e}", j.display()))?;
     }
     let secret = shared_secret()?;
+    let _metrics = serve_metrics(a.metrics, Role::Consumer)?;
+    begin(&a.bootstrap, &a.topic, String::new());
     if let Some(p) = a.create_partitions {
         let admin = Admin::connect(&a.bootstrap)?;
         if admin.topic_partitions(&a.topic)?.is_none() {
@@ -106,8 +139,43 @@ pub fn consume(a: &ConsumeArgs) -> Result<Outcome> {
     spec.producers = a.producers as usize;
     spec.deadline = Some(Instant::now() + a.timeout);
     let clock = Clock::new();
-    let report = consumer::run(&spec, &clock, &Cancel::new(), &ConsumerHandle::default())?;
+    let cancel = Cancel::new();
+    let handle = ConsumerHandle::default();
+    let report = std::thread::scope(|s| {
+        let run = s.spawn(|| consumer::run(&spec, &clock, &cancel, &handle));
+        let mut seconds = Seconds::new(&a.bootstrap, &a.topic);
+        while !run.is_finished() {
+            std::thread::sleep(Duration::from_millis(100));
+            if seconds.due() {
+                let consumed = handle.consumed();
+                seconds.emit(0, 0, consumed, 0, None, Some(handle.live()));
+            }
+        }
+        run.join()
+            .map_err(|_| anyhow!("the consumer thread panicked"))
+    })??;
     let outcome = ConsumerOutcome::from_report(&report, &clock);
+    let live = handle.live();
+    events::emit(Event::StepEnd {
+        lab: None,
+        label: None,
+        topic: a.topic.clone(),
+        complete: outcome.finished,
+        records_per_s: 0.0,
+        e2e_p99_ms: 0.0,
+        lost: outcome.lost,
+        throwaway: false,
+        duplicated: outcome.duplicated,
+        e2e_p50_ms: 0.0,
+        e2e_max_ms: 0.0,
+        publish_p99_ms: 0.0,
+        reason: outcome.stopped.clone(),
+        produced: 0,
+        acked: 0,
+        consumed: outcome.consumed.max(handle.consumed()),
+        e2e_buckets: live.buckets,
+        e2e_sum_s: live.sum_s,
+    });
     emit(&outcome, a.json.as_deref())?;
     if a.delete_topic {
         // After the outcome is out: a failed cleanup does not lose it.
@@ -121,4 +189,92 @@ pub fn consume(a: &ConsumeArgs) -> Result<Outcome> {
     } else {
         Outcome::Incomplete
     })
+}
+
+/// `--metrics ADDR`: binds before anything else starts (a taken port is
+/// exit 2) and serves until the returned value is dropped.
+fn serve_metrics(addr: Option<std::net::SocketAddr>, role: Role) -> Result<Option<crate::ui::Ui>> {
+    addr.map(|addr| crate::ui::serve_metrics(addr, "--metrics", role))
+        .transpose()
+}
+
+/// The step this process is part of, for `klab_step_info` (its topic; the
+/// label and the broker settings are klab's, not the pod's, to know).
+fn begin(bootstrap: &str, topic: &str, workload: String) {
+    events::emit(Event::StepBegin {
+        lab: None,
+        label: None,
+        bootstrap: bootstrap.to_string(),
+        topic: topic.to_string(),
+        workload,
+        broker: String::new(),
+        applied: crate::model::Applied::Unchanged,
+        throwaway: false,
+    });
+}
+
+/// One [`Event::Second`] a second, with what this half of a run knows
+/// (zero for the other half's counts).
+struct Seconds {
+    bootstrap: String,
+    topic: String,
+    started: Instant,
+    last: Instant,
+    counts: (u64, u64, u64),
+    latency_second: Option<u64>,
+}
+
+impl Seconds {
+    fn new(bootstrap: &str, topic: &str) -> Seconds {
+        Seconds {
+            bootstrap: bootstrap.to_string(),
+            topic: topic.to_string(),
+            started: Instant::now(),
+            last: Instant::now(),
+            counts: (0, 0, 0),
+            latency_second: None,
+        }
+    }
+
+    fn due(&self) -> bool {
+        self.last.elapsed() >= Duration::from_secs(1)
+    }
+
+    fn emit(
+        &mut self,
+        sent: u64,
+        acked: u64,
+        consumed: u64,
+        due: u64,
+        publish_p99_ms: Option<f64>,
+        latency: Option<crate::load::consumer::LiveLatency>,
+    ) {
+        let dt = self.last.elapsed().as_secs_f64().max(1e-3);
+        self.last = Instant::now();
+        let rate = |now: u64, before: u64| now.saturating_sub(before) as f64 / dt;
+        let (s0, a0, c0) = std::mem::replace(&mut self.counts, (sent, acked, consumed));
+        let live = latency.unwrap_or_default();
+        // Percentiles only for a second not reported before.
+        let fresh = live.second.is_some() && live.second != self.latency_second;
+        self.latency_second = live.second;
+        events::emit(Event::Second {
+            bootstrap: self.bootstrap.clone(),
+            topic: self.topic.clone(),
+            t_s: self.started.elapsed().as_secs_f64(),
+            measuring: true,
+            sent,
+            acked,
+            consumed,
+            due: due.max(sent),
+            sent_per_s: rate(sent, s0),
+            acked_per_s: rate(acked, a0),
+            consumed_per_s: rate(consumed, c0),
+            e2e_p50_ms: fresh.then_some(live.p50_ms),
+            e2e_p99_ms: fresh.then_some(live.p99_ms),
+            e2e_max_ms: fresh.then_some(live.max_ms),
+            publish_p99_ms,
+            e2e_buckets: live.buckets,
+            e2e_sum_s: live.sum_s,
+        });
+    }
 }

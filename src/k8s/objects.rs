@@ -10,8 +10,8 @@ use crate::usage;
 use anyhow::Result;
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{
-    Capabilities, ConfigMap, Container, EmptyDirVolumeSource, EnvVar, EnvVarSource, Pod,
-    PodSecurityContext, PodSpec, ResourceRequirements, SeccompProfile, SecretKeySelector,
+    Capabilities, ConfigMap, Container, ContainerPort, EmptyDirVolumeSource, EnvVar, EnvVarSource,
+    Pod, PodSecurityContext, PodSpec, ResourceRequirements, SeccompProfile, SecretKeySelector,
     SecurityContext, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
@@ -22,6 +22,16 @@ use std::time::Duration;
 
 /// The uid/gid the klab images run as (nix/images.nix).
 pub const UID: i64 = 1000;
+
+/// The port producer and consumer serve `/metrics` on (named `metrics`),
+/// the same as `--metrics`' default.
+pub const METRICS_PORT: u16 = 9464;
+
+/// What producer and consumer get: `--metrics` on every interface of the
+/// pod, so Prometheus reaches it.
+fn metrics_flag() -> [String; 2] {
+    ["--metrics".into(), format!("0.0.0.0:{METRICS_PORT}")]
+}
 
 /// The pods klab runs for a step.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,6 +64,11 @@ impl Component {
 
     /// Only producer and consumer get the HMAC key.
     pub fn gets_secret(self) -> bool {
+        !matches!(self, Component::Tuner)
+    }
+
+    /// Only producer and consumer serve `/metrics`.
+    pub fn serves_metrics(self) -> bool {
         !matches!(self, Component::Tuner)
     }
 
@@ -105,7 +120,8 @@ fn quantity(s: &str) -> Quantity {
 /// A pod that runs `klab <args>` once: restricted Pod Security (non-root,
 /// read-only root filesystem with an emptyDir at /tmp, no capabilities,
 /// RuntimeDefault seccomp), no API token, the HMAC key from the Secret
-/// `klab-hmac` for producer and consumer only.
+/// `klab-hmac` for producer and consumer only, and for those two a port
+/// named `metrics` with the usual scrape annotations.
 pub fn pod(r: &PodRequest) -> Pod {
     let c = r.component;
     let env = c.gets_secret().then(|| {
@@ -132,6 +148,14 @@ pub fn pod(r: &PodRequest) -> Pod {
         command: Some(vec!["/bin/klab".into()]),
         args: Some(r.args.clone()),
         env,
+        ports: c.serves_metrics().then(|| {
+            vec![ContainerPort {
+                name: Some("metrics".into()),
+                container_port: i32::from(METRICS_PORT),
+                protocol: Some("TCP".into()),
+                ..Default::default()
+            }]
+        }),
         resources: Some(ResourceRequirements {
             requests: Some(
                 [("cpu", cpu_req), ("memory", mem_req)]
@@ -169,6 +193,18 @@ pub fn pod(r: &PodRequest) -> Pod {
             name: Some(r.name.clone()),
             namespace: Some(r.namespace.clone()),
             labels: Some(labels(&c.service_account(), c.as_str(), &r.instance)),
+            // The convention Prometheus' `kubernetes-pods` scrape job (and
+            // most charts) follow.
+            annotations: c.serves_metrics().then(|| {
+                [
+                    ("prometheus.io/scrape", "true".to_string()),
+                    ("prometheus.io/port", METRICS_PORT.to_string()),
+                    ("prometheus.io/path", "/metrics".to_string()),
+                ]
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v))
+                .collect()
+            }),
             ..Default::default()
         },
         spec: Some(PodSpec {
@@ -219,6 +255,7 @@ pub fn consumer_args(bootstrap: &str, topic: &str, w: &Workload, timeout: Durati
         format_duration(timeout),
         "--delete-topic".into(),
     ]);
+    a.extend(metrics_flag());
     a
 }
 
@@ -252,6 +289,7 @@ pub fn producer_args(bootstrap: &str, topic: &str, w: &Workload) -> Vec<String> 
     for (k, v) in &w.producer {
         a.extend(["--producer-set".into(), format!("{k}={v}")]);
     }
+    a.extend(metrics_flag());
     a
 }
 
@@ -553,20 +591,42 @@ mod tests {
             assert_eq!(labels["app.kubernetes.io/part-of"], "klab");
             assert_eq!(labels["app.kubernetes.io/managed-by"], "klab");
             assert_eq!(labels["app.kubernetes.io/instance"], "run-1");
+            assert_eq!(
+                ctr["ports"],
+                json!([{"name": "metrics", "containerPort": 9464, "protocol": "TCP"}])
+            );
+            assert_eq!(
+                v["metadata"]["annotations"],
+                json!({"prometheus.io/scrape": "true", "prometheus.io/port": "9464",
+                       "prometheus.io/path": "/metrics"})
+            );
         }
+        // The pods' port is the one `--metrics` defaults to.
+        assert_eq!(METRICS_PORT, crate::ui::METRICS_PORT);
     }
 
     #[test]
     fn the_tuner_pod_never_sees_the_secret() {
         let p = pod(&req(Component::Tuner, &["broker", "set"]));
-        let spec = p.spec.unwrap();
+        let spec = p.spec.clone().unwrap();
         assert_eq!(spec.service_account_name.as_deref(), Some("klab-tuner"));
         assert_eq!(spec.automount_service_account_token, Some(false));
         assert!(spec.containers[0].env.is_none());
+        assert!(spec.containers[0].ports.is_none());
+        assert!(p.metadata.annotations.is_none());
         assert_eq!(
             spec.containers[0].image.as_deref(),
             Some(format!("klab/tuner:{}", super::super::VERSION).as_str())
         );
+    }
+
+    fn parse_produce_metrics(args: &[String]) -> Option<std::net::SocketAddr> {
+        let mut v = vec!["klab".to_string()];
+        v.extend_from_slice(args);
+        match Cli::try_parse_from(v).unwrap().command {
+            Command::Produce(p) => p.metrics,
+            other => panic!("{other:?}"),
+        }
     }
 
     fn parse_produce(args: &[String]) -> Workload {
@@ -602,6 +662,11 @@ mod tests {
                 "--topic",
                 "t1"
             ]
+        );
+        assert_eq!(&a[a.len() - 2..], ["--metrics", "0.0.0.0:9464"]);
+        assert_eq!(
+            parse_produce_metrics(&a),
+            Some("0.0.0.0:9464".parse().unwrap())
         );
         let got = parse_produce(&a);
         assert_eq!(
@@ -639,6 +704,26 @@ mod tests {
             ..Default::default()
         };
         let a = consumer_args("b:9092", "t", &w, Duration::from_secs(300));
+        let timeout = format_duration(Duration::from_secs(300));
+        assert_eq!(
+            a,
+            [
+                "consume",
+                "--bootstrap",
+                "b:9092",
+                "--topic",
+                "t",
+                "--create-partitions",
+                "6",
+                "--producers",
+                "3",
+                "--timeout",
+                timeout.as_str(),
+                "--delete-topic",
+                "--metrics",
+                "0.0.0.0:9464"
+            ]
+        );
         let mut v = vec!["klab".to_string()];
         v.extend(a.iter().cloned());
         match Cli::try_parse_from(v).unwrap().command {
@@ -648,6 +733,7 @@ mod tests {
                 assert_eq!(c.producers, 3);
                 assert_eq!(c.timeout, Duration::from_secs(300));
                 assert!(c.delete_topic);
+                assert_eq!(c.metrics, Some("0.0.0.0:9464".parse().unwrap()));
             }
             other => panic!("{other:?}"),
         }

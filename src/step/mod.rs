@@ -217,7 +217,8 @@ pub fn share_of(w: &Workload, j: usize, n: usize) -> Workload {
     out
 }
 
-fn sum_progress(slots: &[Mutex<ProducerProgress>]) -> ProducerProgress {
+/// The producers' progress added up (publish p99: the highest of them).
+pub fn sum_progress(slots: &[Mutex<ProducerProgress>]) -> ProducerProgress {
     let mut t = ProducerProgress::default();
     let mut total = Some(0u64);
     for s in slots {

@@ -1,6 +1,8 @@
 //! The HTTP side: hyper's HTTP/1 server on a small tokio runtime of its
 //! own. Four read-only routes: the page, the event stream, `/metrics`, and
-//! a 404 (or 405 for anything but GET) for the rest.
+//! a 404 (or 405 for anything but GET) for the rest. Serving `/metrics`
+//! alone (`klab produce/consume --metrics`), the page and the event stream
+//! are 404s too.
 
 use super::hub::Hub;
 use bytes::Bytes;
@@ -49,6 +51,8 @@ pub struct Server {
     pub connections: Arc<AtomicUsize>,
     /// Browsers following the stream now.
     pub streams: Arc<AtomicUsize>,
+    /// Only `/metrics`: no page, no event stream.
+    pub metrics_only: bool,
 }
 
 /// Counts a stream while it lives.
@@ -146,6 +150,21 @@ fn route(
         );
     }
     match req.uri().path() {
+        "/metrics" => {
+            let text = server
+                .hub
+                .metrics_text(server.streams.load(Ordering::Relaxed));
+            full(
+                StatusCode::OK,
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                text,
+            )
+        }
+        _ if server.metrics_only => full(
+            StatusCode::NOT_FOUND,
+            "text/plain; charset=utf-8",
+            "not found: this klab serves only /metrics\n",
+        ),
         "/" | "/index.html" => {
             let mut r = full(StatusCode::OK, "text/html; charset=utf-8", PAGE);
             r.headers_mut().insert(
@@ -163,16 +182,6 @@ fn route(
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| v.trim().parse::<u64>().ok());
             events(server, last, stop)
-        }
-        "/metrics" => {
-            let text = server
-                .hub
-                .metrics_text(server.streams.load(Ordering::Relaxed));
-            full(
-                StatusCode::OK,
-                "application/openmetrics-text; version=1.0.0; charset=utf-8",
-                text,
-            )
         }
         _ => full(
             StatusCode::NOT_FOUND,

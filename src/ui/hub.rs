@@ -4,7 +4,7 @@
 //! one falls behind without holding anyone up), and the metrics the same
 //! events add up to.
 
-use super::metrics::Metrics;
+use super::metrics::{Metrics, Role};
 use crate::events::Stamped;
 use bytes::Bytes;
 use std::collections::VecDeque;
@@ -48,6 +48,17 @@ impl Hub {
     }
 
     pub fn with_capacity(mode: Mode, capacity: usize) -> Hub {
+        Hub::build(mode, capacity, Metrics::new())
+    }
+
+    /// A hub for `/metrics` alone (`klab produce/consume --metrics`): the
+    /// metrics of `role`, and no history worth the name, since no page
+    /// reads it.
+    pub fn for_metrics(role: Role) -> Hub {
+        Hub::build(Mode::Live, 1, Metrics::for_role(role))
+    }
+
+    fn build(mode: Mode, capacity: usize, metrics: Metrics) -> Hub {
         Hub {
             mode,
             inner: Mutex::new(History {
@@ -55,7 +66,7 @@ impl Hub {
                 frames: VecDeque::new(),
             }),
             next: tokio::sync::watch::Sender::new(0),
-            metrics: Mutex::new(Metrics::new()),
+            metrics: Mutex::new(metrics),
             dropped: AtomicU64::new(0),
             capacity: capacity.max(1),
         }

@@ -2,6 +2,10 @@
 //! by `prometheus-client` in the OpenMetrics text format. Counters sum
 //! every step's counts (each step's counts start at zero, so a new topic
 //! starts a new baseline); they only ever grow.
+//!
+//! The same metrics serve `klab produce --metrics` and `klab consume
+//! --metrics` (the pods on Kubernetes): each [`Role`] registers only what
+//! its process knows, under the same names and types.
 
 use crate::events::Event;
 use crate::stats::hist::LATENCY_BUCKETS_S;
@@ -10,6 +14,7 @@ use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 
 /// End-to-end latency as a classic histogram: per-bucket counts (not
@@ -68,6 +73,30 @@ struct Baseline {
     sum_s: f64,
 }
 
+/// Which process the metrics describe, and so which of them it exports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// A whole run in one process (the live view): everything.
+    Run,
+    /// `klab produce`: what the producers hand over and get acknowledged.
+    Producer,
+    /// `klab consume`: what the verifying consumer reads and finds.
+    Consumer,
+}
+
+impl Role {
+    fn produces(self) -> bool {
+        self != Role::Consumer
+    }
+
+    fn consumes(self) -> bool {
+        self != Role::Producer
+    }
+}
+
+/// A gauge of seconds (prometheus-client's float gauge).
+type Seconds = Gauge<f64, AtomicU64>;
+
 pub struct Metrics {
     registry: Registry,
     produced: Counter,
@@ -80,6 +109,8 @@ pub struct Metrics {
     dropped: Counter,
     lag: Gauge,
     clients: Gauge,
+    publish_p99: Seconds,
+    e2e_max: Seconds,
     latency: Arc<Latency>,
     step: Arc<StepInfo>,
     base: Baseline,
@@ -92,7 +123,13 @@ impl Default for Metrics {
 }
 
 impl Metrics {
+    /// Everything a run knows: the live view's `/metrics`.
     pub fn new() -> Metrics {
+        Metrics::for_role(Role::Run)
+    }
+
+    /// The metrics of `role`, registered under the live view's names.
+    pub fn for_role(role: Role) -> Metrics {
         let mut registry = Registry::default();
         let m = Metrics {
             produced: Counter::default(),
@@ -105,6 +142,8 @@ impl Metrics {
             dropped: Counter::default(),
             lag: Gauge::default(),
             clients: Gauge::default(),
+            publish_p99: Seconds::default(),
+            e2e_max: Seconds::default(),
             latency: Arc::new(Latency(Mutex::new((
                 vec![0; LATENCY_BUCKETS_S.len() + 1],
                 0.0,
@@ -113,64 +152,84 @@ impl Metrics {
             base: Baseline::default(),
             registry: Registry::default(),
         };
-        registry.register(
-            "klab_produced_records",
-            "Records handed to the producers (warm-ups included)",
-            m.produced.clone(),
-        );
-        registry.register(
-            "klab_acknowledged_records",
-            "Records the broker acknowledged",
-            m.acked.clone(),
-        );
-        registry.register(
-            "klab_consumed_records",
-            "Records the verifying consumer read (duplicates included)",
-            m.consumed.clone(),
-        );
-        registry.register(
-            "klab_lost_records",
-            "Acknowledged records the consumer never read, counted when a step ends",
-            m.lost.clone(),
-        );
-        registry.register(
-            "klab_duplicated_records",
-            "Records read more than once, counted when a step ends",
-            m.duplicated.clone(),
-        );
-        // The unit is in the name, without a `# UNIT` line: some parsers
-        // refuse units on histograms.
-        registry.register(
-            "klab_e2e_latency_seconds",
-            "End-to-end latency in seconds, from each record's due time to its arrival at the consumer",
-            ArcMetric(Arc::clone(&m.latency)),
-        );
-        registry.register(
-            "klab_consumer_lag_records",
-            "Records due by the producers' schedule but not yet read",
-            m.lag.clone(),
-        );
+        if role.produces() {
+            registry.register(
+                "klab_produced_records",
+                "Records handed to the producers (warm-ups included)",
+                m.produced.clone(),
+            );
+            registry.register(
+                "klab_acknowledged_records",
+                "Records the broker acknowledged",
+                m.acked.clone(),
+            );
+            registry.register(
+                "klab_publish_latency_p99_seconds",
+                "Publish latency p99 of the last full second in seconds (the highest of the producers)",
+                m.publish_p99.clone(),
+            );
+        }
+        if role.consumes() {
+            registry.register(
+                "klab_consumed_records",
+                "Records the verifying consumer read (duplicates included)",
+                m.consumed.clone(),
+            );
+            registry.register(
+                "klab_lost_records",
+                "Acknowledged records the consumer never read, counted when a step ends",
+                m.lost.clone(),
+            );
+            registry.register(
+                "klab_duplicated_records",
+                "Records read more than once, counted when a step ends",
+                m.duplicated.clone(),
+            );
+            // The unit is in the name, without a `# UNIT` line: some parsers
+            // refuse units on histograms.
+            registry.register(
+                "klab_e2e_latency_seconds",
+                "End-to-end latency in seconds, from each record's due time to its arrival at the consumer",
+                ArcMetric(Arc::clone(&m.latency)),
+            );
+            registry.register(
+                "klab_e2e_latency_max_seconds",
+                "The highest end-to-end latency of the last full second in seconds",
+                m.e2e_max.clone(),
+            );
+        }
+        if role == Role::Run {
+            // Records due by the producers' schedule minus records read:
+            // only a process that runs both sides knows it.
+            registry.register(
+                "klab_consumer_lag_records",
+                "Records due by the producers' schedule but not yet read",
+                m.lag.clone(),
+            );
+        }
         registry.register(
             "klab_step",
             "The step running now (or the last one)",
             ArcMetric(Arc::clone(&m.step)),
         );
-        registry.register(
-            "klab_broker_restarts",
-            "Broker restarts: of the whole cluster, or of one node after a fault",
-            m.restarts.clone(),
-        );
-        registry.register("klab_steps", "Steps that ended", m.steps.clone());
-        registry.register(
-            "klab_ui_events_dropped",
-            "Events a browser of the live view missed (a full queue)",
-            m.dropped.clone(),
-        );
-        registry.register(
-            "klab_ui_clients",
-            "Browsers following the live view now",
-            m.clients.clone(),
-        );
+        if role == Role::Run {
+            registry.register(
+                "klab_broker_restarts",
+                "Broker restarts: of the whole cluster, or of one node after a fault",
+                m.restarts.clone(),
+            );
+            registry.register("klab_steps", "Steps that ended", m.steps.clone());
+            registry.register(
+                "klab_ui_events_dropped",
+                "Events a browser of the live view missed (a full queue)",
+                m.dropped.clone(),
+            );
+            registry.register(
+                "klab_ui_clients",
+                "Browsers following the live view now",
+                m.clients.clone(),
+            );
+        }
         Metrics { registry, ..m }
     }
 
@@ -239,6 +298,8 @@ impl Metrics {
                 acked,
                 consumed,
                 due,
+                e2e_max_ms,
+                publish_p99_ms,
                 e2e_buckets,
                 e2e_sum_s,
                 ..
@@ -246,6 +307,13 @@ impl Metrics {
                 self.baseline(topic);
                 self.grow(*sent, *acked, *consumed, e2e_buckets, *e2e_sum_s);
                 self.lag.set(due.saturating_sub(*consumed) as i64);
+                // A second without records keeps the last value.
+                if let Some(ms) = e2e_max_ms {
+                    self.e2e_max.set(ms / 1000.0);
+                }
+                if let Some(ms) = publish_p99_ms {
+                    self.publish_p99.set(ms / 1000.0);
+                }
             }
             Event::StepEnd {
                 topic,
@@ -348,5 +416,116 @@ mod tests {
         );
         assert!(text.contains("klab_ui_events_dropped_total 3"), "{text}");
         assert!(text.ends_with("# EOF\n"), "{text}");
+    }
+
+    /// The names of the samples `role`'s `/metrics` exports (`_total`,
+    /// `_bucket`, `_info` and the rest as a scraper sees them).
+    fn exported(role: Role) -> std::collections::BTreeSet<String> {
+        Metrics::for_role(role)
+            .encode(0, 0)
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .filter_map(|l| l.split(['{', ' ']).next())
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// Every `klab_*` name in a PromQL expression.
+    fn names_in(expr: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut rest = expr;
+        while let Some(i) = rest.find("klab_") {
+            let tail = &rest[i..];
+            let end = tail
+                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .unwrap_or(tail.len());
+            out.push(tail[..end].to_string());
+            rest = &tail[end..];
+        }
+        out
+    }
+
+    #[test]
+    fn roles_export_what_their_process_knows() {
+        let p = exported(Role::Producer);
+        let c = exported(Role::Consumer);
+        assert!(p.contains("klab_produced_records_total"), "{p:?}");
+        assert!(p.contains("klab_publish_latency_p99_seconds"), "{p:?}");
+        assert!(!p.contains("klab_consumed_records_total"), "{p:?}");
+        assert!(c.contains("klab_e2e_latency_seconds_bucket"), "{c:?}");
+        assert!(c.contains("klab_lost_records_total"), "{c:?}");
+        assert!(!c.contains("klab_produced_records_total"), "{c:?}");
+        for r in [&p, &c] {
+            assert!(r.contains("klab_step_info"), "{r:?}");
+            assert!(!r.contains("klab_consumer_lag_records"), "{r:?}");
+            assert!(!r.contains("klab_ui_clients"), "{r:?}");
+        }
+        let mut m = Metrics::for_role(Role::Producer);
+        let mut e = second("t", 100, vec![]);
+        if let Event::Second { publish_p99_ms, .. } = &mut e {
+            *publish_p99_ms = Some(25.0);
+        }
+        m.observe(&e);
+        let text = m.encode(0, 0);
+        assert!(text.contains("klab_produced_records_total 100"), "{text}");
+        assert!(
+            text.contains("klab_publish_latency_p99_seconds 0.025"),
+            "{text}"
+        );
+    }
+
+    /// The Grafana dashboard of manifests/components/grafana asks only for
+    /// metrics `/metrics` exports, and every panel has a query the pods on
+    /// Kubernetes (a producer and a consumer) can answer.
+    #[test]
+    fn the_grafana_dashboard_queries_exported_metrics() {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/manifests/components/grafana/klab-dashboard.json"
+        );
+        let text = std::fs::read_to_string(path).unwrap();
+        let dash: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let run = exported(Role::Run);
+        let pods: std::collections::BTreeSet<String> = exported(Role::Producer)
+            .union(&exported(Role::Consumer))
+            .cloned()
+            .collect();
+        let vars = dash["templating"]["list"].as_array().unwrap();
+        assert!(
+            vars.iter()
+                .any(|v| v["name"] == "datasource" && v["type"] == "datasource"),
+            "{vars:?}"
+        );
+        let panels = dash["panels"].as_array().unwrap();
+        assert!(panels.len() >= 4);
+        let mut titles = Vec::new();
+        for p in panels {
+            let title = p["title"].as_str().unwrap();
+            titles.push(title.to_string());
+            assert_eq!(p["datasource"]["uid"], "${datasource}", "{title}");
+            let targets = p["targets"].as_array().unwrap();
+            assert!(!targets.is_empty(), "{title}");
+            for t in targets {
+                assert_eq!(t["datasource"]["uid"], "${datasource}", "{title}");
+                let expr = t["expr"].as_str().unwrap();
+                let names = names_in(expr);
+                assert!(!names.is_empty(), "{title}: {expr}");
+                for n in &names {
+                    assert!(run.contains(n), "{title}: {n} is not exported: {run:?}");
+                }
+                // `a or b`: one side is enough; a live view answers the
+                // left, the pods the right.
+                let by_pods = expr
+                    .split(" or ")
+                    .any(|side| names_in(side).iter().all(|n| pods.contains(n)));
+                assert!(by_pods, "{title}: the pods cannot answer {expr}");
+            }
+        }
+        for want in ["records/s", "latency", "consumer lag", "current step"] {
+            assert!(
+                titles.iter().any(|t| t.starts_with(want)),
+                "no panel {want}: {titles:?}"
+            );
+        }
     }
 }

@@ -11,6 +11,9 @@
 //!
 //! The server runs on a tokio runtime of its own with one worker thread,
 //! so it never competes with the load for more than a sliver of a core.
+//!
+//! [`serve_metrics`] serves the same server with `/metrics` alone, for `klab
+//! produce` and `klab consume` (the pods on Kubernetes).
 
 pub mod http;
 pub mod hub;
@@ -29,29 +32,42 @@ use std::time::Duration;
 /// The live view's port unless `--ui` names another.
 pub const DEFAULT_PORT: u16 = 8484;
 
+/// `--metrics`' port unless it names another (also the pods' `metrics`
+/// port on Kubernetes; the OpenTelemetry Prometheus exporter's usual one).
+pub const METRICS_PORT: u16 = 9464;
+
 /// What the bus may hold for the collector before it drops events.
 const BUS_QUEUE: usize = 4096;
 
 /// `--ui [ADDR]`: `HOST:PORT`, `HOST` (port 8484), `:PORT` or `PORT`
 /// (127.0.0.1), `[v6]:PORT`; empty: 127.0.0.1:8484.
 pub fn parse_addr(s: &str) -> Result<SocketAddr, String> {
+    parse_addr_or(s, DEFAULT_PORT)
+}
+
+/// `--metrics ADDR`: as [`parse_addr`], with port 9464 when none is given.
+pub fn parse_metrics_addr(s: &str) -> Result<SocketAddr, String> {
+    parse_addr_or(s, METRICS_PORT)
+}
+
+fn parse_addr_or(s: &str, default_port: u16) -> Result<SocketAddr, String> {
     let s = s.trim();
     let local = IpAddr::V4(Ipv4Addr::LOCALHOST);
     if s.is_empty() {
-        return Ok(SocketAddr::new(local, DEFAULT_PORT));
+        return Ok(SocketAddr::new(local, default_port));
     }
     if let Ok(a) = s.parse::<SocketAddr>() {
         return Ok(a);
     }
     if let Ok(ip) = s.trim_matches(|c| c == '[' || c == ']').parse::<IpAddr>() {
-        return Ok(SocketAddr::new(ip, DEFAULT_PORT));
+        return Ok(SocketAddr::new(ip, default_port));
     }
     let port = s.strip_prefix(':').unwrap_or(s);
     if let Ok(p) = port.parse::<u16>() {
         return Ok(SocketAddr::new(local, p));
     }
     if s == "localhost" {
-        return Ok(SocketAddr::new(local, DEFAULT_PORT));
+        return Ok(SocketAddr::new(local, default_port));
     }
     if let Some(p) = s.strip_prefix("localhost:")
         && let Ok(p) = p.parse::<u16>()
@@ -59,7 +75,7 @@ pub fn parse_addr(s: &str) -> Result<SocketAddr, String> {
         return Ok(SocketAddr::new(local, p));
     }
     Err(format!(
-        "'{s}' is not an address to listen on; expected HOST:PORT, an IP address, or a port (default 127.0.0.1:{DEFAULT_PORT})"
+        "'{s}' is not an address to listen on; expected HOST:PORT, an IP address, or a port (default 127.0.0.1:{default_port})"
     ))
 }
 
@@ -109,13 +125,30 @@ impl Drop for Ui {
     }
 }
 
+/// What a server serves: the whole live view, or `/metrics` alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Serves {
+    LiveView,
+    MetricsOnly,
+}
+
+impl Serves {
+    fn name(self) -> &'static str {
+        match self {
+            Serves::LiveView => "the live view",
+            Serves::MetricsOnly => "/metrics",
+        }
+    }
+}
+
 /// Binds `addr` (a clear usage error, exit 2, when it is taken) and serves
 /// `hub` there. `flag` names the option in messages.
-fn serve(addr: SocketAddr, hub: Arc<Hub>, flag: &str) -> Result<Ui> {
+fn serve(addr: SocketAddr, hub: Arc<Hub>, flag: &str, serves: Serves) -> Result<Ui> {
     let std_listener = std::net::TcpListener::bind(addr).map_err(|e| {
         if e.kind() == std::io::ErrorKind::AddrInUse {
             usage!(
-                "{flag} {addr}: the port is in use (another klab with a live view?); pick another, e.g. {flag} 127.0.0.1:{}",
+                "{flag} {addr}: the port is in use (another klab serving {}?); pick another, e.g. {flag} 127.0.0.1:{}",
+                serves.name(),
                 addr.port().wrapping_add(1).max(1024)
             )
         } else {
@@ -128,7 +161,8 @@ fn serve(addr: SocketAddr, hub: Arc<Hub>, flag: &str) -> Result<Ui> {
         .context("live view: a non-blocking listener")?;
     if !addr.ip().is_loopback() {
         crate::errln!(
-            "warning: the live view listens on {addr}, not only on this machine: anyone who reaches it sees the run (read-only)"
+            "warning: {} listens on {addr}, not only on this machine: anyone who reaches it sees the run (read-only)",
+            serves.name()
         );
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -147,6 +181,7 @@ fn serve(addr: SocketAddr, hub: Arc<Hub>, flag: &str) -> Result<Ui> {
         hub: Arc::clone(&hub),
         connections: Arc::new(AtomicUsize::new(0)),
         streams: Arc::clone(&streams),
+        metrics_only: serves == Serves::MetricsOnly,
     });
     runtime.spawn(http::serve(server, listener, stop_rx));
     Ok(Ui {
@@ -160,11 +195,10 @@ fn serve(addr: SocketAddr, hub: Arc<Hub>, flag: &str) -> Result<Ui> {
     })
 }
 
-/// Starts the live view of a run at `addr` and prints its URL. From now
-/// on every event the run emits reaches the page.
-pub fn live(addr: SocketAddr, flag: &str) -> Result<Ui> {
-    let hub = Arc::new(Hub::new(Mode::Live));
-    let mut ui = serve(addr, Arc::clone(&hub), flag)?;
+/// Starts the thread that hands every event the process emits from now on
+/// to `ui`'s hub.
+fn follow(ui: &mut Ui) -> Result<()> {
+    let hub = Arc::clone(&ui.hub);
     let sub = crate::events::subscribe(BUS_QUEUE);
     let stop = Arc::clone(&ui.collector_stop);
     let collector = std::thread::Builder::new()
@@ -191,7 +225,27 @@ pub fn live(addr: SocketAddr, flag: &str) -> Result<Ui> {
         })
         .context("starting the live view's collector")?;
     ui.collector = Some(collector);
+    Ok(())
+}
+
+/// Starts the live view of a run at `addr` and prints its URL. From now
+/// on every event the run emits reaches the page.
+pub fn live(addr: SocketAddr, flag: &str) -> Result<Ui> {
+    let hub = Arc::new(Hub::new(Mode::Live));
+    let mut ui = serve(addr, hub, flag, Serves::LiveView)?;
+    follow(&mut ui)?;
     crate::errln!("live view: {} (also /metrics)", ui.url());
+    Ok(ui)
+}
+
+/// Serves `/metrics` alone at `addr` (`klab produce/consume --metrics`):
+/// the metrics of `role`, from the events the process emits from now on.
+/// Prints the URL.
+pub fn serve_metrics(addr: SocketAddr, flag: &str, role: metrics::Role) -> Result<Ui> {
+    let hub = Arc::new(Hub::for_metrics(role));
+    let mut ui = serve(addr, hub, flag, Serves::MetricsOnly)?;
+    follow(&mut ui)?;
+    crate::errln!("metrics: http://{}/metrics", ui.addr);
     Ok(ui)
 }
 
@@ -201,7 +255,7 @@ pub fn replay(addr: SocketAddr, dir: &std::path::Path, events: &[Stamped]) -> Re
     for e in events {
         hub.push(e);
     }
-    let ui = serve(addr, hub, "--addr")?;
+    let ui = serve(addr, hub, "--addr", Serves::LiveView)?;
     ui.finish("replayed");
     Ok(ui)
 }
@@ -223,6 +277,9 @@ mod tests {
         assert_eq!(d("localhost:81"), "127.0.0.1:81");
         assert!(parse_addr("nowhere:port").is_err());
         assert!(parse_addr("1.2.3.4:99999").is_err());
+        let m = |s| parse_metrics_addr(s).unwrap().to_string();
+        assert_eq!(m("0.0.0.0"), "0.0.0.0:9464");
+        assert_eq!(m("127.0.0.1:0"), "127.0.0.1:0");
     }
 
     #[test]
