@@ -430,7 +430,14 @@ fn the_durability_track_loads_lists_and_shows_its_faults() {
         assert!(l.dir.join("README.md").is_file(), "{} has no README", l.id);
         assert_eq!(l.brokers, 3, "{}", l.id);
         let w = l.workload(true, Some(10_000.0)).unwrap();
-        assert_eq!(w.replication_factor, Some(3), "{}", l.id);
+        // Labs 04 and 05 keep two copies: freezing both followers of three
+        // would freeze two of the three KRaft voters (their READMEs say why).
+        let copies = if l.id.starts_with("04") || l.id.starts_with("05") {
+            2
+        } else {
+            3
+        };
+        assert_eq!(w.replication_factor, Some(copies), "{}", l.id);
         if i > 0 {
             assert_ne!(l.what_changed(), "(reference)", "{}", l.id);
         }

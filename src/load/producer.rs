@@ -428,6 +428,9 @@ pub fn run(
     let scheduled = |seq: u64| schedule.due(seq);
 
     let mut seq: u64 = 0;
+    // A fatal client error (the idempotent producer's sequence broke):
+    // the step's outcome, not klab's failure.
+    let mut fatal: Option<String> = None;
     let mut last_progress = Instant::now();
     let topic = spec.topic.as_str();
     let topic_handle = TopicHandle::new(&producer, topic)?;
@@ -497,6 +500,10 @@ pub fn run(
                         }
                     }
                     Err(code) => {
+                        if let Some((f, why)) = producer.client().fatal_error() {
+                            fatal = Some(format!("{f:?}: {why}"));
+                            break 'outer;
+                        }
                         return Err(anyhow::Error::new(KafkaError::MessageProduction(code))
                             .context("handing a record to librdkafka"));
                     }
@@ -600,6 +607,31 @@ pub fn run(
         s.acked_per_partition.clone()
     };
 
+    if let Some(f) = fatal {
+        report.stopped = Some(format!(
+            "the producer stopped on a fatal error ({f}); with enable.idempotence that is the broker finding a gap in this producer's sequence: records it had acknowledged are not on the partition's leader any more"
+        ));
+        // The markers still go out, through a fresh client without
+        // idempotence (the broken one sends nothing more): the consumer
+        // and the read-back learn what was acknowledged.
+        let mut cfg = client_config(spec);
+        cfg.set("enable.idempotence", "false");
+        let fresh: ThreadedProducer<DeliveryContext> = cfg
+            .create_with_context(DeliveryContext {
+                clock: *clock,
+                state: Mutex::new(Deliveries::default()),
+            })
+            .context("creating a producer for the end-of-run markers")?;
+        let handle = TopicHandle::new(&fresh, topic)?;
+        let ends = Ends {
+            partitions,
+            acked: &acked_per_partition,
+            sent: &sent_per_partition,
+            total_acked: report.acked,
+        };
+        report.markers_sent = send_markers(&fresh, &handle, &mut enc, clock, cancel, &ends)?;
+        return Ok(report);
+    }
     if cancel.is_cancelled() {
         report.stopped = cancel.reason();
         return Ok(report);
@@ -611,16 +643,45 @@ pub fn run(
         ));
         return Ok(report);
     }
+    let ends = Ends {
+        partitions,
+        acked: &acked_per_partition,
+        sent: &sent_per_partition,
+        total_acked: report.acked,
+    };
+    report.markers_sent = send_markers(&producer, &topic_handle, &mut enc, clock, cancel, &ends)?;
+    if !report.markers_sent {
+        report.stopped = Some("end-of-run markers were not acknowledged".into());
+    }
+    Ok(report)
+}
 
-    // End-of-run markers: one per partition, after all data is acknowledged.
+/// What a producer's end-of-run markers say, per partition.
+struct Ends<'a> {
+    partitions: usize,
+    acked: &'a [u64],
+    sent: &'a [u64],
+    total_acked: u64,
+}
+
+/// Sends one end-of-run marker per partition and waits (30 s at most)
+/// until they are acknowledged; true when they all were.
+fn send_markers(
+    producer: &ThreadedProducer<DeliveryContext>,
+    topic_handle: &TopicHandle<'_>,
+    enc: &mut Encoder,
+    clock: &Clock,
+    cancel: &Cancel,
+    ends: &Ends<'_>,
+) -> Result<bool> {
     let due_ns = clock.now_ns();
-    for p in 0..partitions {
+    for p in 0..ends.partitions {
         let body = MarkerBody {
             partition: p as u32,
-            partitions: partitions as u32,
-            acked: acked_per_partition[p],
-            sent: sent_per_partition[p],
-            total_acked: report.acked,
+            partitions: ends.partitions as u32,
+            acked: ends.acked[p],
+            sent: ends.sent[p],
+            total_acked: ends.total_acked,
         };
         let bytes = enc.marker(body, due_ns).to_vec();
         // Opaque 0: a marker is not a counted record.
@@ -642,11 +703,7 @@ pub fn run(
     {
         std::thread::sleep(Duration::from_millis(5));
     }
-    report.markers_sent = producer.in_flight_count() == 0;
-    if !report.markers_sent {
-        report.stopped = Some("end-of-run markers were not acknowledged".into());
-    }
-    Ok(report)
+    Ok(producer.in_flight_count() == 0)
 }
 
 /// Records acknowledged so far, and the publish p99 (ms) of the second
