@@ -18,6 +18,7 @@ mod common;
 
 use common::stdout_of_success as ok;
 use common::wait_for;
+use common::write_lab;
 
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod};
@@ -848,11 +849,6 @@ impl PodLogs for FakeOutput {
         };
         Ok(format!("klab: starting\n{line}\nklab: done\n"))
     }
-}
-
-fn write_lab(dir: &Path, id: &str, text: &str) {
-    std::fs::create_dir_all(dir.join(id)).unwrap();
-    std::fs::write(dir.join(id).join("lab.toml"), text).unwrap();
 }
 
 #[test]

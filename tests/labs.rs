@@ -49,22 +49,16 @@ fn every_shipped_lab_loads_and_extends_the_one_before() {
 
 /// A labs directory with a fast reference and one lab.
 fn tiny_labs(dir: &Path) {
-    let base = dir.join("01-base");
-    std::fs::create_dir_all(&base).unwrap();
-    std::fs::write(
-        base.join("lab.toml"),
+    write_lab(
+        dir,
+        "01-base",
         "title = \"base\"\n[workload]\nrate = 2000\nduration = \"5s\"\nwarmup = \"1s\"\npartitions = 2\n",
-    )
-    .unwrap();
-    std::fs::write(base.join("README.md"), "# base\n").unwrap();
-    let two = dir.join("02-io");
-    std::fs::create_dir_all(&two).unwrap();
-    std::fs::write(
-        two.join("lab.toml"),
+    );
+    write_lab(
+        dir,
+        "02-io",
         "title = \"io\"\nextends = \"01\"\n[broker.properties]\n\"num.io.threads\" = 2\n[fix.properties]\n\"num.io.threads\" = 8\n[expect.fixed]\nthroughput_at_least = 0.5\np99_at_most = 1000.0\n",
-    )
-    .unwrap();
-    std::fs::write(two.join("README.md"), "# io\n").unwrap();
+    );
 }
 
 fn lab_cmd(labs: &Path, results: &Path, args: &[&str]) -> std::process::Output {
@@ -249,14 +243,11 @@ fn a_short_lab_runs_end_to_end_and_a_check_and_the_tuner_work() {
 #[test]
 fn a_calibration_is_kept_and_reused_by_the_next_run() {
     let d = tempfile::tempdir().unwrap();
-    let base = d.path().join("01-base");
-    std::fs::create_dir_all(&base).unwrap();
-    std::fs::write(
-        base.join("lab.toml"),
+    write_lab(
+        d.path(),
+        "01-base",
         "title = \"base\"\n[workload]\nrate = \"30%\"\nduration = \"4s\"\nwarmup = \"1s\"\npartitions = 2\n",
-    )
-    .unwrap();
-    std::fs::write(base.join("README.md"), "# base\n").unwrap();
+    );
     let cache = fresh_cache_dir();
     let run = |results: &str, extra: &[&str]| {
         let out = klab()
@@ -475,10 +466,9 @@ fn the_durability_track_loads_lists_and_shows_its_faults() {
 fn a_durability_lab_kills_a_leader_on_three_brokers_and_grades_the_loss() {
     let d = tempfile::tempdir().unwrap();
     let track = d.path().join("durability");
-    let base = track.join("01-replicated");
-    std::fs::create_dir_all(&base).unwrap();
-    std::fs::write(
-        base.join("lab.toml"),
+    write_lab(
+        &track,
+        "01-replicated",
         r#"title = "replicated"
 [cluster]
 brokers = 3
@@ -499,13 +489,10 @@ min_insync_replicas = 2
 [workload.producer]
 "enable.idempotence" = true
 "#,
-    )
-    .unwrap();
-    std::fs::write(base.join("README.md"), "# replicated\n").unwrap();
-    let kill = track.join("02-kill");
-    std::fs::create_dir_all(&kill).unwrap();
-    std::fs::write(
-        kill.join("lab.toml"),
+    );
+    write_lab(
+        &track,
+        "02-kill",
         r#"title = "kill"
 extends = "01"
 [[faults]]
@@ -517,9 +504,7 @@ restart_after = "3s"
 combine = "all"
 lost_at_most = 0
 "#,
-    )
-    .unwrap();
-    std::fs::write(kill.join("README.md"), "# kill\n").unwrap();
+    );
     let results = d.path().join("results");
     let out = lab_cmd(
         d.path(),

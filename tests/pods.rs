@@ -17,14 +17,6 @@ use std::time::{Duration, Instant};
 /// starve each other.
 static TURNS: Mutex<()> = Mutex::new(());
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// Kills the child when the test ends, whatever happens.
 struct Reap(std::process::Child);
 impl Drop for Reap {
@@ -211,29 +203,6 @@ fn request(method: &str, addr: &str, path: &str) -> std::io::Result<(u16, String
         .and_then(|c| c.parse().ok())
         .unwrap_or(0);
     Ok((status, body.to_string()))
-}
-
-type Exposition = openmetrics_parser::MetricsExposition<
-    openmetrics_parser::OpenMetricsType,
-    openmetrics_parser::OpenMetricsValue,
->;
-
-/// A family's one sample: a counter's or gauge's value, a histogram's count.
-fn value(e: &Exposition, family: &str) -> f64 {
-    let f = e
-        .families
-        .get(family)
-        .unwrap_or_else(|| panic!("no family {family}"));
-    let m = f
-        .iter_samples()
-        .next()
-        .unwrap_or_else(|| panic!("{family} has no sample"));
-    match &m.value {
-        openmetrics_parser::OpenMetricsValue::Counter(c) => c.value.as_f64(),
-        openmetrics_parser::OpenMetricsValue::Gauge(g) => g.as_f64(),
-        openmetrics_parser::OpenMetricsValue::Histogram(h) => h.count.unwrap_or(0) as f64,
-        other => panic!("{family}: {other:?}"),
-    }
 }
 
 /// Scrapes `addr` once: the parsed exposition, None once the process is

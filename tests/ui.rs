@@ -15,15 +15,6 @@ use std::process::{Child, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// A port nobody listens on now.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// One HTTP/1.1 request (Connection: close): status and body.
 fn http(
     method: &str,
@@ -295,22 +286,16 @@ fn output_dir() -> PathBuf {
 /// A labs directory with a fast reference and a lab that changes a setting
 /// live (num.io.threads), and its fix that changes it back live.
 fn tiny_labs(dir: &Path) {
-    let base = dir.join("01-base");
-    std::fs::create_dir_all(&base).unwrap();
-    std::fs::write(
-        base.join("lab.toml"),
+    write_lab(
+        dir,
+        "01-base",
         "title = \"base\"\n[workload]\nrate = 2000\nduration = \"5s\"\nwarmup = \"1s\"\npartitions = 2\n",
-    )
-    .unwrap();
-    std::fs::write(base.join("README.md"), "# base\n").unwrap();
-    let two = dir.join("02-io");
-    std::fs::create_dir_all(&two).unwrap();
-    std::fs::write(
-        two.join("lab.toml"),
+    );
+    write_lab(
+        dir,
+        "02-io",
         "title = \"io\"\nextends = \"01\"\n[broker.properties]\n\"num.io.threads\" = 2\n[fix.properties]\n\"num.io.threads\" = 8\n",
-    )
-    .unwrap();
-    std::fs::write(two.join("README.md"), "# io\n").unwrap();
+    );
 }
 
 const SECRET: &str = "klab-ui-test-secret-6f1c0a";
@@ -409,30 +394,6 @@ fn a_lab_run_live_in_a_browser_then_its_replay() {
     );
     unsafe { libc::kill(replay.id() as i32, libc::SIGINT) };
     assert_eq!(wait_exit(&mut replay, Duration::from_secs(30)), Some(0));
-}
-
-/// One sample's value from a parsed exposition.
-fn value(
-    e: &openmetrics_parser::MetricsExposition<
-        openmetrics_parser::OpenMetricsType,
-        openmetrics_parser::OpenMetricsValue,
-    >,
-    family: &str,
-) -> f64 {
-    let f = e
-        .families
-        .get(family)
-        .unwrap_or_else(|| panic!("no family {family}"));
-    let m = f
-        .iter_samples()
-        .next()
-        .unwrap_or_else(|| panic!("{family} has no sample"));
-    match &m.value {
-        openmetrics_parser::OpenMetricsValue::Counter(c) => c.value.as_f64(),
-        openmetrics_parser::OpenMetricsValue::Gauge(g) => g.as_f64(),
-        openmetrics_parser::OpenMetricsValue::Histogram(h) => h.count.unwrap_or(0) as f64,
-        other => panic!("{family}: {other:?}"),
-    }
 }
 
 #[test]

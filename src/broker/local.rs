@@ -307,7 +307,7 @@ impl LocalBroker {
             let jobs: Vec<_> = self
                 .nodes
                 .iter_mut()
-                .map(|n| s.spawn(|| n.prepare(java, kafka, &cfg, id)))
+                .map(|n| s.spawn(|| n.prepare(java, kafka, &cfg, id).map(drop)))
                 .collect();
             jobs.into_iter().try_for_each(|j| {
                 j.join()

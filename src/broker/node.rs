@@ -230,15 +230,16 @@ impl Node {
     }
 
     /// Writes the node's server.properties and log4j2 config for `cfg` and
-    /// formats its storage the first time. Safe to run for several nodes at
-    /// once (each StorageTool is its own JVM, seconds of start-up each).
+    /// formats its storage the first time; returns the two files' paths.
+    /// Safe to run for several nodes at once (each StorageTool is its own
+    /// JVM, seconds of start-up each); writing the files again is cheap.
     pub fn prepare(
         &mut self,
         java: &Path,
         kafka: &KafkaHome,
         cfg: &BrokerConfig,
         cluster_id: &str,
-    ) -> Result<()> {
+    ) -> Result<(PathBuf, PathBuf)> {
         fs::create_dir_all(&self.dir)
             .with_context(|| format!("creating the broker directory {}", self.dir.display()))?;
         let props_path = self.dir.join("server.properties");
@@ -249,7 +250,7 @@ impl Node {
             format_storage(java, kafka, &log4j, &props_path, cluster_id)?;
             self.formatted = true;
         }
-        Ok(())
+        Ok((props_path, log4j))
     }
 
     /// Writes the node's files, formats its storage (once) and starts its
@@ -261,10 +262,8 @@ impl Node {
         cfg: &BrokerConfig,
         cluster_id: &str,
     ) -> Result<()> {
-        self.prepare(java, kafka, cfg, cluster_id)?;
+        let (props_path, log4j) = self.prepare(java, kafka, cfg, cluster_id)?;
         self.starts += 1;
-        let props_path = self.dir.join("server.properties");
-        let log4j = self.dir.join("log4j2.properties");
         let log = fs::OpenOptions::new()
             .create(true)
             .append(true)

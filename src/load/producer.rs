@@ -607,6 +607,12 @@ pub fn run(
         s.acked_per_partition.clone()
     };
 
+    let ends = Ends {
+        partitions,
+        acked: &acked_per_partition,
+        sent: &sent_per_partition,
+        total_acked: report.acked,
+    };
     if let Some(f) = fatal {
         report.stopped = Some(format!(
             "the producer stopped on a fatal error ({f}); with enable.idempotence that is the broker finding a gap in this producer's sequence: records it had acknowledged are not on the partition's leader any more"
@@ -623,12 +629,6 @@ pub fn run(
             })
             .context("creating a producer for the end-of-run markers")?;
         let handle = TopicHandle::new(&fresh, topic)?;
-        let ends = Ends {
-            partitions,
-            acked: &acked_per_partition,
-            sent: &sent_per_partition,
-            total_acked: report.acked,
-        };
         report.markers_sent = send_markers(&fresh, &handle, &mut enc, clock, cancel, &ends)?;
         return Ok(report);
     }
@@ -643,12 +643,6 @@ pub fn run(
         ));
         return Ok(report);
     }
-    let ends = Ends {
-        partitions,
-        acked: &acked_per_partition,
-        sent: &sent_per_partition,
-        total_acked: report.acked,
-    };
     report.markers_sent = send_markers(&producer, &topic_handle, &mut enc, clock, cancel, &ends)?;
     if !report.markers_sent {
         report.stopped = Some("end-of-run markers were not acknowledged".into());

@@ -200,3 +200,44 @@ pub fn wait_line(
         }
     }
 }
+
+/// A port nobody listens on now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A `/metrics` scrape as the OpenMetrics parser reads it.
+pub type Exposition = openmetrics_parser::MetricsExposition<
+    openmetrics_parser::OpenMetricsType,
+    openmetrics_parser::OpenMetricsValue,
+>;
+
+/// A family's one sample: a counter's or gauge's value, a histogram's count.
+pub fn value(e: &Exposition, family: &str) -> f64 {
+    let f = e
+        .families
+        .get(family)
+        .unwrap_or_else(|| panic!("no family {family}"));
+    let m = f
+        .iter_samples()
+        .next()
+        .unwrap_or_else(|| panic!("{family} has no sample"));
+    match &m.value {
+        openmetrics_parser::OpenMetricsValue::Counter(c) => c.value.as_f64(),
+        openmetrics_parser::OpenMetricsValue::Gauge(g) => g.as_f64(),
+        openmetrics_parser::OpenMetricsValue::Histogram(h) => h.count.unwrap_or(0) as f64,
+        other => panic!("{family}: {other:?}"),
+    }
+}
+
+/// Writes a lab folder `dir/name` with `lab_toml` and a one-line README.
+pub fn write_lab(dir: &Path, name: &str, lab_toml: &str) {
+    let d = dir.join(name);
+    std::fs::create_dir_all(&d).unwrap();
+    std::fs::write(d.join("lab.toml"), lab_toml).unwrap();
+    std::fs::write(d.join("README.md"), format!("# {name}\n")).unwrap();
+}
