@@ -21,21 +21,6 @@ fn one_cluster_at_a_time() -> std::sync::MutexGuard<'static, ()> {
     ONE_CLUSTER.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-fn cluster(dir: &std::path::Path, n: u32) -> LocalBroker {
-    LocalBroker::start(
-        LocalOptions::new(
-            kafka_home(),
-            dir.join("broker"),
-            BrokerConfig {
-                heap: Some("512m".parse().unwrap()),
-                ..Default::default()
-            },
-        )
-        .brokers(n),
-    )
-    .expect("starting a local cluster")
-}
-
 /// A low rate: three JVMs that just started share two cores while their JIT
 /// compilers work (the tests cap the JIT warm-up), and run interpreted code
 /// meanwhile; at 500 records/s of 512 B a fresh cluster here fell seconds
@@ -65,9 +50,8 @@ fn workload(faults: Vec<FaultSpec>) -> Workload {
     }
 }
 
-/// A throw-away load on a cluster that just started: its first seconds
-/// (three cold JVMs compiling on two cores, the consumer offsets topic
-/// being created) are no baseline for a fault's window.
+/// A throw-away load: three JVMs compiling on two cores, leadership moving,
+/// a node catching up are no baseline for a fault's window.
 fn warm_up(b: &mut LocalBroker) {
     let mut w = workload(Vec::new());
     w.duration = Some(Duration::from_secs(15));
@@ -82,117 +66,6 @@ fn warm_up(b: &mut LocalBroker) {
         &opts,
     )
     .expect("warming the cluster up");
-}
-
-#[test]
-fn three_brokers_replicate_and_a_leader_kill_loses_nothing_with_acks_all() {
-    let _turn = one_cluster_at_a_time();
-    let dir = tempfile::tempdir().unwrap();
-    let needle = dir.path().to_string_lossy().to_string();
-    let mut b = cluster(dir.path(), 3);
-    assert_eq!(b.size(), 3);
-    assert_eq!(jvms_mentioning(&needle).len(), 3);
-    assert!(dir.path().join("broker/node-2/broker.log").is_file());
-    assert_eq!(
-        b.admin()
-            .unwrap()
-            .broker_ids(Duration::from_secs(5))
-            .unwrap()
-            .len(),
-        3
-    );
-    let mut w = workload(vec![FaultSpec {
-        at: Duration::from_secs(4),
-        action: FaultAction::Kill,
-        broker: FaultTarget::Leader,
-        duration: None,
-        restart_after: Some(Duration::from_secs(4)),
-    }]);
-    w.producer
-        .insert("enable.idempotence".into(), "true".into());
-    let m = measure(
-        &mut Target::Local(&mut b),
-        &w,
-        &Secret::new(b"cluster-test".to_vec()),
-        &StepOptions::default(),
-    )
-    .unwrap();
-    let r = &m.result;
-    assert!(r.complete, "{:?}", r.reason);
-    // acks=all with two replicas in sync: every acknowledged record is read.
-    assert_eq!(r.lost, 0, "{r:#?}");
-    assert_eq!(r.consumed, r.acked + r.duplicated);
-    assert_eq!(r.duplicated, 0, "idempotent producer");
-    assert_eq!(r.faults.len(), 1);
-    let f = &r.faults[0];
-    assert_eq!(f.action, FaultAction::Kill);
-    assert!((1..=3).contains(&f.broker), "{f:?}");
-    assert!(f.error.is_none(), "{f:?}");
-    assert!(
-        f.leader_moved_s.is_some(),
-        "the partitions it led moved: {f:?}"
-    );
-    assert!(f.back_at_s.is_some(), "{f:?}");
-    let names: Vec<&str> = r.windows.iter().map(|w| w.name.as_str()).collect();
-    assert_eq!(names.first(), Some(&"before"), "{:?}", r.windows);
-    assert!(names.contains(&"during"), "{:?}", r.windows);
-    assert_eq!(r.windows.iter().map(|w| w.lost).sum::<u64>(), 0);
-    // The killed broker is back and the cluster whole again.
-    assert!(b.is_running());
-    assert_eq!(jvms_mentioning(&needle).len(), 3);
-    b.stop().unwrap();
-    assert!(jvms_mentioning(&needle).is_empty());
-}
-
-#[test]
-fn a_paused_broker_shows_in_the_fault_window_and_in_recovery() {
-    let _turn = one_cluster_at_a_time();
-    let dir = tempfile::tempdir().unwrap();
-    let needle = dir.path().to_string_lossy().to_string();
-    let mut b = cluster(dir.path(), 3);
-    warm_up(&mut b);
-    // A pause shorter than the broker session timeout: the leader comes
-    // back and stays the leader; records wait for it.
-    let mut w = workload(vec![FaultSpec {
-        at: Duration::from_secs(3),
-        action: FaultAction::Pause,
-        broker: FaultTarget::Leader,
-        duration: Some(Duration::from_secs(2)),
-        restart_after: None,
-    }]);
-    // Recovery needs three steady seconds after the backlog's burst; on two
-    // busy cores (a clean CI build) 12 s left too few of them.
-    w.duration = Some(Duration::from_secs(20));
-    let m = measure(
-        &mut Target::Local(&mut b),
-        &w,
-        &Secret::new(b"cluster-test".to_vec()),
-        &StepOptions::default(),
-    )
-    .unwrap();
-    let r = &m.result;
-    assert!(r.complete, "{:?}", r.reason);
-    assert_eq!(r.lost, 0);
-    let before = r.windows.iter().find(|w| w.name == "before").unwrap();
-    let during = r.windows.iter().find(|w| w.name == "during").unwrap();
-    assert!(
-        during.e2e_p99_ms >= 1000.0 && during.e2e_p99_ms > 3.0 * before.e2e_p99_ms,
-        "{:?}",
-        r.windows
-    );
-    let Some(rec) = r.recovery_s else {
-        panic!(
-            "the rate never came back: {:?} {:?} {:?}",
-            r.faults, r.windows, r.e2e_timeline
-        );
-    };
-    let after = r.windows.iter().find(|w| w.name == "after");
-    let after = after.expect("recovered, so an after window");
-    assert!(after.e2e_p99_ms < during.e2e_p99_ms, "{:?}", r.windows);
-    assert!(rec >= 1.0, "{rec}");
-    assert_eq!(r.faults[0].back_at_s.map(|x| x.round()), Some(5.0));
-    b.stop().unwrap();
-    assert!(jvms_mentioning(&needle).is_empty());
 }
 
 #[test]
@@ -316,13 +189,19 @@ fn bad_fault_specs_and_cluster_flags_are_refused_before_anything_starts() {
     }
 }
 
+/// One cluster of three for the tests that only need a healthy one: a
+/// leader kill (the node restarts, the cluster is whole again), a pause on
+/// the same, now warm, cluster, and `klab run --bootstrap` against it. Each
+/// cluster start costs three JVM starts and a warm-up on two cores; the
+/// checks run in sequence on one. Auto-create is on (Kafka's default) for
+/// the last one: a metadata lookup must not create a topic with one
+/// partition.
 #[test]
-fn bootstrap_creates_a_missing_topic_with_its_partitions_and_replicas() {
+fn one_three_node_cluster_survives_a_kill_and_a_pause_and_serves_bootstrap() {
     let _turn = one_cluster_at_a_time();
-    // A broker with Kafka's default auto.create.topics.enable=true: a
-    // metadata lookup must not create the topic with one partition.
     let dir = tempfile::tempdir().unwrap();
-    let b = LocalBroker::start(
+    let needle = dir.path().to_string_lossy().to_string();
+    let mut b = LocalBroker::start(
         LocalOptions::new(
             kafka_home(),
             dir.path().join("broker"),
@@ -331,9 +210,121 @@ fn bootstrap_creates_a_missing_topic_with_its_partitions_and_replicas() {
                 properties: [("auto.create.topics.enable".to_string(), "true".to_string())].into(),
             },
         )
-        .brokers(2),
+        .brokers(3),
+    )
+    .expect("starting a local cluster");
+    assert_eq!(b.size(), 3);
+    assert_eq!(jvms_mentioning(&needle).len(), 3);
+    assert!(dir.path().join("broker/node-2/broker.log").is_file());
+    assert_eq!(
+        b.admin()
+            .unwrap()
+            .broker_ids(Duration::from_secs(5))
+            .unwrap()
+            .len(),
+        3
+    );
+    leader_kill_loses_nothing_with_acks_all(&mut b);
+    assert!(b.is_running());
+    assert_eq!(jvms_mentioning(&needle).len(), 3);
+    // The restarted node is a fresh JVM, and leadership moves back to it
+    // (preferred leaders, checked every 5 s here): a throw-away load first,
+    // so the pause's "before" window is a baseline.
+    warm_up(&mut b);
+    paused_leader_shows_in_the_fault_window_and_in_recovery(&mut b);
+    bootstrap_creates_a_missing_topic_with_its_partitions_and_replicas(&b, dir.path());
+    b.stop().unwrap();
+    assert!(jvms_mentioning(&needle).is_empty());
+}
+
+/// acks=all, min.insync.replicas=2, an idempotent producer: the leader of
+/// partition 0 is killed 4 s in and restarted 4 s later.
+fn leader_kill_loses_nothing_with_acks_all(b: &mut LocalBroker) {
+    let mut w = workload(vec![FaultSpec {
+        at: Duration::from_secs(4),
+        action: FaultAction::Kill,
+        broker: FaultTarget::Leader,
+        duration: None,
+        restart_after: Some(Duration::from_secs(4)),
+    }]);
+    w.producer
+        .insert("enable.idempotence".into(), "true".into());
+    let m = measure(
+        &mut Target::Local(b),
+        &w,
+        &Secret::new(b"cluster-test".to_vec()),
+        &StepOptions::default(),
     )
     .unwrap();
+    let r = &m.result;
+    assert!(r.complete, "{:?}", r.reason);
+    // acks=all with two replicas in sync: every acknowledged record is read.
+    assert_eq!(r.lost, 0, "{r:#?}");
+    assert_eq!(r.consumed, r.acked + r.duplicated);
+    assert_eq!(r.duplicated, 0, "idempotent producer");
+    assert_eq!(r.faults.len(), 1);
+    let f = &r.faults[0];
+    assert_eq!(f.action, FaultAction::Kill);
+    assert!((1..=3).contains(&f.broker), "{f:?}");
+    assert!(f.error.is_none(), "{f:?}");
+    assert!(
+        f.leader_moved_s.is_some(),
+        "the partitions it led moved: {f:?}"
+    );
+    assert!(f.back_at_s.is_some(), "{f:?}");
+    let names: Vec<&str> = r.windows.iter().map(|w| w.name.as_str()).collect();
+    assert_eq!(names.first(), Some(&"before"), "{:?}", r.windows);
+    assert!(names.contains(&"during"), "{:?}", r.windows);
+    assert_eq!(r.windows.iter().map(|w| w.lost).sum::<u64>(), 0);
+}
+
+fn paused_leader_shows_in_the_fault_window_and_in_recovery(b: &mut LocalBroker) {
+    // A pause shorter than the broker session timeout: the leader comes
+    // back and stays the leader; records wait for it.
+    let mut w = workload(vec![FaultSpec {
+        at: Duration::from_secs(3),
+        action: FaultAction::Pause,
+        broker: FaultTarget::Leader,
+        duration: Some(Duration::from_secs(2)),
+        restart_after: None,
+    }]);
+    // Recovery needs three steady seconds after the backlog's burst; on two
+    // busy cores (a clean CI build) 12 s left too few of them.
+    w.duration = Some(Duration::from_secs(20));
+    let m = measure(
+        &mut Target::Local(b),
+        &w,
+        &Secret::new(b"cluster-test".to_vec()),
+        &StepOptions::default(),
+    )
+    .unwrap();
+    let r = &m.result;
+    assert!(r.complete, "{:?}", r.reason);
+    assert_eq!(r.lost, 0);
+    let before = r.windows.iter().find(|w| w.name == "before").unwrap();
+    let during = r.windows.iter().find(|w| w.name == "during").unwrap();
+    assert!(
+        during.e2e_p99_ms >= 1000.0 && during.e2e_p99_ms > 3.0 * before.e2e_p99_ms,
+        "{:?}",
+        r.windows
+    );
+    let Some(rec) = r.recovery_s else {
+        panic!(
+            "the rate never came back: {:?} {:?} {:?}",
+            r.faults, r.windows, r.e2e_timeline
+        );
+    };
+    let after = r.windows.iter().find(|w| w.name == "after");
+    let after = after.expect("recovered, so an after window");
+    assert!(after.e2e_p99_ms < during.e2e_p99_ms, "{:?}", r.windows);
+    assert!(rec >= 1.0, "{rec}");
+    assert_eq!(r.faults[0].back_at_s.map(|x| x.round()), Some(5.0));
+}
+
+fn bootstrap_creates_a_missing_topic_with_its_partitions_and_replicas(
+    b: &LocalBroker,
+    dir: &std::path::Path,
+) {
     let out = klab()
         .args([
             "run",
@@ -355,7 +346,7 @@ fn bootstrap_creates_a_missing_topic_with_its_partitions_and_replicas() {
             "1s",
         ])
         .arg("--results")
-        .arg(dir.path().join("results"))
+        .arg(dir.join("results"))
         .output()
         .unwrap();
     stdout_of_success(&out);
