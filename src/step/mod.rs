@@ -309,7 +309,10 @@ pub fn measure(
     let handle = ConsumerHandle::default();
     let n = workload.producers.max(1) as usize;
     let pspecs: Vec<ProducerSpec> = (0..n)
-        .map(|j| ProducerSpec::new(&bootstrap, &topic, share_of(workload, j, n), secret.clone()))
+        .map(|j| ProducerSpec {
+            replicated: replication > 1,
+            ..ProducerSpec::new(&bootstrap, &topic, share_of(workload, j, n), secret.clone())
+        })
         .collect();
     let mut cspec = ConsumerSpec::new(&bootstrap, &topic, secret.clone());
     cspec.producers = n;
