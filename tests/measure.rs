@@ -54,6 +54,18 @@ fn acks_all_loses_nothing_over_100k_records() {
         r.environment.kafka_version.as_deref(),
         Some(b.kafka().version.as_str())
     );
+    // Both sides of the load spent CPU in the window, and the host at
+    // least as much as the client.
+    let cpu = r.cpu.as_ref().expect("CPU over the window");
+    assert!(
+        cpu.client_s > 0.0 && cpu.broker_s.unwrap_or(0.0) > 0.0,
+        "{cpu:?}"
+    );
+    assert!(cpu.host_busy_s + 0.5 >= cpu.client_s, "{cpu:?}");
+    assert!(
+        cpu.window_s > 0.0 && cpu.host_total_s >= cpu.host_busy_s,
+        "{cpu:?}"
+    );
 }
 
 /// Writes records straight to the topic with a plain rdkafka producer.

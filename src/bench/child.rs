@@ -3,7 +3,6 @@
 //! process, every thread, start-up included), the same way for klab's own
 //! processes and for Kafka's JVM tools.
 
-use crate::units::clock_ticks;
 use anyhow::{Context, Result, anyhow};
 use std::io::Read;
 use std::process::{Command, Stdio};
@@ -140,34 +139,7 @@ pub fn run(cmd: &mut Command, timeout: Duration) -> Result<ChildRun> {
     })
 }
 
-/// CPU seconds (user + system) a running process has used so far, from
-/// /proc/<pid>/stat.
-pub fn proc_cpu_s(pid: u32) -> Option<f64> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name may hold spaces; fields start after the last ')'.
-    let rest = &text[text.rfind(')')? + 1..];
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    // utime and stime are fields 14 and 15 of the whole line, so 11 and 12
-    // after the state field (index 0 here).
-    let utime: f64 = f.get(11)?.parse().ok()?;
-    let stime: f64 = f.get(12)?.parse().ok()?;
-    Some((utime + stime) / clock_ticks())
-}
-
-/// (busy, total) jiffies of the whole host from /proc/stat.
-pub fn host_jiffies() -> Option<(u64, u64)> {
-    let text = std::fs::read_to_string("/proc/stat").ok()?;
-    let line = text.lines().find(|l| l.starts_with("cpu "))?;
-    let v: Vec<u64> = line
-        .split_whitespace()
-        .skip(1)
-        .filter_map(|x| x.parse().ok())
-        .collect();
-    // user nice system idle iowait irq softirq steal ...
-    let total: u64 = v.iter().take(8).sum();
-    let idle = v.get(3).copied().unwrap_or(0) + v.get(4).copied().unwrap_or(0);
-    Some((total - idle, total))
-}
+pub use crate::stats::cpu::{host_jiffies, proc_cpu_s};
 
 #[cfg(test)]
 mod tests {

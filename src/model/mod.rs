@@ -8,7 +8,9 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
 
+mod cpu;
 mod fault;
+pub use cpu::CpuUse;
 pub use fault::*;
 
 /// Settings of one broker, in Kafka's own vocabulary. `heap` becomes
@@ -591,6 +593,9 @@ pub struct StepResult {
     /// With faults: the topic read back from its start after the step.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub log_check: Option<LogCheck>,
+    /// CPU over the measured window: klab's clients, the brokers, the host.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu: Option<CpuUse>,
     /// Where the measured window starts on the `e2e_timeline` axis
     /// (seconds), to place faults on it.
     #[serde(default)]

@@ -1,3 +1,4 @@
+pub mod cpu;
 pub mod hist;
 pub mod noise;
 pub mod plot;

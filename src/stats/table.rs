@@ -211,6 +211,9 @@ pub fn step_table(r: &StepResult) -> String {
             g.heap.as_deref().unwrap_or("?")
         ));
     }
+    if let Some(c) = &r.cpu {
+        out.push_str(&format!("{}\n", c.describe()));
+    }
     if !r.broker.requested.is_empty() {
         out.push_str(&format!("broker settings: {}\n", r.broker.requested));
     }

@@ -19,6 +19,7 @@ use crate::model::{
     Applied, BrokerConfig, BrokerReport, EffectiveValue, Environment, LogCheck, StepResult,
     TargetKind, Workload,
 };
+use crate::stats::cpu::CpuSampler;
 use crate::stats::progress::{ProducerProgress, Progress};
 use crate::stats::report::Measurement;
 use crate::usage;
@@ -358,6 +359,13 @@ pub fn measure(
     let mut last_latency_second: Option<u64> = None;
 
     let mut broker_died: Option<anyhow::Error> = None;
+    // CPU from the window's start until the producers are done.
+    let broker_pids = |t: &Target| match t {
+        Target::Local(b) => b.nodes().iter().filter_map(|n| n.pid()).collect(),
+        Target::External { .. } => Vec::new(),
+    };
+    let mut cpu_start: Option<CpuSampler> = None;
+    let mut cpu: Option<crate::model::CpuUse> = None;
     let (preport, creport): (Result<ProducerReport>, Result<ConsumerReport>) = std::thread::scope(
         |s| {
             let c = s.spawn(|| consumer::run(&cspec, &clock, &cancel, &handle));
@@ -379,6 +387,12 @@ pub fn measure(
             let catch_up = opts.catch_up.unwrap_or_else(|| catch_up_limit(workload));
             let mut producers_end: Option<Instant> = None;
             while !(p.is_finished() && c.is_finished()) {
+                if p.is_finished()
+                    && cpu.is_none()
+                    && let Some(c0) = &cpu_start
+                {
+                    cpu = c0.finish(&broker_pids(target));
+                }
                 if p.is_finished() && !cancel.is_cancelled() {
                     let end = *producers_end.get_or_insert_with(Instant::now);
                     if opts.throwaway {
@@ -431,6 +445,7 @@ pub fn measure(
                 let now = sum_progress(&progress);
                 if now.measuring && !measuring {
                     measuring = true;
+                    cpu_start = Some(CpuSampler::start(&broker_pids(target)));
                     events::emit(Event::Measuring {
                         bootstrap: bootstrap.clone(),
                         topic: topic.clone(),
@@ -470,6 +485,13 @@ pub fn measure(
                 }
                 bar.update(&now, handle.consumed());
                 std::thread::sleep(Duration::from_millis(100));
+            }
+            // The consumer may reach the end markers before the loop looks
+            // again: the producers are done by now either way.
+            if cpu.is_none()
+                && let Some(c0) = &cpu_start
+            {
+                cpu = c0.finish(&broker_pids(target));
             }
             let pr = p
                 .join()
@@ -560,6 +582,7 @@ pub fn measure(
     if let Some(ws) = window_start {
         result.window_start_s = ws.as_secs_f64();
     }
+    result.cpu = cpu;
     if let Some(mut lc) = log_check {
         lc.lost_live = result.lost;
         result.lost = result.lost.max(lc.lost);

@@ -1,0 +1,125 @@
+//! CPU time from /proc: of one process, of the whole host, and what a
+//! measured window cost each side. On a 2-core laptop the load generator
+//! competes with the broker for the same cores; a step records how much
+//! of the machine klab's own clients took, so a reader can tell whether a
+//! lab measured the broker or the client.
+
+use crate::model::CpuUse;
+use crate::units::clock_ticks;
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+/// CPU seconds (user + system, every thread) a running process has used
+/// so far, from /proc/<pid>/stat; None where it cannot be read.
+pub fn proc_cpu_s(pid: u32) -> Option<f64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may hold spaces; fields start after the last ')'.
+    let rest = &text[text.rfind(')')? + 1..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the whole line, so 11 and 12
+    // after the state field (index 0 here).
+    let utime: f64 = f.get(11)?.parse().ok()?;
+    let stime: f64 = f.get(12)?.parse().ok()?;
+    Some((utime + stime) / clock_ticks())
+}
+
+/// (busy, total) jiffies of the whole host from /proc/stat.
+pub fn host_jiffies() -> Option<(u64, u64)> {
+    let text = std::fs::read_to_string("/proc/stat").ok()?;
+    let line = text.lines().find(|l| l.starts_with("cpu "))?;
+    let v: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    // user nice system idle iowait irq softirq steal ...
+    let total: u64 = v.iter().take(8).sum();
+    let idle = v.get(3).copied().unwrap_or(0) + v.get(4).copied().unwrap_or(0);
+    Some((total.saturating_sub(idle), total))
+}
+
+/// The CPU counters at the start of a window: klab's own process (its
+/// producers and consumer are threads of it), each broker JVM, the host.
+#[derive(Debug, Clone)]
+pub struct CpuSampler {
+    at: Instant,
+    client: Option<f64>,
+    brokers: BTreeMap<u32, f64>,
+    host: Option<(u64, u64)>,
+}
+
+impl CpuSampler {
+    pub fn start(broker_pids: &[u32]) -> CpuSampler {
+        CpuSampler {
+            at: Instant::now(),
+            client: proc_cpu_s(std::process::id()),
+            brokers: broker_pids
+                .iter()
+                .filter_map(|&p| Some((p, proc_cpu_s(p)?)))
+                .collect(),
+            host: host_jiffies(),
+        }
+    }
+
+    /// What the window since [`CpuSampler::start`] cost. A broker JVM counts
+    /// when it ran at both ends (one killed or restarted by a fault in
+    /// between is left out, so `broker_s` is then a lower bound); without
+    /// broker processes here (an external broker, Kubernetes) `broker_s`
+    /// is None.
+    pub fn finish(&self, broker_pids: &[u32]) -> Option<CpuUse> {
+        let window_s = self.at.elapsed().as_secs_f64();
+        let client_s = proc_cpu_s(std::process::id())? - self.client?;
+        let (b1, t1) = host_jiffies()?;
+        let (b0, t0) = self.host?;
+        let host_busy_s = b1.saturating_sub(b0) as f64 / clock_ticks();
+        let host_total_s = t1.saturating_sub(t0) as f64 / clock_ticks();
+        let mut broker: Option<f64> = None;
+        for p in broker_pids {
+            if let (Some(before), Some(now)) = (self.brokers.get(p), proc_cpu_s(*p)) {
+                *broker.get_or_insert(0.0) += (now - before).max(0.0);
+            }
+        }
+        Some(CpuUse::new(
+            window_s,
+            host_total_s,
+            host_busy_s,
+            client_s.max(0.0),
+            broker,
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn own_cpu_and_the_host_from_proc() {
+        let c = proc_cpu_s(std::process::id()).unwrap();
+        assert!(c >= 0.0);
+        let (busy, total) = host_jiffies().unwrap();
+        assert!(busy <= total && total > 0);
+        assert_eq!(proc_cpu_s(u32::MAX), None);
+    }
+
+    #[test]
+    fn a_busy_window_is_counted_for_the_client() {
+        let s = CpuSampler::start(&[]);
+        // Burn some CPU in this process until /proc shows it.
+        let t = Instant::now();
+        let mut x = 0u64;
+        while proc_cpu_s(std::process::id()).unwrap() - s.client.unwrap() < 0.05
+            && t.elapsed().as_secs() < 10
+        {
+            for i in 0..100_000u64 {
+                x = x.wrapping_mul(31).wrapping_add(i);
+            }
+        }
+        std::hint::black_box(x);
+        let u = s.finish(&[]).unwrap();
+        assert!(u.client_s >= 0.05, "{u:?}");
+        assert!(u.host_busy_s >= u.client_s * 0.5, "{u:?}");
+        assert_eq!(u.broker_s, None);
+        assert_eq!(u.client_vs_broker, None);
+    }
+}
