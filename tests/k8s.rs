@@ -362,6 +362,7 @@ fn manifests_pass_a_server_side_dry_run() {
         "service/kafka ",
         "service/kafka-headless",
         "statefulset.apps/kafka",
+        "poddisruptionbudget.policy/kafka",
     ] {
         let line = out
             .lines()
@@ -402,6 +403,9 @@ fn rbac_is_least_privilege() {
         (&["get", "statefulsets/kafka"][..], true),
         (&["patch", "statefulsets/other"][..], false),
         (&["delete", "statefulsets/kafka"][..], false),
+        (&["delete", "pods/kafka-0"][..], false),
+        (&["delete", "pods/klab-producer"][..], false),
+        (&["delete", "pods"][..], false),
         (&["list", "pods"][..], true),
         (&["watch", "pods"][..], true),
         (&["get", "pods"][..], true),
@@ -419,7 +423,27 @@ fn rbac_is_least_privilege() {
         (&["get", "pods"][..], true),
         (&["list", "pods"][..], true),
         (&["watch", "pods"][..], true),
-        (&["delete", "pods"][..], true),
+        // Delete: its own pods and the broker's (the faults), no other pod.
+        (&["delete", "pods"][..], false),
+        (&["delete", "pods/klab-producer"][..], true),
+        (&["delete", "pods/klab-consumer"][..], true),
+        (&["delete", "pods/klab-tuner"][..], true),
+        (&["delete", "pods/kafka-0"][..], true),
+        (&["delete", "pods/kafka-2"][..], true),
+        (&["delete", "pods/kafka-4"][..], true),
+        (&["delete", "pods/kafka-5"][..], false),
+        (&["delete", "pods/klab-producer-x"][..], false),
+        (&["delete", "pods/prometheus-0"][..], false),
+        (&["deletecollection", "pods"][..], false),
+        (
+            &["create", "pods/kafka-0", "--subresource=eviction"][..],
+            false,
+        ),
+        (&["delete", "statefulsets/kafka"][..], false),
+        (
+            &["delete", "persistentvolumeclaims/data-kafka-0"][..],
+            false,
+        ),
         (&["get", "pods", "--subresource=log"][..], true),
         (&["create", "configmaps/klab-summary"][..], true),
         (&["patch", "configmaps/klab-summary"][..], true),
@@ -455,7 +479,7 @@ fn the_runner_applies_the_broker_config_and_the_summary() {
         Some("768m"),
         &[("num.io.threads", "4"), ("log.segment.bytes", "1048576")],
     );
-    let stored = kube.apply_broker_config("kafka", &wanted).unwrap();
+    let stored = kube.apply_broker_config("kafka", &wanted, 1).unwrap();
     assert_eq!(objects::broker_config_of(&stored).unwrap(), wanted);
     // Read back: the new value, a new generation, nothing else changed.
     let after = sts(&kube);
@@ -494,7 +518,7 @@ fn the_runner_applies_the_broker_config_and_the_summary() {
     assert!(!owned.contains("POD_NAME"), "{owned}");
     // The same config again: no new generation.
     let g = after.metadata.generation;
-    kube.apply_broker_config("kafka", &wanted).unwrap();
+    kube.apply_broker_config("kafka", &wanted, 1).unwrap();
     assert_eq!(sts(&kube).metadata.generation, g);
 
     // The summary ConfigMap: created by an apply, then updated by another.
@@ -510,7 +534,7 @@ fn the_runner_applies_the_broker_config_and_the_summary() {
 
     // The runner may start and delete klab's pods.
     let pod = objects::pod(&PodRequest {
-        name: "klab-consumer-runner-test".into(),
+        name: Component::Consumer.pod_name(),
         namespace: "klab".into(),
         component: Component::Consumer,
         instance: "run-test".into(),
@@ -518,9 +542,9 @@ fn the_runner_applies_the_broker_config_and_the_summary() {
         active_deadline: Duration::from_secs(60),
     });
     kube.create_pod(&pod).unwrap();
-    assert!(kube.get_pod("klab-consumer-runner-test").unwrap().is_some());
-    kube.delete_pod("klab-consumer-runner-test").unwrap();
-    kube.delete_pod("klab-consumer-runner-test").unwrap(); // already gone: fine
+    assert!(kube.get_pod("klab-consumer").unwrap().is_some());
+    kube.delete_pod("klab-consumer").unwrap();
+    kube.delete_pod("klab-consumer").unwrap(); // already gone: fine
 }
 
 #[test]
@@ -625,7 +649,7 @@ fn rollout_waits_with_a_deadline_and_unsticks_a_broken_pod() {
     // deadline and says what it waited for and where the pod is.
     kubelet.set(Ready::None);
     let two = cfg(Some("256m"), &[]);
-    kube.apply_broker_config("kafka", &two).unwrap();
+    kube.apply_broker_config("kafka", &two, 1).unwrap();
     let t0 = Instant::now();
     let e = kube
         .wait_rollout("kafka", Duration::from_secs(3), poll)
@@ -665,7 +689,7 @@ fn rollout_waits_with_a_deadline_and_unsticks_a_broken_pod() {
     // the third revision completes once its pod is ready.
     kubelet.set(Ready::UpdateRevision);
     let three = cfg(Some("1g"), &[("num.io.threads", "8")]);
-    kube.apply_broker_config("kafka", &three).unwrap();
+    kube.apply_broker_config("kafka", &three, 1).unwrap();
     kube.wait_rollout("kafka", Duration::from_secs(60), poll)
         .unwrap();
     let s = sts(&kube);
@@ -712,7 +736,7 @@ fn without_a_statefulset_controller_the_wait_times_out_and_says_so() {
         ))
         .unwrap();
     let kube = Kube::from_config(config, "t-bare").unwrap();
-    kube.apply_broker_config("kafka", &cfg(Some("1g"), &[]))
+    kube.apply_broker_config("kafka", &cfg(Some("1g"), &[]), 1)
         .unwrap();
     let t0 = Instant::now();
     let e = kube
@@ -754,7 +778,7 @@ fn an_on_delete_statefulset_is_refused_at_once() {
         "-p",
         r#"{"spec":{"updateStrategy":{"type":"OnDelete","rollingUpdate":null}}}"#,
     ]));
-    kube.apply_broker_config("kafka", &cfg(Some("300m"), &[]))
+    kube.apply_broker_config("kafka", &cfg(Some("300m"), &[]), 1)
         .unwrap();
     let t0 = Instant::now();
     let e = kube
@@ -892,6 +916,7 @@ fn the_demo_runs_every_lab_as_pods_with_the_runners_rights() {
                 poll: Duration::from_millis(100),
             },
             statefulset: "kafka".into(),
+            brokers: 1,
         },
     )
     .unwrap();
@@ -970,9 +995,17 @@ fn the_demo_runs_every_lab_as_pods_with_the_runners_rights() {
     // The pods, in order: the tuner pod clears dynamic settings before each
     // restart and reads the config after it; a restart is followed by a
     // throw-away warm-up load; every load is a consumer, then a producer.
-    // In the order the pods were created (the number ending their names).
-    let mut seen = seen.lock().unwrap().clone();
-    seen.sort_by_key(|(name, _)| name.rsplit('-').next().unwrap().parse::<u32>().unwrap());
+    // In the order klab read their output (a load's consumer, which it
+    // created first, then its producer). One name per component.
+    let seen = seen.lock().unwrap().clone();
+    for (name, args) in &seen {
+        let want = match args[0].as_str() {
+            "broker" => "klab-tuner",
+            "consume" => "klab-consumer",
+            _ => "klab-producer",
+        };
+        assert_eq!(name, want, "{args:?}");
+    }
     let seen: Vec<Vec<String>> = seen.into_iter().map(|(_, a)| a).collect();
     let short: Vec<String> = seen
         .iter()
@@ -1111,4 +1144,313 @@ fn a_namespace_without_klab_says_how_to_deploy_it() {
         "{err}"
     );
     assert!(err.contains("kubectl apply -k manifests"), "{err}");
+}
+
+// ------------------------------------------------------------ N brokers, faults
+
+/// A pod's arguments with the `$(VAR)` references the kubelet expands,
+/// resolved from the pod's env (values, and the fieldRefs of name and
+/// namespace).
+fn expanded_args(p: &Pod) -> (Vec<String>, BTreeMap<String, String>) {
+    let c = &p.spec.as_ref().unwrap().containers[0];
+    let mut env = BTreeMap::new();
+    for e in c.env.iter().flatten() {
+        let v = match (&e.value, &e.value_from) {
+            (Some(v), _) => v.clone(),
+            (None, Some(from)) => match from.field_ref.as_ref().unwrap().field_path.as_str() {
+                "metadata.name" => p.metadata.name.clone().unwrap(),
+                "metadata.namespace" => p.metadata.namespace.clone().unwrap(),
+                other => panic!("fieldRef {other}"),
+            },
+            _ => String::new(),
+        };
+        env.insert(e.name.clone(), v);
+    }
+    let args = c
+        .args
+        .iter()
+        .flatten()
+        .map(|a| {
+            let mut a = a.clone();
+            for (k, v) in &env {
+                a = a.replace(&format!("$({k})"), v);
+            }
+            assert!(!a.contains("$("), "unresolved reference in {a}");
+            a
+        })
+        .collect();
+    (args, env)
+}
+
+/// `klab broker render` with a broker pod's own arguments and config: the
+/// server.properties that pod's `klab broker exec` writes.
+fn rendered_for(p: &Pod) -> String {
+    let (args, env) = expanded_args(p);
+    let o = Command::new(env!("CARGO_BIN_EXE_klab"))
+        .args(["broker", "render"])
+        .args(&args)
+        .env("KLAB_BROKER_CONFIG", &env["KLAB_BROKER_CONFIG"])
+        .output()
+        .unwrap();
+    ok(&o)
+}
+
+fn prop(text: &str, key: &str) -> String {
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{key}=")))
+        .unwrap_or_else(|| panic!("{key} not in\n{text}"))
+        .to_string()
+}
+
+#[test]
+fn three_brokers_are_one_quorum_with_replicated_topics() {
+    env();
+    let ns = "t-quorum";
+    namespace_with_broker(ns, true);
+    // The PodDisruptionBudget came with the broker's manifest.
+    let pdb = ok(&kubectl(&[
+        "-n",
+        ns,
+        "get",
+        "poddisruptionbudget/kafka",
+        "-o",
+        "jsonpath={.spec.maxUnavailable} {.spec.selector.matchLabels}",
+    ]));
+    assert!(pdb.starts_with("1 "), "{pdb}");
+    assert!(
+        pdb.contains(r#""app.kubernetes.io/component":"broker""#),
+        "{pdb}"
+    );
+
+    let labs_dir = tempfile::tempdir().unwrap();
+    write_lab(
+        labs_dir.path(),
+        "01-replicated",
+        "title = \"replicated\"\n[cluster]\nbrokers = 3\n[broker]\nheap = \"512m\"\n[workload]\nrate = 1000\nduration = \"1s\"\nwarmup = \"0s\"\nreplication_factor = 3\nmin_insync_replicas = 2\n",
+    );
+    let labs = Labs::load(labs_dir.path()).unwrap();
+    let results = tempfile::tempdir().unwrap();
+    let _kubelet = Kubelet::start(ns, Ready::UpdateRevision);
+    let kube = kube_as(ns, Some(RUNNER));
+    let mut s = K8sSession::new(
+        kube,
+        K8sOptions {
+            run_dir: results.path().join("run"),
+            quick: false,
+            progress: klab::stats::progress::Progress::Quiet,
+            timeouts: Timeouts {
+                rollout: Duration::from_secs(90),
+                pod_start: Duration::from_secs(30),
+                tuner: Duration::from_secs(30),
+                poll: Duration::from_millis(100),
+            },
+            statefulset: "kafka".into(),
+            brokers: labs.baseline().brokers,
+        },
+    )
+    .unwrap();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    s.set_pod_logs(Box::new(FakeOutput {
+        dynamic: Mutex::new(BTreeMap::new()),
+        seen: seen.clone(),
+    }));
+    // The runner scales the StatefulSet to the lab's 3 brokers and waits
+    // for all of them.
+    s.prepare().unwrap();
+    assert_eq!(s.replicas(), 3);
+    let st = sts(&s.kube);
+    assert_eq!(objects::broker_replicas_of(&st), (3, Some(3)));
+    assert_eq!(st.status.as_ref().unwrap().ready_replicas, Some(3));
+
+    // Each pod runs as its own node of one quorum of three voters.
+    let voters = format!(
+        "1@kafka-0.kafka-headless.{ns}.svc:9093,2@kafka-1.kafka-headless.{ns}.svc:9093,3@kafka-2.kafka-headless.{ns}.svc:9093"
+    );
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        let p = s.kube.get_pod(&format!("kafka-{i}")).unwrap().unwrap();
+        let text = rendered_for(&p);
+        assert_eq!(prop(&text, "node.id"), (i + 1).to_string(), "{text}");
+        assert_eq!(prop(&text, "process.roles"), "broker,controller");
+        assert_eq!(prop(&text, "controller.quorum.voters"), voters);
+        assert_eq!(
+            prop(&text, "advertised.listeners"),
+            format!("PLAINTEXT://kafka-{i}.kafka-headless.{ns}.svc:9092")
+        );
+        assert_eq!(prop(&text, "offsets.topic.replication.factor"), "3");
+        let id = text
+            .lines()
+            .find_map(|l| l.strip_prefix("# KRaft cluster id: "))
+            .unwrap()
+            .to_string();
+        ids.push(id);
+    }
+    // One cluster id for all of them, this namespace's.
+    assert!(ids.iter().all(|id| *id == ids[0]), "{ids:?}");
+    assert_eq!(
+        ids[0],
+        klab::broker::quorum::statefulset_cluster_id("kafka", &format!("kafka-headless.{ns}.svc"))
+    );
+
+    // The lab's step: its topic gets the lab's replication.
+    let mut rows = Vec::new();
+    run_demo(&mut s, &labs, &FixSource::Lab, &mut rows).unwrap();
+    assert_eq!(rows.len(), 1);
+    assert!(rows[0].result.complete, "{:?}", rows[0].result.reason);
+    let consume: Vec<String> = seen
+        .lock()
+        .unwrap()
+        .iter()
+        .find(|(_, a)| a[0] == "consume")
+        .map(|(_, a)| a.clone())
+        .unwrap();
+    assert!(
+        consume
+            .windows(2)
+            .any(|w| w == ["--create-replication-factor", "3"]),
+        "{consume:?}"
+    );
+    assert!(
+        consume
+            .windows(2)
+            .any(|w| w == ["--create-min-insync-replicas", "2"]),
+        "{consume:?}"
+    );
+    // The restart for lab 01's heap kept the size.
+    assert_eq!(objects::broker_replicas_of(&sts(&s.kube)), (3, Some(3)));
+}
+
+#[test]
+fn kill_and_stop_faults_delete_broker_pods_and_the_statefulset_brings_them_back() {
+    env();
+    let ns = "t-faults";
+    namespace_with_broker(ns, true);
+    let _kubelet = Kubelet::start(ns, Ready::All);
+    let admin = kube_as(ns, None);
+    admin
+        .apply_broker_config("kafka", &cfg(Some("512m"), &[]), 2)
+        .unwrap();
+    admin
+        .wait_rollout("kafka", Duration::from_secs(60), Duration::from_millis(100))
+        .unwrap();
+    let uid = |i: u32| {
+        admin
+            .get_pod(&format!("kafka-{i}"))
+            .unwrap()
+            .and_then(|p| p.metadata.uid)
+    };
+    let before = [uid(0), uid(1)];
+    assert!(before.iter().all(Option::is_some));
+
+    // The tuner may not delete a broker.
+    let e = kube_as(ns, Some(TUNER)).delete_pod("kafka-0").unwrap_err();
+    assert!(
+        e.to_string().contains("permission to delete pods/kafka-0"),
+        "{e}"
+    );
+    assert_eq!(uid(0), before[0]);
+
+    // As the runner: kill broker 2 (pod kafka-1), stop broker 1 (kafka-0).
+    let runner = kube_as(ns, Some(RUNNER));
+    let specs: Vec<klab::model::FaultSpec> =
+        ["at=0s,action=kill,broker=2", "at=0s,action=stop,broker=1"]
+            .iter()
+            .map(|s| s.parse().unwrap())
+            .collect();
+    let mut faults = klab::k8s::faults::PodFaults::new("kafka", &specs);
+    let t0 = Instant::now();
+    let window = std::time::SystemTime::now();
+    faults.tick(Duration::ZERO, &runner);
+    assert_eq!(faults.next_due(), None);
+    // The StatefulSet controller creates both again (new uids), the fake
+    // kubelet makes them ready, and the timeline notes they are back.
+    wait_for(
+        "both broker pods recreated",
+        Duration::from_secs(60),
+        || {
+            (uid(0).is_some() && uid(1).is_some() && uid(0) != before[0] && uid(1) != before[1])
+                .then_some(())
+        },
+    );
+    wait_for("both pods ready again", Duration::from_secs(60), || {
+        faults.tick(t0.elapsed(), &runner);
+        let done = admin
+            .get_pod("kafka-0")
+            .unwrap()
+            .is_some_and(|p| status::is_ready(&p))
+            && admin
+                .get_pod("kafka-1")
+                .unwrap()
+                .is_some_and(|p| status::is_ready(&p));
+        done.then_some(())
+    });
+    // One more look after both are ready records the second.
+    faults.tick(t0.elapsed(), &runner);
+    let records = faults.finish(Some(window));
+    assert_eq!(records.len(), 2, "{records:?}");
+    for (r, (action, broker)) in records.iter().zip([
+        (klab::model::FaultAction::Kill, 2),
+        (klab::model::FaultAction::Stop, 1),
+    ]) {
+        assert_eq!(r.action, action);
+        assert_eq!(r.broker, broker);
+        assert_eq!(r.error, None, "{r:?}");
+        assert!(r.at_s >= 0.0 && r.at_s < 5.0, "{r:?}");
+        let back = r.back_at_s.unwrap_or_else(|| panic!("not back: {r:?}"));
+        assert!(back >= r.at_s, "{r:?}");
+    }
+    // A fault on a pod that does not exist says so in its record.
+    let mut f = klab::k8s::faults::PodFaults::new(
+        "kafka",
+        &["at=0s,action=kill,broker=5".parse().unwrap()],
+    );
+    f.tick(Duration::ZERO, &runner);
+    let r = f.finish(None);
+    assert_eq!(r[0].error.as_deref(), Some("pod kafka-4 did not exist"));
+}
+
+#[test]
+fn faults_kubernetes_cannot_run_are_refused_before_anything_starts() {
+    let labs = tempfile::tempdir().unwrap();
+    write_lab(
+        labs.path(),
+        "01-base",
+        "title = \"base\"\n[cluster]\nbrokers = 3\n[workload]\nrate = 1000\nduration = \"10s\"\n",
+    );
+    write_lab(
+        labs.path(),
+        "02-pause",
+        "title = \"pause\"\nextends = \"01\"\n\n[[faults]]\nat = \"1s\"\naction = \"kill\"\nbroker = 2\n\n[[faults]]\nat = \"2s\"\naction = \"pause\"\nbroker = 1\nfor = \"2s\"\n",
+    );
+    // A kubeconfig that points nowhere: the labs are refused first.
+    let dir = tempfile::tempdir().unwrap();
+    let kc = dir.path().join("kubeconfig");
+    std::fs::write(
+        &kc,
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: https://127.0.0.1:1\ncontexts:\n- name: x\n  context:\n    cluster: c\n    user: u\ncurrent-context: x\nusers:\n- name: u\n  user:\n    token: x\n",
+    )
+    .unwrap();
+    let results = tempfile::tempdir().unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_klab"))
+        .args(["demo", "--target", "k8s", "--quiet", "--results"])
+        .arg(results.path())
+        .arg("--labs")
+        .arg(labs.path())
+        .env("KUBECONFIG", &kc)
+        .env_remove("KUBERNETES_SERVICE_HOST")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    let file = labs.path().join("02-pause/lab.toml");
+    assert!(
+        err.contains(&format!(
+            "{}:11:10: faults[2].action: pause cannot run on Kubernetes",
+            file.display()
+        )),
+        "{err}"
+    );
+    assert!(!err.contains("cannot reach"), "{err}");
+    // Nothing was written.
+    assert_eq!(std::fs::read_dir(results.path()).unwrap().count(), 0);
 }

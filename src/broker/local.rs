@@ -24,9 +24,8 @@ use std::time::{Duration, Instant};
 
 mod faults;
 
-/// The most nodes a local cluster may have, and the most voters it uses.
-pub const MAX_BROKERS: u32 = 5;
-const MAX_VOTERS: u32 = 3;
+/// The most nodes a local cluster may have.
+pub const MAX_BROKERS: u32 = crate::broker::quorum::MAX_NODES;
 
 #[derive(Debug, Clone)]
 pub struct LocalOptions {
@@ -107,7 +106,7 @@ pub fn cluster_id() -> String {
 
 /// The nodes' layouts: ports, roles, voters, data directories.
 fn layouts(dir: &Path, n: u32) -> Result<Vec<(NodeLayout, PathBuf)>> {
-    let voters_n = n.min(MAX_VOTERS);
+    let voters_n = crate::broker::quorum::voter_count(n);
     let ports = free_ports((n + voters_n) as usize)?;
     let voters: Vec<Voter> = (0..voters_n)
         .map(|i| Voter {

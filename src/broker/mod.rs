@@ -7,4 +7,5 @@ pub mod kafka_home;
 pub mod knobs;
 pub mod local;
 pub mod node;
+pub mod quorum;
 pub mod render;

@@ -5,6 +5,7 @@
 use super::Outcome;
 use crate::broker::kafka_home::{KafkaHome, java};
 use crate::broker::knobs::{ENV_BROKER_CONFIG, parse_config};
+use crate::broker::quorum;
 use crate::broker::render::{self, NodeLayout};
 use crate::cli::{BrokerExecArgs, BrokerRenderArgs, NodeArgs};
 use crate::model::BrokerConfig;
@@ -40,23 +41,58 @@ fn read_config(file: Option<&Path>) -> Result<(BrokerConfig, String)> {
     }
 }
 
-/// The pod's node: its own only voter, which it reaches on loopback (the
-/// controller listens on every interface).
-fn layout(n: &NodeArgs, data_dir: &Path, bind: &str) -> NodeLayout {
-    NodeLayout::single(
+/// The node to render: with `--pod`, one pod of the broker StatefulSet in
+/// its quorum (see [`quorum::pod_layout`]); else a single node, its own only
+/// voter, which it reaches on loopback (the controller listens on every
+/// interface).
+fn layout(n: &NodeArgs, data_dir: &Path, bind: &str) -> Result<NodeLayout> {
+    let log_dir = data_dir.to_string_lossy();
+    if let Some(pod) = &n.pod {
+        let domain = n.peer_domain.as_deref().unwrap_or_default();
+        let mut l = quorum::pod_layout(&quorum::PodNode {
+            pod,
+            replicas: n.replicas,
+            domain,
+            broker_port: n.broker_port,
+            controller_port: n.controller_port,
+            log_dir: &log_dir,
+        })
+        .map_err(|e| usage!("--pod {pod}: {e}"))?;
+        l.bind_host = bind.into();
+        return Ok(l);
+    }
+    Ok(NodeLayout::single(
         n.node_id,
         bind,
         &n.advertised_host,
         if bind == "0.0.0.0" { "127.0.0.1" } else { bind },
         n.broker_port,
         n.controller_port,
-        &data_dir.to_string_lossy(),
-    )
+        &log_dir,
+    ))
+}
+
+/// The KRaft cluster id a node formats its storage with: shared by every
+/// pod of the StatefulSet (derived from its name and domain), random for a
+/// single node.
+fn cluster_id(n: &NodeArgs) -> String {
+    match (&n.pod, &n.peer_domain) {
+        (Some(pod), Some(domain)) => {
+            let set = quorum::parse_pod_name(pod)
+                .map(|(s, _)| s)
+                .unwrap_or_else(|_| pod.clone());
+            quorum::statefulset_cluster_id(&set, domain)
+        }
+        _ => crate::broker::local::cluster_id(),
+    }
 }
 
 pub fn render_cmd(a: &BrokerRenderArgs) -> Result<Outcome> {
     let (cfg, _) = read_config(a.config.as_deref())?;
-    let l = layout(&a.node, &a.data_dir, "0.0.0.0");
+    let l = layout(&a.node, &a.data_dir, "0.0.0.0")?;
+    if a.node.pod.is_some() {
+        crate::outln!("# KRaft cluster id: {}", cluster_id(&a.node));
+    }
     crate::outln!("# JVM flags");
     for f in render::jvm_flags(
         &cfg,
@@ -72,6 +108,7 @@ pub fn render_cmd(a: &BrokerRenderArgs) -> Result<Outcome> {
 pub fn exec_cmd(a: &BrokerExecArgs) -> Result<Outcome> {
     use std::os::unix::process::CommandExt;
     let (cfg, from) = read_config(None)?;
+    let node = layout(&a.node, &a.data_dir, "0.0.0.0")?;
     let kafka = KafkaHome::locate(a.kafka.kafka_home.as_deref())?;
     let java = java()?;
     let conf = a
@@ -83,18 +120,17 @@ pub fn exec_cmd(a: &BrokerExecArgs) -> Result<Outcome> {
         .with_context(|| format!("creating {}", a.data_dir.display()))?;
     let props = conf.join("server.properties");
     let log4j = conf.join("log4j2.properties");
-    std::fs::write(
-        &props,
-        render::server_properties(&layout(&a.node, &a.data_dir, "0.0.0.0"), &cfg),
-    )?;
+    std::fs::write(&props, render::server_properties(&node, &cfg))?;
     std::fs::write(&log4j, render::LOG4J2_PROPERTIES)?;
     crate::errln!(
-        "klab broker: Kafka {} from {}, config from {from}: {cfg}",
+        "klab broker: Kafka {} from {}, node {} of {}, config from {from}: {cfg}",
         kafka.version,
-        kafka.dir.display()
+        kafka.dir.display(),
+        node.node_id,
+        node.cluster_size
     );
     if !a.data_dir.join("meta.properties").exists() {
-        let id = crate::broker::local::cluster_id();
+        let id = cluster_id(&a.node);
         crate::broker::node::format_storage(&java, &kafka, &log4j, &props, &id)
             .with_context(|| format!("formatting {}", a.data_dir.display()))?;
     }

@@ -49,6 +49,10 @@ pub fn execute(a: &DemoArgs) -> Result<Outcome> {
 
 fn k8s(a: &DemoArgs, fix: FixSource) -> Result<Outcome> {
     let labs = crate::lab::load_track(&labs_dir(a.session.dir.labs.as_deref()), &a.track)?;
+    // Faults the API cannot run are refused before anything starts.
+    for lab in &labs.labs {
+        crate::k8s::faults::check_lab(lab)?;
+    }
     if let Some(j) = &a.session.json {
         check_writable(j).map_err(|e| usage!("--json {}: {e}", j.display()))?;
     }
@@ -66,6 +70,7 @@ fn k8s(a: &DemoArgs, fix: FixSource) -> Result<Outcome> {
             progress: Progress::detect(a.session.quiet),
             timeouts: Timeouts::default(),
             statefulset: BROKER_STATEFULSET.into(),
+            brokers: labs.baseline().brokers,
         },
     )?;
     let started = Instant::now();

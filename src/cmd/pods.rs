@@ -126,13 +126,22 @@ pub fn consume(a: &ConsumeArgs) -> Result<Outcome> {
     if let Some(j) = &a.json {
         check_writable(j).map_err(|e| usage!("--json {}: {e}", j.display()))?;
     }
+    if let (Some(isr), rf) = (a.create_min_insync_replicas, a.create_replication_factor) {
+        let rf = rf.unwrap_or(1);
+        if isr > rf {
+            return Err(usage!(
+                "--create-min-insync-replicas {isr}: above the replication factor {rf} (--create-replication-factor), every write would fail"
+            ));
+        }
+    }
     let secret = shared_secret()?;
     let _metrics = serve_metrics(a.metrics, Role::Consumer)?;
     begin(&a.bootstrap, &a.topic, String::new());
     if let Some(p) = a.create_partitions {
         let admin = Admin::connect(&a.bootstrap)?;
         if admin.topic_partitions(&a.topic)?.is_none() {
-            admin.create_topic(&a.topic, p)?;
+            let rf = a.create_replication_factor.unwrap_or(1) as i32;
+            admin.create_replicated_topic(&a.topic, p, rf, a.create_min_insync_replicas)?;
         }
     }
     let mut spec = ConsumerSpec::new(&a.bootstrap, &a.topic, secret);

@@ -251,10 +251,16 @@ impl Kube {
         })
     }
 
-    /// Server-side applies `cfg` as the broker's KLAB_BROKER_CONFIG (field
-    /// manager `klab`); returns the StatefulSet as stored.
-    pub fn apply_broker_config(&self, name: &str, cfg: &BrokerConfig) -> Result<StatefulSet> {
-        let body = objects::broker_config_apply(&self.namespace, name, cfg)?;
+    /// Server-side applies `cfg` as the broker's KLAB_BROKER_CONFIG and
+    /// `replicas` as its size (field manager `klab`); returns the
+    /// StatefulSet as stored.
+    pub fn apply_broker_config(
+        &self,
+        name: &str,
+        cfg: &BrokerConfig,
+        replicas: u32,
+    ) -> Result<StatefulSet> {
+        let body = objects::broker_config_apply(&self.namespace, name, cfg, replicas)?;
         let api = self.statefulsets();
         let pp = objects::apply_params();
         self.call(
@@ -350,14 +356,55 @@ impl Kube {
 
     /// Deletes a pod; one that is already gone is fine.
     pub fn delete_pod(&self, name: &str) -> Result<()> {
+        self.delete_pod_graced(name, None).map(|_| ())
+    }
+
+    /// Deletes a pod with `grace` seconds to stop (0: its containers are
+    /// killed at once; None: the pod's own terminationGracePeriodSeconds).
+    /// Returns the uid of the pod deleted (empty if the API did not say),
+    /// None if it was already gone.
+    pub fn delete_pod_graced(&self, name: &str, grace: Option<u32>) -> Result<Option<String>> {
         let api = self.pods();
+        let dp = DeleteParams {
+            grace_period_seconds: grace,
+            ..Default::default()
+        };
         self.call(self.c("delete", "pods", Some(name)), async move {
-            match api.delete(name, &DeleteParams::default()).await {
-                Ok(_) => Ok(()),
-                Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+            match api.delete(name, &dp).await {
+                // The pod as deleted, or (rarely) only a Status: deleted,
+                // uid unknown.
+                Ok(either) => Ok(Some(
+                    either
+                        .left()
+                        .and_then(|p| p.metadata.uid)
+                        .unwrap_or_default(),
+                )),
+                Err(kube::Error::Api(s)) if s.code == 404 => Ok(None),
                 Err(e) => Err(e),
             }
         })
+    }
+
+    /// Waits until pod `name` is gone (a pod being deleted keeps its name
+    /// until its containers stopped), polling every `poll`.
+    pub fn wait_pod_gone(&self, name: &str, timeout: Duration, poll: Duration) -> Result<()> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if crate::cancel::interrupted() {
+                return Err(Interrupted.into());
+            }
+            let Some(p) = self.get_pod(name)? else {
+                return Ok(());
+            };
+            if Instant::now() >= deadline {
+                return Err(anyhow::anyhow!(
+                    "pod {name} still exists {}s after it was deleted: {}",
+                    timeout.as_secs(),
+                    describe_pod(&p)
+                ));
+            }
+            std::thread::sleep(poll.min(deadline.saturating_duration_since(Instant::now())));
+        }
     }
 
     /// The log of a pod's container (stdout and stderr).

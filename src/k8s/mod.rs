@@ -22,6 +22,7 @@
 
 pub mod api;
 pub mod error;
+pub mod faults;
 pub mod objects;
 pub mod session;
 pub mod status;
@@ -39,6 +40,11 @@ pub const BROKER_STATEFULSET: &str = "kafka";
 pub const BROKER_CONTAINER: &str = "kafka";
 /// The env var of the broker container that holds its TOML config.
 pub const BROKER_CONFIG_ENV: &str = crate::broker::knobs::ENV_BROKER_CONFIG;
+/// The env var that tells the broker pods the StatefulSet's size (their
+/// `--replicas`).
+pub const BROKER_REPLICAS_ENV: &str = "KLAB_BROKER_REPLICAS";
+/// The broker StatefulSet's headless Service: its pods' DNS domain.
+pub const BROKER_HEADLESS_SERVICE: &str = "kafka-headless";
 /// The Secret (and its key) with the HMAC key producer and consumer share.
 pub const HMAC_SECRET: &str = "klab-hmac";
 pub const HMAC_SECRET_KEY: &str = "secret";

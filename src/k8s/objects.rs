@@ -3,7 +3,10 @@
 //! server-side apply body, the producer/consumer/tuner pods and their
 //! arguments, the summary ConfigMap.
 
-use super::{BROKER_CONFIG_ENV, BROKER_CONTAINER, FIELD_MANAGER, HMAC_SECRET, HMAC_SECRET_KEY};
+use super::{
+    BROKER_CONFIG_ENV, BROKER_CONTAINER, BROKER_REPLICAS_ENV, FIELD_MANAGER, HMAC_SECRET,
+    HMAC_SECRET_KEY,
+};
 use crate::model::{BrokerConfig, Workload};
 use crate::units::format_duration;
 use crate::usage;
@@ -55,6 +58,14 @@ impl Component {
     /// `klab/producer:0.1.0`: imported into the cluster, never pulled.
     pub fn image(self) -> String {
         format!("klab/{}:{}", self.as_str(), super::VERSION)
+    }
+
+    /// The pod's name: one per component and namespace (`klab-producer`).
+    /// The runner's Role may delete pods of these names only (and the
+    /// broker's), and a second run against the same broker, which would
+    /// disturb the first one's measurements, finds the name taken.
+    pub fn pod_name(self) -> String {
+        format!("klab-{}", self.as_str())
     }
 
     /// The ServiceAccount of manifests/rbac.yaml.
@@ -240,15 +251,30 @@ pub fn pod(r: &PodRequest) -> Pod {
     }
 }
 
-/// `klab consume` for one step: creates the topic, waits for every
+/// `klab consume` for one step: creates the topic with `replication`
+/// (replicas per partition and `min.insync.replicas`, as
+/// `step::replication_of` decides for every target), waits for every
 /// producer's end-of-run marker, deletes the topic when done.
-pub fn consumer_args(bootstrap: &str, topic: &str, w: &Workload, timeout: Duration) -> Vec<String> {
+pub fn consumer_args(
+    bootstrap: &str,
+    topic: &str,
+    w: &Workload,
+    timeout: Duration,
+    replication: (i32, Option<u32>),
+) -> Vec<String> {
     let mut a: Vec<String> = ["consume", "--bootstrap", bootstrap, "--topic", topic]
         .map(String::from)
         .into();
     a.extend([
         "--create-partitions".into(),
         w.partitions.to_string(),
+        "--create-replication-factor".into(),
+        replication.0.to_string(),
+    ]);
+    if let Some(isr) = replication.1 {
+        a.extend(["--create-min-insync-replicas".into(), isr.to_string()]);
+    }
+    a.extend([
         "--producers".into(),
         w.producers.max(1).to_string(),
         "--timeout".into(),
@@ -325,32 +351,65 @@ pub fn apply_params() -> PatchParams {
     PatchParams::apply(FIELD_MANAGER).force()
 }
 
-/// The server-side apply body that sets the broker's config: only the env
-/// var KLAB_BROKER_CONFIG of the container `kafka` in the pod template.
-/// Containers and env are lists keyed by name, so the apply merges into
-/// them and leaves every other field to its owner. (A typed StatefulSet
-/// would also carry its required `spec.selector`, an atomic field klab must
-/// not claim; so the envelope is plain JSON around the typed container.)
+/// The server-side apply body that sets the broker's config and its size:
+/// `spec.replicas` and two env vars of the container `kafka` in the pod
+/// template, KLAB_BROKER_CONFIG and KLAB_BROKER_REPLICAS (which the pods'
+/// `--replicas $(KLAB_BROKER_REPLICAS)` reads: every pod must know the
+/// quorum's size, so a new size rolls them all). Containers and env are
+/// lists keyed by name, so the apply merges into them and leaves every
+/// other field to its owner. Every apply of klab's carries all three
+/// fields: a field klab owns and leaves out of an apply would be removed.
+/// (A typed StatefulSet would also carry its required `spec.selector`, an
+/// atomic field klab must not claim; so the envelope is plain JSON around
+/// the typed container.)
 pub fn broker_config_apply(
     namespace: &str,
     name: &str,
     cfg: &BrokerConfig,
+    replicas: u32,
 ) -> Result<serde_json::Value> {
     let container = Container {
         name: BROKER_CONTAINER.into(),
-        env: Some(vec![EnvVar {
-            name: BROKER_CONFIG_ENV.into(),
-            value: Some(broker_config_toml(cfg)?),
-            ..Default::default()
-        }]),
+        // In the order of manifests/broker.yaml: a merge that reorders the
+        // list would change the pod template, and roll the pods, for nothing.
+        env: Some(vec![
+            EnvVar {
+                name: BROKER_REPLICAS_ENV.into(),
+                value: Some(replicas.to_string()),
+                ..Default::default()
+            },
+            EnvVar {
+                name: BROKER_CONFIG_ENV.into(),
+                value: Some(broker_config_toml(cfg)?),
+                ..Default::default()
+            },
+        ]),
         ..Default::default()
     };
     Ok(serde_json::json!({
         "apiVersion": "apps/v1",
         "kind": "StatefulSet",
         "metadata": { "name": name, "namespace": namespace },
-        "spec": { "template": { "spec": { "containers": [container] } } }
+        "spec": {
+            "replicas": replicas,
+            "template": { "spec": { "containers": [container] } }
+        }
     }))
+}
+
+/// The StatefulSet's size: `spec.replicas` (1 when unset), and the size its
+/// pods are told (KLAB_BROKER_REPLICAS; None when missing or not a number).
+pub fn broker_replicas_of(sts: &StatefulSet) -> (u32, Option<u32>) {
+    let spec = sts.spec.as_ref();
+    let replicas = spec.and_then(|s| s.replicas).unwrap_or(1).max(0) as u32;
+    let told = spec
+        .and_then(|s| s.template.spec.as_ref())
+        .and_then(|s| s.containers.iter().find(|c| c.name == BROKER_CONTAINER))
+        .and_then(|c| c.env.as_ref())
+        .and_then(|env| env.iter().find(|e| e.name == BROKER_REPLICAS_ENV))
+        .and_then(|e| e.value.as_deref())
+        .and_then(|v| v.trim().parse().ok());
+    (replicas, told)
 }
 
 /// The broker config the StatefulSet's pod template holds now.
@@ -438,8 +497,8 @@ mod tests {
             ..Default::default()
         };
         cfg.properties.insert("num.io.threads".into(), "2".into());
-        let body = broker_config_apply("labns", "kafka", &cfg).unwrap();
-        let toml = body["spec"]["template"]["spec"]["containers"][0]["env"][0]["value"]
+        let body = broker_config_apply("labns", "kafka", &cfg, 3).unwrap();
+        let toml = body["spec"]["template"]["spec"]["containers"][0]["env"][1]["value"]
             .as_str()
             .unwrap()
             .to_string();
@@ -449,11 +508,25 @@ mod tests {
                 "apiVersion": "apps/v1",
                 "kind": "StatefulSet",
                 "metadata": {"name": "kafka", "namespace": "labns"},
-                "spec": {"template": {"spec": {"containers": [
-                    {"name": "kafka", "env": [{"name": "KLAB_BROKER_CONFIG", "value": toml}]}
+                "spec": {"replicas": 3, "template": {"spec": {"containers": [
+                    {"name": "kafka", "env": [
+                        {"name": "KLAB_BROKER_REPLICAS", "value": "3"},
+                        {"name": "KLAB_BROKER_CONFIG", "value": toml}
+                    ]}
                 ]}}}
             })
         );
+        // What klab reads back of the size.
+        let sts: StatefulSet = serde_json::from_value(json!({
+            "metadata": {"name": "kafka"},
+            "spec": {"replicas": 3, "selector": {}, "serviceName": "kafka-headless",
+                "template": {"spec": {"containers": [
+                    {"name": "kafka", "env": [{"name": "KLAB_BROKER_REPLICAS", "value": "3"}]}
+                ]}}}
+        }))
+        .unwrap();
+        assert_eq!(broker_replicas_of(&sts), (3, Some(3)));
+        assert_eq!(broker_replicas_of(&StatefulSet::default()), (1, None));
         // The value is what the broker image's entrypoint parses back.
         let back = crate::broker::knobs::parse_config(&toml, "test").unwrap();
         assert_eq!(back, cfg);
@@ -703,7 +776,7 @@ mod tests {
             producers: 3,
             ..Default::default()
         };
-        let a = consumer_args("b:9092", "t", &w, Duration::from_secs(300));
+        let a = consumer_args("b:9092", "t", &w, Duration::from_secs(300), (3, Some(2)));
         let timeout = format_duration(Duration::from_secs(300));
         assert_eq!(
             a,
@@ -715,6 +788,10 @@ mod tests {
                 "t",
                 "--create-partitions",
                 "6",
+                "--create-replication-factor",
+                "3",
+                "--create-min-insync-replicas",
+                "2",
                 "--producers",
                 "3",
                 "--timeout",
@@ -730,6 +807,8 @@ mod tests {
             Command::Consume(c) => {
                 assert_eq!(c.topic, "t");
                 assert_eq!(c.create_partitions, Some(6));
+                assert_eq!(c.create_replication_factor, Some(3));
+                assert_eq!(c.create_min_insync_replicas, Some(2));
                 assert_eq!(c.producers, 3);
                 assert_eq!(c.timeout, Duration::from_secs(300));
                 assert!(c.delete_topic);

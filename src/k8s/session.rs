@@ -5,6 +5,7 @@
 //! over the labs, with the same rows, ratios and summary as the local demo.
 
 use super::api::{Kube, RolloutFailed};
+use super::faults::PodFaults;
 use super::objects::{self, Component, PodRequest};
 use super::status::{PodState, describe_pod, last_json, pod_state, tail};
 use super::{Timeouts, bootstrap};
@@ -18,7 +19,7 @@ use crate::lab::Lab;
 use crate::lab::target::{LabTarget, Ledger, step_file, warm_up_workload};
 use crate::load::outcome::{ConsumerOutcome, ProducerOutcome, assemble};
 use crate::model::{Applied, TargetKind};
-use crate::model::{BrokerConfig, EffectiveValue, Workload};
+use crate::model::{BrokerConfig, EffectiveValue, FaultRecord, Workload};
 use crate::stats::report::Measurement;
 use crate::step;
 use crate::usage;
@@ -59,6 +60,9 @@ pub struct K8sOptions {
     pub timeouts: Timeouts,
     /// The broker StatefulSet (`kafka`).
     pub statefulset: String,
+    /// Brokers the labs run on (`[cluster] brokers` of the track's first
+    /// lab): [`K8sSession::prepare`] scales the StatefulSet to it.
+    pub brokers: u32,
 }
 
 /// One run against the broker of one namespace.
@@ -68,11 +72,10 @@ pub struct K8sSession {
     logs: Box<dyn PodLogs>,
     /// `app.kubernetes.io/instance` of this run's pods and ConfigMap.
     pub instance: String,
-    /// Part of this run's pod names (two runs never share a name).
-    suffix: String,
-    seq: u32,
     /// What the StatefulSet's pod template says (KLAB_BROKER_CONFIG).
     static_cfg: BrokerConfig,
+    /// The StatefulSet's size (`spec.replicas` and KLAB_BROKER_REPLICAS).
+    replicas: u32,
     /// Per-broker dynamic settings klab made since the last (re)start.
     dynamic: BTreeMap<String, String>,
     /// The broker's effective config, as the last tuner pod reported it.
@@ -117,12 +120,11 @@ impl K8sSession {
         std::fs::create_dir_all(&opts.run_dir)?;
         Ok(K8sSession {
             instance: instance_of(&opts.run_dir),
-            suffix: format!("{:04x}", crate::random::u64() & 0xffff),
             kube,
             opts,
             logs: Box::new(ApiLogs),
-            seq: 0,
             static_cfg: BrokerConfig::default(),
+            replicas: 1,
             dynamic: BTreeMap::new(),
             effective: BTreeMap::new(),
             ledger: Ledger::default(),
@@ -161,9 +163,22 @@ impl K8sSession {
         let name = self.opts.statefulset.clone();
         let sts = self.kube.broker_statefulset(&name)?;
         self.static_cfg = objects::broker_config_of(&sts)?;
+        let (replicas, told) = objects::broker_replicas_of(&sts);
+        self.replicas = replicas;
+        let want = self.opts.brokers.max(1);
+        if want != replicas || told != Some(want) {
+            self.say(&format!(
+                "broker: StatefulSet {}/{name} has {replicas} pod(s); scaling it to {want} (one KRaft quorum, the labs' [cluster] brokers)",
+                self.kube.namespace()
+            ));
+            let cfg = self.static_cfg.clone();
+            self.kube.apply_broker_config(&name, &cfg, want)?;
+            self.replicas = want;
+        }
         self.say(&format!(
-            "broker: StatefulSet {}/{name} ({}); waiting until it is ready",
+            "broker: StatefulSet {}/{name}, {} pod(s) ({}); waiting until it is ready",
             self.kube.namespace(),
+            self.replicas,
             self.static_cfg
         ));
         self.kube
@@ -216,7 +231,7 @@ impl K8sSession {
             "restarting the broker: rollout of StatefulSet {}/{name} with {cfg}",
             self.kube.namespace()
         ));
-        self.kube.apply_broker_config(&name, cfg)?;
+        self.kube.apply_broker_config(&name, cfg, self.replicas)?;
         self.static_cfg = cfg.clone();
         match self
             .kube
@@ -245,13 +260,41 @@ impl K8sSession {
         Ok(())
     }
 
-    fn pod_name(&mut self, c: Component) -> String {
-        self.seq += 1;
-        format!("klab-{}-{}-{:03}", c.as_str(), self.suffix, self.seq)
+    /// Brokers the StatefulSet runs now.
+    pub fn replicas(&self) -> u32 {
+        self.replicas
+    }
+
+    /// Makes room for pod `name`: one of this run, or one that has
+    /// finished, is deleted (and klab waits until its name is free); one of
+    /// another run that still works means two runs share this broker.
+    fn free_name(&mut self, name: &str) -> Result<()> {
+        let Some(old) = self.kube.get_pod(name)? else {
+            return Ok(());
+        };
+        let instance = old
+            .metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get("app.kubernetes.io/instance"))
+            .cloned()
+            .unwrap_or_default();
+        let ours = instance == self.instance;
+        if !ours && !pod_state(&old).is_finished() && old.metadata.deletion_timestamp.is_none() {
+            return Err(usage!(
+                "pod {name} of another klab run ({instance}) is still working in namespace {ns}: two runs on one broker would disturb each other's measurements. Wait for it, or delete it: kubectl -n {ns} delete pod {name}",
+                ns = self.kube.namespace()
+            ));
+        }
+        tracing::info!(pod = name, "deleting a pod left from {instance}");
+        self.kube.delete_pod(name)?;
+        self.kube
+            .wait_pod_gone(name, self.opts.timeouts.pod_start, self.opts.timeouts.poll)
     }
 
     fn create(&mut self, c: Component, args: Vec<String>, deadline: Duration) -> Result<String> {
-        let name = self.pod_name(c);
+        let name = c.pod_name();
+        self.free_name(&name)?;
         let pod = objects::pod(&PodRequest {
             name: name.clone(),
             namespace: self.kube.namespace().to_string(),
@@ -303,6 +346,19 @@ impl K8sSession {
         deadline: Instant,
         what: &str,
     ) -> Result<Vec<Pod>> {
+        self.wait_pods_with(pods, done, deadline, what, &mut |_| None)
+    }
+
+    /// [`K8sSession::wait_pods`], calling `each` with the pods after every
+    /// look; `each` may ask for the next look sooner than the poll interval.
+    fn wait_pods_with(
+        &self,
+        pods: &[(&str, Component)],
+        done: impl Fn(&PodState) -> bool,
+        deadline: Instant,
+        what: &str,
+        each: &mut dyn FnMut(&[Pod]) -> Option<Duration>,
+    ) -> Result<Vec<Pod>> {
         loop {
             if cancel::interrupted() {
                 return Err(Interrupted.into());
@@ -322,6 +378,7 @@ impl K8sSession {
                 }
                 out.push(pod);
             }
+            let sooner = each(&out);
             if pending.is_empty() {
                 return Ok(out);
             }
@@ -332,7 +389,8 @@ impl K8sSession {
                     pending.join("; ")
                 ));
             }
-            std::thread::sleep(self.opts.timeouts.poll.min(deadline - now));
+            let poll = sooner.map_or(self.opts.timeouts.poll, |d| d.min(self.opts.timeouts.poll));
+            std::thread::sleep(poll.min(deadline - now));
         }
     }
 
@@ -397,25 +455,23 @@ impl K8sSession {
     }
 
     /// One load: a consumer pod (creates the topic, deletes it at the end)
-    /// and, once it runs, a producer pod; returns their outcomes.
-    fn run_load(&mut self, w: &Workload) -> Result<(ProducerOutcome, ConsumerOutcome, String)> {
+    /// and, once it runs, a producer pod; returns their outcomes and what
+    /// the workload's faults did.
+    fn run_load(&mut self, w: &Workload) -> Result<(Load, String)> {
         let topic = step::fresh_topic();
         let r = self.run_load_pods(w, &topic);
         self.cleanup();
-        r.map(|(p, c)| (p, c, topic))
+        r.map(|l| (l, topic))
     }
 
-    fn run_load_pods(
-        &mut self,
-        w: &Workload,
-        topic: &str,
-    ) -> Result<(ProducerOutcome, ConsumerOutcome)> {
+    fn run_load_pods(&mut self, w: &Workload, topic: &str) -> Result<Load> {
         let b = self.bootstrap();
         let ctimeout = consumer_timeout(w);
         let pod_deadline = ctimeout + Duration::from_secs(120);
+        let replication = step::replication_of(w, self.replicas as usize)?;
         let c = self.create(
             Component::Consumer,
-            objects::consumer_args(&b, topic, w, ctimeout),
+            objects::consumer_args(&b, topic, w, ctimeout, replication),
             pod_deadline,
         )?;
         self.wait_pods(
@@ -429,17 +485,56 @@ impl K8sSession {
             objects::producer_args(&b, topic, w),
             pod_deadline,
         )?;
-        let pods = self.wait_pods(
+        let mut faults = PodFaults::new(&self.opts.statefulset, &w.faults);
+        // The measured window starts about a warm-up after the producer
+        // pod runs (see `super::faults`).
+        let mut window: Option<Instant> = None;
+        let kube = &self.kube;
+        let mut each = |pods: &[Pod]| {
+            if faults.is_empty() {
+                return None;
+            }
+            let now = Instant::now();
+            if window.is_none()
+                && pods
+                    .first()
+                    .is_some_and(|p| pod_state(p) == PodState::Running)
+            {
+                window = Some(now + w.warmup);
+            }
+            let Some(start) = window else {
+                return Some(Duration::from_millis(100));
+            };
+            if now >= start {
+                faults.tick(now - start, kube);
+            }
+            let next = faults
+                .next_due()
+                .map(|at| (start + at).saturating_duration_since(now));
+            Some(
+                next.unwrap_or(Duration::from_millis(500))
+                    .max(Duration::from_millis(20)),
+            )
+        };
+        let pods = self.wait_pods_with(
             &[(&p, Component::Producer), (&c, Component::Consumer)],
             PodState::is_finished,
             Instant::now() + ctimeout + Duration::from_secs(60),
             "the producer and consumer pods to finish",
+            &mut each,
         )?;
-        let plog = self.pod_log(&pods[0], "producer")?;
+        // The consumer's first: it started first.
         let clog = self.pod_log(&pods[1], "consumer")?;
+        let plog = self.pod_log(&pods[0], "producer")?;
         let po: ProducerOutcome = pod_outcome(&pods[0], "producer", &plog)?;
         let co: ConsumerOutcome = pod_outcome(&pods[1], "consumer", &clog)?;
-        Ok((po, co))
+        let start = (po.window_start_ns > 0)
+            .then(|| std::time::UNIX_EPOCH + Duration::from_nanos(po.window_start_ns));
+        Ok(Load {
+            faults: faults.finish(start),
+            producer: po,
+            consumer: co,
+        })
     }
 
     /// The log of a finished load pod; an empty one is an error.
@@ -450,6 +545,13 @@ impl K8sSession {
         }
         Ok(log)
     }
+}
+
+/// What one load's pods reported, and its faults.
+struct Load {
+    producer: ProducerOutcome,
+    consumer: ConsumerOutcome,
+    faults: Vec<FaultRecord>,
 }
 
 /// The outcome a load pod printed last (one JSON line), or an error with
@@ -515,8 +617,16 @@ impl LabTarget for K8sSession {
         cfg: &BrokerConfig,
         applied: Applied,
     ) -> Result<Measurement> {
-        let (po, co, topic) = self.run_load(workload)?;
+        let (load, topic) = self.run_load(workload)?;
+        let Load {
+            producer: po,
+            consumer: co,
+            faults,
+        } = load;
         let mut result = assemble(workload, &po, &co, Vec::new());
+        // What the faults did; the before/during/after windows, which need
+        // the per-second counts only the local step keeps, are not cut here.
+        result.faults = faults;
         let opts = step::StepOptions {
             lab: Some(lab.id.clone()),
             label: Some(label.to_string()),

@@ -178,9 +178,19 @@ pub struct LabFile {
     pub expect: Expect,
     /// `[cluster] brokers`, with its line and column.
     pub brokers: Option<(u32, usize, usize)>,
-    /// Line and column of each `[[faults]]` entry (the faults themselves
+    /// Where each `[[faults]]` entry's fields are (the faults themselves
     /// are in `workload.faults`).
-    pub fault_spans: Vec<(usize, usize)>,
+    pub fault_spans: Vec<FaultSpans>,
+}
+
+/// Line and column of the fields of one `[[faults]]` entry, so that a
+/// target that cannot run a fault points at the field it refuses.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FaultSpans {
+    pub at: (usize, usize),
+    pub action: (usize, usize),
+    pub broker: (usize, usize),
+    pub restart_after: Option<(usize, usize)>,
 }
 
 pub(super) struct Ctx<'a> {
@@ -328,7 +338,13 @@ fn validate(cx: &Ctx<'_>, raw: RawLab) -> Result<LabFile, LabFileError> {
         let mut out = Vec::new();
         for (i, f) in fs.iter().enumerate() {
             out.push(parse_fault(cx, i + 1, f)?);
-            fault_spans.push(line_col(cx.text, f.at.span().start));
+            let lc = |start: usize| line_col(cx.text, start);
+            fault_spans.push(FaultSpans {
+                at: lc(f.at.span().start),
+                action: lc(f.action.span().start),
+                broker: lc(f.broker.span().start),
+                restart_after: f.restart_after.as_ref().map(|r| lc(r.span().start)),
+            });
         }
         workload.faults = Some(out);
     }

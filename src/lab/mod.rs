@@ -49,6 +49,9 @@ pub struct Lab {
     pub origin: BTreeMap<String, String>,
     /// Brokers of the local cluster (`[cluster] brokers`, inherited; 1).
     pub brokers: u32,
+    /// The file that gave this lab its `[[faults]]` (the lab's own or one
+    /// it extends), and where each fault's fields are in it.
+    pub faults_from: Option<(PathBuf, Vec<file::FaultSpans>)>,
 }
 
 impl Lab {
@@ -387,10 +390,14 @@ fn resolve(dir: &Path, id: &str, files: &BTreeMap<String, LabFile>) -> Result<La
     let mut origin = BTreeMap::new();
     let mut workload_changes = Vec::new();
     let mut brokers = 1;
+    let mut faults_from = None;
     for lab_id in &chain {
         let f = &files[*lab_id];
         if let Some((n, _, _)) = f.brokers {
             brokers = n;
+        }
+        if f.workload.faults.is_some() {
+            faults_from = Some((f.path.clone(), f.fault_spans.clone()));
         }
         if f.broker.heap.is_some() {
             origin.insert("heap".to_string(), lab_id.to_string());
@@ -432,6 +439,7 @@ fn resolve(dir: &Path, id: &str, files: &BTreeMap<String, LabFile>) -> Result<La
         expect,
         origin,
         brokers,
+        faults_from,
     })
 }
 
@@ -448,7 +456,7 @@ fn check_faults(
         return Ok(());
     };
     for (i, fault) in faults.iter().enumerate() {
-        let (line, col) = f.fault_spans.get(i).copied().unwrap_or((0, 0));
+        let (line, col) = f.fault_spans.get(i).map(|s| s.at).unwrap_or((0, 0));
         let at = |msg: String| usage!("{}:{line}:{col}: faults[{}].{msg}", f.path.display(), i + 1);
         for (what, patch) in [
             ("", workload),

@@ -334,6 +334,7 @@ mod tests {
             expect,
             origin: Default::default(),
             brokers: 1,
+            faults_from: None,
         }
     }
 

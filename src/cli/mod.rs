@@ -8,6 +8,9 @@ use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 use std::time::Duration;
 
+mod broker;
+pub use broker::{BrokerExecArgs, BrokerRenderArgs, BrokerSetArgs, NodeArgs};
+
 #[derive(Parser, Debug)]
 #[command(
     name = "klab",
@@ -119,6 +122,12 @@ pub struct ConsumeArgs {
     /// Create the topic with this many partitions when it does not exist.
     #[arg(long, value_name = "P", value_parser = parse_partitions)]
     pub create_partitions: Option<i32>,
+    /// Replicas per partition of the topic it creates (default 1).
+    #[arg(long, value_name = "N", requires = "create_partitions", value_parser = parse_replication)]
+    pub create_replication_factor: Option<u32>,
+    /// `min.insync.replicas` of the topic it creates (default: the broker's).
+    #[arg(long, value_name = "N", requires = "create_partitions", value_parser = parse_replication)]
+    pub create_min_insync_replicas: Option<u32>,
     /// Producers whose end-of-run markers to wait for.
     #[arg(long, value_name = "N", default_value_t = 1, value_parser = parse_producers)]
     pub producers: u32,
@@ -149,61 +158,6 @@ pub enum BrokerCommand {
     /// Change dynamic settings of a running broker (no restart) and print
     /// its effective config as one JSON line (the tuner pod on Kubernetes).
     Set(BrokerSetArgs),
-}
-
-#[derive(Args, Debug)]
-pub struct BrokerSetArgs {
-    #[arg(long, value_name = "HOST:PORT")]
-    pub bootstrap: String,
-    /// A dynamic broker setting in Kafka's own name, e.g. num.io.threads=4
-    /// (repeatable). Thread pools move in steps Kafka accepts.
-    #[arg(long = "set", value_name = "KEY=VALUE", value_parser = parse_key_value)]
-    pub set: Vec<(String, String)>,
-    /// Then remove every per-broker dynamic setting, so the broker runs on
-    /// its static config again. Kafka refuses (quietly) a thread pool that
-    /// falls back by more than a factor of two: give the pools' static
-    /// values with --set first.
-    #[arg(long)]
-    pub clear: bool,
-}
-
-#[derive(Args, Debug, Clone)]
-pub struct NodeArgs {
-    #[arg(long, default_value_t = 1)]
-    pub node_id: i32,
-    /// Host clients are told to connect to.
-    #[arg(long, value_name = "HOST", default_value = "127.0.0.1")]
-    pub advertised_host: String,
-    #[arg(long, default_value_t = 9092)]
-    pub broker_port: u16,
-    #[arg(long, default_value_t = 9093)]
-    pub controller_port: u16,
-}
-
-#[derive(Args, Debug)]
-pub struct BrokerRenderArgs {
-    /// A TOML broker config (`heap = "512m"` and a [properties] table); `-`
-    /// reads stdin; default: $KLAB_BROKER_CONFIG.
-    #[arg(long, value_name = "FILE")]
-    pub config: Option<PathBuf>,
-    #[command(flatten)]
-    pub node: NodeArgs,
-    #[arg(long, value_name = "DIR", default_value = "/var/lib/kafka/data")]
-    pub data_dir: PathBuf,
-}
-
-#[derive(Args, Debug)]
-pub struct BrokerExecArgs {
-    #[command(flatten)]
-    pub kafka: KafkaArgs,
-    #[command(flatten)]
-    pub node: NodeArgs,
-    /// Kafka's log directory (formatted on first start).
-    #[arg(long, value_name = "DIR")]
-    pub data_dir: PathBuf,
-    /// Where server.properties, the log4j2 config and gc.log go (default: $TMPDIR/klab-broker).
-    #[arg(long, value_name = "DIR")]
-    pub config_dir: Option<PathBuf>,
 }
 
 #[derive(Subcommand, Debug)]
