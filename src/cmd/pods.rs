@@ -75,9 +75,16 @@ pub fn produce(a: &ProduceArgs) -> Result<Outcome> {
         std::thread::sleep(Duration::from_millis(200));
     }
     let n = workload.producers.max(1) as usize;
+    // The topic as the consumer created it: replicated or not decides the
+    // producer's requests in flight (load::producer::client_config).
+    let replicated = admin
+        .replicas(&topic, 0, Duration::from_secs(10))
+        .map(|r| r.len() > 1)
+        .unwrap_or(false);
     let specs: Vec<ProducerSpec> = (0..n)
-        .map(|j| {
-            ProducerSpec::new(
+        .map(|j| ProducerSpec {
+            replicated,
+            ..ProducerSpec::new(
                 &a.bootstrap,
                 &topic,
                 crate::step::share_of(&workload, j, n),
