@@ -50,6 +50,17 @@ fn workload(faults: Vec<FaultSpec>) -> Workload {
     }
 }
 
+/// One measured step on the cluster, with the tests' key.
+fn step(b: &mut LocalBroker, w: &Workload, opts: &StepOptions) -> klab::stats::report::Measurement {
+    measure(
+        &mut Target::Local(b),
+        w,
+        &Secret::new(b"cluster-test".to_vec()),
+        opts,
+    )
+    .expect("a step on the cluster")
+}
+
 /// A throw-away load: three JVMs compiling on two cores, leadership moving,
 /// a node catching up are no baseline for a fault's window.
 fn warm_up(b: &mut LocalBroker) {
@@ -59,13 +70,7 @@ fn warm_up(b: &mut LocalBroker) {
         throwaway: true,
         ..StepOptions::default()
     };
-    measure(
-        &mut Target::Local(b),
-        &w,
-        &Secret::new(b"cluster-test".to_vec()),
-        &opts,
-    )
-    .expect("warming the cluster up");
+    step(b, &w, &opts);
 }
 
 #[test]
@@ -249,13 +254,7 @@ fn leader_kill_loses_nothing_with_acks_all(b: &mut LocalBroker) {
     }]);
     w.producer
         .insert("enable.idempotence".into(), "true".into());
-    let m = measure(
-        &mut Target::Local(b),
-        &w,
-        &Secret::new(b"cluster-test".to_vec()),
-        &StepOptions::default(),
-    )
-    .unwrap();
+    let m = step(b, &w, &StepOptions::default());
     let r = &m.result;
     assert!(r.complete, "{:?}", r.reason);
     // acks=all with two replicas in sync: every acknowledged record is read.
@@ -291,13 +290,7 @@ fn paused_leader_shows_in_the_fault_window_and_in_recovery(b: &mut LocalBroker) 
     // Recovery needs three steady seconds after the backlog's burst; on two
     // busy cores (a clean CI build) 12 s left too few of them.
     w.duration = Some(Duration::from_secs(20));
-    let m = measure(
-        &mut Target::Local(b),
-        &w,
-        &Secret::new(b"cluster-test".to_vec()),
-        &StepOptions::default(),
-    )
-    .unwrap();
+    let m = step(b, &w, &StepOptions::default());
     let r = &m.result;
     assert!(r.complete, "{:?}", r.reason);
     assert_eq!(r.lost, 0);

@@ -139,8 +139,6 @@ pub fn run(cmd: &mut Command, timeout: Duration) -> Result<ChildRun> {
     })
 }
 
-pub use crate::stats::cpu::{host_jiffies, proc_cpu_s};
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -170,13 +168,5 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.to_string().contains("killed"), "{e}");
-    }
-
-    #[test]
-    fn own_cpu_from_proc() {
-        let c = proc_cpu_s(std::process::id()).unwrap();
-        assert!(c >= 0.0);
-        let (busy, total) = host_jiffies().unwrap();
-        assert!(busy <= total && total > 0);
     }
 }

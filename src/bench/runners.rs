@@ -13,6 +13,7 @@ use crate::broker::local::LocalBroker;
 use crate::load::outcome::{ConsumerOutcome, ProducerOutcome, last_json};
 use crate::load::payload::Secret;
 use crate::model::{Acks, Workload};
+use crate::stats::cpu;
 use crate::stats::progress::Progress;
 use crate::step::{self, StepOptions, Target};
 use anyhow::{Result, bail};
@@ -46,18 +47,18 @@ impl CpuWatch {
         let broker_pid = broker.pid();
         CpuWatch {
             broker_pid,
-            broker0: broker_pid.and_then(child::proc_cpu_s),
-            host0: child::host_jiffies(),
+            broker0: broker_pid.and_then(cpu::proc_cpu_s),
+            host0: cpu::host_jiffies(),
         }
     }
 
     /// (broker CPU seconds, host busy share) since start.
     fn stop(&self) -> (Option<f64>, Option<f64>) {
-        let broker = match (self.broker0, self.broker_pid.and_then(child::proc_cpu_s)) {
+        let broker = match (self.broker0, self.broker_pid.and_then(cpu::proc_cpu_s)) {
             (Some(a), Some(b)) => Some((b - a).max(0.0)),
             _ => None,
         };
-        let host = match (self.host0, child::host_jiffies()) {
+        let host = match (self.host0, cpu::host_jiffies()) {
             (Some((b0, t0)), Some((b1, t1))) if t1 > t0 => {
                 Some((b1 - b0) as f64 / (t1 - t0) as f64)
             }

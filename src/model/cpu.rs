@@ -33,7 +33,6 @@ impl CpuUse {
         client_s: f64,
         broker_s: Option<f64>,
     ) -> CpuUse {
-        let ratio = |a: f64, b: f64| if b > 0.0 { a / b } else { 0.0 };
         CpuUse {
             window_s,
             host_total_s,
@@ -58,14 +57,15 @@ impl CpuUse {
             ", host busy {:.1} of {:.1} s ({:.0}%)",
             self.host_busy_s,
             self.host_total_s,
-            if self.host_total_s > 0.0 {
-                100.0 * self.host_busy_s / self.host_total_s
-            } else {
-                0.0
-            }
+            100.0 * ratio(self.host_busy_s, self.host_total_s)
         ));
         s
     }
+}
+
+/// `a / b`, 0 where there is nothing to divide by.
+fn ratio(a: f64, b: f64) -> f64 {
+    if b > 0.0 { a / b } else { 0.0 }
 }
 
 #[cfg(test)]
