@@ -7,6 +7,7 @@
 pub mod bench;
 pub mod broker;
 pub mod cancel;
+pub mod capacity;
 pub mod cli;
 pub mod cmd;
 pub mod error;

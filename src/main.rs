@@ -12,6 +12,7 @@ fn main() -> ExitCode {
     }
     let result = match &cli.command {
         Command::Run(a) => cmd::run::execute(a),
+        Command::Capacity(a) => cmd::capacity::execute(a),
         Command::Knobs(a) => cmd::knobs::execute(a),
         Command::Compare(a) => cmd::compare::execute(a),
         Command::Bench(a) => cmd::bench::execute(a),

@@ -368,3 +368,88 @@ fn compare_shows_ratios_and_refuses_what_is_not_a_result() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("not a klab result"));
 }
+
+#[test]
+fn bad_capacity_input_exits_2_and_starts_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let fix = dir.path().join("a.toml");
+    std::fs::write(&fix, "[properties]\n\"num.io.threads\" = 4\n").unwrap();
+    let fix = fix.to_string_lossy().into_owned();
+    let cases: &[(&[&str], &str)] = &[
+        (&["--rate", "5000"], "chooses each probe's rate"),
+        (&["--resolution", "50%"], "expected 1% to 25%"),
+        (&["--resolution", "5"], "expected e.g. 5%"),
+        (&["--max-probes", "2"], "4..=40"),
+        (&["--messages", "1000"], "--messages"),
+        (
+            &["--compare", &fix, "/nonexistent/b.toml"],
+            "/nonexistent/b.toml",
+        ),
+        (&["--lab", "01", "--partitions", "9"], "--partitions"),
+    ];
+    for (args, expect) in cases {
+        let out = klab()
+            .arg("capacity")
+            .args(*args)
+            .arg("--results")
+            .arg(dir.path().join("r"))
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains(expect),
+            "{args:?}: expected '{expect}' in {stderr}"
+        );
+        assert!(!dir.path().join("r").exists(), "{args:?} wrote results");
+    }
+}
+
+#[test]
+fn a_capacity_search_finds_a_knee_and_keeps_every_probe() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("cap.json");
+    let out = klab()
+        .args(["capacity", "--duration", "3s", "--warmup", "1s"])
+        .args(["--resolution", "25%", "--max-probes", "8", "--heap", "512m"])
+        .arg("--json")
+        .arg(&json)
+        .arg("--results")
+        .arg(dir.path().join("results"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    // Converged (0), or the budget ran out on a noisy machine (1).
+    assert!(
+        matches!(out.status.code(), Some(0 | 1)),
+        "{stdout}\n{stderr}"
+    );
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let probes = v["probes"].as_array().unwrap();
+    assert!(probes.len() >= 3, "{v}");
+    assert_eq!(probes[0]["phase"], "max");
+    let run = only_run_dir(&dir.path().join("results"));
+    for p in probes {
+        let f = p["result_file"].as_str().unwrap();
+        assert!(run.join(f).is_file(), "probe file {f} missing");
+    }
+    assert!(run.join("capacity.svg").is_file());
+    assert!(
+        stdout.contains("capacity (base) at e2e p99 ≤ 50 ms"),
+        "{stdout}"
+    );
+    let cap = v["capacity_records_per_s"].as_f64().expect("a knee");
+    assert!(cap > 0.0);
+    // The answer passed, twice when converged; nothing above it did.
+    let at_cap: Vec<_> = probes
+        .iter()
+        .filter(|p| p["offered_records_per_s"].as_f64() == Some(cap))
+        .collect();
+    assert!(at_cap.iter().all(|p| p["pass"] == true), "{v}");
+    if v["stop"] == "converged" {
+        assert_eq!(at_cap.len(), 2, "{v}");
+        let hi = v["failed_at_records_per_s"].as_f64().unwrap();
+        assert!(hi > cap && hi / cap <= 1.25 / 0.75 + 1e-6, "{v}");
+    }
+}

@@ -29,6 +29,8 @@ const LAYERS: &[(&str, u8)] = &[
     ("step", 4),
     // Search strategies over measurements.
     ("tuner", 5),
+    // The capacity search (a state machine over measurements).
+    ("capacity", 5),
     // What runs measurements: labs and sessions, the bench.
     ("lab", 6),
     ("bench", 6),

@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 mod broker;
+pub mod capacity;
 pub use broker::{BrokerExecArgs, BrokerRenderArgs, BrokerSetArgs, NodeArgs};
 
 #[derive(Parser, Debug)]
@@ -31,6 +32,9 @@ pub struct Cli {
 pub enum Command {
     /// Measure one workload against a broker (a local one by default).
     Run(RunArgs),
+    /// The highest rate a broker carries with e2e p99 under an SLO and
+    /// nothing lost: bracket, bisect, re-measure the boundary; a curve.
+    Capacity(capacity::CapacityArgs),
     /// The numbered labs: list, show, run, check your fix.
     #[command(subcommand)]
     Lab(LabCommand),

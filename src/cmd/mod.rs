@@ -4,6 +4,7 @@
 
 pub mod bench;
 pub mod broker;
+pub mod capacity;
 pub mod compare;
 pub mod demo;
 pub mod knobs;

@@ -305,6 +305,7 @@ mod tests {
             origin: Default::default(),
             brokers: 3,
             faults_from: None,
+            capacity: Default::default(),
         };
         lab.workload.faults = Some(vec![
             spec("at=1s,action=kill,broker=2"),

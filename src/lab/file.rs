@@ -56,6 +56,8 @@ pub struct RawLab {
     pub cluster: Option<RawCluster>,
     /// Faults on each step's measured window.
     pub faults: Option<Vec<RawFault>>,
+    /// What `klab capacity --lab` searches for.
+    pub capacity: Option<super::capacity::RawCapacity>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -181,6 +183,8 @@ pub struct LabFile {
     /// Where each `[[faults]]` entry's fields are (the faults themselves
     /// are in `workload.faults`).
     pub fault_spans: Vec<FaultSpans>,
+    /// `[capacity]`.
+    pub capacity: super::capacity::CapacityPatch,
 }
 
 /// Line and column of the fields of one `[[faults]]` entry, so that a
@@ -332,6 +336,10 @@ fn validate(cx: &Ctx<'_>, raw: RawLab) -> Result<LabFile, LabFileError> {
         }
         None => None,
     };
+    let capacity = match &raw.capacity {
+        Some(c) => super::capacity::parse_capacity(cx, c)?,
+        None => Default::default(),
+    };
     let mut workload = workload;
     let mut fault_spans = Vec::new();
     if let Some(fs) = &raw.faults {
@@ -360,6 +368,7 @@ fn validate(cx: &Ctx<'_>, raw: RawLab) -> Result<LabFile, LabFileError> {
         expect,
         brokers,
         fault_spans,
+        capacity,
     })
 }
 

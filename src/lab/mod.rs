@@ -5,6 +5,7 @@
 //! config, fix and workload are the extended lab's with its own laid on top.
 
 pub mod calibration;
+pub mod capacity;
 pub mod expect;
 pub mod file;
 pub mod patch;
@@ -52,6 +53,8 @@ pub struct Lab {
     /// The file that gave this lab its `[[faults]]` (the lab's own or one
     /// it extends), and where each fault's fields are in it.
     pub faults_from: Option<(PathBuf, Vec<file::FaultSpans>)>,
+    /// `[capacity]` along the chain (`klab capacity --lab`).
+    pub capacity: capacity::CapacityPatch,
 }
 
 impl Lab {
@@ -391,8 +394,10 @@ fn resolve(dir: &Path, id: &str, files: &BTreeMap<String, LabFile>) -> Result<La
     let mut workload_changes = Vec::new();
     let mut brokers = 1;
     let mut faults_from = None;
+    let mut cap = capacity::CapacityPatch::default();
     for lab_id in &chain {
         let f = &files[*lab_id];
+        cap = cap.overlay(&f.capacity);
         if let Some((n, _, _)) = f.brokers {
             brokers = n;
         }
@@ -440,6 +445,7 @@ fn resolve(dir: &Path, id: &str, files: &BTreeMap<String, LabFile>) -> Result<La
         origin,
         brokers,
         faults_from,
+        capacity: cap,
     })
 }
 
@@ -626,6 +632,44 @@ mod tests {
             e.contains("cluster.brokers: 9 is out of range; expected 1..=5"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn capacity_settings_are_inherited_and_checked() {
+        let d = tempfile::tempdir().unwrap();
+        write(
+            d.path(),
+            "01-base",
+            "title = \"base\"\n[capacity]\nslo_p99 = \"20ms\"\nmax_probes = 10\n",
+        );
+        write(
+            d.path(),
+            "02-next",
+            "title = \"next\"\nextends = \"01\"\n[capacity]\nresolution = \"10%\"\n",
+        );
+        let labs = Labs::load(d.path()).unwrap();
+        let s = labs.get("02").unwrap().capacity.settings();
+        assert_eq!((s.slo_p99_ms, s.resolution, s.max_probes), (20.0, 0.10, 10));
+        for (text, expect) in [
+            (
+                "resolution = \"50%\"",
+                "capacity.resolution: 50% is not allowed",
+            ),
+            ("slo_p99 = \"0ms\"", "capacity.slo_p99: must be above 0"),
+            ("max_probes = 1", "capacity.max_probes: 1 is out of range"),
+            ("slo = 1", "unknown field"),
+        ] {
+            write(
+                d.path(),
+                "03-bad",
+                &format!("title = \"bad\"\nextends = \"01\"\n[capacity]\n{text}\n"),
+            );
+            let e = Labs::load(d.path()).unwrap_err().to_string();
+            assert!(
+                e.contains("03-bad/lab.toml:4:") && e.contains(expect),
+                "{e}"
+            );
+        }
     }
 
     #[test]

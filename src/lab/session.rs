@@ -162,7 +162,13 @@ impl Session {
             label: Some(label.to_string()),
             progress: self.opts.progress,
             title: format!("{} {label}", lab.number),
-            lab_fingerprint: crate::provenance::lab_fingerprint(&lab.dir),
+            // `klab capacity` without a lab measures no lab files.
+            lab_fingerprint: lab
+                .dir
+                .join("lab.toml")
+                .is_file()
+                .then(|| crate::provenance::lab_fingerprint(&lab.dir))
+                .flatten(),
             requested: cfg.clone(),
             applied,
             ..Default::default()

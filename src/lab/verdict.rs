@@ -335,6 +335,7 @@ mod tests {
             origin: Default::default(),
             brokers: 1,
             faults_from: None,
+            capacity: Default::default(),
         }
     }
 

@@ -1,0 +1,71 @@
+//! The arguments of `klab capacity`.
+
+use super::{
+    BrokerArgs, KafkaArgs, LabsDirArgs, UiArgs, WorkloadArgs, parse_brokers, parse_nonzero_duration,
+};
+use clap::Args;
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Args, Debug)]
+pub struct CapacityArgs {
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
+    /// Search a lab's broker and workload (and its [capacity] settings)
+    /// instead of the ones `klab run` would measure.
+    #[arg(long, value_name = "NN|PATH")]
+    pub lab: Option<String>,
+    #[command(flatten)]
+    pub dir: LabsDirArgs,
+    /// The e2e p99 a probe must stay at or under (default 50ms, or the
+    /// lab's [capacity] slo_p99).
+    #[arg(long = "slo-p99", value_name = "D", value_parser = parse_nonzero_duration)]
+    pub slo_p99: Option<Duration>,
+    /// How precisely to find the knee, e.g. 5% (1% to 25%; default 5%).
+    #[arg(long, value_name = "PCT", value_parser = parse_resolution)]
+    pub resolution: Option<f64>,
+    /// At most this many probes per configuration (4 to 40; default 14).
+    #[arg(long, value_name = "N", value_parser = parse_max_probes)]
+    pub max_probes: Option<usize>,
+    /// Measure two configurations (fix files: heap, [properties],
+    /// [producer]) laid over the broker and workload, their probes in
+    /// alternation.
+    #[arg(long, num_args = 2, value_names = ["A.toml", "B.toml"])]
+    pub compare: Vec<PathBuf>,
+    /// Shorter probes (as the labs' --quick: 6 s windows after a 2 s warm-up).
+    #[arg(long)]
+    pub quick: bool,
+    /// Brokers of the local cluster (1 to 5; default 1, or the lab's).
+    #[arg(long, value_name = "N", allow_hyphen_values = true, value_parser = parse_brokers)]
+    pub brokers: Option<u32>,
+    /// Search an existing broker at HOST:PORT instead of starting one.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub bootstrap: Option<String>,
+    #[command(flatten)]
+    pub broker: BrokerArgs,
+    #[command(flatten)]
+    pub workload: WorkloadArgs,
+    /// Also write the report (JSON) to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+    /// Where run directories go.
+    #[arg(long, value_name = "DIR", default_value = "results")]
+    pub results: PathBuf,
+    /// No progress output.
+    #[arg(long, short)]
+    pub quiet: bool,
+    #[command(flatten)]
+    pub ui: UiArgs,
+}
+
+fn parse_resolution(s: &str) -> Result<f64, String> {
+    crate::lab::capacity::parse_resolution(s)
+}
+
+fn parse_max_probes(s: &str) -> Result<usize, String> {
+    let n: i64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("'{s}' is not a whole number of probes"))?;
+    crate::lab::capacity::check_max_probes(n)
+}
