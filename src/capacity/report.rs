@@ -2,6 +2,7 @@
 
 use super::{Capacity, Phase, Ratio, Settings, Stop};
 use crate::model::Workload;
+use crate::stats::plot::{esc, nice_max};
 use crate::stats::table::{align_numbers, fmt_ms, fmt_rate, new_table};
 use serde::{Deserialize, Serialize};
 use std::fmt::Write;
@@ -139,13 +140,6 @@ pub fn table(r: &CapacityReport) -> comfy_table::Table {
     }
     align_numbers(&mut t);
     t
-}
-
-fn esc(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
 }
 
 const COLORS: [&str; 2] = ["#2980b9", "#d35400"];
@@ -313,19 +307,6 @@ pub fn svg(title: &str, r: &CapacityReport) -> String {
     s
 }
 
-/// A round axis maximum at or above `x`.
-fn nice_max(x: f64) -> f64 {
-    if x <= 0.0 {
-        return 1.0;
-    }
-    let p = 10f64.powf(x.log10().floor());
-    [1.0, 2.0, 2.5, 5.0, 10.0]
-        .into_iter()
-        .map(|m| m * p)
-        .find(|v| *v >= x)
-        .unwrap_or(10.0 * p)
-}
-
 fn short(x: f64) -> String {
     if x >= 1e6 {
         format!("{:.1}M", x / 1e6)
@@ -354,7 +335,7 @@ mod tests {
             failed: 0,
             complete: true,
             pass,
-            missed: if pass {
+            missed: if pass || offered.is_none() {
                 Vec::new()
             } else {
                 vec!["e2e p99 400.0 ms > SLO 50 ms".into()]

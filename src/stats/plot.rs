@@ -57,7 +57,7 @@ pub struct Bar {
     pub latency: Option<f64>,
 }
 
-fn esc(s: &str) -> String {
+pub fn esc(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
@@ -65,7 +65,7 @@ fn esc(s: &str) -> String {
 }
 
 /// A round axis maximum at or above `x`.
-fn nice_max(x: f64) -> f64 {
+pub fn nice_max(x: f64) -> f64 {
     if x <= 0.0 {
         return 1.0;
     }
