@@ -367,15 +367,11 @@ impl Search {
         }
     }
 
-    /// Marks the search done with the stop [`Search::next`] gave.
-    pub fn finish(&mut self, stop: Stop) {
-        self.stop = stop;
-    }
-
+    /// The answer so far; its `stop` is what [`Search::next`] says now.
     pub fn answer(&self) -> Capacity {
         let stop = match self.next() {
             Next::Done(s) => s,
-            _ => self.stop,
+            _ => Stop::Searching,
         };
         Capacity {
             name: self.name.clone(),

@@ -212,26 +212,7 @@ fn lab_mode(
 
 /// Without a lab: what `klab run` would measure, as a lab named `capacity`.
 fn run_mode_lab(a: &CapacityArgs) -> Result<Lab> {
-    let dir = a.results.join(".capacity");
-    Ok(Lab {
-        id: "capacity".into(),
-        number: "capacity".into(),
-        dir,
-        title: "klab capacity".into(),
-        summary: None,
-        extends: None,
-        changes: BrokerConfig::default(),
-        broker: BrokerConfig::default(),
-        fix: Default::default(),
-        workload_changes: Vec::new(),
-        workload: Default::default(),
-        quick: Default::default(),
-        expect: Default::default(),
-        origin: Default::default(),
-        brokers: 1,
-        faults_from: None,
-        capacity: Default::default(),
-    })
+    Ok(Lab::bare("capacity", a.results.join(".capacity")))
 }
 
 fn run_mode_workload(a: &CapacityArgs) -> Result<Workload> {

@@ -162,10 +162,7 @@ pub fn search(
         let mut measured = false;
         for (i, cfg) in configs.iter().enumerate() {
             let (phase, rate) = match searches[i].next() {
-                Next::Done(stop) => {
-                    searches[i].finish(stop);
-                    continue;
-                }
+                Next::Done(_) => continue,
                 Next::Max => (Phase::Max, None),
                 Next::Rate(p, r) => (p, Some(r.round().max(1.0))),
             };

@@ -58,6 +58,30 @@ pub struct Lab {
 }
 
 impl Lab {
+    /// A lab with no file behind it: Kafka's defaults on one broker, no
+    /// fix, no expectations (`klab capacity` without `--lab`).
+    pub fn bare(id: &str, dir: PathBuf) -> Lab {
+        Lab {
+            id: id.into(),
+            number: id.into(),
+            dir,
+            title: format!("klab {id}"),
+            summary: None,
+            extends: None,
+            changes: BrokerConfig::default(),
+            broker: BrokerConfig::default(),
+            fix: Fix::default(),
+            workload_changes: Vec::new(),
+            workload: WorkloadPatch::default(),
+            quick: WorkloadPatch::default(),
+            expect: Expect::default(),
+            origin: BTreeMap::new(),
+            brokers: 1,
+            faults_from: None,
+            capacity: capacity::CapacityPatch::default(),
+        }
+    }
+
     /// The broker after a fix: degraded config with the fix laid on top.
     pub fn fixed_broker(&self, fix: &Fix) -> BrokerConfig {
         self.broker.overlay(&fix.broker)
