@@ -47,7 +47,9 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 /// Prints a duration the way [`parse_duration`] reads it back.
 pub fn format_duration(d: Duration) -> String {
     let ms = d.as_millis();
-    if !ms.is_multiple_of(1000) || ms == 0 {
+    if !d.as_micros().is_multiple_of(1000) {
+        format!("{}us", d.as_micros())
+    } else if !ms.is_multiple_of(1000) || ms == 0 {
         format!("{ms}ms")
     } else if ms.is_multiple_of(60_000) && ms >= 60_000 {
         format!("{}m", ms / 60_000)
@@ -190,6 +192,8 @@ mod tests {
         assert!(parse_duration("9999h").is_err());
         assert_eq!(format_duration(Duration::from_secs(120)), "2m");
         assert_eq!(format_duration(Duration::from_millis(1500)), "1500ms");
+        assert_eq!(format_duration(Duration::from_micros(250)), "250us");
+        assert_eq!(parse_duration("250us"), Ok(Duration::from_micros(250)));
         assert_eq!(format_duration(Duration::from_secs(7)), "7s");
     }
 

@@ -350,3 +350,89 @@ fn stopping_right_after_shrinking_io_threads_is_clean() {
     }
     assert_eq!(b.stop().unwrap(), Stopped::Clean);
 }
+
+/// The consumer side as a lab sees it: consumers that each take 2 ms per
+/// record share the partitions. Two of them (at most 1,000 records/s
+/// together) fall behind an offered 1,500/s and the lag grows second by
+/// second; four of them (2,000/s) keep it small. Nothing is lost either way.
+#[test]
+fn slow_consumers_share_the_partitions_and_their_lag_is_counted() {
+    let mut b = shared_broker();
+    let run = |b: &mut klab::broker::local::LocalBroker, consumers: u32| {
+        let w = Workload {
+            rate: Some(1_500.0),
+            messages: None,
+            duration: Some(Duration::from_secs(4)),
+            warmup: Duration::from_millis(500),
+            message_bytes: 256,
+            partitions: 4,
+            consumers,
+            processing: Duration::from_millis(2),
+            ..Workload::default()
+        };
+        let m = measure(
+            &mut Target::Local(b),
+            &w,
+            &secret(),
+            &StepOptions::default(),
+        )
+        .unwrap();
+        let r = m.result;
+        assert!(r.complete, "{consumers} consumers: {:?}", r.reason);
+        assert_eq!((r.lost, r.duplicated, r.corrupt), (0, 0, 0));
+        assert_eq!(r.consumed, r.acked, "{consumers} consumers");
+        assert_eq!(r.workload.consumers, consumers);
+        assert!(
+            !r.consumer_lag.is_empty(),
+            "{consumers} consumers: no lag series"
+        );
+        r
+    };
+    let slow = run(&mut b, 2);
+    // 500 records/s more due than read: over the 4 s window the lag climbs.
+    let lag = &slow.consumer_lag;
+    let max = *lag.iter().max().unwrap();
+    assert!(max >= 1_200, "two consumers' lag {lag:?}");
+    assert!(lag[0] < lag[3], "two consumers' lag does not grow: {lag:?}");
+    // Read 2 ms apart per consumer: at most 1,000 records/s were read.
+    assert!(slow.read_rate < 1_150.0, "read {}/s", slow.read_rate);
+    let enough = run(&mut b, 4);
+    let max4 = *enough.consumer_lag.iter().max().unwrap();
+    assert!(
+        max4 * 3 < max,
+        "four consumers' lag {:?} vs two consumers' {lag:?}",
+        enough.consumer_lag
+    );
+}
+
+/// JSON records (each different, so a batch really compresses) are read
+/// back whole and verified through each codec the producer may pick.
+#[test]
+fn json_records_arrive_whole_through_every_compression_codec() {
+    let mut b = shared_broker();
+    for codec in ["zstd", "lz4", "gzip", "snappy"] {
+        let mut w = Workload {
+            rate: Some(4_000.0),
+            messages: None,
+            duration: Some(Duration::from_secs(2)),
+            warmup: Duration::from_millis(500),
+            message_bytes: 1024,
+            partitions: 3,
+            payload: klab::model::Payload::Json,
+            ..Workload::default()
+        };
+        w.producer.insert("compression.type".into(), codec.into());
+        let m = measure(
+            &mut Target::Local(&mut b),
+            &w,
+            &secret(),
+            &StepOptions::default(),
+        )
+        .unwrap();
+        let r = &m.result;
+        assert!(r.complete, "{codec}: {:?}", r.reason);
+        assert!(r.acked >= 8_000, "{codec}: {} acked", r.acked);
+        assert_eq!(r.consumed, r.acked, "{codec}");
+        assert_eq!((r.lost, r.corrupt, r.foreign), (0, 0, 0), "{codec}");
+    }
+}

@@ -25,6 +25,55 @@ pub struct CapacityReport {
     pub ratio: Option<Ratio>,
     pub started_at: String,
     pub wall_seconds: f64,
+    /// A capacity lab's `[expect.capacity]` and how this run met it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expect: Option<CapacityExpect>,
+}
+
+/// `[expect.capacity] fixed_at_least` judged: the fix's capacity over the
+/// degraded configuration's.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct CapacityExpect {
+    pub fixed_at_least: f64,
+    /// None when a search found no capacity (nothing to divide).
+    pub pass: Option<bool>,
+    /// The limit lies inside the range the two brackets allow: the search's
+    /// resolution cannot tell, whatever the point ratio says.
+    pub within_resolution: bool,
+}
+
+impl CapacityExpect {
+    pub fn judge(fixed_at_least: f64, ratio: Option<&Ratio>) -> CapacityExpect {
+        CapacityExpect {
+            fixed_at_least,
+            pass: ratio.map(|q| q.ratio >= fixed_at_least),
+            within_resolution: ratio
+                .is_some_and(|q| q.min < fixed_at_least && fixed_at_least <= q.max),
+        }
+    }
+
+    pub fn line(&self, r: Option<&Ratio>) -> String {
+        let want = format!(
+            "capacity of the fix ≥ {}x the degraded one's",
+            self.fixed_at_least
+        );
+        match (self.pass, r) {
+            (Some(pass), Some(q)) => format!(
+                "expected {want}: {} ({:.2}x){}",
+                if pass { "PASS" } else { "NOT YET" },
+                q.ratio,
+                if self.within_resolution {
+                    format!(
+                        " ≈ the limit lies within {:.2}x to {:.2}x, the range the brackets allow: run it again to be sure",
+                        q.min, q.max
+                    )
+                } else {
+                    String::new()
+                }
+            ),
+            _ => format!("expected {want}: cannot tell, a search found no capacity"),
+        }
+    }
 }
 
 impl CapacityReport {
@@ -82,6 +131,9 @@ pub fn answer_lines(r: &CapacityReport) -> String {
             "{} / {}: {:.2}x (the brackets allow {:.2}x to {:.2}x)",
             b.name, r.capacity.name, q.ratio, q.min, q.max
         );
+    }
+    if let Some(e) = &r.expect {
+        let _ = writeln!(out, "{}", e.line(r.ratio.as_ref()));
     }
     out
 }
@@ -412,5 +464,20 @@ mod tests {
             "{a}"
         );
         assert!(a.contains("b / base: 1.50x"), "{a}");
+    }
+
+    #[test]
+    fn a_capacity_expectation_is_judged_with_its_brackets() {
+        let q = |ratio, min, max| crate::capacity::Ratio { ratio, min, max };
+        let e = CapacityExpect::judge(1.3, Some(&q(1.8, 1.6, 2.0)));
+        assert_eq!((e.pass, e.within_resolution), (Some(true), false));
+        assert!(e.line(Some(&q(1.8, 1.6, 2.0))).contains("PASS (1.80x)"));
+        let e = CapacityExpect::judge(1.3, Some(&q(1.25, 1.1, 1.4)));
+        assert_eq!((e.pass, e.within_resolution), (Some(false), true));
+        let line = e.line(Some(&q(1.25, 1.1, 1.4)));
+        assert!(line.contains("NOT YET") && line.contains("≈"), "{line}");
+        let e = CapacityExpect::judge(1.3, None);
+        assert_eq!(e.pass, None);
+        assert!(e.line(None).contains("cannot tell"));
     }
 }

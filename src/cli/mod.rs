@@ -1,7 +1,7 @@
 //! Command-line arguments (clap). Parsing of single values happens here, so
 //! a bad value is rejected by clap with the flag's name and exit code 2.
 
-use crate::model::{Acks, BrokerConfig, Workload, defaults, limits};
+use crate::model::{Acks, BrokerConfig, limits};
 use crate::units::{MemSize, parse_duration, parse_key_value};
 use crate::usage;
 use clap::{Args, Parser, Subcommand};
@@ -10,7 +10,9 @@ use std::time::Duration;
 
 mod broker;
 pub mod capacity;
+mod workload;
 pub use broker::{BrokerExecArgs, BrokerRenderArgs, BrokerSetArgs, NodeArgs};
+pub use workload::WorkloadArgs;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -135,6 +137,15 @@ pub struct ConsumeArgs {
     /// Producers whose end-of-run markers to wait for.
     #[arg(long, value_name = "N", default_value_t = 1, value_parser = parse_producers)]
     pub producers: u32,
+    /// Consumer clients sharing the partitions (one thread each).
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = workload::parse_consumers)]
+    pub consumers: u32,
+    /// Simulated work per record in each consumer, e.g. 200us (default 0).
+    #[arg(long, value_name = "D", value_parser = parse_duration)]
+    pub processing: Option<Duration>,
+    /// A librdkafka consumer setting, e.g. fetch.min.bytes=65536 (repeatable).
+    #[arg(long = "consumer-set", value_name = "KEY=VALUE", value_parser = parse_key_value)]
+    pub consumer_set: Vec<(String, String)>,
     /// Give up after this long.
     #[arg(long, value_name = "D", default_value = "15m", value_parser = parse_nonzero_duration)]
     pub timeout: Duration,
@@ -408,52 +419,6 @@ impl BrokerArgs {
     }
 }
 
-#[derive(Args, Debug, Clone)]
-pub struct WorkloadArgs {
-    /// Open-loop target rate in records/s (record i is due at t0 + i/R;
-    /// default 10000).
-    #[arg(long, value_name = "R", allow_hyphen_values = true, value_parser = parse_rate, conflicts_with = "max")]
-    pub rate: Option<f64>,
-    /// Produce as fast as acknowledgements allow (bounded in-flight).
-    #[arg(long)]
-    pub max: bool,
-    /// Stop after N measured records.
-    #[arg(long, value_name = "N", allow_hyphen_values = true, value_parser = parse_messages, conflicts_with = "duration")]
-    pub messages: Option<u64>,
-    /// Stop after this long, e.g. 30s (default 10s).
-    #[arg(long, value_name = "D", allow_hyphen_values = true, value_parser = parse_nonzero_duration)]
-    pub duration: Option<Duration>,
-    /// Warm-up before measuring: sent and checked, not counted (default 2s).
-    #[arg(long, value_name = "D", allow_hyphen_values = true, value_parser = parse_duration)]
-    pub warmup: Option<Duration>,
-    /// Record size in bytes (64 of them are header and HMAC tag).
-    #[arg(long, value_name = "B", default_value_t = defaults::MESSAGE_BYTES, allow_hyphen_values = true, value_parser = parse_message_bytes)]
-    pub message_bytes: usize,
-    /// Partitions of the topic.
-    #[arg(long, value_name = "P", default_value_t = defaults::PARTITIONS, allow_hyphen_values = true, value_parser = parse_partitions)]
-    pub partitions: i32,
-    /// Topic to use (created when missing, and kept); default: a fresh topic per run, deleted after it.
-    #[arg(long, value_name = "T")]
-    pub topic: Option<String>,
-    /// Producer acks: 0, 1 or all.
-    #[arg(long, default_value = "all", value_parser = parse_acks)]
-    pub acks: Acks,
-    /// A librdkafka producer setting, e.g. linger.ms=5 (repeatable).
-    #[arg(long = "producer-set", value_name = "KEY=VALUE", value_parser = parse_key_value)]
-    pub producer_set: Vec<(String, String)>,
-    /// Independent producer clients, each with its own connection, sharing
-    /// the rate.
-    #[arg(long, value_name = "N", default_value_t = defaults::PRODUCERS, allow_hyphen_values = true, value_parser = parse_producers)]
-    pub producers: u32,
-    /// Replicas per partition of the topic klab creates (default: the
-    /// number of brokers, at most 3).
-    #[arg(long, value_name = "N", allow_hyphen_values = true, value_parser = parse_replication)]
-    pub replication_factor: Option<u32>,
-    /// The topic's min.insync.replicas (default: the broker's).
-    #[arg(long, value_name = "N", allow_hyphen_values = true, value_parser = parse_replication)]
-    pub min_insync_replicas: Option<u32>,
-}
-
 pub fn parse_brokers(s: &str) -> Result<u32, String> {
     parse_count(s, crate::broker::local::MAX_BROKERS)
 }
@@ -471,7 +436,7 @@ pub fn parse_producers(s: &str) -> Result<u32, String> {
 }
 
 /// A whole number in 1..=max, with the messages every count flag uses.
-fn parse_count<T>(s: &str, max: T) -> Result<T, String>
+pub(crate) fn parse_count<T>(s: &str, max: T) -> Result<T, String>
 where
     T: std::str::FromStr + PartialOrd + From<u8> + std::fmt::Display + Copy,
 {
@@ -485,40 +450,6 @@ where
     Ok(n)
 }
 
-impl WorkloadArgs {
-    pub fn workload(&self) -> anyhow::Result<Workload> {
-        let rate = if self.max {
-            None
-        } else {
-            Some(self.rate.unwrap_or(defaults::RATE))
-        };
-        let duration = match (self.messages, self.duration) {
-            (None, None) => Some(defaults::DURATION),
-            (_, d) => d,
-        };
-        let w = Workload {
-            rate,
-            messages: self.messages,
-            duration,
-            warmup: self.warmup.unwrap_or(defaults::WARMUP),
-            message_bytes: self.message_bytes,
-            partitions: self.partitions,
-            acks: self.acks,
-            producer: self.producer_set.iter().cloned().collect(),
-            topic: self.topic.clone(),
-            producers: self.producers,
-            replication_factor: self.replication_factor,
-            min_insync_replicas: self.min_insync_replicas,
-            faults: Vec::new(),
-        };
-        if let Some(t) = &w.topic {
-            crate::model::check_topic_name(t).map_err(|e| usage!("--topic: {e}"))?;
-        }
-        w.validate().map_err(|e| usage!("{}", flagify(&e)))?;
-        Ok(w)
-    }
-}
-
 /// Workload errors start with the field name; on the command line, name
 /// the flag instead.
 pub fn flagify(e: &str) -> String {
@@ -530,6 +461,7 @@ pub fn flagify(e: &str) -> String {
     }
     let flag = match field {
         "producer" => "--producer-set".to_string(),
+        "consumer" => "--consumer-set".to_string(),
         "" => return e.to_string(),
         f => format!("--{}", f.replace('_', "-")),
     };

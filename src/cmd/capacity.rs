@@ -3,7 +3,7 @@
 
 use super::Outcome;
 use crate::broker::kafka_home::{KafkaHome, java};
-use crate::capacity::report::{CapacityReport, answer_lines, svg, table};
+use crate::capacity::report::{CapacityExpect, CapacityReport, answer_lines, svg, table};
 use crate::capacity::{Capacity, ratio};
 use crate::cli::capacity::CapacityArgs;
 use crate::lab::Lab;
@@ -129,29 +129,49 @@ pub fn execute(a: &CapacityArgs) -> Result<Outcome> {
     );
     let started_at = utc_now();
     let started = Instant::now();
-    let (caps, error) = search(&mut s, &lab, &workload, &configs, settings);
+    let (caps, error) = search(&mut s, &lab, &configs, settings);
     let stop = s.stop();
-    let report = assemble(&lab, a, settings, workload, caps, started_at, started);
-    // Kept whatever happened: every probe measured so far is in it.
-    write_json(&run_dir.join("capacity.json"), &report)?;
+    let report = assemble(
+        a.lab.as_ref().map(|_| lab.id.clone()),
+        settings,
+        workload,
+        caps,
+        started_at,
+        started,
+    );
+    finish(&run_dir, &lab, &report, a.json.as_deref(), error, stop)
+}
+
+/// Writes `capacity.json`, `.svg` and `.txt` (also after an error or
+/// Ctrl-C: every probe measured so far is in them), prints the probes and
+/// the answer, and says how the run ended.
+fn finish(
+    run_dir: &std::path::Path,
+    lab: &Lab,
+    report: &CapacityReport,
+    json: Option<&std::path::Path>,
+    error: Option<anyhow::Error>,
+    stop: Result<()>,
+) -> Result<Outcome> {
+    write_json(&run_dir.join("capacity.json"), report)?;
     write_atomic(
         &run_dir.join("capacity.svg"),
-        svg(&format!("klab capacity {}", lab.id), &report).as_bytes(),
+        svg(&format!("klab capacity {}", lab.id), report).as_bytes(),
     )?;
-    let mut t = table(&report);
+    let mut t = table(report);
     let text = format!(
         "{}\n{}",
         crate::stats::table::file_text(&mut t),
-        answer_lines(&report)
+        answer_lines(report)
     );
     write_atomic(&run_dir.join("capacity.txt"), text.as_bytes())?;
-    if let Some(j) = &a.json {
-        write_json(j, &report)?;
+    if let Some(j) = json {
+        write_json(j, report)?;
     }
     if !report.capacity.probes.is_empty() {
-        crate::outln!("{}", table(&report));
+        crate::outln!("{}", table(report));
     }
-    crate::out!("{}", answer_lines(&report));
+    crate::out!("{}", answer_lines(report));
     crate::outln!("results: {}", run_dir.display());
     if let Some(e) = error {
         return super::interrupted_or(e);
@@ -161,11 +181,76 @@ pub fn execute(a: &CapacityArgs) -> Result<Outcome> {
         .searches()
         .iter()
         .all(|c| c.stop == crate::capacity::Stop::Converged);
-    Ok(if all {
+    let met = report.expect.is_none_or(|e| e.pass == Some(true));
+    Ok(if all && met {
         Outcome::Done
     } else {
         Outcome::Incomplete
     })
+}
+
+/// `klab lab run` of a capacity lab (`[expect.capacity]`): the degraded
+/// configuration and the fix, searched in alternation, and the ratio of
+/// their capacities judged against the lab's expectation.
+pub fn lab_run(
+    session: &crate::cli::SessionArgs,
+    lab: &Lab,
+    fix: &crate::lab::file::Fix,
+    limit: f64,
+) -> Result<Outcome> {
+    let quick = session.quick;
+    let mut degraded = lab.workload(quick, Some(1.0))?;
+    let mut fixed = lab.fixed_workload(fix, quick, Some(1.0))?;
+    for w in [&mut degraded, &mut fixed] {
+        w.rate = None;
+        w.faults.clear();
+    }
+    let configs = vec![
+        Config {
+            name: "degraded".into(),
+            broker: lab.broker.clone(),
+            workload: degraded.clone(),
+        },
+        Config {
+            name: "fixed".into(),
+            broker: lab.fixed_broker(fix),
+            workload: fixed,
+        },
+    ];
+    let settings = lab.capacity.settings();
+    let _ui = super::start_ui(&session.ui)?;
+    let mut s = super::lab::session(session, lab.brokers)?;
+    let run_dir = s.opts.run_dir.clone();
+    crate::outln!(
+        "lab {} ({}): its capacity at e2e p99 ≤ {} ms, degraded and fixed, searched in alternation (±{:.0}%)",
+        lab.id,
+        lab.title,
+        settings.slo_p99_ms,
+        settings.resolution * 100.0
+    );
+    let probes = 2 * TYPICAL_PROBES;
+    let restarts = if restart_between(&configs) { probes } else { 1 };
+    crate::outln!(
+        "plan: about {probes} probes (at most {}), each a {} window after a {} warm-up: {}",
+        2 * settings.max_probes,
+        crate::units::format_duration(degraded.duration.unwrap_or_default()),
+        crate::units::format_duration(degraded.warmup),
+        describe_estimate(estimate(&degraded, probes, restarts)),
+    );
+    let started_at = utc_now();
+    let started = Instant::now();
+    let (caps, error) = search(&mut s, lab, &configs, settings);
+    let stop = s.stop();
+    let mut report = assemble(
+        Some(lab.id.clone()),
+        settings,
+        degraded,
+        caps,
+        started_at,
+        started,
+    );
+    report.expect = Some(CapacityExpect::judge(limit, report.ratio.as_ref()));
+    finish(&run_dir, lab, &report, session.json.as_deref(), error, stop)
 }
 
 /// `--lab`: the lab's degraded broker and workload; workload flags are
@@ -236,7 +321,7 @@ fn configs(a: &CapacityArgs, broker: &BrokerConfig, w: &Workload) -> Result<Vec<
         return Ok(vec![Config {
             name: BASE.into(),
             broker: broker.clone(),
-            producer: Default::default(),
+            workload: w.clone(),
         }]);
     }
     let mut out: Vec<Config> = Vec::new();
@@ -244,12 +329,22 @@ fn configs(a: &CapacityArgs, broker: &BrokerConfig, w: &Workload) -> Result<Vec<
         let fix = parse_fix_file(path).map_err(|e| usage!("--compare {e}"))?;
         if fix.acks.is_some() || fix.min_insync_replicas.is_some() {
             return Err(usage!(
-                "--compare {}: acks and min_insync_replicas change what is measured, not how fast; compare heap, [properties] and [producer] only",
+                "--compare {}: acks and min_insync_replicas change what is measured, not how fast; compare heap, [properties], [producer], [consumer], partitions and consumers only",
                 path.display()
             ));
         }
-        let mut producer = w.producer.clone();
-        producer.extend(fix.producer.clone());
+        let mut workload = w.clone();
+        workload.producer.extend(fix.producer.clone());
+        if let Some(n) = fix.partitions {
+            workload.partitions = n;
+        }
+        if let Some(n) = fix.consumers {
+            workload.consumers = n;
+        }
+        workload.consumer.extend(fix.consumer.clone());
+        workload
+            .validate()
+            .map_err(|e| usage!("--compare {}: {e}", path.display()))?;
         let mut name = path
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
@@ -260,7 +355,7 @@ fn configs(a: &CapacityArgs, broker: &BrokerConfig, w: &Workload) -> Result<Vec<
         out.push(Config {
             name,
             broker: broker.overlay(&fix.broker),
-            producer,
+            workload,
         });
     }
     Ok(out)
@@ -272,8 +367,7 @@ fn restart_between(configs: &[Config]) -> bool {
 }
 
 fn assemble(
-    lab: &Lab,
-    a: &CapacityArgs,
+    lab: Option<String>,
     settings: crate::capacity::Settings,
     workload: Workload,
     mut caps: Vec<Capacity>,
@@ -291,7 +385,7 @@ fn assemble(
     });
     let ratio = b.as_ref().and_then(|b| ratio(&first, b));
     CapacityReport {
-        lab: a.lab.as_ref().map(|_| lab.id.clone()),
+        lab,
         settings,
         workload,
         capacity: first,
@@ -299,5 +393,6 @@ fn assemble(
         ratio,
         started_at,
         wall_seconds: started.elapsed().as_secs_f64(),
+        expect: None,
     }
 }

@@ -18,10 +18,11 @@ use anyhow::Result;
 use std::time::Instant;
 
 pub fn execute(a: &DemoArgs) -> Result<Outcome> {
+    let labs = crate::lab::load_track(&labs_dir(a.session.dir.labs.as_deref()), &a.track)?;
+    crate::lab::run::refuse_capacity_labs(&labs.labs)?;
     if a.target == crate::cli::DemoTarget::K8s {
         return k8s(a, fix_source(&a.fix, a.session.quick, 2, 4));
     }
-    let labs = crate::lab::load_track(&labs_dir(a.session.dir.labs.as_deref()), &a.track)?;
     let _ui = super::start_ui(&a.session.ui)?;
     let mut s = session(&a.session, labs.baseline().brokers)?;
     let started = Instant::now();

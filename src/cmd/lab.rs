@@ -309,6 +309,19 @@ pub fn announce(s: &Session, labs: &Labs, chosen: &[&crate::lab::Lab], steps: us
 fn run(a: &LabRunArgs) -> Result<Outcome> {
     let (labs, id) = load_with(a.session.dir.labs.as_deref(), &a.lab)?;
     let lab = labs.get(&id)?.clone();
+    if let Some(limit) = lab.expect.capacity_at_least {
+        let fix = match a.fix.fix_with {
+            FixWith::Lab => lab.fix.clone(),
+            FixWith::Tuner => {
+                return Err(usage!(
+                    "--fix-with tuner: lab {} is judged by its capacity at the SLO, and the tuner cannot search for capacity yet; use --fix-with lab, or klab lab check {} with your fix file",
+                    lab.id,
+                    a.lab
+                ));
+            }
+        };
+        return super::capacity::lab_run(&a.session, &lab, &fix, limit);
+    }
     let _ui = super::start_ui(&a.session.ui)?;
     let mut s = session(&a.session, lab.brokers)?;
     s.ledger.steps_planned = if lab.extends.is_none() { 1 } else { 3 };
@@ -348,7 +361,8 @@ fn run(a: &LabRunArgs) -> Result<Outcome> {
 fn check(a: &LabCheckArgs) -> Result<Outcome> {
     let (labs, id) = load_with(a.session.dir.labs.as_deref(), &a.lab)?;
     let lab = labs.get(&id)?.clone();
-    if lab.extends.is_none() {
+    let capacity_lab = lab.expect.capacity_at_least;
+    if lab.extends.is_none() && capacity_lab.is_none() {
         return Err(usage!(
             "{} is the reference lab; there is nothing to fix",
             lab.id
@@ -378,6 +392,9 @@ fn check(a: &LabCheckArgs) -> Result<Outcome> {
     // place cannot pass.
     for w in still_broken(&lab, &fix) {
         crate::errln!("warning: {w}");
+    }
+    if let Some(limit) = capacity_lab {
+        return super::capacity::lab_run(&a.session, &lab, &fix, limit);
     }
     let _ui = super::start_ui(&a.session.ui)?;
     let mut s = session(&a.session, lab.brokers)?;

@@ -151,8 +151,19 @@ pub fn consume(a: &ConsumeArgs) -> Result<Outcome> {
             admin.create_replicated_topic(&a.topic, p, rf, a.create_min_insync_replicas)?;
         }
     }
+    for (k, _) in &a.consumer_set {
+        crate::model::check_consumer_key(k).map_err(|e| usage!("--consumer-set: {e}"))?;
+    }
+    if let Some(d) = a.processing
+        && d > crate::model::limits::MAX_PROCESSING
+    {
+        return Err(usage!("--processing: at most 1s per record"));
+    }
     let mut spec = ConsumerSpec::new(&a.bootstrap, &a.topic, secret);
     spec.producers = a.producers as usize;
+    spec.consumers = a.consumers as usize;
+    spec.processing = a.processing.unwrap_or_default();
+    spec.settings = a.consumer_set.clone();
     spec.deadline = Some(Instant::now() + a.timeout);
     let clock = Clock::new();
     let cancel = Cancel::new();

@@ -19,6 +19,7 @@ use std::time::Instant;
 pub fn execute(a: &TuneArgs) -> Result<Outcome> {
     let (labs, id) = load_with(a.session.dir.labs.as_deref(), &a.lab)?;
     let lab = labs.get(&id)?.clone();
+    crate::lab::run::refuse_capacity_labs([&lab])?;
     let dynamic_only = a.bootstrap.is_some();
     let space = if a.knobs.is_empty() {
         Space::default_space(dynamic_only)
@@ -236,6 +237,7 @@ pub fn bench(a: &crate::cli::TuneBenchArgs) -> Result<Outcome> {
     if !a.simulated_only {
         let (labs, id) = load_with(a.session.dir.labs.as_deref(), &a.lab)?;
         let lab = labs.get(&id)?.clone();
+        crate::lab::run::refuse_capacity_labs([&lab])?;
         let _ui = super::start_ui(&a.session.ui)?;
         let mut s = super::lab::session(&a.session, lab.brokers)?;
         run_dir = Some(s.opts.run_dir.clone());

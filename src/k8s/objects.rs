@@ -277,10 +277,18 @@ pub fn consumer_args(
     a.extend([
         "--producers".into(),
         w.producers.max(1).to_string(),
+        "--consumers".into(),
+        w.consumers.max(1).to_string(),
         "--timeout".into(),
         format_duration(timeout),
         "--delete-topic".into(),
     ]);
+    if !w.processing.is_zero() {
+        a.extend(["--processing".into(), format_duration(w.processing)]);
+    }
+    for (k, v) in &w.consumer {
+        a.extend(["--consumer-set".into(), format!("{k}={v}")]);
+    }
     a.extend(metrics_flag());
     a
 }
@@ -311,6 +319,8 @@ pub fn producer_args(bootstrap: &str, topic: &str, w: &Workload) -> Vec<String> 
         w.acks.as_kafka().into(),
         "--producers".into(),
         w.producers.max(1).to_string(),
+        "--payload".into(),
+        w.payload.as_str().into(),
     ]);
     for (k, v) in &w.producer {
         a.extend(["--producer-set".into(), format!("{k}={v}")]);

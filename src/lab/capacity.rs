@@ -16,7 +16,6 @@ use crate::model::{BrokerConfig, Workload};
 use crate::units::parse_duration;
 use anyhow::Result;
 use serde::Deserialize;
-use std::collections::BTreeMap;
 use std::time::Duration;
 use toml::Spanned;
 
@@ -127,13 +126,13 @@ pub(super) fn parse_capacity(
     })
 }
 
-/// One configuration a search measures: broker settings and producer
-/// settings laid over the workload's.
+/// One configuration a search measures: the broker's settings and the
+/// workload (each probe sets its rate).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
     pub name: String,
     pub broker: BrokerConfig,
-    pub producer: BTreeMap<String, String>,
+    pub workload: Workload,
 }
 
 /// Probes a configuration is expected to take (for the plan line and the
@@ -147,7 +146,6 @@ pub const TYPICAL_PROBES: usize = 9;
 pub fn search(
     target: &mut dyn LabTarget,
     lab: &Lab,
-    workload: &Workload,
     configs: &[Config],
     settings: Settings,
 ) -> (Vec<Capacity>, Option<anyhow::Error>) {
@@ -168,7 +166,7 @@ pub fn search(
             };
             measured = true;
             n += 1;
-            if let Err(e) = probe(target, lab, workload, cfg, &mut searches[i], n, phase, rate) {
+            if let Err(e) = probe(target, lab, cfg, &mut searches[i], n, phase, rate) {
                 error = Some(e);
                 break 'rounds;
             }
@@ -187,16 +185,22 @@ pub fn search(
 fn probe(
     target: &mut dyn LabTarget,
     lab: &Lab,
-    base: &Workload,
     cfg: &Config,
     search: &mut Search,
     n: usize,
     phase: Phase,
     rate: Option<f64>,
 ) -> Result<()> {
-    let mut w = base.clone();
+    let mut w = cfg.workload.clone();
     w.rate = rate;
-    w.producer.extend(cfg.producer.clone());
+    // Consumers with simulated work read at most `read_ceiling`: a max
+    // probe offers twice that, not all the broker takes, so the step does
+    // not spend minutes reading a backlog back.
+    if rate.is_none()
+        && let Some(c) = w.read_ceiling()
+    {
+        w.rate = Some((2.0 * c).round());
+    }
     let label = match rate {
         Some(r) => format!("{}probe {n} {phase} {r:.0}", prefix(&cfg.name)),
         None => format!("{}probe {n} max", prefix(&cfg.name)),

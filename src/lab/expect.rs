@@ -11,6 +11,16 @@ use toml::Spanned;
 pub struct RawExpect {
     pub degraded: Option<RawDegraded>,
     pub fixed: Option<RawFixed>,
+    pub capacity: Option<RawCapacityExpect>,
+}
+
+/// A lab measured by capacity at its SLO (the client track): how much more
+/// the fix must carry than the degraded configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCapacityExpect {
+    /// The fix's capacity over the degraded one's, at least.
+    pub fixed_at_least: Spanned<f64>,
 }
 
 /// The lab counts as degraded when either bound is met (vs lab 01).
@@ -53,6 +63,9 @@ pub struct Expect {
     pub degraded_all: bool,
     /// Where the fixed step must be back: every rule must hold.
     pub fixed: Vec<Rule>,
+    /// `[expect.capacity] fixed_at_least`: a capacity lab, judged by the
+    /// fix's capacity at the SLO over the degraded configuration's.
+    pub capacity_at_least: Option<f64>,
 }
 
 /// What a rule of `[expect]` measures.
@@ -247,6 +260,24 @@ pub(super) fn expect(cx: &Ctx<'_>, e: &RawExpect) -> Result<Expect, LabFileError
                 }
             };
         }
+    }
+    if let Some(c) = &e.capacity {
+        let x = *c.fixed_at_least.get_ref();
+        if !(x.is_finite() && x > 0.0 && x <= 1000.0) {
+            return Err(cx.err(
+                &c.fixed_at_least,
+                format!(
+                    "expect.capacity.fixed_at_least: {x} is out of range; the fix's capacity over the degraded one's, in (0, 1000]"
+                ),
+            ));
+        }
+        if e.degraded.is_some() || e.fixed.is_some() {
+            return Err(cx.err(
+                &c.fixed_at_least,
+                "expect.capacity: a capacity lab is judged by its capacity ratio alone; drop [expect.degraded] and [expect.fixed]".into(),
+            ));
+        }
+        out.capacity_at_least = Some(x);
     }
     if let Some(f) = &e.fixed {
         let r = &mut out.fixed;

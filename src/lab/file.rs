@@ -99,6 +99,11 @@ pub struct RawFix {
     pub acks: Option<Spanned<toml::Value>>,
     /// The topic's min.insync.replicas.
     pub min_insync_replicas: Option<Spanned<i64>>,
+    /// Partitions of the workload's topic and consumers reading it.
+    pub partitions: Option<Spanned<i64>>,
+    pub consumers: Option<Spanned<i64>>,
+    #[serde(default)]
+    pub consumer: BTreeMap<String, Spanned<toml::Value>>,
 }
 
 /// Parsed fix: laid over a lab's degraded broker and workload.
@@ -108,6 +113,9 @@ pub struct Fix {
     pub producer: BTreeMap<String, String>,
     pub acks: Option<Acks>,
     pub min_insync_replicas: Option<u32>,
+    pub partitions: Option<i32>,
+    pub consumers: Option<u32>,
+    pub consumer: BTreeMap<String, String>,
 }
 
 impl Fix {
@@ -116,11 +124,18 @@ impl Fix {
         for (k, v) in &over.producer {
             producer.insert(k.clone(), v.clone());
         }
+        let mut consumer = self.consumer.clone();
+        for (k, v) in &over.consumer {
+            consumer.insert(k.clone(), v.clone());
+        }
         Fix {
             broker: self.broker.overlay(&over.broker),
             producer,
             acks: over.acks.or(self.acks),
             min_insync_replicas: over.min_insync_replicas.or(self.min_insync_replicas),
+            partitions: over.partitions.or(self.partitions),
+            consumers: over.consumers.or(self.consumers),
+            consumer,
         }
     }
 
@@ -129,6 +144,9 @@ impl Fix {
             && self.producer.is_empty()
             && self.acks.is_none()
             && self.min_insync_replicas.is_none()
+            && self.partitions.is_none()
+            && self.consumers.is_none()
+            && self.consumer.is_empty()
     }
 
     /// `heap=1g num.io.threads=8 linger.ms=5 acks=all`.
@@ -138,6 +156,17 @@ impl Fix {
         if let Some(a) = self.acks {
             l.push(format!("acks={a}"));
         }
+        if let Some(n) = self.partitions {
+            l.push(format!("partitions={n}"));
+        }
+        if let Some(n) = self.consumers {
+            l.push(format!("consumers={n}"));
+        }
+        l.extend(
+            self.consumer
+                .iter()
+                .map(|(k, v)| format!("consumer.{k}={v}")),
+        );
         if let Some(n) = self.min_insync_replicas {
             l.push(format!("min.insync.replicas={n}"));
         }
@@ -164,6 +193,13 @@ pub struct RawWorkload {
     pub min_insync_replicas: Option<Spanned<i64>>,
     #[serde(default)]
     pub producer: BTreeMap<String, Spanned<toml::Value>>,
+    /// `fixed` or `json`.
+    pub payload: Option<Spanned<String>>,
+    pub consumers: Option<Spanned<i64>>,
+    /// Simulated work per record in each consumer.
+    pub processing: Option<Spanned<String>>,
+    #[serde(default)]
+    pub consumer: BTreeMap<String, Spanned<toml::Value>>,
 }
 
 /// A parsed, validated lab file (before its `extends` chain is resolved).
@@ -470,11 +506,32 @@ fn parse_fix(cx: &Ctx<'_>, table: &str, f: &RawFix) -> Result<Fix, LabFileError>
                 .map(|n| n as u32)
         })
         .transpose()?;
+    let partitions = f
+        .partitions
+        .as_ref()
+        .map(|v| {
+            let hi = limits::MAX_PARTITIONS as u64;
+            cx.in_range(v, &format!("{table}.partitions"), 1, hi)
+                .map(|n| n as i32)
+        })
+        .transpose()?;
+    let consumers = f
+        .consumers
+        .as_ref()
+        .map(|v| {
+            let hi = limits::MAX_CONSUMERS as u64;
+            cx.in_range(v, &format!("{table}.consumers"), 1, hi)
+                .map(|n| n as u32)
+        })
+        .transpose()?;
     Ok(Fix {
         broker,
         producer,
         acks,
         min_insync_replicas,
+        partitions,
+        consumers,
+        consumer: client_settings(cx, table, "consumer", &f.consumer)?,
     })
 }
 
@@ -484,16 +541,30 @@ fn producer_settings(
     table: &str,
     raw: &BTreeMap<String, Spanned<toml::Value>>,
 ) -> Result<BTreeMap<String, String>, LabFileError> {
+    client_settings(cx, table, "producer", raw)
+}
+
+/// A `[*.producer]` or `[*.consumer]` table of librdkafka settings.
+fn client_settings(
+    cx: &Ctx<'_>,
+    table: &str,
+    client: &str,
+    raw: &BTreeMap<String, Spanned<toml::Value>>,
+) -> Result<BTreeMap<String, String>, LabFileError> {
     let mut out = BTreeMap::new();
     for (k, v) in raw {
         let Some(s) = scalar(v.get_ref()) else {
             return Err(cx.err(
                 v,
-                format!("{table}.producer.\"{k}\": expected a string, number or boolean"),
+                format!("{table}.{client}.\"{k}\": expected a string, number or boolean"),
             ));
         };
-        crate::model::check_producer_key(k)
-            .map_err(|e| cx.err(v, format!("{table}.producer: {e}")))?;
+        let checked = if client == "consumer" {
+            crate::model::check_consumer_key(k)
+        } else {
+            crate::model::check_producer_key(k)
+        };
+        checked.map_err(|e| cx.err(v, format!("{table}.{client}: {e}")))?;
         out.insert(k.clone(), s);
     }
     Ok(out)
@@ -607,6 +678,27 @@ fn parse_workload(
         );
     }
     out.producer = producer_settings(cx, table, &w.producer)?;
+    if let Some(p) = &w.payload {
+        out.payload = Some(
+            p.get_ref()
+                .parse()
+                .map_err(|e: String| cx.err(p, format!("{table}.payload: {e}")))?,
+        );
+    }
+    if let Some(c) = &w.consumers {
+        let field = format!("{table}.consumers");
+        let hi = limits::MAX_CONSUMERS as u64;
+        out.consumers = Some(cx.in_range(c, &field, 1, hi)? as u32);
+    }
+    if let Some(d) = &w.processing {
+        let v = parse_duration(d.get_ref())
+            .map_err(|e| cx.err(d, format!("{table}.processing: {e}")))?;
+        if v > limits::MAX_PROCESSING {
+            return Err(cx.err(d, format!("{table}.processing: at most 1s per record")));
+        }
+        out.processing = Some(v);
+    }
+    out.consumer = client_settings(cx, table, "consumer", &w.consumer)?;
     Ok(out)
 }
 
@@ -779,5 +871,49 @@ p99_at_most = 1.5
         assert_eq!(o.duration, None);
         assert_eq!(o.rate, Some(RateSpec::Fixed(100.0)));
         assert_eq!(base.changes(&over), vec!["linger.ms=0".to_string()]);
+    }
+
+    #[test]
+    fn client_side_fields_parse_and_bad_ones_name_the_field() {
+        let l = parse(
+            "title = \"c\"\n[workload]\npayload = \"json\"\nconsumers = 2\nprocessing = \"250us\"\npartitions = 4\n[workload.consumer]\n\"fetch.min.bytes\" = 65536\n[fix]\npartitions = 8\nconsumers = 8\n[fix.consumer]\n\"fetch.wait.max.ms\" = 10\n[expect.capacity]\nfixed_at_least = 2.0\n",
+        )
+        .unwrap();
+        assert_eq!(l.workload.payload, Some(crate::model::Payload::Json));
+        assert_eq!(l.workload.consumers, Some(2));
+        assert_eq!(l.workload.processing, Some(Duration::from_micros(250)));
+        assert_eq!(l.workload.consumer["fetch.min.bytes"], "65536");
+        assert_eq!((l.fix.partitions, l.fix.consumers), (Some(8), Some(8)));
+        assert_eq!(l.fix.consumer["fetch.wait.max.ms"], "10");
+        assert!(l.fix.lines().contains(&"consumers=8".to_string()));
+        assert_eq!(l.expect.capacity_at_least, Some(2.0));
+        for (text, want) in [
+            (
+                "[workload]\npayload = \"xml\"\n",
+                "workload.payload: 'xml' is not a payload; allowed: fixed, json",
+            ),
+            ("[workload]\nconsumers = 0\n", "workload.consumers"),
+            (
+                "[workload]\nprocessing = \"2s\"\n",
+                "workload.processing: at most 1s",
+            ),
+            (
+                "[workload.consumer]\n\"group.id\" = \"x\"\n",
+                "workload.consumer: 'group.id' is set by klab",
+            ),
+            ("[fix]\nconsumers = 65\n", "fix.consumers"),
+            (
+                "[expect.capacity]\nfixed_at_least = 0.0\n",
+                "expect.capacity.fixed_at_least",
+            ),
+            (
+                "[expect.capacity]\nfixed_at_least = 2.0\n[expect.fixed]\np99_at_most = 2.0\n",
+                "judged by its capacity ratio alone",
+            ),
+        ] {
+            let e = err(&format!("title = \"a\"\n{text}"));
+            assert!(e.message.contains(want), "{text}: {e}");
+            assert!(e.line.is_some(), "{text}: {e}");
+        }
     }
 }

@@ -104,6 +104,15 @@ impl Lab {
         if let Some(n) = fix.min_insync_replicas {
             w.min_insync_replicas = Some(n);
         }
+        if let Some(n) = fix.partitions {
+            w.partitions = n;
+        }
+        if let Some(n) = fix.consumers {
+            w.consumers = n;
+        }
+        for (k, v) in &fix.consumer {
+            w.consumer.insert(k.clone(), v.clone());
+        }
         w.validate().map_err(|e| usage!("fix: {e}"))?;
         Ok(w)
     }
@@ -171,6 +180,10 @@ pub fn workload_from_patch(p: &WorkloadPatch, capacity: Option<f64>) -> Result<W
         replication_factor: p.replication_factor,
         min_insync_replicas: p.min_insync_replicas,
         faults: p.faults.clone().unwrap_or_default(),
+        payload: p.payload.unwrap_or(d.payload),
+        consumers: p.consumers.unwrap_or(d.consumers),
+        processing: p.processing.unwrap_or(d.processing),
+        consumer: p.consumer.clone(),
     };
     w.validate()?;
     Ok(w)

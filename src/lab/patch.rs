@@ -48,6 +48,10 @@ pub struct WorkloadPatch {
     /// The lab's own `[[faults]]` replace those of the lab it extends.
     pub faults: Option<Vec<crate::model::FaultSpec>>,
     pub producer: BTreeMap<String, String>,
+    pub payload: Option<crate::model::Payload>,
+    pub consumers: Option<u32>,
+    pub processing: Option<Duration>,
+    pub consumer: BTreeMap<String, String>,
 }
 
 impl WorkloadPatch {
@@ -91,6 +95,18 @@ impl WorkloadPatch {
         }
         for (k, v) in &over.producer {
             out.producer.insert(k.clone(), v.clone());
+        }
+        if over.payload.is_some() {
+            out.payload = over.payload;
+        }
+        if over.consumers.is_some() {
+            out.consumers = over.consumers;
+        }
+        if over.processing.is_some() {
+            out.processing = over.processing;
+        }
+        for (k, v) in &over.consumer {
+            out.consumer.insert(k.clone(), v.clone());
         }
         out
     }
@@ -137,6 +153,26 @@ impl WorkloadPatch {
         for (k, v) in &over.producer {
             if self.producer.get(k) != Some(v) {
                 out.push(format!("{k}={v}"));
+            }
+        }
+        if after.payload != self.payload
+            && let Some(p) = after.payload
+        {
+            out.push(format!("payload={p}"));
+        }
+        if after.consumers != self.consumers
+            && let Some(n) = after.consumers
+        {
+            out.push(format!("consumers={n}"));
+        }
+        if after.processing != self.processing
+            && let Some(d) = after.processing
+        {
+            out.push(format!("processing={}", crate::units::format_duration(d)));
+        }
+        for (k, v) in &over.consumer {
+            if self.consumer.get(k) != Some(v) {
+                out.push(format!("consumer.{k}={v}"));
             }
         }
         if after.faults != self.faults

@@ -108,6 +108,23 @@ pub fn run_lab(
 
 /// The reference (lab 01) once, then each of `chosen` degraded and fixed.
 /// Rows are pushed as they are measured, so an error or Ctrl-C keeps them.
+/// Capacity labs (`[expect.capacity]`) are not steps against a reference:
+/// the demo, the tuner and a run of several labs refuse them before
+/// anything starts.
+pub fn refuse_capacity_labs<'a>(labs: impl IntoIterator<Item = &'a Lab>) -> Result<()> {
+    match labs
+        .into_iter()
+        .find(|l| l.expect.capacity_at_least.is_some())
+    {
+        Some(l) => Err(crate::usage!(
+            "lab {} is judged by its capacity at the SLO, not against a reference step: run it with klab lab run {} --fix-with lab (or klab lab check with a fix file)",
+            l.id,
+            l.dir.display()
+        )),
+        None => Ok(()),
+    }
+}
+
 pub fn run_labs(
     session: &mut dyn LabTarget,
     labs: &Labs,
@@ -115,6 +132,7 @@ pub fn run_labs(
     fix: &FixSource,
     rows: &mut Vec<Row>,
 ) -> Result<()> {
+    refuse_capacity_labs(std::iter::once(labs.baseline()).chain(chosen.iter().copied()))?;
     let baseline = labs.baseline();
     let quick = session.quick();
     let calibrating = session.ledger().capacity.is_none();

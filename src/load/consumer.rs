@@ -34,6 +34,10 @@ pub struct ConsumerSpec {
     pub drain_timeout: Duration,
     /// Hard upper bound on the whole run, for standalone consumers.
     pub deadline: Option<Instant>,
+    /// Consumer clients sharing the partitions.
+    pub consumers: usize,
+    /// Simulated work per record in each consumer.
+    pub processing: Duration,
 }
 
 impl ConsumerSpec {
@@ -46,6 +50,8 @@ impl ConsumerSpec {
             settings: Vec::new(),
             drain_timeout: Duration::from_secs(30),
             deadline: None,
+            consumers: 1,
+            processing: Duration::ZERO,
         }
     }
 }
@@ -139,6 +145,8 @@ pub struct ConsumerReport {
     /// Records sent but never read, per second of their (estimated) due
     /// time.
     pub missing_per_second: std::collections::BTreeMap<u64, u64>,
+    /// `(t, lag)`: records due before Unix second `t` and not yet read.
+    pub lag_per_second: Vec<(u64, u64)>,
 }
 
 pub fn client_config(spec: &ConsumerSpec) -> ClientConfig {
@@ -159,17 +167,48 @@ pub fn client_config(spec: &ConsumerSpec) -> ClientConfig {
     cfg
 }
 
+/// One record value as a fetcher saw it: where from, what it decoded to,
+/// and when it was done with it (Unix ns: received, plus the simulated
+/// processing of the records before it).
+struct Seen {
+    partition: i32,
+    decoded: Decoded,
+    at_ns: u64,
+}
+
+/// Consumer `k` of `n` reads the partitions `p` with `p % n == k`.
+pub fn partitions_of(k: usize, n: usize, partitions: usize) -> Vec<i32> {
+    (0..partitions)
+        .filter(|p| p % n.max(1) == k)
+        .map(|p| p as i32)
+        .collect()
+}
+
 /// Reads until every producer's markers have arrived, the drain timeout
 /// passes, or `cancel` fires.
+///
+/// `spec.consumers` clients each read their share of the partitions in
+/// their own thread: fetch, check the tag, and wait out the simulated
+/// processing of each record (`spec.processing`). They hand what they read
+/// to this thread, which keeps the one tally, the latency histograms and
+/// the lag.
 pub fn run(
     spec: &ConsumerSpec,
     clock: &Clock,
     cancel: &Cancel,
     handle: &ConsumerHandle,
 ) -> Result<ConsumerReport> {
-    let consumer: BaseConsumer<crate::load::client_log::QuietContext> = client_config(spec)
-        .create_with_context(crate::load::client_log::QuietContext)
-        .context("creating the consumer")?;
+    let n = spec.consumers.max(1);
+    let consumers = (0..n)
+        .map(|k| {
+            let mut cfg = client_config(spec);
+            if n > 1 {
+                cfg.set("client.id", format!("klab-consumer-{}", k + 1));
+            }
+            cfg.create_with_context(crate::load::client_log::QuietContext)
+                .context("creating the consumer")
+        })
+        .collect::<Result<Vec<BaseConsumer<crate::load::client_log::QuietContext>>>>()?;
 
     // Find the partitions (the topic exists before the consumer starts).
     let meta_deadline = Instant::now() + Duration::from_secs(30);
@@ -177,7 +216,7 @@ pub fn run(
         if cancel.is_cancelled() {
             bail!("cancelled before the consumer started");
         }
-        match consumer.fetch_metadata(Some(&spec.topic), Duration::from_secs(2)) {
+        match consumers[0].fetch_metadata(Some(&spec.topic), Duration::from_secs(2)) {
             Ok(md) => {
                 let n = md
                     .topics()
@@ -202,17 +241,103 @@ pub fn run(
         }
         std::thread::sleep(Duration::from_millis(100));
     };
-    let mut tpl = TopicPartitionList::new();
-    for p in 0..partitions {
-        tpl.add_partition_offset(&spec.topic, p as i32, Offset::Beginning)
-            .context("building the partition assignment")?;
+    for (k, consumer) in consumers.iter().enumerate() {
+        let mut tpl = TopicPartitionList::new();
+        for p in partitions_of(k, n, partitions) {
+            tpl.add_partition_offset(&spec.topic, p, Offset::Beginning)
+                .context("building the partition assignment")?;
+        }
+        consumer.assign(&tpl).context("assigning partitions")?;
     }
-    consumer.assign(&tpl).context("assigning partitions")?;
     handle.ready.store(true, Ordering::SeqCst);
 
+    let stop = AtomicBool::new(false);
+    let (tx, rx) = std::sync::mpsc::channel::<Vec<Seen>>();
+    std::thread::scope(|s| {
+        for consumer in &consumers {
+            let tx = tx.clone();
+            let stop = &stop;
+            s.spawn(move || fetch(consumer, spec, clock, stop, &tx));
+        }
+        drop(tx);
+        let report = tally_arrivals(spec, clock, cancel, handle, &rx);
+        stop.store(true, Ordering::SeqCst);
+        report
+    })
+}
+
+/// A fetcher's loop: polls its consumer, checks each record and sends what
+/// it read on in batches, until `stop`.
+fn fetch(
+    consumer: &BaseConsumer<crate::load::client_log::QuietContext>,
+    spec: &ConsumerSpec,
+    clock: &Clock,
+    stop: &AtomicBool,
+    tx: &std::sync::mpsc::Sender<Vec<Seen>>,
+) {
     let mut decoder = Decoder::new(&spec.secret);
+    let processing_ns = spec.processing.as_nanos() as u64;
+    // When the simulated work on the records read so far is done.
+    let mut busy_until = 0u64;
+    let mut batch: Vec<Seen> = Vec::with_capacity(256);
+    let mut batch_since = Instant::now();
+    while !stop.load(Ordering::Relaxed) {
+        let polled = consumer.poll(Duration::from_millis(20));
+        let idle = polled.is_none();
+        if let Some(msg) = polled {
+            match msg {
+                Ok(msg) => {
+                    let now_ns = clock.now_ns();
+                    let decoded = decoder.decode(msg.payload());
+                    let at_ns = if processing_ns > 0 && matches!(decoded, Decoded::Record(_)) {
+                        busy_until = busy_until.max(now_ns) + processing_ns;
+                        busy_until
+                    } else {
+                        now_ns.max(busy_until)
+                    };
+                    if batch.is_empty() {
+                        batch_since = Instant::now();
+                    }
+                    batch.push(Seen {
+                        partition: msg.partition(),
+                        decoded,
+                        at_ns,
+                    });
+                }
+                // Transient fetch errors are retried by librdkafka itself.
+                Err(e) => tracing::debug!("consumer: {e}"),
+            }
+        }
+        let ahead = busy_until.saturating_sub(clock.now_ns());
+        let flush = idle
+            || batch.len() >= 256
+            || batch_since.elapsed() >= Duration::from_millis(5)
+            || ahead >= 1_000_000;
+        if flush && !batch.is_empty() {
+            if tx.send(std::mem::take(&mut batch)).is_err() {
+                return;
+            }
+            batch.reserve(256);
+        }
+        // Wait out the work on what was read (in steps of at least 1 ms).
+        if ahead >= 1_000_000 {
+            std::thread::sleep(Duration::from_nanos(ahead).min(Duration::from_millis(100)));
+        }
+    }
+}
+
+/// Counts what the fetchers read until every marker is in, the drain
+/// timeout passes, the deadline passes or `cancel` fires.
+fn tally_arrivals(
+    spec: &ConsumerSpec,
+    clock: &Clock,
+    cancel: &Cancel,
+    handle: &ConsumerHandle,
+    rx: &std::sync::mpsc::Receiver<Vec<Seen>>,
+) -> Result<ConsumerReport> {
     let mut tally = Tally::new();
     let mut report = ConsumerReport::default();
+    let mut lag = Lag::default();
     let mut last_arrival = Instant::now();
     let mut done_since: Option<Instant> = None;
     // The second (on the run's clock) records are arriving in, for the
@@ -247,45 +372,45 @@ pub fn run(
                 break;
             }
         }
-        let Some(msg) = consumer.poll(Duration::from_millis(100)) else {
-            continue;
-        };
-        let msg = match msg {
-            Ok(m) => m,
-            Err(e) => {
-                // Transient fetch errors are retried by librdkafka itself.
-                tracing::debug!("consumer: {e}");
-                continue;
+        let batch = match rx.recv_timeout(Duration::from_millis(100)) {
+            Ok(b) => b,
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => continue,
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                bail!("every consumer thread ended")
             }
         };
-        let now_ns = clock.now_ns();
         last_arrival = Instant::now();
-        match decoder.decode(msg.payload()) {
-            Decoded::Record(h) => {
-                if tally.record(msg.partition(), &h) == crate::load::tally::Arrival::Duplicate {
-                    let s = clock.offset_of(h.due_ns).as_secs();
-                    *report.duplicated_per_second.entry(s).or_default() += 1;
-                }
-                let lat_us = now_ns.saturating_sub(h.due_ns) / 1000;
-                let at = clock.offset_of(now_ns);
-                let sec = at.as_secs();
-                if open_second != Some(sec) {
-                    if let Some(prev) = open_second {
-                        handle.close_second(&report, prev);
+        for seen in batch {
+            match seen.decoded {
+                Decoded::Record(h) => {
+                    let arrival = tally.record(seen.partition, &h);
+                    if arrival == crate::load::tally::Arrival::Duplicate {
+                        let s = clock.offset_of(h.due_ns).as_secs();
+                        *report.duplicated_per_second.entry(s).or_default() += 1;
+                    } else {
+                        lag.read(h.due_ns, seen.at_ns);
                     }
-                    open_second = Some(sec);
+                    let lat_us = seen.at_ns.saturating_sub(h.due_ns) / 1000;
+                    let at = clock.offset_of(seen.at_ns);
+                    let sec = at.as_secs();
+                    if open_second != Some(sec) {
+                        if let Some(prev) = open_second {
+                            handle.close_second(&report, prev);
+                        }
+                        open_second = Some(sec);
+                    }
+                    if h.flags & FLAG_WARMUP != 0 {
+                        report.e2e_warmup.record(lat_us, at);
+                    } else {
+                        report.e2e.record(lat_us, at);
+                        report.last_receive = at;
+                    }
+                    handle.consumed.fetch_add(1, Ordering::Relaxed);
                 }
-                if h.flags & FLAG_WARMUP != 0 {
-                    report.e2e_warmup.record(lat_us, at);
-                } else {
-                    report.e2e.record(lat_us, at);
-                    report.last_receive = at;
-                }
-                handle.consumed.fetch_add(1, Ordering::Relaxed);
+                Decoded::Marker(h, m) => tally.marker(&h, m),
+                Decoded::Corrupt => tally.corrupt(),
+                Decoded::Foreign => tally.foreign(),
             }
-            Decoded::Marker(h, m) => tally.marker(&h, m),
-            Decoded::Corrupt => tally.corrupt(),
-            Decoded::Foreign => tally.foreign(),
         }
     }
     if let Some(prev) = open_second {
@@ -297,8 +422,49 @@ pub fn run(
             .missing_per_second
             .entry(clock.offset_of(due).as_secs())
             .or_default() += 1;
+        lag.missing(due);
     }
+    report.lag_per_second = lag.per_second();
     Ok(report)
+}
+
+/// Consumer lag as records due but not yet read: per Unix second, the
+/// records due in it and the records read in it.
+#[derive(Default)]
+struct Lag {
+    due: std::collections::BTreeMap<u64, u64>,
+    read: std::collections::BTreeMap<u64, u64>,
+}
+
+impl Lag {
+    fn read(&mut self, due_ns: u64, at_ns: u64) {
+        *self.due.entry(due_ns / 1_000_000_000).or_default() += 1;
+        *self.read.entry(at_ns / 1_000_000_000).or_default() += 1;
+    }
+
+    /// A record sent and never read: due, and never off the lag.
+    fn missing(&mut self, due_ns: u64) {
+        *self.due.entry(due_ns / 1_000_000_000).or_default() += 1;
+    }
+
+    /// `(t, lag)`: records due before Unix second `t` and not read before
+    /// it, for every second from the first record due to the last read.
+    fn per_second(&self) -> Vec<(u64, u64)> {
+        let (Some(first), Some(last)) = (
+            self.due.keys().next().copied(),
+            self.read.keys().next_back().copied(),
+        ) else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        let (mut due, mut read) = (0u64, 0u64);
+        for s in first..=last.max(first) {
+            due += self.due.get(&s).copied().unwrap_or(0);
+            read += self.read.get(&s).copied().unwrap_or(0);
+            out.push((s + 1, due.saturating_sub(read)));
+        }
+        out
+    }
 }
 
 /// Reads `topic` once more from its start with a fresh consumer group,
@@ -321,4 +487,32 @@ pub fn read_back(
     handle.producers_done();
     let r = run(&spec, &Clock::new(), &Cancel::new(), &handle)?;
     Ok((r.counts, r.finished))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const S: u64 = 1_000_000_000;
+
+    #[test]
+    fn partitions_are_shared_as_an_assignor_would() {
+        assert_eq!(partitions_of(0, 1, 3), [0, 1, 2]);
+        assert_eq!(partitions_of(1, 3, 6), [1, 4]);
+        assert!(partitions_of(3, 4, 3).is_empty());
+    }
+
+    #[test]
+    fn lag_counts_records_due_and_not_yet_read() {
+        let mut lag = Lag::default();
+        // Second 10: 3 due, 1 read at once; second 11: the other two are
+        // read, one more falls due and is read in second 12; one is lost.
+        lag.read(10 * S, 10 * S + 1);
+        lag.read(10 * S + 5, 11 * S);
+        lag.read(10 * S + 6, 11 * S + 2);
+        lag.read(11 * S + 3, 12 * S);
+        lag.missing(11 * S + 9);
+        assert_eq!(lag.per_second(), [(11, 2), (12, 2), (13, 1)]);
+        assert!(Lag::default().per_second().is_empty());
+    }
 }

@@ -76,6 +76,9 @@ pub struct ConsumerOutcome {
     /// Unix nanoseconds of the last measured record read.
     pub last_receive_ns: u64,
     pub e2e: Recorder,
+    /// `(t, lag)`: records due before Unix second `t` and not yet read.
+    #[serde(default)]
+    pub lag_per_second: Vec<(u64, u64)>,
 }
 
 fn ns(clock: &crate::load::clock::Clock, d: std::time::Duration) -> u64 {
@@ -158,6 +161,7 @@ impl ConsumerOutcome {
             stopped: r.stopped.clone(),
             last_receive_ns: ns(clock, r.last_receive),
             e2e: r.e2e.clone(),
+            lag_per_second: r.lag_per_second.clone(),
         }
     }
 }
@@ -223,8 +227,22 @@ pub fn assemble(
             .collect(),
         workload: workload.clone(),
         noise: crate::stats::noise::of(&p.publish, &c.e2e, msgs),
+        consumer_lag: lag_in_window(c, p.window_start_ns, p.last_ack_ns.max(c.last_receive_ns)),
         ..Default::default()
     }
+}
+
+/// The consumer's lag at the end of each whole second of the measured
+/// window `[from_ns, to_ns]`.
+fn lag_in_window(c: &ConsumerOutcome, from_ns: u64, to_ns: u64) -> Vec<u64> {
+    c.lag_per_second
+        .iter()
+        .filter(|(t, _)| {
+            let t = t.saturating_mul(1_000_000_000);
+            t > from_ns && t <= to_ns.max(from_ns)
+        })
+        .map(|(_, lag)| *lag)
+        .collect()
 }
 
 #[cfg(test)]

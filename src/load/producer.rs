@@ -426,7 +426,7 @@ pub fn run(
             "creating the producer (check --producer-set keys: they go to librdkafka as they are)",
         )?;
 
-    let mut enc = Encoder::new(&spec.secret, spec.producer_id, w.message_bytes);
+    let mut enc = Encoder::with_payload(&spec.secret, spec.producer_id, w.message_bytes, w.payload);
     let mut report = ProducerReport {
         producer_id: spec.producer_id,
         ..Default::default()

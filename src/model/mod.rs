@@ -10,8 +10,10 @@ use std::time::Duration;
 
 mod cpu;
 mod fault;
+mod payload;
 pub use cpu::CpuUse;
 pub use fault::*;
+pub use payload::Payload;
 
 /// Settings of one broker, in Kafka's own vocabulary. `heap` becomes
 /// `-Xms`/`-Xmx`; `properties` are server.properties keys (`num.io.threads`).
@@ -135,6 +137,10 @@ pub mod limits {
     pub const MAX_PRODUCERS: u32 = 64;
     /// Kafka allows more, but a lab cluster has at most 5 brokers.
     pub const MAX_REPLICATION: u32 = 5;
+    /// Consumers of one workload (each reads its share of the partitions).
+    pub const MAX_CONSUMERS: u32 = 64;
+    /// A consumer's simulated work per record.
+    pub const MAX_PROCESSING: std::time::Duration = std::time::Duration::from_secs(1);
 }
 
 /// What a workload is when nothing says otherwise: the command line's
@@ -147,6 +153,7 @@ pub mod defaults {
     pub const MESSAGE_BYTES: usize = 1024;
     pub const PARTITIONS: i32 = 3;
     pub const PRODUCERS: u32 = 1;
+    pub const CONSUMERS: u32 = 1;
 }
 
 /// The load of one measurement.
@@ -186,10 +193,28 @@ pub struct Workload {
     /// Faults on the measured window's timeline (local clusters).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub faults: Vec<FaultSpec>,
+    /// What the records' bodies hold.
+    #[serde(default)]
+    pub payload: Payload,
+    /// Consumer clients; consumer `k` of `n` reads the partitions `p` with
+    /// `p % n == k`, as a group's assignor would share them.
+    #[serde(default = "default_consumers")]
+    pub consumers: u32,
+    /// Simulated work per record in each consumer (it waits, so it costs
+    /// no CPU): a consumer takes at most 1/processing records/s.
+    #[serde(with = "duration_secs", default)]
+    pub processing: Duration,
+    /// Extra librdkafka consumer settings (`fetch.min.bytes`, ...).
+    #[serde(default)]
+    pub consumer: BTreeMap<String, String>,
 }
 
 fn default_producers() -> u32 {
     defaults::PRODUCERS
+}
+
+fn default_consumers() -> u32 {
+    defaults::CONSUMERS
 }
 
 impl Default for Workload {
@@ -208,6 +233,10 @@ impl Default for Workload {
             replication_factor: None,
             min_insync_replicas: None,
             faults: Vec::new(),
+            payload: Payload::Fixed,
+            consumers: defaults::CONSUMERS,
+            processing: Duration::ZERO,
+            consumer: BTreeMap::new(),
         }
     }
 }
@@ -269,6 +298,28 @@ impl Workload {
         for key in self.producer.keys() {
             check_producer_key(key).map_err(|e| format!("producer: {e}"))?;
         }
+        if !(1..=limits::MAX_CONSUMERS).contains(&self.consumers) {
+            return Err(format!(
+                "consumers: {} is not allowed; expected 1..={}",
+                self.consumers,
+                limits::MAX_CONSUMERS
+            ));
+        }
+        if i64::from(self.consumers) > i64::from(self.partitions) {
+            return Err(format!(
+                "consumers: {} is more than the {} partition(s); each partition is read by one consumer, so at most {} can read (raise partitions too)",
+                self.consumers, self.partitions, self.partitions
+            ));
+        }
+        if self.processing > limits::MAX_PROCESSING {
+            return Err(format!(
+                "processing: {} per record is not allowed; expected 0s..=1s",
+                crate::units::format_duration(self.processing)
+            ));
+        }
+        for key in self.consumer.keys() {
+            check_consumer_key(key).map_err(|e| format!("consumer: {e}"))?;
+        }
         if let Some(rf) = self.replication_factor
             && !(1..=limits::MAX_REPLICATION).contains(&rf)
         {
@@ -297,6 +348,13 @@ impl Workload {
         Ok(())
     }
 
+    /// The most records/s the consumers can read when each record costs
+    /// them `processing` (None without simulated work).
+    pub fn read_ceiling(&self) -> Option<f64> {
+        (!self.processing.is_zero())
+            .then(|| f64::from(self.consumers.max(1)) / self.processing.as_secs_f64())
+    }
+
     /// A short human description: `rate 20000/s, 1024 B, 3 partitions, 30s`.
     pub fn describe(&self) -> String {
         let load = match self.rate {
@@ -308,11 +366,23 @@ impl Workload {
             (_, Some(d)) => crate::units::format_duration(d),
             _ => String::new(),
         };
-        let who = if self.producers > 1 {
+        let mut who = if self.producers > 1 {
             format!(", {} producers", self.producers)
         } else {
             String::new()
         };
+        if self.consumers > 1 {
+            who.push_str(&format!(", {} consumers", self.consumers));
+        }
+        if !self.processing.is_zero() {
+            who.push_str(&format!(
+                ", {} per record",
+                crate::units::format_duration(self.processing)
+            ));
+        }
+        if self.payload != Payload::Fixed {
+            who.push_str(&format!(", {} payload", self.payload));
+        }
         let rf = match (self.replication_factor, self.min_insync_replicas) {
             (Some(r), Some(i)) => format!(", RF {r}, min ISR {i}"),
             (Some(r), None) => format!(", RF {r}"),
@@ -335,6 +405,28 @@ pub const RESERVED_PRODUCER_KEYS: &[&str] = &[
     "dr_cb",
     "delivery.report.only.error",
 ];
+
+/// Consumer keys klab owns: it reads every partition itself from the
+/// start, commits nothing, and needs to see every record.
+pub const RESERVED_CONSUMER_KEYS: &[&str] = &[
+    "bootstrap.servers",
+    "group.id",
+    "enable.auto.commit",
+    "enable.auto.offset.store",
+    "auto.offset.reset",
+    "enable.partition.eof",
+];
+
+/// A consumer setting a workload may carry: any librdkafka key but the
+/// ones klab owns ([`RESERVED_CONSUMER_KEYS`]).
+pub fn check_consumer_key(key: &str) -> Result<(), String> {
+    if RESERVED_CONSUMER_KEYS.contains(&key) {
+        return Err(format!(
+            "'{key}' is set by klab itself: its consumers read every partition from the start and commit nothing"
+        ));
+    }
+    Ok(())
+}
 
 /// Kafka's topic name rule: 1-249 of [a-zA-Z0-9._-], not "." or "..".
 pub fn check_topic_name(t: &str) -> Result<(), String> {
@@ -600,6 +692,10 @@ pub struct StepResult {
     /// (seconds), to place faults on it.
     #[serde(default)]
     pub window_start_s: f64,
+    /// Consumer lag: records due but not yet read (processed), at the end
+    /// of each whole second of the measured window.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub consumer_lag: Vec<u64>,
 }
 
 /// GC pauses of a broker JVM over a window.
@@ -779,5 +875,53 @@ mod tests {
             assert_eq!(serde_json::from_str::<Acks>(&j).unwrap(), a);
         }
         assert!("2".parse::<Acks>().is_err());
+    }
+
+    #[test]
+    fn consumers_are_checked_against_the_partitions_and_their_keys() {
+        let ok = Workload {
+            partitions: 4,
+            consumers: 4,
+            processing: Duration::from_micros(500),
+            ..Workload::default()
+        };
+        assert!(ok.validate().is_ok());
+        let e = Workload {
+            consumers: 5,
+            ..ok.clone()
+        }
+        .validate()
+        .unwrap_err();
+        assert!(
+            e.starts_with("consumers: 5 is more than the 4 partition(s)"),
+            "{e}"
+        );
+        let e = Workload {
+            consumers: 0,
+            ..ok.clone()
+        }
+        .validate()
+        .unwrap_err();
+        assert!(e.contains("expected 1..=64"), "{e}");
+        let e = Workload {
+            processing: Duration::from_secs(2),
+            ..ok.clone()
+        }
+        .validate()
+        .unwrap_err();
+        assert!(e.starts_with("processing: 2s"), "{e}");
+        let mut bad = ok.clone();
+        bad.consumer
+            .insert("enable.auto.commit".into(), "true".into());
+        assert!(
+            bad.validate()
+                .unwrap_err()
+                .starts_with("consumer: 'enable.auto.commit'")
+        );
+        assert!(
+            ok.describe().contains("4 consumers, 500us per record"),
+            "{}",
+            ok.describe()
+        );
     }
 }

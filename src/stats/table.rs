@@ -142,6 +142,21 @@ pub fn step_table(r: &StepResult) -> String {
     ]);
     align_numbers(&mut t);
     out.push_str(&format!("{t}\n"));
+    if let Some(max) = r.consumer_lag.iter().max() {
+        let shown: Vec<String> = r.consumer_lag.iter().take(30).map(|n| group(*n)).collect();
+        let more = if r.consumer_lag.len() > 30 {
+            " …"
+        } else {
+            ""
+        };
+        out.push_str(&format!(
+            "consumer lag (records due, not yet read) at the end of each second, {} consumer(s) on {} partition(s): {}{more} (max {})\n",
+            r.workload.consumers,
+            r.workload.partitions,
+            shown.join(" "),
+            group(*max)
+        ));
+    }
     if r.unsent > 0 {
         out.push_str(&format!(
             "saturated: {} records due in the window were never sent (the broker or client could not keep up with the target rate)\n",

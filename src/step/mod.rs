@@ -317,6 +317,9 @@ pub fn measure(
         .collect();
     let mut cspec = ConsumerSpec::new(&bootstrap, &topic, secret.clone());
     cspec.producers = n;
+    cspec.consumers = workload.consumers.max(1) as usize;
+    cspec.processing = workload.processing;
+    cspec.settings = workload.consumer.clone().into_iter().collect();
     cspec.drain_timeout = Duration::from_secs(30);
     let progress: Vec<Mutex<ProducerProgress>> = (0..n)
         .map(|_| Mutex::new(ProducerProgress::default()))
