@@ -419,6 +419,7 @@ mod tests {
             capacity: a,
             compared_with: b,
             ratio,
+            expect: None,
             started_at: "now".into(),
             wall_seconds: 1.0,
         }

@@ -784,6 +784,9 @@ mod tests {
         let w = Workload {
             partitions: 6,
             producers: 3,
+            consumers: 2,
+            processing: Duration::from_micros(500),
+            consumer: BTreeMap::from([("fetch.min.bytes".to_string(), "1024".to_string())]),
             ..Default::default()
         };
         let a = consumer_args("b:9092", "t", &w, Duration::from_secs(300), (3, Some(2)));
@@ -804,9 +807,15 @@ mod tests {
                 "2",
                 "--producers",
                 "3",
+                "--consumers",
+                "2",
                 "--timeout",
                 timeout.as_str(),
                 "--delete-topic",
+                "--processing",
+                "500us",
+                "--consumer-set",
+                "fetch.min.bytes=1024",
                 "--metrics",
                 "0.0.0.0:9464"
             ]
@@ -820,6 +829,9 @@ mod tests {
                 assert_eq!(c.create_replication_factor, Some(3));
                 assert_eq!(c.create_min_insync_replicas, Some(2));
                 assert_eq!(c.producers, 3);
+                assert_eq!(c.consumers, 2);
+                assert_eq!(c.processing, Some(Duration::from_micros(500)));
+                assert_eq!(c.consumer_set.len(), 1);
                 assert_eq!(c.timeout, Duration::from_secs(300));
                 assert!(c.delete_topic);
                 assert_eq!(c.metrics, Some("0.0.0.0:9464".parse().unwrap()));

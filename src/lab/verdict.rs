@@ -350,6 +350,7 @@ mod tests {
                 rule(Metric::P99, false, 3.0),
             ],
             degraded_all: false,
+            capacity_at_least: None,
         })
     }
 
@@ -445,6 +446,7 @@ mod tests {
                 rule(Metric::FaultP99, false, 50.0),
             ],
             degraded_all: false,
+            capacity_at_least: None,
         });
         let reference = result(1000.0, 10.0);
         let mut step = result(1000.0, 12.0);

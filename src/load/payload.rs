@@ -144,9 +144,9 @@ pub fn json_body(producer_id: u64, seq: u64, out: &mut [u8]) {
     while (cur.position() as usize) < len {
         let (a, b, c) = (next(), next(), next());
         // A full cursor stops the writes: the last line is cut off there.
-        let _ = write!(
+        let _ = writeln!(
             cur,
-            "{{\"ts\":{},\"seq\":{},\"user\":\"u-{:06}\",\"session\":\"{:08x}\",\"event\":\"{}\",\"path\":\"{}/{}\",\"status\":{},\"ms\":{},\"region\":\"{}\",\"agent\":\"{}\"}}\n",
+            "{{\"ts\":{},\"seq\":{},\"user\":\"u-{:06}\",\"session\":\"{:08x}\",\"event\":\"{}\",\"path\":\"{}/{}\",\"status\":{},\"ms\":{},\"region\":\"{}\",\"agent\":\"{}\"}}",
             1_764_000_000_000u64 + seq * 3 + line,
             seq,
             a % 50_000,
