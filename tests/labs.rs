@@ -463,6 +463,51 @@ fn the_durability_track_loads_lists_and_shows_its_faults() {
 }
 
 #[test]
+fn the_client_track_loads_as_capacity_labs_and_lists_its_fixes() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("labs");
+    let labs = Labs::load(&root.join("client")).unwrap();
+    assert!(labs.labs.len() >= 3, "{} labs", labs.labs.len());
+    for l in &labs.labs {
+        assert!(l.dir.join("README.md").is_file(), "{} has no README", l.id);
+        assert!(l.is_capacity_lab(), "{} has no [expect.capacity]", l.id);
+        assert!(l.extends.is_none(), "{} extends another lab", l.id);
+        assert!(!l.fix.is_empty(), "{} has no fix", l.id);
+        // Both configurations are valid workloads, and the fix changes one.
+        let own = l.workload(true, None).unwrap();
+        let fixed = l.fixed_workload(&l.fix, true, None).unwrap();
+        assert_ne!(own, fixed, "{}: the fix changes nothing", l.id);
+    }
+    let out = klab()
+        .args(["lab", "list"])
+        .arg("--labs")
+        .arg(&root)
+        .output()
+        .unwrap();
+    let list = stdout_of_success(&out);
+    assert!(list.contains("track client"), "{list}");
+    assert!(list.contains("client/03-slow-consumer"), "{list}");
+    assert!(list.contains("partitions=6 consumers=6"), "{list}");
+    let out = klab()
+        .args(["lab", "show", "client/03"])
+        .arg("--labs")
+        .arg(&root)
+        .output()
+        .unwrap();
+    let show = stdout_of_success(&out);
+    assert!(show.contains("expect capacity"), "{show}");
+    assert!(show.contains("per record"), "{show}");
+    // A capacity lab cannot be tuned or shown in a demo yet: refused
+    // before anything starts.
+    let out = klab()
+        .args(["tune", "--lab", "client/01", "--quick"])
+        .arg("--labs")
+        .arg(&root)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+}
+
+#[test]
 fn a_durability_lab_kills_a_leader_on_three_brokers_and_grades_the_loss() {
     let d = tempfile::tempdir().unwrap();
     let track = d.path().join("durability");

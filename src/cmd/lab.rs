@@ -10,7 +10,7 @@ use crate::lab::run::{FixSource, run_lab};
 use crate::lab::session::{Session, SessionOptions};
 use crate::lab::summary::{Row, summary_table, write_summary};
 use crate::lab::verdict::Verdict;
-use crate::lab::{Labs, labs_dir, load_with};
+use crate::lab::{Lab, Labs, labs_dir, load_with};
 use crate::stats::report::{check_writable, new_run_dir};
 use crate::stats::table::new_table;
 use crate::tuner::{Objective, TuneOptions};
@@ -41,15 +41,17 @@ fn list(a: &LabsDirArgs) -> Result<Outcome> {
         } else {
             format!("{name}/")
         };
+        let how = if prefix.is_empty() {
+            String::new()
+        } else if labs.labs.iter().all(Lab::is_capacity_lab) {
+            format!(": klab lab run {prefix}NN (capacity labs: each against its own fix)")
+        } else {
+            format!(": klab lab run {prefix}NN, klab demo --track {name}")
+        };
         crate::outln!(
-            "track {name} ({} labs, {} broker(s)){}",
+            "track {name} ({} labs, {} broker(s)){how}",
             labs.labs.len(),
             labs.baseline().brokers,
-            if prefix.is_empty() {
-                String::new()
-            } else {
-                format!(": klab lab run {prefix}NN, klab demo --track {name}")
-            }
         );
         list_track(&labs, &prefix);
     }
@@ -66,6 +68,15 @@ fn list_track(labs: &Labs, prefix: &str) {
             .and_then(|e| labs.get(e).ok())
             .map(|p| p.broker.clone())
             .unwrap_or_default();
+        if l.is_capacity_lab() {
+            t.add_row(vec![
+                format!("{prefix}{}", l.id),
+                l.title.clone(),
+                format!("its own settings; fix: {}", l.fix.lines().join(" ")),
+                String::new(),
+            ]);
+            continue;
+        }
         let restart = if l.extends.is_none() {
             ""
         } else if crate::broker::knobs::needs_restart(&prev, &l.broker) {
@@ -100,12 +111,18 @@ fn show(a: &LabShowArgs) -> Result<Outcome> {
         c.reverse();
         c.join(" → ")
     };
-    if lab.extends.is_some() {
+    if lab.is_capacity_lab() {
+        crate::outln!(
+            "a capacity lab: its own settings against its fix, each searched for the highest \
+             rate under the SLO"
+        );
+    } else if lab.extends.is_some() {
         crate::outln!("extends: {chain}");
+        crate::outln!("makes worse: {}", lab.what_changed());
     } else {
         crate::outln!("extends: nothing (this is the reference every other lab is compared with)");
+        crate::outln!("makes worse: {}", lab.what_changed());
     }
-    crate::outln!("makes worse: {}", lab.what_changed());
     let mut t = new_table(&["broker setting", "value", "set by"]);
     let heap = lab
         .broker
@@ -200,6 +217,15 @@ fn show(a: &LabShowArgs) -> Result<Outcome> {
         .collect::<Vec<_>>();
     if !p.is_empty() {
         crate::outln!("producer: {}", p.join(" "));
+    }
+    if lab.is_capacity_lab() {
+        let c = lab.capacity.settings();
+        crate::outln!(
+            "capacity search: e2e p99 <= {} ms, resolution ±{:.0}%, at most {} probes per configuration",
+            c.slo_p99_ms,
+            c.resolution * 100.0,
+            c.max_probes
+        );
     }
     for line in crate::lab::verdict::how_bounds_combine(lab) {
         crate::outln!("expect {line}");

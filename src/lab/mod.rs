@@ -117,6 +117,12 @@ impl Lab {
         Ok(w)
     }
 
+    /// A capacity lab stands alone: its own settings against its fix, each
+    /// measured by a capacity search (`[expect.capacity]`).
+    pub fn is_capacity_lab(&self) -> bool {
+        self.expect.capacity_at_least.is_some()
+    }
+
     /// "heap=256m num.io.threads=1" — what this lab makes worse.
     pub fn what_changed(&self) -> String {
         if self.extends.is_none() {

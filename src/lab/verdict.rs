@@ -276,6 +276,12 @@ pub fn how_bounds_combine(lab: &Lab) -> Vec<String> {
     if let Some(l) = line(&e.fixed, " and ", "all must hold") {
         out.push(format!("fixed: {l}"));
     }
+    if let Some(x) = e.capacity_at_least {
+        out.push(format!(
+            "capacity: the fix's capacity at least {x}x the lab's own (both searched under the \
+             same SLO; beyond the search's resolution)"
+        ));
+    }
     out
 }
 
