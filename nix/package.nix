@@ -66,7 +66,10 @@ let
 
     # rdkafka-sys (default features) builds its bundled librdkafka with
     # mklove's ./configure + make: it needs only the C toolchain, make and
-    # bash from stdenv; zlib is found through libz-sys (pkg-config). No cmake
+    # bash from stdenv; zlib is found through libz-sys (pkg-config). The zstd
+    # feature adds zstd-sys, which compiles the zstd sources it ships with the
+    # C compiler and hands librdkafka's configure their path (no pkg-config,
+    # no system libzstd). No cmake
     # (that is the cmake-build feature), no openssl/sasl (ssl/gssapi features
     # are off), no python3 (without it configure skips the lds-gen.py linker
     # script, which the static library does not need). kube 5 uses rustls with
