@@ -313,6 +313,26 @@ fn tuner_input_errors_exit_2() {
             "unknown knob",
         ),
         (&["tune", "--lab", "42"][..], "no lab '42'"),
+        (
+            &["tune", "--lab", "02", "--strategy", "exec:"][..],
+            "exec: needs a command",
+        ),
+        (
+            &["tune", "--lab", "02", "--strategy", "greedy"][..],
+            "expected guided, random or exec:CMD",
+        ),
+        (
+            &[
+                "tune",
+                "--lab",
+                "02",
+                "--strategy",
+                "exec:true",
+                "--answer-timeout",
+                "0s",
+            ][..],
+            "--answer-timeout",
+        ),
     ] {
         let out = klab()
             .args(args)
@@ -327,6 +347,85 @@ fn tuner_input_errors_exit_2() {
             String::from_utf8_lossy(&out.stderr)
         );
     }
+}
+
+/// `--strategy exec:CMD` on a real broker: a scripted agent repairs the
+/// broken knob, then proposes a value outside the space (a rejected trial),
+/// then stops; klab keeps every trial and tells the agent each result.
+#[test]
+fn an_exec_agent_tunes_a_real_broker_within_the_space() {
+    let d = tempfile::tempdir().unwrap();
+    tiny_labs(d.path());
+    let seen = d.path().join("seen.jsonl");
+    let agent = d.path().join("agent.sh");
+    std::fs::write(
+        &agent,
+        format!(
+            r#"read hello; echo "$hello" >> {seen}
+echo '{{"set": {{"num.io.threads": "8"}}, "why": "one io thread per core is too few"}}'
+read r; echo "$r" >> {seen}
+echo '{{"set": {{"num.io.threads": "64"}}}}'
+read r; echo "$r" >> {seen}
+echo '{{"stop": true}}'
+read r; echo "$r" >> {seen}
+"#,
+            seen = seen.display()
+        ),
+    )
+    .unwrap();
+    let json = d.path().join("tune.json");
+    let out = klab()
+        .args([
+            "tune",
+            "--lab",
+            "02",
+            "--budget",
+            "4",
+            "--knobs",
+            "num.io.threads",
+        ])
+        .arg("--strategy")
+        .arg(format!("exec:sh {}", agent.display()))
+        .arg("--labs")
+        .arg(d.path())
+        .arg("--results")
+        .arg(d.path().join("r"))
+        .arg("--json")
+        .arg(&json)
+        .output()
+        .unwrap();
+    let stdout = stdout_of_success(&out);
+    assert!(
+        stdout.contains("the agent's search ended: stop"),
+        "{stdout}"
+    );
+    let t: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let trials = t["trials"].as_array().unwrap();
+    assert_eq!(trials.len(), 2, "{trials:#?}");
+    assert_eq!(trials[0]["result"]["lost"], 0);
+    assert_eq!(trials[0]["why"], "one io thread per core is too few");
+    assert!(trials[1]["result"].is_null());
+    assert!(
+        trials[1]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("num.io.threads=64 is not allowed"),
+        "{}",
+        trials[1]["reason"]
+    );
+    assert_eq!(t["agent"]["ended"], "stop");
+    assert_eq!(t["agent"]["failed"], false);
+    let lines: Vec<serde_json::Value> = std::fs::read_to_string(&seen)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 4, "{lines:#?}");
+    assert_eq!(lines[0]["context"]["lab"], "02-io");
+    assert_eq!(lines[0]["context"]["floors"]["acks"], "all");
+    assert_eq!(lines[0]["knobs"][0]["current"], "2");
+    assert!(lines[1]["result"]["records_per_s"].as_f64().unwrap() > 0.0);
+    assert_eq!(lines[3]["type"], "end");
 }
 
 /// Each tuner run of `klab tune-bench` keeps its own step files: the

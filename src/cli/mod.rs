@@ -300,9 +300,14 @@ pub struct TuneArgs {
     /// twice more to estimate the noise).
     #[arg(long, value_name = "K", default_value = "12", value_parser = parse_budget)]
     pub budget: usize,
-    /// guided (coordinate descent from the healthy values) or random.
-    #[arg(long, value_enum, default_value = "guided")]
+    /// guided (coordinate descent from the healthy values), random, or
+    /// exec:CMD (the program CMD proposes each trial over JSON lines on its
+    /// stdin/stdout: docs/tuner-agents.md).
+    #[arg(long, value_name = "guided|random|exec:CMD", default_value = "guided", value_parser = parse_strategy)]
     pub strategy: StrategyArg,
+    /// exec:CMD only: how long klab waits for each of the program's answers.
+    #[arg(long = "answer-timeout", value_name = "D", default_value = "60s", value_parser = parse_nonzero_duration)]
+    pub answer_timeout: Duration,
     /// Seed of the random strategy.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
@@ -316,10 +321,27 @@ pub struct TuneArgs {
     pub session: SessionArgs,
 }
 
-#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StrategyArg {
     Guided,
     Random,
+    /// A shell command line.
+    Exec(String),
+}
+
+/// `guided`, `random` or `exec:CMD` (CMD not empty).
+pub fn parse_strategy(s: &str) -> Result<StrategyArg, String> {
+    match s.trim() {
+        "guided" => Ok(StrategyArg::Guided),
+        "random" => Ok(StrategyArg::Random),
+        t => match t.strip_prefix("exec:") {
+            Some(cmd) if !cmd.trim().is_empty() => Ok(StrategyArg::Exec(cmd.trim().to_string())),
+            Some(_) => Err("exec: needs a command, e.g. exec:./my-agent".into()),
+            None => Err(format!(
+                "'{s}' is not a strategy; expected guided, random or exec:CMD"
+            )),
+        },
+    }
 }
 
 /// Tuner budgets: at least one trial, at most a few hours of measuring.

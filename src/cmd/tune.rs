@@ -2,11 +2,11 @@
 
 use super::Outcome;
 use crate::cli::{StrategyArg, TuneArgs};
-use crate::lab::load_with;
 use crate::lab::run::{LabMeasurer, tuner_start};
 use crate::lab::session::{Session, SessionOptions};
 use crate::lab::summary::{Row, write_summary};
 use crate::lab::target::LabTarget;
+use crate::lab::{Lab, load_with};
 use crate::stats::Spread;
 use crate::stats::report::{write_atomic, write_json};
 use crate::stats::table::fmt_rate;
@@ -53,10 +53,15 @@ pub fn execute(a: &TuneArgs) -> Result<Outcome> {
     };
     let opts = TuneOptions {
         budget: a.budget,
-        strategy: match a.strategy {
+        strategy: match &a.strategy {
             StrategyArg::Guided => Strategy::Guided,
             StrategyArg::Random => Strategy::Random { seed: a.seed },
+            StrategyArg::Exec(command) => Strategy::Exec {
+                command: command.clone(),
+                answer_timeout_ms: a.answer_timeout.as_millis() as u64,
+            },
         },
+        context: agent_context(&lab, a.session.quick),
         objective: Objective {
             slo_p99_ms: a.slo_p99.as_secs_f64() * 1000.0,
         },
@@ -65,8 +70,18 @@ pub fn execute(a: &TuneArgs) -> Result<Outcome> {
     crate::outln!("klab tune {} — {}", lab.id, lab.title);
     crate::outln!("objective: {}", opts.objective.describe());
     crate::outln!(
-        "strategy: {:?}, budget {} trials (+{} start measurements), knobs: {}",
-        opts.strategy,
+        "strategy: {}, budget {} trials (+{} start measurements), knobs: {}",
+        match &opts.strategy {
+            Strategy::Guided => "guided".to_string(),
+            Strategy::Random { seed } => format!("random (seed {seed})"),
+            Strategy::Exec {
+                command,
+                answer_timeout_ms,
+            } => format!(
+                "exec: {command} (each answer within {})",
+                crate::units::format_duration(std::time::Duration::from_millis(*answer_timeout_ms))
+            ),
+        },
         opts.budget,
         opts.start_repeats,
         space
@@ -154,6 +169,21 @@ pub fn execute(a: &TuneArgs) -> Result<Outcome> {
     )?;
     crate::outln!("{shown}");
     crate::outln!("{rec}");
+    let agent_failed = match &report.agent {
+        Some(end) if end.failed => {
+            crate::errln!(
+                "klab: the search ended early: {}; the {} trial(s) measured so far are kept",
+                end.ended,
+                report.trials.len()
+            );
+            true
+        }
+        Some(end) => {
+            crate::outln!("the agent's search ended: {}", end.ended);
+            false
+        }
+        None => false,
+    };
     crate::outln!(
         "wall time {:.0}s, {} trials, {} broker restart(s); results: {} (tune.json, tune.svg)",
         started.elapsed().as_secs_f64(),
@@ -161,7 +191,29 @@ pub fn execute(a: &TuneArgs) -> Result<Outcome> {
         s.ledger.restarts,
         dir.display()
     );
-    Ok(Outcome::Done)
+    Ok(if agent_failed {
+        Outcome::Incomplete
+    } else {
+        Outcome::Done
+    })
+}
+
+/// What an `exec` agent is told about the lab: which one, its workload and
+/// the durability floor no knob may lower.
+fn agent_context(lab: &Lab, quick: bool) -> serde_json::Value {
+    let w = lab.workload(quick, Some(1.0)).ok();
+    serde_json::json!({
+        "lab": lab.id,
+        "title": lab.title,
+        "summary": lab.summary,
+        "quick": quick,
+        "workload": w.as_ref().map(|w| w.describe()),
+        "floors": w.as_ref().map(|w| serde_json::json!({
+            "acks": w.acks.to_string(),
+            "replication_factor": w.replication_factor,
+            "min_insync_replicas": w.min_insync_replicas,
+        })),
+    })
 }
 
 /// One tuning run in the evaluation.

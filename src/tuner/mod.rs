@@ -17,6 +17,7 @@
 //! the average still wins. Every measurement counts against `--budget`
 //! except the two start measurements.
 
+pub mod exec;
 pub mod sim;
 pub mod space;
 pub mod trace;
@@ -58,11 +59,28 @@ impl Objective {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Strategy {
     Guided,
-    Random { seed: u64 },
+    Random {
+        seed: u64,
+    },
+    /// An outside program proposes the trials (`exec`).
+    Exec {
+        command: String,
+        answer_timeout_ms: u64,
+    },
+}
+
+/// How an `exec` agent's search ended.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AgentEnd {
+    pub command: String,
+    /// `stop` (the agent said so), `budget`, or what went wrong.
+    pub ended: String,
+    /// The agent crashed, hung or answered garbage: the search ended early.
+    pub failed: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -77,6 +95,8 @@ pub struct TuneOptions {
     /// A measurement of the start made before tuning (the demo's degraded
     /// step); it counts as the first start repeat.
     pub prior_start: Option<StepResult>,
+    /// What an `exec` agent is told about the run (the lab, its floors).
+    pub context: serde_json::Value,
 }
 
 impl Default for TuneOptions {
@@ -88,6 +108,7 @@ impl Default for TuneOptions {
             start_repeats: 2,
             noise_floor: 0.05,
             prior_start: None,
+            context: serde_json::Value::Null,
         }
     }
 }
@@ -103,6 +124,9 @@ pub struct Trial {
     pub score: f64,
     pub accepted: bool,
     pub reason: String,
+    /// An `exec` agent's own words for why it proposed this trial.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub why: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -123,6 +147,9 @@ pub struct TuneReport {
     pub trials: Vec<Trial>,
     /// The recommended settings that differ from the start, as key=value.
     pub recommended: Vec<String>,
+    /// `exec` only: how the agent's search ended.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub agent: Option<AgentEnd>,
 }
 
 struct Search<'a> {
@@ -234,6 +261,7 @@ impl Search<'_> {
                 score: s,
                 accepted: false,
                 reason: "marginal win: measuring again".into(),
+                why: None,
             });
             let (r2, s2, why2) = self.run_trial(p)?;
             let mean = (s + s2) / 2.0;
@@ -272,6 +300,7 @@ impl Search<'_> {
             score,
             accepted,
             reason,
+            why: None,
         });
         Ok(Some(accepted))
     }
@@ -366,9 +395,109 @@ impl Search<'_> {
                 score: s,
                 accepted,
                 reason,
+                why: None,
             });
         }
         Ok(())
+    }
+
+    /// Trials chosen by an outside program (see `exec`). Measurement
+    /// errors (other than a refused setting) end the search as an error;
+    /// whatever the agent does ends it with an [`AgentEnd`].
+    fn exec(&mut self, command: &str, timeout: std::time::Duration) -> Result<AgentEnd> {
+        let end = |ended: String, failed: bool| AgentEnd {
+            command: command.to_string(),
+            ended,
+            failed,
+        };
+        let mut agent = match exec::Agent::start(command, timeout) {
+            Ok(a) => a,
+            Err(e) => return Ok(end(format!("the agent could not be started: {e}"), true)),
+        };
+        let hello = exec::hello(self, timeout);
+        if let Err(e) = agent.send(&hello) {
+            return Ok(end(format!("the agent {e}"), true));
+        }
+        let outcome = loop {
+            if self.budget_left() == 0 {
+                break end("budget".into(), false);
+            }
+            let (set, why) = match agent.ask() {
+                Ok(exec::Answer::Stop { why }) => {
+                    break end(
+                        match why {
+                            Some(w) => format!("stop: {w}"),
+                            None => "stop".into(),
+                        },
+                        false,
+                    );
+                }
+                Ok(exec::Answer::Set { set, why }) => (set, why),
+                Err(e) => break end(format!("the agent {e}"), true),
+            };
+            let n = self.trials.len() + 1;
+            let asked = set
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join(" ");
+            let trial = match exec::point_for(self.space, &self.best_point, &set) {
+                Err(reason) => Trial {
+                    n,
+                    change: asked,
+                    config: self.space.candidate(&self.base, &self.best_point),
+                    result: None,
+                    score: 0.0,
+                    accepted: false,
+                    reason: format!("rejected: {reason}"),
+                    why,
+                },
+                Ok(p) => {
+                    let change = self.space.describe_move(&self.best_point, &p);
+                    let (r, s, failed) = self.run_trial(&p)?;
+                    let accepted = failed.is_none() && s > self.best_score;
+                    let reason = match failed {
+                        Some(w) => w,
+                        None if accepted => format!("best so far (score {s:.0})"),
+                        None => format!("score {s:.0} below the best {:.0}", self.best_score),
+                    };
+                    if accepted && let Some(res) = &r {
+                        self.best_point = p.clone();
+                        self.best_score = s;
+                        self.best_result = res.clone();
+                    }
+                    Trial {
+                        n,
+                        change,
+                        config: self.space.candidate(&self.base, &p),
+                        result: r,
+                        score: s,
+                        accepted,
+                        reason,
+                        why,
+                    }
+                }
+            };
+            let msg = serde_json::json!({
+                "type": "result",
+                "trial": trial.n,
+                "change": trial.change,
+                "measured": trial.result.is_some(),
+                "result": trial.result.as_ref().map(exec::result_summary),
+                "score": trial.score,
+                "accepted": trial.accepted,
+                "reason": trial.reason,
+                "best": exec::settings_at(self.space, &self.best_point),
+                "best_score": self.best_score,
+                "budget_left": self.budget_left().saturating_sub(1),
+            });
+            self.record(trial);
+            if let Err(e) = agent.send(&msg) {
+                break end(format!("the agent {e}"), true);
+            }
+        };
+        agent.finish(&outcome.ended);
+        Ok(outcome)
     }
 }
 
@@ -412,10 +541,23 @@ pub fn tune(
         trials: Vec::new(),
         seen: HashMap::new(),
     };
-    match opts.strategy {
-        Strategy::Guided => s.guided()?,
-        Strategy::Random { seed } => s.random(seed)?,
-    }
+    let agent = match &opts.strategy {
+        Strategy::Guided => {
+            s.guided()?;
+            None
+        }
+        Strategy::Random { seed } => {
+            s.random(*seed)?;
+            None
+        }
+        Strategy::Exec {
+            command,
+            answer_timeout_ms,
+        } => Some(s.exec(
+            command,
+            std::time::Duration::from_millis(*answer_timeout_ms),
+        )?),
+    };
     let best_config = if s.best_point == start_point {
         start.clone()
     } else {
@@ -423,7 +565,7 @@ pub fn tune(
     };
     let recommended = diff_lines(start, &best_config);
     Ok(TuneReport {
-        strategy: opts.strategy,
+        strategy: opts.strategy.clone(),
         objective: opts.objective.describe(),
         slo_p99_ms: opts.objective.slo_p99_ms,
         budget: opts.budget,
@@ -437,6 +579,7 @@ pub fn tune(
         best_score: s.best_score,
         trials: s.trials,
         recommended,
+        agent,
     })
 }
 
