@@ -61,6 +61,12 @@ fn tiny_labs(dir: &Path) {
     );
 }
 
+/// The output of a `klab lab ...` command that starts no broker and must succeed.
+fn labs_stdout(labs: &Path, args: &[&str]) -> String {
+    let out = klab().args(args).arg("--labs").arg(labs).output().unwrap();
+    stdout_of_success(&out)
+}
+
 fn lab_cmd(labs: &Path, results: &Path, args: &[&str]) -> std::process::Output {
     klab()
         .args(args)
@@ -541,22 +547,10 @@ fn the_durability_track_loads_lists_and_shows_its_faults() {
             );
         }
     }
-    let out = klab()
-        .args(["lab", "list"])
-        .arg("--labs")
-        .arg(&root)
-        .output()
-        .unwrap();
-    let list = stdout_of_success(&out);
+    let list = labs_stdout(&root, &["lab", "list"]);
     assert!(list.contains("track durability"), "{list}");
     assert!(list.contains("durability/02-leader-killed"), "{list}");
-    let out = klab()
-        .args(["lab", "show", "durability/04"])
-        .arg("--labs")
-        .arg(&root)
-        .output()
-        .unwrap();
-    let show = stdout_of_success(&out);
+    let show = labs_stdout(&root, &["lab", "show", "durability/04"]);
     assert!(show.contains("pause followers"), "{show}");
     assert!(show.contains("min.insync.replicas"), "{show}");
 }
@@ -576,23 +570,11 @@ fn the_client_track_loads_as_capacity_labs_and_lists_its_fixes() {
         let fixed = l.fixed_workload(&l.fix, true, None).unwrap();
         assert_ne!(own, fixed, "{}: the fix changes nothing", l.id);
     }
-    let out = klab()
-        .args(["lab", "list"])
-        .arg("--labs")
-        .arg(&root)
-        .output()
-        .unwrap();
-    let list = stdout_of_success(&out);
+    let list = labs_stdout(&root, &["lab", "list"]);
     assert!(list.contains("track client"), "{list}");
     assert!(list.contains("client/03-slow-consumer"), "{list}");
     assert!(list.contains("partitions=6 consumers=6"), "{list}");
-    let out = klab()
-        .args(["lab", "show", "client/03"])
-        .arg("--labs")
-        .arg(&root)
-        .output()
-        .unwrap();
-    let show = stdout_of_success(&out);
+    let show = labs_stdout(&root, &["lab", "show", "client/03"]);
     assert!(show.contains("expect capacity"), "{show}");
     assert!(show.contains("per record"), "{show}");
     // A capacity lab cannot be tuned or shown in a demo yet: refused

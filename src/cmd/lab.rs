@@ -116,11 +116,14 @@ fn show(a: &LabShowArgs) -> Result<Outcome> {
             "a capacity lab: its own settings against its fix, each searched for the highest \
              rate under the SLO"
         );
-    } else if lab.extends.is_some() {
-        crate::outln!("extends: {chain}");
-        crate::outln!("makes worse: {}", lab.what_changed());
     } else {
-        crate::outln!("extends: nothing (this is the reference every other lab is compared with)");
+        if lab.extends.is_some() {
+            crate::outln!("extends: {chain}");
+        } else {
+            crate::outln!(
+                "extends: nothing (this is the reference every other lab is compared with)"
+            );
+        }
         crate::outln!("makes worse: {}", lab.what_changed());
     }
     let mut t = new_table(&["broker setting", "value", "set by"]);

@@ -7,6 +7,7 @@ use crate::lab::session::{Session, SessionOptions};
 use crate::lab::summary::{Row, write_summary};
 use crate::lab::target::LabTarget;
 use crate::lab::{Lab, load_with};
+use crate::model::Workload;
 use crate::stats::Spread;
 use crate::stats::report::{write_atomic, write_json};
 use crate::stats::table::fmt_rate;
@@ -61,7 +62,6 @@ pub fn execute(a: &TuneArgs) -> Result<Outcome> {
                 answer_timeout_ms: a.answer_timeout.as_millis() as u64,
             },
         },
-        context: agent_context(&lab, a.session.quick),
         objective: Objective {
             slo_p99_ms: a.slo_p99.as_secs_f64() * 1000.0,
         },
@@ -124,6 +124,12 @@ pub fn execute(a: &TuneArgs) -> Result<Outcome> {
                 producer: lab.workload.producer.clone(),
             },
             None => tuner_start(&lab),
+        };
+        // The agent is told the workload it is measured with (the rate
+        // only exists after the calibration).
+        let opts = TuneOptions {
+            context: agent_context(&lab, &workload, a.session.quick),
+            ..opts.clone()
         };
         let mut m = LabMeasurer {
             session: &mut s,
@@ -200,19 +206,18 @@ pub fn execute(a: &TuneArgs) -> Result<Outcome> {
 
 /// What an `exec` agent is told about the lab: which one, its workload and
 /// the durability floor no knob may lower.
-fn agent_context(lab: &Lab, quick: bool) -> serde_json::Value {
-    let w = lab.workload(quick, Some(1.0)).ok();
+fn agent_context(lab: &Lab, w: &Workload, quick: bool) -> serde_json::Value {
     serde_json::json!({
         "lab": lab.id,
         "title": lab.title,
         "summary": lab.summary,
         "quick": quick,
-        "workload": w.as_ref().map(|w| w.describe()),
-        "floors": w.as_ref().map(|w| serde_json::json!({
+        "workload": w.describe(),
+        "floors": {
             "acks": w.acks.to_string(),
             "replication_factor": w.replication_factor,
             "min_insync_replicas": w.min_insync_replicas,
-        })),
+        },
     })
 }
 

@@ -112,10 +112,7 @@ pub fn run_lab(
 /// the demo, the tuner and a run of several labs refuse them before
 /// anything starts.
 pub fn refuse_capacity_labs<'a>(labs: impl IntoIterator<Item = &'a Lab>) -> Result<()> {
-    match labs
-        .into_iter()
-        .find(|l| l.expect.capacity_at_least.is_some())
-    {
+    match labs.into_iter().find(|l| l.is_capacity_lab()) {
         Some(l) => Err(crate::usage!(
             "lab {} is judged by its capacity at the SLO, not against a reference step: run it with klab lab run {} --fix-with lab (or klab lab check with a fix file)",
             l.id,

@@ -91,11 +91,7 @@ pub fn point_for(
                 "{k} is part of the lab's durability floor and stays as the lab sets it"
             ));
         }
-        let Some(i) = space
-            .knobs
-            .iter()
-            .position(|n| n.name == k || n.place_keys().contains(&k.as_str()))
-        else {
+        let Some(i) = space.position(k) else {
             return Err(format!(
                 "unknown knob '{k}'; the knobs are: {}",
                 names(&space.knobs)

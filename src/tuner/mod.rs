@@ -374,31 +374,39 @@ impl Search<'_> {
                     (state % k.values.len() as u64) as usize
                 })
                 .collect();
-            let change = self.space.describe_move(&self.best_point, &p);
-            let (r, s, why) = self.run_trial(&p)?;
-            let accepted = why.is_none() && s > self.best_score;
-            let reason = match why {
-                Some(w) => w,
-                None if accepted => format!("best so far (score {s:.0})"),
-                None => format!("score {s:.0} below the best {:.0}", self.best_score),
-            };
-            if accepted && let Some(res) = &r {
-                self.best_point = p.clone();
-                self.best_score = s;
-                self.best_result = res.clone();
-            }
-            self.record(Trial {
-                n: self.trials.len() + 1,
-                change,
-                config: self.space.candidate(&self.base, &p),
-                result: r,
-                score: s,
-                accepted,
-                reason,
-                why: None,
-            });
+            let t = self.measure_against_best(&p, None)?;
+            self.record(t);
         }
         Ok(())
+    }
+
+    /// Measures `p` and keeps it as the best when it completes intact and
+    /// scores higher (random search and agents: no noise margin, the
+    /// trace shows every score). The trial is returned, not yet recorded.
+    fn measure_against_best(&mut self, p: &Point, why: Option<String>) -> Result<Trial> {
+        let change = self.space.describe_move(&self.best_point, p);
+        let (r, s, failed) = self.run_trial(p)?;
+        let accepted = failed.is_none() && s > self.best_score;
+        let reason = match failed {
+            Some(w) => w,
+            None if accepted => format!("best so far (score {s:.0})"),
+            None => format!("score {s:.0} below the best {:.0}", self.best_score),
+        };
+        if accepted && let Some(res) = &r {
+            self.best_point = p.clone();
+            self.best_score = s;
+            self.best_result = res.clone();
+        }
+        Ok(Trial {
+            n: self.trials.len() + 1,
+            change,
+            config: self.space.candidate(&self.base, p),
+            result: r,
+            score: s,
+            accepted,
+            reason,
+            why,
+        })
     }
 
     /// Trials chosen by an outside program (see `exec`). Measurement
@@ -452,31 +460,7 @@ impl Search<'_> {
                     reason: format!("rejected: {reason}"),
                     why,
                 },
-                Ok(p) => {
-                    let change = self.space.describe_move(&self.best_point, &p);
-                    let (r, s, failed) = self.run_trial(&p)?;
-                    let accepted = failed.is_none() && s > self.best_score;
-                    let reason = match failed {
-                        Some(w) => w,
-                        None if accepted => format!("best so far (score {s:.0})"),
-                        None => format!("score {s:.0} below the best {:.0}", self.best_score),
-                    };
-                    if accepted && let Some(res) = &r {
-                        self.best_point = p.clone();
-                        self.best_score = s;
-                        self.best_result = res.clone();
-                    }
-                    Trial {
-                        n,
-                        change,
-                        config: self.space.candidate(&self.base, &p),
-                        result: r,
-                        score: s,
-                        accepted,
-                        reason,
-                        why,
-                    }
-                }
+                Ok(p) => self.measure_against_best(&p, why)?,
             };
             let msg = serde_json::json!({
                 "type": "result",

@@ -135,12 +135,8 @@ impl Space {
         let all = Space::default_space(dynamic_only);
         let mut knobs = Vec::new();
         for n in names {
-            match all
-                .knobs
-                .iter()
-                .find(|k| k.name == n || k.place_keys().contains(&n.as_str()))
-            {
-                Some(k) => knobs.push(*k),
+            match all.position(n) {
+                Some(i) => knobs.push(all.knobs[i]),
                 None => {
                     return Err(format!(
                         "unknown knob '{n}'; the tuner knows: {}",
@@ -154,6 +150,13 @@ impl Space {
             }
         }
         Ok(Space { knobs })
+    }
+
+    /// The knob called `name`, by its trace name or one of its keys.
+    pub fn position(&self, name: &str) -> Option<usize> {
+        self.knobs
+            .iter()
+            .position(|k| k.name == name || k.place_keys().contains(&name))
     }
 
     /// The point nearest to a candidate's current values.
