@@ -19,7 +19,7 @@ fn main() -> ExitCode {
         Command::Lab(c) => cmd::lab::execute(c),
         Command::Demo(a) => cmd::demo::execute(a),
         Command::Tune(a) => cmd::tune::execute(a),
-        Command::TuneBench(a) => cmd::tune::bench(a),
+        Command::TuneBench(a) => cmd::tune_bench::bench(a),
         Command::Produce(a) => cmd::pods::produce(a),
         Command::Consume(a) => cmd::pods::consume(a),
         Command::Broker(klab::cli::BrokerCommand::Render(a)) => cmd::broker::render_cmd(a),

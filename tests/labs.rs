@@ -434,6 +434,64 @@ read r; echo "$r" >> {seen}
     assert_eq!(lines[3]["type"], "end");
 }
 
+/// The capacity objective on a real broker: the start's capacity search,
+/// then a warm trial of one more consumer, each probe kept as a step file.
+#[test]
+fn the_capacity_objective_searches_the_start_and_each_trial_on_a_real_broker() {
+    let d = tempfile::tempdir().unwrap();
+    tiny_labs(d.path());
+    write_lab(
+        d.path(),
+        "03-slow",
+        "title = \"slow consumer\"\nextends = \"01\"\n[workload]\nduration = \"3s\"\npartitions = 2\nconsumers = 1\nprocessing = \"2ms\"\n[capacity]\nslo_p99 = \"200ms\"\nresolution = \"25%\"\nmax_probes = 4\n",
+    );
+    let json = d.path().join("tune.json");
+    let out = klab()
+        .args(["tune", "--lab", "03", "--objective", "capacity"])
+        .args(["--budget", "1", "--knobs", "consumers"])
+        .arg("--labs")
+        .arg(d.path())
+        .arg("--results")
+        .arg(d.path().join("r"))
+        .arg("--json")
+        .arg(&json)
+        .output()
+        .unwrap();
+    let stdout = stdout_of_success(&out);
+    assert!(stdout.contains("capacity records/s"), "{stdout}");
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let start = &v["start_capacity"];
+    let start_probes = start["probes"].as_array().unwrap();
+    assert!(
+        !start_probes.is_empty() && start_probes.len() <= 4,
+        "{start}"
+    );
+    assert_eq!(start_probes[0]["phase"], "max");
+    let trials = v["trials"].as_array().unwrap();
+    assert_eq!(trials.len(), 1, "{v}");
+    assert_eq!(trials[0]["change"], "consumers 1→2");
+    let probes = trials[0]["capacity"]["probes"].as_array().unwrap();
+    // Warm: it starts at the rate the start failed at, with no max probe.
+    assert_eq!(
+        probes[0]["offered_records_per_s"], start["failed_at_records_per_s"],
+        "{v}"
+    );
+    assert_eq!(probes[0]["phase"], "bracket");
+    assert_eq!(
+        v["measurements"].as_u64().unwrap() as usize,
+        start_probes.len() + probes.len()
+    );
+    let run = only_run_dir(&d.path().join("r"));
+    for p in start_probes.iter().chain(probes) {
+        let f = p["result_file"].as_str().unwrap();
+        assert!(run.join(f).is_file(), "probe file {f} missing");
+    }
+    if trials[0]["accepted"] == true {
+        assert_eq!(v["best_config"]["consumers"], 2);
+        assert!(v["best_score"].as_f64() > v["start_score"].as_f64(), "{v}");
+    }
+}
+
 /// Each tuner run of `klab tune-bench` keeps its own step files: the
 /// guided and the random run measure the same labels ("trial-1", ...) in
 /// one run directory.
@@ -464,7 +522,7 @@ fn tune_bench_keeps_the_step_files_of_every_run() {
         .collect();
     for strategy in ["guided", "random"] {
         let eval: serde_json::Value = serde_json::from_slice(
-            &std::fs::read(run.join(format!("eval-{strategy}-1.tune.json"))).unwrap(),
+            &std::fs::read(run.join(format!("eval-02-io-{strategy}-1.tune.json"))).unwrap(),
         )
         .unwrap();
         // The start, its repeat and the trial (unless the broker refused
@@ -474,7 +532,7 @@ fn tune_bench_keeps_the_step_files_of_every_run() {
         let measured = trials.iter().filter(|t| t["result"].is_object()).count()
             + eval["start_repeats"].as_array().unwrap().len();
         assert!(measured >= 2, "{eval}");
-        let prefix = format!("eval-{strategy}-1.02-io.");
+        let prefix = format!("eval-02-io-{strategy}-1.02-io.");
         let steps: Vec<&String> = names
             .iter()
             .filter(|n| n.starts_with(&prefix) && n.ends_with(".json"))

@@ -27,19 +27,20 @@ const LAYERS: &[(&str, u8)] = &[
     ("load", 3),
     // One measurement.
     ("step", 4),
-    // Search strategies over measurements.
-    ("tuner", 5),
     // The capacity search (a state machine over measurements).
     ("capacity", 5),
+    // Search strategies over measurements (the capacity objective runs
+    // capacity searches).
+    ("tuner", 6),
     // What runs measurements: labs and sessions, the bench.
-    ("lab", 6),
-    ("bench", 6),
+    ("lab", 7),
+    ("bench", 7),
     // The Kubernetes target (a lab target itself).
-    ("k8s", 7),
-    ("ui", 7),
+    ("k8s", 8),
+    ("ui", 8),
     // Command-line arguments, then the commands.
-    ("cli", 8),
-    ("cmd", 9),
+    ("cli", 9),
+    ("cmd", 10),
 ];
 
 fn layer_of(module: &str) -> Option<u8> {

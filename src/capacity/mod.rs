@@ -200,6 +200,9 @@ pub enum Stop {
     NoScale,
     /// Ctrl-C, or a measurement that ended in an error.
     Interrupted,
+    /// A warm search ([`Search::warm`]): the challenge rate did not pass
+    /// twice, so the capacity is below it (not searched further).
+    BelowChallenge,
 }
 
 /// The lowest rate the search brackets down to, as a share of the max figure.
@@ -244,6 +247,10 @@ pub struct Search {
     hi: Option<f64>,
     probes: Vec<Probe>,
     stop: Stop,
+    /// A warm search's first rate; failing it ends the search.
+    challenge: Option<f64>,
+    /// A warm search has measured its own max figure.
+    own_scale: bool,
 }
 
 impl Search {
@@ -257,6 +264,23 @@ impl Search {
             hi: None,
             probes: Vec::new(),
             stop: Stop::Searching,
+            challenge: None,
+            own_scale: false,
+        }
+    }
+
+    /// A search that only wants to know whether the capacity is at least
+    /// `challenge`, and how far above it: the scale is known (`max`, from
+    /// an earlier search), so there is no max probe; the first probe is at
+    /// `challenge`; if that rate does not pass twice the search ends with
+    /// [`Stop::BelowChallenge`], otherwise it brackets upwards and bisects
+    /// as usual. The tuner's capacity trials: one probe for a candidate
+    /// that is not better, a few for one that is.
+    pub fn warm(name: &str, settings: Settings, max: f64, challenge: f64) -> Search {
+        Search {
+            max: Some(max),
+            challenge: Some(challenge),
+            ..Search::new(name, settings)
         }
     }
 
@@ -280,7 +304,10 @@ impl Search {
             return Next::Done(Stop::Budget);
         }
         match (self.lo, self.hi) {
-            (None, None) => Next::Rate(Phase::Bracket, START_SHARE * max),
+            (None, None) => Next::Rate(Phase::Bracket, self.challenge.unwrap_or(START_SHARE * max)),
+            (None, Some(h)) if self.challenge.is_some_and(|c| h <= c * 1.001) => {
+                Next::Done(Stop::BelowChallenge)
+            }
             (None, Some(h)) => {
                 // Halving, but the floor itself is the last rate tried.
                 let floor = FLOOR_SHARE * max;
@@ -290,8 +317,18 @@ impl Search {
                     Next::Rate(Phase::Bracket, (h / 2.0).max(floor))
                 }
             }
+            // A passed challenge is measured again before anything else:
+            // a lucky pass near the best's knee costs two probes, not five.
+            (Some(l), None) if self.challenge == Some(l) && !self.confirmed => {
+                Next::Rate(Phase::Confirm, l)
+            }
+            (Some(_), None) if self.challenge.is_some() && !self.own_scale => Next::Max,
             (Some(l), None) => {
-                let r = l * 1.25;
+                let r = if self.challenge.is_some() {
+                    (START_SHARE * max).max(l * 1.25)
+                } else {
+                    l * 1.25
+                };
                 if r > CEILING_SHARE * max {
                     Next::Done(Stop::AboveCeiling)
                 } else {
@@ -319,6 +356,7 @@ impl Search {
                     let m = probe.acked_records_per_s.min(probe.read_records_per_s);
                     if probe.complete && m > 0.0 {
                         self.max = Some(m);
+                        self.own_scale = true;
                     } else {
                         self.stop = Stop::NoScale;
                     }
@@ -471,6 +509,78 @@ mod tests {
                 c.probes.len()
             );
         }
+    }
+
+    impl Probe {
+        /// The same figures as a max probe (no rate).
+        fn with_no_rate(mut self) -> Probe {
+            self.offered_records_per_s = None;
+            self.pass = false;
+            self
+        }
+    }
+
+    /// A warm search against a knee: (answer, probes measured).
+    fn warm(knee: f64, challenge: f64) -> Capacity {
+        let mut search = Search::warm("trial", Settings::default(), 100_000.0, challenge);
+        loop {
+            match search.next() {
+                // What the pipeline sustains, a little above the knee.
+                Next::Max => search.record(probe(Some(1.2 * knee), true).with_no_rate(), true),
+                Next::Rate(_, r) => search.record(probe(Some(r), r <= knee), true),
+                Next::Done(_) => return search.answer(),
+            }
+        }
+    }
+
+    #[test]
+    fn a_warm_search_stops_at_a_failed_challenge_and_climbs_past_a_passed_one() {
+        let below = warm(30_000.0, 40_000.0);
+        assert_eq!(below.stop, Stop::BelowChallenge);
+        assert_eq!(below.probes.len(), 1, "one probe decides a worse candidate");
+        assert_eq!(below.capacity_records_per_s, None);
+        assert_eq!(below.failed_at_records_per_s, Some(40_000.0));
+
+        let above = warm(61_000.0, 40_000.0);
+        assert_eq!(above.stop, Stop::Converged, "{above:?}");
+        // Far above the scale it was given: its own max probe finds it.
+        let far = warm(900_000.0, 40_000.0);
+        assert_eq!(far.stop, Stop::Converged, "{far:?}");
+        let lo = far.capacity_records_per_s.unwrap();
+        assert!(lo <= 900_000.0 && 900_000.0 < far.failed_at_records_per_s.unwrap());
+        assert!(far.probes.len() <= 12, "{} probes", far.probes.len());
+        let lo = above.capacity_records_per_s.unwrap();
+        let hi = above.failed_at_records_per_s.unwrap();
+        assert!(lo <= 61_000.0 && 61_000.0 < hi, "{lo}..{hi}");
+        assert!(above.probes.len() <= 8, "{} probes", above.probes.len());
+
+        // A lucky pass at the challenge costs two probes.
+        let mut s = Search::warm("t", Settings::default(), 100_000.0, 40_000.0);
+        s.record(probe(Some(40_000.0), true), true);
+        s.record(probe(Some(40_000.0), false), true);
+        assert_eq!(s.next(), Next::Done(Stop::BelowChallenge));
+        assert_eq!(s.answer().probes.len(), 2);
+
+        // Passing the challenge twice is not the end: at the knee itself the
+        // climb fails and the highest pass is measured again.
+        let mut s = Search::warm("t", Settings::default(), 100_000.0, 40_000.0);
+        s.record(probe(Some(40_000.0), true), true);
+        assert_eq!(s.next(), Next::Rate(Phase::Confirm, 40_000.0));
+        s.record(probe(Some(40_000.0), true), true);
+        assert_eq!(
+            s.next(),
+            Next::Max,
+            "a confirmed challenge measures its own scale"
+        );
+        s.record(probe(Some(45_000.0), true).with_no_rate(), true);
+        assert!(matches!(s.next(), Next::Rate(Phase::Bracket, r) if r == 50_000.0));
+        // Everything above the challenge fails: the answer is the
+        // challenge, already measured twice.
+        while let Next::Rate(Phase::Bracket | Phase::Bisect, r) = s.next() {
+            s.record(probe(Some(r), false), true);
+        }
+        assert_eq!(s.next(), Next::Done(Stop::Converged));
+        assert_eq!(s.answer().capacity_records_per_s, Some(40_000.0));
     }
 
     #[test]

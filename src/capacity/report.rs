@@ -84,7 +84,7 @@ impl CapacityReport {
     }
 }
 
-fn stop_text(s: Stop) -> &'static str {
+pub fn stop_text(s: Stop) -> &'static str {
     match s {
         Stop::Searching => "still searching",
         Stop::Converged => "converged",
@@ -93,6 +93,7 @@ fn stop_text(s: Stop) -> &'static str {
         Stop::AboveCeiling => "every rate passed, up to 4x the max figure",
         Stop::NoScale => "the max probe measured no throughput",
         Stop::Interrupted => "interrupted",
+        Stop::BelowChallenge => "below the challenge rate (a warm search measures no further)",
     }
 }
 

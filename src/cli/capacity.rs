@@ -58,6 +58,59 @@ pub struct CapacityArgs {
     pub ui: UiArgs,
 }
 
+/// What `klab tune` and `klab tune-bench` maximise.
+#[derive(Args, Debug, Clone)]
+pub struct ObjectiveArgs {
+    /// score: records/s ÷ (1 + p99/SLO) at the lab's offered load;
+    /// capacity: the highest offered rate at which the SLO holds (every
+    /// trial a capacity search; the client knobs and the workload's shape
+    /// join the space).
+    #[arg(long, value_enum, default_value = "score")]
+    pub objective: ObjectiveKind,
+    /// The tail latency the objective is measured against (default 100ms
+    /// for score; for capacity 50ms, or the lab's [capacity] slo_p99).
+    #[arg(long = "slo-p99", value_name = "D", value_parser = parse_nonzero_duration)]
+    pub slo_p99: Option<Duration>,
+    /// capacity only: how precisely each search finds the knee (1% to
+    /// 25%; default the lab's, else 5%).
+    #[arg(long, value_name = "PCT", value_parser = parse_resolution)]
+    pub resolution: Option<f64>,
+}
+
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ObjectiveKind {
+    Score,
+    Capacity,
+}
+
+impl ObjectiveArgs {
+    /// The objective, with the lab's [capacity] settings under the flags.
+    pub fn objective(&self, lab: &crate::lab::capacity::CapacityPatch) -> crate::tuner::Objective {
+        let slo = self.slo_p99.map(|d| d.as_secs_f64() * 1000.0);
+        match self.objective {
+            ObjectiveKind::Score => crate::tuner::Objective::score_at(slo.unwrap_or(100.0)),
+            ObjectiveKind::Capacity => {
+                let mut settings = lab.settings();
+                if let Some(ms) = slo {
+                    settings.slo_p99_ms = ms;
+                }
+                if let Some(r) = self.resolution {
+                    settings.resolution = r;
+                }
+                crate::tuner::Objective::capacity(settings)
+            }
+        }
+    }
+
+    /// `--resolution` is the capacity objective's.
+    pub fn check(&self) -> Result<(), String> {
+        if self.objective == ObjectiveKind::Score && self.resolution.is_some() {
+            return Err("--resolution: only with --objective capacity".into());
+        }
+        Ok(())
+    }
+}
+
 fn parse_resolution(s: &str) -> Result<f64, String> {
     crate::lab::capacity::parse_resolution(s)
 }

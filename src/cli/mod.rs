@@ -12,6 +12,7 @@ mod broker;
 pub mod capacity;
 mod workload;
 pub use broker::{BrokerExecArgs, BrokerRenderArgs, BrokerSetArgs, NodeArgs};
+pub use capacity::{ObjectiveArgs, ObjectiveKind};
 pub use workload::WorkloadArgs;
 
 #[derive(Parser, Debug)]
@@ -269,21 +270,28 @@ pub struct LabRunArgs {
 
 #[derive(Args, Debug)]
 pub struct TuneBenchArgs {
-    /// The lab to start from on the real broker.
-    #[arg(long, value_name = "NN|PATH", default_value = "08")]
-    pub lab: String,
-    /// Runs per strategy (random search uses seeds 1..=N).
+    /// The labs to start from on the real broker (comma separated or
+    /// repeated; each is evaluated in turn).
+    #[arg(
+        long = "lab",
+        id = "lab",
+        value_name = "NN|PATH",
+        value_delimiter = ',',
+        default_value = "08"
+    )]
+    pub lab_keys: Vec<String>,
+    /// Runs per strategy (random search uses seeds 1..=N; with the
+    /// capacity objective the defaults are searched once per seed too).
     #[arg(long, default_value_t = 5, value_parser = parse_budget)]
     pub seeds: usize,
-    /// Trials per run, the same for both strategies.
+    /// Trials per run, the same for every strategy.
     #[arg(long, value_name = "K", default_value = "12", value_parser = parse_budget)]
     pub budget: usize,
     /// Only the simulated surface (seconds, no broker).
     #[arg(long)]
     pub simulated_only: bool,
-    /// The tail latency the score is measured against (as in `klab tune`).
-    #[arg(long = "slo-p99", value_name = "D", default_value = "100ms", value_parser = parse_nonzero_duration)]
-    pub slo_p99: Duration,
+    #[command(flatten)]
+    pub objective: ObjectiveArgs,
     #[command(flatten)]
     pub session: SessionArgs,
 }
@@ -311,9 +319,8 @@ pub struct TuneArgs {
     /// Seed of the random strategy.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
-    /// The tail latency the score is measured against.
-    #[arg(long = "slo-p99", value_name = "D", default_value = "100ms", value_parser = parse_nonzero_duration)]
-    pub slo_p99: Duration,
+    #[command(flatten)]
+    pub objective: ObjectiveArgs,
     /// Only these knobs (comma separated, e.g. num.io.threads,heap).
     #[arg(long, value_delimiter = ',')]
     pub knobs: Vec<String>,

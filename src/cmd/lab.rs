@@ -480,9 +480,7 @@ pub fn fix_source(a: &FixArgs, quick: bool, quick_budget: usize, full_budget: us
             budget: a
                 .budget
                 .unwrap_or(if quick { quick_budget } else { full_budget }),
-            objective: Objective {
-                slo_p99_ms: a.slo_p99.as_secs_f64() * 1000.0,
-            },
+            objective: Objective::score_at(a.slo_p99.as_secs_f64() * 1000.0),
             // The degraded step is the start; a second start measurement
             // would cost as much as a trial, so assume 10% noise instead.
             start_repeats: 1,

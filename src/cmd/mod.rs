@@ -12,6 +12,7 @@ pub mod lab;
 pub mod pods;
 pub mod run;
 pub mod tune;
+pub mod tune_bench;
 pub mod ui;
 
 use crate::usage;

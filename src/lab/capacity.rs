@@ -12,7 +12,7 @@ use super::Lab;
 use super::file::{Ctx, LabFileError};
 use super::target::{LabTarget, step_file};
 use crate::capacity::{Capacity, Next, Phase, Probe, Search, Settings};
-use crate::model::{BrokerConfig, Workload};
+use crate::model::{BrokerConfig, StepResult, Workload};
 use crate::units::parse_duration;
 use anyhow::Result;
 use serde::Deserialize;
@@ -181,6 +181,48 @@ pub fn search(
     (searches.iter().map(Search::answer).collect(), error)
 }
 
+/// One configuration's search, alone: a full one, or warm (`warm`: the
+/// scale known from an earlier search and the rate to challenge first, see
+/// [`Search::warm`]). Returns the answer and the step result at it (the
+/// last probe at the answer's rate; else the last rate probe). An error
+/// (Ctrl-C among them) ends it; the probes so far are saved in the run
+/// folder.
+pub fn search_one(
+    target: &mut dyn LabTarget,
+    lab: &Lab,
+    cfg: &Config,
+    settings: Settings,
+    warm: Option<(f64, f64)>,
+) -> Result<(Capacity, Option<StepResult>)> {
+    let mut search = match warm {
+        Some((max, challenge)) => Search::warm(&cfg.name, settings, max, challenge),
+        None => Search::new(&cfg.name, settings),
+    };
+    // A warm search that is not better ends after one probe or two.
+    target.ledger().steps_planned += if warm.is_some() { 2 } else { TYPICAL_PROBES };
+    let mut at: Vec<(f64, StepResult)> = Vec::new();
+    let mut n = 0;
+    loop {
+        let (phase, rate) = match search.next() {
+            Next::Done(_) => break,
+            Next::Max => (Phase::Max, None),
+            Next::Rate(p, r) => (p, Some(r.round().max(1.0))),
+        };
+        n += 1;
+        let r = probe(target, lab, cfg, &mut search, n, phase, rate)?;
+        if let Some(rate) = rate {
+            at.push((rate, r));
+        }
+    }
+    let answer = search.answer();
+    let result = answer
+        .capacity_records_per_s
+        .and_then(|c| at.iter().rev().find(|(r, _)| *r == c))
+        .or(at.last())
+        .map(|(_, r)| r.clone());
+    Ok((answer, result))
+}
+
 #[allow(clippy::too_many_arguments)]
 fn probe(
     target: &mut dyn LabTarget,
@@ -190,7 +232,7 @@ fn probe(
     n: usize,
     phase: Phase,
     rate: Option<f64>,
-) -> Result<()> {
+) -> Result<StepResult> {
     let mut w = cfg.workload.clone();
     w.rate = rate;
     // Consumers with simulated work read at most `read_ceiling`: a max
@@ -208,7 +250,7 @@ fn probe(
     let m = target.measure(lab, &label, &cfg.broker, &w)?;
     let s = search.settings;
     let mut p = Probe::of(n, phase, rate, &m.result, &s);
-    p.result_file = step_file(target.run_dir(), "", lab, &label)
+    p.result_file = step_file(target.run_dir(), target.step_prefix(), lab, &label)
         .file_name()
         .map(|f| f.to_string_lossy().into_owned());
     if rate.is_none() {
@@ -241,7 +283,7 @@ fn probe(
             half.rate = Some((figure * 0.5).max(1.0));
             target.warm_up(&half, true)?;
         }
-        return Ok(());
+        return Ok(m.result);
     }
     target.say(&format!(
         "  {}: acked {}/s, read {}/s, e2e p99 {} ms{}",
@@ -256,7 +298,7 @@ fn probe(
         }
     ));
     search.record(p, true);
-    Ok(())
+    Ok(m.result)
 }
 
 /// `name ` before a probe's label when configurations are compared

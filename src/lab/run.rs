@@ -47,23 +47,77 @@ pub struct LabMeasurer<'a> {
     pub workload: Workload,
 }
 
-impl Measurer for LabMeasurer<'_> {
-    fn measure(&mut self, label: &str, c: &Candidate) -> Result<StepResult> {
+impl LabMeasurer<'_> {
+    /// The lab's workload with the candidate's client settings and shape;
+    /// a shape the workload cannot take is a refused change.
+    fn workload_for(&self, c: &Candidate) -> Result<Workload> {
         let mut w = self.workload.clone();
         for (k, v) in &c.producer {
             w.producer.insert(k.clone(), v.clone());
         }
+        for (k, v) in &c.consumer {
+            w.consumer.insert(k.clone(), v.clone());
+        }
+        if let Some(p) = c.partitions {
+            w.partitions = i32::try_from(p).unwrap_or(i32::MAX);
+        }
+        if let Some(n) = c.consumers {
+            w.consumers = n;
+        }
+        w.validate().map_err(|e| {
+            crate::broker::admin::Refused(format!("not a workload klab can run: {e}"))
+        })?;
+        Ok(w)
+    }
+}
+
+impl Measurer for LabMeasurer<'_> {
+    fn measure(&mut self, label: &str, c: &Candidate) -> Result<StepResult> {
+        let w = self.workload_for(c)?;
         self.session
             .measure(self.lab, label, &c.broker, &w)
             .map(|m| m.result)
     }
+
+    fn set_prefix(&mut self, prefix: &str) {
+        self.session.set_step_prefix(prefix);
+    }
+
+    fn capacity(
+        &mut self,
+        label: &str,
+        c: &Candidate,
+        settings: &crate::capacity::Settings,
+        warm: Option<crate::tuner::Warm>,
+    ) -> Result<crate::tuner::Measured> {
+        let mut workload = self.workload_for(c)?;
+        workload.rate = None;
+        workload.faults.clear();
+        let cfg = crate::lab::capacity::Config {
+            name: label.to_string(),
+            broker: c.broker.clone(),
+            workload,
+        };
+        let (capacity, result) = crate::lab::capacity::search_one(
+            self.session,
+            self.lab,
+            &cfg,
+            *settings,
+            warm.map(|w| (w.max, w.challenge)),
+        )?;
+        Ok(crate::tuner::Measured { capacity, result })
+    }
 }
 
-/// The tuner's starting point for a lab: its degraded broker and producer.
+/// The tuner's starting point for a lab: its degraded broker, its client
+/// settings and its shape (partitions, consumers).
 pub fn tuner_start(lab: &Lab) -> Candidate {
     Candidate {
         broker: lab.broker.clone(),
         producer: lab.workload.producer.clone(),
+        consumer: lab.workload.consumer.clone(),
+        partitions: lab.workload.partitions.and_then(|p| u32::try_from(p).ok()),
+        consumers: lab.workload.consumers,
     }
 }
 

@@ -244,6 +244,14 @@ impl LabTarget for Session {
     fn quick(&self) -> bool {
         self.opts.quick
     }
+    fn step_prefix(&self) -> &str {
+        &self.step_file_prefix
+    }
+
+    fn set_step_prefix(&mut self, prefix: &str) {
+        self.step_file_prefix = prefix.to_string();
+    }
+
     fn run_dir(&self) -> &Path {
         &self.opts.run_dir
     }

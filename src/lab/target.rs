@@ -105,6 +105,13 @@ pub trait LabTarget {
     fn ledger(&mut self) -> &mut Ledger;
     fn quick(&self) -> bool;
     fn run_dir(&self) -> &Path;
+    /// Before every step file's name (tune-bench keeps its runs apart).
+    fn step_prefix(&self) -> &str {
+        ""
+    }
+    fn set_step_prefix(&mut self, prefix: &str) {
+        let _ = prefix;
+    }
     /// A progress line (stderr with progress on, else the log).
     fn say(&self, msg: &str);
     /// Brings the broker to `cfg`: start, dynamic change or restart (the

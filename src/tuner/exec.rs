@@ -164,6 +164,8 @@ pub(super) fn hello(s: &super::Search<'_>, timeout: Duration) -> Value {
         "protocol": PROTOCOL,
         "context": s.opts.context,
         "objective": s.opts.objective.describe(),
+        "objective_kind": if s.opts.objective.capacity.is_some() { "capacity" } else { "score" },
+        "capacity": s.opts.objective.capacity,
         "slo_p99_ms": s.opts.objective.slo_p99_ms,
         "budget": s.opts.budget,
         "answer_timeout_s": timeout.as_secs_f64(),

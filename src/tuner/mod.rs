@@ -16,6 +16,16 @@
 //! (between one and two times the noise) is measured again and kept only if
 //! the average still wins. Every measurement counts against `--budget`
 //! except the two start measurements.
+//!
+//! The capacity objective (`--objective capacity`) asks a different
+//! question: the highest offered rate at which the SLO holds
+//! ([`crate::capacity`]). The start gets a full capacity search; each
+//! trial a warm one that first probes the rate the best settings failed
+//! at: a candidate that does not pass there twice is not better (one
+//! probe, usually), one that does is searched upwards to its own capacity
+//! and kept. Putting the healthy values back is challenged at the best's
+//! capacity instead (between equals the defaults win). The search's
+//! resolution stands for the noise.
 
 pub mod exec;
 pub mod sim;
@@ -33,7 +43,44 @@ use std::collections::HashMap;
 /// refused the change: the trial is recorded as rejected, the search goes on.
 pub trait Measurer {
     fn measure(&mut self, label: &str, c: &Candidate) -> Result<StepResult>;
+
+    /// The capacity of `c` at the SLO of `settings`: a full search, or a
+    /// warm one (see [`crate::capacity::Search::warm`]).
+    fn capacity(
+        &mut self,
+        label: &str,
+        c: &Candidate,
+        settings: &CapacitySettings,
+        warm: Option<Warm>,
+    ) -> Result<Measured> {
+        let _ = (label, c, settings, warm);
+        anyhow::bail!("this target measures no capacity")
+    }
+
+    /// Put `prefix` before every label from now on (runs that share one
+    /// run folder keep their step files apart).
+    fn set_prefix(&mut self, prefix: &str) {
+        let _ = prefix;
+    }
 }
+
+/// A capacity trial's start: the scale known from the start's search, and
+/// the rate probed first.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Warm {
+    pub max: f64,
+    pub challenge: f64,
+}
+
+/// A capacity measurement of one candidate.
+#[derive(Debug, Clone)]
+pub struct Measured {
+    pub capacity: Capacity,
+    /// The step at the answer (else the last rate probe's).
+    pub result: Option<StepResult>,
+}
+
+use crate::capacity::{Capacity, Settings as CapacitySettings, Stop};
 
 pub use crate::broker::admin::Refused;
 
@@ -41,9 +88,29 @@ pub use crate::broker::admin::Refused;
 pub struct Objective {
     /// The latency the score is measured against, in ms.
     pub slo_p99_ms: f64,
+    /// The capacity objective, with its search's settings (their SLO is
+    /// `slo_p99_ms`); None: the score at the lab's offered load.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub capacity: Option<CapacitySettings>,
 }
 
 impl Objective {
+    /// The score at the lab's offered load, against an SLO in ms.
+    pub fn score_at(slo_p99_ms: f64) -> Objective {
+        Objective {
+            slo_p99_ms,
+            capacity: None,
+        }
+    }
+
+    /// The capacity at the SLO of `settings`.
+    pub fn capacity(settings: CapacitySettings) -> Objective {
+        Objective {
+            slo_p99_ms: settings.slo_p99_ms,
+            capacity: Some(settings),
+        }
+    }
+
     pub fn score(&self, r: &StepResult) -> f64 {
         if !r.complete || !r.intact() {
             return 0.0;
@@ -52,6 +119,14 @@ impl Objective {
     }
 
     pub fn describe(&self) -> String {
+        if let Some(c) = &self.capacity {
+            return format!(
+                "maximise the capacity: the highest offered rate with e2e p99 ≤ {:.0} ms, nothing lost and at least {:.0}% acknowledged and read (±{:.0}%); a trial is kept when it passes twice at the rate the best failed at",
+                c.slo_p99_ms,
+                c.min_delivered * 100.0,
+                c.resolution * 100.0
+            );
+        }
         format!(
             "maximise score = acknowledged records/s ÷ (1 + e2e p99 / {:.0} ms) at the lab's offered load; a step that loses, duplicates or corrupts a record scores 0",
             self.slo_p99_ms
@@ -97,6 +172,9 @@ pub struct TuneOptions {
     pub prior_start: Option<StepResult>,
     /// What an `exec` agent is told about the run (the lab, its floors).
     pub context: serde_json::Value,
+    /// The capacity objective: the start's search made before tuning
+    /// (tune-bench shares it between strategies).
+    pub prior_capacity: Option<Measured>,
 }
 
 impl Default for TuneOptions {
@@ -104,11 +182,12 @@ impl Default for TuneOptions {
         TuneOptions {
             budget: 12,
             strategy: Strategy::Guided,
-            objective: Objective { slo_p99_ms: 100.0 },
+            objective: Objective::score_at(100.0),
             start_repeats: 2,
             noise_floor: 0.05,
             prior_start: None,
             context: serde_json::Value::Null,
+            prior_capacity: None,
         }
     }
 }
@@ -127,6 +206,9 @@ pub struct Trial {
     /// An `exec` agent's own words for why it proposed this trial.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub why: Option<String>,
+    /// The capacity objective: the trial's search, every probe in it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub capacity: Option<Capacity>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -150,6 +232,13 @@ pub struct TuneReport {
     /// `exec` only: how the agent's search ended.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub agent: Option<AgentEnd>,
+    /// The capacity objective: the start's search and the best's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub start_capacity: Option<Capacity>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub best_capacity: Option<Capacity>,
+    /// Measurements made (steps; for the capacity objective, probes).
+    pub measurements: usize,
 }
 
 struct Search<'a> {
@@ -163,6 +252,11 @@ struct Search<'a> {
     best_result: StepResult,
     trials: Vec<Trial>,
     seen: HashMap<Point, f64>,
+    /// The capacity objective: the best's search (where it failed), and
+    /// the scale of the start's.
+    best_cap: Option<Capacity>,
+    scale: f64,
+    measurements: usize,
 }
 
 impl Search<'_> {
@@ -185,6 +279,7 @@ impl Search<'_> {
     fn run_trial(&mut self, p: &Point) -> Result<(Option<StepResult>, f64, Option<String>)> {
         let c = self.space.candidate(&self.base, p);
         let label = format!("trial {}", self.trials.len() + 1);
+        self.measurements += 1;
         match self.m.measure(&label, &c) {
             Ok(r) => {
                 let s = self.opts.objective.score(&r);
@@ -214,8 +309,26 @@ impl Search<'_> {
     /// `healthy`: `p` puts knobs back to their healthy values, which the
     /// tuner prefers unless they measure worse beyond the noise.
     fn evaluate_with(&mut self, p: &Point, healthy: bool) -> Result<Option<bool>> {
-        if *p == self.best_point {
+        // The point of what is measured (more consumers bring partitions);
+        // a shape no workload can take is not worth a trial.
+        let p = &self.space.normalise(&self.base, p);
+        if *p == self.best_point || !self.space.feasible(&self.space.candidate(&self.base, p)) {
             return Ok(Some(false));
+        }
+        if let Some(settings) = self.opts.objective.capacity {
+            // A point seen before lost to the best at the time, or was the
+            // best and has been beaten since.
+            if self.seen.contains_key(p) {
+                return Ok(Some(false));
+            }
+            if self.budget_left() == 0 {
+                return Ok(None);
+            }
+            let t = self.capacity_trial(p, healthy, settings, None)?;
+            self.seen.insert(p.clone(), t.score);
+            let accepted = t.accepted;
+            self.record(t);
+            return Ok(Some(accepted));
         }
         if let Some(s) = self.seen.get(p) {
             return Ok(Some(*s > self.best_score * (1.0 + 2.0 * self.noise)));
@@ -262,6 +375,7 @@ impl Search<'_> {
                 accepted: false,
                 reason: "marginal win: measuring again".into(),
                 why: None,
+                capacity: None,
             });
             let (r2, s2, why2) = self.run_trial(p)?;
             let mean = (s + s2) / 2.0;
@@ -301,20 +415,21 @@ impl Search<'_> {
             accepted,
             reason,
             why: None,
+            capacity: None,
         });
         Ok(Some(accepted))
     }
 
     fn guided(&mut self) -> Result<()> {
         // 1. Put every deviating knob back to its healthy value at once.
-        let repaired: Point = self.space.knobs.iter().map(|k| k.good).collect();
+        let repaired: Point = self.space.healthy(&self.space.locate(&self.base));
         if repaired != self.best_point && self.evaluate_with(&repaired, true)?.is_none() {
             return Ok(());
         }
         // 2. Coordinate descent with step doubling, until a pass finds nothing.
         loop {
             let mut improved = false;
-            for i in 0..self.space.knobs.len() {
+            for i in self.knob_order() {
                 match self.line_search(i)? {
                     None => return Ok(()),
                     Some(true) => improved = true,
@@ -325,6 +440,43 @@ impl Search<'_> {
                 return Ok(());
             }
         }
+    }
+
+    /// The order a pass of the descent visits the knobs: the space's; with
+    /// the capacity objective, when the consumer is what failed first at
+    /// the best's lowest failing rate (it read less than was acknowledged),
+    /// the consumer side (consumers, partitions, fetch settings) first.
+    fn knob_order(&self) -> Vec<usize> {
+        let all: Vec<usize> = (0..self.space.knobs.len()).collect();
+        if !self.consumer_bound() {
+            return all;
+        }
+        let consumer_side = |i: &usize| {
+            matches!(
+                self.space.knobs[*i].place,
+                space::Place::Consumers | space::Place::Partitions | space::Place::Consumer(_)
+            )
+        };
+        let (first, rest): (Vec<usize>, Vec<usize>) = all.into_iter().partition(consumer_side);
+        first.into_iter().chain(rest).collect()
+    }
+
+    /// At the best's lowest failing probe, the consumer fell short while
+    /// the producers were acknowledged in full.
+    fn consumer_bound(&self) -> bool {
+        let (Some(settings), Some(cap)) = (self.opts.objective.capacity, &self.best_cap) else {
+            return false;
+        };
+        let Some(at) = cap.failed_at_records_per_s else {
+            return false;
+        };
+        cap.probes
+            .iter()
+            .rfind(|p| p.offered_records_per_s == Some(at) && !p.pass)
+            .is_some_and(|p| {
+                let need = settings.min_delivered * at;
+                p.acked_records_per_s >= need && p.read_records_per_s < need
+            })
     }
 
     /// Moves knob `i` while that wins. None: budget exhausted.
@@ -364,6 +516,7 @@ impl Search<'_> {
 
     fn random(&mut self, seed: u64) -> Result<()> {
         let mut state = seed;
+        let mut draws = 0;
         while self.budget_left() > 0 {
             let p: Point = self
                 .space
@@ -374,6 +527,11 @@ impl Search<'_> {
                     (state % k.values.len() as u64) as usize
                 })
                 .collect();
+            // A shape no workload can take is drawn again (a while).
+            draws += 1;
+            if !self.space.feasible(&self.space.candidate(&self.base, &p)) && draws < 1000 {
+                continue;
+            }
             let t = self.measure_against_best(&p, None)?;
             self.record(t);
         }
@@ -384,6 +542,10 @@ impl Search<'_> {
     /// scores higher (random search and agents: no noise margin, the
     /// trace shows every score). The trial is returned, not yet recorded.
     fn measure_against_best(&mut self, p: &Point, why: Option<String>) -> Result<Trial> {
+        let p = &self.space.normalise(&self.base, p);
+        if let Some(settings) = self.opts.objective.capacity {
+            return self.capacity_trial(p, false, settings, why);
+        }
         let change = self.space.describe_move(&self.best_point, p);
         let (r, s, failed) = self.run_trial(p)?;
         let accepted = failed.is_none() && s > self.best_score;
@@ -406,6 +568,123 @@ impl Search<'_> {
             accepted,
             reason,
             why,
+            capacity: None,
+        })
+    }
+
+    /// The rate a capacity trial is challenged at: where the best failed
+    /// (the healthy values: where it passed).
+    fn challenge(&self, healthy: bool) -> f64 {
+        let best = self.best_score;
+        let failed = self
+            .best_cap
+            .as_ref()
+            .and_then(|c| c.failed_at_records_per_s);
+        if healthy && best > 0.0 {
+            return best;
+        }
+        failed
+            .or((best > 0.0).then_some(best * 1.25))
+            .unwrap_or(crate::capacity::START_SHARE * self.scale)
+    }
+
+    /// A capacity trial of `p` (warm, challenged as [`Search::challenge`]
+    /// says); kept as the best when its capacity holds at the challenge.
+    /// The trial is returned, not yet recorded.
+    fn capacity_trial(
+        &mut self,
+        p: &Point,
+        healthy: bool,
+        settings: CapacitySettings,
+        why: Option<String>,
+    ) -> Result<Trial> {
+        let n = self.trials.len() + 1;
+        let change = self.space.describe_move(&self.best_point, p);
+        let config = self.space.candidate(&self.base, p);
+        let challenge = self.challenge(healthy);
+        let warm = Warm {
+            max: self.scale.max(self.best_score).max(challenge),
+            challenge,
+        };
+        let rate = crate::stats::table::fmt_rate;
+        let measured = match self
+            .m
+            .capacity(&format!("trial {n}"), &config, &settings, Some(warm))
+        {
+            Ok(m) => m,
+            Err(e) => match e.chain().find_map(|c| c.downcast_ref::<Refused>()) {
+                Some(r) => {
+                    return Ok(Trial {
+                        n,
+                        change,
+                        config,
+                        result: None,
+                        score: 0.0,
+                        accepted: false,
+                        reason: r.to_string(),
+                        why,
+                        capacity: None,
+                    });
+                }
+                None => return Err(e),
+            },
+        };
+        self.measurements += measured.capacity.probes.len();
+        let cap = measured.capacity.capacity_records_per_s;
+        let score = cap.unwrap_or(0.0);
+        let last_missed = measured
+            .capacity
+            .probes
+            .last()
+            .map(|p| p.missed.join("; "))
+            .unwrap_or_default();
+        let (accepted, reason) = match (cap, measured.capacity.stop) {
+            (Some(c), Stop::Converged | Stop::Budget | Stop::AboveCeiling) if healthy => (
+                true,
+                format!(
+                    "healthy values carry {}/s (the best {}/s): between equals the defaults win",
+                    rate(c),
+                    rate(self.best_score)
+                ),
+            ),
+            (Some(c), Stop::Converged | Stop::Budget | Stop::AboveCeiling) => (
+                true,
+                format!(
+                    "capacity {}/s: passes twice at {}/s, where the best failed",
+                    rate(c),
+                    rate(challenge)
+                ),
+            ),
+            (_, Stop::BelowChallenge) => (
+                false,
+                format!(
+                    "capacity below {}/s{}: {last_missed}",
+                    rate(challenge),
+                    if healthy {
+                        " (the best's)"
+                    } else {
+                        " (where the best failed)"
+                    }
+                ),
+            ),
+            (_, stop) => (false, crate::capacity::report::stop_text(stop).to_string()),
+        };
+        if accepted && let Some(res) = &measured.result {
+            self.best_point = p.clone();
+            self.best_score = score;
+            self.best_result = res.clone();
+            self.best_cap = Some(measured.capacity.clone());
+        }
+        Ok(Trial {
+            n,
+            change,
+            config,
+            result: measured.result,
+            score,
+            accepted,
+            reason,
+            why,
+            capacity: Some(measured.capacity),
         })
     }
 
@@ -459,6 +738,7 @@ impl Search<'_> {
                     accepted: false,
                     reason: format!("rejected: {reason}"),
                     why,
+                    capacity: None,
                 },
                 Ok(p) => self.measure_against_best(&p, why)?,
             };
@@ -492,27 +772,53 @@ pub fn tune(
     start: &Candidate,
     opts: &TuneOptions,
 ) -> Result<TuneReport> {
-    let mut repeats: Vec<StepResult> = opts.prior_start.iter().cloned().collect();
-    for i in repeats.len()..opts.start_repeats.max(1) {
-        let label = if i == 0 {
-            "start".to_string()
-        } else {
-            format!("start (repeat {i})")
-        };
-        repeats.push(m.measure(&label, start)?);
-    }
-    let scores: Vec<f64> = repeats.iter().map(|r| opts.objective.score(r)).collect();
-    let mean = scores.iter().sum::<f64>() / scores.len() as f64;
-    let spread = if scores.len() > 1 && mean > 0.0 {
-        let (lo, hi) = scores
-            .iter()
-            .fold((f64::INFINITY, 0.0f64), |(l, h), s| (l.min(*s), h.max(*s)));
-        (hi - lo) / mean
-    } else {
-        0.0
-    };
-    let noise = spread.max(opts.noise_floor);
     let start_point = space.locate(start);
+    let (repeats, mean, noise, start_cap, scale, mut measurements) = match opts.objective.capacity {
+        Some(settings) => {
+            let m0 = match &opts.prior_capacity {
+                Some(m) => m.clone(),
+                None => m.capacity("start", start, &settings, None)?,
+            };
+            let Some(max) = m0.capacity.max_records_per_s else {
+                anyhow::bail!(
+                    "the start's capacity search measured no throughput ({}): nothing to tune from",
+                    crate::capacity::report::stop_text(m0.capacity.stop)
+                );
+            };
+            let probes = m0.capacity.probes.len();
+            (
+                vec![m0.result.clone().unwrap_or_default()],
+                m0.capacity.capacity_records_per_s.unwrap_or(0.0),
+                settings.resolution.max(opts.noise_floor),
+                Some(m0.capacity),
+                max,
+                probes,
+            )
+        }
+        None => {
+            let mut repeats: Vec<StepResult> = opts.prior_start.iter().cloned().collect();
+            for i in repeats.len()..opts.start_repeats.max(1) {
+                let label = if i == 0 {
+                    "start".to_string()
+                } else {
+                    format!("start (repeat {i})")
+                };
+                repeats.push(m.measure(&label, start)?);
+            }
+            let scores: Vec<f64> = repeats.iter().map(|r| opts.objective.score(r)).collect();
+            let mean = scores.iter().sum::<f64>() / scores.len() as f64;
+            let spread = if scores.len() > 1 && mean > 0.0 {
+                let (lo, hi) = scores
+                    .iter()
+                    .fold((f64::INFINITY, 0.0f64), |(l, h), s| (l.min(*s), h.max(*s)));
+                (hi - lo) / mean
+            } else {
+                0.0
+            };
+            let n = repeats.len() - usize::from(opts.prior_start.is_some());
+            (repeats, mean, spread.max(opts.noise_floor), None, 0.0, n)
+        }
+    };
     let mut s = Search {
         m,
         space,
@@ -524,6 +830,9 @@ pub fn tune(
         best_result: repeats[0].clone(),
         trials: Vec::new(),
         seen: HashMap::new(),
+        best_cap: start_cap.clone(),
+        scale,
+        measurements: 0,
     };
     let agent = match &opts.strategy {
         Strategy::Guided => {
@@ -564,6 +873,12 @@ pub fn tune(
         trials: s.trials,
         recommended,
         agent,
+        start_capacity: start_cap,
+        best_capacity: s.best_cap,
+        measurements: {
+            measurements += s.measurements;
+            measurements
+        },
     })
 }
 
@@ -574,6 +889,21 @@ pub fn diff_lines(from: &Candidate, to: &Candidate) -> Vec<String> {
         if from.producer.get(k) != Some(v) {
             out.push(format!("producer {k}={v}"));
         }
+    }
+    for (k, v) in &to.consumer {
+        if from.consumer.get(k) != Some(v) {
+            out.push(format!("consumer {k}={v}"));
+        }
+    }
+    if to.partitions != from.partitions
+        && let Some(n) = to.partitions
+    {
+        out.push(format!("partitions={n}"));
+    }
+    if to.consumers != from.consumers
+        && let Some(n) = to.consumers
+    {
+        out.push(format!("consumers={n}"));
     }
     out
 }
@@ -672,9 +1002,155 @@ mod tests {
         assert_eq!(r.best_config.broker.properties["num.io.threads"], "12");
     }
 
+    fn capacity_opts(budget: usize, strategy: Strategy) -> TuneOptions {
+        TuneOptions {
+            budget,
+            strategy,
+            objective: Objective::capacity(CapacitySettings::default()),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn the_capacity_objective_climbs_and_a_worse_trial_costs_one_probe() {
+        let space = Space::capacity_space(false);
+        let mut optimum = space.healthy(&vec![0; space.knobs.len()]);
+        let io = space.position("num.io.threads").unwrap();
+        optimum[io] = 4;
+        let start_point = vec![0; space.knobs.len()];
+        let start = space.candidate(&Candidate::default(), &start_point);
+        for seed in 1..=3 {
+            let mut sim = Simulated::new(space.clone(), optimum.clone(), seed);
+            let r = tune(
+                &mut sim,
+                &space,
+                &start,
+                &capacity_opts(16, Strategy::Guided),
+            )
+            .unwrap();
+            let start_cap = r.start_capacity.as_ref().unwrap();
+            assert_eq!(start_cap.stop, Stop::Converged, "{start_cap:?}");
+            assert!(r.best_score > 5.0 * r.start_score, "seed {seed}: {r:#?}");
+            // The first trial puts the healthy values back (not the shape).
+            assert_eq!(
+                space.locate(&r.trials[0].config),
+                space.healthy(&start_point)
+            );
+            assert!(r.trials[0].accepted);
+            for t in &r.trials {
+                let Some(c) = &t.capacity else { continue };
+                if t.accepted {
+                    assert!(c.capacity_records_per_s.unwrap() > 0.0);
+                } else if c.stop == Stop::BelowChallenge {
+                    assert!(c.probes.len() <= 2, "trial {}: {:?}", t.n, c.probes);
+                }
+            }
+            // Every kept trial's capacity beats the one before it.
+            let kept: Vec<f64> = r
+                .trials
+                .iter()
+                .filter(|t| t.accepted)
+                .map(|t| t.score)
+                .collect();
+            assert!(
+                kept.windows(2).all(|w| w[1] > w[0]) || kept.len() < 2,
+                "{kept:?}"
+            );
+            // Each trial is at least one probe; the total is counted.
+            let probes: usize = r
+                .trials
+                .iter()
+                .filter_map(|t| t.capacity.as_ref())
+                .map(|c| c.probes.len())
+                .sum::<usize>()
+                + start_cap.probes.len();
+            assert_eq!(r.measurements, probes);
+            assert_eq!(sim.calls, probes);
+        }
+    }
+
+    /// A surface whose consumer is the bottleneck: at a failing probe the
+    /// producers are acknowledged in full and the consumer falls short.
+    struct ConsumerBound(Simulated);
+    impl Measurer for ConsumerBound {
+        fn measure(&mut self, label: &str, c: &Candidate) -> Result<StepResult> {
+            self.0.measure(label, c)
+        }
+        fn capacity(
+            &mut self,
+            label: &str,
+            c: &Candidate,
+            settings: &CapacitySettings,
+            warm: Option<Warm>,
+        ) -> Result<Measured> {
+            let mut m = self.0.capacity(label, c, settings, warm)?;
+            for p in &mut m.capacity.probes {
+                if let (Some(rate), false) = (p.offered_records_per_s, p.pass) {
+                    p.acked_records_per_s = rate;
+                    p.read_records_per_s = 0.9 * rate;
+                }
+            }
+            Ok(m)
+        }
+    }
+
+    #[test]
+    fn a_consumer_bound_best_turns_the_consumer_side_first() {
+        let space = Space::capacity_space(false);
+        let cons = space.position("consumers").unwrap();
+        let base = Candidate {
+            partitions: Some(2),
+            consumers: Some(1),
+            ..Default::default()
+        };
+        let here = space.locate(&base);
+        // Healthy everywhere but the shape: more consumers is the way up.
+        let start = space.candidate(&base, &space.healthy(&here));
+        let mut optimum = space.locate(&start);
+        optimum[cons] = 3;
+        let mut m = ConsumerBound(Simulated::new(space.clone(), optimum, 3));
+        let r = tune(&mut m, &space, &start, &capacity_opts(3, Strategy::Guided)).unwrap();
+        assert!(
+            r.trials[0].change.starts_with("consumers 1→2"),
+            "{:#?}",
+            r.trials.iter().map(|t| &t.change).collect::<Vec<_>>()
+        );
+        assert!(r.best_score > r.start_score);
+        assert_eq!(
+            r.best_config.partitions,
+            r.best_config.consumers.max(Some(2))
+        );
+    }
+
+    #[test]
+    fn a_shared_start_search_is_not_measured_again() {
+        let space = Space::capacity_space(false);
+        let optimum = space.healthy(&vec![0; space.knobs.len()]);
+        let start = space.candidate(&Candidate::default(), &vec![0; space.knobs.len()]);
+        let mut sim = Simulated::new(space.clone(), optimum.clone(), 5);
+        let s = CapacitySettings::default();
+        let prior = sim.capacity("start", &start, &s, None).unwrap();
+        let calls = sim.calls;
+        let o = TuneOptions {
+            prior_capacity: Some(prior.clone()),
+            ..capacity_opts(3, Strategy::Random { seed: 2 })
+        };
+        let r = tune(&mut sim, &space, &start, &o).unwrap();
+        assert_eq!(r.start_capacity.as_ref(), Some(&prior.capacity));
+        assert_eq!(r.trials.len(), 3);
+        // Only the trials were measured.
+        let trial_probes: usize = r
+            .trials
+            .iter()
+            .filter_map(|t| t.capacity.as_ref())
+            .map(|c| c.probes.len())
+            .sum();
+        assert_eq!(sim.calls - calls, trial_probes);
+    }
+
     #[test]
     fn a_lossy_trial_scores_zero() {
-        let o = Objective { slo_p99_ms: 100.0 };
+        let o = Objective::score_at(100.0);
         let mut r = StepResult {
             complete: true,
             ..Default::default()

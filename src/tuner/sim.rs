@@ -3,8 +3,9 @@
 //! functions of each knob's distance from a chosen optimum, with seeded
 //! multiplicative noise.
 
-use super::Measurer;
 use super::space::{Candidate, Point, Space};
+use super::{Measured, Measurer, Warm};
+use crate::capacity::{Next, Phase, Probe, Search, Settings};
 use crate::model::StepResult;
 use crate::random::splitmix64;
 
@@ -49,6 +50,37 @@ impl Simulated {
     }
 }
 
+impl Simulated {
+    /// A step at `rate` (None: no rate) for a point whose knee is `knee`:
+    /// below it everything offered arrives at `p99`; above it the step
+    /// carries only the knee, late.
+    fn step_at(
+        &mut self,
+        label: &str,
+        rate: Option<f64>,
+        knee: f64,
+        p99: f64,
+        slo: f64,
+    ) -> StepResult {
+        self.calls += 1;
+        let mut r = StepResult {
+            label: Some(label.to_string()),
+            complete: true,
+            ..Default::default()
+        };
+        let (carried, late) = match rate {
+            Some(x) if x <= knee => (x, false),
+            _ => (knee, true),
+        };
+        r.throughput.msgs_per_s = carried;
+        r.read_rate = carried;
+        r.e2e_latency_ms.p99 = if late { slo * 4.0 } else { p99.min(slo * 0.8) };
+        r.acked = carried as u64;
+        r.consumed = r.acked;
+        r
+    }
+}
+
 impl Measurer for Simulated {
     fn measure(&mut self, label: &str, c: &Candidate) -> anyhow::Result<StepResult> {
         self.calls += 1;
@@ -64,5 +96,43 @@ impl Measurer for Simulated {
         r.acked = r.throughput.msgs_per_s as u64;
         r.consumed = r.acked;
         Ok(r)
+    }
+
+    /// The capacity at a point is its noise-free throughput; each probe
+    /// sees a knee moved by the noise.
+    fn capacity(
+        &mut self,
+        label: &str,
+        c: &Candidate,
+        settings: &Settings,
+        warm: Option<Warm>,
+    ) -> anyhow::Result<Measured> {
+        let (t, l) = self.truth(&self.space.locate(c));
+        let mut search = match warm {
+            Some(w) => Search::warm(label, *settings, w.max, w.challenge),
+            None => Search::new(label, *settings),
+        };
+        let mut at: Vec<(f64, StepResult)> = Vec::new();
+        loop {
+            let (phase, rate) = match search.next() {
+                Next::Done(_) => break,
+                Next::Max => (Phase::Max, None),
+                Next::Rate(p, r) => (p, Some(r.round())),
+            };
+            let knee = t * self.jitter();
+            let r = self.step_at(label, rate, knee, l, settings.slo_p99_ms);
+            let n = search.probes().len() + 1;
+            search.record(Probe::of(n, phase, rate, &r, settings), true);
+            if let Some(x) = rate {
+                at.push((x, r));
+            }
+        }
+        let capacity = search.answer();
+        let result = capacity
+            .capacity_records_per_s
+            .and_then(|c| at.iter().rev().find(|(r, _)| *r == c))
+            .or(at.last())
+            .map(|(_, r)| r.clone());
+        Ok(Measured { capacity, result })
     }
 }

@@ -14,6 +14,28 @@ pub enum Place {
     Broker(&'static [&'static str]),
     /// A librdkafka producer key (client side).
     Producer(&'static str),
+    /// A librdkafka consumer key (client side).
+    Consumer(&'static str),
+    /// The topic's partition count (the workload's shape: its healthy
+    /// value is wherever the lab put it).
+    Partitions,
+    /// Consumers in the group (the workload's shape, as partitions); more
+    /// consumers raise the partitions with them, as a group needs.
+    Consumers,
+}
+
+impl Place {
+    /// The workload's shape, not a setting with a default: "putting the
+    /// defaults back" leaves it where the lab put it.
+    pub fn is_shape(&self) -> bool {
+        matches!(self, Place::Partitions | Place::Consumers)
+    }
+
+    /// A client-side knob (needs no broker, and a broker klab does not
+    /// own cannot take it either).
+    pub fn is_client(&self) -> bool {
+        !matches!(self, Place::Heap | Place::Broker(_))
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -92,17 +114,84 @@ pub const KNOBS: &[Knob] = &[
     Knob {
         name: "compression.type",
         place: Place::Producer("compression.type"),
-        values: &["none", "lz4"],
+        values: &["none", "lz4", "zstd"],
         good: 0,
         restart: false,
     },
 ];
 
-/// A full set of settings: broker config plus producer overrides.
+/// Knobs only the capacity objective turns: the consumer side and the
+/// workload's shape. At one offered rate they change little a score can
+/// see; at the edge of capacity they decide it.
+pub const CAPACITY_KNOBS: &[Knob] = &[
+    Knob {
+        name: "consumers",
+        place: Place::Consumers,
+        values: &["1", "2", "3", "6", "12"],
+        good: 0,
+        restart: false,
+    },
+    Knob {
+        name: "partitions",
+        place: Place::Partitions,
+        values: &["1", "2", "3", "6", "12", "24"],
+        good: 3,
+        restart: false,
+    },
+    Knob {
+        name: "fetch.min.bytes",
+        place: Place::Consumer("fetch.min.bytes"),
+        values: &["1", "1024", "65536", "1048576"],
+        good: 0,
+        restart: false,
+    },
+    Knob {
+        name: "fetch.wait.max.ms",
+        place: Place::Consumer("fetch.wait.max.ms"),
+        values: &["5", "50", "100", "500"],
+        good: 3,
+        restart: false,
+    },
+    Knob {
+        name: "max.partition.fetch.bytes",
+        place: Place::Consumer("max.partition.fetch.bytes"),
+        values: &["65536", "262144", "1048576", "4194304"],
+        good: 2,
+        restart: false,
+    },
+];
+
+/// The capacity objective's order: client knobs first (on the client track
+/// they decide the capacity), then the broker's, biggest effect first.
+const CAPACITY_ORDER: &[&str] = &[
+    "linger.ms",
+    "batch.size",
+    "compression.type",
+    "consumers",
+    "partitions",
+    "fetch.min.bytes",
+    "fetch.wait.max.ms",
+    "max.partition.fetch.bytes",
+    "num.io.threads",
+    "num.network.threads",
+    "log.flush.interval.messages",
+    "socket.send/receive.buffer.bytes",
+    "heap",
+    "log.segment.bytes",
+];
+
+/// A full set of settings: broker config plus client overrides and, for
+/// the capacity objective, the workload's shape (None: the lab's).
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Candidate {
     pub broker: BrokerConfig,
     pub producer: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub consumer: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partitions: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consumers: Option<u32>,
 }
 
 /// A point in the space: one value index per knob.
@@ -124,15 +213,57 @@ impl Space {
         Space {
             knobs: KNOBS
                 .iter()
-                .filter(|k| !dynamic_only || (!k.restart && !matches!(k.place, Place::Producer(_))))
+                .filter(|k| !dynamic_only || (!k.restart && !k.place.is_client()))
                 .copied()
                 .collect(),
         }
     }
 
+    /// The capacity objective's space: every knob, in [`CAPACITY_ORDER`];
+    /// `dynamic_only` as for [`Space::default_space`].
+    pub fn capacity_space(dynamic_only: bool) -> Space {
+        let all: Vec<Knob> = KNOBS.iter().chain(CAPACITY_KNOBS).copied().collect();
+        Space {
+            knobs: CAPACITY_ORDER
+                .iter()
+                .filter_map(|n| all.iter().find(|k| k.name == *n))
+                .filter(|k| !dynamic_only || (!k.restart && !k.place.is_client()))
+                .copied()
+                .collect(),
+        }
+    }
+
+    /// The point of what `p` measures: a knob that moves another (more
+    /// consumers raise the partitions) shows the move in the point too.
+    pub fn normalise(&self, base: &Candidate, p: &Point) -> Point {
+        self.locate(&self.candidate(base, p))
+    }
+
+    /// A candidate a workload can take: no more consumers than partitions.
+    pub fn feasible(&self, c: &Candidate) -> bool {
+        match (c.consumers, c.partitions) {
+            (Some(n), Some(p)) => n <= p,
+            _ => true,
+        }
+    }
+
+    /// Every knob at its healthy value, but the workload's shape where
+    /// `start` has it: Kafka's and librdkafka's defaults for this lab.
+    pub fn healthy(&self, start: &Point) -> Point {
+        self.knobs
+            .iter()
+            .zip(start)
+            .map(|(k, &i)| if k.place.is_shape() { i } else { k.good })
+            .collect()
+    }
+
     /// Knobs by name (for `--knobs`); an unknown name is an error listing them.
     pub fn only(names: &[String], dynamic_only: bool) -> Result<Space, String> {
-        let all = Space::default_space(dynamic_only);
+        Space::only_of(Space::default_space(dynamic_only), names)
+    }
+
+    /// Knobs by name out of `all`.
+    pub fn only_of(all: Space, names: &[String]) -> Result<Space, String> {
         let mut knobs = Vec::new();
         for n in names {
             match all.position(n) {
@@ -203,7 +334,9 @@ impl Knob {
         match self.place {
             Place::Heap => vec!["heap"],
             Place::Broker(keys) => keys.to_vec(),
-            Place::Producer(k) => vec![k],
+            Place::Producer(k) | Place::Consumer(k) => vec![k],
+            Place::Partitions => vec!["partitions"],
+            Place::Consumers => vec!["consumers"],
         }
     }
 
@@ -218,6 +351,9 @@ impl Knob {
                 .min_by_key(|v| v.parse::<i64>().unwrap_or(i64::MAX))
                 .cloned(),
             Place::Producer(k) => c.producer.get(k).cloned(),
+            Place::Consumer(k) => c.consumer.get(k).cloned(),
+            Place::Partitions => c.partitions.map(|n| n.to_string()),
+            Place::Consumers => c.consumers.map(|n| n.to_string()),
         }
     }
 
@@ -259,6 +395,19 @@ impl Knob {
             }
             Place::Producer(k) => {
                 c.producer.insert(k.to_string(), value.to_string());
+            }
+            Place::Consumer(k) => {
+                c.consumer.insert(k.to_string(), value.to_string());
+            }
+            Place::Partitions => c.partitions = value.parse().ok(),
+            Place::Consumers => {
+                c.consumers = value.parse().ok();
+                // A consumer without a partition reads nothing.
+                if let (Some(n), Some(p)) = (c.consumers, c.partitions)
+                    && p < n
+                {
+                    c.partitions = Some(n);
+                }
             }
         }
     }
@@ -338,6 +487,35 @@ mod tests {
             fixed.broker.properties["socket.send.buffer.bytes"],
             "102400"
         );
+    }
+
+    #[test]
+    fn more_consumers_bring_their_partitions_and_the_shape_stays_healthy() {
+        let s = Space::capacity_space(false);
+        assert_eq!(s.knobs[0].name, "linger.ms");
+        let cons = s.position("consumers").unwrap();
+        let parts = s.position("partitions").unwrap();
+        let base = Candidate {
+            partitions: Some(2),
+            consumers: Some(1),
+            ..Default::default()
+        };
+        let here = s.locate(&base);
+        assert_eq!(s.knobs[parts].values[here[parts]], "2");
+        // The healthy point keeps the lab's shape.
+        let h = s.healthy(&here);
+        assert_eq!((h[cons], h[parts]), (here[cons], here[parts]));
+        let mut p = here.clone();
+        p[cons] = 3; // 6 consumers
+        let c = s.candidate(&base, &p);
+        assert_eq!((c.consumers, c.partitions), (Some(6), Some(6)));
+        // Every knob value of the capacity space is a valid setting.
+        for k in CAPACITY_KNOBS {
+            assert!(k.good < k.values.len());
+            if let Place::Consumer(key) = k.place {
+                crate::model::check_consumer_key(key).unwrap();
+            }
+        }
     }
 
     #[test]

@@ -9,6 +9,9 @@ use comfy_table::{CellAlignment, ColumnConstraint, Width};
 
 /// The trace as a table (for stdout; `stats::table::file_text` for tune.txt).
 pub fn table(r: &TuneReport) -> comfy_table::Table {
+    if r.start_capacity.is_some() {
+        return capacity_table(r);
+    }
     let mut t = new_table(&[
         "#",
         "change (against the best so far)",
@@ -72,12 +75,78 @@ pub fn table(r: &TuneReport) -> comfy_table::Table {
     t
 }
 
+/// The capacity objective's trace: each trial's capacity at the SLO (or
+/// the rate it failed at), its probes, the e2e p99 at its answer.
+fn capacity_table(r: &TuneReport) -> comfy_table::Table {
+    use crate::capacity::{Capacity, Stop};
+    let mut t = new_table(&[
+        "#",
+        "change (against the best so far)",
+        "capacity records/s",
+        "probes",
+        "e2e p99 ms at it",
+        "kept",
+        "why",
+    ]);
+    let figure = |c: &Capacity| match (c.capacity_records_per_s, c.stop) {
+        (_, Stop::BelowChallenge) => format!(
+            "< {}",
+            fmt_rate(c.failed_at_records_per_s.unwrap_or_default())
+        ),
+        (Some(x), _) => fmt_rate(x),
+        (None, _) => "-".into(),
+    };
+    let p99 = |x: Option<&crate::model::StepResult>, c: &Capacity| match x {
+        Some(x) if c.capacity_records_per_s.is_some() => fmt_ms(x.e2e_latency_ms.p99),
+        _ => "-".into(),
+    };
+    if let Some(c) = &r.start_capacity {
+        t.add_row(vec![
+            "start".into(),
+            "(the lab's settings)".into(),
+            figure(c),
+            c.probes.len().to_string(),
+            p99(r.start_repeats.first(), c),
+            String::new(),
+            format!(
+                "{}; resolution ±{:.0}%",
+                crate::capacity::report::stop_text(c.stop),
+                r.noise * 100.0
+            ),
+        ]);
+    }
+    for tr in &r.trials {
+        let (cap, probes, at) = match &tr.capacity {
+            Some(c) => (
+                figure(c),
+                c.probes.len().to_string(),
+                p99(tr.result.as_ref(), c),
+            ),
+            None => ("-".into(), "0".into(), "-".into()),
+        };
+        t.add_row(vec![
+            tr.n.to_string(),
+            tr.change.clone(),
+            cap,
+            probes,
+            at,
+            if tr.accepted { "yes" } else { "no" }.into(),
+            tr.reason.clone(),
+        ]);
+    }
+    align_numbers(&mut t);
+    for (i, width) in [(1, 64), (6, 56)] {
+        if let Some(c) = t.column_mut(i) {
+            c.set_cell_alignment(CellAlignment::Left);
+            c.set_constraint(ColumnConstraint::UpperBoundary(Width::Fixed(width)));
+        }
+    }
+    t
+}
+
 impl TuneReport {
     pub fn objective_score(&self, r: &crate::model::StepResult) -> f64 {
-        super::Objective {
-            slo_p99_ms: self.slo_p99_ms,
-        }
-        .score(r)
+        super::Objective::score_at(self.slo_p99_ms).score(r)
     }
 }
 
@@ -128,20 +197,35 @@ pub fn recommendation(r: &TuneReport) -> String {
         "Recommended (against the start): {}\n",
         r.recommended.join(" ")
     ));
-    out.push_str(&format!(
-        "score {:.0} → {:.0} ({:.2}x); records/s {} → {}; e2e p99 {} → {} ms\n\n",
-        r.start_score,
-        r.best_score,
-        if r.start_score > 0.0 {
-            r.best_score / r.start_score
-        } else {
-            0.0
-        },
-        fmt_rate(r.start.throughput.msgs_per_s),
-        fmt_rate(r.best.throughput.msgs_per_s),
-        fmt_ms(r.start.e2e_latency_ms.p99),
-        fmt_ms(r.best.e2e_latency_ms.p99),
-    ));
+    if r.start_capacity.is_some() {
+        out.push_str(&format!(
+            "capacity at e2e p99 ≤ {:.0} ms: {}/s → {}/s ({:.2}x), {} measured probes\n\n",
+            r.slo_p99_ms,
+            fmt_rate(r.start_score),
+            fmt_rate(r.best_score),
+            if r.start_score > 0.0 {
+                r.best_score / r.start_score
+            } else {
+                0.0
+            },
+            r.measurements
+        ));
+    } else {
+        out.push_str(&format!(
+            "score {:.0} → {:.0} ({:.2}x); records/s {} → {}; e2e p99 {} → {} ms\n\n",
+            r.start_score,
+            r.best_score,
+            if r.start_score > 0.0 {
+                r.best_score / r.start_score
+            } else {
+                0.0
+            },
+            fmt_rate(r.start.throughput.msgs_per_s),
+            fmt_rate(r.best.throughput.msgs_per_s),
+            fmt_ms(r.start.e2e_latency_ms.p99),
+            fmt_ms(r.best.e2e_latency_ms.p99),
+        ));
+    }
     let diff = r.start_config.broker.diff(&r.best_config.broker);
     let producer: Vec<(String, String)> = r
         .best_config
@@ -151,8 +235,19 @@ pub fn recommendation(r: &TuneReport) -> String {
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
     out.push_str("# As a lab file's fix (labs/NN-*/my-fix.toml or a lab's [fix]):\n");
+    let (b, s) = (&r.best_config, &r.start_config);
     if let Some(h) = diff.heap {
         out.push_str(&format!("heap = \"{h}\"\n"));
+    }
+    if b.partitions != s.partitions
+        && let Some(n) = b.partitions
+    {
+        out.push_str(&format!("partitions = {n}\n"));
+    }
+    if b.consumers != s.consumers
+        && let Some(n) = b.consumers
+    {
+        out.push_str(&format!("consumers = {n}\n"));
     }
     if !diff.properties.is_empty() {
         out.push_str("[properties]\n");
@@ -163,6 +258,17 @@ pub fn recommendation(r: &TuneReport) -> String {
     if !producer.is_empty() {
         out.push_str("[producer]\n");
         for (k, v) in &producer {
+            out.push_str(&format!("\"{k}\" = \"{v}\"\n"));
+        }
+    }
+    let consumer: Vec<(&String, &String)> = b
+        .consumer
+        .iter()
+        .filter(|(k, v)| s.consumer.get(*k) != Some(*v))
+        .collect();
+    if !consumer.is_empty() {
+        out.push_str("[consumer]\n");
+        for (k, v) in &consumer {
             out.push_str(&format!("\"{k}\" = \"{v}\"\n"));
         }
     }
