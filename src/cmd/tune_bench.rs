@@ -141,7 +141,8 @@ fn evaluate(
     start: &Candidate,
     base: &TuneOptions,
     seeds: std::ops::RangeInclusive<u64>,
-) -> Result<Vec<EvalRun>> {
+    runs: &mut Vec<EvalRun>,
+) -> Result<()> {
     let Site { surface, lab, out } = site;
     // Each run's own report beside its step files.
     let keep = |name: &str, value: &dyn erased::Json| -> Result<()> {
@@ -151,7 +152,6 @@ fn evaluate(
         }
     };
     let by_capacity = base.objective.capacity;
-    let mut runs = Vec::new();
     let mut opts = base.clone();
     if let Some(settings) = by_capacity {
         // One search of the start, shared by every run.
@@ -204,7 +204,7 @@ fn evaluate(
             (None, None) => {}
         }
     }
-    Ok(runs)
+    Ok(())
 }
 
 pub fn bench(a: &crate::cli::TuneBenchArgs) -> Result<Outcome> {
@@ -240,7 +240,8 @@ pub fn bench(a: &crate::cli::TuneBenchArgs) -> Result<Outcome> {
     let start = space.candidate(&Candidate::default(), &vec![0; space.knobs.len()]);
     for seed in 1..=a.seeds as u64 {
         let mut sim = Simulated::new(space.clone(), optimum.clone(), seed * 7919);
-        let some = evaluate(
+        let mut some = Vec::new();
+        evaluate(
             &mut sim,
             Site {
                 surface: "simulated",
@@ -251,6 +252,7 @@ pub fn bench(a: &crate::cli::TuneBenchArgs) -> Result<Outcome> {
             &start,
             &budget_opts(sim_objective),
             seed..=seed,
+            &mut some,
         )?;
         for mut r in some {
             // The surface's truth, not the noisy figures.
@@ -311,7 +313,7 @@ pub fn bench(a: &crate::cli::TuneBenchArgs) -> Result<Outcome> {
                     lab,
                     workload,
                 };
-                let r = evaluate(
+                evaluate(
                     &mut m,
                     Site {
                         surface: "broker",
@@ -322,13 +324,17 @@ pub fn bench(a: &crate::cli::TuneBenchArgs) -> Result<Outcome> {
                     &start,
                     &budget_opts(objective),
                     1..=a.seeds as u64,
-                );
-                runs.extend(r?);
+                    &mut runs,
+                )?;
             }
             Ok(())
         })();
         s.stop()?;
         if let Err(e) = outcome {
+            // What finished is summed up, then the error or Ctrl-C stands.
+            if runs.iter().any(|r| r.surface == "broker") {
+                report(a, by_capacity, &runs, run_dir, started)?;
+            }
             crate::errln!("klab: the runs so far are in {}", s.opts.run_dir.display());
             return super::interrupted_or(e);
         }
