@@ -15,6 +15,23 @@ fn finite_positive(v: &Value, what: &str) -> f64 {
     x
 }
 
+/// librdkafka's benchmark: `$KLAB_RDKAFKA_PERFORMANCE` (scripts/test sets
+/// it), else built (or found in the cache) by scripts/rdkafka-performance.
+fn rdkafka_performance() -> String {
+    if let Ok(p) = std::env::var("KLAB_RDKAFKA_PERFORMANCE") {
+        return p;
+    }
+    let out = std::process::Command::new("scripts/rdkafka-performance")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "scripts/rdkafka-performance: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
 #[test]
 fn bench_quick_one_pair_writes_ratios() {
     let dir = tempfile::tempdir().unwrap();
@@ -27,8 +44,12 @@ fn bench_quick_one_pair_writes_ratios() {
             "1",
             "--messages",
             "20000",
+            "--startups",
+            "1",
             "--quiet",
         ])
+        .arg("--rdkafka-performance")
+        .arg(rdkafka_performance())
         .arg("--json")
         .arg(&json)
         .arg("--results")
@@ -51,6 +72,8 @@ fn bench_quick_one_pair_writes_ratios() {
         "cpu_per_record_producer",
         "cpu_per_record_consumer",
         "klab_vs_consumer_performance",
+        "klab_vs_rdkafka_performance",
+        "cpu_per_record_vs_rdkafka_performance",
         // Not p50: EndToEndLatency prints whole milliseconds, often a 0.
         "e2e_avg_klab_vs_end_to_end_latency",
     ] {
@@ -60,10 +83,24 @@ fn bench_quick_one_pair_writes_ratios() {
         let max = finite_positive(&r["max"], &format!("{key}.max"));
         assert!(min <= med && med <= max, "{key}: {r}");
     }
+    // One cold start each of one broker and of three nodes, timed.
+    for key in ["1_broker", "3_nodes"] {
+        finite_positive(&v["ready_s"][key]["median"], key);
+        assert_eq!(v["ready_runs_s"][key].as_array().unwrap().len(), 1);
+    }
+    assert!(stdout.contains("cold start → ready"), "{stdout}");
     let runs = v["runs"].as_array().unwrap();
     let measured: Vec<&Value> = runs.iter().filter(|r| r["phase"] == "measured").collect();
-    // One pair: producer, consumer and latency, klab and peer each.
-    assert_eq!(measured.len(), 6, "{measured:#?}");
+    // One pair: producer, consumer and latency, klab and peer each, and
+    // rdkafka_performance's producer.
+    assert_eq!(measured.len(), 7, "{measured:#?}");
+    assert!(
+        measured
+            .iter()
+            .any(|r| r["side"] == "rdkafka_performance" && r["test"] == "producer"),
+        "{measured:#?}"
+    );
+    assert!(stdout.contains("vs rdkafka_performance"), "{stdout}");
     for r in &measured {
         assert_eq!(r["complete"], true, "{r:#}");
         finite_positive(&r["records_per_s"], "records_per_s");
@@ -84,6 +121,7 @@ fn bench_quick_one_pair_writes_ratios() {
     // The plot is beside the JSON, and the run directory has its own copy.
     let svg = std::fs::read_to_string(dir.path().join("out/bench.svg")).unwrap();
     assert!(svg.starts_with("<svg") && svg.contains("ProducerPerf #1"));
+    assert!(svg.contains("rdkafka_perf #1"));
     let run_dir = only_run_dir(&dir.path().join("results"));
     assert!(run_dir.join("bench.json").is_file());
     // No JVM is left behind (the broker, the tools).
@@ -94,9 +132,36 @@ fn bench_quick_one_pair_writes_ratios() {
 fn bench_rejects_bad_flags_before_starting_anything() {
     let out = klab().args(["bench", "--runs", "0"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
+    let out = klab().args(["bench", "--startups", "11"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
     let out = klab()
         .args(["bench", "--json", "/proc/klab/x.json"])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
+    // A missing peer is named, with how to build it; no broker starts.
+    let dir = tempfile::tempdir().unwrap();
+    let out = klab()
+        .args([
+            "bench",
+            "--quick",
+            "--rdkafka-performance",
+            "/nonexistent/rdkafka_performance",
+        ])
+        .arg("--results")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("/nonexistent/rdkafka_performance")
+            && err.contains("scripts/rdkafka-performance"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        0,
+        "nothing written"
+    );
 }

@@ -34,6 +34,9 @@ pub struct BenchOptions {
     /// The klab binary the producer and consumer runs start.
     #[serde(skip)]
     pub klab_exe: PathBuf,
+    /// librdkafka's `rdkafka_performance`, the second producer peer.
+    #[serde(skip)]
+    pub rdkafka_performance: PathBuf,
     #[serde(skip)]
     pub progress: crate::stats::progress::Progress,
 }
@@ -55,6 +58,7 @@ impl BenchOptions {
             latency_warmup: Duration::from_secs(1),
             latency_messages_peer: 3_000,
             klab_exe,
+            rdkafka_performance: PathBuf::new(),
             progress: crate::stats::progress::Progress::Quiet,
         }
     }
@@ -96,7 +100,11 @@ impl Test {
 #[serde(rename_all = "lowercase")]
 pub enum Side {
     Klab,
+    /// Kafka's own tool.
     Peer,
+    /// librdkafka's `rdkafka_performance` (the producer only).
+    #[serde(rename = "rdkafka_performance")]
+    Rdkafka,
 }
 
 impl Side {
@@ -105,6 +113,7 @@ impl Side {
         match self {
             Side::Klab => "klab",
             Side::Peer => "peer",
+            Side::Rdkafka => "rdkafka_performance",
         }
     }
 }
@@ -191,6 +200,11 @@ pub struct BenchReport {
     pub ratios: BTreeMap<String, Spread>,
     /// Start-up CPU seconds per tool (from the start-up runs).
     pub startup_cpu_s: BTreeMap<String, f64>,
+    /// Cold starts of local clusters, start to ready: `1_broker` and
+    /// `3_nodes`, median, min and max over the starts (seconds).
+    pub ready_s: BTreeMap<String, Spread>,
+    /// Every start's seconds, per key of `ready_s`.
+    pub ready_runs_s: BTreeMap<String, Vec<f64>>,
     pub goals: Vec<Goal>,
     pub notes: Vec<String>,
 }
@@ -211,7 +225,7 @@ mod tests {
     #[test]
     fn summary_keys_use_the_json_names() {
         for test in [Test::Producer, Test::Consumer, Test::Latency] {
-            for side in [Side::Klab, Side::Peer] {
+            for side in [Side::Klab, Side::Peer, Side::Rdkafka] {
                 let json = |v: serde_json::Value| v.as_str().map(String::from);
                 let want = format!(
                     "{}_{}",

@@ -57,6 +57,65 @@ pub fn producer_performance(stdout: &str) -> Option<ProducerPerfSummary> {
     })
 }
 
+/// rdkafka_performance's summary line (printed once a second and at the
+/// end; the last one counts): `% 200000 messages produced (204800000
+/// bytes), 200000 delivered (offset 33190, 0 failed) in 1587ms: 126023
+/// msgs/s and 129.05 MB/s, 0 produce failures, 0 in queue, no compression`.
+/// Its time runs from the first send to the last delivery report.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct RdkafkaPerfSummary {
+    pub produced: u64,
+    pub bytes: u64,
+    pub delivered: u64,
+    pub failed: u64,
+    pub elapsed_ms: u64,
+    /// Delivered records per second of that time.
+    pub records_per_s: f64,
+    pub mb_per_s: f64,
+    pub produce_failures: u64,
+    pub in_queue: u64,
+}
+
+pub fn rdkafka_performance(stdout: &str) -> Option<RdkafkaPerfSummary> {
+    let line = stdout
+        .lines()
+        .rev()
+        .find(|l| l.starts_with("% ") && l.contains(" messages produced ("))?;
+    // Every number of the line, in order, with the word after it.
+    let words: Vec<&str> = line
+        .split(|c: char| c.is_whitespace() || "(),:".contains(c))
+        .filter(|w| !w.is_empty())
+        .collect();
+    let after = |key: &str| -> Option<&str> {
+        let i = words.iter().position(|w| *w == key)?;
+        words.get(i.checked_sub(1)?).copied()
+    };
+    let int = |key: &str| after(key)?.parse::<u64>().ok();
+    let elapsed_ms = words
+        .iter()
+        .find_map(|w| w.strip_suffix("ms")?.parse::<u64>().ok())?;
+    let delivered = int("delivered")?;
+    Some(RdkafkaPerfSummary {
+        produced: int("messages")?,
+        bytes: int("bytes")?,
+        delivered,
+        failed: int("failed")?,
+        elapsed_ms,
+        records_per_s: if elapsed_ms > 0 {
+            delivered as f64 * 1000.0 / elapsed_ms as f64
+        } else {
+            0.0
+        },
+        mb_per_s: after("MB/s")?.parse().ok()?,
+        produce_failures: int("produce")?,
+        in_queue: words
+            .iter()
+            .position(|w| *w == "queue")
+            .and_then(|i| words.get(i.checked_sub(2)?))
+            .and_then(|w| w.parse().ok())?,
+    })
+}
+
 /// EndToEndLatency's result lines:
 /// `Avg latency: 2.4015 ms` and `Percentiles: 50th = 1, 99th = 11, 99.9th = 83`
 /// (the percentiles are whole milliseconds, truncated).
@@ -136,6 +195,30 @@ pub fn consumer_performance(stdout: &str) -> Option<ConsumerPerfSummary> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rdkafka_performance_last_summary_line() {
+        let out = "\
+% Sending 200000 messages of size 1024 bytes
+% 61000 messages produced (62464000 bytes), 60000 delivered (offset 9988, 0 failed) in 1000ms: 60000 msgs/s and 61.44 MB/s, 0 produce failures, 1000 in queue, no compression
+% 200000 messages produced (204800000 bytes), 199990 delivered (offset 33190, 10 failed) in 1587ms: 126017 msgs/s and 129.05 MB/s, 3 produce failures, 0 in queue, no compression
+";
+        let s = rdkafka_performance(out).unwrap();
+        assert_eq!(s.produced, 200_000);
+        assert_eq!(s.bytes, 204_800_000);
+        assert_eq!(s.delivered, 199_990);
+        assert_eq!(s.failed, 10);
+        assert_eq!(s.elapsed_ms, 1587);
+        assert!(
+            (s.records_per_s - 126_017.6).abs() < 0.1,
+            "{}",
+            s.records_per_s
+        );
+        assert_eq!(s.mb_per_s, 129.05);
+        assert_eq!((s.produce_failures, s.in_queue), (3, 0));
+        assert_eq!(rdkafka_performance("% Sending 200000 messages\n"), None);
+        assert_eq!(rdkafka_performance(""), None);
+    }
 
     #[test]
     fn producer_performance_final_line() {

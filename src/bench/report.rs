@@ -89,6 +89,34 @@ pub fn table(r: &BenchReport) -> String {
             format!("{:.0}%", x * 100.0)
         }),
         (
+            "producer records/s (vs rdkafka_performance)",
+            Test::Producer,
+            "records_per_s",
+            Some("klab_vs_rdkafka_performance"),
+            &fmt_rate,
+        ),
+        (
+            "producer CPU / record (vs rdkafka_performance)",
+            Test::Producer,
+            "cpu_per_record_us",
+            Some("cpu_per_record_vs_rdkafka_performance"),
+            &us,
+        ),
+        (
+            "  … without start-up",
+            Test::Producer,
+            "cpu_per_record_us_excl_startup",
+            Some("cpu_per_record_vs_rdkafka_performance_excl_startup"),
+            &us,
+        ),
+        (
+            "  broker CPU / record",
+            Test::Producer,
+            "broker_cpu_per_record_us",
+            Some("broker_cpu_per_record_vs_rdkafka_performance"),
+            &us,
+        ),
+        (
             "consumer records/s (vs ConsumerPerformance)",
             Test::Consumer,
             "records_per_s",
@@ -140,10 +168,16 @@ pub fn table(r: &BenchReport) -> String {
         ),
     ];
     for (name, test, fig, ratio_key, fmt) in rows {
+        // The rdkafka_performance rows put its figure in the peer column.
+        let peer = if ratio_key.is_some_and(|k| k.contains("rdkafka_performance")) {
+            Side::Rdkafka
+        } else {
+            Side::Peer
+        };
         t.add_row(vec![
             name.to_string(),
             spread(get(*test, Side::Klab, fig), fmt),
-            spread(get(*test, Side::Peer, fig), fmt),
+            spread(get(*test, peer, fig), fmt),
             ratio_key
                 .map(|k| spread(r.ratios.get(k), &ratio))
                 .unwrap_or_default(),
@@ -151,7 +185,22 @@ pub fn table(r: &BenchReport) -> String {
     }
     align_numbers(&mut t);
     out.push_str(&format!("{t}\n"));
-    out.push_str("median (min–max) over the pairs; peer = Kafka's own tool; EndToEndLatency's percentiles are whole ms, truncated\n");
+    out.push_str("median (min–max) over the pairs; peer = Kafka's own tool (rdkafka_performance in its rows); EndToEndLatency's percentiles are whole ms, truncated\n");
+    let ready: Vec<String> = [("1_broker", "1 broker"), ("3_nodes", "3 nodes")]
+        .iter()
+        .filter_map(|(k, name)| {
+            r.ready_s
+                .get(*k)
+                .map(|s| format!("{name} {}", spread(Some(s), &|x| format!("{x:.1} s"))))
+        })
+        .collect();
+    if !ready.is_empty() {
+        out.push_str(&format!(
+            "cold start → ready (median (min–max) of {} start(s) each): {}\n",
+            r.ready_runs_s.get("1_broker").map_or(0, Vec::len),
+            ready.join(", ")
+        ));
+    }
     for g in &r.goals {
         let state = match g.met {
             Some(true) => "met",
@@ -183,7 +232,7 @@ pub fn svg(r: &BenchReport) -> String {
     let mut bars = Vec::new();
     let measured = |test: Test, side: Side, pair: usize| find(&r.runs, pair, test, side);
     for pair in 1..=r.settings.pairs {
-        for side in [Side::Klab, Side::Peer] {
+        for side in [Side::Klab, Side::Peer, Side::Rdkafka] {
             let Some(p) = measured(Test::Producer, side, pair) else {
                 continue;
             };
@@ -193,10 +242,10 @@ pub fn svg(r: &BenchReport) -> String {
             bars.push(Bar {
                 label: format!(
                     "{} #{pair}",
-                    if side == Side::Klab {
-                        "klab"
-                    } else {
-                        "ProducerPerf"
+                    match side {
+                        Side::Klab => "klab",
+                        Side::Peer => "ProducerPerf",
+                        Side::Rdkafka => "rdkafka_perf",
                     }
                 ),
                 kind: if side == Side::Klab {
@@ -210,7 +259,7 @@ pub fn svg(r: &BenchReport) -> String {
         }
     }
     let title = format!(
-        "klab vs Kafka's tools: producer records/s ({} B, acks=all, linger.ms={}, batch.size={})",
+        "klab vs Kafka's tools and rdkafka_performance: producer records/s ({} B, acks=all, linger.ms={}, batch.size={})",
         r.settings.record_bytes, r.settings.linger_ms, r.settings.batch_size
     );
     bars_and_latency(&title, "producer records/s", "e2e p99 ms", &bars)

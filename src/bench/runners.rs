@@ -276,6 +276,35 @@ impl Bench<'_> {
         })
     }
 
+    fn rdkafka_producer(&mut self, phase: Phase, pair: usize, topic: &str, n: u64) -> Result<Run> {
+        let run = self.base_run(
+            phase,
+            pair,
+            Test::Producer,
+            Side::Rdkafka,
+            "rdkafka_performance",
+        );
+        let cmd = self.tools.rdkafka_producer_cmd(topic, n);
+        let missing = "no rdkafka_performance summary line in its output";
+        let basis = "its own figure: delivered records / (last delivery report - first send)";
+        self.tool_run(run, topic, cmd, missing, basis, |run, out| {
+            let Some(s) = parse::rdkafka_performance(&out.stdout) else {
+                return Ok(false);
+            };
+            run.records = s.delivered;
+            run.records_per_s = s.records_per_s;
+            run.complete = out.ok() && s.delivered == n && s.failed == 0;
+            if !run.complete && run.problem.is_none() {
+                run.problem = Some(format!(
+                    "delivered {} of {n}, failed {}",
+                    s.delivered, s.failed
+                ));
+            }
+            run.detail = serde_json::to_value(s)?;
+            Ok(true)
+        })
+    }
+
     fn klab_consumer(&mut self, phase: Phase, pair: usize, topic: &str, n: u64) -> Result<Run> {
         let run = self.base_run(phase, pair, Test::Consumer, Side::Klab, "klab consume");
         let cmd = self.tools.klab_consumer_cmd(topic);
@@ -477,6 +506,12 @@ impl Bench<'_> {
         self.step(format!("{label}: ProducerPerformance, {n} records"));
         let r = self.peer_producer(phase, pair, &tp, n)?;
         self.push(r);
+        // librdkafka's own benchmark: its topic is only written.
+        let tr = self.create("rdkafka")?;
+        self.step(format!("{label}: rdkafka_performance, {n} records"));
+        let r = self.rdkafka_producer(phase, pair, &tr, n)?;
+        self.push(r);
+        self.delete(&tr);
         self.step(format!("{label}: klab consume"));
         let r = self.klab_consumer(phase, pair, &tk, n)?;
         self.push(r);
@@ -519,7 +554,7 @@ pub fn run(broker: &mut LocalBroker, opts: &BenchOptions) -> Result<BenchReport>
     let log4j = kafka.dir.join("config/tools-log4j2.properties");
     let java = crate::broker::kafka_home::java()?;
     let secret_hex = crate::random::hex(32);
-    let steps = (2 + opts.pairs) * 4 + opts.pairs * 2;
+    let steps = (2 + opts.pairs) * 5 + opts.pairs * 2;
     let bar = (opts.progress == Progress::Bars).then(|| {
         let b = ProgressBar::with_draw_target(Some(steps as u64), ProgressDrawTarget::stderr());
         b.set_style(
@@ -580,6 +615,10 @@ pub fn run(broker: &mut LocalBroker, opts: &BenchOptions) -> Result<BenchReport>
         ),
         ("EndToEndLatency", b.tools.peer_latency_cmd("TOPIC")),
         (
+            "rdkafka_performance",
+            b.tools.rdkafka_producer_cmd("TOPIC", opts.messages),
+        ),
+        (
             "klab produce",
             b.tools.klab_producer_cmd("TOPIC", opts.messages),
         ),
@@ -603,6 +642,8 @@ pub fn run(broker: &mut LocalBroker, opts: &BenchOptions) -> Result<BenchReport>
         summary: BTreeMap::new(),
         ratios: BTreeMap::new(),
         startup_cpu_s: BTreeMap::new(),
+        ready_s: BTreeMap::new(),
+        ready_runs_s: BTreeMap::new(),
         goals: Vec::new(),
         notes: Vec::new(),
     };

@@ -64,7 +64,7 @@ pub fn summarize(report: &mut BenchReport) {
         (Test::Latency, "avg_ms", avg),
     ];
     for (test, name, f) in figures {
-        for side in [Side::Klab, Side::Peer] {
+        for side in [Side::Klab, Side::Peer, Side::Rdkafka] {
             let v: Vec<f64> = pairs
                 .iter()
                 .filter_map(|p| find(runs, *p, *test, side))
@@ -81,12 +81,12 @@ pub fn summarize(report: &mut BenchReport) {
         }
     }
 
-    let ratio = |test: Test, f: Fig| -> Option<Spread> {
+    let ratio = |test: Test, peer: Side, f: Fig| -> Option<Spread> {
         let v: Vec<f64> = pairs
             .iter()
             .filter_map(|p| {
                 let k = find(runs, *p, test, Side::Klab).filter(|r| r.complete)?;
-                let q = find(runs, *p, test, Side::Peer).filter(|r| r.complete)?;
+                let q = find(runs, *p, test, peer).filter(|r| r.complete)?;
                 let (a, b) = (f(k, &startup)?, f(q, &startup)?);
                 (b > 0.0).then_some(a / b)
             })
@@ -94,6 +94,24 @@ pub fn summarize(report: &mut BenchReport) {
         Spread::of(&v)
     };
     let mut ratios = BTreeMap::new();
+    for (name, test, f) in [
+        ("klab_vs_rdkafka_performance", Test::Producer, throughput),
+        ("cpu_per_record_vs_rdkafka_performance", Test::Producer, cpu),
+        (
+            "cpu_per_record_vs_rdkafka_performance_excl_startup",
+            Test::Producer,
+            cpu_net,
+        ),
+        (
+            "broker_cpu_per_record_vs_rdkafka_performance",
+            Test::Producer,
+            broker_cpu,
+        ),
+    ] {
+        if let Some(s) = ratio(test, Side::Rdkafka, f) {
+            ratios.insert(name.to_string(), s);
+        }
+    }
     for (name, test, f) in [
         ("klab_vs_producer_performance", Test::Producer, throughput),
         ("cpu_per_record_producer", Test::Producer, cpu),
@@ -114,11 +132,25 @@ pub fn summarize(report: &mut BenchReport) {
         ("e2e_p99_klab_vs_end_to_end_latency", Test::Latency, p99),
         ("e2e_avg_klab_vs_end_to_end_latency", Test::Latency, avg),
     ] {
-        if let Some(s) = ratio(test, f) {
+        if let Some(s) = ratio(test, Side::Peer, f) {
             ratios.insert(name.to_string(), s);
         }
     }
     report.goals = vec![
+        Goal {
+            ratio: "klab_vs_rdkafka_performance".into(),
+            target: ">= 0.95 (median)".into(),
+            met: ratios
+                .get("klab_vs_rdkafka_performance")
+                .map(|s| s.median >= 0.95),
+        },
+        Goal {
+            ratio: "cpu_per_record_vs_rdkafka_performance".into(),
+            target: "<= 1.3 (median)".into(),
+            met: ratios
+                .get("cpu_per_record_vs_rdkafka_performance")
+                .map(|s| s.median <= 1.3),
+        },
         Goal {
             ratio: "klab_vs_producer_performance".into(),
             target: ">= 1.2 (median)".into(),
@@ -138,6 +170,7 @@ pub fn summarize(report: &mut BenchReport) {
     let incomplete = report.incomplete().count();
     report.notes = vec![
         "ratios are klab / peer per pair; median, min and max over the pairs (a pair with an incomplete run is left out)".into(),
+        "*_vs_rdkafka_performance: klab produce --max against librdkafka's own benchmark (the same librdkafka, C, no signing, no latency bookkeeping), built by scripts/rdkafka-performance; its throughput is delivered records / (last delivery report - first send)".into(),
         "producer throughput: klab's acked records / (last ack - first send), ProducerPerformance's own records/sec; both exclude process start-up".into(),
         "consumer throughput is biased against klab: klab's counts its whole process (start-up, HMAC and sequence checks), ConsumerPerformance's is its own fetch.nMsg.sec (JVM start and group join excluded)".into(),
         "cpu_per_record: user + sys of the whole process (wait4) / records, start-up included; *_excl_startup subtracts the CPU of a 'startup' run of the same tool".into(),
@@ -150,11 +183,22 @@ pub fn summarize(report: &mut BenchReport) {
     }
 }
 
+/// The start-up goal: one broker from start to ready in at most 5 s
+/// (median of the cold starts).
+pub fn ready_goal(report: &mut BenchReport) {
+    report.goals.push(Goal {
+        ratio: "ready_s.1_broker".into(),
+        target: "<= 5 s (median)".into(),
+        met: report.ready_s.get("1_broker").map(|s| s.median <= 5.0),
+    });
+}
+
 /// The bench's figures must be finite and positive to mean anything; the
 /// tests and the command check this before they trust a report.
 pub fn check_report(r: &BenchReport) -> Result<()> {
     for key in [
         "klab_vs_producer_performance",
+        "klab_vs_rdkafka_performance",
         "cpu_per_record_producer",
         "cpu_per_record_consumer",
     ] {

@@ -96,6 +96,19 @@ impl Tools {
         c
     }
 
+    /// librdkafka's benchmark: one producer instance (one connection per
+    /// broker, as klab's), `-c` records of `-s` bytes, acks and the batching
+    /// settings as every producer of the bench.
+    pub fn rdkafka_producer_cmd(&self, topic: &str, records: u64) -> Command {
+        let mut c = Command::new(&self.opts.rdkafka_performance);
+        c.args(["-P", "-t", topic, "-b", &self.bootstrap])
+            .args(["-s", &self.opts.record_bytes.to_string()])
+            .args(["-c", &records.to_string(), "-a", "all"])
+            .args(["-X", &format!("linger.ms={}", self.opts.linger_ms)])
+            .args(["-X", &format!("batch.size={}", self.opts.batch_size)]);
+        c
+    }
+
     pub fn peer_consumer_cmd(&self, topic: &str, records: u64) -> Command {
         let mut c = self.java_tool("ConsumerPerformance");
         c.args(["--bootstrap-server", &self.bootstrap, "--topic", topic])

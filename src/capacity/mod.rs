@@ -102,6 +102,10 @@ pub struct Probe {
     pub read_records_per_s: f64,
     pub p50_ms: f64,
     pub p99_ms: f64,
+    /// Send to acknowledgement, p99: a low one beside a high e2e p99 says
+    /// the records waited after the broker had them (the consumer side).
+    #[serde(default)]
+    pub publish_p99_ms: f64,
     pub lost: u64,
     /// Records whose delivery failed.
     pub failed: u64,
@@ -131,6 +135,7 @@ impl Probe {
             read_records_per_s: r.read_rate,
             p50_ms: r.e2e_latency_ms.p50,
             p99_ms: r.e2e_latency_ms.p99,
+            publish_p99_ms: r.publish_latency_ms.p99,
             lost: r.lost,
             failed: r.failed,
             complete: r.complete,
@@ -459,6 +464,7 @@ mod tests {
             read_records_per_s: offered.unwrap_or(50_000.0),
             p50_ms: 2.0,
             p99_ms: if pass { 10.0 } else { 500.0 },
+            publish_p99_ms: 1.0,
             lost: 0,
             failed: 0,
             complete: true,

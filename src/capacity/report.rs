@@ -384,6 +384,7 @@ mod tests {
             read_records_per_s: offered.unwrap_or(knee * 1.3),
             p50_ms: 2.0,
             p99_ms: if pass { 20.0 } else { 400.0 },
+            publish_p99_ms: 1.0,
             lost: 0,
             failed: 0,
             complete: true,

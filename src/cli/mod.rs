@@ -555,6 +555,26 @@ pub struct BenchArgs {
     /// No progress output.
     #[arg(long, short)]
     pub quiet: bool,
+    /// Cold starts of one broker and of a 3-node cluster, each timed from
+    /// start to ready (0 to 10; default 3 with --quick, else 5).
+    #[arg(long, value_name = "N", value_parser = parse_startups)]
+    pub startups: Option<usize>,
+    /// librdkafka's own benchmark, the second producer peer (default
+    /// $KLAB_RDKAFKA_PERFORMANCE, else where scripts/rdkafka-performance
+    /// puts it in the klab cache).
+    #[arg(long, value_name = "PATH")]
+    pub rdkafka_performance: Option<PathBuf>,
+}
+
+fn parse_startups(s: &str) -> Result<usize, String> {
+    let n: usize = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("'{s}' is not a whole number of starts"))?;
+    if n > 10 {
+        return Err(format!("{n} is not allowed; expected 0..=10 starts"));
+    }
+    Ok(n)
 }
 
 fn parse_runs(s: &str) -> Result<usize, String> {

@@ -343,8 +343,9 @@ fn run(a: &LabRunArgs) -> Result<Outcome> {
             FixWith::Lab => lab.fix.clone(),
             FixWith::Tuner => {
                 return Err(usage!(
-                    "--fix-with tuner: lab {} is judged by its capacity at the SLO, and the tuner cannot search for capacity yet; use --fix-with lab, or klab lab check {} with your fix file",
+                    "--fix-with tuner: lab {} is judged by two capacity searches in alternation, the lab's and a fix's; find a fix with klab tune --lab {} --objective capacity, then klab lab check {} with it as a fix file (or --fix-with lab)",
                     lab.id,
+                    a.lab,
                     a.lab
                 ));
             }

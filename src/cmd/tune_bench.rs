@@ -329,7 +329,7 @@ pub fn bench(a: &crate::cli::TuneBenchArgs) -> Result<Outcome> {
             }
             Ok(())
         })();
-        s.stop()?;
+        let stopped = s.stop();
         if let Err(e) = outcome {
             // What finished is summed up, then the error or Ctrl-C stands.
             if runs.iter().any(|r| r.surface == "broker") {
@@ -338,6 +338,7 @@ pub fn bench(a: &crate::cli::TuneBenchArgs) -> Result<Outcome> {
             crate::errln!("klab: the runs so far are in {}", s.opts.run_dir.display());
             return super::interrupted_or(e);
         }
+        stopped?;
     }
     report(a, by_capacity, &runs, run_dir, started)
 }

@@ -461,21 +461,22 @@ impl Search<'_> {
         first.into_iter().chain(rest).collect()
     }
 
-    /// At the best's lowest failing probe, the consumer fell short while
-    /// the producers were acknowledged in full.
+    /// The best's failing probes say the consumer side gave way: the
+    /// producers were acknowledged in full and quickly (publish p99 within
+    /// the SLO), while the records were read too slowly or too late.
     fn consumer_bound(&self) -> bool {
         let (Some(settings), Some(cap)) = (self.opts.objective.capacity, &self.best_cap) else {
             return false;
         };
-        let Some(at) = cap.failed_at_records_per_s else {
-            return false;
-        };
-        cap.probes
+        let failed: Vec<&crate::capacity::Probe> = cap
+            .probes
             .iter()
-            .rfind(|p| p.offered_records_per_s == Some(at) && !p.pass)
-            .is_some_and(|p| {
-                let need = settings.min_delivered * at;
-                p.acked_records_per_s >= need && p.read_records_per_s < need
+            .filter(|p| !p.pass && p.offered_records_per_s.is_some())
+            .collect();
+        !failed.is_empty()
+            && failed.iter().all(|p| {
+                let need = settings.min_delivered * p.offered_records_per_s.unwrap_or_default();
+                p.acked_records_per_s >= need && p.publish_p99_ms <= settings.slo_p99_ms
             })
     }
 
@@ -1084,10 +1085,20 @@ mod tests {
             warm: Option<Warm>,
         ) -> Result<Measured> {
             let mut m = self.0.capacity(label, c, settings, warm)?;
+            // At the lowest failing rate only the p99 gave way (as at a
+            // real knee); above it the consumer read too little.
+            let lowest = m
+                .capacity
+                .probes
+                .iter()
+                .filter(|p| !p.pass)
+                .filter_map(|p| p.offered_records_per_s)
+                .fold(f64::INFINITY, f64::min);
             for p in &mut m.capacity.probes {
                 if let (Some(rate), false) = (p.offered_records_per_s, p.pass) {
                     p.acked_records_per_s = rate;
-                    p.read_records_per_s = 0.9 * rate;
+                    p.read_records_per_s = if rate > lowest { 0.9 * rate } else { rate };
+                    p.publish_p99_ms = 5.0;
                 }
             }
             Ok(m)
