@@ -339,6 +339,50 @@ fn tuner_input_errors_exit_2() {
             ][..],
             "--answer-timeout",
         ),
+        (
+            &["tune", "--lab", "02", "--objective", "speed"][..],
+            "--objective",
+        ),
+        (
+            &["tune", "--lab", "02", "--resolution", "5%"][..],
+            "--resolution: only with --objective capacity",
+        ),
+        (
+            &[
+                "tune",
+                "--lab",
+                "02",
+                "--objective",
+                "capacity",
+                "--resolution",
+                "50%",
+            ][..],
+            "--resolution",
+        ),
+        (
+            &[
+                "tune",
+                "--lab",
+                "02",
+                "--objective",
+                "capacity",
+                "--knobs",
+                "consumer",
+            ][..],
+            "unknown knob",
+        ),
+        (
+            &[
+                "tune-bench",
+                "--lab",
+                "02",
+                "--objective",
+                "capacity",
+                "--slo-p99",
+                "0s",
+            ][..],
+            "--slo-p99",
+        ),
     ] {
         let out = klab()
             .args(args)
@@ -490,6 +534,54 @@ fn the_capacity_objective_searches_the_start_and_each_trial_on_a_real_broker() {
         assert_eq!(v["best_config"]["consumers"], 2);
         assert!(v["best_score"].as_f64() > v["start_score"].as_f64(), "{v}");
     }
+}
+
+/// The capacity evaluation on the simulated surface (no broker): every
+/// strategy, an agent among them, gets its runs, and the summary says so.
+#[test]
+fn tune_bench_evaluates_defaults_guided_random_and_an_agent_by_capacity() {
+    let d = tempfile::tempdir().unwrap();
+    let json = d.path().join("tb.json");
+    let out = klab()
+        .args(["tune-bench", "--simulated-only", "--objective", "capacity"])
+        .args(["--seeds", "2", "--budget", "3"])
+        .args([
+            "--agent",
+            r#"read h; echo '{"set": {"linger.ms": "5"}}'; read r; echo stop"#,
+        ])
+        .arg("--json")
+        .arg(&json)
+        .output()
+        .unwrap();
+    let stdout = stdout_of_success(&out);
+    assert!(
+        stdout.contains("median best capacity records/s"),
+        "{stdout}"
+    );
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    assert_eq!(v["objective"], "capacity");
+    let runs = v["runs"].as_array().unwrap();
+    for strategy in ["start", "defaults", "guided", "random", "agent"] {
+        let n = runs.iter().filter(|r| r["strategy"] == strategy).count();
+        assert_eq!(n, 2, "{strategy}: {v}");
+    }
+    // The agent stopped after one trial; the others used the budget or
+    // ran out of moves.
+    for r in runs.iter().filter(|r| r["strategy"] == "agent") {
+        assert_eq!(r["trials"], 1, "{r}");
+    }
+    // The guided search is at least as good as the defaults it starts with.
+    let median = |s: &str| {
+        v["summary"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["strategy"] == s)
+            .unwrap()["median_best"]
+            .as_f64()
+            .unwrap()
+    };
+    assert!(median("guided") >= median("defaults"), "{v}");
 }
 
 /// Each tuner run of `klab tune-bench` keeps its own step files: the

@@ -290,6 +290,10 @@ pub struct TuneBenchArgs {
     /// Only the simulated surface (seconds, no broker).
     #[arg(long)]
     pub simulated_only: bool,
+    /// Also evaluate an agent (as `klab tune --strategy exec:CMD`) at the
+    /// same budget, once per seed; it answers within 60 s each.
+    #[arg(long, value_name = "CMD", value_parser = parse_agent)]
+    pub agent: Option<String>,
     #[command(flatten)]
     pub objective: ObjectiveArgs,
     #[command(flatten)]
@@ -564,6 +568,13 @@ pub struct BenchArgs {
     /// puts it in the klab cache).
     #[arg(long, value_name = "PATH")]
     pub rdkafka_performance: Option<PathBuf>,
+}
+
+fn parse_agent(s: &str) -> Result<String, String> {
+    match s.trim() {
+        "" => Err("needs a command, e.g. --agent ./my-agent".into()),
+        t => Ok(t.to_string()),
+    }
 }
 
 fn parse_startups(s: &str) -> Result<usize, String> {

@@ -52,6 +52,7 @@ struct EvalRun {
 fn strategies(
     seeds: std::ops::RangeInclusive<u64>,
     with_defaults: bool,
+    agent: Option<&str>,
 ) -> Vec<(&'static str, Option<Strategy>, u64)> {
     let mut out = Vec::new();
     for s in seeds {
@@ -60,6 +61,13 @@ fn strategies(
         }
         out.push(("guided", Some(Strategy::Guided), s));
         out.push(("random", Some(Strategy::Random { seed: s }), s));
+        if let Some(command) = agent {
+            let exec = Strategy::Exec {
+                command: command.to_string(),
+                answer_timeout_ms: 60_000,
+            };
+            out.push(("agent", Some(exec), s));
+        }
     }
     out
 }
@@ -127,11 +135,13 @@ fn tag(lab: &str) -> String {
 }
 
 /// Runs every strategy on one measurer from `start`.
-/// Where an evaluation runs: the surface, the lab, the run folder.
+/// Where an evaluation runs (the surface, the lab, the run folder), and
+/// the agent it evaluates beside klab's strategies.
 struct Site<'a> {
     surface: &'static str,
     lab: &'a str,
     out: Option<&'a std::path::Path>,
+    agent: Option<&'a str>,
 }
 
 fn evaluate(
@@ -143,7 +153,12 @@ fn evaluate(
     seeds: std::ops::RangeInclusive<u64>,
     runs: &mut Vec<EvalRun>,
 ) -> Result<()> {
-    let Site { surface, lab, out } = site;
+    let Site {
+        surface,
+        lab,
+        out,
+        agent,
+    } = site;
     // Each run's own report beside its step files.
     let keep = |name: &str, value: &dyn erased::Json| -> Result<()> {
         match out {
@@ -169,7 +184,7 @@ fn evaluate(
         opts.prior_capacity = Some(m0);
     }
     let healthy = space.candidate(start, &space.healthy(&space.locate(start)));
-    for (name, strategy, seed) in strategies(seeds, by_capacity.is_some()) {
+    for (name, strategy, seed) in strategies(seeds, by_capacity.is_some(), agent) {
         m.set_prefix(&format!("eval-{}-{name}-{seed}.", tag(lab)));
         let started = Instant::now();
         let run = run_of(surface, lab, name, seed);
@@ -247,6 +262,7 @@ pub fn bench(a: &crate::cli::TuneBenchArgs) -> Result<Outcome> {
                 surface: "simulated",
                 lab: "",
                 out: None,
+                agent: a.agent.as_deref(),
             },
             &space,
             &start,
@@ -319,6 +335,7 @@ pub fn bench(a: &crate::cli::TuneBenchArgs) -> Result<Outcome> {
                         surface: "broker",
                         lab: &lab.id,
                         out: Some(&dir),
+                        agent: a.agent.as_deref(),
                     },
                     &space,
                     &start,
@@ -450,7 +467,7 @@ fn report(
         }
     }
     for (surface, lab) in keys {
-        for strategy in ["start", "defaults", "guided", "random"] {
+        for strategy in ["start", "defaults", "guided", "random", "agent"] {
             let sel: Vec<&EvalRun> = runs
                 .iter()
                 .filter(|r| r.surface == surface && r.lab == lab && r.strategy == strategy)
