@@ -317,6 +317,88 @@ fn clip(s: &str) -> String {
     }
 }
 
+impl super::Search<'_> {
+    /// Trials chosen by an outside program (see `exec`). Measurement
+    /// errors (other than a refused setting) end the search as an error;
+    /// whatever the agent does ends it with an [`AgentEnd`].
+    pub(super) fn exec(
+        &mut self,
+        command: &str,
+        timeout: std::time::Duration,
+    ) -> anyhow::Result<super::AgentEnd> {
+        let end = |ended: String, failed: bool| super::AgentEnd {
+            command: command.to_string(),
+            ended,
+            failed,
+        };
+        let mut agent = match Agent::start(command, timeout) {
+            Ok(a) => a,
+            Err(e) => return Ok(end(format!("the agent could not be started: {e}"), true)),
+        };
+        let hello = hello(self, timeout);
+        if let Err(e) = agent.send(&hello) {
+            return Ok(end(format!("the agent {e}"), true));
+        }
+        let outcome = loop {
+            if self.budget_left() == 0 {
+                break end("budget".into(), false);
+            }
+            let (set, why) = match agent.ask() {
+                Ok(Answer::Stop { why }) => {
+                    break end(
+                        match why {
+                            Some(w) => format!("stop: {w}"),
+                            None => "stop".into(),
+                        },
+                        false,
+                    );
+                }
+                Ok(Answer::Set { set, why }) => (set, why),
+                Err(e) => break end(format!("the agent {e}"), true),
+            };
+            let n = self.trials.len() + 1;
+            let asked = set
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join(" ");
+            let trial = match point_for(self.space, &self.best_point, &set) {
+                Err(reason) => super::Trial {
+                    n,
+                    change: asked,
+                    config: self.space.candidate(&self.base, &self.best_point),
+                    result: None,
+                    score: 0.0,
+                    accepted: false,
+                    reason: format!("rejected: {reason}"),
+                    why,
+                    capacity: None,
+                },
+                Ok(p) => self.measure_against_best(&p, why)?,
+            };
+            let msg = serde_json::json!({
+                "type": "result",
+                "trial": trial.n,
+                "change": trial.change,
+                "measured": trial.result.is_some(),
+                "result": trial.result.as_ref().map(result_summary),
+                "score": trial.score,
+                "accepted": trial.accepted,
+                "reason": trial.reason,
+                "best": settings_at(self.space, &self.best_point),
+                "best_score": self.best_score,
+                "budget_left": self.budget_left().saturating_sub(1),
+            });
+            self.record(trial);
+            if let Err(e) = agent.send(&msg) {
+                break end(format!("the agent {e}"), true);
+            }
+        };
+        agent.finish(&outcome.ended);
+        Ok(outcome)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::sim::Simulated;
