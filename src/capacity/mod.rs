@@ -187,6 +187,22 @@ pub fn judge(r: &StepResult, offered: f64, s: &Settings) -> Vec<String> {
     missed
 }
 
+/// A failed probe that met every bound but the p99, and missed that by
+/// less than the SLO again.
+pub fn marginal(p: &Probe, s: &Settings) -> bool {
+    let Some(rate) = p.offered_records_per_s else {
+        return false;
+    };
+    let need = s.min_delivered * rate;
+    !p.pass
+        && p.complete
+        && p.lost == 0
+        && p.failed == 0
+        && p.acked_records_per_s >= need
+        && p.read_records_per_s >= need
+        && p.p99_ms <= 2.0 * s.slo_p99_ms
+}
+
 /// How a search ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -311,7 +327,11 @@ impl Search {
         match (self.lo, self.hi) {
             (None, None) => Next::Rate(Phase::Bracket, self.challenge.unwrap_or(START_SHARE * max)),
             (None, Some(h)) if self.challenge.is_some_and(|c| h <= c * 1.001) => {
-                Next::Done(Stop::BelowChallenge)
+                if self.retest(h) {
+                    Next::Rate(Phase::Confirm, h)
+                } else {
+                    Next::Done(Stop::BelowChallenge)
+                }
             }
             (None, Some(h)) => {
                 // Halving, but the floor itself is the last rate tried.
@@ -368,6 +388,10 @@ impl Search {
                 }
             }
             Some(r) => {
+                if probe.pass && self.challenge == Some(r) && self.hi == Some(r) {
+                    // The retest of a narrow failure passed: it was noise.
+                    self.hi = None;
+                }
                 if probe.pass {
                     if self.lo == Some(r) {
                         self.confirmed = true;
@@ -386,6 +410,19 @@ impl Search {
             }
         }
         self.probes.push(probe);
+    }
+
+    /// A warm search's challenge failed once, narrowly: every bound held
+    /// but the p99, and that within twice the SLO. One bad second does
+    /// that; the rate is measured once more before the candidate is
+    /// called worse.
+    fn retest(&self, r: f64) -> bool {
+        let at: Vec<&Probe> = self
+            .probes
+            .iter()
+            .filter(|p| p.offered_records_per_s == Some(r))
+            .collect();
+        at.len() == 1 && marginal(at[0], &self.settings)
     }
 
     /// The highest rate below `r` that passed and never failed.
@@ -566,6 +603,30 @@ mod tests {
         s.record(probe(Some(40_000.0), false), true);
         assert_eq!(s.next(), Next::Done(Stop::BelowChallenge));
         assert_eq!(s.answer().probes.len(), 2);
+
+        // A narrow failure (only the p99, within twice the SLO) is
+        // measured again; passing then, the search goes on as if it had
+        // not failed. A clear failure is not retested.
+        let mut s = Search::warm("t", Settings::default(), 100_000.0, 40_000.0);
+        let mut narrow = probe(Some(40_000.0), false);
+        narrow.p99_ms = 65.0;
+        s.record(narrow.clone(), true);
+        assert_eq!(s.next(), Next::Rate(Phase::Confirm, 40_000.0));
+        s.record(probe(Some(40_000.0), true), true);
+        assert_eq!(s.next(), Next::Rate(Phase::Confirm, 40_000.0));
+        s.record(probe(Some(40_000.0), true), true);
+        assert_eq!(s.next(), Next::Max);
+        let mut s = Search::warm("t", Settings::default(), 100_000.0, 40_000.0);
+        s.record(narrow.clone(), true);
+        s.record(narrow, true);
+        assert_eq!(s.next(), Next::Done(Stop::BelowChallenge), "twice is worse");
+        let mut s = Search::warm("t", Settings::default(), 100_000.0, 40_000.0);
+        s.record(probe(Some(40_000.0), false), true);
+        assert_eq!(
+            s.next(),
+            Next::Done(Stop::BelowChallenge),
+            "a clear failure"
+        );
 
         // Passing the challenge twice is not the end: at the knee itself the
         // climb fails and the highest pass is measured again.
