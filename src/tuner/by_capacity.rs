@@ -56,7 +56,10 @@ impl Search<'_> {
         if healthy && best > 0.0 {
             return best;
         }
+        // A failure below the answer (noise the search could not place)
+        // is no challenge.
         failed
+            .filter(|f| *f > best)
             .or((best > 0.0).then_some(best * 1.25))
             .unwrap_or(crate::capacity::START_SHARE * self.scale)
     }
@@ -120,14 +123,18 @@ impl Search<'_> {
                     rate(self.best_score)
                 ),
             ),
-            (Some(c), Stop::Converged | Stop::Budget | Stop::AboveCeiling) => (
-                true,
-                format!(
-                    "capacity {}/s: passes twice at {}/s, where the best failed",
-                    rate(c),
-                    rate(challenge)
-                ),
-            ),
+            (Some(c), Stop::Converged | Stop::Budget | Stop::AboveCeiling)
+                if c > self.best_score =>
+            {
+                (
+                    true,
+                    format!(
+                        "capacity {}/s: passes twice at {}/s, where the best failed",
+                        rate(c),
+                        rate(challenge)
+                    ),
+                )
+            }
             (_, Stop::BelowChallenge) => (
                 false,
                 format!(
@@ -138,6 +145,14 @@ impl Search<'_> {
                     } else {
                         " (where the best failed)"
                     }
+                ),
+            ),
+            (Some(c), Stop::Converged | Stop::Budget | Stop::AboveCeiling) => (
+                false,
+                format!(
+                    "capacity {}/s is not above the best's {}/s",
+                    rate(c),
+                    rate(self.best_score)
                 ),
             ),
             (_, stop) => (false, crate::capacity::report::stop_text(stop).to_string()),
