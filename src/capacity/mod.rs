@@ -464,6 +464,16 @@ impl Search {
     }
 }
 
+/// The step a search's answer stands for: the last probe at the answer's
+/// rate, else the last rate probe. `at` holds the rate probes in order.
+pub fn result_at(answer: &Capacity, at: &[(f64, StepResult)]) -> Option<StepResult> {
+    answer
+        .capacity_records_per_s
+        .and_then(|c| at.iter().rev().find(|(r, _)| *r == c))
+        .or(at.last())
+        .map(|(_, r)| r.clone())
+}
+
 /// B against A: the ratio of the two capacities, with the range the two
 /// brackets allow (lowest: B's answer over A's failing rate; highest: B's
 /// failing rate over A's answer).

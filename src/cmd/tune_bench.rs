@@ -113,18 +113,6 @@ fn from_report(mut run: EvalRun, r: &TuneReport, by_capacity: bool, started: Ins
     run
 }
 
-/// Reports of different types, written alike.
-mod erased {
-    pub trait Json {
-        fn write(&self, path: &std::path::Path) -> anyhow::Result<()>;
-    }
-    impl<T: serde::Serialize> Json for T {
-        fn write(&self, path: &std::path::Path) -> anyhow::Result<()> {
-            crate::stats::report::write_json(path, self)
-        }
-    }
-}
-
 /// A lab id as a file name part.
 fn tag(lab: &str) -> String {
     if lab.is_empty() {
@@ -134,7 +122,6 @@ fn tag(lab: &str) -> String {
     }
 }
 
-/// Runs every strategy on one measurer from `start`.
 /// Where an evaluation runs (the surface, the lab, the run folder), and
 /// the agent it evaluates beside klab's strategies.
 struct Site<'a> {
@@ -144,6 +131,21 @@ struct Site<'a> {
     agent: Option<&'a str>,
 }
 
+impl Site<'_> {
+    /// Keeps a run's own report beside its step files (nothing without a
+    /// run folder).
+    fn keep<T: Serialize>(&self, name: &str, value: &T) -> Result<()> {
+        match self.out {
+            Some(d) => write_json(
+                &d.join(format!("eval-{}-{name}.json", tag(self.lab))),
+                value,
+            ),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Runs every strategy on one measurer from `start`.
 fn evaluate(
     m: &mut dyn Measurer,
     site: Site<'_>,
@@ -153,19 +155,7 @@ fn evaluate(
     seeds: std::ops::RangeInclusive<u64>,
     runs: &mut Vec<EvalRun>,
 ) -> Result<()> {
-    let Site {
-        surface,
-        lab,
-        out,
-        agent,
-    } = site;
-    // Each run's own report beside its step files.
-    let keep = |name: &str, value: &dyn erased::Json| -> Result<()> {
-        match out {
-            Some(d) => value.write(&d.join(format!("eval-{}-{name}.json", tag(lab)))),
-            None => Ok(()),
-        }
-    };
+    let (surface, lab, agent) = (site.surface, site.lab, site.agent);
     let by_capacity = base.objective.capacity;
     let mut opts = base.clone();
     if let Some(settings) = by_capacity {
@@ -180,7 +170,7 @@ fn evaluate(
         run.wall_s = started.elapsed().as_secs_f64();
         run.best_config = Some(start.clone());
         runs.push(run);
-        keep("start.capacity", &m0.capacity)?;
+        site.keep("start.capacity", &m0.capacity)?;
         opts.prior_capacity = Some(m0);
     }
     let healthy = space.candidate(start, &space.healthy(&space.locate(start)));
@@ -195,12 +185,12 @@ fn evaluate(
                     ..opts.clone()
                 };
                 let r = tune(m, space, start, &o)?;
-                keep(&format!("{name}-{seed}.tune"), &r)?;
+                site.keep(&format!("{name}-{seed}.tune"), &r)?;
                 runs.push(from_report(run, &r, by_capacity.is_some(), started));
             }
             (None, Some(settings)) => {
                 let d = m.capacity(&format!("defaults {seed}"), &healthy, &settings, None)?;
-                keep(&format!("{name}-{seed}.capacity"), &d.capacity)?;
+                site.keep(&format!("{name}-{seed}.capacity"), &d.capacity)?;
                 let mut run = run;
                 run.start = opts
                     .prior_capacity
@@ -408,26 +398,21 @@ fn goals(runs: &[EvalRun]) -> Vec<Goal> {
                 "not met"
             }
         };
-        if d.median > 0.0 {
-            let ratio = g.median / d.median;
-            out.push(Goal {
-                lab: lab.to_string(),
-                goal: "guided ≥ 1.2x the defaults".into(),
-                ratio,
-                noise,
-                verdict: judge(ratio, 1.2).into(),
-            });
-        }
         let r = median_of(&r, |x| x.best);
-        if r.median > 0.0 {
-            let ratio = g.median / r.median;
-            out.push(Goal {
-                lab: lab.to_string(),
-                goal: "guided ≥ random's median".into(),
-                ratio,
-                noise,
-                verdict: judge(ratio, 1.0).into(),
-            });
+        for (other, need, goal) in [
+            (d.median, 1.2, "guided ≥ 1.2x the defaults"),
+            (r.median, 1.0, "guided ≥ random's median"),
+        ] {
+            if other > 0.0 {
+                let ratio = g.median / other;
+                out.push(Goal {
+                    lab: lab.to_string(),
+                    goal: goal.into(),
+                    ratio,
+                    noise,
+                    verdict: judge(ratio, need).into(),
+                });
+            }
         }
     }
     out

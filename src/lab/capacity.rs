@@ -215,11 +215,7 @@ pub fn search_one(
         }
     }
     let answer = search.answer();
-    let result = answer
-        .capacity_records_per_s
-        .and_then(|c| at.iter().rev().find(|(r, _)| *r == c))
-        .or(at.last())
-        .map(|(_, r)| r.clone());
+    let result = crate::capacity::result_at(&answer, &at);
     Ok((answer, result))
 }
 

@@ -305,7 +305,7 @@ impl Workload {
                 limits::MAX_CONSUMERS
             ));
         }
-        if i64::from(self.consumers) > i64::from(self.partitions) {
+        if !consumers_fit(self.consumers, i64::from(self.partitions)) {
             return Err(format!(
                 "consumers: {} is more than the {} partition(s); each partition is read by one consumer, so at most {} can read (raise partitions too)",
                 self.consumers, self.partitions, self.partitions
@@ -416,6 +416,12 @@ pub const RESERVED_CONSUMER_KEYS: &[&str] = &[
     "auto.offset.reset",
     "enable.partition.eof",
 ];
+
+/// Each partition is read by one consumer of a group: a group of
+/// `consumers` has a partition for each only with at least as many.
+pub fn consumers_fit(consumers: u32, partitions: i64) -> bool {
+    i64::from(consumers) <= partitions
+}
 
 /// A consumer setting a workload may carry: any librdkafka key but the
 /// ones klab owns ([`RESERVED_CONSUMER_KEYS`]).

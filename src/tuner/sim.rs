@@ -128,11 +128,7 @@ impl Measurer for Simulated {
             }
         }
         let capacity = search.answer();
-        let result = capacity
-            .capacity_records_per_s
-            .and_then(|c| at.iter().rev().find(|(r, _)| *r == c))
-            .or(at.last())
-            .map(|(_, r)| r.clone());
+        let result = crate::capacity::result_at(&capacity, &at);
         Ok(Measured { capacity, result })
     }
 }

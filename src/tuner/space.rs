@@ -239,10 +239,11 @@ impl Space {
         self.locate(&self.candidate(base, p))
     }
 
-    /// A candidate a workload can take: no more consumers than partitions.
+    /// A candidate a workload can take: no more consumers than partitions
+    /// (the workload's own rule).
     pub fn feasible(&self, c: &Candidate) -> bool {
         match (c.consumers, c.partitions) {
-            (Some(n), Some(p)) => n <= p,
+            (Some(n), Some(p)) => crate::model::consumers_fit(n, i64::from(p)),
             _ => true,
         }
     }

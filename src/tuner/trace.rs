@@ -66,13 +66,18 @@ pub fn table(r: &TuneReport) -> comfy_table::Table {
     // The two text columns read left to right and wrap, so a repair trial
     // that changes every knob does not make the table hundreds of columns
     // wide.
+    wrap_text_columns(&mut t);
+    t
+}
+
+/// The change and the why columns read left to right and wrap.
+fn wrap_text_columns(t: &mut comfy_table::Table) {
     for (i, width) in [(1, 64), (6, 56)] {
         if let Some(c) = t.column_mut(i) {
             c.set_cell_alignment(CellAlignment::Left);
             c.set_constraint(ColumnConstraint::UpperBoundary(Width::Fixed(width)));
         }
     }
-    t
 }
 
 /// The capacity objective's trace: each trial's capacity at the SLO (or
@@ -135,12 +140,7 @@ fn capacity_table(r: &TuneReport) -> comfy_table::Table {
         ]);
     }
     align_numbers(&mut t);
-    for (i, width) in [(1, 64), (6, 56)] {
-        if let Some(c) = t.column_mut(i) {
-            c.set_cell_alignment(CellAlignment::Left);
-            c.set_constraint(ColumnConstraint::UpperBoundary(Width::Fixed(width)));
-        }
-    }
+    wrap_text_columns(&mut t);
     t
 }
 
