@@ -144,7 +144,7 @@ fn a_short_lab_runs_end_to_end_and_a_check_and_the_tuner_work() {
     // stderr is not a terminal here: progress comes as plain lines.
     let stderr = String::from_utf8_lossy(&out.stderr);
     for line in [
-        "plan: 3 measurements",
+        "plan: up to 3 measurements",
         "[1/3] 01-base reference",
         "01 reference: measuring,",
     ] {
@@ -244,6 +244,93 @@ fn a_short_lab_runs_end_to_end_and_a_check_and_the_tuner_work() {
         "8"
     );
     assert!(t["best_config"].is_object() && t["best"].is_object() && t["start"].is_object());
+}
+
+/// A lab whose degraded step needs a fresh JVM (the heap) and whose fix
+/// goes back to the reference's settings: the fix is measured on the
+/// reference's own broker, kept running idle meanwhile (a warm spare); the
+/// tuner stops once its best passes the lab's verdict.
+#[test]
+fn a_fix_returns_to_the_warm_reference_broker_and_the_tuner_stops_at_the_goal() {
+    let d = tempfile::tempdir().unwrap();
+    tiny_labs(d.path());
+    write_lab(
+        d.path(),
+        "03-heap",
+        "title = \"heap\"\nextends = \"01\"\n[broker]\nheap = \"256m\"\n[fix]\nheap = \"1g\"\n[expect.fixed]\nthroughput_at_least = 0.5\np99_at_most = 1000.0\n",
+    );
+    let results = d.path().join("results");
+    let out = lab_cmd(
+        d.path(),
+        &results,
+        &["lab", "run", "03", "--fix-with", "lab"],
+    );
+    let stdout = stdout_of_success(&out);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stdout.contains("1 broker restart(s), 1 return(s) to a warm broker"),
+        "{stdout}"
+    );
+    assert!(stderr.contains("back to the warm broker of"), "{stderr}");
+    let run = only_run_dir(&results);
+    let step = |label: &str| -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(run.join(format!("03-heap.{label}.json"))).unwrap())
+            .unwrap()
+    };
+    assert_eq!(step("degraded")["broker"]["applied"], "restarted");
+    assert_eq!(step("fixed")["broker"]["applied"], "reused");
+    // The fix ran on the reference's JVM: lab 01's broker directory.
+    let reference: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(run.join("01-base.reference.json")).unwrap())
+            .unwrap();
+    assert_eq!(
+        step("fixed")["broker"]["bootstrap"],
+        reference["broker"]["bootstrap"]
+    );
+    assert_ne!(
+        step("degraded")["broker"]["bootstrap"],
+        reference["broker"]["bootstrap"]
+    );
+    assert_eq!(
+        step("fixed")["broker"]["effective"]["heap"]["value"],
+        reference["broker"]["effective"]["heap"]["value"]
+    );
+    // Both brokers stopped, both data directories gone, their logs kept.
+    let run_s = run.to_string_lossy().to_string();
+    assert!(jvms_mentioning(&run_s).is_empty());
+    for b in ["broker", "broker-2"] {
+        assert!(run.join(b).join("broker.log").is_file(), "{b}");
+        assert!(!run.join(b).join("data").exists(), "{b}/data left behind");
+    }
+
+    // The tuner from the degraded lab: its repair is measured, and then
+    // the best passes the verdict, so one trial of the three is enough.
+    let results = d.path().join("r2");
+    let out = lab_cmd(
+        d.path(),
+        &results,
+        &["lab", "run", "03", "--fix-with", "tuner", "--budget", "3"],
+    );
+    stdout_of_success(&out);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("03-heap tuner: the best passes the lab's verdict"),
+        "{stderr}"
+    );
+    let run = only_run_dir(&results);
+    let t: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(run.join("03-heap.tune.json")).unwrap()).unwrap();
+    assert_eq!(t["trials"].as_array().unwrap().len(), 1, "{t}");
+    assert!(
+        t["goal_reached"]
+            .as_str()
+            .unwrap()
+            .contains("after trial 1 of 3")
+    );
+    let trial: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(run.join("03-heap.trial-1.json")).unwrap()).unwrap();
+    assert_eq!(trial["broker"]["applied"], "reused");
+    assert!(jvms_mentioning(&run.to_string_lossy()).is_empty());
 }
 
 #[test]

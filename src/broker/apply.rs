@@ -79,7 +79,7 @@ pub fn setting_changes(from: &BrokerConfig, to: &BrokerConfig) -> Vec<String> {
 }
 
 /// Tells the event bus what moved.
-fn announce(how: Applied, from: &BrokerConfig, to: &BrokerConfig) {
+pub fn announce(how: Applied, from: &BrokerConfig, to: &BrokerConfig) {
     let changes = setting_changes(from, to);
     crate::events::emit(crate::events::Event::Setting { how, changes });
 }

@@ -9,3 +9,4 @@ pub mod local;
 pub mod node;
 pub mod quorum;
 pub mod render;
+pub mod spares;

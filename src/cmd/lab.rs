@@ -278,9 +278,9 @@ pub fn conclude(
         crate::outln!("{}", summary_table(rows));
     }
     crate::outln!(
-        "wall time {:.0}s, {} broker restart(s); results: {}",
+        "wall time {:.0}s, {}; results: {}",
         started.elapsed().as_secs_f64(),
-        s.ledger.restarts,
+        s.ledger.restarts_line(),
         s.opts.run_dir.display()
     );
     if outcome.is_ok() {
@@ -320,16 +320,20 @@ pub fn announce(s: &Session, labs: &Labs, chosen: &[&crate::lab::Lab], steps: us
     let Ok(w) = base.workload(s.opts.quick, Some(1.0)) else {
         return;
     };
-    // Lab 01's broker starts once; a lab with restart-only settings
-    // restarts it for its degraded step and again for its fix.
-    let restarts = 1 + 2 * chosen
-        .iter()
-        .filter(|l| crate::broker::knobs::needs_restart(&base.broker, &l.broker))
-        .count();
+    // Lab 01's broker starts once; each lab's degraded step and its fix
+    // go to a running broker where a spare reaches their settings, else to
+    // a fresh JVM.
+    let mut configs = vec![base.broker.clone()];
+    for l in chosen {
+        configs.push(l.broker.clone());
+        configs.push(l.fixed_broker(&l.fix));
+    }
+    let restarts =
+        crate::broker::spares::fresh_jvms(&configs, crate::broker::spares::allowed(s.opts.brokers));
     let calibration = base.needs_capacity() || chosen.iter().any(|l| l.needs_capacity());
     let d = crate::lab::target::estimate(&w, steps + usize::from(calibration), restarts);
     s.opts.progress.say(&format!(
-        "plan: {steps} measurements{}, {restarts} broker start(s): {} (more if a step is measured again)",
+        "plan: up to {steps} measurements{}, {restarts} broker start(s): {} (more if a step is measured again)",
         if calibration { ", a calibration" } else { "" },
         crate::lab::target::describe_estimate(d)
     ));

@@ -157,6 +157,7 @@ pub fn execute(a: &TuneArgs) -> Result<Outcome> {
             session: &mut s,
             lab: &lab,
             workload,
+            reference: None,
         };
         tune(&mut m, &space, &start, &opts)
     })();
@@ -213,10 +214,10 @@ pub fn execute(a: &TuneArgs) -> Result<Outcome> {
         None => false,
     };
     crate::outln!(
-        "wall time {:.0}s, {} trials, {} broker restart(s); results: {} (tune.json, tune.svg)",
+        "wall time {:.0}s, {} trials, {}; results: {} (tune.json, tune.svg)",
         started.elapsed().as_secs_f64(),
         report.trials.len(),
-        s.ledger.restarts,
+        s.ledger.restarts_line(),
         dir.display()
     );
     Ok(if agent_failed {

@@ -318,6 +318,7 @@ pub fn bench(a: &crate::cli::TuneBenchArgs) -> Result<Outcome> {
                     session: &mut s,
                     lab,
                     workload,
+                    reference: None,
                 };
                 evaluate(
                     &mut m,

@@ -45,6 +45,10 @@ pub struct LabMeasurer<'a> {
     pub session: &'a mut dyn LabTarget,
     pub lab: &'a Lab,
     pub workload: Workload,
+    /// The reference of a lab run or the demo: after its first trial the
+    /// tuner stops once its best passes the lab's verdict against it. None
+    /// for `klab tune`.
+    pub reference: Option<&'a StepResult>,
 }
 
 impl LabMeasurer<'_> {
@@ -81,6 +85,14 @@ impl Measurer for LabMeasurer<'_> {
 
     fn set_prefix(&mut self, prefix: &str) {
         self.session.set_step_prefix(prefix);
+    }
+
+    fn goal_reached(&self, best: &StepResult) -> Option<String> {
+        let j = verdict::fixed(self.lab, best, self.reference?)?;
+        (j.verdict == Verdict::Yes).then(|| {
+            let bounds: Vec<String> = j.checks.iter().map(Check::describe).collect();
+            format!("the best passes the lab's verdict ({})", bounds.join("; "))
+        })
     }
 
     fn capacity(
@@ -128,6 +140,7 @@ pub fn tune_lab(
     lab: &Lab,
     workload: Workload,
     opts: &TuneOptions,
+    reference: Option<&StepResult>,
 ) -> Result<TuneReport> {
     let space = Space::default_space(false);
     let start = tuner_start(lab);
@@ -136,6 +149,7 @@ pub fn tune_lab(
             session,
             lab,
             workload,
+            reference,
         };
         crate::tuner::tune(&mut m, &space, &start, opts)?
     };
@@ -366,7 +380,14 @@ fn fix_step(
             let mut o = (**opts).clone();
             o.prior_start = degraded;
             let w = lab.workload(quick, capacity)?;
-            let report = tune_lab(session, lab, w, &o)?;
+            let report = tune_lab(session, lab, w, &o, Some(&reference.result))?;
+            if let Some(why) = &report.goal_reached {
+                session.say(&format!("{} tuner: {why}", lab.id));
+                // The plan counted every trial of the budget.
+                let unused = o.budget.saturating_sub(report.trials.len());
+                let l = session.ledger();
+                l.steps_planned = l.steps_planned.saturating_sub(unused).max(l.steps_done);
+            }
             let what = if report.recommended.is_empty() {
                 "tuner: no better settings found".to_string()
             } else {

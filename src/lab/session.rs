@@ -1,12 +1,16 @@
-//! A lab session on this machine: one local broker for the whole session,
-//! reconfigured between steps (dynamically when Kafka allows it, by a
-//! restart when a restart-only knob changes), or a broker klab only
-//! connects to; every step's result is saved as it is measured.
+//! A lab session on this machine: a local broker reconfigured between
+//! steps (dynamically when Kafka allows it; when a restart-only knob
+//! changes, by a fresh JVM, while the one before stays up idle as a warm
+//! spare for a return to its settings, see [`crate::broker::spares`]), or a
+//! broker klab only connects to; every step's result is saved as it is
+//! measured.
 
 use crate::broker::apply::{self, Reconfigure};
 use crate::broker::external::ExternalBroker;
 use crate::broker::kafka_home::KafkaHome;
+use crate::broker::knobs;
 use crate::broker::local::{LocalBroker, LocalOptions};
+use crate::broker::spares::{Spare, Spares};
 use crate::cancel;
 use crate::error::Interrupted;
 use crate::lab::Lab;
@@ -50,6 +54,20 @@ pub struct Session {
     /// Put before each step's file name, so several tuner runs in one run
     /// directory (`klab tune-bench`) keep every step's files.
     pub step_file_prefix: String,
+    /// Local brokers of this session kept running idle, with their JIT
+    /// warm, for a return to their static config.
+    spares: Spares<Box<LocalBroker>>,
+    /// Local brokers started so far (each gets its own directory).
+    started: u32,
+}
+
+impl Spare for Box<LocalBroker> {
+    fn settings(&self) -> BrokerConfig {
+        self.config()
+    }
+    fn alive(&mut self) -> bool {
+        self.is_running()
+    }
 }
 
 /// The local broker with a spinner while it restarts.
@@ -83,11 +101,13 @@ impl Session {
         std::fs::create_dir_all(&opts.run_dir)
             .with_context(|| format!("creating {}", opts.run_dir.display()))?;
         Ok(Session {
+            spares: Spares::for_session(opts.brokers),
             opts,
             broker: None,
             secret: Secret::from_env_or_random()?,
             ledger: Ledger::default(),
             step_file_prefix: String::new(),
+            started: 0,
         })
     }
 
@@ -106,37 +126,119 @@ impl Session {
         }
     }
 
-    /// Brings the broker to `cfg`: the first call starts it, later ones
-    /// go through [`apply::apply`].
+    /// Brings the broker to `cfg`: the first call starts it; a config that
+    /// needs a restart goes to a warm spare that reaches it, or to a fresh
+    /// broker while the current one becomes a spare; everything else goes
+    /// through [`apply::apply`].
     fn apply_config(&mut self, cfg: &BrokerConfig) -> Result<Applied> {
         match self.broker.as_mut() {
-            Some(SessionBroker::Local(b)) => apply::apply(
-                &mut Shown {
-                    broker: b,
-                    progress: self.opts.progress,
-                },
-                cfg,
-            ),
+            Some(SessionBroker::Local(b)) => {
+                if self.spares.enabled()
+                    && b.is_running()
+                    && apply::plan(&b.config(), cfg) == Applied::Restarted
+                {
+                    return self.switch_broker(cfg);
+                }
+                apply::apply(
+                    &mut Shown {
+                        broker: b,
+                        progress: self.opts.progress,
+                    },
+                    cfg,
+                )
+            }
             Some(SessionBroker::External(b)) => apply::apply(b, cfg),
             None => {
-                if cancel::interrupted() {
-                    return Err(Interrupted.into());
-                }
-                let kafka = self.opts.kafka.clone().ok_or_else(|| {
-                    anyhow::anyhow!("no Kafka installation to start a broker with")
-                })?;
-                let dir = self.opts.run_dir.join("broker");
                 let n = self.opts.brokers;
                 let what = if n > 1 {
                     format!("starting {n} brokers ({cfg})")
                 } else {
                     format!("starting the broker ({cfg})")
                 };
-                let started = with_spinner(self.opts.progress, &what, || {
-                    LocalBroker::start(LocalOptions::new(kafka, dir, cfg.clone()).brokers(n))
-                });
-                self.broker = Some(SessionBroker::Local(Box::new(started?)));
+                let started = self.start_broker(cfg, &what)?;
+                self.broker = Some(SessionBroker::Local(started));
                 Ok(Applied::Started)
+            }
+        }
+    }
+
+    /// A new local broker with `cfg`, in its own directory (`broker/`, then
+    /// `broker-2/`, ...).
+    fn start_broker(&mut self, cfg: &BrokerConfig, what: &str) -> Result<Box<LocalBroker>> {
+        if cancel::interrupted() {
+            return Err(Interrupted.into());
+        }
+        let kafka = self
+            .opts
+            .kafka
+            .clone()
+            .ok_or_else(|| anyhow::anyhow!("no Kafka installation to start a broker with"))?;
+        self.started += 1;
+        let dir = match self.started {
+            1 => self.opts.run_dir.join("broker"),
+            n => self.opts.run_dir.join(format!("broker-{n}")),
+        };
+        let n = self.opts.brokers;
+        with_spinner(self.opts.progress, what, || {
+            LocalBroker::start(LocalOptions::new(kafka, dir, cfg.clone()).brokers(n))
+        })
+        .map(Box::new)
+    }
+
+    /// `cfg` needs a fresh JVM: returns to a warm spare whose static config
+    /// is `cfg`'s (changing its dynamic settings), or starts a broker with
+    /// `cfg`; the current broker stays up idle as a spare either way.
+    fn switch_broker(&mut self, cfg: &BrokerConfig) -> Result<Applied> {
+        if cancel::interrupted() {
+            return Err(Interrupted.into());
+        }
+        let Some(SessionBroker::Local(current)) = self.broker.take() else {
+            anyhow::bail!("no local broker to switch from");
+        };
+        let from = current.config();
+        let (spare, dead) = self.spares.take(cfg);
+        stop_all(dead);
+        if let Some(mut spare) = spare {
+            let changes = knobs::changed_keys(&spare.config(), cfg);
+            let set = if changes.is_empty() {
+                Ok(())
+            } else {
+                spare.set_dynamic(&changes)
+            };
+            if let Err(e) = set {
+                self.broker = Some(SessionBroker::Local(current));
+                stop_all([spare]);
+                return Err(e);
+            }
+            self.opts.progress.say(&format!(
+                "back to the warm broker of {} ({} kept idle)",
+                spare.dir().display(),
+                current.dir().display()
+            ));
+            stop_all(self.spares.park(current, knobs::heap_of(cfg).bytes()));
+            self.broker = Some(SessionBroker::Local(spare));
+            apply::announce(Applied::Reused, &from, cfg);
+            return Ok(Applied::Reused);
+        }
+        // The spares that would not fit beside the new broker go first, so
+        // the machine never holds more heap than allowed.
+        stop_all(self.spares.park(current, knobs::heap_of(cfg).bytes()));
+        let what = format!(
+            "starting a broker with a new static config ({cfg}); the one before stays up, idle"
+        );
+        match self.start_broker(cfg, &what) {
+            Ok(b) => {
+                self.broker = Some(SessionBroker::Local(b));
+                apply::announce(Applied::Restarted, &from, cfg);
+                Ok(Applied::Restarted)
+            }
+            Err(e) => {
+                // The broker before is measured on, as if nothing happened.
+                match self.spares.unpark_last() {
+                    Some(b) => self.broker = Some(SessionBroker::Local(b)),
+                    None => self.broker = None,
+                }
+                Err(apply::refused_start(e))
             }
         }
     }
@@ -220,6 +322,7 @@ impl Session {
     }
 
     pub fn stop(&mut self) -> Result<()> {
+        stop_all(self.spares.drain());
         if let Some(SessionBroker::Local(mut b)) = self.broker.take() {
             b.stop()?;
         }
@@ -228,6 +331,16 @@ impl Session {
 
     pub fn secret(&self) -> &Secret {
         &self.secret
+    }
+}
+
+/// Stops brokers klab no longer needs (a failure to stop cleanly is
+/// logged: the JVM was killed).
+fn stop_all(brokers: impl IntoIterator<Item = Box<LocalBroker>>) {
+    for mut b in brokers {
+        if let Err(e) = b.stop() {
+            tracing::warn!("stopping the broker of {}: {e:#}", b.dir().display());
+        }
     }
 }
 

@@ -550,6 +550,10 @@ pub enum Applied {
     /// The Admin API, without a restart.
     #[serde(alias = "dynamic (no restart)")]
     Dynamic,
+    /// A broker of the same session kept running idle (a warm spare, see
+    /// `broker::spares`), whose static config already was this one: its
+    /// dynamic settings changed through the Admin API, its JIT warm.
+    Reused,
     /// The broker already ran with these settings.
     Unchanged,
     /// A broker klab does not own, measured as it is.
@@ -569,6 +573,7 @@ impl fmt::Display for Applied {
             Applied::Started => "static (started)",
             Applied::Restarted => "static (restarted)",
             Applied::Dynamic => "dynamic (no restart)",
+            Applied::Reused => "static (warm broker reused)",
             Applied::Unchanged => "unchanged",
             Applied::External => "external (as it is)",
         })

@@ -63,6 +63,15 @@ pub trait Measurer {
     fn set_prefix(&mut self, prefix: &str) {
         let _ = prefix;
     }
+
+    /// Whether `best` already reaches what the run tunes for (in a lab run
+    /// or the demo: the lab's own verdict against the reference passes).
+    /// The search then ends before its budget: no further trial could
+    /// change the verdict. None: there is no such goal (`klab tune`).
+    fn goal_reached(&self, best: &StepResult) -> Option<String> {
+        let _ = best;
+        None
+    }
 }
 
 /// A capacity trial's start: the scale known from the start's search, and
@@ -240,6 +249,10 @@ pub struct TuneReport {
     pub best_capacity: Option<Capacity>,
     /// Measurements made (steps; for the capacity objective, probes).
     pub measurements: usize,
+    /// Why the search ended before its budget: its best reached the run's
+    /// goal (see [`Measurer::goal_reached`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub goal_reached: Option<String>,
 }
 
 struct Search<'a> {
@@ -258,6 +271,8 @@ struct Search<'a> {
     best_cap: Option<Capacity>,
     scale: f64,
     measurements: usize,
+    /// Set when the best reached the run's goal: no budget is left.
+    goal_reached: Option<String>,
 }
 
 impl Search<'_> {
@@ -274,6 +289,9 @@ impl Search<'_> {
     }
 
     fn budget_left(&self) -> usize {
+        if self.goal_reached.is_some() {
+            return 0;
+        }
         self.opts.budget.saturating_sub(self.trials.len())
     }
 
@@ -418,6 +436,18 @@ impl Search<'_> {
             why: None,
             capacity: None,
         });
+        // The goal is looked at after a measured trial, never before the
+        // first: the start alone may pass a lab whose damage is inside the
+        // noise, and the tuner still tries its repair.
+        if self.goal_reached.is_none() {
+            self.goal_reached = self.m.goal_reached(&self.best_result).map(|why| {
+                format!(
+                    "{why}: the search ended after trial {} of {}",
+                    self.trials.len(),
+                    self.opts.budget
+                )
+            });
+        }
         Ok(Some(accepted))
     }
 
@@ -605,6 +635,7 @@ pub fn tune(
         best_cap: start_cap.clone(),
         scale,
         measurements: 0,
+        goal_reached: None,
     };
     let agent = match &opts.strategy {
         Strategy::Guided => {
@@ -651,6 +682,7 @@ pub fn tune(
             measurements += s.measurements;
             measurements
         },
+        goal_reached: s.goal_reached,
     })
 }
 
@@ -724,6 +756,56 @@ mod tests {
             assert!(r.trials.len() <= 20);
             assert!(r.best_score > r.start_score * 5.0);
         }
+    }
+
+    #[test]
+    fn the_search_ends_at_the_goal_but_only_after_a_kept_trial() {
+        struct WithGoal {
+            sim: Simulated,
+            at: f64,
+        }
+        impl Measurer for WithGoal {
+            fn measure(&mut self, label: &str, c: &Candidate) -> Result<StepResult> {
+                self.sim.measure(label, c)
+            }
+            fn goal_reached(&self, best: &StepResult) -> Option<String> {
+                (best.throughput.msgs_per_s >= self.at).then(|| "at the goal".to_string())
+            }
+        }
+        let space = Space::default_space(false);
+        let optimum: Point = space.knobs.iter().map(|k| k.good).collect();
+        let start = space.candidate(&Candidate::default(), &vec![0; space.knobs.len()]);
+        // The repair reaches the optimum's 100,000/s: one trial, then stop.
+        let mut m = WithGoal {
+            sim: Simulated::new(space.clone(), optimum.clone(), 3),
+            at: 90_000.0,
+        };
+        let r = tune(&mut m, &space, &start, &opts(8)).unwrap();
+        assert_eq!(r.trials.len(), 1, "{:?}", r.trials);
+        assert!(
+            r.goal_reached
+                .as_deref()
+                .is_some_and(|g| g.contains("after trial 1 of 8")),
+            "{:?}",
+            r.goal_reached
+        );
+        // A start that already passes still gets its repair measured: the
+        // goal is only looked at after a trial.
+        let mut m = WithGoal {
+            sim: Simulated::new(space.clone(), optimum.clone(), 3),
+            at: 0.0,
+        };
+        let r = tune(&mut m, &space, &start, &opts(8)).unwrap();
+        assert_eq!(r.trials.len(), 1);
+        assert!(r.trials[0].accepted);
+        // A goal out of reach leaves the whole budget to the search.
+        let mut m = WithGoal {
+            sim: Simulated::new(space.clone(), optimum, 3),
+            at: f64::INFINITY,
+        };
+        let r = tune(&mut m, &space, &start, &opts(8)).unwrap();
+        assert!(r.goal_reached.is_none());
+        assert!(r.trials.len() > 1);
     }
 
     #[test]

@@ -100,7 +100,7 @@ fn step_events(s: &Step, before: Option<&BrokerConfig>, out: &mut Vec<Stamped>) 
         (r.window_start_s - r.workload.warmup.as_secs_f64()).min(first_s - 1.0),
     );
     match r.broker.applied {
-        Applied::Dynamic | Applied::Restarted => {
+        Applied::Dynamic | Applied::Restarted | Applied::Reused => {
             if r.broker.applied == Applied::Restarted {
                 push(
                     begin.saturating_sub(2),
