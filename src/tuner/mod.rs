@@ -93,6 +93,7 @@ pub struct Measured {
 use crate::capacity::{Capacity, Settings as CapacitySettings, Stop};
 
 pub use crate::broker::admin::Refused;
+pub use space::diff_lines;
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct Objective {
@@ -684,32 +685,6 @@ pub fn tune(
         },
         goal_reached: s.goal_reached,
     })
-}
-
-/// `key=value` for every setting of `to` that differs from `from`.
-pub fn diff_lines(from: &Candidate, to: &Candidate) -> Vec<String> {
-    let mut out = from.broker.diff(&to.broker).lines();
-    for (k, v) in &to.producer {
-        if from.producer.get(k) != Some(v) {
-            out.push(format!("producer {k}={v}"));
-        }
-    }
-    for (k, v) in &to.consumer {
-        if from.consumer.get(k) != Some(v) {
-            out.push(format!("consumer {k}={v}"));
-        }
-    }
-    if to.partitions != from.partitions
-        && let Some(n) = to.partitions
-    {
-        out.push(format!("partitions={n}"));
-    }
-    if to.consumers != from.consumers
-        && let Some(n) = to.consumers
-    {
-        out.push(format!("consumers={n}"));
-    }
-    out
 }
 
 #[cfg(test)]

@@ -414,6 +414,32 @@ impl Knob {
     }
 }
 
+/// `key=value` for every setting of `to` that differs from `from`.
+pub fn diff_lines(from: &Candidate, to: &Candidate) -> Vec<String> {
+    let mut out = from.broker.diff(&to.broker).lines();
+    for (k, v) in &to.producer {
+        if from.producer.get(k) != Some(v) {
+            out.push(format!("producer {k}={v}"));
+        }
+    }
+    for (k, v) in &to.consumer {
+        if from.consumer.get(k) != Some(v) {
+            out.push(format!("consumer {k}={v}"));
+        }
+    }
+    if to.partitions != from.partitions
+        && let Some(n) = to.partitions
+    {
+        out.push(format!("partitions={n}"));
+    }
+    if to.consumers != from.consumers
+        && let Some(n) = to.consumers
+    {
+        out.push(format!("consumers={n}"));
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
