@@ -41,28 +41,38 @@ pub fn allowed(brokers: u32) -> usize {
 }
 
 /// How many broker JVMs a session starts to run `configs` in order, with
-/// `max` spares: every config that no running broker reaches without a
-/// restart is a fresh JVM (the first included). A rough count for the plan
-/// line: it ignores the heap limit.
+/// `max` spares: the session's own bookkeeping ([`Spares`]) played on the
+/// configs alone, so every config that neither the current broker nor a
+/// spare reaches without a restart counts as a fresh JVM (the first one
+/// included).
 pub fn fresh_jvms(configs: &[BrokerConfig], max: usize) -> usize {
-    let mut running: Vec<&BrokerConfig> = Vec::new();
+    let mut spares = Spares::new(max, MAX_TOTAL_HEAP);
+    let mut current: Option<BrokerConfig> = None;
     let mut fresh = 0;
     for c in configs {
-        match running.iter().position(|r| !knobs::needs_restart(r, c)) {
-            Some(i) => {
-                let r = running.remove(i);
-                running.push(r);
-            }
-            None => {
-                fresh += 1;
-                running.push(c);
-                if running.len() > max + 1 {
-                    running.remove(0);
+        match current.take() {
+            Some(cur) if !knobs::needs_restart(&cur, c) => {}
+            Some(cur) => {
+                if spares.take(c).0.is_none() {
+                    fresh += 1;
                 }
+                spares.park(cur, knobs::heap_of(c).bytes());
             }
+            None => fresh += 1,
         }
+        current = Some(c.clone());
     }
     fresh
+}
+
+/// A config stands for a broker in [`fresh_jvms`]'s play.
+impl Spare for BrokerConfig {
+    fn settings(&self) -> BrokerConfig {
+        self.clone()
+    }
+    fn alive(&mut self) -> bool {
+        true
+    }
 }
 
 /// What [`Spares`] needs to know of a broker.
@@ -97,14 +107,6 @@ impl<B: Spare> Spares<B> {
     /// Whether the session keeps spares at all.
     pub fn enabled(&self) -> bool {
         self.max > 0
-    }
-
-    pub fn len(&self) -> usize {
-        self.parked.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.parked.is_empty()
     }
 
     /// Takes out a spare that reaches `cfg` without a restart (the most
@@ -161,11 +163,6 @@ impl<B: Spare> Spares<B> {
             .map(|b| knobs::heap_of(&b.settings()).bytes())
             .sum()
     }
-
-    /// The spares' settings, least recently used first.
-    pub fn settings(&self) -> Vec<BrokerConfig> {
-        self.parked.iter().map(Spare::settings).collect()
-    }
 }
 
 #[cfg(test)]
@@ -212,7 +209,7 @@ mod tests {
         // Another static value: no spare reaches it.
         let (none, dead) = s.take(&cfg(1024, &[("socket.receive.buffer.bytes", "8192")]));
         assert!(none.is_none() && dead.is_empty());
-        assert_eq!(s.len(), 1);
+        assert_eq!(s.parked.len(), 1);
         // A dynamic key changed, and a default written out: the spare.
         let want = cfg(
             1024,
@@ -223,7 +220,7 @@ mod tests {
         );
         let (found, _) = s.take(&want);
         assert_eq!(found.map(|b| b.cfg), Some(healthy));
-        assert!(s.is_empty());
+        assert!(s.parked.is_empty());
     }
 
     #[test]
@@ -234,12 +231,15 @@ mod tests {
         assert!(s.park(fake(b.clone()), 0).is_empty());
         let out = s.park(fake(c.clone()), 0);
         assert_eq!(out.iter().map(|f| f.cfg.clone()).collect::<Vec<_>>(), [a]);
-        assert_eq!(s.settings(), [b.clone(), c.clone()]);
+        assert_eq!(
+            s.parked.iter().map(|f| f.cfg.clone()).collect::<Vec<_>>(),
+            [b.clone(), c.clone()]
+        );
         s.parked[0].alive = false;
         let (found, dead) = s.take(&c);
         assert_eq!(found.map(|f| f.cfg), Some(c));
         assert_eq!(dead.len(), 1);
-        assert!(s.is_empty());
+        assert!(s.parked.is_empty());
     }
 
     #[test]
@@ -250,7 +250,7 @@ mod tests {
         assert!(s.park(fake(cfg(256, &[])), 1792 * MemSize::MIB).is_empty());
         let out = s.park(fake(cfg(1024, &[])), 2048 * MemSize::MIB);
         assert_eq!(out.len(), 2, "both older spares go");
-        assert_eq!(s.len(), 1);
+        assert_eq!(s.parked.len(), 1);
     }
 
     #[test]
@@ -280,6 +280,6 @@ mod tests {
         let mut s = Spares::new(0, MAX_TOTAL_HEAP);
         assert!(!s.enabled());
         assert_eq!(s.park(fake(cfg(1024, &[])), 0).len(), 1);
-        assert!(s.is_empty());
+        assert!(s.parked.is_empty());
     }
 }
