@@ -734,7 +734,7 @@ mod tests {
     }
 
     #[test]
-    fn the_search_ends_at_the_goal_but_only_after_a_kept_trial() {
+    fn the_search_ends_at_the_goal_but_only_after_a_trial() {
         struct WithGoal {
             sim: Simulated,
             at: f64,
