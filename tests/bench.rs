@@ -54,6 +54,9 @@ fn bench_quick_one_pair_writes_ratios() {
         .arg(&json)
         .arg("--results")
         .arg(dir.path().join("results"))
+        // The broker's JIT-settling load, short here (a figure of this
+        // test is not a benchmark result).
+        .env("KLAB_JIT_WARM_UP", "8s")
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -83,6 +86,25 @@ fn bench_quick_one_pair_writes_ratios() {
         let max = finite_positive(&r["max"], &format!("{key}.max"));
         assert!(min <= med && med <= max, "{key}: {r}");
     }
+    // The JIT-settling load ran after the warm-up pair at half klab's
+    // warm-up rate, within its limit.
+    let jit = &v["jit_warm_up"];
+    let warm_klab = v["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["phase"] == "warmup" && r["side"] == "klab" && r["test"] == "producer")
+        .unwrap();
+    let half = finite_positive(&warm_klab["records_per_s"], "warm-up rate") / 2.0;
+    assert!(
+        (finite_positive(&jit["rate"], "jit rate") - half).abs() < 1e-6 * half,
+        "{jit}"
+    );
+    assert_eq!(jit["max_s"], 8.0, "{jit}");
+    assert!(
+        finite_positive(&jit["seconds"], "jit seconds") > 0.0,
+        "{jit}"
+    );
     // One cold start each of one broker and of three nodes, timed.
     for key in ["1_broker", "3_nodes"] {
         finite_positive(&v["ready_s"][key]["median"], key);

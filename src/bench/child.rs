@@ -3,6 +3,8 @@
 //! process, every thread, start-up included), the same way for klab's own
 //! processes and for Kafka's JVM tools.
 
+use crate::broker::local::LocalBroker;
+use crate::stats::cpu;
 use anyhow::{Context, Result, anyhow};
 use std::io::Read;
 use std::process::{Command, Stdio};
@@ -137,6 +139,45 @@ pub fn run(cmd: &mut Command, timeout: Duration) -> Result<ChildRun> {
         stdout,
         stderr,
     })
+}
+
+/// The broker's and the host's CPU over a stretch of the bench (a run of
+/// a tool, or a measurement klab makes itself).
+pub struct CpuWatch {
+    broker_pid: Option<u32>,
+    broker0: Option<f64>,
+    host0: Option<(u64, u64)>,
+}
+
+impl CpuWatch {
+    pub fn start(broker: &LocalBroker) -> CpuWatch {
+        let broker_pid = broker.pid();
+        CpuWatch {
+            broker_pid,
+            broker0: broker_pid.and_then(cpu::proc_cpu_s),
+            host0: cpu::host_jiffies(),
+        }
+    }
+
+    /// (broker CPU seconds, host busy share) since start.
+    pub fn stop(&self) -> (Option<f64>, Option<f64>) {
+        let broker = match (self.broker0, self.broker_pid.and_then(cpu::proc_cpu_s)) {
+            (Some(a), Some(b)) => Some((b - a).max(0.0)),
+            _ => None,
+        };
+        let host = match (self.host0, cpu::host_jiffies()) {
+            (Some((b0, t0)), Some((b1, t1))) if t1 > t0 => {
+                Some((b1 - b0) as f64 / (t1 - t0) as f64)
+            }
+            _ => None,
+        };
+        (broker, host)
+    }
+}
+
+pub fn per_record_us(secs: Option<f64>, records: u64) -> Option<f64> {
+    secs.filter(|_| records > 0)
+        .map(|s| s * 1e6 / records as f64)
 }
 
 #[cfg(test)]

@@ -200,6 +200,8 @@ pub struct BenchReport {
     pub ratios: BTreeMap<String, Spread>,
     /// Start-up CPU seconds per tool (from the start-up runs).
     pub startup_cpu_s: BTreeMap<String, f64>,
+    /// The broker's JIT-settling load after the warm-up pair.
+    pub jit_warm_up: Option<JitWarmUp>,
     /// Cold starts of local clusters, start to ready: `1_broker` and
     /// `3_nodes`, median, min and max over the starts (seconds).
     pub ready_s: BTreeMap<String, Spread>,
@@ -207,6 +209,20 @@ pub struct BenchReport {
     pub ready_runs_s: BTreeMap<String, Vec<f64>>,
     pub goals: Vec<Goal>,
     pub notes: Vec<String>,
+}
+
+/// The throw-away load that lets the broker's JIT compilers settle before
+/// the counted pairs (after the warm-up pair, whose klab rate it halves).
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct JitWarmUp {
+    /// Records/s offered (half what klab reached in the warm-up pair).
+    pub rate: f64,
+    /// How long it ran, start-up and drain included.
+    pub seconds: f64,
+    /// Its limit (`$KLAB_JIT_WARM_UP`, default 60 s).
+    pub max_s: f64,
+    /// True when the JIT settled before the limit.
+    pub settled: bool,
 }
 
 impl BenchReport {

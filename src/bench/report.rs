@@ -201,6 +201,18 @@ pub fn table(r: &BenchReport) -> String {
             ready.join(", ")
         ));
     }
+    if let Some(j) = &r.jit_warm_up {
+        out.push_str(&format!(
+            "broker JIT warm-up before the counted pairs: {:.0} s at {:.0} records/s ({})\n",
+            j.seconds,
+            j.rate,
+            if j.settled {
+                "the JIT settled".to_string()
+            } else {
+                format!("its {:.0} s limit reached first", j.max_s)
+            }
+        ));
+    }
     for g in &r.goals {
         let state = match g.met {
             Some(true) => "met",

@@ -3,8 +3,8 @@
 //! ProducerPerformance, ConsumerPerformance and EndToEndLatency, each on a
 //! fresh topic, with the CPU they and the broker used.
 
-use super::child;
-use super::model::{BenchOptions, BenchReport, Latency, Phase, Run, Side, Test};
+use super::child::{self, CpuWatch, per_record_us};
+use super::model::{BenchOptions, BenchReport, JitWarmUp, Latency, Phase, Run, Side, Test};
 use super::parse;
 use super::summary::summarize;
 use super::tools::{Tools, command_line};
@@ -13,7 +13,6 @@ use crate::broker::local::LocalBroker;
 use crate::load::outcome::{ConsumerOutcome, ProducerOutcome, last_json};
 use crate::load::payload::Secret;
 use crate::model::{Acks, Workload};
-use crate::stats::cpu;
 use crate::stats::progress::Progress;
 use crate::step::{self, StepOptions, Target};
 use anyhow::{Result, bail};
@@ -33,44 +32,6 @@ struct Bench<'a> {
     bar: Option<ProgressBar>,
     runs: Vec<Run>,
     seq: u32,
-}
-
-/// Measures `f`'s effect on the broker's and the host's CPU.
-struct CpuWatch {
-    broker_pid: Option<u32>,
-    broker0: Option<f64>,
-    host0: Option<(u64, u64)>,
-}
-
-impl CpuWatch {
-    fn start(broker: &LocalBroker) -> CpuWatch {
-        let broker_pid = broker.pid();
-        CpuWatch {
-            broker_pid,
-            broker0: broker_pid.and_then(cpu::proc_cpu_s),
-            host0: cpu::host_jiffies(),
-        }
-    }
-
-    /// (broker CPU seconds, host busy share) since start.
-    fn stop(&self) -> (Option<f64>, Option<f64>) {
-        let broker = match (self.broker0, self.broker_pid.and_then(cpu::proc_cpu_s)) {
-            (Some(a), Some(b)) => Some((b - a).max(0.0)),
-            _ => None,
-        };
-        let host = match (self.host0, cpu::host_jiffies()) {
-            (Some((b0, t0)), Some((b1, t1))) if t1 > t0 => {
-                Some((b1 - b0) as f64 / (t1 - t0) as f64)
-            }
-            _ => None,
-        };
-        (broker, host)
-    }
-}
-
-fn per_record_us(secs: Option<f64>, records: u64) -> Option<f64> {
-    secs.filter(|_| records > 0)
-        .map(|s| s * 1e6 / records as f64)
 }
 
 impl Bench<'_> {
@@ -482,6 +443,71 @@ impl Bench<'_> {
         Ok(run)
     }
 
+    /// A throw-away load at half the rate klab reached in the warm-up pair,
+    /// until the broker's JIT compilers settle, as a lab runs after every
+    /// broker start: the warm-up pair alone is shorter than the JIT needs,
+    /// and the first measured pair then met a broker still compiling (every
+    /// tool was slowest in pair 1, which widened every min–max).
+    fn jit_warm_up(&mut self) -> Result<JitWarmUp> {
+        let rate = self
+            .runs
+            .iter()
+            .find(|r| {
+                r.phase == Phase::Warmup
+                    && r.side == Side::Klab
+                    && r.test == Test::Producer
+                    && r.records_per_s > 0.0
+            })
+            .map_or(self.opts.latency_rate, |r| r.records_per_s / 2.0);
+        let max = step::jit_warm_up_max();
+        let mut producer = BTreeMap::new();
+        producer.insert("linger.ms".to_string(), self.opts.linger_ms.to_string());
+        producer.insert("batch.size".to_string(), self.opts.batch_size.to_string());
+        let w = Workload {
+            rate: Some(rate),
+            messages: None,
+            duration: Some(max),
+            warmup: Duration::ZERO,
+            message_bytes: self.opts.record_bytes,
+            partitions: self.opts.partitions,
+            acks: Acks::All,
+            producer,
+            topic: None,
+            producers: 1,
+            ..Workload::default()
+        };
+        self.step(format!(
+            "broker JIT warm-up at {rate:.0} rec/s, not counted, until the JIT settles (at most {}s)",
+            max.as_secs()
+        ));
+        let started = std::time::Instant::now();
+        let m = step::measure(
+            &mut Target::Local(self.broker),
+            &w,
+            &self.secret,
+            &StepOptions {
+                label: Some("bench JIT warm-up".into()),
+                applied: crate::model::Applied::Started,
+                throwaway: true,
+                until_jit_settles: true,
+                ..Default::default()
+            },
+        )?;
+        self.check_interrupt()?;
+        self.advance();
+        let settled = m
+            .result
+            .reason
+            .as_deref()
+            .is_some_and(|r| r.contains(step::JIT_SETTLED_REASON));
+        Ok(JitWarmUp {
+            rate,
+            seconds: started.elapsed().as_secs_f64(),
+            max_s: max.as_secs_f64(),
+            settled,
+        })
+    }
+
     fn push(&mut self, run: Run) {
         if let Some(p) = &run.problem {
             tracing::warn!("{} ({:?} {:?}): {p}", run.tool, run.phase, run.test);
@@ -554,7 +580,7 @@ pub fn run(broker: &mut LocalBroker, opts: &BenchOptions) -> Result<BenchReport>
     let log4j = kafka.dir.join("config/tools-log4j2.properties");
     let java = crate::broker::kafka_home::java()?;
     let secret_hex = crate::random::hex(32);
-    let steps = (2 + opts.pairs) * 5 + opts.pairs * 2;
+    let steps = (2 + opts.pairs) * 5 + opts.pairs * 2 + 1;
     let bar = (opts.progress == Progress::Bars).then(|| {
         let b = ProgressBar::with_draw_target(Some(steps as u64), ProgressDrawTarget::stderr());
         b.set_style(
@@ -589,8 +615,10 @@ pub fn run(broker: &mut LocalBroker, opts: &BenchOptions) -> Result<BenchReport>
         seq: 0,
         broker,
     };
+    let mut jit = None;
     let result = (|| -> Result<()> {
         b.throughput_pair(Phase::Warmup, 0, opts.warmup_messages)?;
+        jit = Some(b.jit_warm_up()?);
         b.throughput_pair(Phase::Startup, 0, opts.startup_messages)?;
         for pair in 1..=opts.pairs {
             b.throughput_pair(Phase::Measured, pair, opts.messages)?;
@@ -642,6 +670,7 @@ pub fn run(broker: &mut LocalBroker, opts: &BenchOptions) -> Result<BenchReport>
         summary: BTreeMap::new(),
         ratios: BTreeMap::new(),
         startup_cpu_s: BTreeMap::new(),
+        jit_warm_up: jit,
         ready_s: BTreeMap::new(),
         ready_runs_s: BTreeMap::new(),
         goals: Vec::new(),

@@ -98,7 +98,7 @@ pub fn execute(args: &RunArgs) -> Result<Outcome> {
         until_jit_settles: true,
         ..Default::default()
     };
-    let w = crate::lab::target::warm_up_workload(&workload, crate::lab::target::jit_warm_up_max());
+    let w = crate::lab::target::warm_up_workload(&workload, crate::step::jit_warm_up_max());
     let warmed = step::measure(&mut Target::Local(&mut broker), &w, &secret, &warm);
     let opts = StepOptions {
         progress: show,

@@ -296,7 +296,7 @@ impl Session {
         // comes before the first step that offers a rate.
         let settle = settle && workload.rate.is_some();
         let length = if settle {
-            crate::lab::target::jit_warm_up_max()
+            crate::step::jit_warm_up_max()
         } else {
             crate::lab::target::WARM_UP
         };
@@ -421,7 +421,7 @@ impl LabTarget for Session {
             .with("quick", self.opts.quick.to_string())
             .with(
                 "jit_warm_up",
-                format!("{:?}", crate::lab::target::jit_warm_up_max()),
+                format!("{:?}", crate::step::jit_warm_up_max()),
             );
         Some((store, key))
     }

@@ -40,23 +40,8 @@ pub fn describe_estimate(d: std::time::Duration) -> String {
 /// How long the throw-away load after a broker (re)start runs.
 /// (A target that cannot watch the broker's JIT, Kubernetes, runs it this
 /// long; a local broker runs it until its JIT settles, see
-/// [`JIT_WARM_UP_MAX`].)
+/// [`crate::step::JIT_WARM_UP_MAX`].)
 pub const WARM_UP: std::time::Duration = std::time::Duration::from_secs(6);
-
-/// The longest throw-away load after a local broker (re)starts. On 2
-/// cores Kafka's JIT compilers work for 40 to 50 s under load before the
-/// broker reaches its steady latency; the warm-up ends as soon as they
-/// settle (see `step::StepOptions::until_jit_settles`).
-pub const JIT_WARM_UP_MAX: std::time::Duration = std::time::Duration::from_secs(60);
-
-/// [`JIT_WARM_UP_MAX`], or `$KLAB_JIT_WARM_UP` (a duration) where a test or
-/// a CI run trades the JIT's steady state for time.
-pub fn jit_warm_up_max() -> std::time::Duration {
-    std::env::var("KLAB_JIT_WARM_UP")
-        .ok()
-        .and_then(|v| crate::units::parse_duration(&v).ok())
-        .unwrap_or(JIT_WARM_UP_MAX)
-}
 
 /// The throw-away load after a (re)start: `workload` for `length`, without
 /// a warm-up or faults of its own.

@@ -78,6 +78,24 @@ pub struct StepOptions {
 pub const JIT_SETTLED: Duration = Duration::from_millis(1000);
 pub const JIT_LOOKBACK: Duration = Duration::from_secs(5);
 pub const JIT_MIN: Duration = Duration::from_secs(6);
+/// How a JIT-settling load's `reason` starts when the JIT settled (rather
+/// than the load running to its limit).
+pub const JIT_SETTLED_REASON: &str = "the JIT settled after";
+
+/// The longest throw-away load after a local broker (re)starts. On 2
+/// cores Kafka's JIT compilers work for 40 to 50 s under load before the
+/// broker reaches its steady latency; the warm-up ends as soon as they
+/// settle (see [`StepOptions::until_jit_settles`]).
+pub const JIT_WARM_UP_MAX: Duration = Duration::from_secs(60);
+
+/// [`JIT_WARM_UP_MAX`], or `$KLAB_JIT_WARM_UP` (a duration) where a test or
+/// a CI run trades the JIT's steady state for time.
+pub fn jit_warm_up_max() -> Duration {
+    std::env::var("KLAB_JIT_WARM_UP")
+        .ok()
+        .and_then(|v| crate::units::parse_duration(&v).ok())
+        .unwrap_or(JIT_WARM_UP_MAX)
+}
 
 /// How long the consumer may keep reading after the producers are done
 /// before the step ends incomplete: a broker that takes writes faster than
@@ -439,7 +457,7 @@ pub fn measure(
                         && !cancel.is_cancelled()
                     {
                         cancel.cancel(format!(
-                            "the JIT settled after {:.0}s",
+                            "{JIT_SETTLED_REASON} {:.0}s",
                             started_at.elapsed().as_secs_f64()
                         ));
                         tracing::info!("JIT warm-up: settled after {:.0?}", started_at.elapsed());
