@@ -148,3 +148,35 @@ fn the_check_sees_an_upward_import() {
         vec![(1, "cmd".to_string()), (2, "error".to_string())]
     );
 }
+
+/// Issue 11's size rule: a file's non-test part (everything before its
+/// first `#[cfg(test)]`) stays at or under this many lines, so each file
+/// holds one concept a reader can take in.
+const MAX_LINES: usize = 700;
+
+#[test]
+fn no_source_file_passes_the_line_limit_outside_its_tests() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    rust_files(&src, &mut files);
+    files.sort();
+    let long: Vec<String> = files
+        .iter()
+        .filter_map(|f| {
+            let text = std::fs::read_to_string(f).unwrap();
+            let n = text
+                .split("#[cfg(test)]")
+                .next()
+                .unwrap_or("")
+                .lines()
+                .count();
+            (n > MAX_LINES).then(|| format!("{}: {n} lines outside its tests", f.display()))
+        })
+        .collect();
+    assert!(
+        long.is_empty(),
+        "over {MAX_LINES} lines; split by concept (docs/ARCHITECTURE.md):\n{}",
+        long.join("\n")
+    );
+    assert!(files.len() > 50, "read too few files: {}", files.len());
+}

@@ -13,16 +13,17 @@ use crate::broker::apply::{Reconfigure, refused_start};
 use crate::broker::dynamic::{self, mismatches};
 use crate::broker::kafka_home::{KafkaHome, java, java_version};
 use crate::broker::node::{Node, Stopped, heap_from_gc_log};
-use crate::broker::render::{NodeLayout, Voter};
 use crate::model::{BrokerConfig, EffectiveValue};
 use anyhow::{Context, Result, anyhow, bail};
 use std::collections::BTreeMap;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::ExitStatus;
 use std::time::{Duration, Instant};
 
 mod faults;
+mod layout;
+pub use layout::cluster_id;
+use layout::layouts;
 
 /// The most nodes a local cluster may have.
 pub const MAX_BROKERS: u32 = crate::broker::quorum::MAX_NODES;
@@ -73,69 +74,6 @@ pub struct LocalBroker {
     /// When a change last shrank the request handler pools (see
     /// [`LocalBroker::let_removed_handlers_exit`]).
     handlers_shrunk_at: Option<Instant>,
-}
-
-/// `n` distinct free ports.
-fn free_ports(n: usize) -> Result<Vec<u16>> {
-    // Hold the listeners until all are chosen, so no port comes twice.
-    let ls: Vec<TcpListener> = (0..n)
-        .map(|_| TcpListener::bind("127.0.0.1:0").context("finding a free port on 127.0.0.1"))
-        .collect::<Result<_>>()?;
-    ls.iter()
-        .map(|l| Ok(l.local_addr()?.port()))
-        .collect::<Result<_>>()
-}
-
-/// A random KRaft cluster id: 16 bytes in URL-safe base64 without padding,
-/// the form `kafka-storage random-uuid` prints. Like Kafka's own generator,
-/// it never starts with '-', which a command line would take for an option.
-pub fn cluster_id() -> String {
-    use base64::Engine;
-    loop {
-        let a = crate::random::u64().to_le_bytes();
-        let b = crate::random::u64().to_le_bytes();
-        let mut bytes = [0u8; 16];
-        bytes[..8].copy_from_slice(&a);
-        bytes[8..].copy_from_slice(&b);
-        let id = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
-        if !id.starts_with('-') {
-            return id;
-        }
-    }
-}
-
-/// The nodes' layouts: ports, roles, voters, data directories.
-fn layouts(dir: &Path, n: u32) -> Result<Vec<(NodeLayout, PathBuf)>> {
-    let voters_n = crate::broker::quorum::voter_count(n);
-    let ports = free_ports((n + voters_n) as usize)?;
-    let voters: Vec<Voter> = (0..voters_n)
-        .map(|i| Voter {
-            id: i as i32 + 1,
-            host: "127.0.0.1".into(),
-            port: ports[(n + i) as usize],
-        })
-        .collect();
-    Ok((0..n)
-        .map(|i| {
-            let id = i as i32 + 1;
-            let node_dir = if n == 1 {
-                dir.to_path_buf()
-            } else {
-                dir.join(format!("node-{id}"))
-            };
-            let layout = NodeLayout {
-                node_id: id,
-                bind_host: "127.0.0.1".into(),
-                advertised_host: "127.0.0.1".into(),
-                broker_port: ports[i as usize],
-                controller_port: (i < voters_n).then(|| ports[(n + i) as usize]),
-                log_dir: node_dir.join("data").to_string_lossy().to_string(),
-                voters: voters.clone(),
-                cluster_size: n,
-            };
-            (layout, node_dir)
-        })
-        .collect())
 }
 
 impl LocalBroker {
@@ -733,50 +671,5 @@ impl Drop for LocalBroker {
         self.opts.stop_grace = self.opts.stop_grace.min(Duration::from_secs(10));
         let _ = self.stop();
         // The nodes remove their data when they drop.
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn cluster_ids_look_like_kafkas() {
-        for _ in 0..1000 {
-            assert!(!cluster_id().starts_with('-'));
-        }
-        let id = cluster_id();
-        assert_eq!(id.len(), 22);
-        assert!(
-            id.chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-        );
-    }
-
-    #[test]
-    fn up_to_three_nodes_vote_and_more_are_brokers_only() {
-        let d = Path::new("/nonexistent/klab");
-        let one = layouts(d, 1).unwrap();
-        assert_eq!(one[0].1, d);
-        assert_eq!(one[0].0.voters.len(), 1);
-        let five = layouts(d, 5).unwrap();
-        assert_eq!(five[4].1, d.join("node-5"));
-        assert!(
-            five.iter()
-                .all(|(l, _)| l.voters.len() == 3 && l.cluster_size == 5)
-        );
-        let controllers: Vec<bool> = five
-            .iter()
-            .map(|(l, _)| l.controller_port.is_some())
-            .collect();
-        assert_eq!(controllers, [true, true, true, false, false]);
-        let mut ports: Vec<u16> = five
-            .iter()
-            .flat_map(|(l, _)| [Some(l.broker_port), l.controller_port])
-            .flatten()
-            .collect();
-        ports.sort();
-        ports.dedup();
-        assert_eq!(ports.len(), 8, "every listener its own port");
     }
 }

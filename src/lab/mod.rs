@@ -8,6 +8,7 @@ pub mod calibration;
 pub mod capacity;
 pub mod expect;
 pub mod file;
+pub mod fix;
 pub mod patch;
 pub mod run;
 pub mod session;

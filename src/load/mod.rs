@@ -5,3 +5,4 @@ pub mod outcome;
 pub mod payload;
 pub mod producer;
 pub mod tally;
+pub mod topic_handle;

@@ -11,6 +11,7 @@
 use crate::cancel::Cancel;
 use crate::load::clock::Clock;
 use crate::load::payload::{Encoder, FLAG_WARMUP, MarkerBody, Secret};
+use crate::load::topic_handle::TopicHandle;
 use crate::model::{Acks, Workload};
 use crate::stats::hist::Recorder;
 use crate::stats::progress::ProducerProgress;
@@ -96,117 +97,6 @@ impl ProducerContext for DeliveryContext {
                 }
             }
         }
-    }
-}
-
-/// A librdkafka topic handle for the producer's topic. rdkafka's
-/// `BaseProducer::send` names the topic per record: it allocates a CString
-/// and librdkafka looks the topic up by name under the client's lock each
-/// time. With the handle, a record is one `rd_kafka_produceva` call that
-/// allocates nothing beyond librdkafka's own copy of the payload.
-/// It borrows the producer, so the client outlives the handle.
-struct TopicHandle<'p> {
-    rk: *mut rdkafka::bindings::rd_kafka_t,
-    rkt: *mut rdkafka::bindings::rd_kafka_topic_t,
-    _producer: std::marker::PhantomData<&'p ThreadedProducer<DeliveryContext>>,
-}
-
-impl<'p> TopicHandle<'p> {
-    fn new(
-        producer: &'p ThreadedProducer<DeliveryContext>,
-        topic: &str,
-    ) -> Result<TopicHandle<'p>> {
-        let name = std::ffi::CString::new(topic)
-            .map_err(|_| anyhow::anyhow!("topic name {topic:?} contains a NUL byte"))?;
-        let rk = producer.client().native_ptr();
-        // SAFETY: `rk` is a live client (the handle borrows the producer);
-        // a NULL conf means the client's default topic config.
-        let rkt = unsafe {
-            rdkafka::bindings::rd_kafka_topic_new(rk, name.as_ptr(), std::ptr::null_mut())
-        };
-        if rkt.is_null() {
-            anyhow::bail!("librdkafka refused a handle for topic {topic}");
-        }
-        Ok(TopicHandle {
-            rk,
-            rkt,
-            _producer: std::marker::PhantomData,
-        })
-    }
-
-    /// Hands one record to librdkafka, which copies the payload. `opaque`
-    /// comes back to [`DeliveryContext::delivery`] as rdkafka's `usize`
-    /// delivery opaque (a pointer-sized integer, see `IntoOpaque for usize`).
-    #[inline]
-    fn produce(
-        &self,
-        partition: i32,
-        payload: &[u8],
-        opaque: usize,
-        timestamp_ms: i64,
-    ) -> std::result::Result<(), RDKafkaErrorCode> {
-        use rdkafka::bindings::{
-            RD_KAFKA_MSG_F_COPY, rd_kafka_vtype_t as T, rd_kafka_vu_s__bindgen_ty_1 as U,
-            rd_kafka_vu_s__bindgen_ty_1__bindgen_ty_1 as Mem, rd_kafka_vu_t as Vu,
-        };
-        let vus = [
-            Vu {
-                vtype: T::RD_KAFKA_VTYPE_RKT,
-                u: U { rkt: self.rkt },
-            },
-            Vu {
-                vtype: T::RD_KAFKA_VTYPE_PARTITION,
-                u: U { i32_: partition },
-            },
-            Vu {
-                vtype: T::RD_KAFKA_VTYPE_VALUE,
-                u: U {
-                    mem: Mem {
-                        ptr: payload.as_ptr() as *mut std::ffi::c_void,
-                        size: payload.len(),
-                    },
-                },
-            },
-            Vu {
-                vtype: T::RD_KAFKA_VTYPE_OPAQUE,
-                u: U {
-                    ptr: opaque as *mut std::ffi::c_void,
-                },
-            },
-            Vu {
-                vtype: T::RD_KAFKA_VTYPE_MSGFLAGS,
-                u: U {
-                    i: RD_KAFKA_MSG_F_COPY,
-                },
-            },
-            Vu {
-                vtype: T::RD_KAFKA_VTYPE_TIMESTAMP,
-                u: U { i64_: timestamp_ms },
-            },
-        ];
-        // SAFETY: `rk` and `rkt` are live (see `new`); every entry of `vus`
-        // sets the union field its vtype names; with F_COPY librdkafka
-        // copies the payload before it returns and never writes to it.
-        let err =
-            unsafe { rdkafka::bindings::rd_kafka_produceva(self.rk, vus.as_ptr(), vus.len()) };
-        if err.is_null() {
-            return Ok(());
-        }
-        // SAFETY: a non-NULL error is ours to read and destroy.
-        let code = unsafe {
-            let code = rdkafka::bindings::rd_kafka_error_code(err);
-            rdkafka::bindings::rd_kafka_error_destroy(err);
-            code
-        };
-        Err(code.into())
-    }
-}
-
-impl Drop for TopicHandle<'_> {
-    fn drop(&mut self) {
-        // SAFETY: releases the reference `rd_kafka_topic_new` gave us; the
-        // client is still alive (see `new`).
-        unsafe { rdkafka::bindings::rd_kafka_topic_destroy(self.rkt) }
     }
 }
 
@@ -683,7 +573,7 @@ struct Ends<'a> {
 /// until they are acknowledged; true when they all were.
 fn send_markers(
     producer: &ThreadedProducer<DeliveryContext>,
-    topic_handle: &TopicHandle<'_>,
+    topic_handle: &TopicHandle<'_, DeliveryContext>,
     enc: &mut Encoder,
     clock: &Clock,
     cancel: &Cancel,
