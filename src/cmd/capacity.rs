@@ -181,11 +181,27 @@ fn finish(
         .searches()
         .iter()
         .all(|c| c.stop == crate::capacity::Stop::Converged);
-    let met = report.expect.is_none_or(|e| e.pass == Some(true));
-    Ok(if all && met {
-        Outcome::Done
-    } else {
-        Outcome::Incomplete
+    // A capacity lab judges (its fix against its own settings): one rule
+    // with every judging command. A plain search only says whether it
+    // found its answer.
+    Ok(match &report.expect {
+        Some(e) if all && e.pass == Some(true) => {
+            crate::outln!("verdict: as the lab expects (exit 0)");
+            Outcome::Done
+        }
+        Some(_) => {
+            crate::outln!(
+                "verdict: not as the lab expects (exit 1): {}",
+                if all {
+                    "the fix's capacity ratio is below the lab's bound"
+                } else {
+                    "a search did not converge, so the ratio could not be judged"
+                }
+            );
+            Outcome::NotAsExpected
+        }
+        None if all => Outcome::Done,
+        None => Outcome::Incomplete,
     })
 }
 

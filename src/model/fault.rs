@@ -295,6 +295,10 @@ pub struct Window {
     pub e2e_p50_ms: f64,
     pub e2e_p99_ms: f64,
     pub e2e_max_ms: f64,
+    /// Publish p99 (due time to acknowledgement) of the records
+    /// acknowledged in the window: what the producers waited.
+    #[serde(default)]
+    pub publish_p99_ms: f64,
     /// Sends that failed (never acknowledged), by due time.
     pub failed: u64,
     /// Records read more than once, by due time.

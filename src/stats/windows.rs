@@ -100,12 +100,30 @@ pub fn cut(
             ("after", during_end, next),
         ] {
             if b - a > 1e-9 {
-                out.push(window(name, i + 1, a, b, start, &acks, e2e, per_second));
+                let hists = Hists { publish, e2e };
+                out.push(window(name, i + 1, a, b, start, &acks, &hists, per_second));
             }
         }
         from = next;
     }
     out
+}
+
+/// A step's two latency recorders, per second.
+struct Hists<'a> {
+    publish: &'a Recorder,
+    e2e: &'a Recorder,
+}
+
+/// The latency of the seconds of `rec` that overlap [a, b).
+fn percentiles_in(rec: &Recorder, a: f64, b: f64) -> crate::model::Percentiles {
+    let mut h = new_histogram();
+    for (k, x) in rec.intervals() {
+        if overlap(*k, a, b) > 0.0 {
+            let _ = h.add(x);
+        }
+    }
+    percentiles(&h)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -116,16 +134,10 @@ fn window(
     b: f64,
     start: f64,
     acks: &BTreeMap<u64, u64>,
-    e2e: &Recorder,
+    hists: &Hists<'_>,
     per_second: &PerSecond,
 ) -> Window {
-    let mut h = new_histogram();
-    for (k, x) in e2e.intervals() {
-        if overlap(*k, a, b) > 0.0 {
-            let _ = h.add(x);
-        }
-    }
-    let p = percentiles(&h);
+    let p = percentiles_in(hists.e2e, a, b);
     Window {
         name: name.to_string(),
         fault,
@@ -135,6 +147,7 @@ fn window(
         e2e_p50_ms: p.p50,
         e2e_p99_ms: p.p99,
         e2e_max_ms: p.max,
+        publish_p99_ms: percentiles_in(hists.publish, a, b).p99,
         failed: count_in(&per_second.failed, a, b),
         duplicated: count_in(&per_second.duplicated, a, b),
         lost: count_in(&per_second.missing, a, b).saturating_sub(count_in(
