@@ -12,4 +12,10 @@ export KLAB_CACHE_DIR=$TMPDIR/klab-cache
 
 # The sandbox has no /usr/bin/env: stdenv's patchShebangs points the scripts the
 # tests run at the bash on PATH.
-patchShebangs --build scripts/kube-testenv
+patchShebangs --build scripts/kube-testenv scripts/rdkafka-performance
+
+# librdkafka's own benchmark for tests/bench.rs (`klab bench`'s second peer),
+# compiled from the librdkafka the build phase built: the script finds it under
+# target/<triple>/release, where cargo --target puts it.
+KLAB_RDKAFKA_PERFORMANCE=$(scripts/rdkafka-performance)
+export KLAB_RDKAFKA_PERFORMANCE

@@ -15,13 +15,15 @@
   ];
 
   # What the tests read or run on top of that: the integration tests, the labs
-  # they load, the manifests the Kubernetes tests deploy and the script that
-  # starts their kube-apiserver.
+  # they load, the manifests the Kubernetes tests deploy, the script that
+  # starts their kube-apiserver, and the one that builds librdkafka's benchmark
+  # for tests/bench.rs (preCheck runs it).
   testPaths = [
     "tests"
     "labs"
     "manifests"
     "scripts/kube-testenv"
+    "scripts/rdkafka-performance"
   ];
 
   # Tests the build sandbox cannot run, passed on as `--skip NAME`: the live
