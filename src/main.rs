@@ -50,7 +50,7 @@ fn measures_here(c: &Command) -> bool {
         | Command::Tune(_)
         | Command::TuneBench(_)
         | Command::Bench(_) => true,
-        Command::Lab(LabCommand::Run(_) | LabCommand::Check(_)) => true,
+        Command::Lab(LabCommand::Run(_) | LabCommand::Check(_) | LabCommand::Rehearse(_)) => true,
         Command::Demo(a) => a.target == DemoTarget::Local,
         _ => false,
     }

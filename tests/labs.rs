@@ -889,7 +889,7 @@ lost_at_most = 0
         "before fault 1",
         "during fault 1",
         "read back from the topic's start after the faults",
-        "(before → during → after)",
+        "vs lab 01 of a step with faults: before the first fault",
         "verdict: every step as the lab expects (exit 0)",
     ] {
         assert!(stdout.contains(needle), "no '{needle}' in:\n{stdout}");
@@ -967,4 +967,29 @@ fn a_lab_whose_verdict_is_no_exits_1() {
     assert!(stdout.contains("02-never degraded: NO"), "{stdout}");
     let run = only_run_dir(&results);
     assert!(run.join("verdicts.json").is_file() && run.join("summary.txt").is_file());
+}
+
+/// Every lab with a fix ships a `my-fix.toml` template made from that fix:
+/// each setting it changes, commented out, with what the lab runs with
+/// and which lab set it (never the answer). `KLAB_BLESS=1` writes them.
+#[test]
+fn every_gradable_lab_has_the_fix_template_its_fix_gives() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("labs");
+    let bless = std::env::var_os("KLAB_BLESS").is_some();
+    for (track, dir) in klab::lab::tracks(&root) {
+        let labs = Labs::load(&dir).unwrap();
+        for l in labs.labs.iter().filter(|l| !l.fix.is_empty()) {
+            let key = klab::lab::rehearse::qualified(&track, &l.number);
+            let want = klab::lab::template::my_fix(l, &key);
+            let path = l.dir.join("my-fix.toml");
+            if bless {
+                std::fs::write(&path, &want).unwrap();
+            }
+            let have = std::fs::read_to_string(&path).unwrap_or_default();
+            assert_eq!(have, want, "{} (KLAB_BLESS=1 writes it)", path.display());
+            // A template checks nothing until the student writes in it.
+            let fix = klab::lab::file::parse_fix_file(&path).unwrap();
+            assert!(fix.is_empty(), "{}", path.display());
+        }
+    }
 }

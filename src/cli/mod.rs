@@ -189,6 +189,30 @@ pub enum LabCommand {
     /// Measure your fix of a lab (my-fix.toml in the lab folder, and/or
     /// flags) against the lab's expectations.
     Check(LabCheckArgs),
+    /// Run labs again and again with their own fix (the night before a
+    /// class): how often each showed its lesson, the spread of its figures,
+    /// and which are not dependable on this machine.
+    Rehearse(LabRehearseArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct LabRehearseArgs {
+    /// Tracks (broker, durability, client) or labs (04, durability/03).
+    #[arg(required = true, value_name = "TRACK|LAB")]
+    pub targets: Vec<String>,
+    /// Rounds: every lab is run this many times (a campaign continued
+    /// with --into runs only the rounds it lacks).
+    #[arg(long, default_value_t = 10, value_parser = parse_rounds)]
+    pub runs: usize,
+    /// The share of rounds a lab must show its lesson in to be dependable.
+    #[arg(long, default_value = "90%", value_parser = parse_share)]
+    pub need: f64,
+    /// Continue the campaign in DIR (rounds already there count), or start
+    /// one there; without it, a new folder under --results.
+    #[arg(long, value_name = "DIR")]
+    pub into: Option<PathBuf>,
+    #[command(flatten)]
+    pub session: SessionArgs,
 }
 
 #[derive(Args, Debug, Clone, Default)]
@@ -356,6 +380,34 @@ pub fn parse_strategy(s: &str) -> Result<StrategyArg, String> {
 }
 
 /// Tuner budgets: at least one trial, at most a few hours of measuring.
+/// Rounds of a rehearsal: 1 to 100.
+pub fn parse_rounds(s: &str) -> Result<usize, String> {
+    let n: usize = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("'{s}' is not a whole number of rounds"))?;
+    if !(1..=100).contains(&n) {
+        return Err(format!("{n} is not allowed; expected 1..=100 rounds"));
+    }
+    Ok(n)
+}
+
+/// A share: `90%` or `0.9`, in (0, 1].
+pub fn parse_share(s: &str) -> Result<f64, String> {
+    let t = s.trim();
+    let x = match t.strip_suffix('%') {
+        Some(p) => p.trim().parse::<f64>().map(|p| p / 100.0),
+        None => t.parse::<f64>(),
+    }
+    .map_err(|_| format!("'{s}' is not a share; write 90% or 0.9"))?;
+    if !(x > 0.0 && x <= 1.0) {
+        return Err(format!(
+            "'{s}' is not allowed; a share above 0% and at most 100%"
+        ));
+    }
+    Ok(x)
+}
+
 pub fn parse_budget(s: &str) -> Result<usize, String> {
     let n: usize = s
         .trim()

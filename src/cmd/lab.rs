@@ -24,6 +24,7 @@ pub fn execute(cmd: &LabCommand) -> Result<Outcome> {
         LabCommand::Show(a) => show(a),
         LabCommand::Run(a) => run(a),
         LabCommand::Check(a) => check(a),
+        LabCommand::Rehearse(a) => super::rehearse::execute(a),
     }
 }
 
@@ -423,8 +424,9 @@ fn check(a: &LabCheckArgs) -> Result<Outcome> {
     }
     if fix.is_empty() {
         return Err(usage!(
-            "nothing to check: write your fix into {} (heap = \"...\", [properties], [producer]) or pass --broker-set/--heap/--producer-set",
-            lab.dir.join("my-fix.toml").display()
+            "nothing to check: write your fix into {} (this lab's fix changes: {}) or pass --broker-set/--heap/--producer-set",
+            lab.dir.join("my-fix.toml").display(),
+            crate::lab::template::keys(&lab).join(", ")
         ));
     }
     // Before anything is measured: a fix that leaves a broken value in
@@ -522,40 +524,7 @@ pub fn hints(lab: &crate::lab::Lab, fix: &Fix) -> Vec<String> {
 
 /// What the student's fix leaves at the value the lab broke it to.
 pub fn still_broken(lab: &crate::lab::Lab, fix: &Fix) -> Vec<String> {
-    let mut out = Vec::new();
-    let fixed = lab.fixed_broker(fix);
-    if lab.fix.broker.heap.is_some() && fixed.heap == lab.broker.heap {
-        out.push(format!(
-            "the heap is still {} (set by {}); compare gc.log of a step with the heap you want",
-            fixed.heap.map(|h| h.jvm()).unwrap_or_default(),
-            lab.origin.get("heap").cloned().unwrap_or_default()
-        ));
-    }
-    for k in lab.fix.broker.properties.keys() {
-        let bad = lab.broker.properties.get(k);
-        if bad.is_some() && fixed.properties.get(k) == bad {
-            out.push(format!(
-                "{k} is still {} (set by {}); `klab knobs {k}` says what it does and whether it changes live",
-                bad.cloned().unwrap_or_default(),
-                lab.origin.get(k).cloned().unwrap_or_default()
-            ));
-        }
-    }
-    for k in lab.fix.producer.keys() {
-        let bad = lab.workload.producer.get(k);
-        let yours = fix.producer.get(k).or(bad);
-        if bad.is_some() && yours == bad {
-            out.push(format!(
-                "the producers still run with {k}={} (set by {})",
-                yours.cloned().unwrap_or_default(),
-                lab.origin
-                    .get(&format!("producer.{k}"))
-                    .cloned()
-                    .unwrap_or_default()
-            ));
-        }
-    }
-    out
+    crate::lab::template::still_broken(lab, fix)
 }
 
 #[cfg(test)]

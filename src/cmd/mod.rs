@@ -11,6 +11,7 @@ pub mod knobs;
 pub mod lab;
 pub mod machine;
 pub mod pods;
+pub mod rehearse;
 pub mod run;
 pub mod tune;
 pub mod tune_bench;

@@ -373,6 +373,30 @@ fn parse_fault(
     Ok(spec)
 }
 
+/// Why a setting's value is not a scalar, in words. A table here is
+/// almost always an unquoted dotted key (`num.io.threads = 8` is, in TOML,
+/// `num = { io = { threads = 8 } }`): say how to write it.
+fn not_scalar(key: &str, v: &toml::Value) -> String {
+    fn first_leaf(prefix: String, v: &toml::Value) -> (String, String) {
+        match v {
+            toml::Value::Table(t) => match t.iter().next() {
+                Some((k, inner)) => first_leaf(format!("{prefix}.{k}"), inner),
+                None => (prefix, String::new()),
+            },
+            other => (prefix, other.to_string()),
+        }
+    }
+    match v {
+        toml::Value::Table(_) => {
+            let (dotted, value) = first_leaf(key.to_string(), v);
+            format!(
+                "a table, not a value: quote a key with dots in it, \"{dotted}\" = {value} (unquoted, TOML reads {dotted} as nested tables)"
+            )
+        }
+        _ => "expected a string, number or boolean".to_string(),
+    }
+}
+
 /// A TOML scalar as the string Kafka would read.
 fn scalar(v: &toml::Value) -> Option<String> {
     match v {
@@ -399,7 +423,7 @@ fn parse_broker(cx: &Ctx<'_>, table: &str, b: &RawBroker) -> Result<BrokerConfig
         let Some(s) = scalar(v.get_ref()) else {
             return Err(cx.err(
                 v,
-                format!("{table}.properties.\"{k}\": expected a string, number or boolean"),
+                format!("{table}.properties.\"{k}\": {}", not_scalar(k, v.get_ref())),
             ));
         };
         crate::broker::knobs::check_setting(k, &s)
@@ -489,7 +513,7 @@ fn client_settings(
         let Some(s) = scalar(v.get_ref()) else {
             return Err(cx.err(
                 v,
-                format!("{table}.{client}.\"{k}\": expected a string, number or boolean"),
+                format!("{table}.{client}.\"{k}\": {}", not_scalar(k, v.get_ref())),
             ));
         };
         let checked = if client == "consumer" {
@@ -779,6 +803,13 @@ p99_at_most = 1.5
         assert!(e.message.contains("set by klab"), "{e}");
         let e = err("title = \"a\"\n[expect.fixed]\np99_at_most = -1.0\n");
         assert!(e.message.contains("expect.fixed.p99_at_most"), "{e}");
+        let e = err("title = \"a\"\n[broker.properties]\nnum.io.threads = 8\n");
+        assert!(
+            e.message.contains("\"num.io.threads\" = 8"),
+            "an unquoted dotted key gets a hint to quote it: {e}"
+        );
+        let e = err("title = \"a\"\n[workload.producer]\nlinger.ms = 5\n");
+        assert!(e.message.contains("\"linger.ms\" = 5"), "{e}");
         let e = err("title = \"a\"\n[expect.fixed]\nlost_at_mots = 0\n");
         assert!(e.message.contains("did you mean lost_at_most?"), "{e}");
         assert_eq!(e.line, Some(3), "{e}");

@@ -10,10 +10,12 @@ pub mod expect;
 pub mod file;
 pub mod fix;
 pub mod patch;
+pub mod rehearse;
 pub mod run;
 pub mod session;
 pub mod summary;
 pub mod target;
+pub mod template;
 pub mod verdict;
 
 use crate::model::{BrokerConfig, Workload};
@@ -383,16 +385,57 @@ pub fn load_with(dir_flag: Option<&Path>, key: &str) -> Result<(Labs, String)> {
         return Ok((labs, id));
     }
     let root = labs_dir(dir_flag);
-    if let Some((track, lab)) = key.split_once('/')
-        && tracks(&root).iter().any(|(n, _)| n == track)
-    {
-        let labs = load_track(&root, track)?;
-        let id = labs.get(lab)?.id.clone();
-        return Ok((labs, id));
+    let found = match key.split_once('/') {
+        Some((track, lab)) if tracks(&root).iter().any(|(n, _)| n == track) => {
+            let labs = load_track(&root, track)?;
+            labs.get(lab).map(|l| l.id.clone()).map(|id| (labs, id))
+        }
+        _ => {
+            let labs = Labs::load(&root)?;
+            labs.get(key).map(|l| l.id.clone()).map(|id| (labs, id))
+        }
+    };
+    found.map_err(|e| unknown_lab(&root, key).unwrap_or(e))
+}
+
+/// A lab name that no track has: the closest name of every track's labs
+/// (a misspelt track or lab), and every lab by track.
+fn unknown_lab(root: &Path, key: &str) -> Option<anyhow::Error> {
+    let mut names: Vec<String> = Vec::new();
+    let mut by_track: Vec<String> = Vec::new();
+    for (track, dir) in tracks(root) {
+        let labs = Labs::load(&dir).ok()?;
+        let ids: Vec<String> = labs
+            .labs
+            .iter()
+            .map(|l| rehearse::qualified(&track, &l.id))
+            .collect();
+        by_track.push(format!("{track}: {}", ids.join(", ")));
+        for (l, id) in labs.labs.iter().zip(&ids) {
+            names.push(id.clone());
+            // `durability/03` as well as `durability/03-acks-one`.
+            names.push(rehearse::qualified(&track, &l.number));
+        }
     }
-    let labs = Labs::load(&root)?;
-    let id = labs.get(key)?.id.clone();
-    Ok((labs, id))
+    let key = key.trim().trim_end_matches('/');
+    // A part of a name (`acks-one`), else a name a few typos away.
+    let part = (key.chars().count() >= 3)
+        .then(|| names.iter().find(|n| n.contains(key)))
+        .flatten()
+        .map(String::as_str);
+    let near = || {
+        let edits = (key.chars().count() / 3).max(1);
+        crate::error::closest(key, names.iter().map(String::as_str), edits)
+    };
+    let hint = part
+        .or_else(near)
+        .map(|n| format!(" (did you mean {n}?)"))
+        .unwrap_or_default();
+    Some(usage!(
+        "no lab '{key}' in {}{hint}. The labs, by track: {}",
+        root.display(),
+        by_track.join("; ")
+    ))
 }
 
 fn resolve(dir: &Path, id: &str, files: &BTreeMap<String, LabFile>) -> Result<Lab> {
@@ -456,6 +499,20 @@ fn resolve(dir: &Path, id: &str, files: &BTreeMap<String, LabFile>) -> Result<La
         }
         for k in f.workload.producer.keys() {
             origin.insert(format!("producer.{k}"), lab_id.to_string());
+        }
+        for k in f.workload.consumer.keys() {
+            origin.insert(format!("consumer.{k}"), lab_id.to_string());
+        }
+        let w = &f.workload;
+        for (key, set) in [
+            ("acks", w.acks.is_some()),
+            ("min_insync_replicas", w.min_insync_replicas.is_some()),
+            ("partitions", w.partitions.is_some()),
+            ("consumers", w.consumers.is_some()),
+        ] {
+            if set {
+                origin.insert(key.to_string(), lab_id.to_string());
+            }
         }
         broker = broker.overlay(&f.broker);
         fix = fix.overlay(&f.fix);

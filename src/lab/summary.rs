@@ -120,6 +120,9 @@ impl<'a> RowJson<'a> {
 /// the faults of each step did (see [`fault_details`]).
 pub fn summary_table(rows: &[Row]) -> String {
     let mut out = summary(rows).to_string();
+    if rows.iter().any(|r| !r.result.windows.is_empty()) {
+        out.push_str(FAULT_LEGEND);
+    }
     let details = fault_details(rows);
     if !details.is_empty() {
         out.push('\n');
@@ -127,6 +130,9 @@ pub fn summary_table(rows: &[Row]) -> String {
     }
     out
 }
+
+/// Under a table with a step with faults: how to read its ratios.
+const FAULT_LEGEND: &str = "\nvs lab 01 of a step with faults: before the first fault → in its worst window during a fault → after the last one\n";
 
 /// A step with faults against the reference, window by window: e2e p99
 /// and records/s before the first fault, in the worst "during" window
@@ -160,7 +166,7 @@ fn fault_vs(r: &StepResult, reference: &StepResult) -> Option<String> {
         reference.throughput.msgs_per_s,
     );
     Some(format!(
-        "p99 {}, rec/s {} (before → during → after)",
+        "p99 {}, rec/s {}",
         arrow(&|w| x(w.e2e_p99_ms, p99)),
         arrow(&|w| x(w.records_per_s, rate))
     ))
@@ -335,7 +341,17 @@ pub fn write_summary(
     )?;
     crate::stats::report::write_atomic(
         &dir.join("summary.txt"),
-        format!("{}\n{}", file_text(&mut summary(rows)), fault_details(rows)).as_bytes(),
+        format!(
+            "{}{}\n{}",
+            file_text(&mut summary(rows)),
+            if rows.iter().any(|r| !r.result.windows.is_empty()) {
+                FAULT_LEGEND
+            } else {
+                ""
+            },
+            fault_details(rows)
+        )
+        .as_bytes(),
     )?;
     crate::stats::report::write_atomic(
         &dir.join("summary.svg"),

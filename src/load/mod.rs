@@ -4,5 +4,6 @@ pub mod consumer;
 pub mod outcome;
 pub mod payload;
 pub mod producer;
+pub mod schedule;
 pub mod tally;
 pub mod topic_handle;
