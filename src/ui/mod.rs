@@ -144,6 +144,16 @@ impl Serves {
 /// Binds `addr` (a clear usage error, exit 2, when it is taken) and serves
 /// `hub` there. `flag` names the option in messages.
 fn serve(addr: SocketAddr, hub: Arc<Hub>, flag: &str, serves: Serves) -> Result<Ui> {
+    serve_with(addr, hub, flag, serves, http::HEADER_TIMEOUT)
+}
+
+fn serve_with(
+    addr: SocketAddr,
+    hub: Arc<Hub>,
+    flag: &str,
+    serves: Serves,
+    header_timeout: Duration,
+) -> Result<Ui> {
     let std_listener = std::net::TcpListener::bind(addr).map_err(|e| {
         if e.kind() == std::io::ErrorKind::AddrInUse {
             usage!(
@@ -179,9 +189,10 @@ fn serve(addr: SocketAddr, hub: Arc<Hub>, flag: &str, serves: Serves) -> Result<
     let streams = Arc::new(AtomicUsize::new(0));
     let server = Arc::new(http::Server {
         hub: Arc::clone(&hub),
-        connections: Arc::new(AtomicUsize::new(0)),
+        connections: http::Connections::default(),
         streams: Arc::clone(&streams),
         metrics_only: serves == Serves::MetricsOnly,
+        header_timeout,
     });
     runtime.spawn(http::serve(server, listener, stop_rx));
     Ok(Ui {
@@ -280,6 +291,76 @@ mod tests {
         let m = |s| parse_metrics_addr(s).unwrap().to_string();
         assert_eq!(m("0.0.0.0"), "0.0.0.0:9464");
         assert_eq!(m("127.0.0.1:0"), "127.0.0.1:0");
+    }
+
+    /// A GET on a fresh socket: the response up to `until` (or its end).
+    fn get(addr: SocketAddr, path: &str, until: &str) -> String {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        write!(
+            s,
+            "GET {path} HTTP/1.1\r\nHost: k\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut got = Vec::new();
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = s.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            got.extend_from_slice(&buf[..n]);
+            if String::from_utf8_lossy(&got).contains(until) {
+                break;
+            }
+        }
+        String::from_utf8_lossy(&got).into_owned()
+    }
+
+    /// Sockets that never send a request (more of them than the server
+    /// keeps open) lock out neither a scraper nor a new browser, and each
+    /// is closed after the header timeout.
+    #[test]
+    fn idle_sockets_lock_out_nobody() {
+        use std::io::Read;
+        let hub = Arc::new(Hub::new(Mode::Live));
+        hub.push_json(r#"{"kind":"hello-test"}"#);
+        let ui = serve_with(
+            "127.0.0.1:0".parse().unwrap(),
+            hub,
+            "--ui",
+            Serves::LiveView,
+            Duration::from_secs(2),
+        )
+        .unwrap();
+        let idle: Vec<std::net::TcpStream> = (0..http::MAX_CONNECTIONS + 40)
+            .map(|_| std::net::TcpStream::connect(ui.addr).unwrap())
+            .collect();
+        let metrics = get(ui.addr, "/metrics", "# EOF");
+        assert!(metrics.starts_with("HTTP/1.1 200"), "{metrics}");
+        assert!(metrics.contains("klab_steps_total"), "{metrics}");
+        let page = get(ui.addr, "/", "</html>");
+        assert!(page.starts_with("HTTP/1.1 200"), "{page}");
+        let events = get(ui.addr, "/events", "hello-test");
+        assert!(events.starts_with("HTTP/1.1 200"), "{events}");
+        assert!(events.contains("event: hello"), "{events}");
+        // The last idle socket is still open (the oldest went for the new
+        // ones); the header timeout closes it.
+        let mut last = idle.last().unwrap();
+        last.set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let started = std::time::Instant::now();
+        let mut buf = [0u8; 64];
+        match last.read(&mut buf) {
+            Ok(0) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+            other => panic!("the idle socket is still open: {other:?}"),
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(8),
+            "closed only after {:?}",
+            started.elapsed()
+        );
     }
 
     #[test]
