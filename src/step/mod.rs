@@ -652,6 +652,8 @@ pub fn measure(
         consumed: result.consumed,
         e2e_buckets: final_latency.buckets,
         e2e_sum_s: final_latency.sum_s,
+        failed: result.failed,
+        unsent: result.unsent,
     });
     if let Target::Local(b) = target {
         let from = p.window_start_ns / 1_000_000;
