@@ -27,7 +27,10 @@ fn main() -> ExitCode {
         Command::Broker(klab::cli::BrokerCommand::Set(a)) => cmd::broker::set_cmd(a),
         Command::Ui(a) => cmd::ui::execute(a),
     };
-    ExitCode::from(cmd::exit_code(result))
+    let code = cmd::exit_code(result);
+    // A live view (--ui without --ui-exit) stays up until Ctrl-C.
+    klab::ui::linger();
+    ExitCode::from(code)
 }
 
 fn init_logging(verbose: u8) {

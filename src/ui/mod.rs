@@ -88,6 +88,29 @@ pub struct Ui {
     collector: Option<std::thread::JoinHandle<()>>,
     runtime: Option<tokio::runtime::Runtime>,
     pub streams: Arc<AtomicUsize>,
+    /// Keep serving after the run until Ctrl-C (see [`linger`]).
+    linger: bool,
+}
+
+/// A live view whose run is over, served until Ctrl-C ([`linger`]).
+static LINGERING: std::sync::Mutex<Option<Ui>> = std::sync::Mutex::new(None);
+
+/// Serves the live view of a run that is over (one started with
+/// `linger`, i.e. without `--ui-exit`) until Ctrl-C, so a class can still
+/// read the page; returns at once when there is none. `main` calls it
+/// after the run's outcome is printed; the exit code stays the run's.
+pub fn linger() {
+    let Some(ui) = LINGERING.lock().ok().and_then(|mut l| l.take()) else {
+        return;
+    };
+    crate::errln!(
+        "live view: the run is over; the page stays up at {} until Ctrl-C (--ui-exit ends it with the run)",
+        ui.url()
+    );
+    while !crate::cancel::interrupted() {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    drop(ui);
 }
 
 impl Ui {
@@ -114,6 +137,24 @@ impl Drop for Ui {
             let _ = c.join();
         }
         self.finish("ended");
+        if self.linger && !crate::cancel::interrupted() && !std::thread::panicking() {
+            // The run is over, not the page: hand the server to `linger`.
+            if let Ok(mut slot) = LINGERING.lock()
+                && slot.is_none()
+            {
+                *slot = Some(Ui {
+                    addr: self.addr,
+                    hub: Arc::clone(&self.hub),
+                    stop: std::mem::replace(&mut self.stop, tokio::sync::watch::channel(false).0),
+                    collector_stop: Arc::clone(&self.collector_stop),
+                    collector: None,
+                    runtime: self.runtime.take(),
+                    streams: Arc::clone(&self.streams),
+                    linger: false,
+                });
+                return;
+            }
+        }
         if self.streams.load(Ordering::Relaxed) > 0 {
             // Let the browsers' tasks hand over the last frames.
             std::thread::sleep(Duration::from_millis(300));
@@ -203,6 +244,7 @@ fn serve_with(
         collector: None,
         runtime: Some(runtime),
         streams,
+        linger: false,
     })
 }
 
@@ -240,10 +282,12 @@ fn follow(ui: &mut Ui) -> Result<()> {
 }
 
 /// Starts the live view of a run at `addr` and prints its URL. From now
-/// on every event the run emits reaches the page.
-pub fn live(addr: SocketAddr, flag: &str) -> Result<Ui> {
+/// on every event the run emits reaches the page. With `linger`, the page
+/// stays up after the run until Ctrl-C ([`linger`]).
+pub fn live(addr: SocketAddr, flag: &str, linger: bool) -> Result<Ui> {
     let hub = Arc::new(Hub::new(Mode::Live));
     let mut ui = serve(addr, hub, flag, Serves::LiveView)?;
+    ui.linger = linger;
     follow(&mut ui)?;
     crate::errln!("live view: {} (also /metrics)", ui.url());
     Ok(ui)
@@ -367,7 +411,7 @@ mod tests {
     fn a_taken_port_is_a_usage_error() {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = l.local_addr().unwrap();
-        let e = match live(addr, "--ui") {
+        let e = match live(addr, "--ui", false) {
             Err(e) => e,
             Ok(_) => panic!("bound a taken port"),
         };
