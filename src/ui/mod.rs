@@ -118,12 +118,17 @@ impl Ui {
         format!("http://{}/", self.addr)
     }
 
-    /// Tells the browsers the run (or the replay) is over.
+    /// Tells the browsers the run is over.
     pub fn finish(&self, how: &str) {
         let at_ms = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_millis() as u64)
             .unwrap_or(0);
+        self.finish_at(how, at_ms);
+    }
+
+    /// Tells the browsers the run (or the replay) ended at `at_ms`.
+    fn finish_at(&self, how: &str, at_ms: u64) {
         self.hub.push_json(
             &serde_json::json!({"kind": "run_end", "at_ms": at_ms, "how": how}).to_string(),
         );
@@ -136,7 +141,9 @@ impl Drop for Ui {
         if let Some(c) = self.collector.take() {
             let _ = c.join();
         }
-        self.finish("ended");
+        if self.hub.mode == Mode::Live {
+            self.finish("ended");
+        }
         if self.linger && !crate::cancel::interrupted() && !std::thread::panicking() {
             // The run is over, not the page: hand the server to `linger`.
             if let Ok(mut slot) = LINGERING.lock()
@@ -311,7 +318,8 @@ pub fn replay(addr: SocketAddr, dir: &std::path::Path, events: &[Stamped]) -> Re
         hub.push(e);
     }
     let ui = serve(addr, hub, "--addr", Serves::LiveView)?;
-    ui.finish("replayed");
+    // At the run's end, not now: the replay's clock is the run's.
+    ui.finish_at("replayed", events.last().map_or(0, |e| e.at_ms + 1));
     Ok(ui)
 }
 
