@@ -14,6 +14,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
+use std::sync::mpsc::Receiver;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -602,38 +603,38 @@ fn crafted_replays_are_refused(run_dir: &Path) {
     );
 }
 
+/// `klab run --ui --ui-exit` on a free port with `extra` arguments, its
+/// results in a fresh folder, once its live view answers: (the folder,
+/// the live view's address, the child, its stderr lines: keep them, the
+/// pipe is read while they are).
+fn spawn_run(extra: &[&str]) -> (tempfile::TempDir, String, Child, Receiver<String>) {
+    let d = tempfile::tempdir().unwrap();
+    let addr = format!("127.0.0.1:{}", free_port());
+    let ui = format!("--ui={addr}");
+    let res = d.path().join("r").to_string_lossy().to_string();
+    let mut args = vec!["run", "--warmup", "1s", "--results", &res, &ui, "--ui-exit"];
+    args.extend_from_slice(extra);
+    let (child, lines) = spawn(&args, SECRET);
+    wait_line(&lines, "live view: http://", Duration::from_secs(30));
+    (d, addr, child, lines)
+}
+
 /// Fault labels close together, with a lab-less run: none overlaps
 /// another at either size; `--ui-exit` ends klab with its run.
 #[test]
 fn fault_markers_stay_apart_and_ui_exit_ends_with_the_run() {
-    let d = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let addr = format!("127.0.0.1:{port}");
-    let ui = format!("--ui={addr}");
-    let res = d.path().join("r").to_string_lossy().to_string();
-    let (mut child, lines) = spawn(
-        &[
-            "run",
-            "--rate",
-            "2000",
-            "--duration",
-            "8s",
-            "--warmup",
-            "1s",
-            "--fault",
-            "at=1s,action=pause,broker=1,for=1s",
-            "--fault",
-            "at=2.5s,action=pause,broker=1,for=1s",
-            "--fault",
-            "at=4s,action=pause,broker=1,for=1s",
-            "--results",
-            &res,
-            &ui,
-            "--ui-exit",
-        ],
-        SECRET,
-    );
-    wait_line(&lines, "live view: http://", Duration::from_secs(30));
+    let (_d, addr, mut child, _lines) = spawn_run(&[
+        "--rate",
+        "2000",
+        "--duration",
+        "8s",
+        "--fault",
+        "at=1s,action=pause,broker=1,for=1s",
+        "--fault",
+        "at=2.5s,action=pause,broker=1,for=1s",
+        "--fault",
+        "at=4s,action=pause,broker=1,for=1s",
+    ]);
     let browser = Browser::start();
     browser.open(&format!("http://{addr}/"));
     browser.wait_until(
@@ -652,28 +653,7 @@ fn fault_markers_stay_apart_and_ui_exit_ends_with_the_run() {
 #[test]
 fn metrics_parse_and_counters_only_grow_and_the_secret_stays_out() {
     use openmetrics_parser::OpenMetricsType as T;
-    let d = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let addr = format!("127.0.0.1:{port}");
-    let ui = format!("--ui={addr}");
-    let res = d.path().join("r").to_string_lossy().to_string();
-    let (mut child, lines) = spawn(
-        &[
-            "run",
-            "--rate",
-            "3000",
-            "--duration",
-            "8s",
-            "--warmup",
-            "1s",
-            "--results",
-            &res,
-            &ui,
-            "--ui-exit",
-        ],
-        SECRET,
-    );
-    wait_line(&lines, "live view: http://", Duration::from_secs(30));
+    let (_d, addr, mut child, _lines) = spawn_run(&["--rate", "3000", "--duration", "8s"]);
     let early = follow_events(&addr);
     let (status, page) = http("GET", &addr, "/", None).unwrap();
     assert_eq!(status, 200);
