@@ -116,15 +116,6 @@ struct Admitted<'a> {
 }
 
 impl Connections {
-    /// Open sockets now.
-    pub fn len(&self) -> usize {
-        self.slots.lock().map(|s| s.len()).unwrap_or(0)
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     /// Takes a place for a new socket; at `max`, closes the oldest socket
     /// that carries no event stream first. None when every one does.
     fn admit(&self, max: usize) -> Option<(u64, Arc<AtomicUsize>, Arc<tokio::sync::Notify>)> {
