@@ -8,7 +8,7 @@ use common::*;
 use klab::broker::local::{LocalBroker, LocalOptions};
 use klab::load::payload::Secret;
 use klab::model::{BrokerConfig, FaultAction, FaultSpec, FaultTarget, Workload};
-use klab::step::{StepOptions, Target, measure};
+use klab::step::{StepOptions, measure};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
@@ -52,13 +52,7 @@ fn workload(faults: Vec<FaultSpec>) -> Workload {
 
 /// One measured step on the cluster, with the tests' key.
 fn step(b: &mut LocalBroker, w: &Workload, opts: &StepOptions) -> klab::stats::report::Measurement {
-    measure(
-        &mut Target::Local(b),
-        w,
-        &Secret::new(b"cluster-test".to_vec()),
-        opts,
-    )
-    .expect("a step on the cluster")
+    measure(b, w, &Secret::new(b"cluster-test".to_vec()), opts).expect("a step on the cluster")
 }
 
 /// A throw-away load: three JVMs compiling on two cores, leadership moving,

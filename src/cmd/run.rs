@@ -7,7 +7,7 @@ use crate::load::payload::Secret;
 use crate::model::Applied;
 use crate::stats::report::{check_writable, new_run_dir};
 use crate::stats::table::step_table;
-use crate::step::{self, StepOptions, Target};
+use crate::step::{self, StepOptions};
 use crate::usage;
 use anyhow::{Context, Result};
 
@@ -63,7 +63,7 @@ pub fn execute(args: &RunArgs) -> Result<Outcome> {
         let effective = crate::broker::external::ExternalBroker::connect(bootstrap)
             .map(|b| b.effective().clone())
             .unwrap_or_default();
-        let mut target = Target::External {
+        let mut target = step::External {
             bootstrap: bootstrap.clone(),
             effective,
         };
@@ -99,7 +99,7 @@ pub fn execute(args: &RunArgs) -> Result<Outcome> {
         ..Default::default()
     };
     let w = crate::lab::target::warm_up_workload(&workload, crate::step::jit_warm_up_max());
-    let warmed = step::measure(&mut Target::Local(&mut broker), &w, &secret, &warm);
+    let warmed = step::measure(&mut broker, &w, &secret, &warm);
     let opts = StepOptions {
         progress: show,
         title: "run".into(),
@@ -109,7 +109,7 @@ pub fn execute(args: &RunArgs) -> Result<Outcome> {
     };
     let m = match warmed {
         Ok(_) if crate::cancel::interrupted() => Err(crate::error::Interrupted.into()),
-        Ok(_) => step::measure(&mut Target::Local(&mut broker), &workload, &secret, &opts),
+        Ok(_) => step::measure(&mut broker, &workload, &secret, &opts),
         Err(e) => Err(e),
     };
     broker.stop().context("stopping the broker")?;
