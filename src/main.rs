@@ -11,7 +11,7 @@ fn main() -> ExitCode {
         return ExitCode::from(1);
     }
     // Commands that measure on this machine hold it while they run.
-    let _machine = if measures_here(&cli.command) {
+    let machine = if measures_here(&cli.command) {
         match cmd::machine::acquire() {
             Ok(l) => Some(l),
             Err(e) => return ExitCode::from(cmd::exit_code(Err(e))),
@@ -37,7 +37,9 @@ fn main() -> ExitCode {
         Command::Ui(a) => cmd::ui::execute(a),
     };
     let code = cmd::exit_code(result);
-    // A live view (--ui without --ui-exit) stays up until Ctrl-C.
+    // The measurement is over: the machine is free for the next one while
+    // a live view (--ui without --ui-exit) stays up until Ctrl-C.
+    drop(machine);
     klab::ui::linger();
     ExitCode::from(code)
 }

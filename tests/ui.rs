@@ -113,7 +113,21 @@ fn follow_events(addr: &str) -> Arc<Mutex<String>> {
 
 /// A klab child with its stderr lines.
 fn spawn(args: &[&str], secret: &str) -> (Child, std::sync::mpsc::Receiver<String>) {
-    let mut child = klab()
+    spawn_locking(args, secret, None)
+}
+
+/// [`spawn`], taking the machine's lock in `lock_dir` when given (else in
+/// a folder of its own).
+fn spawn_locking(
+    args: &[&str],
+    secret: &str,
+    lock_dir: Option<&Path>,
+) -> (Child, std::sync::mpsc::Receiver<String>) {
+    let mut cmd = klab();
+    if let Some(d) = lock_dir {
+        cmd.env("KLAB_LOCK_DIR", d);
+    }
+    let mut child = cmd
         .args(args)
         .env("KLAB_SECRET", secret)
         .stdout(Stdio::null())
@@ -122,6 +136,20 @@ fn spawn(args: &[&str], secret: &str) -> (Child, std::sync::mpsc::Receiver<Strin
         .unwrap();
     let lines = lines_of(child.stderr.take().unwrap());
     (child, lines)
+}
+
+/// Kills a klab child a failing test leaves behind (a live view kept
+/// after its run would wait for Ctrl-C for ever); forgotten once the child
+/// has exited.
+struct Reap(Option<u32>);
+
+impl Drop for Reap {
+    fn drop(&mut self) {
+        if let Some(pid) = self.0 {
+            // SAFETY: kill(2) on a child this test started and has not reaped.
+            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+        }
+    }
 }
 
 /// Waits for the child to exit, up to `timeout`.
@@ -401,7 +429,9 @@ fn a_lab_run_live_in_a_browser_then_its_replay() {
     let ui = format!("--ui={addr}");
     let labs = d.path().to_string_lossy().to_string();
     let res = results.to_string_lossy().to_string();
-    let (mut child, lines) = spawn(
+    let lock_dir = d.path().join("lock");
+    std::fs::create_dir(&lock_dir).unwrap();
+    let (mut child, lines) = spawn_locking(
         &[
             "lab",
             "run",
@@ -416,7 +446,9 @@ fn a_lab_run_live_in_a_browser_then_its_replay() {
             &ui,
         ],
         SECRET,
+        Some(&lock_dir),
     );
+    let mut reap = Reap(Some(child.id()));
     let line = wait_line(&lines, "live view: http://", Duration::from_secs(30));
     assert!(line.contains(&addr), "{line}");
     let browser = Browser::start();
@@ -461,6 +493,17 @@ fn a_lab_run_live_in_a_browser_then_its_replay() {
         child.try_wait().unwrap().is_none(),
         "klab ended with its run"
     );
+    // ... and the machine is free for the next measurement meanwhile (this
+    // one stops at once: nothing answers at its bootstrap).
+    let next = klab()
+        .env("KLAB_LOCK_DIR", &lock_dir)
+        .args(["run", "--duration", "1s", "--bootstrap"])
+        .arg(format!("127.0.0.1:{}", free_port()))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&next.stderr);
+    assert!(!err.contains("measuring already"), "{err}");
+    assert!(err.contains("nothing answers"), "{err}");
     browser.wait_until(
         "the end of the run",
         Duration::from_secs(30),
@@ -502,13 +545,16 @@ fn a_lab_run_live_in_a_browser_then_its_replay() {
     );
     drop(idle);
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
-    assert_eq!(wait_exit(&mut child, Duration::from_secs(30)), Some(0));
+    let code = wait_exit(&mut child, Duration::from_secs(30));
+    reap.0 = None;
+    assert_eq!(code, Some(0));
 
     // The replay of the same folder, in the same page.
     let run_dir = only_run_dir(&results);
     let port = free_port();
     let addr = format!("127.0.0.1:{port}");
     let (mut replay, lines) = spawn(&["ui", &run_dir.to_string_lossy(), "--addr", &addr], SECRET);
+    let mut reap = Reap(Some(replay.id()));
     let line = wait_line(&lines, "replay of", Duration::from_secs(30));
     assert!(
         line.contains(&format!("({steps} steps)")) && line.contains(&addr),
@@ -534,7 +580,9 @@ fn a_lab_run_live_in_a_browser_then_its_replay() {
         "{metrics}"
     );
     unsafe { libc::kill(replay.id() as i32, libc::SIGINT) };
-    assert_eq!(wait_exit(&mut replay, Duration::from_secs(30)), Some(0));
+    let code = wait_exit(&mut replay, Duration::from_secs(30));
+    reap.0 = None;
+    assert_eq!(code, Some(0));
     crafted_replays_are_refused(&run_dir);
 }
 
