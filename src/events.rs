@@ -117,6 +117,26 @@ pub enum Event {
         e2e_buckets: Vec<u64>,
         #[serde(default)]
         e2e_sum_s: f64,
+        /// Sends that failed (never acknowledged), and records due in the
+        /// window the producer never handed over (as in the step's result).
+        #[serde(default)]
+        failed: u64,
+        #[serde(default)]
+        unsent: u64,
+    },
+    /// A lab judged a step against its expectation (`klab lab run`,
+    /// `lab check`, the demo), just after the step's [`Event::StepEnd`].
+    Verdict {
+        lab: String,
+        /// The judged measurement's label, as in its `StepEnd`
+        /// (`degraded`, `fixed again` when pooled, `trial 3` when tuned).
+        label: Option<String>,
+        /// The summary row's step: `degraded`, `fixed`, `your fix`, `tuned`.
+        step: String,
+        /// `yes`, `NO` or `unsure`, as the summary table prints it.
+        verdict: String,
+        /// Each bound with what was measured, as the summary describes it.
+        bounds: Vec<String>,
     },
     /// Broker settings changed between steps: `how` is `dynamic` (live,
     /// through the Admin API) or `restarted` (a new static config).

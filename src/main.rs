@@ -11,7 +11,7 @@ fn main() -> ExitCode {
         return ExitCode::from(1);
     }
     // Commands that measure on this machine hold it while they run.
-    let _machine = if measures_here(&cli.command) {
+    let machine = if measures_here(&cli.command) {
         match cmd::machine::acquire() {
             Ok(l) => Some(l),
             Err(e) => return ExitCode::from(cmd::exit_code(Err(e))),
@@ -36,7 +36,12 @@ fn main() -> ExitCode {
         Command::Broker(klab::cli::BrokerCommand::Set(a)) => cmd::broker::set_cmd(a),
         Command::Ui(a) => cmd::ui::execute(a),
     };
-    ExitCode::from(cmd::exit_code(result))
+    let code = cmd::exit_code(result);
+    // The measurement is over: the machine is free for the next one while
+    // a live view (--ui without --ui-exit) stays up until Ctrl-C.
+    drop(machine);
+    klab::ui::linger();
+    ExitCode::from(code)
 }
 
 /// Whether a command puts a load on this machine (and so must have it to

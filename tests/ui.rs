@@ -1,7 +1,9 @@
 //! The live view as a class meets it: a real run with `--ui`, the page in
-//! a real browser (headless Chromium over WebDriver), the replay of the
-//! finished run folder with `klab ui`, and `/metrics` read back with an
-//! OpenMetrics parser. The browser tests need Debian's `chromium` and
+//! a real browser (headless Chromium over WebDriver) at a projector's
+//! 1280×720 and at 1024×768 (no text overlaps another or is cut off; the
+//! screenshots stay in target/tmp/ui/), the replay of the finished run
+//! folder with `klab ui`, and `/metrics` read back with an OpenMetrics
+//! parser. The browser tests need Debian's `chromium` and
 //! `chromium-driver` (scripts/test installs them); without them they fail
 //! and say so, they never skip.
 
@@ -12,6 +14,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
+use std::sync::mpsc::Receiver;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -110,7 +113,21 @@ fn follow_events(addr: &str) -> Arc<Mutex<String>> {
 
 /// A klab child with its stderr lines.
 fn spawn(args: &[&str], secret: &str) -> (Child, std::sync::mpsc::Receiver<String>) {
-    let mut child = klab()
+    spawn_locking(args, secret, None)
+}
+
+/// [`spawn`], taking the machine's lock in `lock_dir` when given (else in
+/// a folder of its own).
+fn spawn_locking(
+    args: &[&str],
+    secret: &str,
+    lock_dir: Option<&Path>,
+) -> (Child, std::sync::mpsc::Receiver<String>) {
+    let mut cmd = klab();
+    if let Some(d) = lock_dir {
+        cmd.env("KLAB_LOCK_DIR", d);
+    }
+    let mut child = cmd
         .args(args)
         .env("KLAB_SECRET", secret)
         .stdout(Stdio::null())
@@ -119,6 +136,20 @@ fn spawn(args: &[&str], secret: &str) -> (Child, std::sync::mpsc::Receiver<Strin
         .unwrap();
     let lines = lines_of(child.stderr.take().unwrap());
     (child, lines)
+}
+
+/// Kills a klab child a failing test leaves behind (a live view kept
+/// after its run would wait for Ctrl-C for ever); forgotten once the child
+/// has exited.
+struct Reap(Option<u32>);
+
+impl Drop for Reap {
+    fn drop(&mut self) {
+        if let Some(pid) = self.0 {
+            // SAFETY: kill(2) on a child this test started and has not reaped.
+            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+        }
+    }
 }
 
 /// Waits for the child to exit, up to `timeout`.
@@ -204,23 +235,55 @@ impl Browser {
 
     fn open(&self, url: &str) {
         self.call("POST", "url", serde_json::json!({ "url": url }));
-        // A projector's 1280×720 for the page itself (the window is a
-        // little larger than what it shows).
+        // A projector's 1280×720 for the page itself.
+        self.resize(1280, 720);
+    }
+
+    /// Makes the page itself (not the window, a little larger) `w`×`h`,
+    /// and waits until the charts are drawn at that size.
+    fn resize(&self, w: i64, h: i64) {
         let inner = self.eval("return [window.innerWidth, window.innerHeight];");
-        let (w, h) = (
-            inner[0].as_i64().unwrap_or(1280),
-            inner[1].as_i64().unwrap_or(720),
+        let (iw, ih) = (
+            inner[0].as_i64().unwrap_or(w),
+            inner[1].as_i64().unwrap_or(h),
         );
-        if (w, h) != (1280, 720) {
+        if (iw, ih) != (w, h) {
             let rect = self.call("GET", "window/rect", serde_json::Value::Null);
             let (ow, oh) = (
-                rect["width"].as_i64().unwrap_or(1280),
-                rect["height"].as_i64().unwrap_or(720),
+                rect["width"].as_i64().unwrap_or(w),
+                rect["height"].as_i64().unwrap_or(h),
             );
             self.call(
                 "POST",
                 "window/rect",
-                serde_json::json!({"width": ow + 1280 - w, "height": oh + 720 - h}),
+                serde_json::json!({"width": ow + w - iw, "height": oh + h - ih}),
+            );
+        }
+        self.wait_until(
+            &format!("the page drawn at {w}×{h}"),
+            Duration::from_secs(20),
+            &format!("if (window.innerWidth !== {w} || window.innerHeight !== {h}) return false; const p = document.querySelector('#chart-rate .plot'); return p.querySelector('svg').getAttribute('viewBox') === `0 0 ${{p.clientWidth}} ${{p.clientHeight}}`;"),
+        );
+    }
+
+    /// At 1280×720 and 1024×768: no text of the page overlaps another or
+    /// is cut off; a screenshot of each as `name`-WxH.png.
+    fn check_layout(&self, name: &str) {
+        for (w, h) in [(1024, 768), (1280, 720)] {
+            self.resize(w, h);
+            self.screenshot(&output_dir().join(format!("{name}-{w}x{h}.png")));
+            let got = self.eval(LAYOUT);
+            let texts = got["texts"].as_u64().unwrap_or(0);
+            assert!(texts >= 40, "{name} at {w}×{h}: only {texts} texts: {got}");
+            assert_eq!(
+                got["overlaps"],
+                serde_json::json!([]),
+                "{name} at {w}×{h}: {got}"
+            );
+            assert_eq!(
+                got["cut"],
+                serde_json::json!([]),
+                "{name} at {w}×{h}: {got}"
             );
         }
     }
@@ -275,6 +338,60 @@ impl Drop for Browser {
     }
 }
 
+/// Every text the page shows as boxes (SVG texts by their bounding box,
+/// HTML text by the boxes of its text nodes' lines): the pairs of two
+/// that overlap, and those cut off by the window or a box that clips.
+const LAYOUT: &str = r##"
+const seen = (el) => {
+  for (let e = el; e; e = e.parentElement) {
+    const s = getComputedStyle(e);
+    if (s.display === "none" || s.visibility === "hidden" || e.hidden) return false;
+  }
+  return true;
+};
+const boxes = [];
+let node = 0;
+for (const t of document.querySelectorAll("svg text")) {
+  node++;
+  if (!t.textContent.trim() || !seen(t)) continue;
+  boxes.push({ what: "svg " + t.closest(".chart").id + " '" + t.textContent + "'", r: t.getBoundingClientRect(), node, el: t });
+}
+const walk = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+for (let n; (n = walk.nextNode());) {
+  const p = n.parentElement;
+  if (!n.textContent.trim() || p.closest("svg, script, style") || !seen(p)) continue;
+  node++;
+  const range = document.createRange();
+  range.selectNodeContents(n);
+  for (const r of range.getClientRects()) {
+    if (r.width > 0 && r.height > 0) boxes.push({ what: p.tagName.toLowerCase() + (p.id ? "#" + p.id : "") + " '" + n.textContent.trim().slice(0, 40) + "'", r, node, el: p });
+  }
+}
+const overlaps = [];
+for (let i = 0; i < boxes.length; i++) for (let j = i + 1; j < boxes.length; j++) {
+  const a = boxes[i], b = boxes[j];
+  if (a.node === b.node) continue;
+  const w = Math.min(a.r.right, b.r.right) - Math.max(a.r.left, b.r.left);
+  const h = Math.min(a.r.bottom, b.r.bottom) - Math.max(a.r.top, b.r.top);
+  if (w > 1 && h > 1) overlaps.push(a.what + " / " + b.what);
+}
+const cut = [];
+for (const b of boxes) {
+  let clip = { left: 0, top: 0, right: innerWidth, bottom: innerHeight };
+  for (let e = b.el.parentElement; e; e = e.parentElement) {
+    const s = getComputedStyle(e);
+    if (s.overflowX !== "visible" || s.overflowY !== "visible" || e.tagName === "svg") {
+      const r = e.getBoundingClientRect();
+      clip = { left: Math.max(clip.left, r.left), top: Math.max(clip.top, r.top),
+        right: Math.min(clip.right, r.right), bottom: Math.min(clip.bottom, r.bottom) };
+    }
+  }
+  if (b.r.left < clip.left - 1 || b.r.top < clip.top - 1 || b.r.right > clip.right + 1 || b.r.bottom > clip.bottom + 1)
+    cut.push(b.what);
+}
+return { texts: boxes.length, overlaps, cut };
+"##;
+
 /// What the page knows, for failure messages.
 const STATE: &str = "const k = window.klab || {}; return {events: k.events, seconds: (k.seconds||[]).length, rows: (k.rows||[]).length, markers: (k.markers||[]).map(m => m.kind).join(','), step: (document.getElementById('step')||{}).textContent, polylines: document.querySelectorAll('polyline.series').length};";
 
@@ -283,8 +400,10 @@ fn output_dir() -> PathBuf {
     Path::new(env!("CARGO_TARGET_TMPDIR")).join("ui")
 }
 
-/// A labs directory with a fast reference and a lab that changes a setting
-/// live (num.io.threads), and its fix that changes it back live.
+/// A labs directory with a fast reference and a lab that changes settings
+/// live (num.io.threads and others: a broker line longer than a
+/// projector's width), and its fix that changes num.io.threads back live,
+/// judged by a loose bound (a verdict for the steps table).
 fn tiny_labs(dir: &Path) {
     write_lab(
         dir,
@@ -294,7 +413,7 @@ fn tiny_labs(dir: &Path) {
     write_lab(
         dir,
         "02-io",
-        "title = \"io\"\nextends = \"01\"\n[broker.properties]\n\"num.io.threads\" = 2\n[fix.properties]\n\"num.io.threads\" = 8\n",
+        "title = \"io\"\nextends = \"01\"\n[broker.properties]\n\"num.io.threads\" = 2\n\"num.network.threads\" = 2\n\"num.replica.fetchers\" = 2\n\"background.threads\" = 5\n\"log.cleaner.threads\" = 2\n[fix.properties]\n\"num.io.threads\" = 8\n[expect.fixed]\nthroughput_at_least = 0.3\n",
     );
 }
 
@@ -310,7 +429,9 @@ fn a_lab_run_live_in_a_browser_then_its_replay() {
     let ui = format!("--ui={addr}");
     let labs = d.path().to_string_lossy().to_string();
     let res = results.to_string_lossy().to_string();
-    let (mut child, lines) = spawn(
+    let lock_dir = d.path().join("lock");
+    std::fs::create_dir(&lock_dir).unwrap();
+    let (mut child, lines) = spawn_locking(
         &[
             "lab",
             "run",
@@ -325,7 +446,9 @@ fn a_lab_run_live_in_a_browser_then_its_replay() {
             &ui,
         ],
         SECRET,
+        Some(&lock_dir),
     );
+    let mut reap = Reap(Some(child.id()));
     let line = wait_line(&lines, "live view: http://", Duration::from_secs(30));
     assert!(line.contains(&addr), "{line}");
     let browser = Browser::start();
@@ -341,39 +464,97 @@ fn a_lab_run_live_in_a_browser_then_its_replay() {
         Duration::from_secs(120),
         "return document.getElementById('step').textContent.includes('01-base');",
     );
-    // The degraded step changes num.io.threads live: a marker appears.
+    // The JIT warm-up before it is no step: folded on the charts, no row.
+    browser.wait_until(
+        "the JIT warm-up folded",
+        Duration::from_secs(60),
+        "return window.klab.folds.length >= 1 && window.klab.folds.every(f => f.to !== null) && document.querySelectorAll('#chart-rate rect.fold').length >= 1 && !window.klab.markers.some(m => m.kind === 'step' && m.text.includes('warm-up'));",
+    );
+    // The degraded step changes settings live: a marker appears.
     browser.wait_until(
         "a marker for the live setting change",
         Duration::from_secs(180),
-        "return Array.from(document.querySelectorAll('#chart-rate line.marker[data-kind=setting]')).length >= 1 && window.klab.markers.some(m => m.kind === 'setting' && m.text.startsWith('live: num.io.threads'));",
+        "return Array.from(document.querySelectorAll('#chart-rate line.marker[data-kind=setting]')).length >= 1 && window.klab.markers.some(m => m.kind === 'setting' && m.text.startsWith('live:') && m.text.includes('num.io.threads'));",
     );
     browser.wait_until(
         "points after the change and a finished step in the table",
         Duration::from_secs(180),
-        "const s = window.klab.markers.find(m => m.kind === 'setting'); return window.klab.seconds.filter(p => p.at > s.at).length >= 3 && document.querySelectorAll('#rows tr').length >= 1;",
+        "const s = window.klab.markers.find(m => m.kind === 'setting'); return window.klab.seconds.filter(p => p.at > s.at).length >= 3 && document.querySelectorAll('#rows tr.nums').length >= 1;",
     );
-    browser.screenshot(&output_dir().join("live.png"));
+    browser.check_layout("live");
     let html = browser.eval("return document.documentElement.outerHTML;");
     assert!(
         !html.to_string().contains(SECRET),
         "the secret is on the page"
     );
-    let code = wait_exit(&mut child, Duration::from_secs(300));
-    assert_eq!(code, Some(0));
+    // The run ends; its live view stays up until Ctrl-C.
+    wait_line(&lines, "page stays up", Duration::from_secs(300));
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "klab ended with its run"
+    );
+    // ... and the machine is free for the next measurement meanwhile (this
+    // one stops at once: nothing answers at its bootstrap).
+    let next = klab()
+        .env("KLAB_LOCK_DIR", &lock_dir)
+        .args(["run", "--duration", "1s", "--bootstrap"])
+        .arg(format!("127.0.0.1:{}", free_port()))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&next.stderr);
+    assert!(!err.contains("measuring already"), "{err}");
+    assert!(err.contains("nothing answers"), "{err}");
     browser.wait_until(
         "the end of the run",
         Duration::from_secs(30),
-        "return window.klab.ended === true && window.klab.rows.length >= 3;",
+        "return window.klab.ended === true && window.klab.rows.length >= 3 && document.getElementById('status').textContent.includes('Ctrl-C');",
     );
-    // Reference, degraded, fixed (and any step measured again as noisy).
-    let steps = browser.eval("return window.klab.rows.length;");
-    let steps = steps.as_u64().unwrap();
+    // Reference, degraded, fixed (and any step measured again as noisy),
+    // with the lab's verdict on the fixed one and no warm-up among them.
+    let rows = browser.eval("return window.klab.rows.map(r => [r.label, r.verdict, r.failed]);");
+    let rows = rows.as_array().unwrap();
+    assert!(
+        rows.iter()
+            .any(|r| r[0].as_str().is_some_and(|l| l.starts_with("fixed")) && r[1] == "yes"),
+        "{rows:?}"
+    );
+    assert!(
+        rows.iter()
+            .all(|r| r[2].is_u64() && !r[0].to_string().contains("warm-up")),
+        "{rows:?}"
+    );
+    let verdicts = browser.eval(
+        "return Array.from(document.querySelectorAll('#rows td.v')).map(td => td.textContent);",
+    );
+    assert!(verdicts.to_string().contains("yes"), "{verdicts}");
+    let steps = rows.len() as u64;
+    browser.check_layout("live-end");
+    browser.screenshot(&output_dir().join("live-view.png"));
+    // Idle sockets lock out neither a scraper nor a new browser.
+    let idle: Vec<TcpStream> = (0..80)
+        .map(|_| TcpStream::connect(&addr).unwrap())
+        .collect();
+    let (status, metrics) = http("GET", &addr, "/metrics", None).unwrap();
+    assert_eq!(status, 200, "{metrics}");
+    assert!(metrics.contains("klab_steps_total "), "{metrics}");
+    browser.open(&format!("http://{addr}/"));
+    browser.wait_until(
+        "the page again, with idle sockets open",
+        Duration::from_secs(30),
+        &format!("return window.klab.ended && window.klab.rows.length === {steps};"),
+    );
+    drop(idle);
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let code = wait_exit(&mut child, Duration::from_secs(30));
+    reap.0 = None;
+    assert_eq!(code, Some(0));
 
     // The replay of the same folder, in the same page.
     let run_dir = only_run_dir(&results);
     let port = free_port();
     let addr = format!("127.0.0.1:{port}");
     let (mut replay, lines) = spawn(&["ui", &run_dir.to_string_lossy(), "--addr", &addr], SECRET);
+    let mut reap = Reap(Some(replay.id()));
     let line = wait_line(&lines, "replay of", Duration::from_secs(30));
     assert!(
         line.contains(&format!("({steps} steps)")) && line.contains(&addr),
@@ -383,9 +564,15 @@ fn a_lab_run_live_in_a_browser_then_its_replay() {
     browser.wait_until(
         "the replayed run",
         Duration::from_secs(60),
-        &format!("return window.klab.mode === 'replay' && window.klab.ended && window.klab.rows.length === {steps} && window.klab.seconds.length >= 10 && window.klab.markers.some(m => m.kind === 'setting') && document.querySelectorAll('#chart-latency polyline.series').length >= 2;"),
+        &format!("return window.klab.mode === 'replay' && window.klab.ended && window.klab.rows.length === {steps} && window.klab.seconds.length >= 10 && window.klab.markers.some(m => m.kind === 'setting') && window.klab.rows.some(r => r.verdict === 'yes') && document.querySelectorAll('#chart-latency polyline.series').length >= 2;"),
     );
-    browser.screenshot(&output_dir().join("replay.png"));
+    // Between steps the charts leave the gap empty: each step's line is
+    // its own.
+    let lines_drawn = browser.eval(
+        "return document.querySelectorAll('#chart-rate polyline[data-series=consumed]').length;",
+    );
+    assert!(lines_drawn.as_u64().unwrap_or(0) >= steps, "{lines_drawn}");
+    browser.check_layout("replay");
     let (status, metrics) = http("GET", &addr, "/metrics", None).unwrap();
     assert_eq!(status, 200);
     assert!(
@@ -393,33 +580,128 @@ fn a_lab_run_live_in_a_browser_then_its_replay() {
         "{metrics}"
     );
     unsafe { libc::kill(replay.id() as i32, libc::SIGINT) };
-    assert_eq!(wait_exit(&mut replay, Duration::from_secs(30)), Some(0));
+    let code = wait_exit(&mut replay, Duration::from_secs(30));
+    reap.0 = None;
+    assert_eq!(code, Some(0));
+    crafted_replays_are_refused(&run_dir);
+}
+
+/// Copies of a real run folder, each with one thing a crafted folder
+/// could hold: `klab ui` refuses each with exit 2, naming the file and
+/// what is wrong, and never hangs or reads outside the folder.
+fn crafted_replays_are_refused(run_dir: &Path) {
+    let json = std::fs::read_dir(run_dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.to_string_lossy().ends_with(".fixed.json"))
+        .expect("the fixed step's JSON");
+    let stem = json.file_stem().unwrap().to_string_lossy().to_string();
+    let d = tempfile::tempdir().unwrap();
+    let case = |name: &str, edit: &dyn Fn(&Path, &mut serde_json::Value), want: &[&str]| {
+        let dir = d.path().join(name);
+        std::fs::create_dir(&dir).unwrap();
+        for suffix in [".json", ".e2e.hlog", ".publish.hlog"] {
+            let f = format!("{stem}{suffix}");
+            std::fs::copy(run_dir.join(&f), dir.join(&f)).unwrap();
+        }
+        let mut v: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(dir.join(format!("{stem}.json"))).unwrap())
+                .unwrap();
+        edit(&dir, &mut v);
+        std::fs::write(dir.join(format!("{stem}.json")), v.to_string()).unwrap();
+        let started = Instant::now();
+        let out = klab()
+            .args(["ui", &dir.to_string_lossy(), "--addr", "127.0.0.1:0"])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{name}: {err}");
+        for w in want {
+            assert!(err.contains(w), "{name}: no {w:?} in {err}");
+        }
+        assert!(started.elapsed() < Duration::from_secs(20), "{name}: slow");
+    };
+    case(
+        "window-start",
+        &|_, v| v["window_start_s"] = serde_json::json!(1e300),
+        &[".fixed.json", "window_start_s", "out of range"],
+    );
+    case(
+        "duration",
+        &|_, v| v["workload"]["duration"] = serde_json::json!(1e300),
+        &[".fixed.json", "workload.duration", "out of range"],
+    );
+    case(
+        "outside",
+        &|_, v| v["histograms"]["e2e"] = serde_json::json!("/dev/zero"),
+        &[".fixed.json", "histograms.e2e", "not a file name"],
+    );
+    case(
+        "fifo",
+        &|dir, _| {
+            let log = dir.join(format!("{stem}.e2e.hlog"));
+            std::fs::remove_file(&log).unwrap();
+            let c = std::ffi::CString::new(log.to_string_lossy().as_bytes()).unwrap();
+            // SAFETY: mkfifo(3) on a path in a fresh temporary folder.
+            assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        },
+        &[".e2e.hlog", "not a regular file"],
+    );
+}
+
+/// `klab run --ui --ui-exit` on a free port with `extra` arguments, its
+/// results in a fresh folder, once its live view answers: (the folder,
+/// the live view's address, the child, its stderr lines: keep them, the
+/// pipe is read while they are).
+fn spawn_run(extra: &[&str]) -> (tempfile::TempDir, String, Child, Receiver<String>) {
+    let d = tempfile::tempdir().unwrap();
+    let addr = format!("127.0.0.1:{}", free_port());
+    let ui = format!("--ui={addr}");
+    let res = d.path().join("r").to_string_lossy().to_string();
+    let mut args = vec!["run", "--warmup", "1s", "--results", &res, &ui, "--ui-exit"];
+    args.extend_from_slice(extra);
+    let (child, lines) = spawn(&args, SECRET);
+    wait_line(&lines, "live view: http://", Duration::from_secs(30));
+    (d, addr, child, lines)
+}
+
+/// Fault labels close together, with a lab-less run: none overlaps
+/// another at either size; `--ui-exit` ends klab with its run.
+#[test]
+fn fault_markers_stay_apart_and_ui_exit_ends_with_the_run() {
+    let (_d, addr, mut child, _lines) = spawn_run(&[
+        "--rate",
+        "2000",
+        "--duration",
+        "8s",
+        "--fault",
+        "at=1s,action=pause,broker=1,for=1s",
+        "--fault",
+        "at=2.5s,action=pause,broker=1,for=1s",
+        "--fault",
+        "at=4s,action=pause,broker=1,for=1s",
+    ]);
+    let browser = Browser::start();
+    browser.open(&format!("http://{addr}/"));
+    browser.wait_until(
+        "three fault markers and the step's end",
+        Duration::from_secs(180),
+        "return window.klab.markers.filter(m => m.kind === 'fault').length === 3 && window.klab.rows.length === 1;",
+    );
+    browser.check_layout("faults");
+    let labels = browser.eval(
+        "return Array.from(document.querySelectorAll('#chart-rate text.marker-label')).map(t => t.textContent);",
+    );
+    assert!(labels.to_string().contains("pause 1"), "{labels}");
+    assert_eq!(wait_exit(&mut child, Duration::from_secs(120)), Some(0));
 }
 
 #[test]
 fn metrics_parse_and_counters_only_grow_and_the_secret_stays_out() {
     use openmetrics_parser::OpenMetricsType as T;
-    let d = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let addr = format!("127.0.0.1:{port}");
-    let ui = format!("--ui={addr}");
-    let res = d.path().join("r").to_string_lossy().to_string();
-    let (mut child, lines) = spawn(
-        &[
-            "run",
-            "--rate",
-            "3000",
-            "--duration",
-            "8s",
-            "--warmup",
-            "1s",
-            "--results",
-            &res,
-            &ui,
-        ],
-        SECRET,
-    );
-    wait_line(&lines, "live view: http://", Duration::from_secs(30));
+    let (_d, addr, mut child, _lines) = spawn_run(&["--rate", "3000", "--duration", "8s"]);
     let early = follow_events(&addr);
     let (status, page) = http("GET", &addr, "/", None).unwrap();
     assert_eq!(status, 200);

@@ -78,10 +78,15 @@ pub enum Command {
 #[derive(Args, Debug, Clone, Default)]
 pub struct UiArgs {
     /// Serve a live view of the run (a page, its event stream and
-    /// /metrics) while it runs: `--ui` on 127.0.0.1:8484, `--ui=ADDR` on
-    /// HOST:PORT, HOST or PORT. Read-only.
+    /// /metrics) while it runs and after it, until Ctrl-C: `--ui` on
+    /// 127.0.0.1:8484, `--ui=ADDR` on HOST:PORT, HOST or PORT. Read-only.
     #[arg(long, value_name = "ADDR", num_args = 0..=1, require_equals = true, default_missing_value = "", value_parser = parse_ui_addr)]
     pub ui: Option<std::net::SocketAddr>,
+    /// With --ui: end the live view, and klab, when the run ends. Without
+    /// it the page stays up after the run until Ctrl-C (the exit code is
+    /// still the run's).
+    #[arg(long, requires = "ui")]
+    pub ui_exit: bool,
 }
 
 #[derive(Args, Debug)]
@@ -811,6 +816,10 @@ mod tests {
             Command::Lab(LabCommand::Run(a)) => assert!(a.session.ui.ui.is_some()),
             other => panic!("{other:?}"),
         }
+        assert!(!run_args(&["--ui"]).ui.ui_exit);
+        assert!(run_args(&["--ui", "--ui-exit"]).ui.ui_exit);
+        let e = parse(&["run", "--ui-exit"]).unwrap_err();
+        assert_eq!(e.exit_code(), 2);
     }
 
     #[test]

@@ -88,8 +88,10 @@ pub fn exit_code(result: Result<Outcome>) -> u8 {
 
 /// Starts the live view when `--ui` asks for it: call it before any broker
 /// starts (a port in use is a usage error) and keep it while the run runs.
+/// Unless `--ui-exit`, dropping it leaves the page up for `ui::linger`.
 pub fn start_ui(a: &crate::cli::UiArgs) -> Result<Option<crate::ui::Ui>> {
-    a.ui.map(|addr| crate::ui::live(addr, "--ui")).transpose()
+    a.ui.map(|addr| crate::ui::live(addr, "--ui", !a.ui_exit))
+        .transpose()
 }
 
 /// Resolves and connects to `host:port` within seconds, so a wrong

@@ -202,6 +202,8 @@ pub fn consume(a: &ConsumeArgs) -> Result<Outcome> {
         consumed: outcome.consumed.max(handle.consumed()),
         e2e_buckets: live.buckets,
         e2e_sum_s: live.sum_s,
+        failed: 0,
+        unsent: 0,
     });
     emit(&outcome, a.json.as_deref())?;
     if a.delete_topic {

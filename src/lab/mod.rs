@@ -239,6 +239,22 @@ fn number_of(name: &str) -> Option<&str> {
     (num.len() >= 2 && num.chars().all(|c| c.is_ascii_digit()) && !rest.is_empty()).then_some(num)
 }
 
+/// What a lab folder's name may hold besides its `NN-` number: ASCII
+/// letters, digits, `-`, `_` and `.`. The name is the lab's id everywhere:
+/// in tables, result files, events and `/metrics` labels.
+pub const LAB_NAME_CHARS: &str = "ASCII letters, digits, '-', '_' and '.'";
+
+/// Refuses a lab folder name with characters outside [`LAB_NAME_CHARS`].
+pub fn check_lab_name(name: &str) -> std::result::Result<(), String> {
+    let ok = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.');
+    match name.chars().find(|c| !ok(*c)) {
+        None => Ok(()),
+        Some(c) => Err(format!(
+            "{c:?} cannot be in a lab's name; a lab folder is named NN-name with only {LAB_NAME_CHARS}"
+        )),
+    }
+}
+
 impl Labs {
     /// Loads and resolves every `NN-slug/lab.toml` under `dir`.
     pub fn load(dir: &Path) -> Result<Labs> {
@@ -254,6 +270,7 @@ impl Labs {
             if number_of(&name).is_none() || !e.path().join("lab.toml").is_file() {
                 continue;
             }
+            check_lab_name(&name).map_err(|why| usage!("{}: {why}", e.path().display()))?;
             let f = parse_file(&e.path().join("lab.toml")).map_err(|e| usage!("{e}"))?;
             files.insert(name, f);
         }
@@ -771,6 +788,24 @@ mod tests {
                 "{e}"
             );
         }
+    }
+
+    #[test]
+    fn a_lab_folder_name_that_cannot_be_a_name_is_refused() {
+        let d = tempfile::tempdir().unwrap();
+        write(d.path(), "01-base", "title = \"base\"\n");
+        write(d.path(), "02-ok_name.v2", "title = \"ok\"\n");
+        assert_eq!(Labs::load(d.path()).unwrap().labs.len(), 2);
+        write(
+            d.path(),
+            "03-x\"} 1\nklab_lost_records_total 9\n# EOF",
+            "title = \"evil\"\n",
+        );
+        let e = Labs::load(d.path()).unwrap_err();
+        assert!(crate::error::is_usage(&e), "{e}");
+        let msg = e.to_string();
+        assert!(msg.contains("03-x") && msg.contains("'\"'"), "{msg}");
+        assert!(msg.contains(LAB_NAME_CHARS), "{msg}");
     }
 
     #[test]

@@ -239,6 +239,7 @@ pub fn run_labs(
             result: degraded.result,
             vs_reference: Some(r),
         });
+        announce(rows.last());
         if matches!(fix, FixSource::Lab) && lab.fix.is_empty() {
             // A lab that shows what a fault does to healthy settings has
             // nothing to fix.
@@ -253,8 +254,24 @@ pub fn run_labs(
             capacity,
         )?;
         rows.push(row);
+        announce(rows.last());
     }
     Ok(())
+}
+
+/// Tells the live view (an [`crate::events::Event::Verdict`]) what the lab
+/// said of a step it judged.
+fn announce(row: Option<&Row>) {
+    let Some((row, j)) = row.and_then(|r| Some((r, r.expected.as_ref()?))) else {
+        return;
+    };
+    crate::events::emit(crate::events::Event::Verdict {
+        lab: row.lab.clone(),
+        label: row.result.label.clone(),
+        step: row.step.clone(),
+        verdict: j.verdict.as_str().to_string(),
+        bounds: j.checks.iter().map(Check::describe).collect(),
+    });
 }
 
 /// A reference whose own noise is this wide (p99 band hi/lo, records/s

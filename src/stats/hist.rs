@@ -161,36 +161,98 @@ impl Recorder {
     }
 }
 
-/// An interval log as [`Recorder::write_log`] writes it: its StartTime
-/// (seconds since the epoch, when present) and each interval's start
-/// (after it) with its histogram.
-pub type IntervalLog = (Option<Duration>, Vec<(Duration, Histogram<u64>)>);
+/// The most intervals [`read_log`] takes from one log: a day of seconds.
+pub const MAX_INTERVALS: usize = 86_400;
 
-/// Reads an interval log back.
-pub fn read_log(bytes: &[u8]) -> anyhow::Result<IntervalLog> {
+/// HdrHistogram's V2 cookies (plain and deflated), as its serializers
+/// write them.
+const V2_COOKIE: u32 = 0x1c84_9313;
+const V2_DEFLATED_COOKIE: u32 = 0x1c84_9314;
+
+/// Refuses an encoded histogram before hdrhistogram allocates for it: a
+/// V2 header (inflated first when deflated) whose payload is longer than
+/// klab's own histogram can be, or whose bounds are not within klab's
+/// ([`MAX_TRACKABLE_US`], [`SIGFIGS`]). hdrhistogram sizes its buffers
+/// from these fields, so a crafted log could otherwise ask for gigabytes.
+fn check_encoded(raw: &[u8], most: usize) -> anyhow::Result<()> {
+    use std::io::Read;
+    let be32 = |b: &[u8], at: usize| {
+        b.get(at..at + 4)
+            .map(|x| u32::from_be_bytes([x[0], x[1], x[2], x[3]]))
+    };
+    let cookie = be32(raw, 0).ok_or_else(|| anyhow::anyhow!("too short"))?;
+    let mut inner = [0u8; 32];
+    let header: &[u8] = match cookie {
+        V2_COOKIE => raw,
+        V2_DEFLATED_COOKIE => {
+            let len = be32(raw, 4).unwrap_or(0) as usize;
+            let body = raw
+                .get(8..8 + len)
+                .ok_or_else(|| anyhow::anyhow!("a deflated length past its end"))?;
+            flate2::read::ZlibDecoder::new(body)
+                .read_exact(&mut inner)
+                .map_err(|e| anyhow::anyhow!("not deflated: {e}"))?;
+            &inner
+        }
+        _ => anyhow::bail!("not an HdrHistogram V2 encoding"),
+    };
+    let field = |at: usize| {
+        header
+            .get(at..at + 8)
+            .map(|x| u64::from_be_bytes([x[0], x[1], x[2], x[3], x[4], x[5], x[6], x[7]]))
+    };
+    let payload = be32(header, 4).unwrap_or(u32::MAX) as usize;
+    let digits = be32(header, 12).unwrap_or(u32::MAX);
+    let (low, high) = (field(16).unwrap_or(0), field(24).unwrap_or(u64::MAX));
+    if payload > most || digits > u32::from(SIGFIGS) || low < 1 || high > MAX_TRACKABLE_US {
+        anyhow::bail!(
+            "a histogram beyond klab's own (payload {payload} bytes, {digits} digits, values {low}..{high}; klab's: 1..{MAX_TRACKABLE_US} us, {SIGFIGS} digits)"
+        );
+    }
+    Ok(())
+}
+
+/// Reads an interval log as [`Recorder::write_log`] writes it, one
+/// interval at a time: `each` gets each interval's start (after the log's
+/// start) and its histogram. Returns the log's StartTime (seconds since
+/// the epoch), when present. At most [`MAX_INTERVALS`] intervals, each
+/// within klab's own histogram bounds.
+pub fn read_log(
+    bytes: &[u8],
+    mut each: impl FnMut(Duration, Histogram<u64>),
+) -> anyhow::Result<Option<Duration>> {
     use base64::Engine;
     use hdrhistogram::serialization::Deserializer;
     use hdrhistogram::serialization::interval_log::{IntervalLogIterator, LogEntry};
     let mut start = None;
     let mut base = None;
-    let mut out = Vec::new();
+    let mut n = 0;
     let mut de = Deserializer::new();
+    // The longest payload of klab's histogram: each count a varint of at
+    // most 9 bytes.
+    let most = new_histogram().distinct_values() * 9;
     for entry in IntervalLogIterator::new(bytes) {
         match entry.map_err(|e| anyhow::anyhow!("not an interval log: {e:?}"))? {
             LogEntry::StartTime(t) => start = Some(t),
             LogEntry::BaseTime(t) => base = Some(t),
             LogEntry::Interval(i) => {
+                n += 1;
+                if n > MAX_INTERVALS {
+                    anyhow::bail!("more than {MAX_INTERVALS} intervals");
+                }
                 let raw = base64::engine::general_purpose::STANDARD
                     .decode(i.encoded_histogram())
+                    .map_err(|e| anyhow::anyhow!("an interval's histogram: {e}"))?;
+                check_encoded(&raw, most)
                     .map_err(|e| anyhow::anyhow!("an interval's histogram: {e}"))?;
                 let h: Histogram<u64> = de
                     .deserialize(&mut std::io::Cursor::new(raw))
                     .map_err(|e| anyhow::anyhow!("an interval's histogram: {e:?}"))?;
-                out.push((i.start_timestamp(), h));
+                each(i.start_timestamp(), h);
             }
         }
     }
-    Ok((start.or(base), out))
+    Ok(start.or(base))
 }
 
 /// Upper bounds (seconds) of the latency buckets the live view's
@@ -298,11 +360,50 @@ mod tests {
         let origin = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
         let mut buf = Vec::new();
         r.write_log(&mut buf, origin, "e2e").unwrap();
-        let (start, intervals) = read_log(&buf).unwrap();
+        let mut intervals = Vec::new();
+        let start = read_log(&buf, |t, h| intervals.push((t, h))).unwrap();
         assert_eq!(start, Some(Duration::from_secs(1_700_000_000)));
         assert_eq!(intervals.len(), 3);
         assert_eq!(intervals[2].0, Duration::from_secs(2));
         assert_eq!(intervals[1].1.len(), 100);
+    }
+
+    /// A crafted log cannot make hdrhistogram allocate beyond klab's own
+    /// histograms: huge bounds, or a payload length the bytes do not hold.
+    #[test]
+    fn a_log_beyond_klabs_histograms_is_refused() {
+        use base64::Engine;
+        use hdrhistogram::serialization::{Serializer, V2DeflateSerializer, V2Serializer};
+        let mut big = Histogram::<u64>::new_with_bounds(1, u64::MAX, 5).unwrap();
+        big.record(7).unwrap();
+        let mut ok = new_histogram();
+        ok.record(7).unwrap();
+        let line = |h: &Histogram<u64>, deflate: bool| {
+            let mut raw = Vec::new();
+            if deflate {
+                V2DeflateSerializer::new().serialize(h, &mut raw).unwrap();
+            } else {
+                V2Serializer::new().serialize(h, &mut raw).unwrap();
+            }
+            raw
+        };
+        let log = |raw: &[u8]| {
+            let b64 = base64::engine::general_purpose::STANDARD.encode(raw);
+            format!("#[StartTime: 1.000 (seconds since epoch)]\n0.000,1.000,0.007,{b64}\n")
+        };
+        for deflate in [false, true] {
+            let text = log(&line(&ok, deflate));
+            let mut n = 0;
+            read_log(text.as_bytes(), |_, h| n += h.len()).unwrap();
+            assert_eq!(n, 1);
+            let e = read_log(log(&line(&big, deflate)).as_bytes(), |_, _| {}).unwrap_err();
+            assert!(e.to_string().contains("beyond klab's own"), "{e}");
+        }
+        // A plain encoding that claims a 4 GiB payload.
+        let mut raw = line(&ok, false);
+        raw[4..8].copy_from_slice(&u32::MAX.to_be_bytes());
+        let e = read_log(log(&raw).as_bytes(), |_, _| {}).unwrap_err();
+        assert!(e.to_string().contains("beyond klab's own"), "{e}");
     }
 
     #[test]

@@ -528,6 +528,8 @@ fn emit_step_end(
         consumed: result.consumed,
         e2e_buckets: live.buckets,
         e2e_sum_s: live.sum_s,
+        failed: result.failed,
+        unsent: result.unsent,
     });
 }
 

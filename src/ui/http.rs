@@ -3,6 +3,14 @@
 //! a 404 (or 405 for anything but GET) for the rest. Serving `/metrics`
 //! alone (`klab produce/consume --metrics`), the page and the event stream
 //! are 404s too.
+//!
+//! Nobody can lock it by holding sockets: a connection that does not send
+//! a complete request head within [`HEADER_TIMEOUT`] (also between the
+//! requests of a kept-alive one) is closed; at [`MAX_CONNECTIONS`] open
+//! sockets a new one closes the oldest that carries no event stream; at
+//! [`MAX_STREAMS`] event streams only `/events` answers 503 (the page and
+//! `/metrics` are still served); and a stream whose browser stops reading
+//! for [`STALLED`] is ended.
 
 use super::hub::Hub;
 use bytes::Bytes;
@@ -13,17 +21,29 @@ use hyper::header::{self, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 use std::convert::Infallible;
 use std::pin::Pin;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// The page: one file, its script and styles inline, nothing fetched from
 /// elsewhere.
 pub const PAGE: &str = include_str!("page.html");
 
-/// At most this many browsers (or scrapers) at once; more get a 503.
-pub const MAX_CONNECTIONS: usize = 64;
+/// Open sockets at most; one more closes the oldest without an event
+/// stream.
+pub const MAX_CONNECTIONS: usize = 256;
+
+/// Event streams (browsers following the run) at most; more get a 503.
+pub const MAX_STREAMS: usize = 64;
+
+/// How long a connection may take to send a request's head, and how long
+/// a kept-alive one may sit idle between requests.
+pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A browser that has not taken a frame for this long has stopped
+/// reading: its stream ends.
+pub const STALLED: Duration = Duration::from_secs(30);
 
 /// Frames a browser's connection buffers before its task waits for it.
 const PER_CLIENT_FRAMES: usize = 16;
@@ -48,11 +68,13 @@ impl hyper::body::Body for SseBody {
 pub struct Server {
     pub hub: Arc<Hub>,
     /// Open connections (page loads, streams, scrapes).
-    pub connections: Arc<AtomicUsize>,
+    pub connections: Connections,
     /// Browsers following the stream now.
     pub streams: Arc<AtomicUsize>,
     /// Only `/metrics`: no page, no event stream.
     pub metrics_only: bool,
+    /// [`HEADER_TIMEOUT`] (shorter in tests).
+    pub header_timeout: Duration,
 }
 
 /// Counts a stream while it lives.
@@ -68,6 +90,66 @@ impl Counted {
 impl Drop for Counted {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// One open socket: when it was accepted, the event streams it carries,
+/// and how to close it from outside.
+struct Slot {
+    id: u64,
+    since: Instant,
+    streams: Arc<AtomicUsize>,
+    close: Arc<tokio::sync::Notify>,
+}
+
+/// The open sockets, so that a new one can close an old idle one.
+#[derive(Default)]
+pub struct Connections {
+    slots: Mutex<Vec<Slot>>,
+    next: AtomicU64,
+}
+
+/// A socket's place in [`Connections`]; dropping it gives the place back.
+struct Admitted<'a> {
+    all: &'a Connections,
+    id: u64,
+}
+
+impl Connections {
+    /// Takes a place for a new socket; at `max`, closes the oldest socket
+    /// that carries no event stream first. None when every one does.
+    fn admit(&self, max: usize) -> Option<(u64, Arc<AtomicUsize>, Arc<tokio::sync::Notify>)> {
+        let mut slots = self.slots.lock().ok()?;
+        if slots.len() >= max {
+            let idle = slots
+                .iter()
+                .enumerate()
+                .filter(|(_, s)| s.streams.load(Ordering::Relaxed) == 0)
+                .min_by_key(|(_, s)| s.since)
+                .map(|(i, _)| i)?;
+            slots.swap_remove(idle).close.notify_one();
+        }
+        let slot = Slot {
+            id: self.next.fetch_add(1, Ordering::Relaxed),
+            since: Instant::now(),
+            streams: Arc::new(AtomicUsize::new(0)),
+            close: Arc::new(tokio::sync::Notify::new()),
+        };
+        let out = (slot.id, Arc::clone(&slot.streams), Arc::clone(&slot.close));
+        slots.push(slot);
+        Some(out)
+    }
+
+    fn release(&self, id: u64) {
+        if let Ok(mut slots) = self.slots.lock() {
+            slots.retain(|s| s.id != id);
+        }
+    }
+}
+
+impl Drop for Admitted<'_> {
+    fn drop(&mut self) {
+        self.all.release(self.id);
     }
 }
 
@@ -103,24 +185,37 @@ pub async fn serve(
                 continue;
             }
         };
+        let Some((id, conn_streams, close)) = server.connections.admit(MAX_CONNECTIONS) else {
+            // Every socket carries a stream, and streams are capped: only
+            // reached with a cap below MAX_STREAMS.
+            continue;
+        };
         let _ = stream.set_nodelay(true);
-        let conn = Counted::new(&server.connections);
         let server = Arc::clone(&server);
         let stop = stop.clone();
         tokio::spawn(async move {
-            let _conn = conn;
-            let crowded = server.connections.load(Ordering::Relaxed) > MAX_CONNECTIONS;
-            let svc = hyper::service::service_fn(move |req| {
+            let _slot = Admitted {
+                all: &server.connections,
+                id,
+            };
+            let svc = {
                 let server = Arc::clone(&server);
-                let stop = stop.clone();
-                async move { Ok::<_, Infallible>(route(&server, req, crowded, stop)) }
-            });
+                hyper::service::service_fn(move |req| {
+                    let server = Arc::clone(&server);
+                    let stop = stop.clone();
+                    let conn_streams = Arc::clone(&conn_streams);
+                    async move { Ok::<_, Infallible>(route(&server, req, &conn_streams, stop)) }
+                })
+            };
             let io = hyper_util::rt::TokioIo::new(stream);
-            if let Err(e) = hyper::server::conn::http1::Builder::new()
-                .serve_connection(io, svc)
-                .await
-            {
-                tracing::debug!("live view: connection: {e}");
+            let mut http = hyper::server::conn::http1::Builder::new();
+            http.timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(server.header_timeout);
+            tokio::select! {
+                r = http.serve_connection(io, svc) => if let Err(e) = r {
+                    tracing::debug!("live view: connection: {e}");
+                },
+                _ = close.notified() => tracing::debug!("live view: closed an idle connection for a new one"),
             }
         });
     }
@@ -129,7 +224,7 @@ pub async fn serve(
 fn route(
     server: &Arc<Server>,
     req: Request<Incoming>,
-    crowded: bool,
+    conn_streams: &Arc<AtomicUsize>,
     stop: tokio::sync::watch::Receiver<bool>,
 ) -> Response<Body> {
     if req.method() != Method::GET && req.method() != Method::HEAD {
@@ -141,13 +236,6 @@ fn route(
         r.headers_mut()
             .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
         return r;
-    }
-    if crowded {
-        return full(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "text/plain; charset=utf-8",
-            "too many connections to the live view\n",
-        );
     }
     match req.uri().path() {
         "/metrics" => {
@@ -175,13 +263,18 @@ fn route(
             );
             r
         }
+        "/events" if server.streams.load(Ordering::Relaxed) >= MAX_STREAMS => full(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "text/plain; charset=utf-8",
+            "too many browsers follow the live view; the page and /metrics still answer\n",
+        ),
         "/events" => {
             let last = req
                 .headers()
                 .get("last-event-id")
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| v.trim().parse::<u64>().ok());
-            events(server, last, stop)
+            events(server, conn_streams, last, stop)
         }
         _ => full(
             StatusCode::NOT_FOUND,
@@ -195,27 +288,34 @@ fn route(
 /// one on (all of them for a new browser), then new ones as they come.
 fn events(
     server: &Arc<Server>,
+    conn_streams: &Arc<AtomicUsize>,
     last: Option<u64>,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) -> Response<Body> {
     let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(PER_CLIENT_FRAMES);
     let hub = Arc::clone(&server.hub);
-    let counted = Counted::new(&server.streams);
+    let counted = (Counted::new(&server.streams), Counted::new(conn_streams));
     tokio::spawn(async move {
         let _counted = counted;
+        // A browser that stops reading holds its frames here: after
+        // STALLED its stream ends, and its socket with it.
+        let send = |b: Bytes| {
+            let tx = tx.clone();
+            async move { matches!(tokio::time::timeout(STALLED, tx.send(b)).await, Ok(Ok(()))) }
+        };
         let mode = match &hub.mode {
             super::hub::Mode::Live => serde_json::json!({"mode": "live"}),
             super::hub::Mode::Replay(dir) => serde_json::json!({"mode": "replay", "dir": dir}),
         };
         let hello = format!("retry: 2000\nevent: hello\ndata: {mode}\n\n");
-        if tx.send(Bytes::from(hello)).await.is_err() {
+        if !send(Bytes::from(hello)).await {
             return;
         }
         let mut cursor = last.map(|i| i + 1).unwrap_or(0);
         let mut changed = hub.watch();
         loop {
             while let Some(chunk) = hub.since(&mut cursor, 256) {
-                if tx.send(chunk).await.is_err() {
+                if !send(chunk).await {
                     return;
                 }
             }
@@ -225,7 +325,7 @@ fn events(
                 _ = tokio::time::sleep(Duration::from_secs(15)) => {
                     // A comment line keeps proxies from closing an idle
                     // stream and finds browsers that went away.
-                    if tx.send(Bytes::from_static(b": still here\n\n")).await.is_err() {
+                    if !send(Bytes::from_static(b": still here\n\n")).await {
                         return;
                     }
                 }

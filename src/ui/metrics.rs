@@ -50,7 +50,11 @@ struct StepInfo(Mutex<Vec<(String, String)>>);
 
 impl EncodeMetric for StepInfo {
     fn encode(&self, mut encoder: MetricEncoder) -> Result<(), std::fmt::Error> {
-        let mut labels = self.0.lock().map(|g| g.clone()).unwrap_or_default();
+        let mut labels: Vec<(String, String)> = self
+            .0
+            .lock()
+            .map(|g| g.iter().map(|(k, v)| (k.clone(), escape(v))).collect())
+            .unwrap_or_default();
         if labels.is_empty() {
             labels.push(("step".to_string(), String::new()));
         }
@@ -60,6 +64,24 @@ impl EncodeMetric for StepInfo {
     fn metric_type(&self) -> MetricType {
         MetricType::Info
     }
+}
+
+/// A label value as the exposition format writes it between its quotes:
+/// a backslash, a double quote and a line feed escaped (`\\`, `\"`,
+/// `\n`). prometheus-client writes label values as they are, so a lab or
+/// step name with a quote or a newline could otherwise end the label, add
+/// samples of its own or end the exposition early.
+fn escape(v: &str) -> String {
+    let mut out = String::with_capacity(v.len());
+    for c in v.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// What one step has added so far (its counts start at zero).
@@ -416,6 +438,39 @@ mod tests {
         );
         assert!(text.contains("klab_ui_events_dropped_total 3"), "{text}");
         assert!(text.ends_with("# EOF\n"), "{text}");
+    }
+
+    /// A lab or step name cannot add samples or end the exposition: its
+    /// quote, backslash and newline are escaped, and the text still parses.
+    #[test]
+    fn label_values_are_escaped() {
+        let mut m = Metrics::new();
+        let evil = "x\"} 1\nklab_lost_records_total 999999\n# EOF";
+        m.observe(&Event::StepBegin {
+            lab: Some(evil.to_string()),
+            label: Some("a\\b".into()),
+            bootstrap: "b".into(),
+            topic: "t".into(),
+            workload: String::new(),
+            broker: String::new(),
+            applied: crate::model::Applied::Unchanged,
+            throwaway: false,
+        });
+        let text = m.encode(0, 0);
+        let lost: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with("klab_lost_records_total"))
+            .collect();
+        assert_eq!(lost, ["klab_lost_records_total 0"], "{text}");
+        assert_eq!(text.lines().filter(|l| *l == "# EOF").count(), 1, "{text}");
+        assert!(text.ends_with("# EOF\n"), "{text}");
+        assert!(
+            text.contains(r#"lab="x\"} 1\nklab_lost_records_total 999999\n# EOF""#),
+            "{text}"
+        );
+        assert!(text.contains(r#"step="a\\b""#), "{text}");
+        openmetrics_parser::openmetrics::parse_openmetrics(&text)
+            .unwrap_or_else(|e| panic!("does not parse: {e:?}\n{text}"));
     }
 
     /// The names of the samples `role`'s `/metrics` exports (`_total`,

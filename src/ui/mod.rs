@@ -88,6 +88,29 @@ pub struct Ui {
     collector: Option<std::thread::JoinHandle<()>>,
     runtime: Option<tokio::runtime::Runtime>,
     pub streams: Arc<AtomicUsize>,
+    /// Keep serving after the run until Ctrl-C (see [`linger`]).
+    linger: bool,
+}
+
+/// A live view whose run is over, served until Ctrl-C ([`linger`]).
+static LINGERING: std::sync::Mutex<Option<Ui>> = std::sync::Mutex::new(None);
+
+/// Serves the live view of a run that is over (one started with
+/// `linger`, i.e. without `--ui-exit`) until Ctrl-C, so a class can still
+/// read the page; returns at once when there is none. `main` calls it
+/// after the run's outcome is printed; the exit code stays the run's.
+pub fn linger() {
+    let Some(ui) = LINGERING.lock().ok().and_then(|mut l| l.take()) else {
+        return;
+    };
+    crate::errln!(
+        "live view: the run is over; the page stays up at {} until Ctrl-C (--ui-exit ends it with the run)",
+        ui.url()
+    );
+    while !crate::cancel::interrupted() {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    drop(ui);
 }
 
 impl Ui {
@@ -95,12 +118,17 @@ impl Ui {
         format!("http://{}/", self.addr)
     }
 
-    /// Tells the browsers the run (or the replay) is over.
+    /// Tells the browsers the run is over.
     pub fn finish(&self, how: &str) {
         let at_ms = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_millis() as u64)
             .unwrap_or(0);
+        self.finish_at(how, at_ms);
+    }
+
+    /// Tells the browsers the run (or the replay) ended at `at_ms`.
+    fn finish_at(&self, how: &str, at_ms: u64) {
         self.hub.push_json(
             &serde_json::json!({"kind": "run_end", "at_ms": at_ms, "how": how}).to_string(),
         );
@@ -113,7 +141,27 @@ impl Drop for Ui {
         if let Some(c) = self.collector.take() {
             let _ = c.join();
         }
-        self.finish("ended");
+        if self.hub.mode == Mode::Live {
+            self.finish("ended");
+        }
+        if self.linger && !crate::cancel::interrupted() && !std::thread::panicking() {
+            // The run is over, not the page: hand the server to `linger`.
+            if let Ok(mut slot) = LINGERING.lock()
+                && slot.is_none()
+            {
+                *slot = Some(Ui {
+                    addr: self.addr,
+                    hub: Arc::clone(&self.hub),
+                    stop: std::mem::replace(&mut self.stop, tokio::sync::watch::channel(false).0),
+                    collector_stop: Arc::clone(&self.collector_stop),
+                    collector: None,
+                    runtime: self.runtime.take(),
+                    streams: Arc::clone(&self.streams),
+                    linger: false,
+                });
+                return;
+            }
+        }
         if self.streams.load(Ordering::Relaxed) > 0 {
             // Let the browsers' tasks hand over the last frames.
             std::thread::sleep(Duration::from_millis(300));
@@ -144,6 +192,16 @@ impl Serves {
 /// Binds `addr` (a clear usage error, exit 2, when it is taken) and serves
 /// `hub` there. `flag` names the option in messages.
 fn serve(addr: SocketAddr, hub: Arc<Hub>, flag: &str, serves: Serves) -> Result<Ui> {
+    serve_with(addr, hub, flag, serves, http::HEADER_TIMEOUT)
+}
+
+fn serve_with(
+    addr: SocketAddr,
+    hub: Arc<Hub>,
+    flag: &str,
+    serves: Serves,
+    header_timeout: Duration,
+) -> Result<Ui> {
     let std_listener = std::net::TcpListener::bind(addr).map_err(|e| {
         if e.kind() == std::io::ErrorKind::AddrInUse {
             usage!(
@@ -179,9 +237,10 @@ fn serve(addr: SocketAddr, hub: Arc<Hub>, flag: &str, serves: Serves) -> Result<
     let streams = Arc::new(AtomicUsize::new(0));
     let server = Arc::new(http::Server {
         hub: Arc::clone(&hub),
-        connections: Arc::new(AtomicUsize::new(0)),
+        connections: http::Connections::default(),
         streams: Arc::clone(&streams),
         metrics_only: serves == Serves::MetricsOnly,
+        header_timeout,
     });
     runtime.spawn(http::serve(server, listener, stop_rx));
     Ok(Ui {
@@ -192,6 +251,7 @@ fn serve(addr: SocketAddr, hub: Arc<Hub>, flag: &str, serves: Serves) -> Result<
         collector: None,
         runtime: Some(runtime),
         streams,
+        linger: false,
     })
 }
 
@@ -229,10 +289,12 @@ fn follow(ui: &mut Ui) -> Result<()> {
 }
 
 /// Starts the live view of a run at `addr` and prints its URL. From now
-/// on every event the run emits reaches the page.
-pub fn live(addr: SocketAddr, flag: &str) -> Result<Ui> {
+/// on every event the run emits reaches the page. With `linger`, the page
+/// stays up after the run until Ctrl-C ([`linger`]).
+pub fn live(addr: SocketAddr, flag: &str, linger: bool) -> Result<Ui> {
     let hub = Arc::new(Hub::new(Mode::Live));
     let mut ui = serve(addr, hub, flag, Serves::LiveView)?;
+    ui.linger = linger;
     follow(&mut ui)?;
     crate::errln!("live view: {} (also /metrics)", ui.url());
     Ok(ui)
@@ -256,7 +318,8 @@ pub fn replay(addr: SocketAddr, dir: &std::path::Path, events: &[Stamped]) -> Re
         hub.push(e);
     }
     let ui = serve(addr, hub, "--addr", Serves::LiveView)?;
-    ui.finish("replayed");
+    // At the run's end, not now: the replay's clock is the run's.
+    ui.finish_at("replayed", events.last().map_or(0, |e| e.at_ms + 1));
     Ok(ui)
 }
 
@@ -282,11 +345,81 @@ mod tests {
         assert_eq!(m("127.0.0.1:0"), "127.0.0.1:0");
     }
 
+    /// A GET on a fresh socket: the response up to `until` (or its end).
+    fn get(addr: SocketAddr, path: &str, until: &str) -> String {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        write!(
+            s,
+            "GET {path} HTTP/1.1\r\nHost: k\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut got = Vec::new();
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = s.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            got.extend_from_slice(&buf[..n]);
+            if String::from_utf8_lossy(&got).contains(until) {
+                break;
+            }
+        }
+        String::from_utf8_lossy(&got).into_owned()
+    }
+
+    /// Sockets that never send a request (more of them than the server
+    /// keeps open) lock out neither a scraper nor a new browser, and each
+    /// is closed after the header timeout.
+    #[test]
+    fn idle_sockets_lock_out_nobody() {
+        use std::io::Read;
+        let hub = Arc::new(Hub::new(Mode::Live));
+        hub.push_json(r#"{"kind":"hello-test"}"#);
+        let ui = serve_with(
+            "127.0.0.1:0".parse().unwrap(),
+            hub,
+            "--ui",
+            Serves::LiveView,
+            Duration::from_secs(2),
+        )
+        .unwrap();
+        let idle: Vec<std::net::TcpStream> = (0..http::MAX_CONNECTIONS + 40)
+            .map(|_| std::net::TcpStream::connect(ui.addr).unwrap())
+            .collect();
+        let metrics = get(ui.addr, "/metrics", "# EOF");
+        assert!(metrics.starts_with("HTTP/1.1 200"), "{metrics}");
+        assert!(metrics.contains("klab_steps_total"), "{metrics}");
+        let page = get(ui.addr, "/", "</html>");
+        assert!(page.starts_with("HTTP/1.1 200"), "{page}");
+        let events = get(ui.addr, "/events", "hello-test");
+        assert!(events.starts_with("HTTP/1.1 200"), "{events}");
+        assert!(events.contains("event: hello"), "{events}");
+        // The last idle socket is still open (the oldest went for the new
+        // ones); the header timeout closes it.
+        let mut last = idle.last().unwrap();
+        last.set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let started = std::time::Instant::now();
+        let mut buf = [0u8; 64];
+        match last.read(&mut buf) {
+            Ok(0) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+            other => panic!("the idle socket is still open: {other:?}"),
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(8),
+            "closed only after {:?}",
+            started.elapsed()
+        );
+    }
+
     #[test]
     fn a_taken_port_is_a_usage_error() {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = l.local_addr().unwrap();
-        let e = match live(addr, "--ui") {
+        let e = match live(addr, "--ui", false) {
             Err(e) => e,
             Ok(_) => panic!("bound a taken port"),
         };

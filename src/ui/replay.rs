@@ -1,20 +1,41 @@
 //! `klab ui RUN_DIR`: a finished run folder turned back into the events
 //! the live view would have shown, from each step's JSON and histogram
-//! logs (and the tuner's trials), placed at the wall-clock times they
-//! happened.
+//! logs (the tuner's trials, the labs' verdicts), placed at the wall-clock
+//! times they happened.
 //!
 //! What a folder cannot give back: the warm-up seconds (their histograms
 //! are not kept), the produced rate (shown as acknowledged), and the lag,
 //! which is estimated from the schedule (records due at the target rate
-//! minus records read).
+//! minus records read). A second the measured window covers only in part
+//! (its first and last) is drawn at its rate over the part it covers, or
+//! left out when that is under half a second, so a step's edges do not
+//! look like drops; between steps the page leaves the gap empty.
+//!
+//! A run folder may come from anyone: the replay reads only regular files
+//! directly inside it (no symbolic link, FIFO or device; a histogram log
+//! named by a step's JSON must be a plain file name), at most
+//! [`MAX_FILE_BYTES`] each, and refuses a step whose figures are out of
+//! range (exit 2, naming the file and the field) instead of computing
+//! with them.
 
 use crate::events::{Event, Stamped};
 use crate::model::{Applied, BrokerConfig, StepResult};
 use crate::stats::hist::{LATENCY_BUCKETS_S, add_to_buckets, read_log};
 use crate::usage;
 use anyhow::Result;
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 use std::time::{Duration, UNIX_EPOCH};
+
+/// The most `klab ui` reads of one file of a run folder.
+pub const MAX_FILE_BYTES: u64 = 64 << 20;
+
+/// The largest figure a step's JSON may hold as a fraction or exponent
+/// (counts are integers, anything else is far below): beyond it a crafted
+/// file could overflow a duration.
+const MAX_FIGURE: f64 = 1e15;
+
+/// The latest time in a step a replay places: 100 days of seconds.
+const MAX_STEP_S: f64 = 8.64e6;
 
 /// Files of a run folder that are not one step's result.
 fn is_step_file(name: &str) -> bool {
@@ -22,67 +43,238 @@ fn is_step_file(name: &str) -> bool {
         && !name.ends_with(".tune.json")
         && !matches!(
             name,
-            "summary.json" | "tune.json" | "tune-bench.json" | "bench.json" | "compare.json"
+            "summary.json"
+                | "verdicts.json"
+                | "tune.json"
+                | "tune-bench.json"
+                | "bench.json"
+                | "compare.json"
         )
+}
+
+/// What the replay says of a file it will not read.
+const ONLY: &str = "klab ui reads only regular files directly inside the run folder";
+
+/// Reads `path`, a regular file of at most [`MAX_FILE_BYTES`]: never
+/// through a symbolic link, never waiting on a FIFO or reading a device.
+fn read_regular(path: &Path) -> Result<Vec<u8>> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|e| match e.raw_os_error() {
+            Some(libc::ELOOP) => usage!("{}: a symbolic link; {ONLY}", path.display()),
+            _ => usage!("{}: cannot read: {e}", path.display()),
+        })?;
+    let meta = file
+        .metadata()
+        .map_err(|e| usage!("{}: cannot read: {e}", path.display()))?;
+    if !meta.is_file() {
+        return Err(usage!(
+            "{}: not a regular file (a FIFO, a device or a folder); {ONLY}",
+            path.display()
+        ));
+    }
+    let too_big = || {
+        usage!(
+            "{}: larger than the {} MiB klab ui reads of one file",
+            path.display(),
+            MAX_FILE_BYTES >> 20
+        )
+    };
+    if meta.len() > MAX_FILE_BYTES {
+        return Err(too_big());
+    }
+    let mut out = Vec::new();
+    file.take(MAX_FILE_BYTES + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| usage!("{}: cannot read: {e}", path.display()))?;
+    if out.len() as u64 > MAX_FILE_BYTES {
+        return Err(too_big());
+    }
+    Ok(out)
+}
+
+/// One second of a histogram log, summed up as the page draws it.
+struct Sec {
+    /// Its start on the run's clock (seconds).
+    t: f64,
+    n: u64,
+    p50_ms: f64,
+    p99_ms: f64,
+    max_ms: f64,
+    /// Per bucket of [`LATENCY_BUCKETS_S`] (one more above), and the sum.
+    buckets: Vec<u64>,
+    sum_s: f64,
 }
 
 struct Step {
     result: StepResult,
     /// The run clock's origin, ms since the epoch.
     origin_ms: u64,
-    e2e: Vec<(Duration, hdrhistogram::Histogram<u64>)>,
-    publish: Vec<(Duration, hdrhistogram::Histogram<u64>)>,
-}
-
-fn log_of(
-    json: &Path,
-    name: Option<&String>,
-) -> (
-    Option<Duration>,
-    Vec<(Duration, hdrhistogram::Histogram<u64>)>,
-) {
-    let Some(name) = name else {
-        return (None, Vec::new());
-    };
-    let path = json.with_file_name(name);
-    match std::fs::read(&path)
-        .map_err(anyhow::Error::from)
-        .and_then(|b| read_log(&b))
-    {
-        Ok(l) => l,
-        Err(e) => {
-            tracing::warn!("{}: {e:#}", path.display());
-            (None, Vec::new())
-        }
-    }
-}
-
-fn load_step(path: &Path) -> Option<Step> {
-    let text = std::fs::read_to_string(path).ok()?;
-    let result: StepResult = serde_json::from_str(&text).ok()?;
-    let (start_e2e, e2e) = log_of(path, result.histograms.e2e.as_ref());
-    let (start_pub, publish) = log_of(path, result.histograms.publish.as_ref());
-    let origin = start_e2e.or(start_pub).or_else(|| {
-        // No histograms: the file was written when the step ended.
-        let m = std::fs::metadata(path).ok()?.modified().ok()?;
-        let back = Duration::from_secs_f64(result.window_start_s + result.measured_seconds + 1.0);
-        m.checked_sub(back)?.duration_since(UNIX_EPOCH).ok()
-    })?;
-    Some(Step {
-        result,
-        origin_ms: origin.as_millis() as u64,
-        e2e,
-        publish,
-    })
+    e2e: Vec<Sec>,
+    publish: Vec<Sec>,
 }
 
 fn ms(us: u64) -> f64 {
     us as f64 / 1000.0
 }
 
-fn at(origin_ms: u64, t: f64) -> u64 {
-    origin_ms + (t.max(0.0) * 1000.0) as u64
+/// The seconds of the histogram log a step's JSON names in `field`, with
+/// the log's start time. A missing log is left out (with a warning); one
+/// outside the folder, not a regular file, too large or not a log is
+/// refused.
+fn seconds_of(
+    json: &Path,
+    field: &str,
+    name: Option<&String>,
+) -> Result<(Option<Duration>, Vec<Sec>)> {
+    let Some(name) = name else {
+        return Ok((None, Vec::new()));
+    };
+    let mut parts = Path::new(name).components();
+    let file = match (parts.next(), parts.next()) {
+        (Some(Component::Normal(f)), None) => f,
+        _ => {
+            return Err(usage!(
+                "{}: {field} = {name:?} is not a file name in the run folder; {ONLY}",
+                json.display()
+            ));
+        }
+    };
+    let path = json.with_file_name(file);
+    if std::fs::symlink_metadata(&path).is_err() {
+        tracing::warn!("{}: missing; its seconds are left out", path.display());
+        return Ok((None, Vec::new()));
+    }
+    let bytes = read_regular(&path)?;
+    let mut out = Vec::new();
+    let start = read_log(&bytes, |t, h| {
+        let mut buckets = vec![0u64; LATENCY_BUCKETS_S.len() + 1];
+        let sum_s = add_to_buckets(&h, &mut buckets);
+        out.push(Sec {
+            t: t.as_secs_f64(),
+            n: h.len(),
+            p50_ms: ms(h.value_at_quantile(0.5)),
+            p99_ms: ms(h.value_at_quantile(0.99)),
+            max_ms: ms(h.max()),
+            buckets,
+            sum_s,
+        });
+    })
+    .map_err(|e| usage!("{}: {e:#}", path.display()))?;
+    if out.iter().any(|s| s.t > MAX_STEP_S) {
+        return Err(usage!(
+            "{}: an interval starts more than {MAX_STEP_S} s into its step",
+            path.display()
+        ));
+    }
+    Ok((start, out))
 }
+
+/// Refuses a number a step's JSON holds as a fraction or exponent beyond
+/// [`MAX_FIGURE`]; `at` is its field's path (`workload.duration`).
+fn check_figures(v: &serde_json::Value, at: &str, file: &Path) -> Result<()> {
+    use serde_json::Value;
+    match v {
+        Value::Number(n) if n.is_f64() && !n.as_f64().is_some_and(|x| x.abs() <= MAX_FIGURE) => {
+            Err(usage!(
+                "{}: {at} = {n} is out of range (a step's figures stay below {MAX_FIGURE:e})",
+                file.display()
+            ))
+        }
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .try_for_each(|(i, x)| check_figures(x, &format!("{at}[{i}]"), file)),
+        Value::Object(map) => map.iter().try_for_each(|(k, x)| {
+            let at = if at.is_empty() {
+                k.clone()
+            } else {
+                format!("{at}.{k}")
+            };
+            check_figures(x, &at, file)
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// Refuses a step whose times the replay cannot place: each must be
+/// between 0 and [`MAX_STEP_S`].
+fn check_times(r: &StepResult, file: &Path) -> Result<()> {
+    let mut times = vec![
+        ("window_start_s", r.window_start_s),
+        ("measured_seconds", r.measured_seconds),
+    ];
+    times.extend(r.e2e_timeline.iter().map(|[t, ..]| ("e2e_timeline", *t)));
+    times.extend(r.faults.iter().map(|f| ("faults.at_s", f.at_s)));
+    match times
+        .into_iter()
+        .find(|(_, t)| !(0.0..=MAX_STEP_S).contains(t))
+    {
+        Some((field, t)) => Err(usage!(
+            "{}: {field} = {t} is out of range (0 to {MAX_STEP_S} seconds)",
+            file.display()
+        )),
+        None => Ok(()),
+    }
+}
+
+/// A step's JSON and its histogram logs; None when the file is not a
+/// step's result.
+fn load_step(path: &Path) -> Result<Option<Step>> {
+    let bytes = read_regular(path)?;
+    let Ok(value) = serde_json::from_slice::<serde_json::Value>(&bytes) else {
+        return Ok(None);
+    };
+    if value.get("workload").is_none() || value.get("window_start_s").is_none() {
+        return Ok(None);
+    }
+    check_figures(&value, "", path)?;
+    let Ok(result) = serde_json::from_value::<StepResult>(value) else {
+        return Ok(None);
+    };
+    check_times(&result, path)?;
+    let (start_e2e, e2e) = seconds_of(path, "histograms.e2e", result.histograms.e2e.as_ref())?;
+    let (start_pub, publish) = seconds_of(
+        path,
+        "histograms.publish",
+        result.histograms.publish.as_ref(),
+    )?;
+    let origin = start_e2e.or(start_pub).or_else(|| {
+        // No histograms: the file was written when the step ended.
+        let m = std::fs::symlink_metadata(path).ok()?.modified().ok()?;
+        let back =
+            Duration::try_from_secs_f64(result.window_start_s + result.measured_seconds + 1.0)
+                .ok()?;
+        m.checked_sub(back)?.duration_since(UNIX_EPOCH).ok()
+    });
+    let Some(origin) = origin else {
+        return Ok(None);
+    };
+    Ok(Some(Step {
+        result,
+        origin_ms: u64::try_from(origin.as_millis()).unwrap_or(u64::MAX),
+        e2e,
+        publish,
+    }))
+}
+
+fn at(origin_ms: u64, t: f64) -> u64 {
+    origin_ms.saturating_add((t.max(0.0) * 1000.0) as u64)
+}
+
+/// The part of second `t` inside the measured window.
+fn covered(r: &StepResult, t: f64) -> f64 {
+    let end = r.window_start_s + r.measured_seconds;
+    ((t + 1.0).min(end) - t.max(r.window_start_s)).clamp(0.0, 1.0)
+}
+
+/// A second covered less than this is left out of the charts (its
+/// records still count).
+const LEAST_COVERED: f64 = 0.5;
 
 fn step_events(s: &Step, before: Option<&BrokerConfig>, out: &mut Vec<Stamped>) {
     let r = &s.result;
@@ -90,11 +282,7 @@ fn step_events(s: &Step, before: Option<&BrokerConfig>, out: &mut Vec<Stamped>) 
     let mut push = |at_ms: u64, event: Event| out.push(Stamped { at_ms, event });
     let topic = r.workload.topic.clone().unwrap_or_default();
     let bootstrap = r.broker.bootstrap.clone();
-    let first_s = s
-        .e2e
-        .first()
-        .map(|(t, _)| t.as_secs_f64())
-        .unwrap_or(r.window_start_s);
+    let first_s = s.e2e.first().map(|x| x.t).unwrap_or(r.window_start_s);
     let begin = at(
         o,
         (r.window_start_s - r.workload.warmup.as_secs_f64()).min(first_s - 1.0),
@@ -169,26 +357,33 @@ fn step_events(s: &Step, before: Option<&BrokerConfig>, out: &mut Vec<Stamped>) 
             last_t = *t;
         }
     }
-    for (t, h) in &s.e2e {
-        let ts = t.as_secs_f64();
-        let p = s.publish.iter().find(|(pt, _)| pt == t).map(|(_, ph)| ph);
-        let acked_now = p.map(|ph| ph.len()).unwrap_or(0);
-        acked += acked_now;
-        consumed += h.len();
-        sum_s += add_to_buckets(h, &mut buckets);
+    for e in &s.e2e {
+        let p = s.publish.iter().find(|p| p.t == e.t);
+        let acked_now = p.map(|p| p.n).unwrap_or(0);
+        acked = acked.saturating_add(acked_now);
+        consumed = consumed.saturating_add(e.n);
+        for (b, n) in buckets.iter_mut().zip(&e.buckets) {
+            *b = b.saturating_add(*n);
+        }
+        sum_s += e.sum_s;
+        last_t = e.t;
+        let part = covered(r, e.t);
+        if part < LEAST_COVERED {
+            continue;
+        }
         let due = match (r.target_rate, planned) {
             (Some(rate), Some(total)) => {
-                (rate * (ts + 1.0 - r.window_start_s).max(0.0)).min(total) as u64
+                (rate * (e.t + 1.0 - r.window_start_s).max(0.0)).min(total) as u64
             }
             _ => acked,
         };
-        let mut e = second(
+        let mut ev = second(
             &bootstrap,
             &topic,
-            ts,
-            Some(ms(h.value_at_quantile(0.5))),
-            Some(ms(h.value_at_quantile(0.99))),
-            Some(ms(h.max())),
+            e.t,
+            Some(e.p50_ms),
+            Some(e.p99_ms),
+            Some(e.max_ms),
         );
         if let Event::Second {
             sent,
@@ -202,21 +397,20 @@ fn step_events(s: &Step, before: Option<&BrokerConfig>, out: &mut Vec<Stamped>) 
             e2e_buckets,
             e2e_sum_s,
             ..
-        } = &mut e
+        } = &mut ev
         {
             *sent = acked;
             *a = acked;
             *c = consumed;
             *d = due.max(consumed);
-            *sent_per_s = acked_now as f64;
-            *acked_per_s = acked_now as f64;
-            *consumed_per_s = h.len() as f64;
-            *publish_p99_ms = p.map(|ph| ms(ph.value_at_quantile(0.99)));
+            *sent_per_s = acked_now as f64 / part;
+            *acked_per_s = acked_now as f64 / part;
+            *consumed_per_s = e.n as f64 / part;
+            *publish_p99_ms = p.map(|p| p.p99_ms);
             *e2e_buckets = buckets.clone();
             *e2e_sum_s = sum_s;
         }
-        push(at(o, ts + 1.0), e);
-        last_t = ts;
+        push(at(o, e.t + 1.0), ev);
     }
     for f in &r.faults {
         push(
@@ -249,6 +443,8 @@ fn step_events(s: &Step, before: Option<&BrokerConfig>, out: &mut Vec<Stamped>) 
             consumed: r.consumed,
             e2e_buckets: buckets,
             e2e_sum_s: sum_s,
+            failed: r.failed,
+            unsent: r.unsent,
         },
     );
 }
@@ -282,20 +478,28 @@ fn second(
     }
 }
 
-/// The tuner's trials of a `*.tune.json` (or `tune.json`): (lab, label of
-/// the step that measured it, the event).
-fn trials(path: &Path) -> Vec<(Option<String>, Option<String>, Event)> {
-    let Some(v) = std::fs::read_to_string(path)
-        .ok()
-        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
-    else {
-        return Vec::new();
+/// A JSON file of the folder as a value; None when it is not JSON.
+fn json_of(path: &Path) -> Result<Option<serde_json::Value>> {
+    Ok(serde_json::from_slice(&read_regular(path)?).ok())
+}
+
+fn text(v: &serde_json::Value, k: &str) -> Option<String> {
+    v.get(k).and_then(|x| x.as_str()).map(String::from)
+}
+
+/// Events that follow the step a lab and label name: (lab, label, event).
+type After = Vec<(Option<String>, Option<String>, Event)>;
+
+/// The tuner's trials of a `*.tune.json` (or `tune.json`).
+fn trials(path: &Path) -> Result<After> {
+    let Some(v) = json_of(path)? else {
+        return Ok(Vec::new());
     };
     let Some(list) = v.get("trials").and_then(|t| t.as_array()) else {
-        return Vec::new();
+        return Ok(Vec::new());
     };
-    let text = |t: &serde_json::Value, k: &str| t.get(k).and_then(|x| x.as_str()).map(String::from);
-    list.iter()
+    Ok(list
+        .iter()
         .map(|t| {
             let result = t.get("result").cloned().unwrap_or_default();
             (
@@ -310,11 +514,47 @@ fn trials(path: &Path) -> Vec<(Option<String>, Option<String>, Event)> {
                 },
             )
         })
-        .collect()
+        .collect())
+}
+
+/// The labs' verdicts of `verdicts.json` (a lab run or the demo).
+fn verdicts(path: &Path) -> Result<After> {
+    let Some(v) = json_of(path)? else {
+        return Ok(Vec::new());
+    };
+    let rows = v.as_array().cloned().unwrap_or_default();
+    Ok(rows
+        .iter()
+        .filter_map(|row| {
+            let expected = row.get("expected").filter(|e| !e.is_null())?;
+            let verdict = match expected.get("verdict")?.as_str()? {
+                "no" => "NO".to_string(),
+                v => v.to_string(),
+            };
+            let bounds = expected
+                .get("checks")
+                .and_then(|c| c.as_array())
+                .map(|c| c.iter().filter_map(|x| text(x, "bound")).collect())
+                .unwrap_or_default();
+            let lab = text(row, "lab");
+            Some((
+                lab.clone(),
+                text(row, "label"),
+                Event::Verdict {
+                    lab: lab.unwrap_or_default(),
+                    label: text(row, "label"),
+                    step: text(row, "step").unwrap_or_default(),
+                    verdict,
+                    bounds,
+                },
+            ))
+        })
+        .collect())
 }
 
 /// Every event of the run in `dir`, in time order. A folder that is not
-/// one, or holds no step result, is a usage error.
+/// one, or holds no step result, is a usage error; so is a file the
+/// replay refuses to read (see the module's notes).
 pub fn events_of(dir: &Path) -> Result<Vec<Stamped>> {
     if !dir.is_dir() {
         return Err(usage!(
@@ -325,21 +565,23 @@ pub fn events_of(dir: &Path) -> Result<Vec<Stamped>> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .map_err(|e| usage!("{}: cannot read: {e}", dir.display()))?
         .flatten()
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
         .map(|e| e.path())
-        .filter(|p| p.is_file())
         .collect();
     files.sort();
     let mut steps: Vec<Step> = Vec::new();
-    let mut tune = Vec::new();
+    let mut after = Vec::new();
     for f in &files {
         let name = f
             .file_name()
             .map(|n| n.to_string_lossy().to_string())
             .unwrap_or_default();
         if name.ends_with(".tune.json") || name == "tune.json" {
-            tune.extend(trials(f));
+            after.extend(trials(f)?);
+        } else if name == "verdicts.json" {
+            after.extend(verdicts(f)?);
         } else if is_step_file(&name) {
-            match load_step(f) {
+            match load_step(f)? {
                 Some(s) => steps.push(s),
                 None => tracing::info!("{}: not a step's result; left out", f.display()),
             }
@@ -358,13 +600,14 @@ pub fn events_of(dir: &Path) -> Result<Vec<Stamped>> {
         let from = out.len();
         step_events(s, before, &mut out);
         before = Some(&s.result.broker.requested);
-        // The tuner's verdict on this step, just after it ends.
+        // The tuner's trial and the lab's verdict on this step, just after
+        // it ends.
         let end = out[from..]
             .iter()
             .map(|e| e.at_ms)
             .max()
             .unwrap_or(s.origin_ms);
-        for (lab, label, e) in &tune {
+        for (lab, label, e) in &after {
             if label.is_some() && *label == s.result.label && *lab == s.result.lab {
                 out.push(Stamped {
                     at_ms: end + 1,
@@ -380,6 +623,7 @@ pub fn events_of(dir: &Path) -> Result<Vec<Stamped>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::stats::hist::Recorder;
 
     #[test]
     fn a_folder_without_results_is_a_usage_error() {
@@ -391,13 +635,12 @@ mod tests {
         assert!(e.to_string().contains("not a folder"), "{e}");
     }
 
-    #[test]
-    fn a_saved_measurement_comes_back_as_seconds_and_a_step() {
-        use crate::stats::hist::Recorder;
-        let d = tempfile::tempdir().unwrap();
+    /// A step of 100 records in each of the seconds `from..to`, its
+    /// window starting at `window_start_s`, saved in `dir` as result.json.
+    fn save_step(dir: &Path, from: u64, to: u64, window_start_s: f64) {
         let mut e2e = Recorder::default();
         let mut publish = Recorder::default();
-        for s in 2..5u64 {
+        for s in from..to {
             for i in 0..100u64 {
                 let t = Duration::from_secs(s) + Duration::from_millis(i * 10);
                 e2e.record(5_000 + i, t);
@@ -407,25 +650,34 @@ mod tests {
         let mut result = StepResult {
             label: Some("run".into()),
             complete: true,
-            window_start_s: 2.0,
-            measured_seconds: 3.0,
+            window_start_s,
+            measured_seconds: (to - from) as f64,
             target_rate: Some(100.0),
             ..Default::default()
         };
-        result.workload.duration = Some(Duration::from_secs(3));
+        result.workload.duration = Some(Duration::from_secs(to - from));
         let mut m = crate::stats::report::Measurement {
             result,
             publish,
             e2e,
             origin: UNIX_EPOCH + Duration::from_secs(1_800_000_000),
         };
-        m.save(&d.path().join("result.json")).unwrap();
-        let ev = events_of(d.path()).unwrap();
-        let seconds: Vec<&Event> = ev
-            .iter()
+        m.save(&dir.join("result.json")).unwrap();
+    }
+
+    fn seconds(ev: &[Stamped]) -> Vec<&Event> {
+        ev.iter()
             .map(|s| &s.event)
             .filter(|e| matches!(e, Event::Second { .. }))
-            .collect();
+            .collect()
+    }
+
+    #[test]
+    fn a_saved_measurement_comes_back_as_seconds_and_a_step() {
+        let d = tempfile::tempdir().unwrap();
+        save_step(d.path(), 2, 5, 2.0);
+        let ev = events_of(d.path()).unwrap();
+        let seconds = seconds(&ev);
         assert_eq!(seconds.len(), 3);
         let Event::Second {
             consumed_per_s,
@@ -450,5 +702,98 @@ mod tests {
             Some(Event::StepEnd { .. })
         ));
         assert!(ev[0].at_ms + 10 >= 1_800_000_000_000);
+    }
+
+    /// The window's first and last seconds are only partly inside it: one
+    /// is drawn at its rate over what it covers, the other (under half a
+    /// second) left out, so neither looks like a drop.
+    #[test]
+    fn partial_seconds_at_a_windows_edges_are_no_drops() {
+        let d = tempfile::tempdir().unwrap();
+        // Records in seconds 2..6, the window 2.3 s to 5.3 s.
+        save_step(d.path(), 2, 6, 2.3);
+        edit(d.path(), |v| v["measured_seconds"] = serde_json::json!(3.0));
+        let ev = events_of(d.path()).unwrap();
+        let rates: Vec<f64> = seconds(&ev)
+            .iter()
+            .map(|e| match e {
+                Event::Second { consumed_per_s, .. } => *consumed_per_s,
+                _ => unreachable!(),
+            })
+            .collect();
+        // Second 2 covers 0.7 s, 3 and 4 all of it, 5 covers 0.3 s.
+        assert_eq!(rates.len(), 3, "{rates:?}");
+        assert!((rates[0] - 100.0 / 0.7).abs() < 0.01, "{rates:?}");
+        assert_eq!(&rates[1..], [100.0, 100.0]);
+    }
+
+    fn edit(dir: &Path, f: impl FnOnce(&mut serde_json::Value)) {
+        let path = dir.join("result.json");
+        let mut v: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        f(&mut v);
+        std::fs::write(&path, v.to_string()).unwrap();
+    }
+
+    fn refused(dir: &Path, want: &[&str]) {
+        let e = events_of(dir).unwrap_err();
+        assert!(crate::error::is_usage(&e), "{e:#}");
+        for w in want {
+            assert!(e.to_string().contains(w), "no {w:?} in: {e}");
+        }
+    }
+
+    #[test]
+    fn out_of_range_figures_are_refused_naming_file_and_field() {
+        let d = tempfile::tempdir().unwrap();
+        save_step(d.path(), 2, 5, 2.0);
+        edit(d.path(), |v| v["window_start_s"] = serde_json::json!(1e300));
+        refused(d.path(), &["result.json", "window_start_s", "out of range"]);
+        edit(d.path(), |v| v["window_start_s"] = serde_json::json!(-5.0));
+        refused(d.path(), &["result.json", "window_start_s", "out of range"]);
+        edit(d.path(), |v| {
+            v["window_start_s"] = serde_json::json!(2.0);
+            v["workload"]["duration"] = serde_json::json!(1e300);
+        });
+        refused(
+            d.path(),
+            &["result.json", "workload.duration", "out of range"],
+        );
+        edit(d.path(), |v| {
+            v["workload"]["duration"] = serde_json::json!(3.0);
+            v["e2e_timeline"] = serde_json::json!([[1e12, 1.0, 2.0]]);
+        });
+        refused(d.path(), &["result.json", "e2e_timeline", "out of range"]);
+    }
+
+    #[test]
+    fn only_regular_files_inside_the_folder_are_read() {
+        let d = tempfile::tempdir().unwrap();
+        save_step(d.path(), 2, 5, 2.0);
+        for outside in ["/dev/zero", "../result.e2e.hlog", "sub/result.e2e.hlog"] {
+            edit(d.path(), |v| {
+                v["histograms"]["e2e"] = serde_json::json!(outside)
+            });
+            refused(
+                d.path(),
+                &["result.json", "histograms.e2e", "not a file name"],
+            );
+        }
+        edit(d.path(), |v| {
+            v["histograms"]["e2e"] = serde_json::json!("result.e2e.hlog")
+        });
+        let log = d.path().join("result.e2e.hlog");
+        std::fs::remove_file(&log).unwrap();
+        std::os::unix::fs::symlink("/dev/zero", &log).unwrap();
+        refused(d.path(), &["result.e2e.hlog", "symbolic link"]);
+        std::fs::remove_file(&log).unwrap();
+        let c = std::ffi::CString::new(log.to_str().unwrap()).unwrap();
+        // SAFETY: mkfifo(3) on a path in a fresh temporary folder.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        refused(d.path(), &["result.e2e.hlog", "not a regular file"]);
+        std::fs::remove_file(&log).unwrap();
+        let f = std::fs::File::create(&log).unwrap();
+        f.set_len(MAX_FILE_BYTES + 1).unwrap();
+        refused(d.path(), &["result.e2e.hlog", "larger than"]);
     }
 }
