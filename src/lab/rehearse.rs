@@ -274,7 +274,9 @@ fn value(figure: &str, x: f64) -> String {
             "never".into()
         };
     }
-    if figure.contains('x') && (x.fract() != 0.0 || x < 10.0) {
+    // A ratio's bound reads `... >= 1.5x lab 01` or `fixed capacity >= 2.5x`.
+    let ratio = figure.contains("x lab 01") || figure.contains("capacity >=");
+    if ratio {
         format!("{}x", fmt_x(x))
     } else if x.fract() == 0.0 && x >= 0.0 {
         group(x as u64)
