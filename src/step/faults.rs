@@ -12,6 +12,27 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+/// Node `id` of `b` died during a step, and no klab fault did it. When the
+/// cluster goes on without it, the step goes on too (its records counted,
+/// the topic read back), the node is marked down (started again after the
+/// step) and the sentence for the result comes back; None when the step
+/// cannot go on.
+pub fn outside_death(
+    b: &mut LocalBroker,
+    id: i32,
+    status: std::process::ExitStatus,
+) -> Option<String> {
+    if !b.survives_loss_of(id) {
+        return None;
+    }
+    let note = format!(
+        "broker {id} died during the step ({status}), not by a klab fault; the other brokers carried on and it was started again after the step"
+    );
+    tracing::warn!("{note}");
+    b.note_down(id);
+    Some(note)
+}
+
 enum Job {
     /// Fire fault `i` of the spec list.
     Fire(usize),

@@ -339,6 +339,11 @@ pub fn measure(
     cspec.processing = workload.processing;
     cspec.settings = workload.consumer.clone().into_iter().collect();
     cspec.drain_timeout = Duration::from_secs(30);
+    // A topic klab did not just create may hold an earlier load's records
+    // and end-of-run markers: this step reads only what it writes.
+    if !created {
+        cspec.start = consumer::StartAt::End;
+    }
     let progress: Vec<Mutex<ProducerProgress>> = (0..n)
         .map(|_| Mutex::new(ProducerProgress::default()))
         .collect();
@@ -380,6 +385,8 @@ pub fn measure(
     let mut last_latency_second: Option<u64> = None;
 
     let mut broker_died: Option<anyhow::Error> = None;
+    // Nodes killed from outside while the others carried on (a sentence each).
+    let mut outside_deaths: Vec<String> = Vec::new();
     // CPU from the window's start until the producers are done.
     let broker_pids = |t: &Target| match t {
         Target::Local(b) => b.nodes().iter().filter_map(|n| n.pid()).collect(),
@@ -428,11 +435,15 @@ pub fn measure(
                 }
                 if let Target::Local(b) = target
                     && broker_died.is_none()
-                    && let Some(status) = b.exited()
+                    && let Some((id, status)) = b.died()
                 {
-                    let err = b.death_report(Some(status));
-                    cancel.cancel(format!("{err:#}"));
-                    broker_died = Some(err);
+                    if let Some(note) = faults::outside_death(b, id, status) {
+                        outside_deaths.push(note);
+                    } else {
+                        let err = b.death_report(Some(status));
+                        cancel.cancel(format!("{err:#}"));
+                        broker_died = Some(err);
+                    }
                 }
                 if let (Some(tl), Target::Local(b), Some(ws)) =
                     (timeline.as_mut(), &mut *target, window_start)
@@ -527,7 +538,8 @@ pub fn measure(
     );
     bar.finish();
     let fault_records = timeline.map(faults::Timeline::finish);
-    if fault_records.is_some()
+    let nodes_went_down = fault_records.is_some() || !outside_deaths.is_empty();
+    if nodes_went_down
         && let Target::Local(b) = target
         && broker_died.is_none()
         && !crate::cancel::interrupted()
@@ -538,13 +550,17 @@ pub fn measure(
 
     // After faults, and with the cluster whole again: is every acknowledged
     // record still in the topic? (Before the topic goes.)
-    let log_check = if fault_records.is_some()
+    let log_check = if nodes_went_down
         && broker_died.is_none()
         && !opts.throwaway
         && !cancel.is_cancelled()
         && !crate::cancel::interrupted()
     {
-        match consumer::read_back(&bootstrap, &topic, n, secret, READ_BACK_TIMEOUT) {
+        let start = creport
+            .as_ref()
+            .map(|c| c.started_at.clone())
+            .unwrap_or(cspec.start.clone());
+        match consumer::read_back(&bootstrap, &topic, &start, n, secret, READ_BACK_TIMEOUT) {
             Ok((counts, complete)) => Some(LogCheck {
                 read: counts.consumed,
                 lost: counts.lost,
@@ -593,6 +609,7 @@ pub fn measure(
     } else if cancel.is_cancelled() {
         reasons.push(cancel.reason().unwrap_or_else(|| "cancelled".into()));
     }
+    reasons.extend(outside_deaths);
     let p = ProducerOutcome::from_report(&preport, &clock);
     let c = ConsumerOutcome::from_report(&creport, &clock);
     let mut result = assemble(workload, &p, &c, reasons);
