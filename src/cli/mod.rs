@@ -220,7 +220,7 @@ pub struct SessionArgs {
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
     /// Where run directories go.
-    #[arg(long, value_name = "DIR", default_value = "results")]
+    #[arg(long, value_name = "DIR", default_value = "results", value_parser = parse_results)]
     pub results: PathBuf,
     /// No progress output.
     #[arg(long, short)]
@@ -291,9 +291,12 @@ pub struct TuneBenchArgs {
     #[arg(long)]
     pub simulated_only: bool,
     /// Also evaluate an agent (as `klab tune --strategy exec:CMD`) at the
-    /// same budget, once per seed; it answers within 60 s each.
+    /// same budget, once per seed.
     #[arg(long, value_name = "CMD", value_parser = parse_agent)]
     pub agent: Option<String>,
+    /// How long the agent may take over each answer.
+    #[arg(long = "answer-timeout", value_name = "D", default_value = "60s", value_parser = parse_nonzero_duration)]
+    pub answer_timeout: Duration,
     #[command(flatten)]
     pub objective: ObjectiveArgs,
     #[command(flatten)]
@@ -527,7 +530,7 @@ pub struct RunArgs {
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
     /// Where run directories go (broker log, result, histograms).
-    #[arg(long, value_name = "DIR", default_value = "results")]
+    #[arg(long, value_name = "DIR", default_value = "results", value_parser = parse_results)]
     pub results: PathBuf,
     /// No progress bars.
     #[arg(long, short)]
@@ -554,7 +557,7 @@ pub struct BenchArgs {
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
     /// Where run directories go (broker log, bench.json, bench.svg).
-    #[arg(long, value_name = "DIR", default_value = "results")]
+    #[arg(long, value_name = "DIR", default_value = "results", value_parser = parse_results)]
     pub results: PathBuf,
     /// No progress output.
     #[arg(long, short)]
@@ -617,6 +620,15 @@ pub struct KnobsArgs {
     pub dynamic: bool,
     /// Only keys containing this text.
     pub filter: Option<String>,
+}
+
+/// `--results DIR`: the brokers' folders go under it, so it must be a
+/// path Kafka and its JVM can be handed as it is
+/// ([`crate::broker::render::check_kafka_path`]).
+pub fn parse_results(s: &str) -> Result<PathBuf, String> {
+    let p = PathBuf::from(s);
+    crate::broker::render::check_kafka_path(&p)?;
+    Ok(p)
 }
 
 pub fn parse_rate(s: &str) -> Result<f64, String> {
