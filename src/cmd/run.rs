@@ -113,6 +113,9 @@ pub fn execute(args: &RunArgs) -> Result<Outcome> {
         Err(e) => Err(e),
     };
     broker.stop().context("stopping the broker")?;
+    // The broker's data goes before the results are written: when a full
+    // disk ended the run, that frees the room they need.
+    drop(broker);
     finish(args, m?, &run_dir)
 }
 
