@@ -70,10 +70,76 @@ fn bad_flags_exit_2_naming_the_flag() {
         (&["--bootstrap", "127.0.0.1:1"], "nothing answers"),
         (&["--bootstrap", "localhost"], "HOST:PORT"),
         (&["--kafka-home", "/nonexistent"], "--kafka-home"),
+        (&["--kafka-home", "/opt/a:b"], "':' cannot be in its path"),
+        (
+            &["--producer-set", "lingr.ms=5"],
+            "--producer-set lingr.ms=5: No such configuration property",
+        ),
+        (
+            &["--consumer-set", "fetch.wait.max.ms=soon"],
+            "--consumer-set fetch.wait.max.ms=soon",
+        ),
+        (
+            &["--rate", "0.0001"],
+            "--rate: 0.0001/s over 10s is less than one record",
+        ),
+        (
+            &["--duration", "0.0000001s"],
+            "--duration: 100ns is too short",
+        ),
     ];
     for (args, expect) in cases {
         run_fails_with_2(args, expect);
     }
+}
+
+/// Where klab would write what it must not (a `--results` path Kafka
+/// reads as two folders, one it cannot create, a `--json` that is not a
+/// regular file): exit 2 before anything starts, and nothing changed.
+#[test]
+fn outputs_klab_cannot_write_exit_2_and_are_left_alone() {
+    let d = tempfile::tempdir().unwrap();
+    let fifo = d.path().join("out.fifo");
+    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    let comma = d.path().join("runs/a,b");
+    let cases: Vec<(Vec<std::ffi::OsString>, String)> = vec![
+        (
+            vec!["--results".into(), comma.clone().into()],
+            "',' cannot be in a path klab hands to Kafka".into(),
+        ),
+        (
+            vec!["--results".into(), "/proc/klab-results".into()],
+            "--results /proc/klab-results: cannot create a run folder there".into(),
+        ),
+        (
+            vec![
+                "--results".into(),
+                d.path().join("r").into(),
+                "--json".into(),
+                fifo.clone().into(),
+            ],
+            format!("--json {}: a FIFO, not a regular file", fifo.display()),
+        ),
+    ];
+    for (args, expect) in cases {
+        let out = klab()
+            .args(["run", "--duration", "1s"])
+            .args(&args)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(&expect), "{args:?}: {stderr}");
+    }
+    use std::os::unix::fs::FileTypeExt;
+    assert!(
+        std::fs::symlink_metadata(&fifo)
+            .unwrap()
+            .file_type()
+            .is_fifo()
+    );
+    assert!(!d.path().join("runs").exists() && !d.path().join("r").exists());
 }
 
 #[test]
@@ -367,6 +433,36 @@ fn compare_shows_ratios_and_refuses_what_is_not_a_result() {
     let out = klab().arg("compare").arg(&a).arg(&b).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("not a klab result"));
+    // Crafted figures: a duration past what a Duration holds (it panicked,
+    // exit 101), and every number at 1e300; a device instead of a file.
+    let mut v = serde_json::to_value(result(500.0, 40.0)).unwrap();
+    v["workload"]["duration"] = serde_json::json!(1e300);
+    std::fs::write(&b, serde_json::to_vec(&v).unwrap()).unwrap();
+    let out = klab().arg("compare").arg(&a).arg(&b).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("a duration must be 0 to 604800 seconds"), "{stderr}");
+    // Every figure (a float: rates, latencies, seconds) at 1e300, the
+    // workload's durations aside: compared, not a panic.
+    fn huge(v: &mut serde_json::Value) {
+        match v {
+            serde_json::Value::Number(n) if n.is_f64() => *v = serde_json::json!(1e300),
+            serde_json::Value::Array(a) => a.iter_mut().for_each(huge),
+            serde_json::Value::Object(o) => o
+                .iter_mut()
+                .filter(|(k, _)| *k != "workload")
+                .for_each(|(_, x)| huge(x)),
+            _ => {}
+        }
+    }
+    let mut v = serde_json::to_value(result(500.0, 40.0)).unwrap();
+    huge(&mut v);
+    std::fs::write(&b, serde_json::to_vec(&v).unwrap()).unwrap();
+    let out = klab().arg("compare").arg(&a).arg(&b).output().unwrap();
+    stdout_of_success(&out);
+    let out = klab().args(["compare", "/dev/zero"]).arg(&a).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("a device, not a regular file"));
 }
 
 #[test]

@@ -417,6 +417,40 @@ mod tests {
         let mut w = Workload::default();
         w.producer.insert("acks".into(), "0".into());
         assert!(w.validate().unwrap_err().contains("acks"));
+        // Windows that would hold no record, or last less than a second.
+        for (rate, duration, messages, what) in [
+            (
+                Some(0.0001),
+                Some(Duration::from_secs(10)),
+                None,
+                "less than one record",
+            ),
+            (
+                Some(0.15),
+                Some(Duration::from_secs(10)),
+                None,
+                "at least 0.200/s",
+            ),
+            (None, Some(Duration::from_nanos(100)), None, "at least 1s"),
+            (Some(0.0001), None, Some(1000), "more than a week"),
+        ] {
+            let w = Workload {
+                rate,
+                duration,
+                messages,
+                producers: 2,
+                ..Workload::default()
+            };
+            let e = w.validate().unwrap_err();
+            assert!(e.contains(what), "{e}");
+        }
+        let w = Workload {
+            rate: Some(0.5),
+            duration: Some(Duration::from_secs(4)),
+            producers: 2,
+            ..Workload::default()
+        };
+        assert!(w.validate().is_ok());
     }
 
     #[test]
