@@ -234,8 +234,12 @@ pub fn run(
         })
         .collect::<Result<Vec<BaseConsumer<crate::load::client_log::QuietContext>>>>()?;
 
-    // Find the partitions (the topic exists before the consumer starts).
-    let meta_deadline = Instant::now() + Duration::from_secs(30);
+    // Find the partitions (the topic exists before the consumer starts),
+    // within 30 s and the consumer's own deadline.
+    let meta_deadline = (Instant::now() + Duration::from_secs(30)).min(
+        spec.deadline
+            .unwrap_or(Instant::now() + Duration::from_secs(30)),
+    );
     let partitions = loop {
         if cancel.is_cancelled() {
             bail!("cancelled before the consumer started");
