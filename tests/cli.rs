@@ -142,6 +142,29 @@ fn outputs_klab_cannot_write_exit_2_and_are_left_alone() {
     assert!(!d.path().join("runs").exists() && !d.path().join("r").exists());
 }
 
+/// Log lines that go to a file or a pipe are plain text (they carried
+/// ANSI colour codes); and a consumer with nothing to read from ends at its
+/// --timeout, not after 30 s of looking for the topic.
+#[test]
+fn log_lines_to_a_file_have_no_colour_codes() {
+    let started = Instant::now();
+    let out = klab()
+        .env("RUST_LOG", "debug")
+        .env("KLAB_SECRET", "test")
+        .args(["consume", "--topic", "t", "--timeout", "2s", "--bootstrap"])
+        .arg(format!("127.0.0.1:{}", free_port()))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("DEBUG"), "{stderr}");
+    assert!(!stderr.contains('\x1b'), "{stderr}");
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
 #[test]
 fn broker_knobs_are_refused_with_bootstrap() {
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -170,6 +193,12 @@ fn missing_kafka_says_how_to_get_it() {
 fn a_run_writes_json_and_histograms() {
     let dir = tempfile::tempdir().unwrap();
     let json = dir.path().join("out/run.json");
+    // --json through a link: the file it names is replaced, and the
+    // histograms go beside that file.
+    std::fs::create_dir_all(dir.path().join("out")).unwrap();
+    std::fs::write(&json, "old").unwrap();
+    let link = dir.path().join("link.json");
+    std::os::unix::fs::symlink(&json, &link).unwrap();
     let out = klab()
         .args([
             "run",
@@ -181,8 +210,11 @@ fn a_run_writes_json_and_histograms() {
             "1s",
         ])
         .args(["--heap", "512m", "--broker-set", "num.io.threads=4"])
+        // A named topic: the JIT warm-up must not write into it, and Kafka's
+        // own offsets must hold what klab counted.
+        .args(["--topic", "named-by-the-user", "--kafka-offsets"])
         .arg("--json")
-        .arg(&json)
+        .arg(&link)
         .arg("--results")
         .arg(dir.path().join("results"))
         .output()
@@ -213,6 +245,26 @@ fn a_run_writes_json_and_histograms() {
     assert!(v["throughput"]["mb_per_s"].as_f64().unwrap() > 0.0);
     assert_eq!(v["complete"], true);
     assert_eq!(v["lost"], 0);
+    assert_eq!(v["consumed"], v["acked"]);
+    let acked = v["acked"].as_u64().unwrap();
+    assert!(acked >= 11_000, "{acked}");
+    let o = &v["kafka_offsets"];
+    assert_eq!(o["records"].as_u64(), Some(acked + 3), "{o}");
+    assert_eq!(
+        (o["markers"].as_u64(), o["difference"].as_i64()),
+        (Some(3), Some(0)),
+        "{o}"
+    );
+    assert!(
+        stdout.contains("Kafka's own offsets (GetOffsetShell)"),
+        "{stdout}"
+    );
+    assert!(
+        std::fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
     assert_eq!(v["target_rate"], 3000.0);
     assert_eq!(v["broker"]["requested"]["heap"], "512m");
     assert_eq!(v["broker"]["effective"]["heap"]["value"], "512m");
@@ -441,7 +493,10 @@ fn compare_shows_ratios_and_refuses_what_is_not_a_result() {
     let out = klab().arg("compare").arg(&a).arg(&b).output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
-    assert!(stderr.contains("a duration must be 0 to 604800 seconds"), "{stderr}");
+    assert!(
+        stderr.contains("a duration must be 0 to 604800 seconds"),
+        "{stderr}"
+    );
     // Every figure (a float: rates, latencies, seconds) at 1e300, the
     // workload's durations aside: compared, not a panic.
     fn huge(v: &mut serde_json::Value) {
@@ -460,7 +515,11 @@ fn compare_shows_ratios_and_refuses_what_is_not_a_result() {
     std::fs::write(&b, serde_json::to_vec(&v).unwrap()).unwrap();
     let out = klab().arg("compare").arg(&a).arg(&b).output().unwrap();
     stdout_of_success(&out);
-    let out = klab().args(["compare", "/dev/zero"]).arg(&a).output().unwrap();
+    let out = klab()
+        .args(["compare", "/dev/zero"])
+        .arg(&a)
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("a device, not a regular file"));
 }

@@ -529,6 +529,11 @@ pub struct RunArgs {
     /// Also write the result as JSON to FILE (histograms beside it).
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
+    /// After the step, read the topic's offsets with Kafka's own
+    /// GetOffsetShell and hold them against klab's counts (`kafka_offsets`
+    /// in the result); with --bootstrap, name the topic (--topic).
+    #[arg(long)]
+    pub kafka_offsets: bool,
     /// Where run directories go (broker log, result, histograms).
     #[arg(long, value_name = "DIR", default_value = "results", value_parser = parse_results)]
     pub results: PathBuf,
