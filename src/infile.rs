@@ -72,6 +72,17 @@ fn too_big(len: u64, max: u64) -> String {
     )
 }
 
+/// Makes a FIFO at `path` (tests: a file that is not a regular one).
+#[cfg(test)]
+pub fn mkfifo(path: &Path) {
+    let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
+    assert_eq!(
+        unsafe { libc::mkfifo(c.as_ptr(), 0o600) },
+        0,
+        "mkfifo {path:?}"
+    );
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -86,8 +97,7 @@ mod tests {
         assert!(e.contains("6 bytes, more than the 3 bytes"), "{e}");
         // A FIFO nobody writes to: refused at once instead of waiting.
         let fifo = d.path().join("fifo");
-        let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
-        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        mkfifo(&fifo);
         assert!(read(&fifo, MAX_TEXT).unwrap_err().contains("a FIFO"));
         assert!(
             read(Path::new("/dev/zero"), MAX_TEXT)

@@ -100,8 +100,7 @@ fn bad_flags_exit_2_naming_the_flag() {
 fn outputs_klab_cannot_write_exit_2_and_are_left_alone() {
     let d = tempfile::tempdir().unwrap();
     let fifo = d.path().join("out.fifo");
-    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
-    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    mkfifo(&fifo);
     let comma = d.path().join("runs/a,b");
     let cases: Vec<(Vec<std::ffi::OsString>, String)> = vec![
         (

@@ -142,8 +142,7 @@ fn fix_files_and_clusters_that_cannot_work_exit_2_at_once() {
         "title = \"rf\"\nextends = \"02\"\n[cluster]\nbrokers = 3\n[workload]\nreplication_factor = 3\n",
     );
     let fifo = d.path().join("fix.fifo");
-    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
-    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    mkfifo(&fifo);
     let results = d.path().join("results");
     let fifo_arg = fifo.to_str().unwrap();
     for (args, expect) in [
@@ -826,11 +825,7 @@ fn ctrl_c_stops_a_search_waiting_for_its_agent() {
     wait_for(
         "the agent's child to go",
         std::time::Duration::from_secs(10),
-        || {
-            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-            let state = stat.rsplit_once(") ").and_then(|(_, r)| r.chars().next());
-            matches!(state, None | Some('Z') | Some('X')).then_some(())
-        },
+        || has_ended(pid).then_some(()),
     );
 }
 

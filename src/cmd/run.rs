@@ -159,6 +159,15 @@ fn finish(
         m.save(j)?;
     }
     crate::out!("{}", step_table(&m.result));
+    if let Some(c) = &m.result.log_check {
+        crate::outln!(
+            "read back after the faults: {} records, lost {}, duplicated {}, every end-of-run marker found: {}",
+            c.read,
+            c.lost,
+            c.duplicated,
+            if c.complete { "yes" } else { "no" }
+        );
+    }
     if let Some(o) = &m.result.kafka_offsets {
         crate::outln!("{}", o.describe());
     }

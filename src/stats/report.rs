@@ -24,6 +24,18 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         .with_context(|| format!("creating a temporary file in {}", dir.display()))?;
     tmp.write_all(bytes)
         .with_context(|| format!("writing {}", path.display()))?;
+    // The mode of the file it replaces, else an ordinary file's (a
+    // temporary file is created owner-only).
+    let mode = std::fs::metadata(&path).map_or(0o644, |m| {
+        use std::os::unix::fs::PermissionsExt;
+        m.permissions().mode() & 0o7777
+    });
+    {
+        use std::os::unix::fs::PermissionsExt;
+        tmp.as_file()
+            .set_permissions(std::fs::Permissions::from_mode(mode))
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
     tmp.as_file()
         .sync_all()
         .with_context(|| format!("syncing {}", path.display()))?;
@@ -299,6 +311,12 @@ mod tests {
         let p = d.path().join("r.json");
         write_json(&p, &serde_json::json!({"a": 1})).unwrap();
         write_json(&p, &serde_json::json!({"a": 2})).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&p), 0o644);
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o640)).unwrap();
+        write_json(&p, &serde_json::json!({"a": 2})).unwrap();
+        assert_eq!(mode(&p), 0o640);
         let names: Vec<_> = std::fs::read_dir(d.path()).unwrap().flatten().collect();
         assert_eq!(names.len(), 1);
         let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
@@ -311,8 +329,7 @@ mod tests {
         // A FIFO stands for any file that is not a regular one (/dev/null,
         // /dev/full): refused, and left as it was.
         let fifo = d.path().join("pipe");
-        let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
-        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        crate::infile::mkfifo(&fifo);
         let e = check_writable(&fifo).unwrap_err();
         assert!(e.contains("a FIFO, not a regular file"), "{e}");
         let e = write_atomic(&fifo, b"x").unwrap_err().to_string();
