@@ -23,7 +23,8 @@
         pkgs:
         let
           klab = pkgs.callPackage ./nix/package.nix { };
-          # OCI images are Linux-only: on Darwin they would need a Linux builder.
+          # The container images are Linux-only: on Darwin they would need a
+          # Linux builder.
           images = lib.optionalAttrs pkgs.stdenv.hostPlatform.isLinux (
             pkgs.callPackages ./nix/images.nix { inherit klab; }
           );

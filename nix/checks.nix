@@ -35,6 +35,9 @@ let
     ];
   };
   isLinux = stdenv.hostPlatform.isLinux;
+
+  # testSrc's paths and the skips, shared with scripts/sandbox-tests.
+  sandboxTests = import ./sandbox-tests.nix;
 in
 {
   inherit klab;
@@ -52,9 +55,7 @@ in
     name = "klab-tests-${version}";
     doCheck = true;
     dontUseCargoParallelTests = true;
-    # The live view's browser test drives Chromium over WebDriver, which the
-    # build sandbox does not provide; scripts/test runs it.
-    checkFlags = [ "--skip=a_lab_run_live_in_a_browser_then_its_replay" ];
+    checkFlags = map (name: "--skip=${name}") sandboxTests.skips;
     nativeCheckInputs =
       (old.nativeCheckInputs or [ ])
       ++ [
@@ -68,14 +69,17 @@ in
         util-linux
       ];
     __darwinAllowLocalNetworking = true;
+    # The store paths here; the rest, shared with scripts/sandbox-tests (which
+    # sets these two variables to its own Kafka and Kubernetes binaries), is in
+    # nix/sandbox-pre-check.sh.
     preCheck = ''
-      export HOME=$TMPDIR
       export KLAB_KAFKA_HOME=${kafka}
     ''
     + lib.optionalString isLinux ''
-      patchShebangs --build scripts/kube-testenv
       export KUBE_TESTENV_BIN=${kubeTestenvBin}/bin
-      export KLAB_CACHE_DIR=$TMPDIR/klab-cache
+    ''
+    + ''
+      source ${./sandbox-pre-check.sh}
     '';
     # A check, not a package: record that the tests ran instead of installing
     # klab a second time.

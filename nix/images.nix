@@ -1,6 +1,11 @@
-# OCI images, one per component, all built from the same `klab.unwrapped`
-# derivation so they share its layer (and glibc's, ...). streamLayeredImage
-# builds a script that streams a docker-archive tarball to stdout:
+# Container images, one per component, all built from the same
+# `klab.unwrapped` derivation so they share its layer (and glibc's, ...).
+# streamLayeredImage builds a script, not an image: run, it writes the image
+# to stdout as an uncompressed docker-archive tarball (Docker's image format
+# v1.2: manifest.json, the config JSON and a layer.tar per layer; what
+# `docker save` writes, not an OCI layout). `docker load` and `podman load`
+# read it, and so does `k3d image import`, which hands it to each node's
+# containerd (`ctr image import`):
 #
 #   $(nix build --print-out-paths .#broker-image) > broker.tar
 #   k3d image import -c klab broker.tar     (or: docker load < broker.tar)
@@ -23,11 +28,14 @@ let
     labs
     ;
 
-  # The non-root user every container runs as (pod specs also say 1000).
+  # The non-root user every container runs as (pod specs also say 1000). The
+  # images have no /bin/sh or other shell on /bin, so its passwd entry names
+  # none (an empty shell field); nothing logs in. (fakeNss's own root and
+  # nobody entries say /bin/sh; no container runs as them.)
   uid = 1000;
   gid = 1000;
   etc = fakeNss.override {
-    extraPasswdLines = [ "klab:x:${toString uid}:${toString gid}:klab:/tmp:/bin/sh" ];
+    extraPasswdLines = [ "klab:x:${toString uid}:${toString gid}:klab:/tmp:" ];
     extraGroupLines = [ "klab:x:${toString gid}:" ];
   };
 

@@ -3,8 +3,11 @@
 # and coreutils on PATH, and exports:
 #   KLAB_DEMO_MANIFESTS   the kustomize base (manifests/ in the Nix store)
 #   KLAB_DEMO_K3D_CONFIG  manifests/k3d-cluster.yaml
-#   KLAB_DEMO_IMAGES      streamLayeredImage scripts, space separated
-#                         (empty on Darwin: the images are Linux-only)
+#   KLAB_DEMO_IMAGES      the klab images as NAME:TAG=DERIVATION, space
+#                         separated (empty on Darwin: the images are Linux-only).
+#                         Derivations, not outputs: the images are built only
+#                         when --target k3d needs them (nix-store --realise, the
+#                         Nix on the user's PATH), never for the local demo.
 
 cluster=klab
 context=k3d-$cluster
@@ -81,7 +84,7 @@ require_docker() {
 if [ "$down" = 1 ]; then
   require_docker
   if cluster_exists; then
-    k3d cluster delete "$cluster"
+    k3d cluster delete "$cluster" || die "k3d could not delete the cluster '$cluster' (see above)"
   else
     echo "klab-demo: there is no k3d cluster named '$cluster'; nothing to delete"
   fi
@@ -104,7 +107,27 @@ esac
 [ -n "${KLAB_DEMO_IMAGES:-}" ] ||
   die "the k3d target needs the klab container images, which are built for Linux only; run klab-demo on a Linux machine"
 
+command -v nix-store >/dev/null ||
+  die "the k3d target builds the klab images with Nix, and nix-store is not on PATH"
 require_docker
+
+workdir=$(mktemp -d "${TMPDIR:-/tmp}/klab-demo.XXXXXX") ||
+  die "could not create a temporary directory"
+trap 'rm -rf "$workdir"' EXIT
+
+# The images first, before any cluster exists: Nix builds each one (or fetches
+# it from a binary cache; the first build also builds klab) and gives the
+# script that streams it, kept alive by a GC root in the work directory.
+read -r -a images <<<"$KLAB_DEMO_IMAGES"
+image_names=()
+for entry in "${images[@]}"; do
+  name=${entry%%=*}
+  drv=${entry#*=}
+  echo "klab-demo: building the image $name with Nix"
+  nix-store --realise "$drv" --add-root "$workdir/${name//[\/:]/-}.stream" >/dev/null ||
+    die "Nix could not build the image $name ($drv)"
+  image_names+=("$name")
+done
 
 if cluster_exists; then
   echo "klab-demo: reusing k3d cluster '$cluster'"
@@ -128,20 +151,41 @@ kc() {
 kc get --raw /readyz >/dev/null 2>&1 ||
   die "the API server of '$context' does not answer; 'kubectl --context $context get nodes' shows more"
 
-# k3d imports archives, not streams: write each image to a file first.
-workdir=$(mktemp -d "${TMPDIR:-/tmp}/klab-demo.XXXXXX")
-trap 'rm -rf "$workdir"' EXIT
-archives=()
-read -r -a images <<<"$KLAB_DEMO_IMAGES"
-for image in "${images[@]}"; do
-  archive=$workdir/$(basename "$image").tar
-  echo "klab-demo: writing $(basename "$image") to $archive"
-  "$image" >"$archive" || die "could not stream the image $image"
-  archives+=("$archive")
+# `k3d image import` (k3d 5.x, default tools-node mode) copies the archive into
+# the cluster's tools node and runs `ctr image import` in every node; when that
+# fails for a node it only logs "failed to import images in node 'NAME': ..."
+# (likewise "failed to copy image tar ..." when the copy fails) and still exits
+# 0, and the broker would then wait for its rollout timeout. So its log is read
+# too, and each image is imported on its own so that a failure names it.
+import_image() { # import_image NAME ARCHIVE
+  local name=$1 archive=$2 log=$workdir/import.log status=0 line copy_failed=0
+  local nodes=()
+  k3d image import --cluster "$cluster" "$archive" 2>&1 | tee "$log" || status=$?
+  while IFS= read -r line; do
+    if [[ $line =~ failed\ to\ import\ images\ in\ node\ \'([^\']+)\' ]]; then
+      nodes+=("${BASH_REMATCH[1]}")
+    elif [[ $line == *"failed to copy image tar"* ]]; then
+      copy_failed=1
+    fi
+  done <"$log"
+  if [ ${#nodes[@]} -gt 0 ]; then
+    die "k3d could not import the image $name into node ${nodes[*]} of cluster '$cluster' (k3d's error above says why, although it exited $status). 'klab-demo --down' and a new run start over."
+  fi
+  [ "$copy_failed" = 0 ] ||
+    die "k3d could not copy the image $name into the tools node of cluster '$cluster', so no node has it (see above)"
+  [ "$status" = 0 ] ||
+    die "k3d image import failed (exit $status) for the image $name into cluster '$cluster' (see above)"
+}
+
+# Each image streamed to a docker-archive file (k3d imports files, not
+# streams), imported, deleted.
+for name in "${image_names[@]}"; do
+  file=$workdir/${name//[\/:]/-}
+  echo "klab-demo: writing $name to $file.tar"
+  "$file.stream" >"$file.tar" || die "could not write the image $name to $file.tar"
+  import_image "$name" "$file.tar"
+  rm -f "$file.tar"
 done
-k3d image import --cluster "$cluster" "${archives[@]}" ||
-  die "k3d could not import the images into '$cluster'"
-rm -f "${archives[@]}"
 
 kc apply -k "$KLAB_DEMO_MANIFESTS" ||
   die "kubectl could not apply the manifests to '$context'"
@@ -152,12 +196,13 @@ if ! kc -n "$namespace" get secret klab-hmac >/dev/null 2>&1; then
   (
     umask 077
     head -c 32 /dev/urandom | base64 | tr -d '\n' >"$workdir/hmac"
-  )
+  ) || die "could not write a random secret to $workdir/hmac"
   kc -n "$namespace" create secret generic klab-hmac --from-file=secret="$workdir/hmac" >/dev/null ||
     die "could not create the secret klab-hmac"
   rm -f "$workdir/hmac"
   kc -n "$namespace" label secret klab-hmac \
-    app.kubernetes.io/name=klab-hmac app.kubernetes.io/part-of=klab >/dev/null
+    app.kubernetes.io/name=klab-hmac app.kubernetes.io/part-of=klab >/dev/null ||
+    die "could not label the secret klab-hmac"
   echo "klab-demo: created secret $namespace/klab-hmac"
 fi
 

@@ -31,22 +31,17 @@ let
     fileset = ../labs;
   };
 
-  # What the Rust build reads. Tests and labs are left out (they only matter
-  # to checks.klab-tests, which adds them), so editing them, README or nix/
-  # does not rebuild klab. Paths that do not exist yet are simply left out.
+  # What the Rust build reads, and what checks.klab-tests adds for the tests:
+  # nix/sandbox-tests.nix lists both (scripts/sandbox-tests reads it too). The
+  # tests and labs are left out of the build's source, so editing them, README
+  # or nix/ does not rebuild klab.
+  sandboxTests = import ./sandbox-tests.nix;
   rustSrc =
-    extra:
+    paths:
     lib.fileset.toSource {
       root = ../.;
       fileset = lib.fileset.unions (
-        [
-          ../Cargo.toml
-          ../Cargo.lock
-          ../src
-          (lib.fileset.maybeMissing ../build.rs)
-          (lib.fileset.maybeMissing ../benches)
-        ]
-        ++ extra
+        map (path: lib.fileset.maybeMissing (../. + "/${path}")) (sandboxTests.buildPaths ++ paths)
       );
     };
 
@@ -121,14 +116,7 @@ symlinkJoin {
       hasLabs
       labs
       ;
-    # The source checks.klab-tests builds from: the Rust build's plus the
-    # integration tests, the labs they load, and what the Kubernetes tests
-    # deploy (manifests/) and start (scripts/kube-testenv).
-    testSrc = rustSrc [
-      (lib.fileset.maybeMissing ../tests)
-      (lib.fileset.maybeMissing ../labs)
-      (lib.fileset.maybeMissing ../manifests)
-      (lib.fileset.maybeMissing ../scripts/kube-testenv)
-    ];
+    # The source checks.klab-tests builds from.
+    testSrc = rustSrc sandboxTests.testPaths;
   };
 }

@@ -10,6 +10,15 @@ fn main() -> ExitCode {
         klab::errln!("klab: cannot install signal handlers: {e}");
         return ExitCode::from(1);
     }
+    // Commands that measure on this machine hold it while they run.
+    let _machine = if measures_here(&cli.command) {
+        match cmd::machine::acquire() {
+            Ok(l) => Some(l),
+            Err(e) => return ExitCode::from(cmd::exit_code(Err(e))),
+        }
+    } else {
+        None
+    };
     let result = match &cli.command {
         Command::Run(a) => cmd::run::execute(a),
         Command::Capacity(a) => cmd::capacity::execute(a),
@@ -30,6 +39,23 @@ fn main() -> ExitCode {
     ExitCode::from(cmd::exit_code(result))
 }
 
+/// Whether a command puts a load on this machine (and so must have it to
+/// itself): not the pods' entrypoints (each runs alone in its pod), not a
+/// demo on Kubernetes, not the commands that only read or print.
+fn measures_here(c: &Command) -> bool {
+    use klab::cli::{DemoTarget, LabCommand};
+    match c {
+        Command::Run(_)
+        | Command::Capacity(_)
+        | Command::Tune(_)
+        | Command::TuneBench(_)
+        | Command::Bench(_) => true,
+        Command::Lab(LabCommand::Run(_) | LabCommand::Check(_)) => true,
+        Command::Demo(a) => a.target == DemoTarget::Local,
+        _ => false,
+    }
+}
+
 fn init_logging(verbose: u8) {
     use tracing_subscriber::EnvFilter;
     let default = match verbose {
@@ -38,13 +64,13 @@ fn init_logging(verbose: u8) {
         _ => "klab=debug,info",
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
-    // Colours only on a terminal: warnings that go to a file or a pipe
-    // stay plain text (and NO_COLOR turns them off anywhere).
+    // Colour only for a person at a terminal: piped or redirected output
+    // (a file, `| tee`, CI) gets plain text; NO_COLOR turns it off too.
     use std::io::IsTerminal;
-    let ansi = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     let _ = tracing_subscriber::fmt()
+        .with_ansi(colour)
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .with_ansi(ansi)
         .try_init();
 }

@@ -198,8 +198,11 @@ fn a_run_writes_json_and_histograms() {
     std::fs::write(&json, "old").unwrap();
     let link = dir.path().join("link.json");
     std::os::unix::fs::symlink(&json, &link).unwrap();
+    // -vv: klab's debug lines and librdkafka's own, all to stderr, none
+    // with colour codes when stderr is a pipe (stdout_of_success checks).
     let out = klab()
         .args([
+            "-vv",
             "run",
             "--rate",
             "3000",
@@ -220,6 +223,12 @@ fn a_run_writes_json_and_histograms() {
         .unwrap();
     let stdout = stdout_of_success(&out);
     assert!(stdout.contains("end-to-end"), "{stdout}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains(" INFO "), "no log lines in:\n{stderr}");
+    assert!(
+        !stdout.contains("DEBUG") && !stdout.contains(" INFO "),
+        "{stdout}"
+    );
     let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
     for key in [
         "produced",
@@ -298,7 +307,11 @@ fn ctrl_c_stops_the_run_and_keeps_what_was_measured() {
     let dir = tempfile::tempdir().unwrap();
     let results = dir.path().join("results");
     let json = dir.path().join("r.json");
+    // Both commands below share one machine lock.
+    let lock = dir.path().join("lock");
+    std::fs::create_dir(&lock).unwrap();
     let mut child = klab()
+        .env("KLAB_LOCK_DIR", &lock)
         .args([
             "run",
             "--rate",
@@ -328,6 +341,19 @@ fn ctrl_c_stops_the_run_and_keeps_what_was_measured() {
         .path();
     let needle = run.to_string_lossy().to_string();
     assert_eq!(jvms_mentioning(&needle).len(), 1);
+    // A second measurement on the same machine is refused at once, naming
+    // the one that holds it, and starts nothing.
+    let second = klab()
+        .env("KLAB_LOCK_DIR", &lock)
+        .args(["lab", "run", "04", "--quick", "--results"])
+        .arg(dir.path().join("second"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&second.stderr);
+    assert_eq!(second.status.code(), Some(2), "{err}");
+    assert!(err.contains("measuring already"), "{err}");
+    assert!(err.contains(&format!("pid {}", child.id())), "{err}");
+    assert!(!dir.path().join("second").exists());
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
     let sent = Instant::now();
     let status = wait_for("klab to exit", Duration::from_secs(30), || {

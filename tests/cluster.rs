@@ -8,7 +8,7 @@ use common::*;
 use klab::broker::local::{LocalBroker, LocalOptions};
 use klab::load::payload::Secret;
 use klab::model::{BrokerConfig, FaultAction, FaultSpec, FaultTarget, Workload};
-use klab::step::{StepOptions, Target, measure};
+use klab::step::{StepOptions, measure};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
@@ -52,13 +52,7 @@ fn workload(faults: Vec<FaultSpec>) -> Workload {
 
 /// One measured step on the cluster, with the tests' key.
 fn step(b: &mut LocalBroker, w: &Workload, opts: &StepOptions) -> klab::stats::report::Measurement {
-    measure(
-        &mut Target::Local(b),
-        w,
-        &Secret::new(b"cluster-test".to_vec()),
-        opts,
-    )
-    .expect("a step on the cluster")
+    measure(b, w, &Secret::new(b"cluster-test".to_vec()), opts).expect("a step on the cluster")
 }
 
 /// A throw-away load: three JVMs compiling on two cores, leadership moving,
@@ -242,7 +236,7 @@ fn bad_fault_specs_and_cluster_flags_are_refused_before_anything_starts() {
 /// cluster start costs three JVM starts and a warm-up on two cores; the
 /// checks run in sequence on one. Auto-create is on (Kafka's default) for
 /// the last one: a metadata lookup must not create a topic with one
-/// partition.
+/// partition. Then a node is killed from outside during a step.
 #[test]
 fn one_three_node_cluster_survives_a_kill_and_a_pause_and_serves_bootstrap() {
     let _turn = one_cluster_at_a_time();
@@ -274,15 +268,16 @@ fn one_three_node_cluster_survives_a_kill_and_a_pause_and_serves_bootstrap() {
     leader_kill_loses_nothing_with_acks_all(&mut b);
     assert!(b.is_running());
     assert_eq!(jvms_mentioning(&needle).len(), 3);
-    a_node_killed_from_outside_is_noted_and_the_step_goes_on(&mut b);
-    assert!(b.is_running());
-    assert_eq!(jvms_mentioning(&needle).len(), 3);
     // The restarted node is a fresh JVM, and leadership moves back to it
     // (preferred leaders, checked every 5 s here): a throw-away load first,
     // so the pause's "before" window is a baseline.
     warm_up(&mut b);
     paused_leader_shows_in_the_fault_window_and_in_recovery(&mut b);
     bootstrap_creates_a_missing_topic_with_its_partitions_and_replicas(&b, dir.path());
+    // Last, so the checks above start from the cluster they expect.
+    a_node_killed_from_outside_is_noted_and_the_step_goes_on(&mut b);
+    assert!(b.is_running());
+    assert_eq!(jvms_mentioning(&needle).len(), 3);
     b.stop().unwrap();
     assert!(jvms_mentioning(&needle).is_empty());
 }

@@ -1034,6 +1034,19 @@ lost_at_most = 0
     );
     let stdout = stdout_of_success(&out);
     assert!(stdout.contains("fault: kill leader at 3s"), "{stdout}");
+    // The summary shows what the fault did, as `klab run` does: the fault
+    // line, the windows around it and the read-back; and the verdict line.
+    for needle in [
+        "02-kill degraded:",
+        "fault 1: kill broker",
+        "before fault 1",
+        "during fault 1",
+        "read back from the topic's start after the faults",
+        "(before → during → after)",
+        "verdict: every step as the lab expects (exit 0)",
+    ] {
+        assert!(stdout.contains(needle), "no '{needle}' in:\n{stdout}");
+    }
     let run = only_run_dir(&results);
     for n in 1..=3 {
         assert!(run.join(format!("broker/node-{n}/broker.log")).is_file());
@@ -1072,4 +1085,39 @@ lost_at_most = 0
             .contains("lost"),
         "{row:#}"
     );
+}
+
+/// One rule for every command that judges: a verdict that is not as the
+/// lab expects exits 1 (after the results are written), and the last lines
+/// say which step and why.
+#[test]
+fn a_lab_whose_verdict_is_no_exits_1() {
+    let d = tempfile::tempdir().unwrap();
+    write_lab(
+        d.path(),
+        "01-base",
+        "title = \"base\"\n[workload]\nrate = 1000\nduration = \"3s\"\nwarmup = \"1s\"\npartitions = 1\n",
+    );
+    // A healthy broker cannot lose 99% of its rate: the degraded step's
+    // verdict is NO.
+    write_lab(
+        d.path(),
+        "02-never",
+        "title = \"never\"\nextends = \"01\"\n[broker.properties]\n\"num.io.threads\" = 4\n[expect.degraded]\nthroughput_at_most = 0.01\n",
+    );
+    let results = d.path().join("results");
+    let out = lab_cmd(
+        d.path(),
+        &results,
+        &["lab", "run", "02", "--fix-with", "lab"],
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("verdict: 1 of 2 step(s) not as the lab expects (exit 1)"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("02-never degraded: NO"), "{stdout}");
+    let run = only_run_dir(&results);
+    assert!(run.join("verdicts.json").is_file() && run.join("summary.txt").is_file());
 }

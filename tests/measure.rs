@@ -6,7 +6,7 @@ mod common;
 use common::*;
 use klab::load::payload::{Encoder, Secret};
 use klab::model::{BrokerConfig, Workload};
-use klab::step::{StepOptions, Target, measure};
+use klab::step::{StepOptions, measure};
 use klab::units::MemSize;
 use rdkafka::config::ClientConfig;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
@@ -31,13 +31,7 @@ fn workload() -> Workload {
 #[test]
 fn acks_all_loses_nothing_over_100k_records() {
     let mut b = shared_broker();
-    let m = measure(
-        &mut Target::Local(&mut b),
-        &workload(),
-        &secret(),
-        &StepOptions::default(),
-    )
-    .unwrap();
+    let m = measure(&mut *b, &workload(), &secret(), &StepOptions::default()).unwrap();
     let r = &m.result;
     assert!(r.complete, "{:?}", r.reason);
     assert!(r.acked >= 120_000, "{}", r.acked);
@@ -111,13 +105,7 @@ fn tampered_and_foreign_records_are_counted() {
         partitions: 2,
         ..workload()
     };
-    let m = measure(
-        &mut Target::Local(&mut b),
-        &w,
-        &secret(),
-        &StepOptions::default(),
-    )
-    .unwrap();
+    let m = measure(&mut *b, &w, &secret(), &StepOptions::default()).unwrap();
     injector.join().unwrap();
     let r = &m.result;
     assert!(r.complete, "{:?}", r.reason);
@@ -146,13 +134,7 @@ fn a_step_on_a_used_topic_counts_only_its_own_records() {
     };
     let mut counts = Vec::new();
     for w in [&first, &second] {
-        let m = measure(
-            &mut Target::Local(&mut b),
-            w,
-            &secret(),
-            &StepOptions::default(),
-        )
-        .unwrap();
+        let m = measure(&mut *b, w, &secret(), &StepOptions::default()).unwrap();
         let r = m.result;
         assert!(r.complete, "{:?}", r.reason);
         assert_eq!((r.lost, r.duplicated, r.foreign), (0, 0, 0));
@@ -182,13 +164,7 @@ fn a_stalled_broker_shows_in_the_tail_and_loses_nothing() {
         std::thread::sleep(Duration::from_secs(2)); // how long the stall lasts
         unsafe { libc::kill(pid, libc::SIGCONT) };
     });
-    let m = measure(
-        &mut Target::Local(&mut b),
-        &w,
-        &secret(),
-        &StepOptions::default(),
-    )
-    .unwrap();
+    let m = measure(&mut b, &w, &secret(), &StepOptions::default()).unwrap();
     stopper.join().unwrap();
     let r = &m.result;
     assert!(r.complete, "{:?}", r.reason);
@@ -235,13 +211,7 @@ fn a_killed_broker_ends_the_run_incomplete_and_leaves_no_jvm() {
         unsafe { libc::kill(pid, libc::SIGKILL) };
         Instant::now()
     });
-    let m = measure(
-        &mut Target::Local(&mut b),
-        &w,
-        &secret(),
-        &StepOptions::default(),
-    )
-    .unwrap();
+    let m = measure(&mut b, &w, &secret(), &StepOptions::default()).unwrap();
     let killed_at = killer.join().unwrap();
     assert!(
         killed_at.elapsed() < Duration::from_secs(30),
@@ -297,13 +267,7 @@ fn effective_config_reads_back_heap_and_io_threads() {
         messages: Some(1000),
         ..workload()
     };
-    let m = measure(
-        &mut Target::Local(&mut b),
-        &w,
-        &secret(),
-        &StepOptions::default(),
-    )
-    .unwrap();
+    let m = measure(&mut b, &w, &secret(), &StepOptions::default()).unwrap();
     assert_eq!(
         m.result.broker.effective["num.io.threads"].value.as_deref(),
         Some("1")
@@ -345,7 +309,7 @@ fn a_consumer_that_falls_behind_ends_the_step_incomplete() {
     };
     let t0 = Instant::now();
     let m = measure(
-        &mut Target::Local(&mut b),
+        &mut b,
         &w,
         &secret(),
         &StepOptions {
@@ -412,13 +376,7 @@ fn slow_consumers_share_the_partitions_and_their_lag_is_counted() {
             processing: Duration::from_millis(2),
             ..Workload::default()
         };
-        let m = measure(
-            &mut Target::Local(b),
-            &w,
-            &secret(),
-            &StepOptions::default(),
-        )
-        .unwrap();
+        let m = measure(b, &w, &secret(), &StepOptions::default()).unwrap();
         let r = m.result;
         assert!(r.complete, "{consumers} consumers: {:?}", r.reason);
         assert_eq!((r.lost, r.duplicated, r.corrupt), (0, 0, 0));
@@ -464,13 +422,7 @@ fn json_records_arrive_whole_through_every_compression_codec() {
             ..Workload::default()
         };
         w.producer.insert("compression.type".into(), codec.into());
-        let m = measure(
-            &mut Target::Local(&mut b),
-            &w,
-            &secret(),
-            &StepOptions::default(),
-        )
-        .unwrap();
+        let m = measure(&mut *b, &w, &secret(), &StepOptions::default()).unwrap();
         let r = &m.result;
         assert!(r.complete, "{codec}: {:?}", r.reason);
         assert!(r.acked >= 8_000, "{codec}: {} acked", r.acked);

@@ -14,7 +14,7 @@ use crate::load::outcome::{ConsumerOutcome, ProducerOutcome, last_json};
 use crate::load::payload::Secret;
 use crate::model::{Acks, Workload};
 use crate::stats::progress::Progress;
-use crate::step::{self, StepOptions, Target};
+use crate::step::{self, StepOptions};
 use anyhow::{Result, bail};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::collections::BTreeMap;
@@ -357,7 +357,7 @@ impl Bench<'_> {
         let watch = CpuWatch::start(self.broker);
         let started = std::time::Instant::now();
         let m = step::measure(
-            &mut Target::Local(self.broker),
+            self.broker,
             &w,
             &self.secret,
             &StepOptions {
@@ -482,7 +482,7 @@ impl Bench<'_> {
         ));
         let started = std::time::Instant::now();
         let m = step::measure(
-            &mut Target::Local(self.broker),
+            self.broker,
             &w,
             &self.secret,
             &StepOptions {

@@ -76,7 +76,22 @@ pub fn source_name(s: &ConfigSource) -> &'static str {
 
 impl Admin {
     pub fn connect(bootstrap: &str) -> Result<Admin> {
-        let client: AdminClient<DefaultClientContext> = ClientConfig::new()
+        Admin::connect_with(bootstrap, &[])
+    }
+
+    /// A client for watching the cluster during a fault: a request to a
+    /// frozen broker (SIGSTOP keeps its connection open) gives up after a
+    /// second, and the next one goes to a broker that answers.
+    pub fn connect_watcher(bootstrap: &str) -> Result<Admin> {
+        Admin::connect_with(
+            bootstrap,
+            &[("socket.timeout.ms", "1000"), ("client.id", "klab-watch")],
+        )
+    }
+
+    fn connect_with(bootstrap: &str, extra: &[(&str, &str)]) -> Result<Admin> {
+        let mut config = ClientConfig::new();
+        config
             .set("bootstrap.servers", bootstrap)
             .set("client.id", "klab-admin")
             // Looking a topic up must not create it (librdkafka's producer
@@ -84,7 +99,11 @@ impl Admin {
             // with auto.create.topics.enable to create it with defaults).
             .set("allow.auto.create.topics", "false")
             // A missing broker should fail a call in seconds, not minutes.
-            .set("socket.connection.setup.timeout.ms", "5000")
+            .set("socket.connection.setup.timeout.ms", "5000");
+        for (k, v) in extra {
+            config.set(*k, *v);
+        }
+        let client: AdminClient<DefaultClientContext> = config
             .create()
             .with_context(|| format!("creating an admin client for {bootstrap}"))?;
         Ok(Admin {
@@ -211,6 +230,30 @@ impl Admin {
         for p in t.partitions() {
             if let Some(slot) = out.get_mut(p.id() as usize) {
                 *slot = p.leader();
+            }
+        }
+        Ok(out)
+    }
+
+    /// Each partition of `topic` as the broker that answers sees it: its
+    /// leader (-1: none) and in-sync replicas, by partition.
+    pub fn partition_states(&self, topic: &str, timeout: Duration) -> Result<Vec<(i32, Vec<i32>)>> {
+        let md = self
+            .client
+            .inner()
+            .fetch_metadata(Some(topic), timeout)
+            .with_context(|| format!("reading metadata of topic {topic}"))?;
+        let t = md
+            .topics()
+            .iter()
+            .find(|t| t.name() == topic)
+            .ok_or_else(|| anyhow!("no topic {topic}"))?;
+        let mut out = vec![(-1, Vec::new()); t.partitions().len()];
+        for p in t.partitions() {
+            if let Some(slot) = out.get_mut(p.id() as usize) {
+                let mut isr = p.isr().to_vec();
+                isr.sort_unstable();
+                *slot = (p.leader(), isr);
             }
         }
         Ok(out)

@@ -82,28 +82,9 @@ pub const THREAD_POOLS: &[&str] = &[
     "background.threads",
 ];
 
-fn levenshtein(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut cur = vec![i + 1];
-        for (j, cb) in b.iter().enumerate() {
-            let sub = prev[j] + usize::from(ca != *cb);
-            cur.push(sub.min(prev[j + 1] + 1).min(cur[j] + 1));
-        }
-        prev = cur;
-    }
-    prev[b.len()]
-}
-
 /// The known key closest to `name`, if any is close.
 pub fn suggest(name: &str) -> Option<&'static str> {
-    TABLE
-        .keys()
-        .map(|k| (levenshtein(name, k), *k))
-        .filter(|(d, _)| *d <= 3)
-        .min()
-        .map(|(_, k)| k)
+    crate::error::closest(name, TABLE.keys().copied(), 3)
 }
 
 /// Parses a ConfigDef range such as `[1,...]` or `[0,...,10]`.

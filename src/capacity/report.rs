@@ -77,6 +77,40 @@ impl CapacityExpect {
 }
 
 impl CapacityReport {
+    /// The report of the searches of one configuration, or of two (the
+    /// second compared with the first, `ratio` = second / first).
+    /// `workload` is the first's; `started` when the searches began.
+    pub fn assemble(
+        lab: Option<String>,
+        settings: Settings,
+        workload: Workload,
+        mut caps: Vec<Capacity>,
+        started_at: String,
+        started: std::time::Instant,
+    ) -> CapacityReport {
+        let b = if caps.len() > 1 { caps.pop() } else { None };
+        let first = caps.pop().unwrap_or_else(|| Capacity {
+            name: "base".into(),
+            capacity_records_per_s: None,
+            failed_at_records_per_s: None,
+            max_records_per_s: None,
+            stop: Stop::Interrupted,
+            probes: Vec::new(),
+        });
+        let ratio = b.as_ref().and_then(|b| super::ratio(&first, b));
+        CapacityReport {
+            lab,
+            settings,
+            workload,
+            capacity: first,
+            compared_with: b,
+            ratio,
+            started_at,
+            wall_seconds: started.elapsed().as_secs_f64(),
+            expect: None,
+        }
+    }
+
     pub fn searches(&self) -> Vec<&Capacity> {
         std::iter::once(&self.capacity)
             .chain(self.compared_with.as_ref())

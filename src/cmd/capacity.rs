@@ -3,8 +3,7 @@
 
 use super::Outcome;
 use crate::broker::kafka_home::{KafkaHome, java};
-use crate::capacity::report::{CapacityExpect, CapacityReport, answer_lines, svg, table};
-use crate::capacity::{Capacity, ratio};
+use crate::capacity::report::{CapacityReport, answer_lines, svg, table};
 use crate::cli::capacity::CapacityArgs;
 use crate::lab::Lab;
 use crate::lab::capacity::{BASE, Config, TYPICAL_PROBES, search};
@@ -131,7 +130,7 @@ pub fn execute(a: &CapacityArgs) -> Result<Outcome> {
     let started = Instant::now();
     let (caps, error) = search(&mut s, &lab, &configs, settings);
     let stop = s.stop();
-    let report = assemble(
+    let report = CapacityReport::assemble(
         a.lab.as_ref().map(|_| lab.id.clone()),
         settings,
         workload,
@@ -181,11 +180,27 @@ fn finish(
         .searches()
         .iter()
         .all(|c| c.stop == crate::capacity::Stop::Converged);
-    let met = report.expect.is_none_or(|e| e.pass == Some(true));
-    Ok(if all && met {
-        Outcome::Done
-    } else {
-        Outcome::Incomplete
+    // A capacity lab judges (its fix against its own settings): one rule
+    // with every judging command. A plain search only says whether it
+    // found its answer.
+    Ok(match &report.expect {
+        Some(e) if all && e.pass == Some(true) => {
+            crate::outln!("verdict: as the lab expects (exit 0)");
+            Outcome::Done
+        }
+        Some(_) => {
+            crate::outln!(
+                "verdict: not as the lab expects (exit 1): {}",
+                if all {
+                    "the fix's capacity ratio is below the lab's bound"
+                } else {
+                    "a search did not converge, so the ratio could not be judged"
+                }
+            );
+            Outcome::NotAsExpected
+        }
+        None if all => Outcome::Done,
+        None => Outcome::Incomplete,
     })
 }
 
@@ -198,58 +213,11 @@ pub fn lab_run(
     fix: &crate::lab::file::Fix,
     limit: f64,
 ) -> Result<Outcome> {
-    let quick = session.quick;
-    let mut degraded = lab.workload(quick, Some(1.0))?;
-    let mut fixed = lab.fixed_workload(fix, quick, Some(1.0))?;
-    for w in [&mut degraded, &mut fixed] {
-        w.rate = None;
-        w.faults.clear();
-    }
-    let configs = vec![
-        Config {
-            name: "degraded".into(),
-            broker: lab.broker.clone(),
-            workload: degraded.clone(),
-        },
-        Config {
-            name: "fixed".into(),
-            broker: lab.fixed_broker(fix),
-            workload: fixed,
-        },
-    ];
-    let settings = lab.capacity.settings();
     let _ui = super::start_ui(&session.ui)?;
     let mut s = super::lab::session(session, lab.brokers)?;
     let run_dir = s.opts.run_dir.clone();
-    crate::outln!(
-        "lab {} ({}): its capacity at e2e p99 ≤ {} ms, degraded and fixed, searched in alternation (±{:.0}%)",
-        lab.id,
-        lab.title,
-        settings.slo_p99_ms,
-        settings.resolution * 100.0
-    );
-    let probes = 2 * TYPICAL_PROBES;
-    let restarts = if restart_between(&configs) { probes } else { 1 };
-    crate::outln!(
-        "plan: about {probes} probes (at most {}), each a {} window after a {} warm-up: {}",
-        2 * settings.max_probes,
-        crate::units::format_duration(degraded.duration.unwrap_or_default()),
-        crate::units::format_duration(degraded.warmup),
-        describe_estimate(estimate(&degraded, probes, restarts)),
-    );
-    let started_at = utc_now();
-    let started = Instant::now();
-    let (caps, error) = search(&mut s, lab, &configs, settings);
+    let (report, error) = crate::lab::capacity::capacity_lab(&mut s, lab, fix, limit, true)?;
     let stop = s.stop();
-    let mut report = assemble(
-        Some(lab.id.clone()),
-        settings,
-        degraded,
-        caps,
-        started_at,
-        started,
-    );
-    report.expect = Some(CapacityExpect::judge(limit, report.ratio.as_ref()));
     finish(&run_dir, lab, &report, session.json.as_deref(), error, stop)
 }
 
@@ -364,35 +332,4 @@ fn configs(a: &CapacityArgs, broker: &BrokerConfig, w: &Workload) -> Result<Vec<
 /// The two configurations differ in a setting only a restart changes.
 fn restart_between(configs: &[Config]) -> bool {
     crate::broker::knobs::needs_restart(&configs[0].broker, &configs[1].broker)
-}
-
-fn assemble(
-    lab: Option<String>,
-    settings: crate::capacity::Settings,
-    workload: Workload,
-    mut caps: Vec<Capacity>,
-    started_at: String,
-    started: Instant,
-) -> CapacityReport {
-    let b = if caps.len() > 1 { caps.pop() } else { None };
-    let first = caps.pop().unwrap_or_else(|| Capacity {
-        name: BASE.into(),
-        capacity_records_per_s: None,
-        failed_at_records_per_s: None,
-        max_records_per_s: None,
-        stop: crate::capacity::Stop::Interrupted,
-        probes: Vec::new(),
-    });
-    let ratio = b.as_ref().and_then(|b| ratio(&first, b));
-    CapacityReport {
-        lab,
-        settings,
-        workload,
-        capacity: first,
-        compared_with: b,
-        ratio,
-        started_at,
-        wall_seconds: started.elapsed().as_secs_f64(),
-        expect: None,
-    }
 }

@@ -289,17 +289,35 @@ pub fn conclude(
     exit_code(rows, outcome)
 }
 
-/// How a run of labs (on any target) ended: Done when every step
-/// completed, Incomplete when one did not, Interrupted after Ctrl-C (what
-/// was measured is saved), else the error.
+/// How a run of labs (on any target) ended, by one rule for every command
+/// that judges: Done (exit 0) when every row is as the lab expects (its
+/// verdict `yes`, or complete where the step has no expectation),
+/// NotAsExpected (exit 1) when any is not, Interrupted after Ctrl-C (what
+/// was measured is saved), else the error. The last line says which.
 pub fn exit_code(rows: &[Row], outcome: Result<()>) -> Result<Outcome> {
     match outcome {
+        Ok(()) if crate::cancel::interrupted() => Ok(Outcome::Interrupted),
         Ok(()) => {
-            let o = Outcome::of(rows.iter().all(|r| r.result.complete));
-            if o == Outcome::Incomplete {
-                crate::errln!("klab: some steps are incomplete (see the reason in their JSON)");
+            let off: Vec<String> = rows
+                .iter()
+                .filter_map(|r| {
+                    r.shortfall()
+                        .map(|why| format!("{} {}: {why}", r.lab, r.step))
+                })
+                .collect();
+            if off.is_empty() {
+                crate::outln!("verdict: every step as the lab expects (exit 0)");
+                return Ok(Outcome::Done);
             }
-            Ok(o)
+            crate::outln!(
+                "verdict: {} of {} step(s) not as the lab expects (exit 1):",
+                off.len(),
+                rows.len()
+            );
+            for o in &off {
+                crate::outln!("  {o}");
+            }
+            Ok(Outcome::NotAsExpected)
         }
         Err(e) => super::interrupted_or(e),
     }
@@ -377,19 +395,6 @@ fn run(a: &LabRunArgs) -> Result<Outcome> {
         outcome,
         started,
     )?;
-    for r in &rows {
-        let Some(j) = r.expected.as_ref().filter(|j| j.verdict != Verdict::Yes) else {
-            continue;
-        };
-        let how = match j.verdict {
-            Verdict::Unsure => "could not be told from the noise",
-            _ => "did not meet the lab's expectation on this machine",
-        };
-        crate::outln!("note: {} {} {how}:", r.lab, r.step);
-        for c in j.failed() {
-            crate::outln!("  {}", c.describe());
-        }
-    }
     Ok(code)
 }
 
@@ -449,7 +454,7 @@ fn check(a: &LabCheckArgs) -> Result<Outcome> {
         outcome,
         started,
     )?;
-    if code != Outcome::Done {
+    if code == Outcome::Interrupted {
         return Ok(code);
     }
     let Some(yours) = rows.iter().find(|r| r.step == "your fix") else {
@@ -457,12 +462,18 @@ fn check(a: &LabCheckArgs) -> Result<Outcome> {
     };
     let fix_text = fix.lines().join(" ");
     match yours.verdict() {
-        Some(Verdict::Yes) => {
+        Some(Verdict::Yes) if code == Outcome::Done => {
             crate::outln!(
                 "PASS: your fix ({fix_text}) brings {} back to the lab's expectation.",
                 lab.id
             );
-            return Ok(Outcome::Done);
+            return Ok(code);
+        }
+        Some(Verdict::Yes) => {
+            crate::outln!(
+                "NOT COUNTED: your fix ({fix_text}) meets the lab's expectation, but this run did not show the lab's damage as promised (the verdict above), so it proves nothing yet: run the check again."
+            );
+            return Ok(code);
         }
         Some(Verdict::Unsure) => crate::outln!(
             "NOT SURE: your fix ({fix_text}) lies inside the noise of this machine, measured twice:"
@@ -477,7 +488,7 @@ fn check(a: &LabCheckArgs) -> Result<Outcome> {
     for hint in hints(&lab, &fix) {
         crate::outln!("hint: {hint}");
     }
-    Ok(Outcome::Incomplete)
+    Ok(Outcome::NotAsExpected)
 }
 
 /// The fix step of `lab run` and `demo`: the tuner (with a budget that
@@ -549,4 +560,61 @@ pub fn still_broken(lab: &crate::lab::Lab, fix: &Fix) -> Vec<String> {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lab::verdict::{Check, Judged};
+    use crate::model::StepResult;
+
+    fn row(step: &str, verdict: Option<Verdict>, complete: bool) -> Row {
+        Row {
+            lab: "04".into(),
+            step: step.into(),
+            what: String::new(),
+            result: StepResult {
+                complete,
+                reason: (!complete).then(|| "the producer stopped".into()),
+                ..Default::default()
+            },
+            vs_reference: None,
+            expected: verdict.map(|v| Judged {
+                verdict: v,
+                checks: vec![Check {
+                    bound: "lost >= 1".into(),
+                    value: 0.0,
+                    band: None,
+                    limit: 1.0,
+                    verdict: v,
+                    ratio: false,
+                }],
+            }),
+        }
+    }
+
+    #[test]
+    fn the_exit_code_follows_the_verdicts() {
+        let reference = row("reference", None, true);
+        let yes = row("degraded", Some(Verdict::Yes), true);
+        let code = |rows: &[Row]| exit_code(rows, Ok(())).unwrap();
+        assert_eq!(code(&[reference.clone(), yes.clone()]), Outcome::Done);
+        // A step whose rules hold counts, complete or not (a fault may stop
+        // a producer: lab durability/05).
+        let yes_incomplete = row("degraded", Some(Verdict::Yes), false);
+        assert_eq!(code(&[reference.clone(), yes_incomplete]), Outcome::Done);
+        for off in [
+            row("degraded", Some(Verdict::No), true),
+            row("fixed", Some(Verdict::Unsure), true),
+            // Nothing to judge it by, and it did not finish.
+            row("reference", None, false),
+        ] {
+            assert_eq!(
+                code(&[reference.clone(), yes.clone(), off.clone()]),
+                Outcome::NotAsExpected,
+                "{:?}",
+                off.expected
+            );
+        }
+    }
 }

@@ -9,6 +9,7 @@ pub mod compare;
 pub mod demo;
 pub mod knobs;
 pub mod lab;
+pub mod machine;
 pub mod pods;
 pub mod run;
 pub mod tune;
@@ -25,9 +26,12 @@ use std::time::Duration;
 pub enum Outcome {
     /// Everything ran and completed (`lab check`: the fix passed). Exit 0.
     Done,
-    /// A step did not complete, or a fix fell short of the lab's
-    /// expectation; the results are written. Exit 1.
+    /// A step did not complete; the results are written. Exit 1.
     Incomplete,
+    /// A judging command (lab run, lab check, demo, a capacity lab,
+    /// tune-bench's goals) found a verdict not as expected, or one it
+    /// could not judge; the results are written. Exit 1.
+    NotAsExpected,
     /// Ctrl-C or SIGTERM; what was measured so far is written. Exit 130.
     Interrupted,
 }
@@ -61,7 +65,7 @@ pub fn interrupted_or(e: anyhow::Error) -> Result<Outcome> {
 pub fn exit_code(result: Result<Outcome>) -> u8 {
     match result {
         Ok(Outcome::Done) => 0,
-        Ok(Outcome::Incomplete) => 1,
+        Ok(Outcome::Incomplete | Outcome::NotAsExpected) => 1,
         Ok(Outcome::Interrupted) => {
             crate::errln!("klab: interrupted; what was measured so far is saved");
             130

@@ -7,7 +7,7 @@ use crate::load::payload::Secret;
 use crate::model::Applied;
 use crate::stats::report::{check_writable, new_run_dir};
 use crate::stats::table::step_table;
-use crate::step::{self, StepOptions, Target};
+use crate::step::{self, StepOptions};
 use crate::usage;
 use anyhow::{Context, Result};
 
@@ -76,7 +76,7 @@ pub fn execute(args: &RunArgs) -> Result<Outcome> {
         let effective = crate::broker::external::ExternalBroker::connect(bootstrap)
             .map(|b| b.effective().clone())
             .unwrap_or_default();
-        let mut target = Target::External {
+        let mut target = step::External {
             bootstrap: bootstrap.clone(),
             effective,
         };
@@ -114,7 +114,7 @@ pub fn execute(args: &RunArgs) -> Result<Outcome> {
         ..Default::default()
     };
     let w = crate::lab::target::warm_up_workload(&workload, crate::step::jit_warm_up_max());
-    let warmed = step::measure(&mut Target::Local(&mut broker), &w, &secret, &warm);
+    let warmed = step::measure(&mut broker, &w, &secret, &warm);
     let opts = StepOptions {
         progress: show,
         title: "run".into(),
@@ -126,7 +126,7 @@ pub fn execute(args: &RunArgs) -> Result<Outcome> {
     let m = match warmed {
         Ok(_) if crate::cancel::interrupted() => Err(crate::error::Interrupted.into()),
         Ok(_) => Offsets::before(args, &bootstrap, &workload).and_then(|offsets| {
-            let mut m = step::measure(&mut Target::Local(&mut broker), &workload, &secret, &opts)?;
+            let mut m = step::measure(&mut broker, &workload, &secret, &opts)?;
             offsets.after(&mut m.result)?;
             Ok(m)
         }),

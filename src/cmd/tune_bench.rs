@@ -578,9 +578,28 @@ fn report(
             .map(|d| format!("; results: {}", d.display()))
             .unwrap_or_default()
     );
-    Ok(if failed > 0 {
-        Outcome::Incomplete
-    } else {
-        Outcome::Done
-    })
+    // An agent that failed is an incomplete evaluation, as in klab tune.
+    if failed > 0 {
+        return Ok(Outcome::Incomplete);
+    }
+    // Its goals are verdicts: one rule with every judging command.
+    let missed: Vec<&Goal> = goals.iter().filter(|g| g.verdict == "not met").collect();
+    if goals.is_empty() {
+        return Ok(Outcome::Done);
+    }
+    if missed.is_empty() {
+        crate::outln!("verdict: every goal met (exit 0)");
+        return Ok(Outcome::Done);
+    }
+    crate::outln!(
+        "verdict: {} of {} goal(s) not met (exit 1): {}",
+        missed.len(),
+        goals.len(),
+        missed
+            .iter()
+            .map(|g| format!("{} {}", g.lab, g.goal))
+            .collect::<Vec<_>>()
+            .join("; ")
+    );
+    Ok(Outcome::NotAsExpected)
 }

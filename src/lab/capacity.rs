@@ -11,6 +11,7 @@
 use super::Lab;
 use super::file::{Ctx, LabFileError};
 use super::target::{LabTarget, step_file};
+use crate::capacity::report::{CapacityExpect, CapacityReport};
 use crate::capacity::{Capacity, Next, Phase, Probe, Search, Settings};
 use crate::model::{BrokerConfig, StepResult, Workload};
 use crate::units::parse_duration;
@@ -314,6 +315,73 @@ fn prefix(name: &str) -> String {
         })
         .collect();
     format!("{clean} ")
+}
+
+/// A capacity lab (`[expect.capacity]`) on `target`: the lab's own
+/// configuration and `fix`, searched in alternation, and the ratio of their
+/// capacities judged against `limit`. With `say`, the plan first. An error
+/// (Ctrl-C among them) comes back beside what was measured.
+pub fn capacity_lab(
+    target: &mut dyn LabTarget,
+    lab: &Lab,
+    fix: &crate::lab::file::Fix,
+    limit: f64,
+    say: bool,
+) -> anyhow::Result<(CapacityReport, Option<anyhow::Error>)> {
+    let quick = target.quick();
+    let mut degraded = lab.workload(quick, Some(1.0))?;
+    let mut fixed = lab.fixed_workload(fix, quick, Some(1.0))?;
+    for w in [&mut degraded, &mut fixed] {
+        w.rate = None;
+        w.faults.clear();
+    }
+    let configs = vec![
+        Config {
+            name: "degraded".into(),
+            broker: lab.broker.clone(),
+            workload: degraded.clone(),
+        },
+        Config {
+            name: "fixed".into(),
+            broker: lab.fixed_broker(fix),
+            workload: fixed,
+        },
+    ];
+    let settings = lab.capacity.settings();
+    if say {
+        crate::outln!(
+            "lab {} ({}): its capacity at e2e p99 ≤ {} ms, degraded and fixed, searched in alternation (±{:.0}%)",
+            lab.id,
+            lab.title,
+            settings.slo_p99_ms,
+            settings.resolution * 100.0
+        );
+        let probes = 2 * TYPICAL_PROBES;
+        let restart = crate::broker::knobs::needs_restart(&configs[0].broker, &configs[1].broker);
+        let restarts = if restart { probes } else { 1 };
+        crate::outln!(
+            "plan: about {probes} probes (at most {}), each a {} window after a {} warm-up: {}",
+            2 * settings.max_probes,
+            crate::units::format_duration(degraded.duration.unwrap_or_default()),
+            crate::units::format_duration(degraded.warmup),
+            crate::lab::target::describe_estimate(crate::lab::target::estimate(
+                &degraded, probes, restarts
+            )),
+        );
+    }
+    let started_at = crate::stats::report::utc_now();
+    let started = std::time::Instant::now();
+    let (caps, error) = search(target, lab, &configs, settings);
+    let mut report = CapacityReport::assemble(
+        Some(lab.id.clone()),
+        settings,
+        degraded,
+        caps,
+        started_at,
+        started,
+    );
+    report.expect = Some(CapacityExpect::judge(limit, report.ratio.as_ref()));
+    Ok((report, error))
 }
 
 /// The name of the one configuration when nothing is compared.

@@ -6,14 +6,6 @@ use super::file::{Ctx, LabFileError};
 use serde::Deserialize;
 use toml::Spanned;
 
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawExpect {
-    pub degraded: Option<RawDegraded>,
-    pub fixed: Option<RawFixed>,
-    pub capacity: Option<RawCapacityExpect>,
-}
-
 /// A lab measured by capacity at its SLO (the client track): how much more
 /// the fix must carry than the degraded configuration.
 #[derive(Debug, Clone, Deserialize)]
@@ -23,36 +15,17 @@ pub struct RawCapacityExpect {
     pub fixed_at_least: Spanned<f64>,
 }
 
-/// The lab counts as degraded when either bound is met (vs lab 01).
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawDegraded {
-    /// "any" (the default: one rule showing the damage suffices) or "all"
-    /// (a lab whose "degraded" step is a fault the settings must survive).
-    pub combine: Option<Spanned<String>>,
-    pub throughput_at_most: Option<Spanned<f64>>,
-    pub p99_at_least: Option<Spanned<f64>>,
-    pub lost_at_least: Option<Spanned<f64>>,
-    pub failed_at_least: Option<Spanned<f64>>,
-    pub duplicated_at_least: Option<Spanned<f64>>,
-    pub fault_p99_at_least: Option<Spanned<f64>>,
-    pub lost_at_most: Option<Spanned<f64>>,
-    pub failed_at_most: Option<Spanned<f64>>,
-    pub recovery_s_at_most: Option<Spanned<f64>>,
-    pub fault_p99_at_most: Option<Spanned<f64>>,
-}
+/// `[expect.degraded]` or `[expect.fixed]` as written: rules by key
+/// (`<metric>_at_least`, `<metric>_at_most`, see [`Metric::key`]) and, for
+/// the degraded step, `combine`.
+pub type RawRules = std::collections::BTreeMap<Spanned<String>, Spanned<toml::Value>>;
 
-/// A fix is good when both bounds hold (vs lab 01).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawFixed {
-    pub throughput_at_least: Option<Spanned<f64>>,
-    pub p99_at_most: Option<Spanned<f64>>,
-    pub lost_at_most: Option<Spanned<f64>>,
-    pub failed_at_most: Option<Spanned<f64>>,
-    pub duplicated_at_most: Option<Spanned<f64>>,
-    pub recovery_s_at_most: Option<Spanned<f64>>,
-    pub fault_p99_at_most: Option<Spanned<f64>>,
+pub struct RawExpect {
+    pub degraded: Option<RawRules>,
+    pub fixed: Option<RawRules>,
+    pub capacity: Option<RawCapacityExpect>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
@@ -87,7 +60,22 @@ pub enum Metric {
     Duplicated,
     /// Seconds until the rate came back after the faults.
     RecoveryS,
+    /// Records acknowledged while their partition's ISR was its leader
+    /// alone (a count; needs a replicated topic).
+    AckedAlone,
 }
+
+/// Every metric, for the keys a lab file may use.
+pub const METRICS: [Metric; 8] = [
+    Metric::Throughput,
+    Metric::P99,
+    Metric::FaultP99,
+    Metric::Lost,
+    Metric::Failed,
+    Metric::Duplicated,
+    Metric::RecoveryS,
+    Metric::AckedAlone,
+];
 
 impl Metric {
     pub fn name(self) -> &'static str {
@@ -99,6 +87,21 @@ impl Metric {
             Metric::Failed => "failed sends",
             Metric::Duplicated => "duplicated",
             Metric::RecoveryS => "recovery",
+            Metric::AckedAlone => "acknowledged by the leader alone",
+        }
+    }
+
+    /// How a lab file names it, before `_at_least` or `_at_most`.
+    pub fn key(self) -> &'static str {
+        match self {
+            Metric::Throughput => "throughput",
+            Metric::P99 => "p99",
+            Metric::FaultP99 => "fault_p99",
+            Metric::Lost => "lost",
+            Metric::Failed => "failed",
+            Metric::Duplicated => "duplicated",
+            Metric::RecoveryS => "recovery_s",
+            Metric::AckedAlone => "acked_alone",
         }
     }
 
@@ -132,134 +135,105 @@ impl Rule {
     }
 }
 
-fn ratio(cx: &Ctx<'_>, name: &str, v: &Spanned<f64>) -> Result<f64, LabFileError> {
-    let x = *v.get_ref();
-    if !(x.is_finite() && x > 0.0 && x <= 1000.0) {
-        return Err(cx.err(
-            v,
-            format!("expect.{name}: {x} is out of range; a ratio against lab 01 in (0, 1000]"),
+/// The rules of one table (`degraded` or `fixed`), in the order of
+/// [`METRICS`], and its `combine` (degraded only).
+fn rules(
+    cx: &Ctx<'_>,
+    table: &str,
+    raw: &RawRules,
+) -> Result<(Vec<Rule>, Option<bool>), LabFileError> {
+    let mut found: Vec<(usize, Rule)> = Vec::new();
+    let mut combine = None;
+    let keys = || {
+        METRICS
+            .iter()
+            .flat_map(|m| [(*m, true), (*m, false)])
+            .map(|(m, at_least)| {
+                let dir = if at_least { "at_least" } else { "at_most" };
+                (format!("{}_{dir}", m.key()), m, at_least)
+            })
+    };
+    for (k, v) in raw {
+        let name = k.get_ref().as_str();
+        let field = format!("expect.{table}.{name}");
+        if name == "combine" && table == "degraded" {
+            combine = Some(match v.get_ref().as_str() {
+                Some("all") => true,
+                Some("any") => false,
+                _ => {
+                    return Err(cx.err(
+                        v,
+                        format!(
+                            "{field}: {} is not allowed; \"any\" or \"all\"",
+                            v.get_ref()
+                        ),
+                    ));
+                }
+            });
+            continue;
+        }
+        let Some((order, (_, metric, at_least))) =
+            keys().enumerate().find(|(_, (key, _, _))| key == name)
+        else {
+            let all: Vec<String> = keys().map(|(key, _, _)| key).collect();
+            let hint = crate::error::closest(name, all.iter().map(String::as_str), 4)
+                .map(|c| format!(" (did you mean {c}?)"))
+                .unwrap_or_default();
+            return Err(cx.err(
+                k,
+                format!(
+                    "{field}: unknown rule{hint}; a rule is <metric>_at_least or <metric>_at_most with the metric one of {}{}",
+                    METRICS.map(Metric::key).join(", "),
+                    if table == "degraded" { ", or combine" } else { "" }
+                ),
+            ));
+        };
+        let Some(x) = v
+            .get_ref()
+            .as_float()
+            .or_else(|| v.get_ref().as_integer().map(|i| i as f64))
+        else {
+            return Err(cx.err(
+                v,
+                format!("{field}: expected a number, found {}", v.get_ref()),
+            ));
+        };
+        let limit = if metric.is_ratio() {
+            if !(x.is_finite() && x > 0.0 && x <= 1000.0) {
+                return Err(cx.err(
+                    v,
+                    format!("{field}: {x} is out of range; a ratio against lab 01 in (0, 1000]"),
+                ));
+            }
+            x
+        } else {
+            if !(x.is_finite() && x >= 0.0) {
+                return Err(cx.err(v, format!("{field}: {x} is out of range; at least 0")));
+            }
+            x
+        };
+        found.push((
+            order,
+            Rule {
+                metric,
+                at_least,
+                limit,
+            },
         ));
     }
-    Ok(x)
-}
-
-/// A count or a number of seconds: finite and at least 0.
-fn absolute(cx: &Ctx<'_>, name: &str, v: &Spanned<f64>) -> Result<f64, LabFileError> {
-    let x = *v.get_ref();
-    if !(x.is_finite() && x >= 0.0) {
-        return Err(cx.err(v, format!("expect.{name}: {x} is out of range; at least 0")));
-    }
-    Ok(x)
+    found.sort_by_key(|(o, _)| *o);
+    Ok((found.into_iter().map(|(_, r)| r).collect(), combine))
 }
 
 pub(super) fn expect(cx: &Ctx<'_>, e: &RawExpect) -> Result<Expect, LabFileError> {
     let mut out = Expect::default();
-    let push = |rules: &mut Vec<Rule>,
-                field: &str,
-                v: &Option<Spanned<f64>>,
-                metric: Metric,
-                at_least: bool|
-     -> Result<(), LabFileError> {
-        if let Some(v) = v {
-            let limit = if metric.is_ratio() {
-                ratio(cx, field, v)?
-            } else {
-                absolute(cx, field, v)?
-            };
-            rules.push(Rule {
-                metric,
-                at_least,
-                limit,
-            });
-        }
-        Ok(())
-    };
     if let Some(d) = &e.degraded {
-        let r = &mut out.degraded;
-        push(
-            r,
-            "degraded.throughput_at_most",
-            &d.throughput_at_most,
-            Metric::Throughput,
-            false,
-        )?;
-        push(
-            r,
-            "degraded.p99_at_least",
-            &d.p99_at_least,
-            Metric::P99,
-            true,
-        )?;
-        push(
-            r,
-            "degraded.fault_p99_at_least",
-            &d.fault_p99_at_least,
-            Metric::FaultP99,
-            true,
-        )?;
-        push(
-            r,
-            "degraded.lost_at_least",
-            &d.lost_at_least,
-            Metric::Lost,
-            true,
-        )?;
-        push(
-            r,
-            "degraded.failed_at_least",
-            &d.failed_at_least,
-            Metric::Failed,
-            true,
-        )?;
-        push(
-            r,
-            "degraded.duplicated_at_least",
-            &d.duplicated_at_least,
-            Metric::Duplicated,
-            true,
-        )?;
-        push(
-            r,
-            "degraded.lost_at_most",
-            &d.lost_at_most,
-            Metric::Lost,
-            false,
-        )?;
-        push(
-            r,
-            "degraded.failed_at_most",
-            &d.failed_at_most,
-            Metric::Failed,
-            false,
-        )?;
-        push(
-            r,
-            "degraded.recovery_s_at_most",
-            &d.recovery_s_at_most,
-            Metric::RecoveryS,
-            false,
-        )?;
-        push(
-            r,
-            "degraded.fault_p99_at_most",
-            &d.fault_p99_at_most,
-            Metric::FaultP99,
-            false,
-        )?;
-        if let Some(c) = &d.combine {
-            out.degraded_all = match c.get_ref().as_str() {
-                "all" => true,
-                "any" => false,
-                other => {
-                    return Err(cx.err(
-                        c,
-                        format!(
-                            "expect.degraded.combine: '{other}' is not allowed; \"any\" or \"all\""
-                        ),
-                    ));
-                }
-            };
-        }
+        let (r, combine) = rules(cx, "degraded", d)?;
+        out.degraded = r;
+        out.degraded_all = combine.unwrap_or(false);
+    }
+    if let Some(f) = &e.fixed {
+        out.fixed = rules(cx, "fixed", f)?.0;
     }
     if let Some(c) = &e.capacity {
         let x = *c.fixed_at_least.get_ref();
@@ -278,52 +252,6 @@ pub(super) fn expect(cx: &Ctx<'_>, e: &RawExpect) -> Result<Expect, LabFileError
             ));
         }
         out.capacity_at_least = Some(x);
-    }
-    if let Some(f) = &e.fixed {
-        let r = &mut out.fixed;
-        push(
-            r,
-            "fixed.throughput_at_least",
-            &f.throughput_at_least,
-            Metric::Throughput,
-            true,
-        )?;
-        push(r, "fixed.p99_at_most", &f.p99_at_most, Metric::P99, false)?;
-        push(
-            r,
-            "fixed.fault_p99_at_most",
-            &f.fault_p99_at_most,
-            Metric::FaultP99,
-            false,
-        )?;
-        push(
-            r,
-            "fixed.lost_at_most",
-            &f.lost_at_most,
-            Metric::Lost,
-            false,
-        )?;
-        push(
-            r,
-            "fixed.failed_at_most",
-            &f.failed_at_most,
-            Metric::Failed,
-            false,
-        )?;
-        push(
-            r,
-            "fixed.duplicated_at_most",
-            &f.duplicated_at_most,
-            Metric::Duplicated,
-            false,
-        )?;
-        push(
-            r,
-            "fixed.recovery_s_at_most",
-            &f.recovery_s_at_most,
-            Metric::RecoveryS,
-            false,
-        )?;
     }
     Ok(out)
 }

@@ -785,6 +785,23 @@ p99_at_most = 1.5
         assert!(e.message.contains("set by klab"), "{e}");
         let e = err("title = \"a\"\n[expect.fixed]\np99_at_most = -1.0\n");
         assert!(e.message.contains("expect.fixed.p99_at_most"), "{e}");
+        let e = err("title = \"a\"\n[expect.fixed]\nlost_at_mots = 0\n");
+        assert!(e.message.contains("did you mean lost_at_most?"), "{e}");
+        assert_eq!(e.line, Some(3), "{e}");
+        let e = err("title = \"a\"\n[expect.degraded]\ncombine = \"some\"\n");
+        assert!(e.message.contains("\"any\" or \"all\""), "{e}");
+        let e = err("title = \"a\"\n[expect.fixed]\ncombine = \"all\"\n");
+        assert!(e.message.contains("unknown rule"), "{e}");
+        let e = err("title = \"a\"\n[expect.fixed]\nlost_at_most = \"none\"\n");
+        assert!(e.message.contains("expected a number"), "{e}");
+        let l = parse("title = \"a\"\n[expect.degraded]\nacked_alone_at_least = 100\n[expect.fixed]\nacked_alone_at_most = 0\n").unwrap();
+        let alone = |at_least, limit| Rule {
+            metric: Metric::AckedAlone,
+            at_least,
+            limit,
+        };
+        assert_eq!(l.expect.degraded, [alone(true, 100.0)]);
+        assert_eq!(l.expect.fixed, [alone(false, 0.0)]);
         let e = err("title = 5\n");
         assert_eq!(e.line, Some(1), "{e}");
         let e = err("title = \"\"\n");

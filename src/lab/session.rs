@@ -20,7 +20,7 @@ use crate::load::payload::Secret;
 use crate::model::{Applied, BrokerConfig, Workload};
 use crate::stats::progress::{Progress, with_spinner};
 use crate::stats::report::Measurement;
-use crate::step::{self, StepOptions, Target};
+use crate::step::{self, StepOptions};
 use anyhow::{Context, Result};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -251,12 +251,16 @@ impl Session {
         cfg: &BrokerConfig,
         applied: Applied,
     ) -> Result<Measurement> {
-        let mut target = match self.broker.as_mut() {
-            Some(SessionBroker::Local(b)) => Target::Local(b),
-            Some(SessionBroker::External(b)) => Target::External {
-                bootstrap: b.bootstrap().to_string(),
-                effective: b.effective().clone(),
-            },
+        let mut external;
+        let side: &mut dyn step::side::BrokerSide = match self.broker.as_mut() {
+            Some(SessionBroker::Local(b)) => &mut **b,
+            Some(SessionBroker::External(b)) => {
+                external = step::External {
+                    bootstrap: b.bootstrap().to_string(),
+                    effective: b.effective().clone(),
+                };
+                &mut external
+            }
             None => anyhow::bail!("no broker running"),
         };
         let opts = StepOptions {
@@ -275,7 +279,7 @@ impl Session {
             applied,
             ..Default::default()
         };
-        let mut m = step::measure(&mut target, workload, &self.secret, &opts)?;
+        let mut m = step::measure(side, workload, &self.secret, &opts)?;
         m.save(&step_file(
             &self.opts.run_dir,
             &self.step_file_prefix,
@@ -314,7 +318,7 @@ impl Session {
             until_jit_settles: settle,
             ..Default::default()
         };
-        let m = step::measure(&mut Target::Local(b), &w, &self.secret, &opts)?;
+        let m = step::measure(&mut **b, &w, &self.secret, &opts)?;
         if !m.result.complete && cancel::interrupted() {
             return Err(Interrupted.into());
         }

@@ -25,6 +25,25 @@ impl Row {
     pub fn verdict(&self) -> Option<Verdict> {
         self.expected.as_ref().map(|j| j.verdict)
     }
+
+    /// Whether this row is as the lab promises: its verdict `yes` where
+    /// the lab states an expectation for the step (complete or not: a
+    /// fault may stop a producer, and the lab's rules say what counts),
+    /// else a complete step. None when it is; else why not, in a few words.
+    pub fn shortfall(&self) -> Option<String> {
+        match &self.expected {
+            Some(j) if j.verdict == Verdict::Yes => None,
+            Some(j) => {
+                let bounds: Vec<String> = j.failed().map(|c| c.describe()).collect();
+                Some(format!("{} ({})", j.verdict.as_str(), bounds.join("; ")))
+            }
+            None if self.result.complete => None,
+            None => Some(format!(
+                "incomplete ({})",
+                self.result.reason.as_deref().unwrap_or("no reason given")
+            )),
+        }
+    }
 }
 
 /// `0.98x` or, when the band holds 1, `≈1.0x`; a band that is wider than
@@ -97,13 +116,62 @@ impl<'a> RowJson<'a> {
     }
 }
 
-/// The table printed at the end of a lab run or the demo.
+/// The table printed at the end of a lab run or the demo, followed by what
+/// the faults of each step did (see [`fault_details`]).
 pub fn summary_table(rows: &[Row]) -> String {
-    summary(rows).to_string()
+    let mut out = summary(rows).to_string();
+    let details = fault_details(rows);
+    if !details.is_empty() {
+        out.push('\n');
+        out.push_str(&details);
+    }
+    out
+}
+
+/// A step with faults against the reference, window by window: e2e p99
+/// and records/s before the first fault, in the worst "during" window
+/// and after the last fault (`p99 1.1x → 27x → 1.2x`). The whole window's
+/// ratio would average the fault away, and its noise band, wide by the
+/// fault itself, would read as "no difference".
+fn fault_vs(r: &StepResult, reference: &StepResult) -> Option<String> {
+    let ws = &r.windows;
+    let before = ws.iter().find(|w| w.name == "before");
+    let during = ws
+        .iter()
+        .filter(|w| w.name == "during")
+        .max_by(|a, b| a.e2e_p99_ms.total_cmp(&b.e2e_p99_ms))?;
+    let after = ws.iter().rev().find(|w| w.name == "after");
+    let x = |v: f64, by: f64| {
+        if by > 0.0 {
+            format!("{}x", fmt_x(v / by))
+        } else {
+            "–".into()
+        }
+    };
+    let arrow = |f: &dyn Fn(&crate::model::Window) -> String| {
+        [before, Some(during), after]
+            .iter()
+            .map(|w| w.map(f).unwrap_or_else(|| "–".into()))
+            .collect::<Vec<_>>()
+            .join(" → ")
+    };
+    let (p99, rate) = (
+        reference.e2e_latency_ms.p99,
+        reference.throughput.msgs_per_s,
+    );
+    Some(format!(
+        "p99 {}, rec/s {} (before → during → after)",
+        arrow(&|w| x(w.e2e_p99_ms, p99)),
+        arrow(&|w| x(w.records_per_s, rate))
+    ))
 }
 
 fn summary(rows: &[Row]) -> comfy_table::Table {
-    let mut t = new_table(&[
+    // Failed and unsent sends only where a run has any: the durability
+    // labs are about them, the other labs never show them.
+    let failed = rows.iter().any(|r| r.result.failed > 0);
+    let unsent = rows.iter().any(|r| r.result.unsent > 0);
+    let mut header = vec![
         "lab",
         "step",
         "what changed",
@@ -114,16 +182,27 @@ fn summary(rows: &[Row]) -> comfy_table::Table {
         "vs lab 01",
         "GC pauses",
         "lost",
-        "expected",
-    ]);
+    ];
+    if failed {
+        header.push("failed");
+    }
+    if unsent {
+        header.push("unsent");
+    }
+    header.push("expected");
+    let mut t = new_table(&header);
+    let reference = rows.iter().find(|r| r.step == "reference");
     for r in rows {
-        let vs = match r.vs_reference {
-            Some(x) => format!(
+        let vs = match (r.vs_reference, reference) {
+            (Some(_), Some(base)) if !r.result.windows.is_empty() => {
+                fault_vs(&r.result, &base.result).unwrap_or_default()
+            }
+            (Some(x), _) => format!(
                 "{}, {}",
                 ratio_cell(x.throughput, x.throughput_band, "rec/s", false),
                 ratio_cell(x.p99, x.p99_band, "p99", true)
             ),
-            None => "reference".into(),
+            (None, _) => "reference".into(),
         };
         let lost = if r.result.complete {
             group(r.result.lost)
@@ -135,7 +214,7 @@ fn summary(rows: &[Row]) -> comfy_table::Table {
         } else {
             r.step.clone()
         };
-        t.add_row(vec![
+        let mut cells = vec![
             r.lab.clone(),
             step,
             r.what.clone(),
@@ -146,20 +225,49 @@ fn summary(rows: &[Row]) -> comfy_table::Table {
             vs,
             gc_cell(r.result.gc.as_ref()),
             lost,
+        ];
+        if failed {
+            cells.push(group(r.result.failed));
+        }
+        if unsent {
+            cells.push(group(r.result.unsent));
+        }
+        cells.push(
             r.verdict()
                 .map(Verdict::as_str)
                 .unwrap_or_default()
                 .to_string(),
-        ]);
+        );
+        t.add_row(cells);
     }
     align_numbers(&mut t);
-    if let Some(c) = t.column_mut(2) {
-        c.set_constraint(comfy_table::ColumnConstraint::UpperBoundary(
-            comfy_table::Width::Fixed(48),
-        ));
-        c.set_cell_alignment(comfy_table::CellAlignment::Left);
+    for (i, max) in [(2, 48), (7, 40)] {
+        if let Some(c) = t.column_mut(i) {
+            c.set_constraint(comfy_table::ColumnConstraint::UpperBoundary(
+                comfy_table::Width::Fixed(max),
+            ));
+            c.set_cell_alignment(comfy_table::CellAlignment::Left);
+        }
     }
     t
+}
+
+/// For every step with faults, what they did: the fault lines, the window
+/// table and the read-back (the same text `klab run` prints), under the
+/// step's name. Empty when no step had faults.
+pub fn fault_details(rows: &[Row]) -> String {
+    rows.iter()
+        .filter(|r| !r.result.faults.is_empty())
+        .map(|r| {
+            format!(
+                "{} {}:\n{}",
+                r.lab,
+                r.step,
+                crate::stats::table::fault_text(&r.result)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 fn kind_of(step: &str) -> Kind {
@@ -227,7 +335,7 @@ pub fn write_summary(
     )?;
     crate::stats::report::write_atomic(
         &dir.join("summary.txt"),
-        file_text(&mut summary(rows)).as_bytes(),
+        format!("{}\n{}", file_text(&mut summary(rows)), fault_details(rows)).as_bytes(),
     )?;
     crate::stats::report::write_atomic(
         &dir.join("summary.svg"),

@@ -173,6 +173,8 @@ fn check(rule: &Rule, step: &StepResult, reference: &StepResult, r: &Ratios) -> 
         Metric::Duplicated => (step.duplicated as f64, None),
         // A rate that never came back is as long as it can be.
         Metric::RecoveryS => (step.recovery_s.unwrap_or(f64::INFINITY), None),
+        // Not watched (a topic of one replica): nothing measured.
+        Metric::AckedAlone => (step.acked_alone.map_or(f64::NAN, |n| n as f64), None),
     };
     let b = band.unwrap_or(Band {
         lo: value,

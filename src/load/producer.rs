@@ -45,6 +45,9 @@ struct Deliveries {
     acked_measured: u64,
     failed: u64,
     acked_per_partition: Vec<u64>,
+    /// Acknowledgements by partition and second of their arrival (clock
+    /// seconds): `[partition][second]`.
+    acked_by_second: Vec<Vec<u64>>,
     last_ack: Duration,
     first_error: Option<String>,
     /// Failed deliveries per second of their due time (clock seconds).
@@ -87,6 +90,13 @@ impl ProducerContext for DeliveryContext {
                 let p = msg.partition().max(0) as usize;
                 if let Some(c) = s.acked_per_partition.get_mut(p) {
                     *c += 1;
+                }
+                let sec = now.as_secs() as usize;
+                if let Some(v) = s.acked_by_second.get_mut(p) {
+                    if v.len() <= sec {
+                        v.resize(sec + 1, 0);
+                    }
+                    v[sec] += 1;
                 }
             }
             Err((err, _)) => {
@@ -216,6 +226,9 @@ pub struct ProducerReport {
     pub merged: usize,
     /// Failed deliveries per second of their due time (clock seconds).
     pub failed_per_second: std::collections::BTreeMap<u64, u64>,
+    /// Acknowledgements by partition and second of their arrival (clock
+    /// seconds): `[partition][second]`.
+    pub acked_by_second: Vec<Vec<u64>>,
 }
 
 impl ProducerReport {
@@ -245,11 +258,27 @@ impl ProducerReport {
         for (k, n) in &o.failed_per_second {
             *self.failed_per_second.entry(*k).or_default() += n;
         }
+        add_counts(&mut self.acked_by_second, &o.acked_by_second);
         if self.first_error.is_none() {
             self.first_error = o.first_error.clone();
         }
         if self.stopped.is_none() {
             self.stopped = o.stopped.clone();
+        }
+    }
+}
+
+/// Adds `[partition][second]` counts into `into`, growing it as needed.
+pub fn add_counts(into: &mut Vec<Vec<u64>>, from: &[Vec<u64>]) {
+    if into.len() < from.len() {
+        into.resize(from.len(), Vec::new());
+    }
+    for (a, b) in into.iter_mut().zip(from) {
+        if a.len() < b.len() {
+            a.resize(b.len(), 0);
+        }
+        for (x, y) in a.iter_mut().zip(b) {
+            *x += y;
         }
     }
 }
@@ -308,6 +337,7 @@ pub fn run(
         clock: *clock,
         state: Mutex::new(Deliveries {
             acked_per_partition: vec![0; partitions],
+            acked_by_second: vec![Vec::new(); partitions],
             ..Default::default()
         }),
     };
@@ -513,6 +543,7 @@ pub fn run(
         report.last_ack = s.last_ack;
         report.first_error = s.first_error.take();
         report.failed_per_second = std::mem::take(&mut s.failed_per_second);
+        report.acked_by_second = std::mem::take(&mut s.acked_by_second);
         report.publish = std::mem::take(&mut s.publish);
         report.publish_warmup = std::mem::take(&mut s.publish_warmup);
         s.acked_per_partition.clone()

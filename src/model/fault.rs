@@ -234,6 +234,11 @@ impl std::str::FromStr for FaultSpec {
 /// A fault as it happened.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct FaultRecord {
+    /// Which fault of the step's list this is (1-based): a fault on
+    /// `followers` hits several brokers, one record each, one fault.
+    /// 0 in results written before it was kept.
+    #[serde(default)]
+    pub fault: usize,
     pub action: FaultAction,
     /// The node it hit.
     pub broker: i32,
@@ -295,6 +300,10 @@ pub struct Window {
     pub e2e_p50_ms: f64,
     pub e2e_p99_ms: f64,
     pub e2e_max_ms: f64,
+    /// Publish p99 (due time to acknowledgement) of the records
+    /// acknowledged in the window: what the producers waited.
+    #[serde(default)]
+    pub publish_p99_ms: f64,
     /// Sends that failed (never acknowledged), by due time.
     pub failed: u64,
     /// Records read more than once, by due time.
@@ -302,4 +311,21 @@ pub struct Window {
     /// Records missing at the consumer and not failed (acknowledged, then
     /// lost), by their due time.
     pub lost: u64,
+}
+
+/// What a partition's leadership and ISR became at a moment of a step, as
+/// the brokers' metadata said (polled four times a second): one record per
+/// change seen.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ClusterChange {
+    /// Seconds after the measured window started (negative: in the
+    /// warm-up).
+    pub at_s: f64,
+    pub partition: i32,
+    /// The leader now (-1: none, the partition is offline).
+    pub leader: i32,
+    /// The in-sync replicas now.
+    pub isr: Vec<i32>,
+    /// What changed: `isr shrank`, `isr grew`, `leader moved`, `offline`.
+    pub what: String,
 }

@@ -297,6 +297,15 @@ pub struct StepResult {
     /// With faults: the topic read back from its start after the step.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub log_check: Option<LogCheck>,
+    /// On a replicated topic: every change of a partition's leader or ISR
+    /// the brokers reported during the step.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cluster: Vec<ClusterChange>,
+    /// On a replicated topic: records acknowledged in a second through
+    /// which their partition's ISR was its leader alone (one copy when
+    /// acknowledged, whatever `acks` said). None: not watched.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acked_alone: Option<u64>,
     /// CPU over the measured window: klab's clients, the brokers, the host.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cpu: Option<CpuUse>,

@@ -78,6 +78,132 @@ fn latency_row(name: &str, p: &Percentiles) -> Vec<String> {
     ]
 }
 
+/// What the faults of a step did: one line per fault (when it fired, when
+/// its partitions had new leaders, when the broker was back, when the
+/// rate recovered) and the window table (before, during and after each
+/// fault: rate, latency, failed, duplicated and lost). Empty without faults.
+pub fn fault_text(r: &StepResult) -> String {
+    let mut out = String::new();
+    for (n, idx) in crate::stats::windows::by_fault(&r.faults) {
+        let recs: Vec<&crate::model::FaultRecord> = idx.iter().map(|i| &r.faults[*i]).collect();
+        let f = recs[0];
+        let brokers: Vec<String> = recs.iter().map(|f| f.broker.to_string()).collect();
+        let mut line = format!(
+            "fault {n}: {} broker{} {} ({}) at {:.1}s",
+            f.action.as_str(),
+            if recs.len() > 1 { "s" } else { "" },
+            brokers.join(", "),
+            f.target,
+            f.at_s
+        );
+        if let Some(m) = recs
+            .iter()
+            .filter_map(|f| f.leader_moved_s)
+            .reduce(f64::max)
+        {
+            line.push_str(&format!("; its partitions had new leaders after {m:.1}s"));
+        }
+        if let Some(b) = recs.iter().filter_map(|f| f.back_at_s).reduce(f64::max) {
+            line.push_str(&format!("; back at {b:.1}s"));
+        }
+        match f.recovery_s {
+            Some(x) => line.push_str(&format!("; rate recovered after {x:.0}s")),
+            None => line.push_str("; the rate did not recover in the window"),
+        }
+        for e in recs.iter().filter_map(|f| f.error.as_ref()) {
+            line.push_str(&format!(" (error: {e})"));
+        }
+        out.push_str(&line);
+        out.push('\n');
+    }
+    if !r.windows.is_empty() {
+        let mut t = new_table(&[
+            "window",
+            "seconds",
+            "records/s",
+            "e2e p50",
+            "e2e p99",
+            "e2e max",
+            "publish p99",
+            "failed",
+            "duplicated",
+            "lost",
+        ]);
+        for w in &r.windows {
+            t.add_row(vec![
+                format!("{} fault {}", w.name, w.fault),
+                format!("{:.1}–{:.1}", w.from_s, w.to_s),
+                fmt_rate(w.records_per_s),
+                fmt_ms(w.e2e_p50_ms),
+                fmt_ms(w.e2e_p99_ms),
+                fmt_ms(w.e2e_max_ms),
+                fmt_ms(w.publish_p99_ms),
+                group(w.failed),
+                group(w.duplicated),
+                group(w.lost),
+            ]);
+        }
+        align_numbers(&mut t);
+        out.push_str(&format!("{t}\n"));
+    }
+    out.push_str(&cluster_text(r));
+    if let Some(lc) = &r.log_check {
+        out.push_str(&format!(
+            "read back from the topic's start after the faults: {} records, {} acknowledged records missing{} (the live consumer missed {}){}\n",
+            group(lc.read),
+            group(lc.lost),
+            if lc.duplicated > 0 {
+                format!(", {} twice", group(lc.duplicated))
+            } else {
+                String::new()
+            },
+            group(lc.lost_live),
+            if lc.complete {
+                ""
+            } else {
+                "; not every producer's end-of-run marker was found"
+            }
+        ));
+    }
+    out
+}
+
+/// What the cluster did (leaders and ISRs, from the brokers' metadata),
+/// one line per change, and how many records only a leader held when it
+/// acknowledged them.
+pub fn cluster_text(r: &StepResult) -> String {
+    let mut out = String::new();
+    const SHOWN: usize = 12;
+    for c in r.cluster.iter().take(SHOWN) {
+        let isr: Vec<String> = c.isr.iter().map(i32::to_string).collect();
+        let leader = if c.leader < 0 {
+            "none".to_string()
+        } else {
+            c.leader.to_string()
+        };
+        out.push_str(&format!(
+            "cluster at {:.1}s: partition {} {}: leader {leader}, isr [{}]\n",
+            c.at_s,
+            c.partition,
+            c.what,
+            isr.join(",")
+        ));
+    }
+    if r.cluster.len() > SHOWN {
+        out.push_str(&format!(
+            "cluster: {} more changes in the step's JSON (`cluster`)\n",
+            r.cluster.len() - SHOWN
+        ));
+    }
+    if let Some(n) = r.acked_alone.filter(|n| *n > 0) {
+        out.push_str(&format!(
+            "acknowledged while the ISR was the leader alone: {} records (one copy when acknowledged)\n",
+            group(n)
+        ));
+    }
+    out
+}
+
 /// The table `klab run` prints.
 pub fn step_table(r: &StepResult) -> String {
     let mut out = String::new();
@@ -122,6 +248,7 @@ pub fn step_table(r: &StepResult) -> String {
         "records",
         "produced",
         "acked",
+        "failed",
         "consumed",
         "lost",
         "duplicated",
@@ -133,6 +260,7 @@ pub fn step_table(r: &StepResult) -> String {
         format!("(warm-up {})", group(r.warmup_records)),
         group(r.produced),
         group(r.acked),
+        group(r.failed),
         group(r.consumed),
         group(r.lost),
         group(r.duplicated),
@@ -163,59 +291,7 @@ pub fn step_table(r: &StepResult) -> String {
             group(r.unsent)
         ));
     }
-    for (i, f) in r.faults.iter().enumerate() {
-        let mut line = format!(
-            "fault {}: {} broker {} ({}) at {:.1}s",
-            i + 1,
-            f.action.as_str(),
-            f.broker,
-            f.target,
-            f.at_s
-        );
-        if let Some(m) = f.leader_moved_s {
-            line.push_str(&format!("; its partitions had new leaders after {m:.1}s"));
-        }
-        if let Some(b) = f.back_at_s {
-            line.push_str(&format!("; back at {b:.1}s"));
-        }
-        match f.recovery_s {
-            Some(x) => line.push_str(&format!("; rate recovered after {x:.0}s")),
-            None => line.push_str("; the rate did not recover in the window"),
-        }
-        if let Some(e) = &f.error {
-            line.push_str(&format!(" (error: {e})"));
-        }
-        out.push_str(&line);
-        out.push('\n');
-    }
-    if !r.windows.is_empty() {
-        let mut t = new_table(&[
-            "window",
-            "seconds",
-            "records/s",
-            "e2e p50",
-            "e2e p99",
-            "e2e max",
-            "failed",
-            "duplicated",
-            "lost",
-        ]);
-        for w in &r.windows {
-            t.add_row(vec![
-                format!("{} fault {}", w.name, w.fault),
-                format!("{:.1}–{:.1}", w.from_s, w.to_s),
-                fmt_rate(w.records_per_s),
-                fmt_ms(w.e2e_p50_ms),
-                fmt_ms(w.e2e_p99_ms),
-                fmt_ms(w.e2e_max_ms),
-                group(w.failed),
-                group(w.duplicated),
-                group(w.lost),
-            ]);
-        }
-        align_numbers(&mut t);
-        out.push_str(&format!("{t}\n"));
-    }
+    out.push_str(&fault_text(r));
     if let Some(g) = &r.gc {
         out.push_str(&format!(
             "broker GC in the window: {} pause(s), {} ms in all, max {} ms, mean {} ms (heap {})\n",

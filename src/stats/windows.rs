@@ -14,6 +14,9 @@ pub struct PerSecond {
     pub failed: BTreeMap<u64, u64>,
     pub duplicated: BTreeMap<u64, u64>,
     pub missing: BTreeMap<u64, u64>,
+    /// Acknowledgements by partition and second of their arrival:
+    /// `[partition][second]`.
+    pub acked_by_partition: Vec<Vec<u64>>,
 }
 
 /// How far back the acknowledged rate must be, and for how long, to count
@@ -64,6 +67,24 @@ pub fn recovery(acks: &BTreeMap<u64, u64>, at: f64, end: f64, before: f64) -> Op
         .map(|k| (k as f64 - at).max(0.0))
 }
 
+/// The records of one fault of the list (a fault on `followers` hits
+/// several brokers, a record each): its number (1-based) and the records'
+/// indices, in firing order. Records written before faults were numbered
+/// (`fault` 0) are each their own.
+pub fn by_fault(faults: &[FaultRecord]) -> Vec<(usize, Vec<usize>)> {
+    let mut out: Vec<(usize, Vec<usize>)> = Vec::new();
+    for (i, f) in faults.iter().enumerate() {
+        match out.last_mut() {
+            Some((n, idx)) if f.fault > 0 && *n == f.fault => idx.push(i),
+            _ => {
+                let n = if f.fault > 0 { f.fault } else { out.len() + 1 };
+                out.push((n, vec![i]));
+            }
+        }
+    }
+    out
+}
+
 /// Cuts the window `[start, end)` (seconds on the run's clock) at each
 /// fault (`faults[i].at` is seconds after `start`) into before, during and
 /// after, and fills in each fault's `recovery_s`. "During" lasts until the
@@ -77,13 +98,24 @@ pub fn cut(
     per_second: &PerSecond,
 ) -> Vec<Window> {
     let acks = acks(publish);
+    // Each fault's number, its records and when its first record fired.
+    let groups: Vec<(usize, Vec<usize>, f64)> = by_fault(faults)
+        .into_iter()
+        .map(|(n, idx)| {
+            let at = idx
+                .iter()
+                .map(|i| faults[*i].at_s)
+                .fold(f64::INFINITY, f64::min);
+            (n, idx, at)
+        })
+        .collect();
     let mut out = Vec::new();
     let mut from = start;
-    for i in 0..faults.len() {
-        let at = start + faults[i].at_s;
-        let next = faults
-            .get(i + 1)
-            .map(|f| start + f.at_s)
+    for (g, (n, idx, at)) in groups.iter().enumerate() {
+        let at = start + at;
+        let next = groups
+            .get(g + 1)
+            .map(|(_, _, next)| start + next)
             .unwrap_or(end)
             .min(end);
         let before_rate = if at - from >= 1.0 {
@@ -92,7 +124,9 @@ pub fn cut(
             0.0
         };
         let rec = recovery(&acks, at, next, before_rate);
-        faults[i].recovery_s = rec;
+        for i in idx {
+            faults[*i].recovery_s = rec;
+        }
         let during_end = rec.map(|r| (at + r).min(next)).unwrap_or(next);
         for (name, a, b) in [
             ("before", from, at),
@@ -100,12 +134,30 @@ pub fn cut(
             ("after", during_end, next),
         ] {
             if b - a > 1e-9 {
-                out.push(window(name, i + 1, a, b, start, &acks, e2e, per_second));
+                let hists = Hists { publish, e2e };
+                out.push(window(name, *n, a, b, start, &acks, &hists, per_second));
             }
         }
         from = next;
     }
     out
+}
+
+/// A step's two latency recorders, per second.
+struct Hists<'a> {
+    publish: &'a Recorder,
+    e2e: &'a Recorder,
+}
+
+/// The latency of the seconds of `rec` that overlap [a, b).
+fn percentiles_in(rec: &Recorder, a: f64, b: f64) -> crate::model::Percentiles {
+    let mut h = new_histogram();
+    for (k, x) in rec.intervals() {
+        if overlap(*k, a, b) > 0.0 {
+            let _ = h.add(x);
+        }
+    }
+    percentiles(&h)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -116,16 +168,10 @@ fn window(
     b: f64,
     start: f64,
     acks: &BTreeMap<u64, u64>,
-    e2e: &Recorder,
+    hists: &Hists<'_>,
     per_second: &PerSecond,
 ) -> Window {
-    let mut h = new_histogram();
-    for (k, x) in e2e.intervals() {
-        if overlap(*k, a, b) > 0.0 {
-            let _ = h.add(x);
-        }
-    }
-    let p = percentiles(&h);
+    let p = percentiles_in(hists.e2e, a, b);
     Window {
         name: name.to_string(),
         fault,
@@ -135,6 +181,7 @@ fn window(
         e2e_p50_ms: p.p50,
         e2e_p99_ms: p.p99,
         e2e_max_ms: p.max,
+        publish_p99_ms: percentiles_in(hists.publish, a, b).p99,
         failed: count_in(&per_second.failed, a, b),
         duplicated: count_in(&per_second.duplicated, a, b),
         lost: count_in(&per_second.missing, a, b).saturating_sub(count_in(
@@ -213,5 +260,23 @@ mod tests {
         let failed: u64 = w.iter().map(|x| x.failed).sum();
         let dup: u64 = w.iter().map(|x| x.duplicated).sum();
         assert_eq!((lost, failed, dup), (10, 20, 4));
+    }
+
+    #[test]
+    fn one_fault_on_several_brokers_is_one_set_of_windows() {
+        let (p, e) = recorders(&[100; 12], &[5; 12]);
+        // A pause of both followers (two records, fault 1), then a kill
+        // (fault 2).
+        let numbered = |n: usize, at_s: f64| FaultRecord {
+            fault: n,
+            ..fault(at_s)
+        };
+        let mut faults = [numbered(1, 3.0), numbered(1, 3.0), numbered(2, 5.0)];
+        let w = cut(&mut faults, 0.0, 12.0, &p, &e, &PerSecond::default());
+        let got: Vec<(&str, usize)> = w.iter().map(|x| (x.name.as_str(), x.fault)).collect();
+        // Two seconds between the faults leave no room to count as
+        // recovered (3 s back within 10%): "during" runs to the next fault.
+        assert_eq!(got, [("before", 1), ("during", 1), ("during", 2)]);
+        assert_eq!(faults[0].recovery_s, faults[1].recovery_s);
     }
 }

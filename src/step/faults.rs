@@ -7,30 +7,84 @@ use crate::broker::admin::Admin;
 use crate::broker::local::LocalBroker;
 use crate::events::{self, Event};
 use crate::model::{FaultAction, FaultRecord, FaultSpec, FaultTarget};
+use anyhow::Result;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-/// Node `id` of `b` died during a step, and no klab fault did it. When the
-/// cluster goes on without it, the step goes on too (its records counted,
-/// the topic read back), the node is marked down (started again after the
-/// step) and the sentence for the result comes back; None when the step
-/// cannot go on.
-pub fn outside_death(
-    b: &mut LocalBroker,
-    id: i32,
-    status: std::process::ExitStatus,
-) -> Option<String> {
-    if !b.survives_loss_of(id) {
-        return None;
+/// Where faults act: the nodes of a cluster, by node id. One method per
+/// thing a fault does or undoes, so a new [`FaultAction`] is a compile
+/// error in [`Timeline`] until every host says how it does it (or refuses).
+pub trait FaultHost {
+    /// SIGKILL: no shutdown, no flush.
+    fn kill(&mut self, node: i32) -> Result<()>;
+    /// A controlled shutdown (SIGTERM), waited for.
+    fn stop(&mut self, node: i32) -> Result<()>;
+    /// Frozen (SIGSTOP): its connections stay open, nothing answers.
+    fn pause(&mut self, node: i32) -> Result<()>;
+    /// Unfrozen (SIGCONT).
+    fn resume(&mut self, node: i32) -> Result<()>;
+    /// Stopped and started again, waited for until it is ready.
+    fn restart(&mut self, node: i32) -> Result<()>;
+    /// Started again after a kill or a stop (not waited for: the timeline
+    /// goes on while it starts).
+    fn start(&mut self, node: i32) -> Result<()>;
+    /// The node that is the KRaft quorum's active controller now.
+    fn active_controller(&self) -> Option<i32>;
+    /// Each partition's leader of `topic` now (-1: none), in partition
+    /// order; empty when it cannot be told.
+    fn leaders(&self, topic: &str) -> Vec<i32>;
+    /// The followers of `topic`'s partition 0: its replicas but the one
+    /// leading it now.
+    fn followers(&self, topic: &str) -> Vec<i32>;
+}
+
+impl FaultHost for LocalBroker {
+    fn kill(&mut self, node: i32) -> Result<()> {
+        self.signal_node(node, libc::SIGKILL, true)
     }
-    let note = format!(
-        "broker {id} died during the step ({status}), not by a klab fault; the other brokers carried on and it was started again after the step"
-    );
-    tracing::warn!("{note}");
-    b.note_down(id);
-    Some(note)
+    fn stop(&mut self, node: i32) -> Result<()> {
+        self.terminate_node(node)
+    }
+    fn pause(&mut self, node: i32) -> Result<()> {
+        self.signal_node(node, libc::SIGSTOP, true)
+    }
+    fn resume(&mut self, node: i32) -> Result<()> {
+        self.signal_node(node, libc::SIGCONT, false)
+    }
+    fn restart(&mut self, node: i32) -> Result<()> {
+        self.restart_node(node)
+    }
+    fn start(&mut self, node: i32) -> Result<()> {
+        self.launch_node(node)
+    }
+    fn active_controller(&self) -> Option<i32> {
+        LocalBroker::active_controller(self)
+    }
+    fn leaders(&self, topic: &str) -> Vec<i32> {
+        Admin::connect(&self.bootstrap())
+            .and_then(|a| a.leaders(topic, Duration::from_secs(2)))
+            .unwrap_or_default()
+    }
+    fn followers(&self, topic: &str) -> Vec<i32> {
+        let Ok(admin) = Admin::connect(&self.bootstrap()) else {
+            return Vec::new();
+        };
+        let leader = admin
+            .leaders(topic, Duration::from_secs(2))
+            .ok()
+            .and_then(|l| l.first().copied());
+        let replicas = admin
+            .replicas(topic, 0, Duration::from_secs(2))
+            .unwrap_or_default();
+        // Every replica but the one leading now (the preferred leader, the
+        // first replica, unless leadership has moved).
+        match leader.filter(|l| *l >= 0) {
+            Some(l) => replicas.into_iter().filter(|r| *r != l).collect(),
+            None => replicas.into_iter().skip(1).collect(),
+        }
+    }
 }
 
 enum Job {
@@ -83,17 +137,17 @@ impl Timeline {
     }
 
     /// Does everything due at `t` (time since the measured window began).
-    pub fn tick(&mut self, t: Duration, broker: &mut LocalBroker) {
+    pub fn tick(&mut self, t: Duration, broker: &mut dyn FaultHost) {
         while let Some(i) = self.pending.iter().position(|p| p.at <= t) {
             let p = self.pending.remove(i);
             match p.job {
                 Job::Fire(i) => self.fire(i, t, broker),
                 Job::Resume { node, i } => {
-                    let r = broker.signal_node(node, libc::SIGCONT, false);
+                    let r = broker.resume(node);
                     self.back(i, t, r.err());
                 }
                 Job::Start { node, i } => {
-                    let r = broker.start_node(node);
+                    let r = broker.start(node);
                     self.back(i, t, r.err());
                 }
             }
@@ -110,14 +164,9 @@ impl Timeline {
         }
     }
 
-    fn fire(&mut self, spec_i: usize, t: Duration, broker: &mut LocalBroker) {
+    fn fire(&mut self, spec_i: usize, t: Duration, broker: &mut dyn FaultHost) {
         let spec = self.specs[spec_i].clone();
-        let admin = Admin::connect(&self.bootstrap);
-        let leaders = admin
-            .as_ref()
-            .ok()
-            .and_then(|a| a.leaders(&self.topic, Duration::from_secs(2)).ok())
-            .unwrap_or_default();
+        let leaders = broker.leaders(&self.topic);
         let victims: Vec<i32> = match spec.broker {
             FaultTarget::Node(n) => vec![n as i32],
             FaultTarget::Leader => leaders
@@ -127,15 +176,11 @@ impl Timeline {
                 .into_iter()
                 .collect(),
             FaultTarget::Controller => broker.active_controller().into_iter().collect(),
-            FaultTarget::Followers => admin
-                .as_ref()
-                .ok()
-                .and_then(|a| a.replicas(&self.topic, 0, Duration::from_secs(2)).ok())
-                .map(|r| r.into_iter().skip(1).collect())
-                .unwrap_or_default(),
+            FaultTarget::Followers => broker.followers(&self.topic),
         };
         if victims.is_empty() {
             self.records.push(FaultRecord {
+                fault: spec_i + 1,
                 action: spec.action,
                 broker: -1,
                 target: spec.broker.to_string(),
@@ -150,7 +195,7 @@ impl Timeline {
             return;
         }
         for v in victims {
-            self.fire_at(&spec, v, t, broker, &leaders);
+            self.fire_at(spec_i, &spec, v, t, broker, &leaders);
         }
         self.pending.sort_by_key(|p| p.at);
     }
@@ -158,14 +203,16 @@ impl Timeline {
     /// Fault `spec` on node `v` at `t`.
     fn fire_at(
         &mut self,
+        spec_i: usize,
         spec: &FaultSpec,
         v: i32,
         t: Duration,
-        broker: &mut LocalBroker,
+        broker: &mut dyn FaultHost,
         leaders: &[i32],
     ) {
         let i = self.records.len();
         let mut record = FaultRecord {
+            fault: spec_i + 1,
             action: spec.action,
             broker: v,
             target: spec.broker.to_string(),
@@ -183,9 +230,9 @@ impl Timeline {
             record.at_s
         );
         let done = match spec.action {
-            FaultAction::Kill => broker.signal_node(v, libc::SIGKILL, true),
-            FaultAction::Stop => broker.terminate_node(v),
-            FaultAction::Pause => broker.signal_node(v, libc::SIGSTOP, true).map(|()| {
+            FaultAction::Kill => broker.kill(v),
+            FaultAction::Stop => broker.stop(v),
+            FaultAction::Pause => broker.pause(v).map(|()| {
                 self.pending.push(Pending {
                     at: t + spec.duration.unwrap_or_default(),
                     job: Job::Resume { node: v, i },
@@ -193,7 +240,7 @@ impl Timeline {
             }),
             FaultAction::Restart => {
                 let began = Instant::now();
-                let r = broker.restart_node(v);
+                let r = broker.restart(v);
                 record.back_at_s = Some(t.as_secs_f64() + began.elapsed().as_secs_f64());
                 r
             }

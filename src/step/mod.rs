@@ -1,53 +1,44 @@
 //! One measurement: put a workload on a broker and return a [`StepResult`].
 //! `klab run`, the labs, the tuner and the bench all measure through
 //! [`measure`], so there is one place where a measurement happens.
+//!
+//! A step is a short sequence over two interfaces: the broker side
+//! ([`side::BrokerSide`]: what the measured cluster offers while a load runs)
+//! and the load ([`driver::LoadDriver`]: what makes the records). While the
+//! load runs, a list of watchers ([`watch`]) each look at it about ten times
+//! a second: faults on the window's timeline, a node that died, the JIT,
+//! CPU, the live view's seconds, the catch-up limit, the progress bar.
 
+pub mod cluster;
+pub mod driver;
 pub mod faults;
+pub mod side;
+pub mod watch;
 
 use crate::broker::admin::Admin;
 use crate::broker::kafka_home::store_path_of;
 use crate::broker::knobs;
-use crate::broker::local::LocalBroker;
-use crate::cancel::Cancel;
 use crate::events::{self, Event};
-use crate::load::clock::Clock;
-use crate::load::consumer::{self, ConsumerHandle, ConsumerReport, ConsumerSpec};
-use crate::load::outcome::{ConsumerOutcome, ProducerOutcome, assemble};
+use crate::load::consumer;
+use crate::load::outcome::assemble;
 use crate::load::payload::Secret;
-use crate::load::producer::{self, ProducerReport, ProducerSpec};
 use crate::model::{
     Applied, BrokerConfig, BrokerReport, EffectiveValue, Environment, LogCheck, StepResult,
     TargetKind, Workload,
 };
-use crate::stats::cpu::CpuSampler;
 use crate::stats::progress::{ProducerProgress, Progress};
 use crate::stats::report::Measurement;
 use crate::usage;
-use anyhow::{Context, Result, anyhow};
+use anyhow::Result;
+use driver::{LoadDriver, LoadOutcome, ThreadLoad};
+use side::BrokerSide;
 use std::collections::BTreeMap;
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use watch::{Verdicts, Watcher};
 
-/// Where the load goes.
-pub enum Target<'a> {
-    /// A broker klab started (and may restart or reconfigure).
-    Local(&'a mut LocalBroker),
-    /// A broker someone else runs; klab only connects to it (and records
-    /// the effective config it read, if any).
-    External {
-        bootstrap: String,
-        effective: BTreeMap<String, EffectiveValue>,
-    },
-}
-
-impl Target<'_> {
-    pub fn bootstrap(&self) -> String {
-        match self {
-            Target::Local(b) => b.bootstrap(),
-            Target::External { bootstrap, .. } => bootstrap.clone(),
-        }
-    }
-}
+pub use side::External;
+pub use watch::{JIT_LOOKBACK, JIT_MIN, JIT_SETTLED, JIT_SETTLED_REASON};
 
 #[derive(Debug, Clone, Default)]
 pub struct StepOptions {
@@ -72,15 +63,6 @@ pub struct StepOptions {
     /// least [`JIT_MIN`].
     pub until_jit_settles: bool,
 }
-
-/// The JIT has settled when its compiler threads used less than this much
-/// CPU (in all the brokers) over the last [`JIT_LOOKBACK`].
-pub const JIT_SETTLED: Duration = Duration::from_millis(1000);
-pub const JIT_LOOKBACK: Duration = Duration::from_secs(5);
-pub const JIT_MIN: Duration = Duration::from_secs(6);
-/// How a JIT-settling load's `reason` starts when the JIT settled (rather
-/// than the load running to its limit).
-pub const JIT_SETTLED_REASON: &str = "the JIT settled after";
 
 /// The longest throw-away load after a local broker (re)starts. On 2
 /// cores Kafka's JIT compilers work for 40 to 50 s under load before the
@@ -189,21 +171,6 @@ pub fn environment(
     }
 }
 
-/// Faults may only name brokers the cluster has.
-fn check_fault_nodes(faults: &[crate::model::FaultSpec], brokers: u32) -> Result<()> {
-    for (i, f) in faults.iter().enumerate() {
-        if let crate::model::FaultTarget::Node(n) = f.broker
-            && n > brokers
-        {
-            return Err(usage!(
-                "--fault (number {}) broker: {n} of {brokers}; the cluster has brokers 1..={brokers} (--brokers)",
-                i + 1
-            ));
-        }
-    }
-    Ok(())
-}
-
 /// The replication factor and `min.insync.replicas` of the workload's topic
 /// on a cluster of `brokers`: as asked, or as many replicas as brokers (at
 /// most 3). More replicas than brokers, or an ISR above the replicas, is an
@@ -270,84 +237,28 @@ pub fn fresh_topic() -> String {
     format!("klab-{ms}-{:04x}", crate::random::u64() & 0xffff)
 }
 
-/// Measures `workload` against `target`.
+/// Measures `workload` against `side`.
 ///
 /// Returns a result even when the run could not finish (broker died,
 /// Ctrl-C): it is then marked `complete: false` with the reason, and holds
 /// everything measured up to that point.
 pub fn measure(
-    target: &mut Target<'_>,
+    side: &mut dyn BrokerSide,
     workload: &Workload,
     secret: &Secret,
     opts: &StepOptions,
 ) -> Result<Measurement> {
     workload.validate().map_err(|e| usage!("workload {e}"))?;
-    let bootstrap = target.bootstrap();
-    let (effective, kafka_version, java_version, kafka_dir) = match target {
-        Target::Local(b) => (
-            b.effective().clone(),
-            Some(b.kafka().version.clone()),
-            Some(b.java_version().to_string()),
-            Some(b.kafka().dir.clone()),
-        ),
-        Target::External { effective, .. } => (effective.clone(), None, None, None),
-    };
-    // Its own admin client, so `target` stays free for the broker watch.
+    side.check_faults(&workload.faults)?;
+    let bootstrap = side.bootstrap();
+    // Its own admin client, so `side` stays free for the watchers.
     let admin = Admin::connect(&bootstrap)?;
-    let brokers = match target {
-        Target::Local(b) => b.size() as usize,
-        Target::External { .. } => admin.broker_ids(Duration::from_secs(10))?.len(),
-    };
-    let (replication, min_isr) = replication_of(workload, brokers)?;
-    let create =
-        |t: &str| admin.create_replicated_topic(t, workload.partitions, replication, min_isr);
-    let (topic, created) = match &workload.topic {
-        Some(t) => match admin.topic_partitions(t)? {
-            Some(n) if (n as i32) < workload.partitions => {
-                return Err(usage!(
-                    "--topic {t} has {n} partition(s) but the workload wants {}; use another topic or --partitions {n}",
-                    workload.partitions
-                ));
-            }
-            Some(_) => (t.clone(), false),
-            None => {
-                create(t)?;
-                (t.clone(), true)
-            }
-        },
-        None => {
-            let t = fresh_topic();
-            create(&t)?;
-            (t, true)
-        }
-    };
-    let env = environment(kafka_version, java_version, kafka_dir.as_deref());
+    let (replication, min_isr) = replication_of(workload, side.brokers(&admin)?)?;
+    let (topic, created) = prepare_topic(&admin, workload, replication, min_isr)?;
+    let effective = side.effective();
+    let versions = side.versions();
+    let env = environment(versions.kafka, versions.java, versions.kafka_dir.as_deref());
 
-    let clock = Clock::new();
-    let cancel = Cancel::new();
-    let handle = ConsumerHandle::default();
-    let n = workload.producers.max(1) as usize;
-    let pspecs: Vec<ProducerSpec> = (0..n)
-        .map(|j| ProducerSpec {
-            replicated: replication > 1,
-            ..ProducerSpec::new(&bootstrap, &topic, share_of(workload, j, n), secret.clone())
-        })
-        .collect();
-    let mut cspec = ConsumerSpec::new(&bootstrap, &topic, secret.clone());
-    cspec.producers = n;
-    cspec.consumers = workload.consumers.max(1) as usize;
-    cspec.processing = workload.processing;
-    cspec.settings = workload.consumer.clone().into_iter().collect();
-    cspec.drain_timeout = Duration::from_secs(30);
-    // A topic klab did not just create may hold an earlier load's records
-    // and end-of-run markers: this step reads only what it writes.
-    if !created {
-        cspec.start = consumer::StartAt::End;
-    }
-    let progress: Vec<Mutex<ProducerProgress>> = (0..n)
-        .map(|_| Mutex::new(ProducerProgress::default()))
-        .collect();
-    let bar = crate::stats::progress::StepBar::new(opts.progress, &opts.title, workload);
     let label = opts.label.clone().or_else(|| Some(opts.title.clone()));
     events::emit(Event::StepBegin {
         lab: opts.lab.clone(),
@@ -359,301 +270,275 @@ pub fn measure(
         applied: opts.applied,
         throwaway: opts.throwaway,
     });
-    let mut measuring = false;
-    let mut timeline = match (&*target, workload.faults.is_empty()) {
-        (_, true) => None,
-        (Target::Local(b), false) => {
-            check_fault_nodes(&workload.faults, b.size())?;
-            Some(faults::Timeline::new(&workload.faults, &bootstrap, &topic))
-        }
-        (Target::External { .. }, false) => {
-            return Err(usage!(
-                "--fault: faults need brokers klab started itself; it does not own the one at {bootstrap}"
-            ));
-        }
+    // A topic klab did not just create may hold an earlier load's records
+    // and end-of-run markers: this step reads only what it writes.
+    let start = match created {
+        true => consumer::StartAt::Beginning,
+        false => consumer::StartAt::End,
     };
-    // When the measured window starts, on the run's clock (set when the
-    // producers start).
-    let mut window_start: Option<Duration> = None;
-    // (when, compiler CPU seconds) samples of the brokers' JIT.
-    let mut jit: std::collections::VecDeque<(Instant, f64)> = Default::default();
-    let started_at = Instant::now();
-    let mut last_second = Instant::now();
-    // The counts at the last `Second` event, for its rates, and the last
-    // second of latency it reported.
-    let mut last_counts = (0u64, 0u64, 0u64);
-    let mut last_latency_second: Option<u64> = None;
-
-    let mut broker_died: Option<anyhow::Error> = None;
-    // Nodes killed from outside while the others carried on (a sentence each).
-    let mut outside_deaths: Vec<String> = Vec::new();
-    // CPU from the window's start until the producers are done.
-    let broker_pids = |t: &Target| match t {
-        Target::Local(b) => b.nodes().iter().filter_map(|n| n.pid()).collect(),
-        Target::External { .. } => Vec::new(),
-    };
-    let mut cpu_start: Option<CpuSampler> = None;
-    let mut cpu: Option<crate::model::CpuUse> = None;
-    let (preport, creport): (Result<ProducerReport>, Result<ConsumerReport>) = std::thread::scope(
-        |s| {
-            let c = s.spawn(|| consumer::run(&cspec, &clock, &cancel, &handle));
-            // Start producing only once the consumer is assigned.
-            let ready_deadline = Instant::now() + Duration::from_secs(30);
-            while !handle.is_ready() && !c.is_finished() && Instant::now() < ready_deadline {
-                std::thread::sleep(Duration::from_millis(10));
-            }
-            if !handle.is_ready() {
-                cancel.cancel("the consumer did not start within 30s");
-            }
-            window_start = Some(clock.elapsed() + workload.warmup);
-            let p = s.spawn(|| {
-                let r = producer::run_all(&pspecs, &clock, &cancel, &progress);
-                handle.producers_done();
-                r
-            });
-            // Watch the broker and draw progress until everyone is done.
-            let catch_up = opts.catch_up.unwrap_or_else(|| catch_up_limit(workload));
-            let mut producers_end: Option<Instant> = None;
-            while !(p.is_finished() && c.is_finished()) {
-                if p.is_finished()
-                    && cpu.is_none()
-                    && let Some(c0) = &cpu_start
-                {
-                    cpu = c0.finish(&broker_pids(target));
-                }
-                if p.is_finished() && !cancel.is_cancelled() {
-                    let end = *producers_end.get_or_insert_with(Instant::now);
-                    if opts.throwaway {
-                        cancel.cancel("a throw-away load: the consumer is not waited for");
-                    } else if end.elapsed() >= catch_up {
-                        cancel.cancel(format!(
-                            "the consumer fell behind: {} records read {}s after the producers were done, and the end-of-run markers not yet reached (the broker serves reads slower than it takes writes)",
-                            handle.consumed(),
-                            catch_up.as_secs()
-                        ));
-                    }
-                }
-                if let Target::Local(b) = target
-                    && broker_died.is_none()
-                    && let Some((id, status)) = b.died()
-                {
-                    if let Some(note) = faults::outside_death(b, id, status) {
-                        outside_deaths.push(note);
-                    } else {
-                        let err = b.death_report(Some(status));
-                        cancel.cancel(format!("{err:#}"));
-                        broker_died = Some(err);
-                    }
-                }
-                if let (Some(tl), Target::Local(b), Some(ws)) =
-                    (timeline.as_mut(), &mut *target, window_start)
-                    && let Some(t) = clock.elapsed().checked_sub(ws)
-                    && !cancel.is_cancelled()
-                {
-                    tl.tick(t, b);
-                }
-                if opts.until_jit_settles
-                    && let Target::Local(b) = target
-                    && let Some(cpu) = b.jit_cpu_s()
-                {
-                    let t = Instant::now();
-                    jit.push_back((t, cpu));
-                    while jit.len() > 1 && t - jit[1].0 >= JIT_LOOKBACK {
-                        jit.pop_front();
-                    }
-                    if let Some((t0, c0)) = jit.front()
-                        && t - *t0 >= JIT_LOOKBACK
-                        && started_at.elapsed() >= JIT_MIN
-                        && cpu - c0 < JIT_SETTLED.as_secs_f64()
-                        && !cancel.is_cancelled()
-                    {
-                        cancel.cancel(format!(
-                            "{JIT_SETTLED_REASON} {:.0}s",
-                            started_at.elapsed().as_secs_f64()
-                        ));
-                        tracing::info!("JIT warm-up: settled after {:.0?}", started_at.elapsed());
-                    }
-                }
-                let now = sum_progress(&progress);
-                if now.measuring && !measuring {
-                    measuring = true;
-                    cpu_start = Some(CpuSampler::start(&broker_pids(target)));
-                    events::emit(Event::Measuring {
-                        bootstrap: bootstrap.clone(),
-                        topic: topic.clone(),
-                    });
-                }
-                if last_second.elapsed() >= Duration::from_secs(1) {
-                    let dt = last_second.elapsed().as_secs_f64();
-                    last_second = Instant::now();
-                    let consumed = handle.consumed();
-                    let live = handle.live();
-                    // Latency only for a second not reported before: while
-                    // nothing arrives, the chart shows a gap, not old values.
-                    let fresh = live.second.is_some() && live.second != last_latency_second;
-                    last_latency_second = live.second;
-                    let rate = |now: u64, before: u64| now.saturating_sub(before) as f64 / dt;
-                    let (s0, a0, c0) = last_counts;
-                    last_counts = (now.sent, now.acked, consumed);
-                    events::emit(Event::Second {
-                        bootstrap: bootstrap.clone(),
-                        topic: topic.clone(),
-                        t_s: started_at.elapsed().as_secs_f64(),
-                        measuring: now.measuring,
-                        sent: now.sent,
-                        acked: now.acked,
-                        consumed,
-                        due: now.due.max(now.sent),
-                        sent_per_s: rate(now.sent, s0),
-                        acked_per_s: rate(now.acked, a0),
-                        consumed_per_s: rate(consumed, c0),
-                        e2e_p50_ms: fresh.then_some(live.p50_ms),
-                        e2e_p99_ms: fresh.then_some(live.p99_ms),
-                        e2e_max_ms: fresh.then_some(live.max_ms),
-                        publish_p99_ms: now.publish_p99_ms,
-                        e2e_buckets: live.buckets,
-                        e2e_sum_s: live.sum_s,
-                    });
-                }
-                bar.update(&now, handle.consumed());
-                std::thread::sleep(Duration::from_millis(100));
-            }
-            // The consumer may reach the end markers before the loop looks
-            // again: the producers are done by now either way.
-            if cpu.is_none()
-                && let Some(c0) = &cpu_start
-            {
-                cpu = c0.finish(&broker_pids(target));
-            }
-            let pr = p
-                .join()
-                .map_err(|_| anyhow!("the producer threads panicked"))
-                .and_then(|r| r);
-            let cr = c
-                .join()
-                .map_err(|_| anyhow!("the consumer thread panicked"))
-                .and_then(|r| r);
-            (pr, cr)
-        },
-    );
-    bar.finish();
-    let fault_records = timeline.map(faults::Timeline::finish);
-    let nodes_went_down = fault_records.is_some() || !outside_deaths.is_empty();
-    if nodes_went_down
-        && let Target::Local(b) = target
-        && broker_died.is_none()
-        && !crate::cancel::interrupted()
-        && let Err(e) = b.heal()
+    let mut load: Box<dyn LoadDriver> = Box::new(ThreadLoad::new(
+        &bootstrap,
+        &topic,
+        workload,
+        secret,
+        replication > 1,
+        start,
+    ));
+    let mut watchers = watchers(opts, workload, &bootstrap, &topic, replication > 1);
+    load.start()?;
+    let verdicts = watch_until_done(&mut *load, side, &mut watchers);
+    let cancelled = load.cancelled();
+    let stop_reason = load.reason();
+    // Every record's latency bucket, warm-up included (the live view's).
+    let final_live = load.snapshot().live;
+    let outcome = load.finish()?;
+    let mut findings = StepResult::default();
+    for w in &mut watchers {
+        w.finish(side, &outcome, &mut findings);
+    }
+    let died = verdicts.broker_died;
+    // Nodes that died by themselves while the cluster carried on are healed
+    // and read back after, as faults are.
+    let outside = verdicts.outside_deaths;
+    let faulted = !findings.faults.is_empty() || !workload.faults.is_empty() || !outside.is_empty();
+    let interrupted = crate::cancel::interrupted();
+    if faulted
+        && died.is_none()
+        && !interrupted
+        && let Err(e) = side.heal()
     {
         tracing::warn!("bringing the cluster back after the faults: {e:#}");
     }
-
     // After faults, and with the cluster whole again: is every acknowledged
     // record still in the topic? (Before the topic goes.)
-    let log_check = if nodes_went_down
-        && broker_died.is_none()
-        && !opts.throwaway
-        && !cancel.is_cancelled()
-        && !crate::cancel::interrupted()
-    {
-        let start = creport
-            .as_ref()
-            .map(|c| c.started_at.clone())
-            .unwrap_or(cspec.start.clone());
-        match consumer::read_back(&bootstrap, &topic, &start, n, secret, READ_BACK_TIMEOUT) {
-            Ok((counts, complete)) => Some(LogCheck {
-                read: counts.consumed,
-                lost: counts.lost,
-                duplicated: counts.duplicated,
-                complete,
-                lost_live: 0,
-            }),
-            Err(e) => {
-                tracing::warn!("reading topic {topic} back after the faults: {e:#}");
-                None
-            }
-        }
-    } else {
-        None
-    };
-
+    let log_check = (faulted && died.is_none() && !opts.throwaway && !cancelled && !interrupted)
+        .then(|| read_back(&bootstrap, &topic, &outcome.started_at, workload, secret))
+        .flatten();
     // A topic klab named itself is deleted after the step to free the disk;
     // one the user named (`--topic`) stays, even when klab created it.
-    if created && workload.topic.is_none() && broker_died.is_none() && !crate::cancel::interrupted()
-    {
+    if created && workload.topic.is_none() && died.is_none() && !interrupted {
         // A failure here does not change the measurement.
-        if let Err(e) = admin.delete_topic(&topic) {
-            tracing::warn!("could not delete topic {topic}: {e:#}");
-        } else if let Target::Local(b) = target
-            && !b.wait_topic_files_gone(&topic, Duration::from_secs(60))
-        {
-            tracing::warn!("the files of topic {topic} were still there after 60s");
+        match admin.delete_topic(&topic) {
+            Err(e) => tracing::warn!("could not delete topic {topic}: {e:#}"),
+            Ok(()) => side.topic_deleted(&topic),
         }
     }
-    let preport = preport.context("producer")?;
-    let creport = match creport {
-        Ok(c) => c,
-        Err(e) if cancel.is_cancelled() => {
-            tracing::debug!("consumer ended early: {e:#}");
-            ConsumerReport {
-                stopped: cancel.reason(),
-                ..Default::default()
-            }
-        }
-        Err(e) => return Err(e.context("consumer")),
-    };
 
     let mut reasons = Vec::new();
-    if let Some(e) = &broker_died {
-        reasons.push(format!("{e:#}"));
-    } else if cancel.is_cancelled() {
-        reasons.push(cancel.reason().unwrap_or_else(|| "cancelled".into()));
+    if let Some(e) = died {
+        reasons.push(e);
+    } else if cancelled {
+        reasons.push(stop_reason.unwrap_or_else(|| "cancelled".into()));
     }
-    reasons.extend(outside_deaths);
-    let p = ProducerOutcome::from_report(&preport, &clock);
-    let c = ConsumerOutcome::from_report(&creport, &clock);
-    let mut result = assemble(workload, &p, &c, reasons);
-    let kind = match target {
-        Target::Local(_) => TargetKind::Local,
-        Target::External { .. } => TargetKind::Bootstrap,
-    };
-    if let Some(ws) = window_start {
-        result.window_start_s = ws.as_secs_f64();
-    }
-    result.cpu = cpu;
+    reasons.extend(outside);
+    let mut result = assemble(workload, &outcome.producer, &outcome.consumer, reasons);
+    result.window_start_s = outcome.window_start.as_secs_f64();
+    result.cpu = findings.cpu;
+    result.cluster = findings.cluster;
+    result.acked_alone = findings.acked_alone;
     if let Some(mut lc) = log_check {
         lc.lost_live = result.lost;
         result.lost = result.lost.max(lc.lost);
         result.log_check = Some(lc);
     }
-    if let (Some(mut records), Some(ws)) = (fault_records, window_start) {
-        let start = ws.as_secs_f64();
-        let end = start + workload.duration.unwrap_or_default().as_secs_f64();
-        let per_second = crate::stats::windows::PerSecond {
-            failed: preport.failed_per_second.clone(),
-            duplicated: creport.duplicated_per_second.clone(),
-            missing: creport.missing_per_second.clone(),
-        };
-        result.windows = crate::stats::windows::cut(
-            &mut records,
-            start,
-            end,
-            &preport.publish,
-            &creport.e2e,
-            &per_second,
-        );
-        result.recovery_s = records
-            .iter()
-            .map(|r| r.recovery_s)
-            .collect::<Option<Vec<f64>>>()
-            .and_then(|v| v.into_iter().reduce(f64::max));
-        result.faults = records;
+    cut_windows(&mut result, findings.faults, workload, &outcome);
+    emit_step_end(opts, label, &topic, &result, final_live);
+    let from = outcome.producer.window_start_ns / 1_000_000;
+    let to = outcome
+        .producer
+        .last_ack_ns
+        .max(outcome.consumer.last_receive_ns)
+        / 1_000_000;
+    result.gc = side.gc(from, to);
+    stamp(
+        &mut result,
+        opts,
+        side.kind(),
+        bootstrap,
+        &effective,
+        topic,
+        env,
+    );
+    Ok(Measurement {
+        result,
+        publish: outcome.producer.publish,
+        e2e: outcome.consumer.e2e,
+        origin: std::time::UNIX_EPOCH + outcome.origin,
+    })
+}
+
+/// The step's topic: the one the workload names (created if missing, and
+/// refused if it has too few partitions), else a fresh one. Whether klab
+/// created it.
+fn prepare_topic(
+    admin: &Admin,
+    workload: &Workload,
+    replication: i32,
+    min_isr: Option<u32>,
+) -> Result<(String, bool)> {
+    let create =
+        |t: &str| admin.create_replicated_topic(t, workload.partitions, replication, min_isr);
+    match &workload.topic {
+        Some(t) => match admin.topic_partitions(t)? {
+            Some(n) if (n as i32) < workload.partitions => Err(usage!(
+                "--topic {t} has {n} partition(s) but the workload wants {}; use another topic or --partitions {n}",
+                workload.partitions
+            )),
+            Some(_) => Ok((t.clone(), false)),
+            None => {
+                create(t)?;
+                Ok((t.clone(), true))
+            }
+        },
+        None => {
+            let t = fresh_topic();
+            create(&t)?;
+            Ok((t, true))
+        }
     }
-    let final_latency = handle.live();
+}
+
+/// The watchers of a step, in the order they look.
+fn watchers(
+    opts: &StepOptions,
+    workload: &Workload,
+    bootstrap: &str,
+    topic: &str,
+    replicated: bool,
+) -> Vec<Box<dyn Watcher>> {
+    let catch_up = opts.catch_up.unwrap_or_else(|| catch_up_limit(workload));
+    let mut w: Vec<Box<dyn Watcher>> = vec![
+        Box::new(watch::CatchUp::new(catch_up, opts.throwaway)),
+        Box::new(watch::NodeDeath::default()),
+    ];
+    if replicated && !opts.throwaway {
+        w.push(Box::new(cluster::ClusterWatch::start(bootstrap, topic)));
+    }
+    if !workload.faults.is_empty() {
+        w.push(Box::new(watch::Faults::new(faults::Timeline::new(
+            &workload.faults,
+            bootstrap,
+            topic,
+        ))));
+    }
+    if opts.until_jit_settles {
+        w.push(Box::new(watch::JitSettle::default()));
+    }
+    w.push(Box::new(watch::Cpu::default()));
+    w.push(Box::new(watch::Seconds::new(bootstrap, topic)));
+    w.push(Box::new(watch::Bar(crate::stats::progress::StepBar::new(
+        opts.progress,
+        &opts.title,
+        workload,
+    ))));
+    w
+}
+
+/// Ticks every watcher about ten times a second until the load has ended;
+/// a watcher's reason to stop stops the load.
+fn watch_until_done(
+    load: &mut dyn LoadDriver,
+    side: &mut dyn BrokerSide,
+    watchers: &mut [Box<dyn Watcher>],
+) -> Verdicts {
+    let mut all = Verdicts::default();
+    while !load.finished() {
+        let snapshot = load.snapshot();
+        let t = load.elapsed();
+        let tick = watch::Tick {
+            t,
+            window: load.window_start().and_then(|ws| t.checked_sub(ws)),
+            load: &snapshot,
+            stopping: load.cancelled(),
+        };
+        let mut v = Verdicts::default();
+        for w in watchers.iter_mut() {
+            w.tick(&tick, side, &mut v);
+        }
+        if let Some(why) = v.stop {
+            load.cancel(why);
+        }
+        if all.broker_died.is_none() {
+            all.broker_died = v.broker_died;
+        }
+        all.outside_deaths.extend(v.outside_deaths);
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    all
+}
+
+/// The topic read again from where the step's consumer started (a fresh
+/// group), after faults.
+fn read_back(
+    bootstrap: &str,
+    topic: &str,
+    start: &consumer::StartAt,
+    w: &Workload,
+    secret: &Secret,
+) -> Option<LogCheck> {
+    let producers = w.producers.max(1) as usize;
+    match consumer::read_back(
+        bootstrap,
+        topic,
+        start,
+        producers,
+        secret,
+        READ_BACK_TIMEOUT,
+    ) {
+        Ok((counts, complete)) => Some(LogCheck {
+            read: counts.consumed,
+            lost: counts.lost,
+            duplicated: counts.duplicated,
+            complete,
+            lost_live: 0,
+        }),
+        Err(e) => {
+            tracing::warn!("reading topic {topic} back after the faults: {e:#}");
+            None
+        }
+    }
+}
+
+/// The faults' records into the result, with the window cut before,
+/// during and after each, and the slowest recovery.
+fn cut_windows(
+    result: &mut StepResult,
+    mut records: Vec<crate::model::FaultRecord>,
+    workload: &Workload,
+    outcome: &LoadOutcome,
+) {
+    if records.is_empty() {
+        return;
+    }
+    let start = outcome.window_start.as_secs_f64();
+    let end = start + workload.duration.unwrap_or_default().as_secs_f64();
+    result.windows = crate::stats::windows::cut(
+        &mut records,
+        start,
+        end,
+        &outcome.producer.publish,
+        &outcome.consumer.e2e,
+        &outcome.per_second,
+    );
+    result.recovery_s = records
+        .iter()
+        .map(|r| r.recovery_s)
+        .collect::<Option<Vec<f64>>>()
+        .and_then(|v| v.into_iter().reduce(f64::max));
+    result.faults = records;
+}
+
+fn emit_step_end(
+    opts: &StepOptions,
+    label: Option<String>,
+    topic: &str,
+    result: &StepResult,
+    live: consumer::LiveLatency,
+) {
     events::emit(Event::StepEnd {
         lab: opts.lab.clone(),
         label,
-        topic: topic.clone(),
+        topic: topic.to_string(),
         complete: result.complete,
         records_per_s: result.throughput.msgs_per_s,
         e2e_p99_ms: result.e2e_latency_ms.p99,
@@ -667,27 +552,9 @@ pub fn measure(
         produced: result.produced,
         acked: result.acked,
         consumed: result.consumed,
-        e2e_buckets: final_latency.buckets,
-        e2e_sum_s: final_latency.sum_s,
+        e2e_buckets: live.buckets,
+        e2e_sum_s: live.sum_s,
     });
-    if let Target::Local(b) = target {
-        let from = p.window_start_ns / 1_000_000;
-        let to = p.last_ack_ns.max(c.last_receive_ns) / 1_000_000;
-        let per_node: Vec<crate::model::GcSummary> = b
-            .gc_log_paths()
-            .iter()
-            .filter_map(|p| std::fs::read_to_string(p).ok())
-            .map(|log| crate::broker::gc::summary(&log, from, to))
-            .collect();
-        result.gc = crate::broker::gc::combine(&per_node);
-    }
-    stamp(&mut result, opts, kind, bootstrap, &effective, topic, env);
-    Ok(Measurement {
-        result,
-        publish: preport.publish,
-        e2e: creport.e2e,
-        origin: clock.wall_origin(),
-    })
 }
 
 #[cfg(test)]

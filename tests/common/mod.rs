@@ -86,7 +86,11 @@ pub fn klab() -> Command {
     c.env("KLAB_JIT_WARM_UP", "6s");
     // Each command its own calibration cache: a figure kept by another
     // test (or by the user's own runs) would change what a test sees.
-    c.env("KLAB_CACHE_DIR", fresh_cache_dir());
+    let cache = fresh_cache_dir();
+    // ... and its own machine lock: the suite runs measurements side by
+    // side on purpose (tests/cli.rs checks the lock itself).
+    c.env("KLAB_LOCK_DIR", &cache);
+    c.env("KLAB_CACHE_DIR", cache);
     c
 }
 
@@ -113,6 +117,14 @@ pub fn stdout_of_success(out: &std::process::Output) -> String {
         "{stdout}{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // Nothing klab writes to a pipe carries terminal colour codes.
+    for (name, bytes) in [("stdout", &out.stdout), ("stderr", &out.stderr)] {
+        assert!(
+            !bytes.contains(&0x1b),
+            "an escape code in piped {name}:\n{}",
+            String::from_utf8_lossy(bytes)
+        );
+    }
     stdout
 }
 

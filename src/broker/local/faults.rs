@@ -9,8 +9,10 @@ use std::time::{Duration, Instant};
 
 impl LocalBroker {
     /// Starts node `id` again (after a fault stopped or killed it) with the
-    /// cluster's config and waits until the cluster lists it.
-    pub fn start_node(&mut self, id: i32) -> Result<()> {
+    /// cluster's config, without waiting for it: a fault's timeline goes on
+    /// meanwhile (the step's cluster watch shows when it is back in sync,
+    /// and a node that dies on the way ends the step like any other).
+    pub fn launch_node(&mut self, id: i32) -> Result<()> {
         let cfg = self.opts.config.clone();
         let (java, kafka, cid) = (
             self.java.clone(),
@@ -21,7 +23,23 @@ impl LocalBroker {
         if node.is_running() {
             return Ok(());
         }
-        node.launch(&java, &kafka, &cfg, &cid)?;
+        node.launch(&java, &kafka, &cfg, &cid)
+    }
+
+    /// Starts node `id` again and waits until the cluster lists it.
+    pub fn start_node(&mut self, id: i32) -> Result<()> {
+        if self.node_mut(id)?.is_running() {
+            return Ok(());
+        }
+        self.launch_node(id)?;
+        self.wait_listed(id)?;
+        self.announce("node started", Some(id));
+        Ok(())
+    }
+
+    /// Waits until the cluster lists node `id` (it registered with the
+    /// controller), failing fast when a node dies.
+    fn wait_listed(&mut self, id: i32) -> Result<()> {
         let deadline = Instant::now() + self.opts.start_timeout;
         loop {
             let listed = self
@@ -29,7 +47,6 @@ impl LocalBroker {
                 .broker_ids(Duration::from_secs(1))
                 .is_ok_and(|ids| ids.contains(&id));
             if listed {
-                self.announce("node started", Some(id));
                 return Ok(());
             }
             if let Some((dead, s)) = self.died() {
@@ -71,9 +88,6 @@ impl LocalBroker {
     /// under-replicated, so the next step starts on a whole cluster.
     pub fn heal(&mut self) -> Result<()> {
         let ids: Vec<i32> = self.nodes.iter().filter(|n| n.down).map(Node::id).collect();
-        if ids.is_empty() {
-            return Ok(());
-        }
         for id in ids {
             let n = self.node_mut(id)?;
             if n.is_running() {
@@ -83,6 +97,10 @@ impl LocalBroker {
             } else {
                 self.start_node(id)?;
             }
+        }
+        // A node a fault started again was not waited for then.
+        for id in self.nodes.iter().map(Node::id).collect::<Vec<_>>() {
+            self.wait_listed(id)?;
         }
         self.wait_fully_replicated(Duration::from_secs(120))?;
         self.wait_preferred_leaders(Duration::from_secs(30));
