@@ -174,7 +174,7 @@ fn sigterm_while_a_cluster_formats_its_storage_is_honoured_at_once() {
     });
     let took = asked.elapsed();
     assert_eq!(status.code(), Some(130));
-    assert!(took < Duration::from_secs(3), "{took:?}");
+    assert!(took < Duration::from_secs(2), "{took:?}");
     assert!(java_with("StorageTool").is_empty() && jvms_mentioning(&needle).is_empty());
 }
 
