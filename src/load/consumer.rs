@@ -270,7 +270,13 @@ pub fn run(
         std::thread::sleep(Duration::from_millis(100));
     };
     let started_at = match &spec.start {
-        StartAt::End => StartAt::Offsets(end_offsets(&consumers[0], &spec.topic, partitions)?),
+        StartAt::End => StartAt::Offsets(end_offsets(
+            &consumers[0],
+            &spec.topic,
+            partitions,
+            meta_deadline,
+            cancel,
+        )?),
         other => other.clone(),
     };
     for (k, consumer) in consumers.iter().enumerate() {
@@ -303,19 +309,30 @@ pub fn run(
 }
 
 /// The end (high watermark) of each of the `partitions` of `topic` now.
+/// A partition whose leader is not known yet (a topic just created, a
+/// leader just moved) is asked again until `deadline`.
 fn end_offsets(
     consumer: &BaseConsumer<crate::load::client_log::QuietContext>,
     topic: &str,
     partitions: usize,
+    deadline: Instant,
+    cancel: &Cancel,
 ) -> Result<std::collections::BTreeMap<i32, i64>> {
-    (0..partitions as i32)
-        .map(|p| {
-            consumer
-                .fetch_watermarks(topic, p, Duration::from_secs(10))
-                .map(|(_, high)| (p, high))
-                .with_context(|| format!("reading the end offset of {topic}/{p}"))
-        })
-        .collect()
+    let mut out = std::collections::BTreeMap::new();
+    for p in 0..partitions as i32 {
+        let high = loop {
+            match consumer.fetch_watermarks(topic, p, Duration::from_secs(2)) {
+                Ok((_, high)) => break high,
+                Err(e) if Instant::now() >= deadline || cancel.is_cancelled() => {
+                    return Err(anyhow::Error::new(e)
+                        .context(format!("reading the end offset of {topic}/{p}")));
+                }
+                Err(_) => std::thread::sleep(Duration::from_millis(100)),
+            }
+        };
+        out.insert(p, high);
+    }
+    Ok(out)
 }
 
 /// A fetcher's loop: polls its consumer, checks each record and sends what
