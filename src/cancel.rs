@@ -40,6 +40,8 @@ pub fn install_signal_handlers() -> anyhow::Result<()> {
 struct Emergency {
     id: u64,
     pid: u32,
+    /// `pid` leads a process group, killed as a whole.
+    group: bool,
     remove: Vec<std::path::PathBuf>,
 }
 
@@ -49,9 +51,24 @@ static NEXT_EMERGENCY: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU
 /// Registers process `pid` to be killed, and `remove` deleted, if klab must
 /// quit at once; drop the guard when the process is stopped in order.
 pub fn on_emergency(pid: u32, remove: Vec<std::path::PathBuf>) -> EmergencyGuard {
+    register(pid, false, remove)
+}
+
+/// As [`on_emergency`] for the process group `pgid` leads (an agent and
+/// whatever it started), with no files.
+pub fn on_emergency_group(pgid: u32) -> EmergencyGuard {
+    register(pgid, true, Vec::new())
+}
+
+fn register(pid: u32, group: bool, remove: Vec<std::path::PathBuf>) -> EmergencyGuard {
     let id = NEXT_EMERGENCY.fetch_add(1, Ordering::Relaxed);
     if let Ok(mut v) = EMERGENCY.lock() {
-        v.push(Emergency { id, pid, remove });
+        v.push(Emergency {
+            id,
+            pid,
+            group,
+            remove,
+        });
     }
     EmergencyGuard(id)
 }
@@ -76,9 +93,13 @@ fn emergency_exit() -> ! {
         .map(|mut v| std::mem::take(&mut *v))
         .unwrap_or_default();
     for e in &list {
-        // SAFETY: plain kill(2) on a process klab started.
+        // SAFETY: plain kill(2) on a process (or group) klab started.
         unsafe {
-            libc::kill(e.pid as i32, libc::SIGKILL);
+            if e.group {
+                libc::killpg(e.pid as i32, libc::SIGKILL);
+            } else {
+                libc::kill(e.pid as i32, libc::SIGKILL);
+            }
         }
     }
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
@@ -95,7 +116,7 @@ fn emergency_exit() -> ! {
     }
     crate::errln!(
         "klab: second interrupt: stopped at once ({} broker process(es) killed, their data removed; results written so far are kept)",
-        list.len()
+        list.iter().filter(|e| !e.group).count()
     );
     std::process::exit(130)
 }

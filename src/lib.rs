@@ -12,6 +12,7 @@ pub mod cli;
 pub mod cmd;
 pub mod error;
 pub mod events;
+pub mod infile;
 pub mod k8s;
 pub mod lab;
 pub mod load;

@@ -10,6 +10,22 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
 
+/// The longest duration klab takes anywhere (a flag, a lab file, a result
+/// file): a week.
+pub const MAX_DURATION: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// A duration read from a file as fractional seconds: `Err` unless it is
+/// a number from 0 to [`MAX_DURATION`] (a crafted `1e300` would overflow).
+pub fn duration_from_secs(secs: f64) -> Result<Duration, String> {
+    if !(secs.is_finite() && (0.0..=MAX_DURATION.as_secs_f64()).contains(&secs)) {
+        return Err(format!(
+            "a duration must be 0 to {} seconds (a week), not {secs}",
+            MAX_DURATION.as_secs()
+        ));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
 /// Parses "250ms", "10s", "1.5s", "2m", "1h"; a bare number means seconds.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let t = text.trim();
@@ -36,7 +52,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     if !secs.is_finite() || secs < 0.0 {
         return Err(format!("'{text}' is not {allowed}"));
     }
-    if secs > 7.0 * 24.0 * 3600.0 {
+    if secs > MAX_DURATION.as_secs_f64() {
         return Err(format!(
             "'{text}' is longer than a week; expected {allowed}"
         ));
@@ -167,11 +183,7 @@ pub mod duration_secs {
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        let secs = f64::deserialize(d)?;
-        if !secs.is_finite() || secs < 0.0 {
-            return Err(serde::de::Error::custom("a duration must be >= 0 seconds"));
-        }
-        Ok(Duration::from_secs_f64(secs))
+        super::duration_from_secs(f64::deserialize(d)?).map_err(serde::de::Error::custom)
     }
 }
 
@@ -195,6 +207,23 @@ mod tests {
         assert_eq!(format_duration(Duration::from_micros(250)), "250us");
         assert_eq!(parse_duration("250us"), Ok(Duration::from_micros(250)));
         assert_eq!(format_duration(Duration::from_secs(7)), "7s");
+    }
+
+    #[test]
+    fn durations_from_files_are_bounded() {
+        assert_eq!(duration_from_secs(1.5), Ok(Duration::from_millis(1500)));
+        for bad in [1e300, f64::MAX, -1.0, f64::NAN, 604_801.0] {
+            assert!(duration_from_secs(bad).is_err(), "{bad}");
+        }
+        #[derive(serde::Deserialize)]
+        struct W {
+            #[serde(with = "duration_secs")]
+            d: Duration,
+        }
+        let w: W = serde_json::from_str(r#"{"d": 2.5}"#).unwrap();
+        assert_eq!(w.d, Duration::from_millis(2500));
+        let e = serde_json::from_str::<W>(r#"{"d": 1e300}"#).err().unwrap();
+        assert!(e.to_string().contains("a week"), "{e}");
     }
 
     #[test]

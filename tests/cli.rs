@@ -70,10 +70,98 @@ fn bad_flags_exit_2_naming_the_flag() {
         (&["--bootstrap", "127.0.0.1:1"], "nothing answers"),
         (&["--bootstrap", "localhost"], "HOST:PORT"),
         (&["--kafka-home", "/nonexistent"], "--kafka-home"),
+        (&["--kafka-home", "/opt/a:b"], "':' cannot be in its path"),
+        (
+            &["--producer-set", "lingr.ms=5"],
+            "--producer-set lingr.ms=5: No such configuration property",
+        ),
+        (
+            &["--consumer-set", "fetch.wait.max.ms=soon"],
+            "--consumer-set fetch.wait.max.ms=soon",
+        ),
+        (
+            &["--rate", "0.0001"],
+            "--rate: 0.0001/s over 10s is less than one record",
+        ),
+        (
+            &["--duration", "0.0000001s"],
+            "--duration: 100ns is too short",
+        ),
     ];
     for (args, expect) in cases {
         run_fails_with_2(args, expect);
     }
+}
+
+/// Where klab would write what it must not (a `--results` path Kafka
+/// reads as two folders, one it cannot create, a `--json` that is not a
+/// regular file): exit 2 before anything starts, and nothing changed.
+#[test]
+fn outputs_klab_cannot_write_exit_2_and_are_left_alone() {
+    let d = tempfile::tempdir().unwrap();
+    let fifo = d.path().join("out.fifo");
+    mkfifo(&fifo);
+    let comma = d.path().join("runs/a,b");
+    let cases: Vec<(Vec<std::ffi::OsString>, String)> = vec![
+        (
+            vec!["--results".into(), comma.clone().into()],
+            "',' cannot be in a path klab hands to Kafka".into(),
+        ),
+        (
+            vec!["--results".into(), "/proc/klab-results".into()],
+            "--results /proc/klab-results: cannot create a run folder there".into(),
+        ),
+        (
+            vec![
+                "--results".into(),
+                d.path().join("r").into(),
+                "--json".into(),
+                fifo.clone().into(),
+            ],
+            format!("--json {}: a FIFO, not a regular file", fifo.display()),
+        ),
+    ];
+    for (args, expect) in cases {
+        let out = klab()
+            .args(["run", "--duration", "1s"])
+            .args(&args)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(&expect), "{args:?}: {stderr}");
+    }
+    use std::os::unix::fs::FileTypeExt;
+    assert!(
+        std::fs::symlink_metadata(&fifo)
+            .unwrap()
+            .file_type()
+            .is_fifo()
+    );
+    assert!(!d.path().join("runs").exists() && !d.path().join("r").exists());
+}
+
+/// Log lines that go to a file or a pipe are plain text (they carried
+/// ANSI colour codes); and a consumer with nothing to read from ends at its
+/// --timeout, not after 30 s of looking for the topic.
+#[test]
+fn log_lines_to_a_file_have_no_colour_codes() {
+    let started = Instant::now();
+    let out = klab()
+        .env("RUST_LOG", "debug")
+        .env("KLAB_SECRET", "test")
+        .args(["consume", "--topic", "t", "--timeout", "2s", "--bootstrap"])
+        .arg(format!("127.0.0.1:{}", free_port()))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("DEBUG"), "{stderr}");
+    assert!(!stderr.contains('\x1b'), "{stderr}");
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "{:?}",
+        started.elapsed()
+    );
 }
 
 #[test]
@@ -104,6 +192,12 @@ fn missing_kafka_says_how_to_get_it() {
 fn a_run_writes_json_and_histograms() {
     let dir = tempfile::tempdir().unwrap();
     let json = dir.path().join("out/run.json");
+    // --json through a link: the file it names is replaced, and the
+    // histograms go beside that file.
+    std::fs::create_dir_all(dir.path().join("out")).unwrap();
+    std::fs::write(&json, "old").unwrap();
+    let link = dir.path().join("link.json");
+    std::os::unix::fs::symlink(&json, &link).unwrap();
     // -vv: klab's debug lines and librdkafka's own, all to stderr, none
     // with colour codes when stderr is a pipe (stdout_of_success checks).
     let out = klab()
@@ -118,8 +212,11 @@ fn a_run_writes_json_and_histograms() {
             "1s",
         ])
         .args(["--heap", "512m", "--broker-set", "num.io.threads=4"])
+        // A named topic: the JIT warm-up must not write into it, and Kafka's
+        // own offsets must hold what klab counted.
+        .args(["--topic", "named-by-the-user", "--kafka-offsets"])
         .arg("--json")
-        .arg(&json)
+        .arg(&link)
         .arg("--results")
         .arg(dir.path().join("results"))
         .output()
@@ -156,6 +253,26 @@ fn a_run_writes_json_and_histograms() {
     assert!(v["throughput"]["mb_per_s"].as_f64().unwrap() > 0.0);
     assert_eq!(v["complete"], true);
     assert_eq!(v["lost"], 0);
+    assert_eq!(v["consumed"], v["acked"]);
+    let acked = v["acked"].as_u64().unwrap();
+    assert!(acked >= 11_000, "{acked}");
+    let o = &v["kafka_offsets"];
+    assert_eq!(o["records"].as_u64(), Some(acked + 3), "{o}");
+    assert_eq!(
+        (o["markers"].as_u64(), o["difference"].as_i64()),
+        (Some(3), Some(0)),
+        "{o}"
+    );
+    assert!(
+        stdout.contains("Kafka's own offsets (GetOffsetShell)"),
+        "{stdout}"
+    );
+    assert!(
+        std::fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
     assert_eq!(v["target_rate"], 3000.0);
     assert_eq!(v["broker"]["requested"]["heap"], "512m");
     assert_eq!(v["broker"]["effective"]["heap"]["value"], "512m");
@@ -393,6 +510,43 @@ fn compare_shows_ratios_and_refuses_what_is_not_a_result() {
     let out = klab().arg("compare").arg(&a).arg(&b).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("not a klab result"));
+    // Crafted figures: a duration past what a Duration holds (it panicked,
+    // exit 101), and every number at 1e300; a device instead of a file.
+    let mut v = serde_json::to_value(result(500.0, 40.0)).unwrap();
+    v["workload"]["duration"] = serde_json::json!(1e300);
+    std::fs::write(&b, serde_json::to_vec(&v).unwrap()).unwrap();
+    let out = klab().arg("compare").arg(&a).arg(&b).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("a duration must be 0 to 604800 seconds"),
+        "{stderr}"
+    );
+    // Every figure (a float: rates, latencies, seconds) at 1e300, the
+    // workload's durations aside: compared, not a panic.
+    fn huge(v: &mut serde_json::Value) {
+        match v {
+            serde_json::Value::Number(n) if n.is_f64() => *v = serde_json::json!(1e300),
+            serde_json::Value::Array(a) => a.iter_mut().for_each(huge),
+            serde_json::Value::Object(o) => o
+                .iter_mut()
+                .filter(|(k, _)| *k != "workload")
+                .for_each(|(_, x)| huge(x)),
+            _ => {}
+        }
+    }
+    let mut v = serde_json::to_value(result(500.0, 40.0)).unwrap();
+    huge(&mut v);
+    std::fs::write(&b, serde_json::to_vec(&v).unwrap()).unwrap();
+    let out = klab().arg("compare").arg(&a).arg(&b).output().unwrap();
+    stdout_of_success(&out);
+    let out = klab()
+        .args(["compare", "/dev/zero"])
+        .arg(&a)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("a device, not a regular file"));
 }
 
 #[test]

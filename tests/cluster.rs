@@ -136,6 +136,48 @@ fn a_node_that_ignores_sigterm_is_killed_and_ctrl_c_leaves_no_jvm() {
     assert_eq!(v["complete"], false);
 }
 
+/// SIGTERM while the nodes of a cluster format their storage (three
+/// StorageTool JVMs, seconds on two cores): klab stops at once and leaves
+/// no JVM (it used to finish formatting first).
+#[test]
+fn sigterm_while_a_cluster_formats_its_storage_is_honoured_at_once() {
+    let _turn = one_cluster_at_a_time();
+    let dir = tempfile::tempdir().unwrap();
+    let results = dir.path().join("results");
+    let needle = results.to_string_lossy().to_string();
+    let mut child = klab()
+        .args(["run", "--brokers", "3", "--duration", "5s", "--results"])
+        .arg(&results)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let java_with = |what: &str| -> Vec<u32> {
+        std::fs::read_dir("/proc")
+            .unwrap()
+            .flatten()
+            .filter_map(|e| e.file_name().to_string_lossy().parse::<u32>().ok())
+            .filter(|pid| {
+                let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+                let cmd = String::from_utf8_lossy(&cmd);
+                cmd.contains(what) && cmd.contains(&needle)
+            })
+            .collect()
+    };
+    wait_for("the StorageTool JVMs", Duration::from_secs(60), || {
+        (!java_with("StorageTool").is_empty()).then_some(())
+    });
+    let asked = Instant::now();
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let status = wait_for("klab to exit", Duration::from_secs(30), || {
+        child.try_wait().unwrap()
+    });
+    let took = asked.elapsed();
+    assert_eq!(status.code(), Some(130));
+    assert!(took < Duration::from_secs(2), "{took:?}");
+    assert!(java_with("StorageTool").is_empty() && jvms_mentioning(&needle).is_empty());
+}
+
 #[test]
 fn bad_fault_specs_and_cluster_flags_are_refused_before_anything_starts() {
     let dir = tempfile::tempdir().unwrap();
@@ -194,7 +236,7 @@ fn bad_fault_specs_and_cluster_flags_are_refused_before_anything_starts() {
 /// cluster start costs three JVM starts and a warm-up on two cores; the
 /// checks run in sequence on one. Auto-create is on (Kafka's default) for
 /// the last one: a metadata lookup must not create a topic with one
-/// partition.
+/// partition. Then a node is killed from outside during a step.
 #[test]
 fn one_three_node_cluster_survives_a_kill_and_a_pause_and_serves_bootstrap() {
     let _turn = one_cluster_at_a_time();
@@ -232,6 +274,10 @@ fn one_three_node_cluster_survives_a_kill_and_a_pause_and_serves_bootstrap() {
     warm_up(&mut b);
     paused_leader_shows_in_the_fault_window_and_in_recovery(&mut b);
     bootstrap_creates_a_missing_topic_with_its_partitions_and_replicas(&b, dir.path());
+    // Last, so the checks above start from the cluster they expect.
+    a_node_killed_from_outside_is_noted_and_the_step_goes_on(&mut b);
+    assert!(b.is_running());
+    assert_eq!(jvms_mentioning(&needle).len(), 3);
     b.stop().unwrap();
     assert!(jvms_mentioning(&needle).is_empty());
 }
@@ -269,6 +315,40 @@ fn leader_kill_loses_nothing_with_acks_all(b: &mut LocalBroker) {
     assert_eq!(names.first(), Some(&"before"), "{:?}", r.windows);
     assert!(names.contains(&"during"), "{:?}", r.windows);
     assert_eq!(r.windows.iter().map(|w| w.lost).sum::<u64>(), 0);
+}
+
+/// A node killed by someone else (not a klab fault) while the others carry
+/// on: the step goes on to its end, counts what it sent, reads the topic
+/// back, and says what happened; the node is started again after it. (It
+/// used to abort the run, count klab's own abort as failed sends and skip
+/// the read-back.)
+fn a_node_killed_from_outside_is_noted_and_the_step_goes_on(b: &mut LocalBroker) {
+    let mut w = workload(Vec::new());
+    w.producer
+        .insert("enable.idempotence".into(), "true".into());
+    let pid = b.node(3).unwrap().pid().unwrap() as i32;
+    let events = klab::events::subscribe(64);
+    let bootstrap = b.bootstrap();
+    let killer = std::thread::spawn(move || {
+        wait_measuring(&events, &bootstrap, Duration::from_secs(60));
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+    });
+    let m = step(b, &w, &StepOptions::default());
+    killer.join().unwrap();
+    let r = &m.result;
+    assert!(!r.complete, "an outside death is not a clean measurement");
+    let reason = r.reason.as_deref().unwrap_or("");
+    assert!(
+        reason.contains("broker 3 died during the step") && reason.contains("not by a klab fault"),
+        "{reason}"
+    );
+    assert_eq!((r.failed, r.lost, r.duplicated), (0, 0, 0), "{r:#?}");
+    assert_eq!(r.consumed, r.acked);
+    // Measured to the end of its window, and read back.
+    assert!(r.measured_seconds >= 10.0, "{}", r.measured_seconds);
+    let lc = r.log_check.as_ref().expect("the topic was read back");
+    assert!(lc.complete && lc.lost == 0, "{lc:?}");
+    assert_eq!(lc.read, r.acked);
 }
 
 fn paused_leader_shows_in_the_fault_window_and_in_recovery(b: &mut LocalBroker) {

@@ -93,6 +93,10 @@ fn bad_lab_files_exit_2_with_their_location_and_start_nothing() {
             "out of range",
         ),
         (b"title = \"a\"\nextends = \"07\"\n", "no lab '07'"),
+        (
+            b"title = \"a\"\nextends = \"01\"\n[workload]\nreplication_factor = 3\n",
+            "replication_factor = 3 needs at least 3 brokers, and the cluster has 1 ([cluster] brokers)",
+        ),
     ];
     for (text, expect) in cases {
         let d = tempfile::tempdir().unwrap();
@@ -105,6 +109,68 @@ fn bad_lab_files_exit_2_with_their_location_and_start_nothing() {
         assert!(err.contains("02-io/lab.toml"), "{expect}: {err}");
         assert!(err.contains(expect), "{expect}: {err}");
         assert!(!results.exists(), "{expect}: a run directory was created");
+    }
+}
+
+/// Runs klab; kills it and fails if it has not ended within 15 s.
+fn output_within_15s(cmd: &mut std::process::Command) -> std::process::Output {
+    let child = cmd
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id() as i32;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || tx.send(child.wait_with_output().unwrap()));
+    rx.recv_timeout(std::time::Duration::from_secs(15))
+        .unwrap_or_else(|_| {
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            panic!("klab {cmd:?} did not end within 15 s")
+        })
+}
+
+/// A fix file that is a FIFO or a device, and a cluster too small for a
+/// lab's replication factor, are refused before anything starts (they used
+/// to hang, fill the memory, or fail after a minute of measuring).
+#[test]
+fn fix_files_and_clusters_that_cannot_work_exit_2_at_once() {
+    let d = tempfile::tempdir().unwrap();
+    tiny_labs(d.path());
+    write_lab(
+        d.path(),
+        "03-rf",
+        "title = \"rf\"\nextends = \"02\"\n[cluster]\nbrokers = 3\n[workload]\nreplication_factor = 3\n",
+    );
+    let fifo = d.path().join("fix.fifo");
+    mkfifo(&fifo);
+    let results = d.path().join("results");
+    let fifo_arg = fifo.to_str().unwrap();
+    for (args, expect) in [
+        (
+            &["lab", "check", "02", "--fix", fifo_arg][..],
+            "a FIFO, not a regular file",
+        ),
+        (
+            &["lab", "check", "02", "--fix", "/dev/zero"][..],
+            "a device, not a regular file",
+        ),
+        (
+            &["lab", "run", "03", "--brokers", "1"][..],
+            "03-rf/lab.toml: workload.replication_factor = 3 needs at least 3 brokers, and the cluster has 1 (--brokers)",
+        ),
+    ] {
+        let out = output_within_15s(
+            klab()
+                .args(args)
+                .arg("--labs")
+                .arg(d.path())
+                .arg("--results")
+                .arg(&results),
+        );
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(expect), "{args:?}: {err}");
+        assert!(!results.exists(), "{args:?}: a run directory was created");
     }
 }
 
@@ -639,7 +705,7 @@ fn tune_bench_evaluates_defaults_guided_random_and_an_agent_by_capacity() {
         .args(["--seeds", "2", "--budget", "3"])
         .args([
             "--agent",
-            r#"read h; echo '{"set": {"linger.ms": "5"}}'; read r; echo stop"#,
+            r#"read h; echo '{"set": {"linger.ms": "5"}}'; read r; echo '{"stop": true}'"#,
         ])
         .arg("--json")
         .arg(&json)
@@ -661,6 +727,7 @@ fn tune_bench_evaluates_defaults_guided_random_and_an_agent_by_capacity() {
     // ran out of moves.
     for r in runs.iter().filter(|r| r["strategy"] == "agent") {
         assert_eq!(r["trials"], 1, "{r}");
+        assert_eq!(r["agent"]["ended"], "stop", "{r}");
     }
     // The guided search is at least as good as the defaults it starts with.
     let median = |s: &str| {
@@ -674,6 +741,92 @@ fn tune_bench_evaluates_defaults_guided_random_and_an_agent_by_capacity() {
             .unwrap()
     };
     assert!(median("guided") >= median("defaults"), "{v}");
+}
+
+/// An agent that answers garbage, exits mid-search or falls silent is
+/// named in `klab tune-bench` as in `klab tune`, and the command exits 1
+/// (it used to show the agent at its start score, exit 0, no word).
+#[test]
+fn tune_bench_names_an_agent_that_failed() {
+    for (agent, says) in [
+        ("read h; echo 'raise linger.ms'", "cannot read"),
+        (
+            r#"read h; echo '{"set": {"linger.ms": "5"}}'; exit 3"#,
+            "exit status: 3",
+        ),
+        ("read h; exec sleep 600", "did not answer within 1s"),
+    ] {
+        let out = klab()
+            .args([
+                "tune-bench",
+                "--simulated-only",
+                "--seeds",
+                "1",
+                "--budget",
+                "2",
+            ])
+            .args(["--answer-timeout", "1s", "--agent", agent])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{agent}: {stderr}");
+        assert!(
+            stderr.contains("the agent's run (simulated seed 1) ended early")
+                && stderr.contains(says),
+            "{agent}: {stderr}"
+        );
+    }
+}
+
+/// Ctrl-C while klab waits for an agent's answer stops klab at once (it
+/// used to wait out the answer time limit), and the agent's whole process
+/// group goes with it.
+#[test]
+fn ctrl_c_stops_a_search_waiting_for_its_agent() {
+    let d = tempfile::tempdir().unwrap();
+    let pidfile = d.path().join("pid");
+    let agent = format!(
+        "read h; sleep 600 & echo $! > {}.tmp; mv {0}.tmp {0}; wait",
+        pidfile.display()
+    );
+    let mut child = klab()
+        .args([
+            "tune-bench",
+            "--simulated-only",
+            "--seeds",
+            "1",
+            "--budget",
+            "2",
+        ])
+        .args(["--agent", &agent])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = wait_for(
+        "the agent's child",
+        std::time::Duration::from_secs(30),
+        || std::fs::read_to_string(&pidfile).ok(),
+    );
+    let asked = std::time::Instant::now();
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let status = wait_for("klab to end", std::time::Duration::from_secs(10), || {
+        child.try_wait().unwrap()
+    });
+    assert!(
+        asked.elapsed() < std::time::Duration::from_secs(5),
+        "{:?}",
+        asked.elapsed()
+    );
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert_eq!(status.code(), Some(130), "{stderr}");
+    let pid = pid.trim();
+    wait_for(
+        "the agent's child to go",
+        std::time::Duration::from_secs(10),
+        || has_ended(pid).then_some(()),
+    );
 }
 
 /// Each tuner run of `klab tune-bench` keeps its own step files: the

@@ -15,6 +15,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("random", 0),
     ("provenance", 0),
     ("term", 0),
+    ("infile", 0),
     // Ctrl-C (it prints through term); plain data.
     ("cancel", 1),
     ("model", 1),

@@ -52,7 +52,8 @@ pub fn summary(log: &str, from_ms: u64, to_ms: u64) -> GcSummary {
         .filter(|(t, _)| (from_ms..=to_ms).contains(t))
         .map(|(_, ms)| ms)
         .collect();
-    let total: f64 = pauses.iter().sum();
+    // A fold from +0.0: an empty sum of floats is -0.0, printed "-0.00".
+    let total = pauses.iter().fold(0.0, |a, b| a + b);
     let heap = log
         .lines()
         .find_map(|l| l.split("Heap Max Capacity:").nth(1))
@@ -74,7 +75,7 @@ pub fn summary(log: &str, from_ms: u64, to_ms: u64) -> GcSummary {
 pub fn combine(nodes: &[GcSummary]) -> Option<GcSummary> {
     let first = nodes.first()?;
     let pauses: u64 = nodes.iter().map(|g| g.pauses).sum();
-    let total_ms: f64 = nodes.iter().map(|g| g.total_ms).sum();
+    let total_ms = nodes.iter().fold(0.0, |a, g| a + g.total_ms);
     Some(GcSummary {
         pauses,
         total_ms,
@@ -124,5 +125,14 @@ mod tests {
         assert_eq!(late.pauses, 2);
         assert!((late.mean_ms - (5.418 + 21.761) / 2.0).abs() < 1e-9);
         assert_eq!(summary("", 0, 1).pauses, 0);
+        // No pause is 0 ms, not -0 ms ("-0.00 ms in all" on the GC line).
+        let none = summary(LOG, 0, 1);
+        assert!(none.total_ms.is_sign_positive(), "{}", none.total_ms);
+        assert!(
+            combine(&[none.clone(), none])
+                .unwrap()
+                .total_ms
+                .is_sign_positive()
+        );
     }
 }

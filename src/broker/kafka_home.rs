@@ -60,6 +60,12 @@ impl KafkaHome {
 
     /// Checks that `dir` looks like a Kafka installation.
     pub fn at(dir: &Path) -> std::result::Result<KafkaHome, String> {
+        if dir.to_string_lossy().contains(':') {
+            return Err(
+                "':' cannot be in its path: the JVM's class path (libs/*) separates its entries with ':'; move or link the installation to a path without one"
+                    .into(),
+            );
+        }
         if !dir.is_dir() {
             return Err(format!("not a directory; {HOW_TO_GET_ONE}"));
         }

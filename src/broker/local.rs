@@ -89,6 +89,7 @@ impl LocalBroker {
         }
         let java = java()?;
         let java_version = java_version(&java).unwrap_or_default();
+        crate::broker::node::check_free_space(&opts.dir, crate::broker::node::MIN_FREE_BYTES)?;
         std::fs::create_dir_all(&opts.dir)
             .with_context(|| format!("creating the broker directory {}", opts.dir.display()))?;
         let nodes = layouts(&opts.dir, opts.brokers)?
@@ -265,13 +266,21 @@ impl LocalBroker {
         let waited = admin.wait_brokers(want, deadline, || match self.died() {
             Some((id, s)) => Err(anyhow!("broker {id} exited with {s}")),
             None if crate::cancel::interrupted() => Err(anyhow!("interrupted")),
-            None => Ok(()),
+            // A full disk does not always end the JVM: say so at once
+            // rather than after the start timeout.
+            None => match self.nodes.iter().find_map(Node::disk_full) {
+                Some(full) => Err(anyhow!(full)),
+                None => Ok(()),
+            },
         });
         if let Err(e) = waited {
             let status = self.died();
             self.kill_all();
             if crate::cancel::interrupted() {
                 return Err(anyhow::Error::new(crate::error::Interrupted));
+            }
+            if let Some(full) = self.nodes.iter().find_map(Node::disk_full) {
+                return Err(anyhow!("the broker could not start: {full}"));
             }
             let report = match status.and_then(|(id, s)| Some((self.node(id).ok()?, s))) {
                 Some((n, s)) => n.death_report(Some(s)),

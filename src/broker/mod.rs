@@ -7,6 +7,7 @@ pub mod kafka_home;
 pub mod knobs;
 pub mod local;
 pub mod node;
+pub mod offsets;
 pub mod quorum;
 pub mod render;
 pub mod spares;

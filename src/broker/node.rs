@@ -72,8 +72,53 @@ pub fn heap_from_gc_log(path: &Path) -> Option<MemSize> {
     v.to_ascii_lowercase().parse().ok()
 }
 
+/// The least free space klab starts a local broker with: room for its
+/// own logs and the metadata log, and the records of a short load.
+pub const MIN_FREE_BYTES: u64 = 256 << 20;
+
+/// Bytes an unprivileged writer may still use on the file system of
+/// `path` (or of its nearest ancestor that exists).
+pub fn free_bytes(path: &Path) -> Option<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let mut p = path;
+    while !p.exists() {
+        match p.parent() {
+            Some(q) if !q.as_os_str().is_empty() => p = q,
+            _ => {
+                p = Path::new(".");
+                break;
+            }
+        }
+    }
+    let c = std::ffi::CString::new(p.as_os_str().as_bytes()).ok()?;
+    // SAFETY: statvfs fills the struct it is given.
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::statvfs(c.as_ptr(), &mut st) } != 0 {
+        return None;
+    }
+    Some(st.f_bavail as u64 * st.f_frsize as u64)
+}
+
+/// `Err` (a sentence naming the disk) when the file system of `dir` has
+/// less than `least` bytes free.
+pub fn check_free_space(dir: &Path, least: u64) -> Result<()> {
+    match free_bytes(dir) {
+        Some(free) if free < least => bail!(
+            "the disk is (nearly) full: the file system of {} has {} MiB free, and a local broker needs at least {} MiB for its logs and the load's records; free some space or give --results a folder on another disk",
+            dir.display(),
+            free >> 20,
+            least >> 20
+        ),
+        _ => Ok(()),
+    }
+}
+
+/// What Java says when a write finds the disk full.
+const NO_SPACE: &str = "No space left on device";
+
 /// Formats a KRaft log directory with Kafka's StorageTool for the node
-/// `server_properties` describes (a no-op on a formatted one).
+/// `server_properties` describes (a no-op on a formatted one). Ctrl-C
+/// ends the tool at once.
 pub fn format_storage(
     java: &Path,
     kafka: &KafkaHome,
@@ -81,8 +126,8 @@ pub fn format_storage(
     server_properties: &Path,
     cluster_id: &str,
 ) -> Result<()> {
-    let out = Command::new(java)
-        .args(["-Xmx256m", "-cp", &kafka.classpath()])
+    let mut cmd = Command::new(java);
+    cmd.args(["-Xmx256m", "-cp", &kafka.classpath()])
         .arg(format!("-Dlog4j2.configurationFile={}", log4j.display()))
         .args([
             "kafka.tools.StorageTool",
@@ -94,15 +139,61 @@ pub fn format_storage(
         ])
         .arg(server_properties)
         .stdin(Stdio::null())
-        .output()
-        .context("running Kafka's StorageTool to format the log directory")?;
-    if !out.status.success() {
-        bail!(
-            "formatting KRaft storage failed ({}):\n{}{}",
-            out.status,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child =
+        spawn_tied(&mut cmd).context("running Kafka's StorageTool to format the log directory")?;
+    // Its output is a few lines: read it in threads so a full pipe never
+    // blocks the tool, and look at Ctrl-C while it runs.
+    let read = |p: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            if let Some(mut p) = p {
+                let _ = p.read_to_end(&mut buf);
+            }
+            String::from_utf8_lossy(&buf).into_owned()
+        })
+    };
+    let out = read(
+        child
+            .stdout
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let err = read(
+        child
+            .stderr
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let status = loop {
+        if let Some(s) = child.try_wait()? {
+            break s;
+        }
+        if crate::cancel::interrupted() {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(crate::error::Interrupted.into());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let text = format!(
+        "{}{}",
+        out.join().unwrap_or_default(),
+        err.join().unwrap_or_default()
+    );
+    if !status.success() {
+        if text.contains(NO_SPACE) {
+            bail!(
+                "formatting KRaft storage failed: the disk is full ({NO_SPACE}; {} MiB free under {})",
+                free_bytes(server_properties).unwrap_or(0) >> 20,
+                server_properties
+                    .parent()
+                    .unwrap_or(Path::new("."))
+                    .display()
+            );
+        }
+        bail!("formatting KRaft storage failed ({status}):\n{text}");
     }
     Ok(())
 }
@@ -222,11 +313,27 @@ impl Node {
         } else {
             "the Kafka broker".to_string()
         };
+        let why = self
+            .disk_full()
+            .map(|d| format!(": {d}"))
+            .unwrap_or_default();
         anyhow!(
-            "{who} {how}; last lines of {}:\n{}",
+            "{who} {how}{why}; last lines of {}:\n{}",
             self.log_path().display(),
             tail(&self.log_path(), 20)
         )
+    }
+
+    /// A sentence when the end of the node's log says a write found the
+    /// disk full (Kafka then takes its log directory offline, or stops).
+    pub fn disk_full(&self) -> Option<String> {
+        tail(&self.log_path(), 400).contains(NO_SPACE).then(|| {
+            format!(
+                "the disk is full: Kafka could not write under {} ({NO_SPACE}; {} MiB free now)",
+                self.dir.display(),
+                free_bytes(&self.dir).unwrap_or(0) >> 20
+            )
+        })
     }
 
     /// Writes the node's server.properties and log4j2 config for `cfg` and
@@ -240,6 +347,8 @@ impl Node {
         cfg: &BrokerConfig,
         cluster_id: &str,
     ) -> Result<(PathBuf, PathBuf)> {
+        render::check_kafka_path(&self.dir)
+            .map_err(|e| anyhow::anyhow!("the broker folder {}: {e}", self.dir.display()))?;
         fs::create_dir_all(&self.dir)
             .with_context(|| format!("creating the broker directory {}", self.dir.display()))?;
         let props_path = self.dir.join("server.properties");
@@ -434,6 +543,47 @@ mod tests {
         fs::write(&p, "a\nb\nc\nd\n").unwrap();
         assert_eq!(tail(&p, 2), "c\nd");
         assert_eq!(tail(&d.path().join("missing"), 2), "");
+    }
+
+    #[test]
+    fn a_full_disk_is_named_as_such() {
+        let d = tempfile::tempdir().unwrap();
+        let data = d.path().join("data");
+        let l = NodeLayout::single(
+            1,
+            "127.0.0.1",
+            "127.0.0.1",
+            "127.0.0.1",
+            1,
+            2,
+            data.to_str().unwrap(),
+        );
+        let n = Node::new(l, d.path().to_path_buf());
+        fs::write(n.log_path(), "[2026-01-01] INFO started\n").unwrap();
+        assert_eq!(n.disk_full(), None);
+        // What Kafka logs when the log directory's disk is full.
+        fs::write(
+            n.log_path(),
+            "[2026-01-01] ERROR Error while writing to checkpoint file (kafka.server.LogDirFailureChannel)\njava.io.IOException: No space left on device\n\tat java.base/sun.nio.ch.FileDispatcherImpl.write0(Native Method)\n",
+        )
+        .unwrap();
+        let full = n.disk_full().unwrap();
+        assert!(
+            full.starts_with("the disk is full: Kafka could not write under"),
+            "{full}"
+        );
+        let e = format!("{:#}", n.death_report(None));
+        assert!(e.contains("stopped answering: the disk is full"), "{e}");
+        // Too little room to start a broker: said before it starts.
+        let e = check_free_space(d.path(), u64::MAX)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("the disk is (nearly) full") && e.contains("MiB free"),
+            "{e}"
+        );
+        assert!(check_free_space(&d.path().join("not/yet"), 1).is_ok());
+        assert!(free_bytes(Path::new("results/20260101-000000")).is_some());
     }
 
     #[test]

@@ -202,6 +202,39 @@ pub fn server_properties(layout: &NodeLayout, cfg: &BrokerConfig) -> String {
     out
 }
 
+/// Checks that `path` reaches Kafka and its JVM as it is: klab hands a
+/// broker's folder to Kafka in `server.properties` (`log.dirs`, which Kafka
+/// reads as ISO-8859-1 and as a comma-separated list), and to the JVM in
+/// `-Xlog:gc*:file=...` (fields separated by `:`, `"` quotes, `%p` and `%t`
+/// expanded) and `-Dlog4j2.configurationFile=...` (a comma-separated list).
+/// `Err` names the character and why; what is allowed is printable ASCII
+/// without `,` `:` `"` `%`.
+pub fn check_kafka_path(path: &Path) -> Result<(), String> {
+    const ALLOWED: &str = "use a path of printable ASCII characters without , : \" or %";
+    let Some(text) = path.to_str() else {
+        return Err(format!("not valid UTF-8; {ALLOWED}"));
+    };
+    for c in text.chars() {
+        let why = match c {
+            ',' => {
+                "Kafka reads log.dirs as a comma-separated list (a broker's data would land in two folders, one of them outside the run's)"
+            }
+            ':' => "the JVM's -Xlog option (the broker's GC log) separates its fields with ':'",
+            '"' => "the JVM's -Xlog option (the broker's GC log) reads '\"' as a quote",
+            '%' => "the JVM's -Xlog option expands %p and %t in the GC log's file name",
+            c if c.is_ascii_control() => "Kafka's and the JVM's settings are lines of text",
+            c if !c.is_ascii() => {
+                "Kafka reads server.properties as ISO-8859-1, so the broker's data would go to a folder of another name"
+            }
+            _ => continue,
+        };
+        return Err(format!(
+            "{c:?} cannot be in a path klab hands to Kafka: {why}; {ALLOWED}"
+        ));
+    }
+    Ok(())
+}
+
 /// Java properties escaping for values (keys are plain Kafka names).
 fn escape_value(v: &str) -> String {
     let mut s = String::with_capacity(v.len());
@@ -371,6 +404,32 @@ mod tests {
         assert!(f.contains(&"-Xmx256m".to_string()));
         let d = jvm_flags(&BrokerConfig::default(), Path::new("/l"), Path::new("/g"));
         assert!(d.contains(&"-Xmx1g".to_string()));
+    }
+
+    #[test]
+    fn paths_kafka_cannot_carry_are_refused() {
+        for ok in [
+            "results",
+            "/tmp/klab runs/2026-01-01",
+            "a=b/c#d/e'f",
+            "./x_y-z",
+        ] {
+            assert_eq!(check_kafka_path(Path::new(ok)), Ok(()), "{ok}");
+        }
+        for (bad, why) in [
+            ("runs/a,b", "comma-separated list"),
+            ("runs/a:b", "separates its fields"),
+            ("runs/a\"b", "quote"),
+            ("runs/%p", "expands %p"),
+            ("runs/é", "ISO-8859-1"),
+            ("runs/a\nb", "lines of text"),
+        ] {
+            let e = check_kafka_path(Path::new(bad)).unwrap_err();
+            assert!(
+                e.contains(why) && e.contains("printable ASCII"),
+                "{bad}: {e}"
+            );
+        }
     }
 
     #[test]

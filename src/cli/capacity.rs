@@ -1,7 +1,8 @@
 //! The arguments of `klab capacity`.
 
 use super::{
-    BrokerArgs, KafkaArgs, LabsDirArgs, UiArgs, WorkloadArgs, parse_brokers, parse_nonzero_duration,
+    BrokerArgs, KafkaArgs, LabsDirArgs, UiArgs, WorkloadArgs, parse_brokers,
+    parse_nonzero_duration, parse_results,
 };
 use clap::Args;
 use std::path::PathBuf;
@@ -49,7 +50,7 @@ pub struct CapacityArgs {
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
     /// Where run directories go.
-    #[arg(long, value_name = "DIR", default_value = "results")]
+    #[arg(long, value_name = "DIR", default_value = "results", value_parser = parse_results)]
     pub results: PathBuf,
     /// No progress output.
     #[arg(long, short)]

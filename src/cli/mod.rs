@@ -249,7 +249,7 @@ pub struct SessionArgs {
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
     /// Where run directories go.
-    #[arg(long, value_name = "DIR", default_value = "results")]
+    #[arg(long, value_name = "DIR", default_value = "results", value_parser = parse_results)]
     pub results: PathBuf,
     /// No progress output.
     #[arg(long, short)]
@@ -320,9 +320,12 @@ pub struct TuneBenchArgs {
     #[arg(long)]
     pub simulated_only: bool,
     /// Also evaluate an agent (as `klab tune --strategy exec:CMD`) at the
-    /// same budget, once per seed; it answers within 60 s each.
+    /// same budget, once per seed.
     #[arg(long, value_name = "CMD", value_parser = parse_agent)]
     pub agent: Option<String>,
+    /// How long the agent may take over each answer.
+    #[arg(long = "answer-timeout", value_name = "D", default_value = "60s", value_parser = parse_nonzero_duration)]
+    pub answer_timeout: Duration,
     #[command(flatten)]
     pub objective: ObjectiveArgs,
     #[command(flatten)]
@@ -583,8 +586,12 @@ pub struct RunArgs {
     /// Also write the result as JSON to FILE (histograms beside it).
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
+    /// After the step, count the topic with Kafka's own GetOffsetShell against
+    /// klab's counts (`kafka_offsets`; with --bootstrap, name it with --topic).
+    #[arg(long)]
+    pub kafka_offsets: bool,
     /// Where run directories go (broker log, result, histograms).
-    #[arg(long, value_name = "DIR", default_value = "results")]
+    #[arg(long, value_name = "DIR", default_value = "results", value_parser = parse_results)]
     pub results: PathBuf,
     /// No progress bars.
     #[arg(long, short)]
@@ -611,7 +618,7 @@ pub struct BenchArgs {
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
     /// Where run directories go (broker log, bench.json, bench.svg).
-    #[arg(long, value_name = "DIR", default_value = "results")]
+    #[arg(long, value_name = "DIR", default_value = "results", value_parser = parse_results)]
     pub results: PathBuf,
     /// No progress output.
     #[arg(long, short)]
@@ -674,6 +681,11 @@ pub struct KnobsArgs {
     pub dynamic: bool,
     /// Only keys containing this text.
     pub filter: Option<String>,
+}
+
+/// `--results DIR`: brokers' folders go under it ([`crate::broker::render::check_kafka_path`]).
+pub fn parse_results(s: &str) -> Result<PathBuf, String> {
+    crate::broker::render::check_kafka_path(s.as_ref()).map(|()| PathBuf::from(s))
 }
 
 pub fn parse_rate(s: &str) -> Result<f64, String> {

@@ -115,6 +115,15 @@ impl WorkloadArgs {
             crate::model::check_topic_name(t).map_err(|e| usage!("--topic: {e}"))?;
         }
         w.validate().map_err(|e| usage!("{}", flagify(&e)))?;
+        for (flag, set) in [
+            ("--producer-set", &w.producer),
+            ("--consumer-set", &w.consumer),
+        ] {
+            for (k, v) in set {
+                crate::load::check_client_setting(k, v)
+                    .map_err(|e| usage!("{flag} {k}={v}: {e}"))?;
+            }
+        }
         Ok(w)
     }
 }

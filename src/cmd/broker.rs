@@ -24,8 +24,8 @@ fn read_config(file: Option<&Path>) -> Result<(BrokerConfig, String)> {
             Ok((parse_config(&t, "stdin")?, "stdin".into()))
         }
         Some(p) => {
-            let t =
-                std::fs::read_to_string(p).map_err(|e| usage!("--config {}: {e}", p.display()))?;
+            let t = crate::infile::read_text(p, crate::infile::MAX_TEXT)
+                .map_err(|e| usage!("--config {}: {e}", p.display()))?;
             Ok((
                 parse_config(&t, &p.display().to_string())?,
                 p.display().to_string(),

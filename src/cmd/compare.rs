@@ -30,8 +30,8 @@ pub fn load(path: &Path) -> Result<Vec<StepResult>> {
     } else {
         path.to_path_buf()
     };
-    let text = std::fs::read_to_string(&file)
-        .map_err(|e| usage!("{}: cannot read: {e}", file.display()))?;
+    let text = crate::infile::read_text(&file, crate::infile::MAX_JSON)
+        .map_err(|e| usage!("{}: {e}", file.display()))?;
     let value: serde_json::Value =
         serde_json::from_str(&text).map_err(|e| usage!("{}: not JSON ({e})", file.display()))?;
     let parse = |v: serde_json::Value| -> Result<StepResult> {

@@ -20,6 +20,9 @@ use std::time::Instant;
 pub fn execute(a: &DemoArgs) -> Result<Outcome> {
     let labs = crate::lab::load_track(&labs_dir(a.session.dir.labs.as_deref()), &a.track)?;
     crate::lab::run::refuse_capacity_labs(&labs.labs)?;
+    for lab in &labs.labs {
+        lab.check_brokers(a.session.brokers)?;
+    }
     if a.target == crate::cli::DemoTarget::K8s {
         return k8s(a, fix_source(&a.fix, a.session.quick, 2, 4));
     }

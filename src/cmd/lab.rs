@@ -361,6 +361,7 @@ pub fn announce(s: &Session, labs: &Labs, chosen: &[&crate::lab::Lab], steps: us
 fn run(a: &LabRunArgs) -> Result<Outcome> {
     let (labs, id) = load_with(a.session.dir.labs.as_deref(), &a.lab)?;
     let lab = labs.get(&id)?.clone();
+    lab.check_brokers(a.session.brokers)?;
     if let Some(limit) = lab.expect.capacity_at_least {
         let fix = match a.fix.fix_with {
             FixWith::Lab => lab.fix.clone(),
@@ -401,6 +402,7 @@ fn run(a: &LabRunArgs) -> Result<Outcome> {
 fn check(a: &LabCheckArgs) -> Result<Outcome> {
     let (labs, id) = load_with(a.session.dir.labs.as_deref(), &a.lab)?;
     let lab = labs.get(&id)?.clone();
+    lab.check_brokers(a.session.brokers)?;
     let capacity_lab = lab.expect.capacity_at_least;
     if lab.extends.is_none() && capacity_lab.is_none() {
         return Err(usage!(
@@ -419,7 +421,9 @@ fn check(a: &LabCheckArgs) -> Result<Outcome> {
     let flags = a.broker.config()?;
     fix.broker = fix.broker.overlay(&flags);
     for (k, v) in &a.producer_set {
-        crate::model::check_producer_key(k).map_err(|e| usage!("--producer-set: {e}"))?;
+        crate::model::check_producer_key(k)
+            .and_then(|()| crate::load::check_client_setting(k, v))
+            .map_err(|e| usage!("--producer-set {k}={v}: {e}"))?;
         fix.producer.insert(k.clone(), v.clone());
     }
     if fix.is_empty() {

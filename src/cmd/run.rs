@@ -43,6 +43,19 @@ pub fn execute(args: &RunArgs) -> Result<Outcome> {
     if let Some(j) = &args.json {
         check_writable(j).map_err(|e| usage!("--json {}: {e}", j.display()))?;
     }
+    if args.kafka_offsets {
+        if args.bootstrap.is_some() && workload.topic.is_none() {
+            return Err(usage!(
+                "--kafka-offsets reads the step's topic after the step: with --bootstrap, name it with --topic (klab deletes a topic it named itself)"
+            ));
+        }
+        // A topic of the step's own, kept after it so its offsets can be
+        // read (the broker's data goes when klab stops it).
+        workload.topic.get_or_insert_with(step::fresh_topic);
+        KafkaHome::locate(args.kafka.kafka_home.as_deref())?
+            .check_tools()
+            .map_err(|e| usage!("--kafka-offsets: {e}"))?;
+    }
     let show = crate::stats::progress::Progress::detect(args.quiet);
     let secret = Secret::from_env_or_random()?;
     let _ui = super::start_ui(&args.ui)?;
@@ -74,7 +87,9 @@ pub fn execute(args: &RunArgs) -> Result<Outcome> {
             applied: Applied::External,
             ..Default::default()
         };
-        let m = step::measure(&mut target, &workload, &secret, &opts)?;
+        let offsets = Offsets::before(args, bootstrap, &workload)?;
+        let mut m = step::measure(&mut target, &workload, &secret, &opts)?;
+        offsets.after(&mut m.result)?;
         return finish(args, m, &run_dir);
     }
 
@@ -107,12 +122,20 @@ pub fn execute(args: &RunArgs) -> Result<Outcome> {
         applied: Applied::Started,
         ..Default::default()
     };
+    let bootstrap = broker.bootstrap();
     let m = match warmed {
         Ok(_) if crate::cancel::interrupted() => Err(crate::error::Interrupted.into()),
-        Ok(_) => step::measure(&mut broker, &workload, &secret, &opts),
+        Ok(_) => Offsets::before(args, &bootstrap, &workload).and_then(|offsets| {
+            let mut m = step::measure(&mut broker, &workload, &secret, &opts)?;
+            offsets.after(&mut m.result)?;
+            Ok(m)
+        }),
         Err(e) => Err(e),
     };
     broker.stop().context("stopping the broker")?;
+    // The broker's data goes before the results are written: when a full
+    // disk ended the run, that frees the room they need.
+    drop(broker);
     finish(args, m?, &run_dir)
 }
 
@@ -136,6 +159,18 @@ fn finish(
         m.save(j)?;
     }
     crate::out!("{}", step_table(&m.result));
+    if let Some(c) = &m.result.log_check {
+        crate::outln!(
+            "read back after the faults: {} records, lost {}, duplicated {}, every end-of-run marker found: {}",
+            c.read,
+            c.lost,
+            c.duplicated,
+            if c.complete { "yes" } else { "no" }
+        );
+    }
+    if let Some(o) = &m.result.kafka_offsets {
+        crate::outln!("{}", o.describe());
+    }
     crate::outln!("results: {}", run_dir.display());
     let o = Outcome::of(m.result.complete);
     if o == Outcome::Incomplete {
@@ -145,4 +180,45 @@ fn finish(
         );
     }
     Ok(o)
+}
+
+/// `--kafka-offsets`: the topic's end offsets by Kafka's GetOffsetShell
+/// before the step, to hold against them after it.
+struct Offsets {
+    check: Option<(std::path::PathBuf, KafkaHome, String, String)>,
+    before: std::collections::BTreeMap<i32, i64>,
+}
+
+impl Offsets {
+    fn before(args: &RunArgs, bootstrap: &str, w: &crate::model::Workload) -> Result<Offsets> {
+        let (true, Some(topic)) = (args.kafka_offsets, w.topic.clone()) else {
+            return Ok(Offsets {
+                check: None,
+                before: Default::default(),
+            });
+        };
+        let java = crate::broker::kafka_home::java()?;
+        let kafka = KafkaHome::locate(args.kafka.kafka_home.as_deref())?;
+        let before = crate::broker::offsets::end_offsets(&java, &kafka, bootstrap, &topic)?;
+        Ok(Offsets {
+            check: Some((java, kafka, bootstrap.to_string(), topic)),
+            before,
+        })
+    }
+
+    /// Reads the offsets again and puts the comparison into `r`.
+    fn after(&self, r: &mut crate::model::StepResult) -> Result<()> {
+        let Some((java, kafka, bootstrap, topic)) = &self.check else {
+            return Ok(());
+        };
+        let after = crate::broker::offsets::end_offsets(java, kafka, bootstrap, topic)?;
+        let markers = u64::from(r.workload.producers.max(1)) * r.workload.partitions.max(1) as u64;
+        r.kafka_offsets = Some(crate::broker::offsets::compare(
+            &self.before,
+            &after,
+            r.acked,
+            markers,
+        ));
+        Ok(())
+    }
 }

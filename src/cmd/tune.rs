@@ -18,6 +18,9 @@ use std::time::Instant;
 pub fn execute(a: &TuneArgs) -> Result<Outcome> {
     let (labs, id) = load_with(a.session.dir.labs.as_deref(), &a.lab)?;
     let lab = labs.get(&id)?.clone();
+    if a.bootstrap.is_none() {
+        lab.check_brokers(a.session.brokers)?;
+    }
     a.objective.check().map_err(|e| usage!("{e}"))?;
     let objective = a.objective.objective(&lab.capacity);
     let by_capacity = objective.capacity.is_some();

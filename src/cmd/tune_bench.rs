@@ -45,6 +45,10 @@ struct EvalRun {
     recommended: Vec<String>,
     /// Simulated surface only: did the run end at the optimum?
     reached_optimum: Option<bool>,
+    /// An agent's run: how its search ended (`failed` when it crashed,
+    /// hung or answered garbage).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    agent: Option<crate::tuner::AgentEnd>,
     #[serde(skip)]
     best_config: Option<Candidate>,
 }
@@ -52,7 +56,7 @@ struct EvalRun {
 fn strategies(
     seeds: std::ops::RangeInclusive<u64>,
     with_defaults: bool,
-    agent: Option<&str>,
+    agent: Option<(&str, std::time::Duration)>,
 ) -> Vec<(&'static str, Option<Strategy>, u64)> {
     let mut out = Vec::new();
     for s in seeds {
@@ -61,10 +65,10 @@ fn strategies(
         }
         out.push(("guided", Some(Strategy::Guided), s));
         out.push(("random", Some(Strategy::Random { seed: s }), s));
-        if let Some(command) = agent {
+        if let Some((command, timeout)) = agent {
             let exec = Strategy::Exec {
                 command: command.to_string(),
-                answer_timeout_ms: 60_000,
+                answer_timeout_ms: timeout.as_millis() as u64,
             };
             out.push(("agent", Some(exec), s));
         }
@@ -87,6 +91,7 @@ fn run_of(surface: &'static str, lab: &str, strategy: &str, seed: u64) -> EvalRu
         wall_s: 0.0,
         recommended: Vec::new(),
         reached_optimum: None,
+        agent: None,
         best_config: None,
     }
 }
@@ -110,6 +115,21 @@ fn from_report(mut run: EvalRun, r: &TuneReport, by_capacity: bool, started: Ins
     run.wall_s = started.elapsed().as_secs_f64();
     run.recommended = r.recommended.clone();
     run.best_config = Some(r.best_config.clone());
+    run.agent = r.agent.clone();
+    if let Some(end) = r.agent.as_ref().filter(|e| e.failed) {
+        crate::errln!(
+            "klab: the agent's run ({} {}seed {}) ended early: {}; it counts with the {} trial(s) it made",
+            run.surface,
+            if run.lab.is_empty() {
+                String::new()
+            } else {
+                format!("lab {}, ", run.lab)
+            },
+            run.seed,
+            end.ended,
+            run.trials
+        );
+    }
     run
 }
 
@@ -128,7 +148,7 @@ struct Site<'a> {
     surface: &'static str,
     lab: &'a str,
     out: Option<&'a std::path::Path>,
-    agent: Option<&'a str>,
+    agent: Option<(&'a str, std::time::Duration)>,
 }
 
 impl Site<'_> {
@@ -252,7 +272,7 @@ pub fn bench(a: &crate::cli::TuneBenchArgs) -> Result<Outcome> {
                 surface: "simulated",
                 lab: "",
                 out: None,
-                agent: a.agent.as_deref(),
+                agent: a.agent.as_deref().map(|c| (c, a.answer_timeout)),
             },
             &space,
             &start,
@@ -282,6 +302,7 @@ pub fn bench(a: &crate::cli::TuneBenchArgs) -> Result<Outcome> {
         for key in &a.lab_keys {
             let (labs, id) = load_with(a.session.dir.labs.as_deref(), key)?;
             let lab = labs.get(&id)?.clone();
+            lab.check_brokers(a.session.brokers)?;
             if !by_capacity {
                 crate::lab::run::refuse_capacity_labs([&lab])
                     .map_err(|e| usage!("{e}; or evaluate it with --objective capacity"))?;
@@ -326,7 +347,7 @@ pub fn bench(a: &crate::cli::TuneBenchArgs) -> Result<Outcome> {
                         surface: "broker",
                         lab: &lab.id,
                         out: Some(&dir),
-                        agent: a.agent.as_deref(),
+                        agent: a.agent.as_deref().map(|c| (c, a.answer_timeout)),
                     },
                     &space,
                     &start,
@@ -534,6 +555,15 @@ fn report(
     for l in &goal_lines {
         crate::outln!("{l}");
     }
+    let failed = runs
+        .iter()
+        .filter(|r| r.agent.as_ref().is_some_and(|e| e.failed))
+        .count();
+    if failed > 0 {
+        crate::errln!(
+            "klab: {failed} of the agent's runs ended early (crashed, hung or answered what klab cannot read; above, and `agent` in the JSON's runs)"
+        );
+    }
     crate::outln!(
         "budget {} trials per run ({}), {} runs per strategy; wall time {:.0}s{}",
         a.budget,
@@ -548,6 +578,10 @@ fn report(
             .map(|d| format!("; results: {}", d.display()))
             .unwrap_or_default()
     );
+    // An agent that failed is an incomplete evaluation, as in klab tune.
+    if failed > 0 {
+        return Ok(Outcome::Incomplete);
+    }
     // Its goals are verdicts: one rule with every judging command.
     let missed: Vec<&Goal> = goals.iter().filter(|g| g.verdict == "not met").collect();
     if goals.is_empty() {

@@ -143,7 +143,7 @@ impl Store {
     /// line says so; the caller measures again and overwrites it).
     pub fn load(&self, key: &Key) -> Option<Calibration> {
         let path = self.path(key);
-        let text = std::fs::read_to_string(&path).ok()?;
+        let text = crate::infile::read_text(&path, crate::infile::MAX_TEXT).ok()?;
         match serde_json::from_str::<Calibration>(&text) {
             Ok(c) if &c.key == key && c.capacity_records_per_s > 0.0 => Some(c),
             Ok(_) => {

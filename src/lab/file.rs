@@ -212,14 +212,20 @@ impl Ctx<'_> {
     }
 }
 
-/// Reads and validates one lab file.
-pub fn parse_file(path: &Path) -> Result<LabFile, LabFileError> {
-    let bytes = std::fs::read(path).map_err(|e| LabFileError {
+/// A lab or fix file's bytes: a regular file of at most 1 MiB (a FIFO or
+/// `/dev/zero` is refused at once).
+fn read(path: &Path) -> Result<Vec<u8>, LabFileError> {
+    crate::infile::read(path, crate::infile::MAX_TEXT).map_err(|message| LabFileError {
         file: path.to_path_buf(),
         line: None,
         column: None,
-        message: format!("cannot read: {e}"),
-    })?;
+        message,
+    })
+}
+
+/// Reads and validates one lab file.
+pub fn parse_file(path: &Path) -> Result<LabFile, LabFileError> {
+    let bytes = read(path)?;
     parse_bytes(path, &bytes)
 }
 
@@ -521,7 +527,12 @@ fn client_settings(
         } else {
             crate::model::check_producer_key(k)
         };
-        checked.map_err(|e| cx.err(v, format!("{table}.{client}: {e}")))?;
+        checked
+            .and_then(|()| {
+                crate::load::check_client_setting(k, &s)
+                    .map_err(|e| format!("\"{k}\" = {s:?}: librdkafka refuses it: {e}"))
+            })
+            .map_err(|e| cx.err(v, format!("{table}.{client}: {e}")))?;
         out.insert(k.clone(), s);
     }
     Ok(out)
@@ -530,12 +541,7 @@ fn client_settings(
 /// Reads a student's fix file (`my-fix.toml`: `heap`, `[properties]`,
 /// `[producer]`, the same keys as a lab's `[fix]`).
 pub fn parse_fix_file(path: &Path) -> Result<Fix, LabFileError> {
-    let bytes = std::fs::read(path).map_err(|e| LabFileError {
-        file: path.to_path_buf(),
-        line: None,
-        column: None,
-        message: format!("cannot read: {e}"),
-    })?;
+    let bytes = read(path)?;
     let text = std::str::from_utf8(&bytes).map_err(|e| LabFileError {
         file: path.to_path_buf(),
         line: None,

@@ -85,6 +85,18 @@ impl Lab {
         }
     }
 
+    /// Refuses, before anything starts, a cluster of `brokers` (`--brokers`
+    /// when given, else the lab's own `[cluster] brokers`) too small for
+    /// the replication factor the lab's workload asks for.
+    pub fn check_brokers(&self, brokers: Option<u32>) -> Result<()> {
+        let (n, whose) = match brokers {
+            Some(n) => (n, "--brokers"),
+            None => (self.brokers, "[cluster] brokers"),
+        };
+        let file = self.dir.join("lab.toml");
+        check_replication(&self.workload, &self.quick, n, whose, &file)
+    }
+
     /// The broker after a fix: degraded config with the fix laid on top.
     pub fn fixed_broker(&self, fix: &Fix) -> BrokerConfig {
         self.broker.overlay(&fix.broker)
@@ -498,6 +510,7 @@ fn resolve(dir: &Path, id: &str, files: &BTreeMap<String, LabFile>) -> Result<La
     let mut workload_changes = Vec::new();
     let mut brokers = 1;
     let mut faults_from = None;
+    let mut replication_from = None;
     let mut cap = capacity::CapacityPatch::default();
     for lab_id in &chain {
         let f = &files[*lab_id];
@@ -507,6 +520,9 @@ fn resolve(dir: &Path, id: &str, files: &BTreeMap<String, LabFile>) -> Result<La
         }
         if f.workload.faults.is_some() {
             faults_from = Some((f.path.clone(), f.fault_spans.clone()));
+        }
+        if f.workload.replication_factor.is_some() || f.quick.replication_factor.is_some() {
+            replication_from = Some(f.path.clone());
         }
         if f.broker.heap.is_some() {
             origin.insert("heap".to_string(), lab_id.to_string());
@@ -545,6 +561,9 @@ fn resolve(dir: &Path, id: &str, files: &BTreeMap<String, LabFile>) -> Result<La
     }
     let f = &files[id];
     check_faults(f, &workload, &quick, brokers)?;
+    if let Some(from) = &replication_from {
+        check_replication(&workload, &quick, brokers, "[cluster] brokers", from)?;
+    }
     let expect = f.expect.clone();
     Ok(Lab {
         id: id.to_string(),
@@ -565,6 +584,29 @@ fn resolve(dir: &Path, id: &str, files: &BTreeMap<String, LabFile>) -> Result<La
         faults_from,
         capacity: cap,
     })
+}
+
+/// The workload's replication factor (normal and quick) against a cluster
+/// of `brokers` (`whose`: where that number comes from); the error names
+/// the file that set the factor.
+fn check_replication(
+    workload: &WorkloadPatch,
+    quick: &WorkloadPatch,
+    brokers: u32,
+    whose: &str,
+    file: &Path,
+) -> Result<()> {
+    let rf = workload
+        .overlay(quick)
+        .replication_factor
+        .max(workload.replication_factor);
+    match rf {
+        Some(rf) if rf > brokers => Err(usage!(
+            "{}: workload.replication_factor = {rf} needs at least {rf} brokers, and the cluster has {brokers} ({whose}); give the lab [cluster] brokers = {rf}, or run it with --brokers {rf}",
+            file.display()
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// A lab's own faults against its resolved workload (normal and quick)

@@ -44,13 +44,18 @@ pub fn describe_estimate(d: std::time::Duration) -> String {
 pub const WARM_UP: std::time::Duration = std::time::Duration::from_secs(6);
 
 /// The throw-away load after a (re)start: `workload` for `length`, without
-/// a warm-up or faults of its own.
+/// a warm-up or faults of its own, on a topic of its own (never the
+/// workload's `--topic`, which the measured step then reads).
 pub fn warm_up_workload(workload: &Workload, length: std::time::Duration) -> Workload {
+    // At least one record per producer, whatever the measured rate.
+    let least = f64::from(workload.producers.max(1)) / length.as_secs_f64().max(1.0);
     Workload {
+        rate: workload.rate.map(|r| r.max(least)),
         messages: None,
         duration: Some(length),
         warmup: std::time::Duration::ZERO,
         faults: Vec::new(),
+        topic: None,
         ..workload.clone()
     }
 }
@@ -333,5 +338,21 @@ pub trait LabTarget {
             );
         }
         Ok(c)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_warm_up_never_writes_to_the_measured_topic() {
+        let w = Workload {
+            topic: Some("mine".into()),
+            ..Workload::default()
+        };
+        let warm = warm_up_workload(&w, std::time::Duration::from_secs(6));
+        assert_eq!(warm.topic, None);
+        assert_eq!(warm.duration, Some(std::time::Duration::from_secs(6)));
     }
 }

@@ -1,6 +1,8 @@
-//! The verifying consumer: reads every partition of the topic from the
-//! start, checks each record's HMAC tag and sequence, and records end-to-end
-//! latency from the record's due time to the moment it is received.
+//! The verifying consumer: reads every partition of the topic from where
+//! the load begins (the topic's start, or its end when the consumer starts
+//! on a topic that may hold earlier records), checks each record's HMAC tag
+//! and sequence, and records end-to-end latency from the record's due time
+//! to the moment it is received.
 //!
 //! It needs no side channel: each producer ends with a marker per partition
 //! that says how many records it had acknowledged there, so the consumer
@@ -38,6 +40,24 @@ pub struct ConsumerSpec {
     pub consumers: usize,
     /// Simulated work per record in each consumer.
     pub processing: Duration,
+    /// Where each partition is read from.
+    pub start: StartAt,
+}
+
+/// Where a consumer starts reading each partition.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum StartAt {
+    /// The first offset still in the log (a topic created for this load:
+    /// everything in it is the load's).
+    #[default]
+    Beginning,
+    /// Each partition's end when the consumer starts: only what is written
+    /// after that (a topic that may hold an earlier load's records and
+    /// end-of-run markers, which would otherwise end the count early).
+    End,
+    /// These offsets (a read-back of one load's records); a partition not
+    /// named is read from its beginning.
+    Offsets(std::collections::BTreeMap<i32, i64>),
 }
 
 impl ConsumerSpec {
@@ -52,6 +72,7 @@ impl ConsumerSpec {
             deadline: None,
             consumers: 1,
             processing: Duration::ZERO,
+            start: StartAt::Beginning,
         }
     }
 }
@@ -147,6 +168,9 @@ pub struct ConsumerReport {
     pub missing_per_second: std::collections::BTreeMap<u64, u64>,
     /// `(t, lag)`: records due before Unix second `t` and not yet read.
     pub lag_per_second: Vec<(u64, u64)>,
+    /// Where it started ([`StartAt::End`] resolved to offsets), for a later
+    /// read-back of the same records.
+    pub started_at: StartAt,
 }
 
 pub fn client_config(spec: &ConsumerSpec) -> ClientConfig {
@@ -210,8 +234,12 @@ pub fn run(
         })
         .collect::<Result<Vec<BaseConsumer<crate::load::client_log::QuietContext>>>>()?;
 
-    // Find the partitions (the topic exists before the consumer starts).
-    let meta_deadline = Instant::now() + Duration::from_secs(30);
+    // Find the partitions (the topic exists before the consumer starts),
+    // within 30 s and the consumer's own deadline.
+    let meta_deadline = (Instant::now() + Duration::from_secs(30)).min(
+        spec.deadline
+            .unwrap_or(Instant::now() + Duration::from_secs(30)),
+    );
     let partitions = loop {
         if cancel.is_cancelled() {
             bail!("cancelled before the consumer started");
@@ -241,10 +269,24 @@ pub fn run(
         }
         std::thread::sleep(Duration::from_millis(100));
     };
+    let started_at = match &spec.start {
+        StartAt::End => StartAt::Offsets(end_offsets(
+            &consumers[0],
+            &spec.topic,
+            partitions,
+            meta_deadline,
+            cancel,
+        )?),
+        other => other.clone(),
+    };
     for (k, consumer) in consumers.iter().enumerate() {
         let mut tpl = TopicPartitionList::new();
         for p in partitions_of(k, n, partitions) {
-            tpl.add_partition_offset(&spec.topic, p, Offset::Beginning)
+            let from = match &started_at {
+                StartAt::Offsets(o) => o.get(&p).map_or(Offset::Beginning, |&x| Offset::Offset(x)),
+                _ => Offset::Beginning,
+            };
+            tpl.add_partition_offset(&spec.topic, p, from)
                 .context("building the partition assignment")?;
         }
         consumer.assign(&tpl).context("assigning partitions")?;
@@ -262,8 +304,35 @@ pub fn run(
         drop(tx);
         let report = tally_arrivals(spec, clock, cancel, handle, &rx);
         stop.store(true, Ordering::SeqCst);
-        report
+        report.map(|r| ConsumerReport { started_at, ..r })
     })
+}
+
+/// The end (high watermark) of each of the `partitions` of `topic` now.
+/// A partition whose leader is not known yet (a topic just created, a
+/// leader just moved) is asked again until `deadline`.
+fn end_offsets(
+    consumer: &BaseConsumer<crate::load::client_log::QuietContext>,
+    topic: &str,
+    partitions: usize,
+    deadline: Instant,
+    cancel: &Cancel,
+) -> Result<std::collections::BTreeMap<i32, i64>> {
+    let mut out = std::collections::BTreeMap::new();
+    for p in 0..partitions as i32 {
+        let high = loop {
+            match consumer.fetch_watermarks(topic, p, Duration::from_secs(2)) {
+                Ok((_, high)) => break high,
+                Err(e) if Instant::now() >= deadline || cancel.is_cancelled() => {
+                    return Err(anyhow::Error::new(e)
+                        .context(format!("reading the end offset of {topic}/{p}")));
+                }
+                Err(_) => std::thread::sleep(Duration::from_millis(100)),
+            }
+        };
+        out.insert(p, high);
+    }
+    Ok(out)
 }
 
 /// A fetcher's loop: polls its consumer, checks each record and sends what
@@ -467,18 +536,20 @@ impl Lag {
     }
 }
 
-/// Reads `topic` once more from its start with a fresh consumer group,
-/// until every one of `producers` producers' end-of-run markers is found
-/// or `timeout` passes, and counts what is there: the log as a consumer
-/// that comes later sees it.
+/// Reads `topic` once more from `start` (where the live consumer of the
+/// same load started) with a fresh consumer group, until every one of
+/// `producers` producers' end-of-run markers is found or `timeout` passes,
+/// and counts what is there: the log as a consumer that comes later sees it.
 pub fn read_back(
     bootstrap: &str,
     topic: &str,
+    start: &StartAt,
     producers: usize,
     secret: &Secret,
     timeout: Duration,
 ) -> Result<(Counts, bool)> {
     let mut spec = ConsumerSpec::new(bootstrap, topic, secret.clone());
+    spec.start = start.clone();
     spec.producers = producers;
     spec.drain_timeout = timeout;
     spec.deadline = Some(Instant::now() + timeout);

@@ -190,6 +190,9 @@ pub fn assemble(
     {
         reasons.push(format!("consumer: {r}"));
     }
+    if p.acked_measured == 0 && reasons.is_empty() {
+        reasons.push("no record was acknowledged in the measured window".into());
+    }
     let complete = reasons.is_empty() && c.finished;
     if !complete && reasons.is_empty() {
         reasons.push("the consumer did not see every end-of-run marker".into());
@@ -335,8 +338,13 @@ mod tests {
         let r = assemble(&w, &p, &consumer(200, true), vec!["interrupted".into()]);
         assert!(!r.complete);
         assert_eq!(r.reason.as_deref(), Some("interrupted"));
-        // An empty window divides by nothing.
+        // An empty window divides by nothing, and measured nothing.
         let r = assemble(&w, &producer(0, 0), &consumer(0, true), Vec::new());
         assert_eq!(r.throughput.msgs_per_s, 0.0);
+        assert!(!r.complete);
+        assert_eq!(
+            r.reason.as_deref(),
+            Some("no record was acknowledged in the measured window")
+        );
     }
 }

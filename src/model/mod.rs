@@ -317,6 +317,49 @@ pub struct StepResult {
     /// of each whole second of the measured window.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub consumer_lag: Vec<u64>,
+    /// `klab run --kafka-offsets`: the topic's offsets by Kafka's own tool
+    /// against klab's counts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kafka_offsets: Option<KafkaOffsets>,
+}
+
+/// What a step wrote into its topic by Kafka's own offsets, against what
+/// klab counted.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct KafkaOffsets {
+    /// The tool that read them (Kafka's GetOffsetShell).
+    pub tool: String,
+    /// Each partition's latest offset after the step.
+    pub end_offsets: std::collections::BTreeMap<i32, i64>,
+    /// Records the step added to the topic: end offsets minus those before it.
+    pub records: u64,
+    /// Records klab's producers had acknowledged (warm-up records included).
+    pub acked: u64,
+    /// klab's end-of-run markers (one per producer and partition).
+    pub markers: u64,
+    /// `records - (acked + markers)`: 0 when the topic holds exactly what
+    /// was acknowledged; below 0 by the acknowledged records it no longer
+    /// holds; above 0 by records written but never acknowledged (or twice).
+    pub difference: i64,
+}
+
+impl KafkaOffsets {
+    /// One line for the terminal.
+    pub fn describe(&self) -> String {
+        let verdict = match self.difference {
+            0 => "equal".to_string(),
+            d if d < 0 => format!("{} fewer in the topic than acknowledged", -d),
+            d => format!("{d} more in the topic than acknowledged"),
+        };
+        format!(
+            "Kafka's own offsets ({}): {} records written in the step; klab: {} acknowledged + {} end-of-run markers = {}: {verdict}",
+            self.tool.rsplit('.').next().unwrap_or(&self.tool),
+            self.records,
+            self.acked,
+            self.markers,
+            self.acked + self.markers
+        )
+    }
 }
 
 /// GC pauses of a broker JVM over a window.
@@ -426,6 +469,40 @@ mod tests {
         let mut w = Workload::default();
         w.producer.insert("acks".into(), "0".into());
         assert!(w.validate().unwrap_err().contains("acks"));
+        // Windows that would hold no record, or last less than a second.
+        for (rate, duration, messages, what) in [
+            (
+                Some(0.0001),
+                Some(Duration::from_secs(10)),
+                None,
+                "less than one record",
+            ),
+            (
+                Some(0.15),
+                Some(Duration::from_secs(10)),
+                None,
+                "at least 0.200/s",
+            ),
+            (None, Some(Duration::from_nanos(100)), None, "at least 1s"),
+            (Some(0.0001), None, Some(1000), "more than a week"),
+        ] {
+            let w = Workload {
+                rate,
+                duration,
+                messages,
+                producers: 2,
+                ..Workload::default()
+            };
+            let e = w.validate().unwrap_err();
+            assert!(e.contains(what), "{e}");
+        }
+        let w = Workload {
+            rate: Some(0.5),
+            duration: Some(Duration::from_secs(4)),
+            producers: 2,
+            ..Workload::default()
+        };
+        assert!(w.validate().is_ok());
     }
 
     #[test]

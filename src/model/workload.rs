@@ -65,6 +65,9 @@ pub mod limits {
     pub const MAX_REPLICATION: u32 = 5;
     /// Consumers of one workload (each reads its share of the partitions).
     pub const MAX_CONSUMERS: u32 = 64;
+    /// The shortest measured window (its records/s and percentiles are
+    /// per second).
+    pub const MIN_DURATION: std::time::Duration = std::time::Duration::from_secs(1);
     /// A consumer's simulated work per record.
     pub const MAX_PROCESSING: std::time::Duration = std::time::Duration::from_secs(1);
 }
@@ -188,8 +191,33 @@ impl Workload {
                     limits::MAX_MESSAGES
                 ));
             }
-            (_, Some(d)) if d.is_zero() => return Err("duration: must be longer than 0".into()),
+            (_, Some(d)) if d < limits::MIN_DURATION => {
+                return Err(format!(
+                    "duration: {d:?} is too short; a window is measured in whole seconds, so at least {}",
+                    crate::units::format_duration(limits::MIN_DURATION)
+                ));
+            }
             _ => {}
+        }
+        // An open loop whose window holds no record for some producer
+        // would measure nothing and call it complete.
+        if let Some(r) = self.rate {
+            let producers = f64::from(self.producers.max(1));
+            match (self.duration, self.messages) {
+                (Some(d), _) if r * d.as_secs_f64() < producers => {
+                    return Err(format!(
+                        "rate: {r}/s over {} is less than one record per producer; at least {:.3}/s",
+                        crate::units::format_duration(d),
+                        producers / d.as_secs_f64()
+                    ));
+                }
+                (_, Some(n)) if n as f64 / r > crate::units::MAX_DURATION.as_secs_f64() => {
+                    return Err(format!(
+                        "rate: {n} records at {r}/s would take more than a week; raise the rate or lower messages"
+                    ));
+                }
+                _ => {}
+            }
         }
         if !(limits::MIN_MESSAGE_BYTES..=limits::MAX_MESSAGE_BYTES).contains(&self.message_bytes) {
             return Err(format!(
@@ -401,11 +429,9 @@ pub(crate) mod opt_secs {
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
-        let v = Option::<f64>::deserialize(d)?;
-        match v {
-            None => Ok(None),
-            Some(s) if s.is_finite() && s >= 0.0 => Ok(Some(Duration::from_secs_f64(s))),
-            Some(_) => Err(serde::de::Error::custom("a duration must be >= 0 seconds")),
-        }
+        Option::<f64>::deserialize(d)?
+            .map(crate::units::duration_from_secs)
+            .transpose()
+            .map_err(serde::de::Error::custom)
     }
 }

@@ -9,13 +9,13 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-/// Writes `bytes` to `path` through a temporary file in the same
-/// directory, so readers never see a half-written file.
+/// Writes `bytes` to `path` through a temporary file next to it, so readers
+/// never see a half-written file. The rename replaces only a regular file
+/// (or nothing): a device, a FIFO or a socket at `path` is an error, never
+/// replaced; a symbolic link is followed, and the file it names replaced.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
+    let path = output_target(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    let dir = parent_of(&path);
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let mut tmp = tempfile::Builder::new()
         .prefix(".klab-")
@@ -24,10 +24,25 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         .with_context(|| format!("creating a temporary file in {}", dir.display()))?;
     tmp.write_all(bytes)
         .with_context(|| format!("writing {}", path.display()))?;
+    // The mode of the file it replaces, else an ordinary file's (a
+    // temporary file is created owner-only).
+    let mode = std::fs::metadata(&path).map_or(0o644, |m| {
+        use std::os::unix::fs::PermissionsExt;
+        m.permissions().mode() & 0o7777
+    });
+    {
+        use std::os::unix::fs::PermissionsExt;
+        tmp.as_file()
+            .set_permissions(std::fs::Permissions::from_mode(mode))
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
     tmp.as_file()
         .sync_all()
         .with_context(|| format!("syncing {}", path.display()))?;
-    tmp.persist(path)
+    // Checked again just before the rename: the target may have changed
+    // since the command's inputs were checked.
+    output_target(&path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    tmp.persist(&path)
         .map_err(|e| e.error)
         .with_context(|| format!("renaming into {}", path.display()))?;
     Ok(())
@@ -39,16 +54,62 @@ pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
     write_atomic(path, &text)
 }
 
-/// Checks that a file can be created at `path` (used before any broker
-/// starts, so a bad `--json` fails in milliseconds).
-pub fn check_writable(path: &Path) -> std::result::Result<(), String> {
-    if path.is_dir() {
-        return Err("is a directory; give a file name".into());
-    }
-    let dir = match path.parent() {
+fn parent_of(path: &Path) -> PathBuf {
+    match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
         _ => PathBuf::from("."),
+    }
+}
+
+/// The file an output named `path` really goes to: `path` itself when it
+/// is missing or a regular file, the file a symbolic link names; `Err`
+/// says why anything else (a directory, a device such as `/dev/null`, a
+/// FIFO, a socket) is not replaced.
+pub fn output_target(path: &Path) -> std::result::Result<PathBuf, String> {
+    use std::os::unix::fs::FileTypeExt;
+    let meta = match std::fs::symlink_metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(path.to_path_buf()),
+        Err(e) => return Err(format!("cannot look at it: {e}")),
     };
+    let kind = meta.file_type();
+    if kind.is_symlink() {
+        return match std::fs::canonicalize(path) {
+            Ok(real) if real.is_dir() => Err(format!(
+                "a link to the directory {}; give a file name",
+                real.display()
+            )),
+            Ok(real) => output_target(&real),
+            Err(_) => Err(
+                "a symbolic link to nothing (or a loop of links); remove it or give another file name"
+                    .into(),
+            ),
+        };
+    }
+    let what = if kind.is_file() {
+        return Ok(path.to_path_buf());
+    } else if kind.is_dir() {
+        return Err("is a directory; give a file name".into());
+    } else if kind.is_char_device() || kind.is_block_device() {
+        "a device"
+    } else if kind.is_fifo() {
+        "a FIFO"
+    } else if kind.is_socket() {
+        "a socket"
+    } else {
+        "not a regular file"
+    };
+    Err(format!(
+        "{what}, not a regular file: klab writes its output to a new file or replaces a regular one, never anything else"
+    ))
+}
+
+/// Checks that an output file can be written at `path` (used before any
+/// broker starts, so a bad `--json` fails in milliseconds): it is new or a
+/// regular file ([`output_target`]), and its directory takes new files.
+pub fn check_writable(path: &Path) -> std::result::Result<(), String> {
+    let path = output_target(path)?;
+    let dir = parent_of(&path);
     if let Err(e) = std::fs::create_dir_all(&dir) {
         return Err(format!("cannot create directory {}: {e}", dir.display()));
     }
@@ -80,6 +141,8 @@ pub struct Measurement {
 impl Measurement {
     /// Writes the histogram logs beside `json`, then the JSON itself.
     pub fn save(&mut self, json: &Path) -> Result<()> {
+        // Beside the file itself when `json` is a link to it.
+        let json = &output_target(json).map_err(|e| anyhow::anyhow!("{}: {e}", json.display()))?;
         let publish = sibling(json, "publish.hlog");
         let e2e = sibling(json, "e2e.hlog");
         let mut buf = Vec::new();
@@ -212,19 +275,28 @@ pub fn new_run_dir(base: &Path) -> Result<PathBuf> {
             Ok(()) => return Ok(dir),
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                std::fs::create_dir_all(base)
-                    .with_context(|| format!("creating {}", base.display()))?;
+                std::fs::create_dir_all(base).map_err(|e| cannot(base, e))?;
                 continue;
             }
-            Err(e) => return Err(e).with_context(|| format!("creating {}", dir.display())),
+            Err(e) => return Err(cannot(base, e)),
         }
     }
     anyhow::bail!("could not create a run directory under {}", base.display())
 }
 
+/// `base` is always the `--results` a user gave: a folder klab cannot
+/// create there is a usage error (exit 2), and nothing has started yet.
+fn cannot(base: &Path, e: std::io::Error) -> anyhow::Error {
+    crate::usage!(
+        "--results {}: cannot create a run folder there ({e}); give a directory klab may write in",
+        base.display()
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::FileTypeExt;
 
     #[test]
     fn rfc3339_known_dates() {
@@ -239,10 +311,59 @@ mod tests {
         let p = d.path().join("r.json");
         write_json(&p, &serde_json::json!({"a": 1})).unwrap();
         write_json(&p, &serde_json::json!({"a": 2})).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&p), 0o644);
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o640)).unwrap();
+        write_json(&p, &serde_json::json!({"a": 2})).unwrap();
+        assert_eq!(mode(&p), 0o640);
         let names: Vec<_> = std::fs::read_dir(d.path()).unwrap().flatten().collect();
         assert_eq!(names.len(), 1);
         let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
         assert_eq!(v["a"], 2);
+    }
+
+    #[test]
+    fn output_replaces_only_a_regular_file_or_nothing() {
+        let d = tempfile::tempdir().unwrap();
+        // A FIFO stands for any file that is not a regular one (/dev/null,
+        // /dev/full): refused, and left as it was.
+        let fifo = d.path().join("pipe");
+        crate::infile::mkfifo(&fifo);
+        let e = check_writable(&fifo).unwrap_err();
+        assert!(e.contains("a FIFO, not a regular file"), "{e}");
+        let e = write_atomic(&fifo, b"x").unwrap_err().to_string();
+        assert!(e.contains("a FIFO"), "{e}");
+        assert!(
+            std::fs::symlink_metadata(&fifo)
+                .unwrap()
+                .file_type()
+                .is_fifo()
+        );
+        let dev = check_writable(Path::new("/dev/null")).unwrap_err();
+        assert!(dev.contains("a device"), "{dev}");
+        // A link is followed: the file it names is replaced, the link stays.
+        let real = d.path().join("sub/real.json");
+        std::fs::create_dir_all(real.parent().unwrap()).unwrap();
+        std::fs::write(&real, "old").unwrap();
+        let link = d.path().join("link.json");
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        check_writable(&link).unwrap();
+        write_atomic(&link, b"new").unwrap();
+        assert!(
+            std::fs::symlink_metadata(&link)
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
+        assert_eq!(std::fs::read_to_string(&real).unwrap(), "new");
+        let dangling = d.path().join("dangling");
+        std::os::unix::fs::symlink(d.path().join("nothing/here"), &dangling).unwrap();
+        assert!(
+            check_writable(&dangling)
+                .unwrap_err()
+                .contains("link to nothing")
+        );
     }
 
     #[test]

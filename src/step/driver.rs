@@ -43,6 +43,9 @@ pub struct LoadOutcome {
     pub origin: Duration,
     /// When the measured window began on that clock.
     pub window_start: Duration,
+    /// Where the consumer started reading (a read-back of the same records
+    /// starts there too).
+    pub started_at: consumer::StartAt,
 }
 
 pub trait LoadDriver {
@@ -82,13 +85,15 @@ pub struct ThreadLoad {
 
 impl ThreadLoad {
     /// `n` producers sharing the workload's rate, and one consumer (with
-    /// the workload's consumer clients) verifying everything on `topic`.
+    /// the workload's consumer clients) verifying everything on `topic`
+    /// from `start`.
     pub fn new(
         bootstrap: &str,
         topic: &str,
         workload: &Workload,
         secret: &Secret,
         replicated: bool,
+        start: consumer::StartAt,
     ) -> ThreadLoad {
         let n = workload.producers.max(1) as usize;
         let pspecs: Vec<ProducerSpec> = (0..n)
@@ -108,6 +113,7 @@ impl ThreadLoad {
         cspec.processing = workload.processing;
         cspec.settings = workload.consumer.clone().into_iter().collect();
         cspec.drain_timeout = Duration::from_secs(30);
+        cspec.start = start;
         ThreadLoad {
             pspecs: Arc::new(pspecs),
             cspec: Arc::new(cspec),
@@ -248,6 +254,7 @@ impl LoadDriver for ThreadLoad {
                 .duration_since(std::time::UNIX_EPOCH)
                 .unwrap_or_default(),
             window_start: self.window_start.unwrap_or_default(),
+            started_at: creport.started_at.clone(),
         })
     }
 }

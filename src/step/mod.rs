@@ -270,12 +270,19 @@ pub fn measure(
         applied: opts.applied,
         throwaway: opts.throwaway,
     });
+    // A topic klab did not just create may hold an earlier load's records
+    // and end-of-run markers: this step reads only what it writes.
+    let start = match created {
+        true => consumer::StartAt::Beginning,
+        false => consumer::StartAt::End,
+    };
     let mut load: Box<dyn LoadDriver> = Box::new(ThreadLoad::new(
         &bootstrap,
         &topic,
         workload,
         secret,
         replication > 1,
+        start,
     ));
     let mut watchers = watchers(opts, workload, &bootstrap, &topic, replication > 1);
     load.start()?;
@@ -290,7 +297,10 @@ pub fn measure(
         w.finish(side, &outcome, &mut findings);
     }
     let died = verdicts.broker_died;
-    let faulted = !findings.faults.is_empty() || !workload.faults.is_empty();
+    // Nodes that died by themselves while the cluster carried on are healed
+    // and read back after, as faults are.
+    let outside = verdicts.outside_deaths;
+    let faulted = !findings.faults.is_empty() || !workload.faults.is_empty() || !outside.is_empty();
     let interrupted = crate::cancel::interrupted();
     if faulted
         && died.is_none()
@@ -302,7 +312,7 @@ pub fn measure(
     // After faults, and with the cluster whole again: is every acknowledged
     // record still in the topic? (Before the topic goes.)
     let log_check = (faulted && died.is_none() && !opts.throwaway && !cancelled && !interrupted)
-        .then(|| read_back(&bootstrap, &topic, workload, secret))
+        .then(|| read_back(&bootstrap, &topic, &outcome.started_at, workload, secret))
         .flatten();
     // A topic klab named itself is deleted after the step to free the disk;
     // one the user named (`--topic`) stays, even when klab created it.
@@ -320,6 +330,7 @@ pub fn measure(
     } else if cancelled {
         reasons.push(stop_reason.unwrap_or_else(|| "cancelled".into()));
     }
+    reasons.extend(outside);
     let mut result = assemble(workload, &outcome.producer, &outcome.consumer, reasons);
     result.window_start_s = outcome.window_start.as_secs_f64();
     result.cpu = findings.cpu;
@@ -450,15 +461,30 @@ fn watch_until_done(
         if all.broker_died.is_none() {
             all.broker_died = v.broker_died;
         }
+        all.outside_deaths.extend(v.outside_deaths);
         std::thread::sleep(Duration::from_millis(100));
     }
     all
 }
 
-/// The topic read again from its start (a fresh group), after faults.
-fn read_back(bootstrap: &str, topic: &str, w: &Workload, secret: &Secret) -> Option<LogCheck> {
+/// The topic read again from where the step's consumer started (a fresh
+/// group), after faults.
+fn read_back(
+    bootstrap: &str,
+    topic: &str,
+    start: &consumer::StartAt,
+    w: &Workload,
+    secret: &Secret,
+) -> Option<LogCheck> {
     let producers = w.producers.max(1) as usize;
-    match consumer::read_back(bootstrap, topic, producers, secret, READ_BACK_TIMEOUT) {
+    match consumer::read_back(
+        bootstrap,
+        topic,
+        start,
+        producers,
+        secret,
+        READ_BACK_TIMEOUT,
+    ) {
         Ok((counts, complete)) => Some(LogCheck {
             read: counts.consumed,
             lost: counts.lost,

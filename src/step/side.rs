@@ -44,6 +44,12 @@ pub trait BrokerSide {
     fn died(&mut self) -> Option<anyhow::Error> {
         None
     }
+    /// A node of a cluster that died by itself while the others carry on:
+    /// it is marked down (started again with the heal after the step, which
+    /// goes on) and the sentence for the result comes back.
+    fn lost_node(&mut self) -> Option<String> {
+        None
+    }
     /// CPU seconds the brokers' JIT compilers have used so far (None:
     /// klab cannot see them).
     fn jit_cpu_s(&self) -> Option<f64> {
@@ -129,6 +135,18 @@ impl BrokerSide for LocalBroker {
     fn died(&mut self) -> Option<anyhow::Error> {
         let status = self.exited()?;
         Some(self.death_report(Some(status)))
+    }
+    fn lost_node(&mut self) -> Option<String> {
+        let (id, status) = LocalBroker::died(self)?;
+        if !self.survives_loss_of(id) {
+            return None;
+        }
+        let note = format!(
+            "broker {id} died during the step ({status}), not by a klab fault; the other brokers carried on and it was started again after the step"
+        );
+        tracing::warn!("{note}");
+        self.note_down(id);
+        Some(note)
     }
     fn jit_cpu_s(&self) -> Option<f64> {
         LocalBroker::jit_cpu_s(self)

@@ -30,6 +30,9 @@ pub struct Verdicts {
     /// A node died by itself: the step ends, the cluster is not healed and
     /// the topic is not read back.
     pub broker_died: Option<String>,
+    /// A node of a cluster died by itself and the others carried on: the
+    /// step goes on, and says so (a sentence each).
+    pub outside_deaths: Vec<String>,
 }
 
 impl Verdicts {
@@ -89,7 +92,8 @@ impl Watcher for CatchUp {
     }
 }
 
-/// A node that dies by itself ends the step.
+/// A node that dies by itself ends the step, unless the cluster carries on
+/// without it ([`BrokerSide::lost_node`]).
 #[derive(Default)]
 pub struct NodeDeath {
     seen: bool,
@@ -99,6 +103,9 @@ impl Watcher for NodeDeath {
     fn tick(&mut self, _: &Tick<'_>, side: &mut dyn BrokerSide, out: &mut Verdicts) {
         if self.seen {
             return;
+        }
+        if let Some(note) = side.lost_node() {
+            out.outside_deaths.push(note);
         }
         if let Some(e) = side.died() {
             self.seen = true;

@@ -7,20 +7,31 @@
 //! answers each `hello` and `result` with one line on its stdout:
 //! `{"set": {"knob": "value", ...}, "why": "..."}` (knobs it leaves out keep
 //! the best settings' values) or `{"stop": true}`. Its stderr goes to
-//! klab's. klab enforces the space, the floors, the budget and a time limit
-//! per answer; `docs/tuner-agents.md` is the protocol for agent authors.
+//! klab's. klab enforces the space, the floors, the budget, a time limit
+//! per answer and per message written, and a limit on an answer's length
+//! ([`MAX_LINE`]); when the search ends, however it ends, klab kills the
+//! agent's whole process group. `docs/tuner-agents.md` is the protocol for
+//! agent authors.
 
 use super::space::{Knob, Point, Space};
 use crate::model::StepResult;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::fd::AsRawFd;
 use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, sync_channel};
 use std::time::{Duration, Instant};
 
 /// The protocol's version, sent in `hello`.
 pub const PROTOCOL: u32 = 1;
+
+/// The longest answer line klab reads (an answer is a small JSON object;
+/// a line that never ends must not fill klab's memory).
+pub const MAX_LINE: usize = 1 << 20;
+
+/// How often a wait for the agent looks at Ctrl-C.
+const TICK: Duration = Duration::from_millis(100);
 
 /// Settings an agent may not touch: the lab's durability floor.
 pub const FLOOR_KEYS: &[&str] = &[
@@ -181,12 +192,15 @@ pub(super) fn hello(s: &super::Search<'_>, timeout: Duration) -> Value {
 pub struct Agent {
     child: Child,
     stdin: Option<ChildStdin>,
-    lines: Receiver<std::io::Result<String>>,
+    lines: Receiver<Result<String, String>>,
     timeout: Duration,
+    /// A second Ctrl-C kills the agent's group too.
+    _emergency: crate::cancel::EmergencyGuard,
 }
 
 impl Agent {
-    /// Starts `sh -c command` with piped stdin and stdout; it dies with klab.
+    /// Starts `sh -c command` with piped stdin and stdout, in a process
+    /// group of its own (its id is the shell's pid); it dies with klab.
     pub fn start(command: &str, timeout: Duration) -> std::io::Result<Agent> {
         let mut cmd = Command::new("sh");
         cmd.arg("-c")
@@ -195,81 +209,136 @@ impl Agent {
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
         let mut child = crate::broker::node::spawn_tied(&mut cmd)?;
+        let emergency = crate::cancel::on_emergency_group(child.id());
         let stdin = child.stdin.take();
+        if let Some(w) = &stdin {
+            // Writes wait with a deadline (see `send`), never forever.
+            // SAFETY: fcntl on a pipe klab owns.
+            unsafe {
+                let fd = w.as_raw_fd();
+                let flags = libc::fcntl(fd, libc::F_GETFL);
+                libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK);
+            }
+        }
         let stdout = child
             .stdout
             .take()
             .ok_or_else(|| std::io::Error::other("no stdout pipe"))?;
-        let (tx, rx) = channel();
+        // A few lines ahead at most: an agent that floods its output waits
+        // on its own pipe, not in klab's memory.
+        let (tx, rx) = sync_channel(4);
         std::thread::Builder::new()
             .name("klab-agent-reader".into())
-            .spawn(move || {
-                for line in BufReader::new(stdout).lines() {
-                    let stop = line.is_err();
-                    if tx.send(line).is_err() || stop {
-                        return;
-                    }
-                }
-            })?;
+            .spawn(move || read_lines(stdout, &tx))?;
         Ok(Agent {
             child,
             stdin,
             lines: rx,
             timeout,
+            _emergency: emergency,
         })
     }
 
-    /// Writes one message line. `Err` when the agent no longer reads.
+    /// Writes one message line, within the answer time limit. `Err` when
+    /// the agent no longer reads.
     pub fn send(&mut self, msg: &Value) -> Result<(), String> {
         let Some(w) = self.stdin.as_mut() else {
             return Err("its input is closed".into());
         };
         let mut line = msg.to_string();
         line.push('\n');
-        w.write_all(line.as_bytes())
-            .and_then(|_| w.flush())
-            .map_err(|e| match self.exit_status() {
-                Some(s) => format!("exited ({s}) instead of reading klab's message"),
-                None => format!("stopped reading its input ({e})"),
-            })
-    }
-
-    /// Waits for the next answer, at most the time limit. Blank lines are
-    /// skipped. `Err` says what went wrong, for the user.
-    pub fn ask(&mut self) -> Result<Answer, String> {
         let deadline = Instant::now() + self.timeout;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(Ok(line)) if line.trim().is_empty() => continue,
-                Ok(Ok(line)) => {
-                    return parse_answer(line.trim()).map_err(|e| {
-                        format!(
-                            "answered with something klab cannot read: {e}: {}",
-                            clip(&line)
-                        )
+        let mut rest = line.as_bytes();
+        while !rest.is_empty() {
+            match w.write(rest) {
+                Ok(n) => rest = &rest[n..],
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    if crate::cancel::interrupted() {
+                        return Err("was not waited for: klab was interrupted".into());
+                    }
+                    if Instant::now() >= deadline {
+                        return Err(format!(
+                            "did not read klab's message within {}",
+                            crate::units::format_duration(self.timeout)
+                        ));
+                    }
+                    let mut p = libc::pollfd {
+                        fd: w.as_raw_fd(),
+                        events: libc::POLLOUT,
+                        revents: 0,
+                    };
+                    // SAFETY: one pollfd on a pipe klab owns.
+                    unsafe { libc::poll(&mut p, 1, TICK.as_millis() as i32) };
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    return Err(match self.exit_status() {
+                        Some(s) => format!("exited ({s}) instead of reading klab's message"),
+                        None => format!("stopped reading its input ({e})"),
                     });
-                }
-                Ok(Err(e)) => return Err(format!("its output could not be read ({e})")),
-                Err(RecvTimeoutError::Timeout) => {
-                    return Err(format!(
-                        "did not answer within {}",
-                        crate::units::format_duration(self.timeout)
-                    ));
-                }
-                Err(RecvTimeoutError::Disconnected) => {
-                    let status = self.wait_briefly();
-                    return Err(format!(
-                        "closed its output without answering ({})",
-                        status.unwrap_or_else(|| "still running".into())
-                    ));
                 }
             }
         }
+        Ok(())
     }
 
+    /// Waits for the next answer, at most the time limit. Blank lines are
+    /// skipped. `Err` says what went wrong, for the user; Ctrl-C is
+    /// [`crate::error::Interrupted`].
+    pub fn ask(&mut self) -> anyhow::Result<Result<Answer, String>> {
+        let deadline = Instant::now() + self.timeout;
+        loop {
+            if crate::cancel::interrupted() {
+                return Err(crate::error::Interrupted.into());
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            return Ok(match self.lines.recv_timeout(left.min(TICK)) {
+                Ok(Ok(line)) if line.trim().is_empty() => continue,
+                Ok(Ok(line)) => parse_answer(line.trim()).map_err(|e| {
+                    format!(
+                        "answered with something klab cannot read: {e}: {}",
+                        clip(&line)
+                    )
+                }),
+                Ok(Err(e)) => Err(e),
+                Err(RecvTimeoutError::Timeout) if !left.is_zero() => continue,
+                Err(RecvTimeoutError::Timeout) => Err(format!(
+                    "did not answer within {}",
+                    crate::units::format_duration(self.timeout)
+                )),
+                Err(RecvTimeoutError::Disconnected) => {
+                    let status = self.wait_briefly();
+                    Err(format!(
+                        "closed its output without answering ({})",
+                        status.unwrap_or_else(|| "still running".into())
+                    ))
+                }
+            });
+        }
+    }
+
+    /// How the agent's shell ended, if it has; it is not reaped, so its pid
+    /// (the group's id) stays taken until the group is killed.
     fn exit_status(&mut self) -> Option<String> {
-        self.child.try_wait().ok().flatten().map(|s| s.to_string())
+        // SAFETY: waitid with WNOWAIT only looks at klab's own child.
+        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        let r = unsafe {
+            libc::waitid(
+                libc::P_PID,
+                self.child.id(),
+                &mut info,
+                libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
+            )
+        };
+        // SAFETY: the fields waitid filled in for an exited child.
+        let (pid, status) = unsafe { (info.si_pid(), info.si_status()) };
+        if r != 0 || pid == 0 {
+            return None;
+        }
+        Some(match info.si_code {
+            libc::CLD_EXITED => format!("exit status: {status}"),
+            _ => format!("signal: {status}"),
+        })
     }
 
     /// The exit status, once the process has ended (within a second).
@@ -297,14 +366,46 @@ impl Agent {
 
 impl Drop for Agent {
     fn drop(&mut self) {
-        if self.exit_status().is_none() {
-            // The agent runs in its own process group: its children go too.
-            // SAFETY: killpg only sends a signal.
-            unsafe {
-                libc::killpg(self.child.id() as libc::pid_t, libc::SIGKILL);
-            }
+        // The whole group, whether or not the shell is still there: what
+        // it started in the background goes too. The shell is reaped only
+        // afterwards, so the group's id cannot have been reused.
+        // SAFETY: killpg only sends a signal.
+        unsafe {
+            libc::killpg(self.child.id() as libc::pid_t, libc::SIGKILL);
         }
         let _ = self.child.wait();
+    }
+}
+
+/// The agent's output as lines of at most [`MAX_LINE`] bytes, until it
+/// ends, a line is too long or not UTF-8, or nobody listens.
+fn read_lines(stdout: impl Read, tx: &SyncSender<Result<String, String>>) {
+    let mut r = BufReader::new(stdout);
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        let got = (&mut r)
+            .take(MAX_LINE as u64 + 1)
+            .read_until(b'\n', &mut line);
+        let item = match got {
+            Ok(0) => return,
+            Ok(_) if line.len() > MAX_LINE && line.last() != Some(&b'\n') => Err(format!(
+                "wrote a line longer than {} MiB without an end; an answer is one short JSON line",
+                MAX_LINE >> 20
+            )),
+            Ok(_) => {
+                if line.last() == Some(&b'\n') {
+                    line.pop();
+                }
+                String::from_utf8(std::mem::take(&mut line))
+                    .map_err(|_| "answered with a line that is not UTF-8".to_string())
+            }
+            Err(e) => Err(format!("its output could not be read ({e})")),
+        };
+        let last = item.is_err();
+        if tx.send(item).is_err() || last {
+            return;
+        }
     }
 }
 
@@ -343,7 +444,7 @@ impl super::Search<'_> {
             if self.budget_left() == 0 {
                 break end("budget".into(), false);
             }
-            let (set, why) = match agent.ask() {
+            let (set, why) = match agent.ask()? {
                 Ok(Answer::Stop { why }) => {
                     break end(
                         match why {
@@ -590,5 +691,93 @@ read r; echo "$r" >> {log}"#,
         // A command that does not exist.
         let r = run("./no-such-agent-here", 5, Duration::from_secs(20));
         assert!(r.agent.unwrap().failed);
+    }
+
+    /// Runs `run` in a thread and fails if it has not ended within `limit`
+    /// (an agent must never hang klab).
+    fn run_within(
+        script: &'static str,
+        budget: usize,
+        timeout: Duration,
+        limit: Duration,
+    ) -> TuneReport {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(run(script, budget, timeout));
+        });
+        rx.recv_timeout(limit)
+            .unwrap_or_else(|_| panic!("the search with {script:?} did not end within {limit:?}"))
+    }
+
+    #[test]
+    fn a_line_that_never_ends_is_cut_short() {
+        // Before: klab read it whole (7 GB in 20 s) until the answer timeout.
+        let r = run_within(
+            "read h; yes | tr -d '\\n'",
+            5,
+            Duration::from_secs(20),
+            Duration::from_secs(15),
+        );
+        let end = r.agent.unwrap();
+        assert!(end.failed);
+        assert!(end.ended.contains("longer than 1 MiB"), "{}", end.ended);
+    }
+
+    #[test]
+    fn an_agent_that_never_reads_cannot_block_klab() {
+        // Fast answers (each a rejected trial, its long knob name quoted
+        // back in klab's message), and never a read: klab's messages fill
+        // the pipe, and a blocking write would wait forever.
+        let r = run_within(
+            r#"k=$(printf 'k%.0s' $(seq 3000)); while :; do echo "{\"set\": {\"$k\": 1}}"; done"#,
+            200,
+            Duration::from_millis(500),
+            Duration::from_secs(30),
+        );
+        let end = r.agent.unwrap();
+        assert!(end.failed);
+        assert!(
+            end.ended
+                .contains("did not read klab's message within 500ms"),
+            "{}",
+            end.ended
+        );
+    }
+
+    #[test]
+    fn what_the_agent_started_goes_even_when_its_shell_is_gone() {
+        let dir = tempfile::tempdir().unwrap();
+        let pidfile = dir.path().join("pid");
+        // The shell starts a child in the background (it keeps the output
+        // pipe open) and exits at once.
+        let script = format!(
+            "read h; sleep 779 & echo $! > {}; exit 0",
+            pidfile.display()
+        );
+        let r = run(&script, 5, Duration::from_millis(500));
+        assert!(r.agent.unwrap().failed);
+        let pid = std::fs::read_to_string(&pidfile)
+            .unwrap()
+            .trim()
+            .to_string();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            // Gone, or a zombie waiting for whoever adopted it.
+            let state = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .map(|s| {
+                    s.rsplit_once(") ")
+                        .map(|(_, r)| r.chars().next())
+                        .unwrap_or(None)
+                })
+                .unwrap_or(None);
+            if matches!(state, None | Some('Z') | Some('X')) {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the agent's child {pid} is still running"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 }

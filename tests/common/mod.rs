@@ -253,3 +253,21 @@ pub fn write_lab(dir: &Path, name: &str, lab_toml: &str) {
     std::fs::write(d.join("lab.toml"), lab_toml).unwrap();
     std::fs::write(d.join("README.md"), format!("# {name}\n")).unwrap();
 }
+
+/// Makes a FIFO at `path` (a file that is not a regular one, nobody writing).
+pub fn mkfifo(path: &Path) {
+    let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
+    assert_eq!(
+        unsafe { libc::mkfifo(c.as_ptr(), 0o600) },
+        0,
+        "mkfifo {path:?}"
+    );
+}
+
+/// True when process `pid` has ended: gone, or a zombie waiting for
+/// whoever adopted it.
+pub fn has_ended(pid: &str) -> bool {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let state = stat.rsplit_once(") ").and_then(|(_, r)| r.chars().next());
+    matches!(state, None | Some('Z') | Some('X'))
+}

@@ -126,6 +126,30 @@ impl LocalBroker {
             .map(|(_, id)| id)
     }
 
+    /// Marks node `id`, which died on its own, as down: it is not reported
+    /// again, and [`LocalBroker::heal`] starts it again.
+    pub fn note_down(&mut self, id: i32) {
+        if let Ok(n) = self.node_mut(id) {
+            n.down = true;
+        }
+    }
+
+    /// Whether the cluster goes on without node `id` (besides the nodes
+    /// already down): more than one node, and a majority of them, the
+    /// controllers' quorum among them, still running.
+    pub fn survives_loss_of(&self, id: i32) -> bool {
+        let size = self.nodes.len();
+        let alive = |n: &Node| n.id() != id && !n.down;
+        let up = self.nodes.iter().filter(|n| alive(n)).count();
+        let controllers = self.nodes.iter().filter(|n| n.is_controller()).count();
+        let controllers_up = self
+            .nodes
+            .iter()
+            .filter(|n| n.is_controller() && alive(n))
+            .count();
+        size > 1 && 2 * up > size && 2 * controllers_up > controllers
+    }
+
     /// Sends a signal to node `id` and marks it down on purpose (its death
     /// fails no measurement).
     pub fn signal_node(&mut self, id: i32, sig: i32, down: bool) -> Result<()> {
