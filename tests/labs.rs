@@ -47,6 +47,48 @@ fn every_shipped_lab_loads_and_extends_the_one_before() {
     }
 }
 
+/// Every lab of every track folder (found as `klab lab list` finds them,
+/// so a new track is checked without a change here): it loads, has a
+/// README, a fix that changes something, and workloads that resolve, quick
+/// and full, with its fix and without.
+#[test]
+fn every_lab_of_every_track_loads_with_its_readme_and_fix() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("labs");
+    let tracks = klab::lab::tracks(&root);
+    let names: Vec<&str> = tracks.iter().map(|(n, _)| n.as_str()).collect();
+    for expected in ["broker", "durability", "client"] {
+        assert!(
+            names.contains(&expected),
+            "track {expected} not found: {names:?}"
+        );
+    }
+    let mut seen = 0;
+    for (name, dir) in &tracks {
+        assert!(
+            dir.join("README.md").is_file(),
+            "track {name} has no README"
+        );
+        let labs = klab::lab::load_track(&root, name).unwrap_or_else(|e| panic!("{name}: {e:#}"));
+        for (i, l) in labs.labs.iter().enumerate() {
+            let id = format!("{name}/{}", l.id);
+            assert!(l.dir.join("README.md").is_file(), "{id} has no README");
+            for quick in [true, false] {
+                l.workload(quick, Some(10_000.0))
+                    .unwrap_or_else(|e| panic!("{id}: {e:#}"));
+                l.fixed_workload(&l.fix, quick, Some(10_000.0))
+                    .unwrap_or_else(|e| panic!("{id} fixed: {e:#}"));
+            }
+            // A lab graded on its fix has one (a lab that only shows, like
+            // durability/02, has none and grades no fixed step).
+            if (i > 0 && !l.expect.fixed.is_empty()) || l.is_capacity_lab() {
+                assert!(!l.fix.is_empty(), "{id} has no fix");
+            }
+            seen += 1;
+        }
+    }
+    assert!(seen >= 17, "{seen} labs");
+}
+
 /// A labs directory with a fast reference and one lab.
 fn tiny_labs(dir: &Path) {
     write_lab(

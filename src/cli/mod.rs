@@ -149,7 +149,7 @@ pub struct ConsumeArgs {
     #[arg(long, value_name = "N", default_value_t = 1, value_parser = parse_producers)]
     pub producers: u32,
     /// Consumer clients sharing the partitions (one thread each).
-    #[arg(long, value_name = "N", default_value_t = 1, value_parser = workload::parse_consumers)]
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = parse_consumer_count)]
     pub consumers: u32,
     /// Simulated work per record in each consumer, e.g. 200us (default 0).
     #[arg(long, value_name = "D", value_parser = parse_duration)]
@@ -277,6 +277,11 @@ pub fn parse_strategy(s: &str) -> Result<StrategyArg, String> {
 }
 
 /// Tuner budgets: at least one trial, at most a few hours of measuring.
+/// Consumer clients: 1 to the workload's limit.
+pub fn parse_consumer_count(s: &str) -> Result<u32, String> {
+    parse_count(s, crate::model::limits::MAX_CONSUMERS)
+}
+
 /// Rounds of a rehearsal: 1 to 100.
 pub fn parse_rounds(s: &str) -> Result<usize, String> {
     let n: usize = s

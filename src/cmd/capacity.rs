@@ -10,7 +10,7 @@ use crate::lab::capacity::{BASE, Config, TYPICAL_PROBES, search};
 use crate::lab::file::parse_fix_file;
 use crate::lab::session::{Session, SessionOptions};
 use crate::lab::target::{describe_estimate, estimate};
-use crate::model::{BrokerConfig, Workload, defaults};
+use crate::model::{BrokerConfig, Workload};
 use crate::stats::report::{check_writable, new_run_dir, utc_now, write_atomic, write_json};
 use crate::usage;
 use anyhow::Result;
@@ -22,8 +22,8 @@ const QUICK_WARMUP: Duration = Duration::from_secs(2);
 
 pub fn execute(a: &CapacityArgs) -> Result<Outcome> {
     // Everything the user typed is checked before anything starts.
-    let w = &a.workload;
-    if w.rate.is_some() || w.max {
+    let w = a.workload.patch();
+    if w.rate.is_some() {
         return Err(usage!(
             "--rate/--max: klab capacity chooses each probe's rate itself (drop the flag)"
         ));
@@ -227,23 +227,17 @@ fn lab_mode(
     a: &CapacityArgs,
     key: &str,
 ) -> Result<(Lab, Workload, crate::lab::capacity::CapacityPatch)> {
-    let w = &a.workload;
-    let given = [
-        (w.duration.is_some(), "--duration"),
-        (w.warmup.is_some(), "--warmup"),
-        (w.topic.is_some(), "--topic"),
-        (!w.producer_set.is_empty(), "--producer-set"),
-        (w.replication_factor.is_some(), "--replication-factor"),
-        (w.min_insync_replicas.is_some(), "--min-insync-replicas"),
-        (
-            w.message_bytes != defaults::MESSAGE_BYTES,
-            "--message-bytes",
-        ),
-        (w.partitions != defaults::PARTITIONS, "--partitions"),
-        (w.producers != defaults::PRODUCERS, "--producers"),
-        (w.acks != crate::model::Acks::All, "--acks"),
-    ];
-    if let Some((_, flag)) = given.iter().find(|(g, _)| *g) {
+    let w = a.workload.patch();
+    let flag = |k: &str| format!("--{}", k.replace('_', "-"));
+    let given = w
+        .keys_set()
+        .into_iter()
+        .map(flag)
+        .chain(a.workload.topic.as_ref().map(|_| "--topic".to_string()))
+        .chain((!w.producer.is_empty()).then(|| "--producer-set".to_string()))
+        .chain((!w.consumer.is_empty()).then(|| "--consumer-set".to_string()))
+        .next();
+    if let Some(flag) = given {
         return Err(usage!(
             "{flag}: with --lab the workload is the lab's (see klab lab show {key}); drop the flag, or use --compare with a fix file's [producer]"
         ));
@@ -271,10 +265,11 @@ fn run_mode_lab(a: &CapacityArgs) -> Result<Lab> {
 fn run_mode_workload(a: &CapacityArgs) -> Result<Workload> {
     let mut w = a.workload.workload()?;
     if a.quick {
-        if a.workload.duration.is_none() {
+        let given = &a.workload.settings;
+        if given.duration.is_none() {
             w.duration = Some(QUICK_DURATION);
         }
-        if a.workload.warmup.is_none() {
+        if given.warmup.is_none() {
             w.warmup = QUICK_WARMUP;
         }
     }

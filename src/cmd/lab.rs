@@ -192,7 +192,8 @@ fn show(a: &LabShowArgs) -> Result<Outcome> {
                 } else {
                     lab.workload.clone()
                 };
-                let w = crate::lab::workload_from_patch(&p, Some(1.0))
+                let w = p
+                    .resolve(Some(1.0))
                     .map(|w| {
                         w.describe().replacen(
                             "rate 1/s",

@@ -190,9 +190,13 @@ impl PodFaults {
             return;
         };
         let pod = pod_of(&self.statefulset, n);
+        // Every action named: a new one must say what it is on Kubernetes
+        // (here and in `refusal`), never fall into a default.
         let grace = match spec.action {
             FaultAction::Kill => Some(0),
-            _ => None,
+            FaultAction::Stop => None,
+            // Refused when the lab was read (see `refusal`).
+            FaultAction::Pause | FaultAction::Restart => return,
         };
         tracing::info!(
             "fault: {} broker {n} (pod {pod}) at {:.1}s",

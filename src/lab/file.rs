@@ -14,7 +14,7 @@ use toml::Spanned;
 use super::expect::expect;
 pub use super::expect::{Expect, Metric, RawExpect, Rule};
 pub use super::fix::Fix;
-pub use super::patch::{RateSpec, WorkloadPatch};
+pub use crate::model::settings::{Given, RateSpec, SetError, WorkloadPatch};
 
 /// A mistake in a lab file, located.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -107,32 +107,29 @@ pub struct RawFix {
     pub consumer: BTreeMap<String, Spanned<toml::Value>>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawWorkload {
-    /// Records/s, `"max"`, or `"60%"` of the machine's calibrated capacity.
-    pub rate: Option<Spanned<toml::Value>>,
-    pub messages: Option<Spanned<i64>>,
-    pub duration: Option<Spanned<String>>,
-    pub warmup: Option<Spanned<String>>,
-    pub message_bytes: Option<Spanned<i64>>,
-    pub partitions: Option<Spanned<i64>>,
-    pub acks: Option<Spanned<toml::Value>>,
-    /// Independent producer clients sharing the rate.
-    pub producers: Option<Spanned<i64>>,
-    /// Replicas per partition of the workload's topic.
-    pub replication_factor: Option<Spanned<i64>>,
-    /// The topic's `min.insync.replicas`.
-    pub min_insync_replicas: Option<Spanned<i64>>,
+/// `[workload]` or `[quick]` as written: each setting by its key (see
+/// `model::settings`), read through `WorkloadPatch::set`; its client tables
+/// come from [`ClientTables`] (a second reading keeps their keys' places).
+pub type RawWorkload = BTreeMap<Spanned<String>, Spanned<toml::Value>>;
+
+/// The `producer` and `consumer` tables of `[workload]` and `[quick]`,
+/// with the place of each key.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct ClientTables {
     #[serde(default)]
     pub producer: BTreeMap<String, Spanned<toml::Value>>,
-    /// `fixed` or `json`.
-    pub payload: Option<Spanned<String>>,
-    pub consumers: Option<Spanned<i64>>,
-    /// Simulated work per record in each consumer.
-    pub processing: Option<Spanned<String>>,
     #[serde(default)]
     pub consumer: BTreeMap<String, Spanned<toml::Value>>,
+}
+
+/// The second reading of a lab file: only the client tables of its
+/// workloads (everything else is the first reading's).
+#[derive(Debug, Clone, Default, Deserialize)]
+struct RawClients {
+    #[serde(default)]
+    workload: ClientTables,
+    #[serde(default)]
+    quick: ClientTables,
 }
 
 /// A parsed, validated lab file (before its `extends` chain is resolved).
@@ -290,12 +287,14 @@ fn validate(cx: &Ctx<'_>, raw: RawLab) -> Result<LabFile, LabFileError> {
         Some(f) => parse_fix(cx, "fix", f)?,
         None => Fix::default(),
     };
+    // Valid TOML by now, so the second reading cannot fail on syntax.
+    let clients: RawClients = toml::from_str(cx.text).unwrap_or_default();
     let workload = match &raw.workload {
-        Some(w) => parse_workload(cx, "workload", w)?,
+        Some(w) => parse_workload(cx, "workload", w, &clients.workload)?,
         None => WorkloadPatch::default(),
     };
     let quick = match &raw.quick {
-        Some(w) => parse_workload(cx, "quick", w)?,
+        Some(w) => parse_workload(cx, "quick", w, &clients.quick)?,
         None => WorkloadPatch::default(),
     };
     let expect = match &raw.expect {
@@ -558,110 +557,44 @@ fn parse_workload(
     cx: &Ctx<'_>,
     table: &str,
     w: &RawWorkload,
+    clients: &ClientTables,
 ) -> Result<WorkloadPatch, LabFileError> {
     let mut out = WorkloadPatch::default();
-    if let Some(r) = &w.rate {
-        let allowed = "records/s (a number > 0), \"max\", or a share of capacity like \"60%\"";
-        let spec = match r.get_ref() {
-            toml::Value::Integer(i) if *i > 0 && (*i as f64) <= limits::MAX_RATE => {
-                RateSpec::Fixed(*i as f64)
+    let mut length: Option<&Spanned<String>> = None;
+    for (k, v) in w {
+        let key = k.get_ref().as_str();
+        if matches!(key, "producer" | "consumer") {
+            if !v.get_ref().is_table() {
+                return Err(cx.err(
+                    v,
+                    format!("{table}.{key}: expected a table of librdkafka settings, e.g. [{table}.{key}] with linger.ms = 5"),
+                ));
             }
-            toml::Value::Float(f) if *f > 0.0 && *f <= limits::MAX_RATE => RateSpec::Fixed(*f),
-            toml::Value::String(s) if s == "max" => RateSpec::Max,
-            toml::Value::String(s) if s.ends_with('%') => {
-                let p: f64 = s
-                    .trim_end_matches('%')
-                    .trim()
-                    .parse()
-                    .map_err(|_| cx.err(r, format!("{table}.rate: '{s}' is not {allowed}")))?;
-                if !(p > 0.0 && p <= 100.0) {
-                    return Err(cx.err(
-                        r,
-                        format!("{table}.rate: {s} is out of range; a share is in (0%, 100%]"),
-                    ));
-                }
-                RateSpec::OfCapacity(p / 100.0)
+            continue;
+        }
+        if matches!(key, "messages" | "duration") {
+            if length.is_some() {
+                return Err(cx.err(k, format!("{table}: give messages or duration, not both")));
             }
-            other => return Err(cx.err(r, format!("{table}.rate: {other} is not {allowed}"))),
-        };
-        out.rate = Some(spec);
-    }
-    if let Some(m) = &w.messages {
-        let field = format!("{table}.messages");
-        out.messages = Some(cx.in_range(m, &field, 1, limits::MAX_MESSAGES)?);
-    }
-    if let Some(d) = &w.duration {
-        let v =
-            parse_duration(d.get_ref()).map_err(|e| cx.err(d, format!("{table}.duration: {e}")))?;
-        if v.is_zero() {
-            return Err(cx.err(d, format!("{table}.duration: must be longer than 0")));
+            length = Some(k);
         }
-        out.duration = Some(v);
-    }
-    if out.messages.is_some() && out.duration.is_some() {
-        return Err(cx.err_at(
-            w.duration.as_ref().map(|d| d.span()),
-            format!("{table}: give messages or duration, not both"),
-        ));
-    }
-    if let Some(d) = &w.warmup {
-        out.warmup = Some(
-            parse_duration(d.get_ref()).map_err(|e| cx.err(d, format!("{table}.warmup: {e}")))?,
-        );
-    }
-    if let Some(b) = &w.message_bytes {
-        let field = format!("{table}.message_bytes");
-        let (lo, hi) = (limits::MIN_MESSAGE_BYTES, limits::MAX_MESSAGE_BYTES);
-        out.message_bytes = Some(cx.in_range(b, &field, lo as u64, hi as u64)? as usize);
-    }
-    if let Some(p) = &w.partitions {
-        let field = format!("{table}.partitions");
-        let hi = limits::MAX_PARTITIONS as u64;
-        out.partitions = Some(cx.in_range(p, &field, 1, hi)? as i32);
-    }
-    if let Some(p) = &w.producers {
-        let field = format!("{table}.producers");
-        let hi = limits::MAX_PRODUCERS as u64;
-        out.producers = Some(cx.in_range(p, &field, 1, hi)? as u32);
-    }
-    let hi = limits::MAX_REPLICATION as u64;
-    if let Some(r) = &w.replication_factor {
-        let field = format!("{table}.replication_factor");
-        out.replication_factor = Some(cx.in_range(r, &field, 1, hi)? as u32);
-    }
-    if let Some(r) = &w.min_insync_replicas {
-        let field = format!("{table}.min_insync_replicas");
-        out.min_insync_replicas = Some(cx.in_range(r, &field, 1, hi)? as u32);
-    }
-    if let Some(a) = &w.acks {
-        let s = scalar(a.get_ref()).unwrap_or_default();
-        out.acks = Some(
-            s.parse()
-                .map_err(|e: String| cx.err(a, format!("{table}.acks: {e}")))?,
-        );
-    }
-    out.producer = producer_settings(cx, table, &w.producer)?;
-    if let Some(p) = &w.payload {
-        out.payload = Some(
-            p.get_ref()
-                .parse()
-                .map_err(|e: String| cx.err(p, format!("{table}.payload: {e}")))?,
-        );
-    }
-    if let Some(c) = &w.consumers {
-        let field = format!("{table}.consumers");
-        let hi = limits::MAX_CONSUMERS as u64;
-        out.consumers = Some(cx.in_range(c, &field, 1, hi)? as u32);
-    }
-    if let Some(d) = &w.processing {
-        let v = parse_duration(d.get_ref())
-            .map_err(|e| cx.err(d, format!("{table}.processing: {e}")))?;
-        if v > limits::MAX_PROCESSING {
-            return Err(cx.err(d, format!("{table}.processing: at most 1s per record")));
+        out.set(key, Given::Toml(v.get_ref()))
+            .map_err(|e| {
+                match e {
+            SetError::Bad(why) => cx.err(v, format!("{table}.{key}: {why}")),
+            SetError::Unknown(near) => cx.err(
+                k,
+                format!(
+                    "{table}.{key}: unknown setting{}; the settings are: {}, producer, consumer",
+                    near.map(|n| format!(" (did you mean {n}?)")).unwrap_or_default(),
+                    WorkloadPatch::KEYS.join(", ")
+                ),
+            ),
         }
-        out.processing = Some(v);
+            })?;
     }
-    out.consumer = client_settings(cx, table, "consumer", &w.consumer)?;
+    out.producer = client_settings(cx, table, "producer", &clients.producer)?;
+    out.consumer = client_settings(cx, table, "consumer", &clients.consumer)?;
     Ok(out)
 }
 
@@ -778,6 +711,12 @@ p99_at_most = 1.5
         let e = err("title = \"a\"\n[workload]\npartitions = 0\n");
         assert!(e.message.contains("workload.partitions"), "{e}");
         assert_eq!((e.line, e.column), (Some(3), Some(14)), "{e}");
+        let e = err("title = \"a\"\n[workload]\nproducer = 5\n");
+        assert!(
+            e.message.contains("workload.producer: expected a table"),
+            "{e}"
+        );
+        assert_eq!(e.line, Some(3), "{e}");
         let e = err("title = \"a\"\n[workload]\nrate = -3\n");
         assert!(e.message.contains("workload.rate"), "{e}");
         let e = err("title = \"a\"\n[workload]\nrate = \"150%\"\n");

@@ -9,7 +9,6 @@ pub mod capacity;
 pub mod expect;
 pub mod file;
 pub mod fix;
-pub mod patch;
 pub mod rehearse;
 pub mod run;
 pub mod session;
@@ -160,7 +159,7 @@ impl Lab {
         } else {
             self.workload.clone()
         };
-        workload_from_patch(&p, capacity)
+        crate::model::WorkloadPatch::resolve(&p, capacity)
             .map_err(|e| usage!("{}: workload: {e}", self.dir.join("lab.toml").display()))
     }
 
@@ -168,46 +167,6 @@ impl Lab {
     pub fn needs_capacity(&self) -> bool {
         matches!(self.workload.rate, Some(RateSpec::OfCapacity(_)))
     }
-}
-
-/// Defaults for what no lab along the chain sets.
-pub fn workload_from_patch(p: &WorkloadPatch, capacity: Option<f64>) -> Result<Workload, String> {
-    let d = Workload::default();
-    let rate = match p.rate {
-        None => d.rate,
-        Some(RateSpec::Fixed(r)) => Some(r),
-        Some(RateSpec::Max) => None,
-        Some(RateSpec::OfCapacity(s)) => match capacity {
-            Some(c) => Some((c * s).max(1.0)),
-            None => return Err("rate is a share of capacity, but no capacity was measured".into()),
-        },
-    };
-    let (messages, duration) = match (p.messages, p.duration) {
-        (Some(n), _) => (Some(n), None),
-        (None, Some(t)) => (None, Some(t)),
-        (None, None) => (None, d.duration),
-    };
-    let w = Workload {
-        rate,
-        messages,
-        duration,
-        warmup: p.warmup.unwrap_or(d.warmup),
-        message_bytes: p.message_bytes.unwrap_or(d.message_bytes),
-        partitions: p.partitions.unwrap_or(d.partitions),
-        acks: p.acks.unwrap_or(d.acks),
-        producer: p.producer.clone(),
-        topic: None,
-        producers: p.producers.unwrap_or(d.producers),
-        replication_factor: p.replication_factor,
-        min_insync_replicas: p.min_insync_replicas,
-        faults: p.faults.clone().unwrap_or_default(),
-        payload: p.payload.unwrap_or(d.payload),
-        consumers: p.consumers.unwrap_or(d.consumers),
-        processing: p.processing.unwrap_or(d.processing),
-        consumer: p.consumer.clone(),
-    };
-    w.validate()?;
-    Ok(w)
 }
 
 /// All labs of a directory, in order.
@@ -871,9 +830,11 @@ mod tests {
             rate: Some(RateSpec::OfCapacity(0.5)),
             ..Default::default()
         };
-        assert!(workload_from_patch(&p, None).is_err());
+        assert!(crate::model::WorkloadPatch::resolve(&p, None).is_err());
         assert_eq!(
-            workload_from_patch(&p, Some(1000.0)).unwrap().rate,
+            crate::model::WorkloadPatch::resolve(&p, Some(1000.0))
+                .unwrap()
+                .rate,
             Some(500.0)
         );
     }

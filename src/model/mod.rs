@@ -10,10 +10,12 @@ use std::fmt;
 mod cpu;
 mod fault;
 mod payload;
+pub mod settings;
 mod workload;
 pub use cpu::CpuUse;
 pub use fault::*;
 pub use payload::Payload;
+pub use settings::{RateSpec, WorkloadPatch};
 pub(crate) use workload::opt_secs;
 pub use workload::*;
 

@@ -445,6 +445,24 @@ mod tests {
     use super::*;
 
     #[test]
+    fn every_knob_has_its_place_in_the_capacity_order() {
+        let names: Vec<&str> = KNOBS.iter().chain(CAPACITY_KNOBS).map(|k| k.name).collect();
+        for n in &names {
+            assert!(
+                CAPACITY_ORDER.contains(n),
+                "knob {n} is missing from CAPACITY_ORDER: --objective capacity would never try it"
+            );
+        }
+        for n in CAPACITY_ORDER {
+            assert!(
+                names.contains(n),
+                "CAPACITY_ORDER names {n}, which is no knob"
+            );
+        }
+        assert_eq!(Space::capacity_space(false).knobs.len(), names.len());
+    }
+
+    #[test]
     fn every_knob_value_is_valid_for_kafka() {
         for k in KNOBS {
             assert!(k.good < k.values.len());
