@@ -46,16 +46,16 @@ pub fn execute(a: &TuneArgs) -> Result<Outcome> {
     let mut s = match &a.bootstrap {
         Some(b) => {
             super::check_bootstrap(b)?;
-            if let Some(j) = &a.session.json {
+            if let Some(j) = &a.session.out.json {
                 crate::stats::report::check_writable(j)
                     .map_err(|e| usage!("--json {}: {e}", j.display()))?;
             }
-            let run_dir = crate::stats::report::new_run_dir(&a.session.results)?;
+            let run_dir = crate::stats::report::new_run_dir(&a.session.out.results)?;
             let mut s = Session::new(SessionOptions {
                 kafka: None,
                 run_dir,
                 quick: a.session.quick,
-                progress: crate::stats::progress::Progress::detect(a.session.quiet),
+                progress: crate::stats::progress::Progress::detect(a.session.out.quiet),
                 brokers: 1,
                 recalibrate: a.session.recalibrate,
             })?;
@@ -175,7 +175,7 @@ pub fn execute(a: &TuneArgs) -> Result<Outcome> {
                 "tune",
                 &rows,
                 &s.ledger.results,
-                a.session.json.as_deref(),
+                a.session.out.json.as_deref(),
             );
             crate::errln!(
                 "klab: the trials measured so far are in {}",
@@ -187,7 +187,7 @@ pub fn execute(a: &TuneArgs) -> Result<Outcome> {
     stop?;
     let dir = s.opts.run_dir.clone();
     write_json(&dir.join("tune.json"), &report)?;
-    if let Some(j) = &a.session.json {
+    if let Some(j) = &a.session.out.json {
         write_json(j, &report)?;
     }
     let mut table = trace::table(&report);

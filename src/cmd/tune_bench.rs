@@ -548,7 +548,7 @@ fn report(
         }
         write_atomic(&d.join("tune-bench.txt"), text.as_bytes())?;
     }
-    if let Some(j) = &a.session.json {
+    if let Some(j) = &a.session.out.json {
         write_json(j, &report)?;
     }
     crate::outln!("{t}");
