@@ -5,7 +5,6 @@ use crate::cli::{StrategyArg, TuneArgs};
 use crate::lab::run::{LabMeasurer, tuner_start};
 use crate::lab::session::{Session, SessionOptions};
 use crate::lab::summary::{Row, write_summary};
-use crate::lab::target::LabTarget;
 use crate::lab::{Lab, load_with};
 use crate::model::Workload;
 use crate::stats::report::{write_atomic, write_json};
@@ -138,7 +137,7 @@ pub fn execute(a: &TuneArgs) -> Result<Outcome> {
     let outcome = (|| -> Result<crate::tuner::TuneReport> {
         // The capacity objective sets the rate per probe: no calibration.
         let capacity = if lab.needs_capacity() && !by_capacity {
-            Some(s.calibrate(labs.baseline())?)
+            Some(crate::lab::run::calibrate(&mut s, labs.baseline())?)
         } else {
             None
         };
