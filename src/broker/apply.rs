@@ -36,8 +36,21 @@ pub trait Reconfigure {
 }
 
 /// Brings `b` to `cfg`: unchanged, a dynamic change, or a restart (also
-/// when an earlier change left no broker running).
+/// when an earlier change left no broker running), and tells the event bus
+/// what moved.
 pub fn apply(b: &mut dyn Reconfigure, cfg: &BrokerConfig) -> Result<Applied> {
+    let current = b.config();
+    let how = reconcile(b, cfg)?;
+    if how != Applied::Unchanged {
+        announce(how, &current, cfg);
+    }
+    Ok(how)
+}
+
+/// [`apply`] without the announcement, for a caller that says itself what
+/// the change was (a warm spare taken back is `Reused` from the broker
+/// before it, not a dynamic change of the spare).
+pub fn reconcile(b: &mut dyn Reconfigure, cfg: &BrokerConfig) -> Result<Applied> {
     if cancel::interrupted() {
         return Err(Interrupted.into());
     }
@@ -50,12 +63,10 @@ pub fn apply(b: &mut dyn Reconfigure, cfg: &BrokerConfig) -> Result<Applied> {
         Applied::Unchanged => Ok(Applied::Unchanged),
         Applied::Dynamic => {
             b.set_dynamic(&knobs::changed_keys(&current, cfg))?;
-            announce(Applied::Dynamic, &current, cfg);
             Ok(Applied::Dynamic)
         }
         _ => {
             b.restart(cfg)?;
-            announce(Applied::Restarted, &current, cfg);
             Ok(Applied::Restarted)
         }
     }

@@ -1,8 +1,8 @@
 //! The arguments of `klab capacity`.
 
 use super::{
-    BrokerArgs, KafkaArgs, LabsDirArgs, UiArgs, WorkloadArgs, parse_brokers,
-    parse_nonzero_duration, parse_results,
+    BrokerArgs, KafkaArgs, LabsDirArgs, OutputArgs, UiArgs, WorkloadArgs, parse_brokers,
+    parse_nonzero_duration,
 };
 use clap::Args;
 use std::path::PathBuf;
@@ -46,15 +46,8 @@ pub struct CapacityArgs {
     pub broker: BrokerArgs,
     #[command(flatten)]
     pub workload: WorkloadArgs,
-    /// Also write the report (JSON) to FILE.
-    #[arg(long, value_name = "FILE")]
-    pub json: Option<PathBuf>,
-    /// Where run directories go.
-    #[arg(long, value_name = "DIR", default_value = "results", value_parser = parse_results)]
-    pub results: PathBuf,
-    /// No progress output.
-    #[arg(long, short)]
-    pub quiet: bool,
+    #[command(flatten)]
+    pub out: OutputArgs,
     #[command(flatten)]
     pub ui: UiArgs,
 }

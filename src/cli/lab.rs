@@ -1,8 +1,10 @@
 //! The arguments of `klab lab`: list, show, run, check and rehearse, and the
 //! session flags they share.
 
-use super::{BrokerArgs, KafkaArgs, UiArgs, parse_brokers, parse_budget, parse_nonzero_duration};
-use super::{parse_results, parse_rounds, parse_share};
+use super::{
+    BrokerArgs, KafkaArgs, OutputArgs, UiArgs, parse_brokers, parse_budget, parse_nonzero_duration,
+};
+use super::{parse_rounds, parse_share};
 use crate::units::parse_key_value;
 use clap::{Args, Subcommand};
 use std::path::PathBuf;
@@ -72,15 +74,8 @@ pub struct SessionArgs {
     /// Shorter measurements (the whole demo in under 10 minutes on 2 cores).
     #[arg(long)]
     pub quick: bool,
-    /// Also write every step's result (a JSON list) to FILE.
-    #[arg(long, value_name = "FILE")]
-    pub json: Option<PathBuf>,
-    /// Where run directories go.
-    #[arg(long, value_name = "DIR", default_value = "results", value_parser = parse_results)]
-    pub results: PathBuf,
-    /// No progress output.
-    #[arg(long, short)]
-    pub quiet: bool,
+    #[command(flatten)]
+    pub out: OutputArgs,
     /// Run the labs on a local cluster of N brokers instead of their own
     /// `[cluster] brokers`.
     #[arg(long, value_name = "N", allow_hyphen_values = true, value_parser = parse_brokers)]

@@ -461,21 +461,29 @@ pub struct RunArgs {
     pub broker: BrokerArgs,
     #[command(flatten)]
     pub workload: WorkloadArgs,
-    /// Also write the result as JSON to FILE (histograms beside it).
-    #[arg(long, value_name = "FILE")]
-    pub json: Option<PathBuf>,
     /// After the step, count the topic with Kafka's own GetOffsetShell against
     /// klab's counts (`kafka_offsets`; with --bootstrap, name it with --topic).
     #[arg(long)]
     pub kafka_offsets: bool,
-    /// Where run directories go (broker log, result, histograms).
-    #[arg(long, value_name = "DIR", default_value = "results", value_parser = parse_results)]
-    pub results: PathBuf,
-    /// No progress bars.
-    #[arg(long, short)]
-    pub quiet: bool,
+    #[command(flatten)]
+    pub out: OutputArgs,
     #[command(flatten)]
     pub ui: UiArgs,
+}
+
+/// Where a measuring command writes: `--json`, `--results`, `--quiet`.
+#[derive(Args, Debug, Clone)]
+pub struct OutputArgs {
+    /// Also write the result as JSON to FILE (what the command measured:
+    /// a step, every step of a lab run, a report).
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+    /// Where run folders go (results, histograms, plots, broker logs).
+    #[arg(long, value_name = "DIR", default_value = "results", value_parser = parse_results)]
+    pub results: PathBuf,
+    /// No progress output.
+    #[arg(long, short)]
+    pub quiet: bool,
 }
 
 #[derive(Args, Debug)]
@@ -492,15 +500,8 @@ pub struct BenchArgs {
     /// Records per producer/consumer run (default 200000 with --quick, else 500000).
     #[arg(long, value_name = "N", value_parser = parse_messages)]
     pub messages: Option<u64>,
-    /// Also write the report (JSON) to FILE, and its plot beside it.
-    #[arg(long, value_name = "FILE")]
-    pub json: Option<PathBuf>,
-    /// Where run directories go (broker log, bench.json, bench.svg).
-    #[arg(long, value_name = "DIR", default_value = "results", value_parser = parse_results)]
-    pub results: PathBuf,
-    /// No progress output.
-    #[arg(long, short)]
-    pub quiet: bool,
+    #[command(flatten)]
+    pub out: OutputArgs,
     /// Cold starts of one broker and of a 3-node cluster, each timed from
     /// start to ready (0 to 10; default 3 with --quick, else 5).
     #[arg(long, value_name = "N", value_parser = parse_startups)]

@@ -10,7 +10,7 @@ use crate::usage;
 use anyhow::{Context, Result};
 
 pub fn execute(args: &BenchArgs) -> Result<Outcome> {
-    if let Some(j) = &args.json {
+    if let Some(j) = &args.out.json {
         check_writable(j).map_err(|e| usage!("--json {}: {e}", j.display()))?;
     }
     let exe = std::env::current_exe().context("finding the klab binary to run")?;
@@ -28,14 +28,14 @@ pub fn execute(args: &BenchArgs) -> Result<Outcome> {
         opts.startup_messages = opts.startup_messages.min(n);
     }
     opts.rdkafka_performance = rdkafka_performance(args)?;
-    let show = crate::stats::progress::Progress::detect(args.quiet);
+    let show = crate::stats::progress::Progress::detect(args.out.quiet);
     opts.progress = show;
 
     let kafka = KafkaHome::locate(args.kafka.kafka_home.as_deref())?;
     kafka.check_tools()?;
     let kafka_home = kafka.clone();
     crate::broker::kafka_home::java()?;
-    let run_dir = new_run_dir(&args.results)?;
+    let run_dir = new_run_dir(&args.out.results)?;
     let mut broker = super::start_local_broker(
         show,
         kafka,
@@ -63,7 +63,7 @@ pub fn execute(args: &BenchArgs) -> Result<Outcome> {
     bench::summary::ready_goal(&mut report);
 
     bench::save(&report, &run_dir.join("bench.json"))?;
-    if let Some(j) = &args.json {
+    if let Some(j) = &args.out.json {
         bench::save(&report, j)?;
     }
     crate::out!("{}", bench::report::table(&report));

@@ -50,7 +50,7 @@ pub fn execute(a: &CapacityArgs) -> Result<Outcome> {
     }
     let base_broker = lab.broker.overlay(&a.broker.config()?);
     let configs = configs(a, &base_broker, &workload)?;
-    if let Some(j) = &a.json {
+    if let Some(j) = &a.out.json {
         check_writable(j).map_err(|e| usage!("--json {}: {e}", j.display()))?;
     }
     let brokers = a.brokers.unwrap_or(lab.brokers);
@@ -84,12 +84,12 @@ pub fn execute(a: &CapacityArgs) -> Result<Outcome> {
         }
     };
     let _ui = super::start_ui(&a.ui)?;
-    let run_dir = new_run_dir(&a.results)?;
+    let run_dir = new_run_dir(&a.out.results)?;
     let mut s = Session::new(SessionOptions {
         kafka,
         run_dir: run_dir.clone(),
         quick: a.quick,
-        progress: crate::stats::progress::Progress::detect(a.quiet),
+        progress: crate::stats::progress::Progress::detect(a.out.quiet),
         brokers,
         recalibrate: false,
     })?;
@@ -138,7 +138,7 @@ pub fn execute(a: &CapacityArgs) -> Result<Outcome> {
         started_at,
         started,
     );
-    finish(&run_dir, &lab, &report, a.json.as_deref(), error, stop)
+    finish(&run_dir, &lab, &report, a.out.json.as_deref(), error, stop)
 }
 
 /// Writes `capacity.json`, `.svg` and `.txt` (also after an error or
@@ -218,7 +218,14 @@ pub fn lab_run(
     let run_dir = s.opts.run_dir.clone();
     let (report, error) = crate::lab::capacity::capacity_lab(&mut s, lab, fix, limit, true)?;
     let stop = s.stop();
-    finish(&run_dir, lab, &report, session.json.as_deref(), error, stop)
+    finish(
+        &run_dir,
+        lab,
+        &report,
+        session.out.json.as_deref(),
+        error,
+        stop,
+    )
 }
 
 /// `--lab`: the lab's degraded broker and workload; workload flags are
@@ -259,7 +266,7 @@ fn lab_mode(
 
 /// Without a lab: what `klab run` would measure, as a lab named `capacity`.
 fn run_mode_lab(a: &CapacityArgs) -> Result<Lab> {
-    Ok(Lab::bare("capacity", a.results.join(".capacity")))
+    Ok(Lab::bare("capacity", a.out.results.join(".capacity")))
 }
 
 fn run_mode_workload(a: &CapacityArgs) -> Result<Workload> {

@@ -57,7 +57,7 @@ fn k8s(a: &DemoArgs, fix: FixSource) -> Result<Outcome> {
     for lab in &labs.labs {
         crate::k8s::faults::check_lab(lab)?;
     }
-    if let Some(j) = &a.session.json {
+    if let Some(j) = &a.session.out.json {
         check_writable(j).map_err(|e| usage!("--json {}: {e}", j.display()))?;
     }
     let _ui = super::start_ui(&a.session.ui)?;
@@ -65,13 +65,13 @@ fn k8s(a: &DemoArgs, fix: FixSource) -> Result<Outcome> {
     // Before anything is written: is the cluster there, may we read the
     // broker, is klab deployed?
     kube.broker_statefulset(BROKER_STATEFULSET)?;
-    let run_dir = new_run_dir(&a.session.results)?;
+    let run_dir = new_run_dir(&a.session.out.results)?;
     let mut s = K8sSession::new(
         kube,
         K8sOptions {
             run_dir,
             quick: a.session.quick,
-            progress: Progress::detect(a.session.quiet),
+            progress: Progress::detect(a.session.out.quiet),
             timeouts: Timeouts::default(),
             statefulset: BROKER_STATEFULSET.into(),
             brokers: labs.baseline().brokers,
@@ -111,7 +111,7 @@ fn conclude_k8s(
             title,
             rows,
             &s.ledger.results,
-            a.session.json.as_deref(),
+            a.session.out.json.as_deref(),
         )?;
         crate::outln!("{}", summary_table(rows));
         match publish_summary(s, &dir) {

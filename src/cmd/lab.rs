@@ -243,17 +243,17 @@ fn show(a: &LabShowArgs) -> Result<Outcome> {
 /// `brokers`: the lab's `[cluster] brokers` (`--brokers` wins).
 pub fn session(args: &SessionArgs, brokers: u32) -> Result<Session> {
     let brokers = args.brokers.unwrap_or(brokers);
-    if let Some(j) = &args.json {
+    if let Some(j) = &args.out.json {
         check_writable(j).map_err(|e| usage!("--json {}: {e}", j.display()))?;
     }
     let kafka = KafkaHome::locate(args.kafka.kafka_home.as_deref())?;
     java()?;
-    let run_dir = new_run_dir(&args.results)?;
+    let run_dir = new_run_dir(&args.out.results)?;
     Session::new(SessionOptions {
         kafka: Some(kafka),
         run_dir,
         quick: args.quick,
-        progress: crate::stats::progress::Progress::detect(args.quiet),
+        progress: crate::stats::progress::Progress::detect(args.out.quiet),
         brokers,
         recalibrate: args.recalibrate,
     })
@@ -275,7 +275,7 @@ pub fn conclude(
             title,
             rows,
             &s.ledger.results,
-            args.json.as_deref(),
+            args.out.json.as_deref(),
         )?;
         crate::outln!("{}", summary_table(rows));
     }

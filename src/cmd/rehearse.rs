@@ -90,7 +90,7 @@ fn groups(root: &Path, targets: &[String]) -> Result<Vec<Group>> {
 /// campaign), else a new one under `--results`.
 fn campaign_dir(a: &LabRehearseArgs, campaign: &Campaign) -> Result<(PathBuf, Vec<LabRound>)> {
     let Some(dir) = &a.into else {
-        return Ok((new_run_dir(&a.session.results)?, Vec::new()));
+        return Ok((new_run_dir(&a.session.out.results)?, Vec::new()));
     };
     let file = dir.join("campaign.json");
     if file.is_file() {
@@ -117,7 +117,7 @@ fn campaign_dir(a: &LabRehearseArgs, campaign: &Campaign) -> Result<(PathBuf, Ve
 pub fn execute(a: &LabRehearseArgs) -> Result<Outcome> {
     let root = labs_dir(a.session.dir.labs.as_deref());
     let groups = groups(&root, &a.targets)?;
-    if let Some(j) = &a.session.json {
+    if let Some(j) = &a.session.out.json {
         check_writable(j).map_err(|e| usage!("--json {}: {e}", j.display()))?;
     }
     let kafka = KafkaHome::locate(a.session.kafka.kafka_home.as_deref())?;
@@ -131,7 +131,7 @@ pub fn execute(a: &LabRehearseArgs) -> Result<Outcome> {
     if !dir.join("campaign.json").is_file() {
         write_json(&dir.join("campaign.json"), &campaign)?;
     }
-    let progress = Progress::detect(a.session.quiet);
+    let progress = Progress::detect(a.session.out.quiet);
     let first = rehearse::rounds_done(&done) + 1;
     let labs_n: usize = groups.iter().map(|g| g.chosen.len()).sum();
     crate::outln!(
@@ -360,7 +360,7 @@ fn conclude(a: &LabRehearseArgs, dir: &Path, done: &[LabRound], started: Instant
         "labs": tallies,
     });
     write_json(&dir.join("rehearsal.json"), &json)?;
-    if let Some(j) = &a.session.json {
+    if let Some(j) = &a.session.out.json {
         write_json(j, &json)?;
     }
     crate::outln!("{text}");

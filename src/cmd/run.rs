@@ -40,7 +40,7 @@ pub fn execute(args: &RunArgs) -> Result<Outcome> {
         ));
     }
     let requested = args.broker.config()?;
-    if let Some(j) = &args.json {
+    if let Some(j) = &args.out.json {
         check_writable(j).map_err(|e| usage!("--json {}: {e}", j.display()))?;
     }
     if args.kafka_offsets {
@@ -56,7 +56,7 @@ pub fn execute(args: &RunArgs) -> Result<Outcome> {
             .check_tools()
             .map_err(|e| usage!("--kafka-offsets: {e}"))?;
     }
-    let show = crate::stats::progress::Progress::detect(args.quiet);
+    let show = crate::stats::progress::Progress::detect(args.out.quiet);
     let secret = Secret::from_env_or_random()?;
     let _ui = super::start_ui(&args.ui)?;
 
@@ -72,7 +72,7 @@ pub fn execute(args: &RunArgs) -> Result<Outcome> {
             ));
         }
         super::check_bootstrap(bootstrap)?;
-        let run_dir = new_run_dir(&args.results)?;
+        let run_dir = new_run_dir(&args.out.results)?;
         let effective = crate::broker::external::ExternalBroker::connect(bootstrap)
             .map(|b| b.effective().clone())
             .unwrap_or_default();
@@ -95,7 +95,7 @@ pub fn execute(args: &RunArgs) -> Result<Outcome> {
 
     let kafka = KafkaHome::locate(args.kafka.kafka_home.as_deref())?;
     crate::broker::kafka_home::java()?;
-    let run_dir = new_run_dir(&args.results)?;
+    let run_dir = new_run_dir(&args.out.results)?;
     let mut broker = super::start_local_broker(
         show,
         kafka,
@@ -155,7 +155,7 @@ fn finish(
         &run_dir.join("timeline.svg"),
         crate::stats::plot::timelines("klab run", &[series]).as_bytes(),
     )?;
-    if let Some(j) = &args.json {
+    if let Some(j) = &args.out.json {
         m.save(j)?;
     }
     crate::out!("{}", step_table(&m.result));

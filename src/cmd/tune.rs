@@ -5,7 +5,6 @@ use crate::cli::{StrategyArg, TuneArgs};
 use crate::lab::run::{LabMeasurer, tuner_start};
 use crate::lab::session::{Session, SessionOptions};
 use crate::lab::summary::{Row, write_summary};
-use crate::lab::target::LabTarget;
 use crate::lab::{Lab, load_with};
 use crate::model::Workload;
 use crate::stats::report::{write_atomic, write_json};
@@ -46,16 +45,16 @@ pub fn execute(a: &TuneArgs) -> Result<Outcome> {
     let mut s = match &a.bootstrap {
         Some(b) => {
             super::check_bootstrap(b)?;
-            if let Some(j) = &a.session.json {
+            if let Some(j) = &a.session.out.json {
                 crate::stats::report::check_writable(j)
                     .map_err(|e| usage!("--json {}: {e}", j.display()))?;
             }
-            let run_dir = crate::stats::report::new_run_dir(&a.session.results)?;
+            let run_dir = crate::stats::report::new_run_dir(&a.session.out.results)?;
             let mut s = Session::new(SessionOptions {
                 kafka: None,
                 run_dir,
                 quick: a.session.quick,
-                progress: crate::stats::progress::Progress::detect(a.session.quiet),
+                progress: crate::stats::progress::Progress::detect(a.session.out.quiet),
                 brokers: 1,
                 recalibrate: a.session.recalibrate,
             })?;
@@ -138,7 +137,7 @@ pub fn execute(a: &TuneArgs) -> Result<Outcome> {
     let outcome = (|| -> Result<crate::tuner::TuneReport> {
         // The capacity objective sets the rate per probe: no calibration.
         let capacity = if lab.needs_capacity() && !by_capacity {
-            Some(s.calibrate(labs.baseline())?)
+            Some(crate::lab::run::calibrate(&mut s, labs.baseline())?)
         } else {
             None
         };
@@ -175,7 +174,7 @@ pub fn execute(a: &TuneArgs) -> Result<Outcome> {
                 "tune",
                 &rows,
                 &s.ledger.results,
-                a.session.json.as_deref(),
+                a.session.out.json.as_deref(),
             );
             crate::errln!(
                 "klab: the trials measured so far are in {}",
@@ -187,7 +186,7 @@ pub fn execute(a: &TuneArgs) -> Result<Outcome> {
     stop?;
     let dir = s.opts.run_dir.clone();
     write_json(&dir.join("tune.json"), &report)?;
-    if let Some(j) = &a.session.json {
+    if let Some(j) = &a.session.out.json {
         write_json(j, &report)?;
     }
     let mut table = trace::table(&report);

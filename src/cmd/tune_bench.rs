@@ -10,7 +10,6 @@
 
 use super::Outcome;
 use crate::lab::run::{LabMeasurer, tuner_start};
-use crate::lab::target::LabTarget;
 use crate::lab::{Lab, load_with};
 use crate::stats::Spread;
 use crate::stats::report::{write_atomic, write_json};
@@ -327,7 +326,7 @@ pub fn bench(a: &crate::cli::TuneBenchArgs) -> Result<Outcome> {
                 let objective = a.objective.objective(&lab.capacity);
                 let space = space_for(by_capacity);
                 let calibrated = if lab.needs_capacity() && !by_capacity {
-                    Some(s.calibrate(labs.baseline())?)
+                    Some(crate::lab::run::calibrate(&mut s, labs.baseline())?)
                 } else {
                     None
                 };
@@ -548,7 +547,7 @@ fn report(
         }
         write_atomic(&d.join("tune-bench.txt"), text.as_bytes())?;
     }
-    if let Some(j) = &a.session.json {
+    if let Some(j) = &a.session.out.json {
         write_json(j, &report)?;
     }
     crate::outln!("{t}");

@@ -244,7 +244,7 @@ fn probe(
         Some(r) => format!("{}probe {n} {phase} {r:.0}", prefix(&cfg.name)),
         None => format!("{}probe {n} max", prefix(&cfg.name)),
     };
-    let m = target.measure(lab, &label, &cfg.broker, &w)?;
+    let m = crate::lab::run::measure(target, lab, &label, &cfg.broker, &w)?;
     let s = search.settings;
     let mut p = Probe::of(n, phase, rate, &m.result, &s);
     p.result_file = step_file(target.run_dir(), target.step_prefix(), lab, &label)

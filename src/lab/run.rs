@@ -1,15 +1,20 @@
-//! Running labs on any [`LabTarget`]: the reference (lab 01) once, then
-//! each lab degraded and fixed (by its own fix, a student's, or the tuner),
-//! with a summary row per step.
+//! The lab runner, the same on every [`LabTarget`]: the reference (lab 01)
+//! once, then each lab degraded and fixed (by its own fix, a student's, or
+//! the tuner), a verdict per step and a second measurement of a step whose
+//! verdict is unsure, with a summary row per step; and below, how every step
+//! is applied, announced, warmed up, measured and kept, and how capacity is
+//! calibrated. The target supplies only what differs: applying a broker
+//! config and measuring a load.
 
 use crate::cancel;
 use crate::error::Interrupted;
+use crate::lab::calibration::{Calibration, Key};
 use crate::lab::file::Fix;
 use crate::lab::summary::Row;
 use crate::lab::target::LabTarget;
 use crate::lab::verdict::{self, Check, Judged, Ratios, Verdict, ratios};
 use crate::lab::{Lab, Labs};
-use crate::model::{BrokerConfig, StepResult, Workload};
+use crate::model::{Applied, BrokerConfig, StepResult, Workload};
 use crate::stats::report::Measurement;
 use crate::stats::report::write_json;
 use crate::tuner::space::{Candidate, Space};
@@ -78,9 +83,7 @@ impl LabMeasurer<'_> {
 impl Measurer for LabMeasurer<'_> {
     fn measure(&mut self, label: &str, c: &Candidate) -> Result<StepResult> {
         let w = self.workload_for(c)?;
-        self.session
-            .measure(self.lab, label, &c.broker, &w)
-            .map(|m| m.result)
+        measure(self.session, self.lab, label, &c.broker, &w).map(|m| m.result)
     }
 
     fn set_prefix(&mut self, prefix: &str) {
@@ -202,7 +205,7 @@ pub fn run_labs(
     let quick = session.quick();
     let calibrating = session.ledger().capacity.is_none();
     let capacity = if baseline.needs_capacity() || chosen.iter().any(|l| l.needs_capacity()) {
-        Some(session.calibrate(baseline)?)
+        Some(calibrate(session, baseline)?)
     } else {
         None
     };
@@ -299,7 +302,7 @@ fn reference_step(
     baseline: &Lab,
     w: &Workload,
 ) -> Result<Measurement> {
-    let m = session.measure(baseline, "reference", &baseline.broker, w)?;
+    let m = measure(session, baseline, "reference", &baseline.broker, w)?;
     let Some(n) = m.result.noise.filter(|_| !steady(&m)) else {
         return Ok(m);
     };
@@ -307,7 +310,7 @@ fn reference_step(
         "{} reference: too noisy to compare against (e2e p99 {:.1}–{:.1} ms, records/s {:.0}–{:.0}); measuring it once more",
         baseline.id, n.e2e_p99_ms.lo, n.e2e_p99_ms.hi, n.msgs_per_s.lo, n.msgs_per_s.hi
     ));
-    let again = session.measure(baseline, "reference again", &baseline.broker, w)?;
+    let again = measure(session, baseline, "reference again", &baseline.broker, w)?;
     if steady(&again) {
         session.say(&format!(
             "{} reference: the second window is steady; it is the reference",
@@ -339,7 +342,7 @@ fn judged_step(
     reference: &Measurement,
     judge: fn(&Lab, &StepResult, &StepResult) -> Option<Judged>,
 ) -> Result<(Measurement, Ratios, Option<Judged>)> {
-    let m = session.measure(s.lab, s.label, s.cfg, s.workload)?;
+    let m = measure(session, s.lab, s.label, s.cfg, s.workload)?;
     let r = ratios(&m.result, &reference.result);
     let j = judge(s.lab, &m.result, &reference.result);
     let unsure = j.as_ref().filter(|j| j.verdict == Verdict::Unsure);
@@ -353,7 +356,13 @@ fn judged_step(
         s.label,
         why.join("; ")
     ));
-    let again = session.measure(s.lab, &format!("{} again", s.label), s.cfg, s.workload)?;
+    let again = measure(
+        session,
+        s.lab,
+        &format!("{} again", s.label),
+        s.cfg,
+        s.workload,
+    )?;
     let pooled = m.pool(&again);
     let r = ratios(&pooled.result, &reference.result);
     let j = judge(s.lab, &pooled.result, &reference.result);
@@ -442,4 +451,190 @@ pub fn run_demo(
     session.ledger().steps_planned = 1 + per_lab * (labs.labs.len() - 1);
     let all: Vec<&Lab> = labs.labs.iter().skip(1).collect();
     run_labs(session, labs, &all, fix, rows)
+}
+
+// How every target applies, measures and calibrates.
+
+/// [`LabTarget::apply`], counting restarts in the ledger.
+pub fn bring_to<T: LabTarget + ?Sized>(t: &mut T, cfg: &BrokerConfig) -> Result<Applied> {
+    let applied = t.apply(cfg)?;
+    match applied {
+        Applied::Restarted => t.ledger().restarts += 1,
+        Applied::Reused => t.ledger().reused += 1,
+        _ => {}
+    }
+    Ok(applied)
+}
+
+/// Applies `cfg` and measures `workload`; the result is kept and saved
+/// (the histograms stay with the caller, to pool a step measured twice).
+pub fn measure<T: LabTarget + ?Sized>(
+    t: &mut T,
+    lab: &Lab,
+    label: &str,
+    cfg: &BrokerConfig,
+    workload: &Workload,
+) -> Result<Measurement> {
+    let before = t.current_config();
+    let applied = bring_to(t, cfg)?;
+    // What moved on the broker (against the broker as it was, which
+    // after a rejected trial is not the tuner's best).
+    let moved = match (&before, applied) {
+        (Some(b), Applied::Dynamic | Applied::Restarted | Applied::Reused) => {
+            format!(
+                ": {}",
+                crate::broker::apply::setting_changes(b, cfg).join(", ")
+            )
+        }
+        _ => String::new(),
+    };
+    let ledger = t.ledger();
+    ledger.steps_done += 1;
+    let (done, planned) = (
+        ledger.steps_done,
+        ledger.steps_planned.max(ledger.steps_done),
+    );
+    let producer = if workload.producer.is_empty() {
+        String::new()
+    } else {
+        let kv: Vec<String> = workload
+            .producer
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        format!(", producer {}", kv.join(" "))
+    };
+    t.say(&format!(
+        "[{done}/{planned}] {} {label}: {}{producer} — broker {} ({applied}{moved})",
+        lab.id,
+        workload.describe(),
+        if cfg.is_empty() {
+            "(defaults)".to_string()
+        } else {
+            cfg.to_string()
+        },
+    ));
+    if applied.fresh_jvm() {
+        t.warm_up(workload, true)?;
+    }
+    let m = t.measure_raw(lab, label, workload, cfg, applied)?;
+    t.ledger().results.push(m.result.clone());
+    if !m.result.complete && cancel::interrupted() {
+        return Err(Interrupted.into());
+    }
+    Ok(m)
+}
+
+/// Lab 01's broker at max: what this machine or cluster sustains (once
+/// per session).
+pub fn calibrate<T: LabTarget + ?Sized>(t: &mut T, baseline: &Lab) -> Result<f64> {
+    if let Some(c) = t.ledger().capacity {
+        return Ok(c);
+    }
+    let mut w = baseline.workload(t.quick(), Some(1.0))?;
+    w.rate = None;
+    let (cfg, applied) = match t.fixed_config() {
+        Some(cfg) => (cfg, Applied::External),
+        None => (baseline.broker.clone(), bring_to(t, &baseline.broker)?),
+    };
+    let kept = t.calibration_store(baseline, &w, &cfg);
+    if let Some((store, key)) = &kept {
+        if t.recalibrate() {
+            store.forget(key);
+        } else if let Some(c) = store.load(key) {
+            return reuse_calibration(t, baseline, c, applied);
+        }
+    }
+    t.say("calibrating: lab 01's broker at max throughput, to size the labs' offered load");
+    let mut c = capacity_at_max(t, baseline, &w, &cfg, applied, "calibration")?;
+    if applied.fresh_jvm() {
+        // A fresh JVM compiles for 40-50 s under load (2 cores), and
+        // how far it got moves what it sustains: let the JIT settle at
+        // half of this first figure, then measure again.
+        let mut half = baseline.workload(t.quick(), Some(c * 0.5))?;
+        half.faults.clear();
+        t.warm_up(&half, true)?;
+        t.say("calibrating again on the warm broker");
+        c = capacity_at_max(
+            t,
+            baseline,
+            &w,
+            &cfg,
+            Applied::Unchanged,
+            "calibration-warm",
+        )?;
+    }
+    t.say(&format!(
+        "capacity: {c:.0} records/s (median of the calibration's full seconds, acknowledged and read)"
+    ));
+    t.ledger().capacity = Some(c);
+    let run_dir = t.run_dir().to_path_buf();
+    let record = match &kept {
+        Some((store, key)) => match store.save(key, c, &run_dir) {
+            Ok(saved) => {
+                t.say("kept for later runs on this machine (--recalibrate measures again)");
+                saved
+            }
+            Err(e) => {
+                tracing::warn!("could not keep the calibration: {e:#}");
+                Calibration::measured_now(c, &run_dir, key.clone())
+            }
+        },
+        None => Calibration::measured_now(c, &run_dir, Key::default()),
+    };
+    write_json(&run_dir.join("calibration.json"), &record)?;
+    Ok(c)
+}
+
+/// Takes a kept calibration instead of measuring. A broker that just
+/// started still gets the JIT warm-up the measured path gives it, at
+/// the reference's own load.
+pub fn reuse_calibration<T: LabTarget + ?Sized>(
+    t: &mut T,
+    baseline: &Lab,
+    mut c: Calibration,
+    applied: Applied,
+) -> Result<f64> {
+    let cap = c.capacity_records_per_s;
+    t.say(&format!(
+        "capacity: {cap:.0} records/s, this machine's calibration of {} (from {}; --recalibrate measures again)",
+        c.measured_at, c.measured_in
+    ));
+    c.source = "reused".into();
+    write_json(&t.run_dir().join("calibration.json"), &c)?;
+    t.ledger().capacity = Some(cap);
+    if applied.fresh_jvm() {
+        let mut w = baseline.workload(t.quick(), Some(cap))?;
+        w.faults.clear();
+        t.warm_up(&w, true)?;
+    }
+    Ok(cap)
+}
+
+/// One measurement of `w` at max: what the whole pipeline sustains
+/// (the broker acknowledging and the consumer reading: on a small
+/// machine they share the cores), each as the median of the window's
+/// full seconds, so one slow (or fast) second does not move the labs'
+/// offered load.
+pub fn capacity_at_max<T: LabTarget + ?Sized>(
+    t: &mut T,
+    baseline: &Lab,
+    w: &Workload,
+    cfg: &BrokerConfig,
+    applied: Applied,
+    label: &str,
+) -> Result<f64> {
+    let m = t.measure_raw(baseline, label, w, cfg, applied)?;
+    let r = &m.result;
+    let per_second = crate::stats::noise::median_rate(&m.publish)
+        .zip(crate::stats::noise::median_rate(&m.e2e))
+        .map(|(acked, read)| acked.min(read));
+    let c = per_second.unwrap_or_else(|| r.throughput.msgs_per_s.min(r.read_rate));
+    if !r.complete || c <= 0.0 {
+        anyhow::bail!(
+            "calibration did not complete: {}",
+            r.reason.clone().unwrap_or_else(|| "no throughput".into())
+        );
+    }
+    Ok(c)
 }

@@ -199,13 +199,8 @@ impl Session {
         let (spare, dead) = self.spares.take(cfg);
         stop_all(dead);
         if let Some(mut spare) = spare {
-            let changes = knobs::changed_keys(&spare.config(), cfg);
-            let set = if changes.is_empty() {
-                Ok(())
-            } else {
-                spare.set_dynamic(&changes)
-            };
-            if let Err(e) = set {
+            // The spare's static config is cfg's: at most a dynamic change.
+            if let Err(e) = apply::reconcile(&mut *spare, cfg) {
                 self.broker = Some(SessionBroker::Local(current));
                 stop_all([spare]);
                 return Err(e);

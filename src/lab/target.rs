@@ -1,15 +1,12 @@
 //! What the lab runner needs from a target (the local broker, a broker
 //! klab only connects to, a Kubernetes cluster) and what every target keeps
 //! of a session. How a step is counted, warmed up and kept, and how capacity
-//! is calibrated, is the same for every target: the provided methods of
-//! [`LabTarget`].
+//! is calibrated, is the same for every target: [`crate::lab::run`].
 
-use crate::cancel;
-use crate::error::Interrupted;
 use crate::lab::Lab;
-use crate::lab::calibration::{Calibration, Key, Store};
+use crate::lab::calibration::{Key, Store};
 use crate::model::{Applied, BrokerConfig, StepResult, Workload};
-use crate::stats::report::{Measurement, write_json};
+use crate::stats::report::Measurement;
 use anyhow::Result;
 use std::path::{Path, PathBuf};
 
@@ -105,8 +102,8 @@ impl Ledger {
 /// ([`crate::lab::session::Session`]) or a Kubernetes cluster
 /// (`k8s::session::K8sSession`). A target says how it changes its broker
 /// and measures a load; how a step is counted, warmed up and kept, and how
-/// capacity is calibrated, is the same for every target (the provided
-/// methods). All run the same labs through [`crate::lab::run`].
+/// capacity is calibrated, is the same for every target
+/// ([`crate::lab::run::measure`], [`crate::lab::run::calibrate`]).
 pub trait LabTarget {
     fn ledger(&mut self) -> &mut Ledger;
     fn quick(&self) -> bool;
@@ -161,183 +158,6 @@ pub trait LabTarget {
     /// `--recalibrate`: measure even when a calibration is kept.
     fn recalibrate(&self) -> bool {
         false
-    }
-
-    /// [`LabTarget::apply`], counting restarts in the ledger.
-    fn bring_to(&mut self, cfg: &BrokerConfig) -> Result<Applied> {
-        let applied = self.apply(cfg)?;
-        match applied {
-            Applied::Restarted => self.ledger().restarts += 1,
-            Applied::Reused => self.ledger().reused += 1,
-            _ => {}
-        }
-        Ok(applied)
-    }
-
-    /// Applies `cfg` and measures `workload`; the result is kept and saved
-    /// (the histograms stay with the caller, to pool a step measured twice).
-    fn measure(
-        &mut self,
-        lab: &Lab,
-        label: &str,
-        cfg: &BrokerConfig,
-        workload: &Workload,
-    ) -> Result<Measurement> {
-        let before = self.current_config();
-        let applied = self.bring_to(cfg)?;
-        // What moved on the broker (against the broker as it was, which
-        // after a rejected trial is not the tuner's best).
-        let moved = match (&before, applied) {
-            (Some(b), Applied::Dynamic | Applied::Restarted | Applied::Reused) => {
-                format!(
-                    ": {}",
-                    crate::broker::apply::setting_changes(b, cfg).join(", ")
-                )
-            }
-            _ => String::new(),
-        };
-        let ledger = self.ledger();
-        ledger.steps_done += 1;
-        let (done, planned) = (
-            ledger.steps_done,
-            ledger.steps_planned.max(ledger.steps_done),
-        );
-        let producer = if workload.producer.is_empty() {
-            String::new()
-        } else {
-            let kv: Vec<String> = workload
-                .producer
-                .iter()
-                .map(|(k, v)| format!("{k}={v}"))
-                .collect();
-            format!(", producer {}", kv.join(" "))
-        };
-        self.say(&format!(
-            "[{done}/{planned}] {} {label}: {}{producer} — broker {} ({applied}{moved})",
-            lab.id,
-            workload.describe(),
-            if cfg.is_empty() {
-                "(defaults)".to_string()
-            } else {
-                cfg.to_string()
-            },
-        ));
-        if applied.fresh_jvm() {
-            self.warm_up(workload, true)?;
-        }
-        let m = self.measure_raw(lab, label, workload, cfg, applied)?;
-        self.ledger().results.push(m.result.clone());
-        if !m.result.complete && cancel::interrupted() {
-            return Err(Interrupted.into());
-        }
-        Ok(m)
-    }
-
-    /// Lab 01's broker at max: what this machine or cluster sustains (once
-    /// per session).
-    fn calibrate(&mut self, baseline: &Lab) -> Result<f64> {
-        if let Some(c) = self.ledger().capacity {
-            return Ok(c);
-        }
-        let mut w = baseline.workload(self.quick(), Some(1.0))?;
-        w.rate = None;
-        let (cfg, applied) = match self.fixed_config() {
-            Some(cfg) => (cfg, Applied::External),
-            None => (baseline.broker.clone(), self.bring_to(&baseline.broker)?),
-        };
-        let kept = self.calibration_store(baseline, &w, &cfg);
-        if let Some((store, key)) = &kept {
-            if self.recalibrate() {
-                store.forget(key);
-            } else if let Some(c) = store.load(key) {
-                return self.reuse_calibration(baseline, c, applied);
-            }
-        }
-        self.say("calibrating: lab 01's broker at max throughput, to size the labs' offered load");
-        let mut c = self.capacity_at_max(baseline, &w, &cfg, applied, "calibration")?;
-        if applied.fresh_jvm() {
-            // A fresh JVM compiles for 40-50 s under load (2 cores), and
-            // how far it got moves what it sustains: let the JIT settle at
-            // half of this first figure, then measure again.
-            let mut half = baseline.workload(self.quick(), Some(c * 0.5))?;
-            half.faults.clear();
-            self.warm_up(&half, true)?;
-            self.say("calibrating again on the warm broker");
-            c = self.capacity_at_max(baseline, &w, &cfg, Applied::Unchanged, "calibration-warm")?;
-        }
-        self.say(&format!(
-            "capacity: {c:.0} records/s (median of the calibration's full seconds, acknowledged and read)"
-        ));
-        self.ledger().capacity = Some(c);
-        let run_dir = self.run_dir().to_path_buf();
-        let record = match &kept {
-            Some((store, key)) => match store.save(key, c, &run_dir) {
-                Ok(saved) => {
-                    self.say("kept for later runs on this machine (--recalibrate measures again)");
-                    saved
-                }
-                Err(e) => {
-                    tracing::warn!("could not keep the calibration: {e:#}");
-                    Calibration::measured_now(c, &run_dir, key.clone())
-                }
-            },
-            None => Calibration::measured_now(c, &run_dir, Key::default()),
-        };
-        write_json(&run_dir.join("calibration.json"), &record)?;
-        Ok(c)
-    }
-
-    /// Takes a kept calibration instead of measuring. A broker that just
-    /// started still gets the JIT warm-up the measured path gives it, at
-    /// the reference's own load.
-    fn reuse_calibration(
-        &mut self,
-        baseline: &Lab,
-        mut c: Calibration,
-        applied: Applied,
-    ) -> Result<f64> {
-        let cap = c.capacity_records_per_s;
-        self.say(&format!(
-            "capacity: {cap:.0} records/s, this machine's calibration of {} (from {}; --recalibrate measures again)",
-            c.measured_at, c.measured_in
-        ));
-        c.source = "reused".into();
-        write_json(&self.run_dir().join("calibration.json"), &c)?;
-        self.ledger().capacity = Some(cap);
-        if applied.fresh_jvm() {
-            let mut w = baseline.workload(self.quick(), Some(cap))?;
-            w.faults.clear();
-            self.warm_up(&w, true)?;
-        }
-        Ok(cap)
-    }
-
-    /// One measurement of `w` at max: what the whole pipeline sustains
-    /// (the broker acknowledging and the consumer reading: on a small
-    /// machine they share the cores), each as the median of the window's
-    /// full seconds, so one slow (or fast) second does not move the labs'
-    /// offered load.
-    fn capacity_at_max(
-        &mut self,
-        baseline: &Lab,
-        w: &Workload,
-        cfg: &BrokerConfig,
-        applied: Applied,
-        label: &str,
-    ) -> Result<f64> {
-        let m = self.measure_raw(baseline, label, w, cfg, applied)?;
-        let r = &m.result;
-        let per_second = crate::stats::noise::median_rate(&m.publish)
-            .zip(crate::stats::noise::median_rate(&m.e2e))
-            .map(|(acked, read)| acked.min(read));
-        let c = per_second.unwrap_or_else(|| r.throughput.msgs_per_s.min(r.read_rate));
-        if !r.complete || c <= 0.0 {
-            anyhow::bail!(
-                "calibration did not complete: {}",
-                r.reason.clone().unwrap_or_else(|| "no throughput".into())
-            );
-        }
-        Ok(c)
     }
 }
 
