@@ -4,6 +4,7 @@
 //! ([`broker`]) and the load ([`load`]); one measurement ([`step`]); and the
 //! command line on top (`main.rs`).
 
+pub mod app;
 pub mod bench;
 pub mod broker;
 pub mod cancel;

@@ -1,5 +1,5 @@
 use clap::Parser;
-use klab::cli::{Cli, Command};
+use klab::cli::{Cli, Command, LabCommand};
 use klab::cmd;
 use std::process::ExitCode;
 
@@ -25,7 +25,11 @@ fn main() -> ExitCode {
         Command::Knobs(a) => cmd::knobs::execute(a),
         Command::Compare(a) => cmd::compare::execute(a),
         Command::Bench(a) => cmd::bench::execute(a),
-        Command::Lab(c) => cmd::lab::execute(c),
+        Command::Lab(LabCommand::List(a)) => cmd::lab::list(a),
+        Command::Lab(LabCommand::Show(a)) => cmd::lab::show(a),
+        Command::Lab(LabCommand::Run(a)) => cmd::lab::run(a),
+        Command::Lab(LabCommand::Check(a)) => cmd::lab::check(a),
+        Command::Lab(LabCommand::Rehearse(a)) => cmd::rehearse::execute(a),
         Command::Demo(a) => cmd::demo::execute(a),
         Command::Tune(a) => cmd::tune::execute(a),
         Command::TuneBench(a) => cmd::tune_bench::bench(a),

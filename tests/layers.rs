@@ -39,9 +39,11 @@ const LAYERS: &[(&str, u8)] = &[
     // The Kubernetes target (a lab target itself).
     ("k8s", 8),
     ("ui", 8),
-    // Command-line arguments, then the commands.
+    // Command-line arguments, what the commands share (so no command
+    // imports another), then the commands.
     ("cli", 9),
-    ("cmd", 10),
+    ("app", 10),
+    ("cmd", 11),
 ];
 
 fn layer_of(module: &str) -> Option<u8> {
@@ -180,4 +182,40 @@ fn no_source_file_passes_the_line_limit_outside_its_tests() {
         long.join("\n")
     );
     assert!(files.len() > 50, "read too few files: {}", files.len());
+}
+
+/// The commands in `src/cmd/` do not import each other (what they share
+/// lives in `app`, below them): `super::NAME::` or `crate::cmd::NAME::`
+/// where NAME is another command's file.
+#[test]
+fn no_command_imports_another() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/cmd");
+    let commands: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().to_string();
+            name.strip_suffix(".rs")
+                .filter(|n| *n != "mod")
+                .map(str::to_string)
+        })
+        .collect();
+    assert!(commands.len() > 10, "{commands:?}");
+    let mut found = Vec::new();
+    for file in &commands {
+        let text = std::fs::read_to_string(dir.join(format!("{file}.rs"))).unwrap();
+        let code = text.split("#[cfg(test)]").next().unwrap_or("");
+        for other in commands.iter().filter(|c| *c != file) {
+            for spelled in [format!("super::{other}::"), format!("crate::cmd::{other}::")] {
+                if code.contains(&spelled) || code.contains(&format!("use super::{other};")) {
+                    found.push(format!("cmd/{file}.rs uses {spelled}"));
+                }
+            }
+        }
+    }
+    assert!(
+        found.is_empty(),
+        "a command imports another; move what they share to src/app/:\n{}",
+        found.join("\n")
+    );
 }

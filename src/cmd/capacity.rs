@@ -2,8 +2,9 @@
 //! the SLO with nothing lost (see [`crate::capacity`]).
 
 use super::Outcome;
+use crate::app::capacity::finish;
 use crate::broker::kafka_home::{KafkaHome, java};
-use crate::capacity::report::{CapacityReport, answer_lines, svg, table};
+use crate::capacity::report::CapacityReport;
 use crate::cli::capacity::CapacityArgs;
 use crate::lab::Lab;
 use crate::lab::capacity::{BASE, Config, TYPICAL_PROBES, search};
@@ -11,7 +12,7 @@ use crate::lab::file::parse_fix_file;
 use crate::lab::session::{Session, SessionOptions};
 use crate::lab::target::{describe_estimate, estimate};
 use crate::model::{BrokerConfig, Workload};
-use crate::stats::report::{check_writable, new_run_dir, utc_now, write_atomic, write_json};
+use crate::stats::report::{check_writable, new_run_dir, utc_now};
 use crate::usage;
 use anyhow::Result;
 use std::time::{Duration, Instant};
@@ -139,93 +140,6 @@ pub fn execute(a: &CapacityArgs) -> Result<Outcome> {
         started,
     );
     finish(&run_dir, &lab, &report, a.out.json.as_deref(), error, stop)
-}
-
-/// Writes `capacity.json`, `.svg` and `.txt` (also after an error or
-/// Ctrl-C: every probe measured so far is in them), prints the probes and
-/// the answer, and says how the run ended.
-fn finish(
-    run_dir: &std::path::Path,
-    lab: &Lab,
-    report: &CapacityReport,
-    json: Option<&std::path::Path>,
-    error: Option<anyhow::Error>,
-    stop: Result<()>,
-) -> Result<Outcome> {
-    write_json(&run_dir.join("capacity.json"), report)?;
-    write_atomic(
-        &run_dir.join("capacity.svg"),
-        svg(&format!("klab capacity {}", lab.id), report).as_bytes(),
-    )?;
-    let mut t = table(report);
-    let text = format!(
-        "{}\n{}",
-        crate::stats::table::file_text(&mut t),
-        answer_lines(report)
-    );
-    write_atomic(&run_dir.join("capacity.txt"), text.as_bytes())?;
-    if let Some(j) = json {
-        write_json(j, report)?;
-    }
-    if !report.capacity.probes.is_empty() {
-        crate::outln!("{}", table(report));
-    }
-    crate::out!("{}", answer_lines(report));
-    crate::outln!("results: {}", run_dir.display());
-    if let Some(e) = error {
-        return super::interrupted_or(e);
-    }
-    stop?;
-    let all = report
-        .searches()
-        .iter()
-        .all(|c| c.stop == crate::capacity::Stop::Converged);
-    // A capacity lab judges (its fix against its own settings): one rule
-    // with every judging command. A plain search only says whether it
-    // found its answer.
-    Ok(match &report.expect {
-        Some(e) if all && e.pass == Some(true) => {
-            crate::outln!("verdict: as the lab expects (exit 0)");
-            Outcome::Done
-        }
-        Some(_) => {
-            crate::outln!(
-                "verdict: not as the lab expects (exit 1): {}",
-                if all {
-                    "the fix's capacity ratio is below the lab's bound"
-                } else {
-                    "a search did not converge, so the ratio could not be judged"
-                }
-            );
-            Outcome::NotAsExpected
-        }
-        None if all => Outcome::Done,
-        None => Outcome::Incomplete,
-    })
-}
-
-/// `klab lab run` of a capacity lab (`[expect.capacity]`): the degraded
-/// configuration and the fix, searched in alternation, and the ratio of
-/// their capacities judged against the lab's expectation.
-pub fn lab_run(
-    session: &crate::cli::SessionArgs,
-    lab: &Lab,
-    fix: &crate::lab::file::Fix,
-    limit: f64,
-) -> Result<Outcome> {
-    let _ui = super::start_ui(&session.ui)?;
-    let mut s = super::lab::session(session, lab.brokers)?;
-    let run_dir = s.opts.run_dir.clone();
-    let (report, error) = crate::lab::capacity::capacity_lab(&mut s, lab, fix, limit, true)?;
-    let stop = s.stop();
-    finish(
-        &run_dir,
-        lab,
-        &report,
-        session.out.json.as_deref(),
-        error,
-        stop,
-    )
 }
 
 /// `--lab`: the lab's degraded broker and workload; workload flags are

@@ -2,7 +2,7 @@
 //! with a summary table and plot.
 
 use super::Outcome;
-use super::lab::{conclude, exit_code, fix_source, print_plot, session};
+use crate::app::session::{conclude, exit_code, fix_source, print_plot, session};
 use crate::cli::DemoArgs;
 use crate::k8s::api::Kube;
 use crate::k8s::session::{K8sOptions, K8sSession};
@@ -36,7 +36,7 @@ pub fn execute(a: &DemoArgs) -> Result<Outcome> {
         _ => 2,
     };
     let chosen: Vec<&crate::lab::Lab> = labs.labs.iter().skip(1).collect();
-    super::lab::announce(&s, &labs, &chosen, 1 + per_lab * chosen.len());
+    crate::app::session::announce(&s, &labs, &chosen, 1 + per_lab * chosen.len());
     let outcome = run_demo(&mut s, &labs, &fix, &mut rows);
     let outcome = demo_outcome(outcome);
     let code = conclude(

@@ -1,34 +1,18 @@
-//! `klab lab list|show|run|check` and `klab demo`.
+//! `klab lab list|show|run|check` (`klab lab rehearse` is `cmd::rehearse`).
 
 use super::Outcome;
-use crate::broker::kafka_home::{KafkaHome, java};
-use crate::cli::{
-    FixArgs, FixWith, LabCheckArgs, LabCommand, LabRunArgs, LabShowArgs, LabsDirArgs, SessionArgs,
-};
+use crate::app::session::{announce, conclude, fix_source, session};
+use crate::cli::{FixWith, LabCheckArgs, LabRunArgs, LabShowArgs, LabsDirArgs};
 use crate::lab::file::{Fix, parse_fix_file};
 use crate::lab::run::{FixSource, run_lab};
-use crate::lab::session::{Session, SessionOptions};
-use crate::lab::summary::{Row, summary_table, write_summary};
 use crate::lab::verdict::Verdict;
 use crate::lab::{Lab, Labs, labs_dir, load_with};
-use crate::stats::report::{check_writable, new_run_dir};
 use crate::stats::table::new_table;
-use crate::tuner::{Objective, TuneOptions};
 use crate::usage;
 use anyhow::Result;
 use std::time::Instant;
 
-pub fn execute(cmd: &LabCommand) -> Result<Outcome> {
-    match cmd {
-        LabCommand::List(a) => list(a),
-        LabCommand::Show(a) => show(a),
-        LabCommand::Run(a) => run(a),
-        LabCommand::Check(a) => check(a),
-        LabCommand::Rehearse(a) => super::rehearse::execute(a),
-    }
-}
-
-fn list(a: &LabsDirArgs) -> Result<Outcome> {
+pub fn list(a: &LabsDirArgs) -> Result<Outcome> {
     let root = labs_dir(a.labs.as_deref());
     let tracks = crate::lab::tracks(&root);
     if tracks.is_empty() {
@@ -95,7 +79,7 @@ fn list_track(labs: &Labs, prefix: &str) {
     crate::outln!("{t}");
 }
 
-fn show(a: &LabShowArgs) -> Result<Outcome> {
+pub fn show(a: &LabShowArgs) -> Result<Outcome> {
     let (labs, id) = load_with(a.dir.labs.as_deref(), &a.lab)?;
     let lab = labs.get(&id)?;
     crate::outln!("{} — {}", lab.id, lab.title);
@@ -239,127 +223,7 @@ fn show(a: &LabShowArgs) -> Result<Outcome> {
     Ok(Outcome::Done)
 }
 
-/// Checks everything a session needs before any broker starts.
-/// `brokers`: the lab's `[cluster] brokers` (`--brokers` wins).
-pub fn session(args: &SessionArgs, brokers: u32) -> Result<Session> {
-    let brokers = args.brokers.unwrap_or(brokers);
-    if let Some(j) = &args.out.json {
-        check_writable(j).map_err(|e| usage!("--json {}: {e}", j.display()))?;
-    }
-    let kafka = KafkaHome::locate(args.kafka.kafka_home.as_deref())?;
-    java()?;
-    let run_dir = new_run_dir(&args.out.results)?;
-    Session::new(SessionOptions {
-        kafka: Some(kafka),
-        run_dir,
-        quick: args.quick,
-        progress: crate::stats::progress::Progress::detect(args.out.quiet),
-        brokers,
-        recalibrate: args.recalibrate,
-    })
-}
-
-/// Prints and saves what was measured, also after an error or Ctrl-C.
-pub fn conclude(
-    s: &mut Session,
-    title: &str,
-    rows: &[Row],
-    args: &SessionArgs,
-    outcome: Result<()>,
-    started: Instant,
-) -> Result<Outcome> {
-    let stop = s.stop();
-    if !rows.is_empty() {
-        write_summary(
-            &s.opts.run_dir,
-            title,
-            rows,
-            &s.ledger.results,
-            args.out.json.as_deref(),
-        )?;
-        crate::outln!("{}", summary_table(rows));
-    }
-    crate::outln!(
-        "wall time {:.0}s, {}; results: {}",
-        started.elapsed().as_secs_f64(),
-        s.ledger.restarts_line(),
-        s.opts.run_dir.display()
-    );
-    if outcome.is_ok() {
-        stop?;
-    }
-    exit_code(rows, outcome)
-}
-
-/// How a run of labs (on any target) ended, by one rule for every command
-/// that judges: Done (exit 0) when every row is as the lab expects (its
-/// verdict `yes`, or complete where the step has no expectation),
-/// NotAsExpected (exit 1) when any is not, Interrupted after Ctrl-C (what
-/// was measured is saved), else the error. The last line says which.
-pub fn exit_code(rows: &[Row], outcome: Result<()>) -> Result<Outcome> {
-    match outcome {
-        Ok(()) if crate::cancel::interrupted() => Ok(Outcome::Interrupted),
-        Ok(()) => {
-            let off: Vec<String> = rows
-                .iter()
-                .filter_map(|r| {
-                    r.shortfall()
-                        .map(|why| format!("{} {}: {why}", r.lab, r.step))
-                })
-                .collect();
-            if off.is_empty() {
-                crate::outln!("verdict: every step as the lab expects (exit 0)");
-                return Ok(Outcome::Done);
-            }
-            crate::outln!(
-                "verdict: {} of {} step(s) not as the lab expects (exit 1):",
-                off.len(),
-                rows.len()
-            );
-            for o in &off {
-                crate::outln!("  {o}");
-            }
-            Ok(Outcome::NotAsExpected)
-        }
-        Err(e) => super::interrupted_or(e),
-    }
-}
-
-/// Points to the demo's plot, when there is one.
-pub fn print_plot(run_dir: &std::path::Path) {
-    let svg = run_dir.join("summary.svg");
-    if svg.is_file() {
-        crate::outln!("plot: {}", svg.display());
-    }
-}
-
-/// Says up front how long a run of labs will take: `steps` measurements
-/// (plus the calibration) and the restarts the labs' settings need.
-pub fn announce(s: &Session, labs: &Labs, chosen: &[&crate::lab::Lab], steps: usize) {
-    let base = labs.baseline();
-    let Ok(w) = base.workload(s.opts.quick, Some(1.0)) else {
-        return;
-    };
-    // Lab 01's broker starts once; each lab's degraded step and its fix
-    // go to a running broker where a spare reaches their settings, else to
-    // a fresh JVM.
-    let mut configs = vec![base.broker.clone()];
-    for l in chosen {
-        configs.push(l.broker.clone());
-        configs.push(l.fixed_broker(&l.fix));
-    }
-    let restarts =
-        crate::broker::spares::fresh_jvms(&configs, crate::broker::spares::allowed(s.opts.brokers));
-    let calibration = base.needs_capacity() || chosen.iter().any(|l| l.needs_capacity());
-    let d = crate::lab::target::estimate(&w, steps + usize::from(calibration), restarts);
-    s.opts.progress.say(&format!(
-        "plan: up to {steps} measurements{}, {restarts} broker start(s): {} (more if a step is measured again)",
-        if calibration { ", a calibration" } else { "" },
-        crate::lab::target::describe_estimate(d)
-    ));
-}
-
-fn run(a: &LabRunArgs) -> Result<Outcome> {
+pub fn run(a: &LabRunArgs) -> Result<Outcome> {
     let (labs, id) = load_with(a.session.dir.labs.as_deref(), &a.lab)?;
     let lab = labs.get(&id)?.clone();
     lab.check_brokers(a.session.brokers)?;
@@ -375,7 +239,7 @@ fn run(a: &LabRunArgs) -> Result<Outcome> {
                 ));
             }
         };
-        return super::capacity::lab_run(&a.session, &lab, &fix, limit);
+        return crate::app::capacity::lab_run(&a.session, &lab, &fix, limit);
     }
     let _ui = super::start_ui(&a.session.ui)?;
     let mut s = session(&a.session, lab.brokers)?;
@@ -400,7 +264,7 @@ fn run(a: &LabRunArgs) -> Result<Outcome> {
     Ok(code)
 }
 
-fn check(a: &LabCheckArgs) -> Result<Outcome> {
+pub fn check(a: &LabCheckArgs) -> Result<Outcome> {
     let (labs, id) = load_with(a.session.dir.labs.as_deref(), &a.lab)?;
     let lab = labs.get(&id)?.clone();
     lab.check_brokers(a.session.brokers)?;
@@ -440,7 +304,7 @@ fn check(a: &LabCheckArgs) -> Result<Outcome> {
         crate::errln!("warning: {w}");
     }
     if let Some(limit) = capacity_lab {
-        return super::capacity::lab_run(&a.session, &lab, &fix, limit);
+        return crate::app::capacity::lab_run(&a.session, &lab, &fix, limit);
     }
     let _ui = super::start_ui(&a.session.ui)?;
     let mut s = session(&a.session, lab.brokers)?;
@@ -494,25 +358,6 @@ fn check(a: &LabCheckArgs) -> Result<Outcome> {
     Ok(Outcome::NotAsExpected)
 }
 
-/// The fix step of `lab run` and `demo`: the tuner (with a budget that
-/// depends on --quick) or the lab's own fix.
-pub fn fix_source(a: &FixArgs, quick: bool, quick_budget: usize, full_budget: usize) -> FixSource {
-    match a.fix_with {
-        FixWith::Lab => FixSource::Lab,
-        FixWith::Tuner => FixSource::Tuner(Box::new(TuneOptions {
-            budget: a
-                .budget
-                .unwrap_or(if quick { quick_budget } else { full_budget }),
-            objective: Objective::score_at(a.slo_p99.as_secs_f64() * 1000.0),
-            // The degraded step is the start; a second start measurement
-            // would cost as much as a trial, so assume 10% noise instead.
-            start_repeats: 1,
-            noise_floor: 0.10,
-            ..Default::default()
-        })),
-    }
-}
-
 /// Settings the lab broke that the student's fix leaves at the broken value.
 pub fn hints(lab: &crate::lab::Lab, fix: &Fix) -> Vec<String> {
     let mut out = still_broken(lab, fix);
@@ -530,61 +375,4 @@ pub fn hints(lab: &crate::lab::Lab, fix: &Fix) -> Vec<String> {
 /// What the student's fix leaves at the value the lab broke it to.
 pub fn still_broken(lab: &crate::lab::Lab, fix: &Fix) -> Vec<String> {
     crate::lab::template::still_broken(lab, fix)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::lab::verdict::{Check, Judged};
-    use crate::model::StepResult;
-
-    fn row(step: &str, verdict: Option<Verdict>, complete: bool) -> Row {
-        Row {
-            lab: "04".into(),
-            step: step.into(),
-            what: String::new(),
-            result: StepResult {
-                complete,
-                reason: (!complete).then(|| "the producer stopped".into()),
-                ..Default::default()
-            },
-            vs_reference: None,
-            expected: verdict.map(|v| Judged {
-                verdict: v,
-                checks: vec![Check {
-                    bound: "lost >= 1".into(),
-                    value: 0.0,
-                    band: None,
-                    limit: 1.0,
-                    verdict: v,
-                    ratio: false,
-                }],
-            }),
-        }
-    }
-
-    #[test]
-    fn the_exit_code_follows_the_verdicts() {
-        let reference = row("reference", None, true);
-        let yes = row("degraded", Some(Verdict::Yes), true);
-        let code = |rows: &[Row]| exit_code(rows, Ok(())).unwrap();
-        assert_eq!(code(&[reference.clone(), yes.clone()]), Outcome::Done);
-        // A step whose rules hold counts, complete or not (a fault may stop
-        // a producer: lab durability/05).
-        let yes_incomplete = row("degraded", Some(Verdict::Yes), false);
-        assert_eq!(code(&[reference.clone(), yes_incomplete]), Outcome::Done);
-        for off in [
-            row("degraded", Some(Verdict::No), true),
-            row("fixed", Some(Verdict::Unsure), true),
-            // Nothing to judge it by, and it did not finish.
-            row("reference", None, false),
-        ] {
-            assert_eq!(
-                code(&[reference.clone(), yes.clone(), off.clone()]),
-                Outcome::NotAsExpected,
-                "{:?}",
-                off.expected
-            );
-        }
-    }
 }

@@ -61,7 +61,7 @@ pub fn execute(a: &TuneArgs) -> Result<Outcome> {
             s.connect(b)?;
             s
         }
-        None => super::lab::session(&a.session, lab.brokers)?,
+        None => crate::app::session::session(&a.session, lab.brokers)?,
     };
     let opts = TuneOptions {
         budget: a.budget,
