@@ -16,6 +16,11 @@ fn main() {
     let stdin = std::io::stdin();
     let mut out = std::io::stdout().lock();
     let mut todo: Vec<(String, String)> = Vec::new();
+    // What this agent set back, for its last word: it judges only the knobs
+    // klab lists in `hello` (a setting outside the tuner's space, or one
+    // the lab's start already had at the listed healthy value, is not its
+    // to call healthy).
+    let mut done: Vec<String> = Vec::new();
     for line in stdin.lock().lines() {
         let Ok(line) = line else { return };
         let Ok(msg) = serde_json::from_str::<Value>(&line) else {
@@ -47,11 +52,25 @@ fn main() {
             _ => return,
         }
         let answer = match todo.pop() {
-            Some((knob, value)) => json!({
-                "set": { knob.clone(): value },
-                "why": format!("{knob} back to its healthy value"),
+            Some((knob, value)) => {
+                done.push(format!("{knob}={value}"));
+                json!({
+                    "set": { knob.clone(): value },
+                    "why": format!("{knob} back to the healthy value klab lists for it"),
+                })
+            }
+            None if done.is_empty() => json!({
+                "stop": true,
+                "why": "no knob of the tuner's space was off the healthy value klab lists; settings outside the space are not judged",
             }),
-            None => json!({ "stop": true, "why": "every knob is at its healthy value" }),
+            None => json!({
+                "stop": true,
+                "why": format!(
+                    "set back {} knob(s) of the tuner's space to the healthy values klab lists ({}); settings outside the space are not judged",
+                    done.len(),
+                    done.join(", ")
+                ),
+            }),
         };
         if writeln!(out, "{answer}").and_then(|_| out.flush()).is_err() {
             return;
