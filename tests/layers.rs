@@ -206,7 +206,10 @@ fn no_command_imports_another() {
         let text = std::fs::read_to_string(dir.join(format!("{file}.rs"))).unwrap();
         let code = text.split("#[cfg(test)]").next().unwrap_or("");
         for other in commands.iter().filter(|c| *c != file) {
-            for spelled in [format!("super::{other}::"), format!("crate::cmd::{other}::")] {
+            for spelled in [
+                format!("super::{other}::"),
+                format!("crate::cmd::{other}::"),
+            ] {
                 if code.contains(&spelled) || code.contains(&format!("use super::{other};")) {
                     found.push(format!("cmd/{file}.rs uses {spelled}"));
                 }

@@ -15,8 +15,7 @@ use crate::broker::dynamic::{dynamic_settings, mismatches};
 use crate::broker::knobs;
 use crate::cancel;
 use crate::error::Interrupted;
-use crate::lab::Lab;
-use crate::lab::target::{LabTarget, Ledger, step_file, warm_up_workload};
+use crate::lab::target::{LabTarget, Ledger, StepSpec, step_file, warm_up_workload};
 use crate::load::outcome::{ConsumerOutcome, ProducerOutcome, assemble};
 use crate::model::{Applied, TargetKind};
 use crate::model::{BrokerConfig, EffectiveValue, FaultRecord, Workload};
@@ -609,14 +608,8 @@ impl LabTarget for K8sSession {
         self.run_load(&warm_up_workload(workload, crate::lab::target::WARM_UP))
             .map(|_| ())
     }
-    fn measure_raw(
-        &mut self,
-        lab: &Lab,
-        label: &str,
-        workload: &Workload,
-        cfg: &BrokerConfig,
-        applied: Applied,
-    ) -> Result<Measurement> {
+    fn measure_raw(&mut self, step: StepSpec<'_>) -> Result<Measurement> {
+        let (lab, label, workload) = (step.lab, step.label, step.workload);
         let (load, topic) = self.run_load(workload)?;
         let Load {
             producer: po,
@@ -631,8 +624,8 @@ impl LabTarget for K8sSession {
             lab: Some(lab.id.clone()),
             label: Some(label.to_string()),
             lab_fingerprint: crate::provenance::lab_fingerprint(&lab.dir),
-            requested: cfg.clone(),
-            applied,
+            requested: step.cfg.clone(),
+            applied: step.applied,
             ..Default::default()
         };
         let env = step::environment(None, None, None);

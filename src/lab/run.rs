@@ -11,7 +11,7 @@ use crate::error::Interrupted;
 use crate::lab::calibration::{Calibration, Key};
 use crate::lab::file::Fix;
 use crate::lab::summary::Row;
-use crate::lab::target::LabTarget;
+use crate::lab::target::{LabTarget, StepSpec};
 use crate::lab::verdict::{self, Check, Judged, Ratios, Verdict, ratios};
 use crate::lab::{Lab, Labs};
 use crate::model::{Applied, BrokerConfig, StepResult, Workload};
@@ -517,7 +517,13 @@ pub fn measure<T: LabTarget + ?Sized>(
     if applied.fresh_jvm() {
         t.warm_up(workload, true)?;
     }
-    let m = t.measure_raw(lab, label, workload, cfg, applied)?;
+    let m = t.measure_raw(StepSpec {
+        lab,
+        label,
+        workload,
+        cfg,
+        applied,
+    })?;
     t.ledger().results.push(m.result.clone());
     if !m.result.complete && cancel::interrupted() {
         return Err(Interrupted.into());
@@ -624,7 +630,13 @@ pub fn capacity_at_max<T: LabTarget + ?Sized>(
     applied: Applied,
     label: &str,
 ) -> Result<f64> {
-    let m = t.measure_raw(baseline, label, w, cfg, applied)?;
+    let m = t.measure_raw(StepSpec {
+        lab: baseline,
+        label,
+        workload: w,
+        cfg,
+        applied,
+    })?;
     let r = &m.result;
     let per_second = crate::stats::noise::median_rate(&m.publish)
         .zip(crate::stats::noise::median_rate(&m.e2e))

@@ -15,7 +15,7 @@ use crate::cancel;
 use crate::error::Interrupted;
 use crate::lab::Lab;
 use crate::lab::calibration::{Key, Store};
-use crate::lab::target::{LabTarget, Ledger, step_file, warm_up_workload};
+use crate::lab::target::{LabTarget, Ledger, StepSpec, step_file, warm_up_workload};
 use crate::load::payload::Secret;
 use crate::model::{Applied, BrokerConfig, Workload};
 use crate::stats::progress::{Progress, with_spinner};
@@ -238,14 +238,14 @@ impl Session {
         }
     }
 
-    fn measure_step(
-        &mut self,
-        lab: &Lab,
-        label: &str,
-        workload: &Workload,
-        cfg: &BrokerConfig,
-        applied: Applied,
-    ) -> Result<Measurement> {
+    fn measure_step(&mut self, step: StepSpec<'_>) -> Result<Measurement> {
+        let StepSpec {
+            lab,
+            label,
+            workload,
+            cfg,
+            applied,
+        } = step;
         let mut external;
         let side: &mut dyn step::side::BrokerSide = match self.broker.as_mut() {
             Some(SessionBroker::Local(b)) => &mut **b,
@@ -376,15 +376,8 @@ impl LabTarget for Session {
     fn warm_up(&mut self, workload: &Workload, settle: bool) -> Result<()> {
         self.warm_up_local(workload, settle)
     }
-    fn measure_raw(
-        &mut self,
-        lab: &Lab,
-        label: &str,
-        workload: &Workload,
-        cfg: &BrokerConfig,
-        applied: Applied,
-    ) -> Result<Measurement> {
-        self.measure_step(lab, label, workload, cfg, applied)
+    fn measure_raw(&mut self, step: StepSpec<'_>) -> Result<Measurement> {
+        self.measure_step(step)
     }
     fn current_config(&self) -> Option<BrokerConfig> {
         self.broker_config()

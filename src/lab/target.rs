@@ -98,6 +98,16 @@ impl Ledger {
     }
 }
 
+/// One step for a target to measure: the lab and the step's label, the
+/// load, and the broker config with how the broker got to it.
+pub struct StepSpec<'a> {
+    pub lab: &'a Lab,
+    pub label: &'a str,
+    pub workload: &'a Workload,
+    pub cfg: &'a BrokerConfig,
+    pub applied: Applied,
+}
+
 /// What the lab runner needs from a target: the local broker
 /// ([`crate::lab::session::Session`]) or a Kubernetes cluster
 /// (`k8s::session::K8sSession`). A target says how it changes its broker
@@ -129,14 +139,7 @@ pub trait LabTarget {
     fn warm_up(&mut self, workload: &Workload, settle: bool) -> Result<()>;
     /// Measures `workload` on the broker as it is now and saves the result
     /// in the run directory (`applied` says how `cfg` got there).
-    fn measure_raw(
-        &mut self,
-        lab: &Lab,
-        label: &str,
-        workload: &Workload,
-        cfg: &BrokerConfig,
-        applied: Applied,
-    ) -> Result<Measurement>;
+    fn measure_raw(&mut self, step: StepSpec<'_>) -> Result<Measurement>;
     /// The settings the broker runs with now (None before it is started).
     fn current_config(&self) -> Option<BrokerConfig>;
     /// A broker klab cannot reconfigure (one it does not own) is calibrated
