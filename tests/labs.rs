@@ -200,6 +200,11 @@ fn fix_files_and_clusters_that_cannot_work_exit_2_at_once() {
             &["lab", "run", "03", "--brokers", "1"][..],
             "03-rf/lab.toml: workload.replication_factor = 3 needs at least 3 brokers, and the cluster has 1 (--brokers)",
         ),
+        (
+            // The factor is the lab's, not a flag the user gave.
+            &["capacity", "--lab", "03", "--brokers", "1"][..],
+            "03-rf/lab.toml (or a lab it extends): workload.replication_factor = 3 needs at least 3 brokers, and --brokers 1 gives 1",
+        ),
     ] {
         let out = output_within_15s(
             klab()

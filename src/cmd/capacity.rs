@@ -59,9 +59,17 @@ pub fn execute(a: &CapacityArgs) -> Result<Outcome> {
         && a.bootstrap.is_none()
         && rf > brokers
     {
-        return Err(usage!(
-            "--replication-factor {rf}: the cluster has {brokers} broker(s) (--brokers)"
-        ));
+        // Name where the factor came from: the flag, or the lab's file.
+        return Err(match &a.lab {
+            Some(_) => usage!(
+                "{} (or a lab it extends): workload.replication_factor = {rf} needs at least {rf} brokers, and --brokers {brokers} gives {brokers}; drop --brokers (the lab's [cluster] brokers = {}) or give --brokers {rf}",
+                lab.dir.join("lab.toml").display(),
+                lab.brokers
+            ),
+            None => {
+                usage!("--replication-factor {rf}: the cluster has {brokers} broker(s) (--brokers)")
+            }
+        });
     }
     if let Some(b) = &a.bootstrap {
         if !base_broker.is_empty() || configs.iter().any(|c| !c.broker.is_empty()) {
