@@ -352,6 +352,16 @@ fn conclude(a: &LabRehearseArgs, dir: &Path, done: &[LabRound], started: Instant
     text.push_str(&summary);
     text.push('\n');
     write_atomic(&dir.join("rehearsal.txt"), text.as_bytes())?;
+    let md = format!(
+        "{} round(s){} of `klab lab rehearse {}{}`; a round's median wall time {:.0} s.\n\n{}",
+        rounds,
+        if a.session.quick { ", --quick" } else { "" },
+        a.targets.join(" "),
+        if a.session.quick { " --quick" } else { "" },
+        rehearse::median_round_s(done),
+        rehearse::markdown(&tallies)
+    );
+    write_atomic(&dir.join("rehearsal.md"), md.as_bytes())?;
     let json = serde_json::json!({
         "targets": a.targets,
         "quick": a.session.quick,

@@ -199,6 +199,16 @@ pub struct LabTally {
     pub missed: Vec<(String, usize)>,
 }
 
+/// The median wall time of a round (0 before any).
+pub fn median_round_s(rounds: &[LabRound]) -> f64 {
+    let mut per_round: BTreeMap<usize, f64> = BTreeMap::new();
+    for r in rounds {
+        per_round.insert(r.round, r.round_s);
+    }
+    let mut v: Vec<f64> = per_round.into_values().collect();
+    if v.is_empty() { 0.0 } else { median(&mut v) }
+}
+
 fn median(v: &mut [f64]) -> f64 {
     v.sort_by(f64::total_cmp);
     match v.len() {
@@ -331,6 +341,45 @@ pub fn table(tallies: &[LabTally]) -> String {
     t.to_string()
 }
 
+/// The campaign's table as Markdown, to paste into a lab's README: the
+/// rows of [`table`], the figures of a lab separated by `<br>`.
+pub fn markdown(tallies: &[LabTally]) -> String {
+    let cell = |s: &str| s.replace('|', "\\|");
+    let mut out = String::from(
+        "| lab | showed its lesson | dependable | figures its verdicts rest on: median (min–max) |\n|---|---|---|---|\n",
+    );
+    for l in tallies {
+        let figures: Vec<String> = l
+            .figures
+            .iter()
+            .map(|f| {
+                cell(&format!(
+                    "{}: {} ({}–{})",
+                    f.figure,
+                    value(&f.figure, f.median),
+                    value(&f.figure, f.min),
+                    value(&f.figure, f.max)
+                ))
+            })
+            .collect();
+        let shown = match l.shown {
+            Some(s) => format!("{s}/{}", l.rounds),
+            None => format!("reference, {} rounds", l.rounds),
+        };
+        let dependable = match l.dependable {
+            Some(true) => "yes",
+            Some(false) => "**NO**",
+            None => "",
+        };
+        out.push_str(&format!(
+            "| {} | {shown} | {dependable} | {} |\n",
+            cell(&l.lab),
+            figures.join("<br>")
+        ));
+    }
+    out
+}
+
 /// Plain words on what is not dependable, one line per lab (empty when
 /// every graded lab is).
 pub fn verdict_lines(tallies: &[LabTally], need: f64) -> Vec<String> {
@@ -399,6 +448,22 @@ mod tests {
         assert!(lines[0].contains("lost >= 1 (3x)"), "{lines:?}");
         let text = table(&t);
         assert!(text.contains("9/10") && text.contains("NO"), "{text}");
+    }
+
+    #[test]
+    fn the_markdown_table_has_a_row_per_lab_and_escapes_bars() {
+        let rounds = vec![
+            round(1, "durability/03|x", Some(true), 8000.0),
+            round(2, "durability/03|x", Some(false), 0.0),
+        ];
+        let md = markdown(&tally(&rounds, 0.9));
+        let lines: Vec<&str> = md.lines().collect();
+        assert_eq!(lines.len(), 3, "{md}");
+        assert!(
+            lines[2].starts_with("| durability/03\\|x | 1/2 | **NO** |"),
+            "{md}"
+        );
+        assert_eq!(lines[2].matches(" | ").count(), 3, "{md}");
     }
 
     #[test]
