@@ -9,7 +9,7 @@
 //! the run moves both searches alike.
 
 use super::Lab;
-use super::file::{Ctx, LabFileError};
+use super::located::{Ctx, LabFileError};
 use super::target::{LabTarget, step_file};
 use crate::capacity::report::{CapacityExpect, CapacityReport};
 use crate::capacity::{Capacity, Next, Phase, Probe, Search, Settings};

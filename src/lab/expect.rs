@@ -2,7 +2,7 @@
 //! they become (a metric, a direction, a limit), which `lab::verdict`
 //! judges against a measured step.
 
-use super::file::{Ctx, LabFileError};
+use super::located::{Ctx, LabFileError};
 use serde::Deserialize;
 use toml::Spanned;
 

@@ -9,6 +9,7 @@ pub mod capacity;
 pub mod expect;
 pub mod file;
 pub mod fix;
+pub mod located;
 pub mod rehearse;
 pub mod run;
 pub mod session;
