@@ -324,7 +324,7 @@ fn prefix(name: &str) -> String {
 pub fn capacity_lab(
     target: &mut dyn LabTarget,
     lab: &Lab,
-    fix: &crate::lab::file::Fix,
+    fix: &crate::lab::fix::Fix,
     limit: f64,
     say: bool,
 ) -> anyhow::Result<(CapacityReport, Option<anyhow::Error>)> {
