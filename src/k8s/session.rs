@@ -618,7 +618,9 @@ impl LabTarget for K8sSession {
         } = load;
         let mut result = assemble(workload, &po, &co, Vec::new());
         // What the faults did; the before/during/after windows, which need
-        // the per-second counts only the local step keeps, are not cut here.
+        // the per-second counts only the local step keeps, are not cut here,
+        // and the result says so (as it does for what no pod watches).
+        result.unavailable = unavailable_on_kubernetes(!faults.is_empty());
         result.faults = faults;
         let opts = step::StepOptions {
             lab: Some(lab.id.clone()),
@@ -650,9 +652,52 @@ impl LabTarget for K8sSession {
     }
 }
 
+/// What a step on Kubernetes cannot measure that a local one does, each
+/// with why (`result.unavailable`).
+pub fn unavailable_on_kubernetes(faults: bool) -> Vec<String> {
+    let mut out = Vec::new();
+    if faults {
+        out.push(
+            "windows before/during/after each fault and recovery_s: the producer and consumer pods report totals, not per-second counts".to_string(),
+        );
+        out.push(
+            "the read-back of the topic after the faults (log_check): no pod reads the topic again"
+                .to_string(),
+        );
+    }
+    out.push(
+        "ISR and leader changes (cluster, acked_alone): nothing watches the brokers' metadata during a step on Kubernetes".to_string(),
+    );
+    out.push("CPU per process and GC pauses: the pods' processes are not on this host".to_string());
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_kubernetes_step_says_what_it_could_not_measure() {
+        let with = unavailable_on_kubernetes(true);
+        assert!(
+            with.iter()
+                .any(|u| u.starts_with("windows before/during/after"))
+        );
+        let without = unavailable_on_kubernetes(false);
+        assert!(!without.iter().any(|u| u.contains("windows")));
+        assert!(without.iter().any(|u| u.contains("acked_alone")));
+        // And the fault lines print it.
+        let r = crate::model::StepResult {
+            unavailable: with,
+            faults: vec![crate::model::FaultRecord::default()],
+            ..Default::default()
+        };
+        let text = crate::stats::table::fault_text(&r);
+        assert!(
+            text.contains("not measured on this target: windows"),
+            "{text}"
+        );
+    }
 
     #[test]
     fn deadlines_follow_the_workload() {

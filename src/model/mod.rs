@@ -323,6 +323,12 @@ pub struct StepResult {
     /// against klab's counts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kafka_offsets: Option<KafkaOffsets>,
+    /// What the target this step ran on could not measure, each with why
+    /// (the Kubernetes target's pods report totals, not per-second counts,
+    /// so its fault steps have no before/during/after windows). Empty: the
+    /// whole pipeline ran.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unavailable: Vec<String>,
 }
 
 /// What a step wrote into its topic by Kafka's own offsets, against what

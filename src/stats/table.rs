@@ -147,6 +147,9 @@ pub fn fault_text(r: &StepResult) -> String {
         out.push_str(&format!("{t}\n"));
     }
     out.push_str(&cluster_text(r));
+    for u in &r.unavailable {
+        out.push_str(&format!("not measured on this target: {u}\n"));
+    }
     if let Some(lc) = &r.log_check {
         out.push_str(&format!(
             "read back from the topic's start after the faults: {} records, {} acknowledged records missing{} (the live consumer missed {}){}\n",
