@@ -74,23 +74,16 @@ pub fn finish(
     // A capacity lab judges (its fix against its own settings): one rule
     // with every judging command. A plain search only says whether it
     // found its answer.
-    Ok(match &report.expect {
-        Some(e) if all && e.pass == Some(true) => {
+    Ok(match (&report.expect, report.lab_verdict()) {
+        (Some(_), Ok(())) => {
             crate::outln!("verdict: as the lab expects (exit 0)");
             Outcome::Done
         }
-        Some(_) => {
-            crate::outln!(
-                "verdict: not as the lab expects (exit 1): {}",
-                if all {
-                    "the fix's capacity ratio is below the lab's bound"
-                } else {
-                    "a search did not converge, so the ratio could not be judged"
-                }
-            );
+        (Some(_), Err(why)) => {
+            crate::outln!("verdict: not as the lab expects (exit 1): {why}");
             Outcome::NotAsExpected
         }
-        None if all => Outcome::Done,
-        None => Outcome::Incomplete,
+        (None, _) if all => Outcome::Done,
+        (None, _) => Outcome::Incomplete,
     })
 }

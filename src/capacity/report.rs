@@ -116,6 +116,52 @@ impl CapacityReport {
             .chain(self.compared_with.as_ref())
             .collect()
     }
+
+    /// A capacity lab's verdict, the one rule `lab run`, `lab check` and
+    /// the rehearsal judge by: Ok when the fix carried at least the lab's
+    /// bound more, else why not. Both searches converged: the point ratio
+    /// decides. A search that ran out of probes with its answer bracketed
+    /// (a rate that passed, one above it that failed) still decides when
+    /// even the bracket's worst case (the fix's capacity over the rate the
+    /// degraded configuration failed at) meets the bound: no rate inside
+    /// the brackets could turn the verdict.
+    pub fn lab_verdict(&self) -> Result<(), String> {
+        let Some(e) = &self.expect else {
+            return Err("not a capacity lab (no [expect.capacity])".into());
+        };
+        let Some(q) = &self.ratio else {
+            return Err("no capacity ratio (a search found no capacity)".into());
+        };
+        let searches = self.searches();
+        if searches.iter().all(|c| c.stop == Stop::Converged) {
+            return if q.ratio >= e.fixed_at_least {
+                Ok(())
+            } else {
+                Err(format!(
+                    "the fix's capacity ratio {:.2}x is below the lab's bound {}x",
+                    q.ratio, e.fixed_at_least
+                ))
+            };
+        }
+        let bracketed = searches.iter().all(|c| {
+            matches!(c.stop, Stop::Converged | Stop::Budget)
+                && c.capacity_records_per_s.is_some()
+                && c.failed_at_records_per_s.is_some()
+        });
+        if !bracketed {
+            return Err(
+                "a capacity search did not converge, so the ratio could not be judged".into(),
+            );
+        }
+        if q.min >= e.fixed_at_least {
+            Ok(())
+        } else {
+            Err(format!(
+                "a capacity search ran out of probes, and its brackets allow a ratio of {:.2}x, below the lab's bound {}x",
+                q.min, e.fixed_at_least
+            ))
+        }
+    }
 }
 
 pub fn stop_text(s: Stop) -> &'static str {
@@ -516,5 +562,34 @@ mod tests {
         let e = CapacityExpect::judge(1.3, None);
         assert_eq!(e.pass, None);
         assert!(e.line(None).contains("cannot tell"));
+    }
+
+    #[test]
+    fn a_search_out_of_probes_decides_only_when_its_brackets_cannot_turn_the_verdict() {
+        let judged = |stop: Stop, fixed_knee: f64, bound: f64| {
+            let mut b = cap("fixed", fixed_knee);
+            b.stop = stop;
+            let mut r = report(Some(b));
+            r.capacity.stop = Stop::Budget;
+            r.expect = Some(CapacityExpect::judge(bound, r.ratio.as_ref()));
+            r.lab_verdict()
+        };
+        // Degraded 40,000/s (failed at 43,200/s, out of probes), fixed
+        // 200,000/s: 4.63x at worst, the bound 2x holds whatever the rates
+        // inside the brackets.
+        assert_eq!(judged(Stop::Converged, 200_000.0, 2.0), Ok(()));
+        // The point ratio (1.5x) passes a 1.45x bound, the worst case
+        // (1.39x) does not: not judged as passing.
+        let e = judged(Stop::Converged, 60_000.0, 1.45).unwrap_err();
+        assert!(e.contains("ran out of probes") && e.contains("1.39x"), "{e}");
+        // A search without a bracket cannot be judged at all.
+        let mut r = report(Some(cap("fixed", 200_000.0)));
+        r.capacity.stop = Stop::AboveCeiling;
+        r.expect = Some(CapacityExpect::judge(2.0, r.ratio.as_ref()));
+        assert!(r.lab_verdict().unwrap_err().contains("did not converge"));
+        // Both converged: the point ratio decides.
+        let mut r = report(Some(cap("fixed", 60_000.0)));
+        r.expect = Some(CapacityExpect::judge(1.45, r.ratio.as_ref()));
+        assert_eq!(r.lab_verdict(), Ok(()));
     }
 }

@@ -93,7 +93,7 @@ pub fn from_rows(round: usize, track: &str, rows: &[Row], round_s: f64) -> Vec<L
 }
 
 /// A capacity lab's round: shown when its fix carried at least the lab's
-/// bound more than its own settings, both searches converged.
+/// bound more than its own settings ([`CapacityReport::lab_verdict`]).
 pub fn from_capacity(
     round: usize,
     track: &str,
@@ -105,25 +105,11 @@ pub fn from_capacity(
     let mut missed: Vec<String> = error.into_iter().collect();
     let mut figures = Vec::new();
     if let Some(r) = report {
-        let converged = r
-            .searches()
-            .iter()
-            .all(|c| c.stop == crate::capacity::Stop::Converged);
-        if !converged {
-            missed.push("a capacity search did not converge".into());
+        if let (Some(e), Some(q)) = (&r.expect, &r.ratio) {
+            figures.push((format!("fixed capacity >= {}x", e.fixed_at_least), q.ratio));
         }
-        match (&r.expect, &r.ratio) {
-            (Some(e), Some(q)) => {
-                figures.push((format!("fixed capacity >= {}x", e.fixed_at_least), q.ratio));
-                if e.pass != Some(true) {
-                    missed.push(format!(
-                        "fixed capacity {}x, below the bound {}x",
-                        fmt_x(q.ratio),
-                        e.fixed_at_least
-                    ));
-                }
-            }
-            _ => missed.push("no capacity ratio (a search found no capacity)".into()),
+        if let Err(why) = r.lab_verdict() {
+            missed.push(why);
         }
     } else if missed.is_empty() {
         missed.push("not measured".into());
