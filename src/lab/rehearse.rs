@@ -274,8 +274,9 @@ fn value(figure: &str, x: f64) -> String {
     let ratio = figure.contains("x lab 01") || figure.contains("capacity >=");
     if ratio {
         format!("{}x", fmt_x(x))
-    } else if x.fract() == 0.0 && x >= 0.0 {
-        group(x as u64)
+    } else if x >= 0.0 && (x.fract() == 0.0 || x >= 100.0) {
+        // A count, or the median of an even number of counts (8,177.5).
+        group(x.round() as u64)
     } else {
         format!("{x:.1}")
     }
