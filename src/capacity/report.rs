@@ -581,7 +581,10 @@ mod tests {
         // The point ratio (1.5x) passes a 1.45x bound, the worst case
         // (1.39x) does not: not judged as passing.
         let e = judged(Stop::Converged, 60_000.0, 1.45).unwrap_err();
-        assert!(e.contains("ran out of probes") && e.contains("1.39x"), "{e}");
+        assert!(
+            e.contains("ran out of probes") && e.contains("1.39x"),
+            "{e}"
+        );
         // A search without a bracket cannot be judged at all.
         let mut r = report(Some(cap("fixed", 200_000.0)));
         r.capacity.stop = Stop::AboveCeiling;

@@ -155,12 +155,18 @@ pub fn execute(a: &LabRehearseArgs) -> Result<Outcome> {
         match run_round(a, &kafka, &dir, &groups, round, progress) {
             Ok(mut lines) => {
                 let secs = round_started.elapsed().as_secs_f64();
+                let load = rehearse::MachineLoad::now();
                 for l in &mut lines {
                     l.round_s = secs;
+                    l.load = load;
                 }
                 rehearse::append(&dir, &lines)?;
+                let busy = match load {
+                    Some(m) => format!(" (machine load {:.1} on {} cores)", m.load5, m.cores),
+                    None => String::new(),
+                };
                 for l in lines.iter().filter(|l| l.shown.is_some()) {
-                    crate::outln!("round {round}: {}", describe(l));
+                    crate::outln!("round {round}: {}{busy}", describe(l));
                 }
                 done.extend(lines);
             }
@@ -311,6 +317,7 @@ fn run_round(
                             figures: Vec::new(),
                             missed: vec![format!("the round stopped: {why}")],
                             round_s: 0.0,
+                            load: None,
                         });
                     }
                 }
@@ -337,6 +344,10 @@ fn conclude(a: &LabRehearseArgs, dir: &Path, done: &[LabRound], started: Instant
         text.push_str(l);
         text.push('\n');
     }
+    if let Some(busy) = rehearse::busy_rounds_line(done) {
+        text.push_str(&busy);
+        text.push('\n');
+    }
     let graded = tallies.iter().filter(|t| t.shown.is_some()).count();
     let summary = if lines.is_empty() {
         format!(
@@ -361,6 +372,10 @@ fn conclude(a: &LabRehearseArgs, dir: &Path, done: &[LabRound], started: Instant
         rehearse::median_round_s(done),
         rehearse::markdown(&tallies)
     );
+    let md = match rehearse::busy_rounds_line(done) {
+        Some(busy) => format!("{md}\n{busy}\n"),
+        None => md,
+    };
     write_atomic(&dir.join("rehearsal.md"), md.as_bytes())?;
     let json = serde_json::json!({
         "targets": a.targets,

@@ -44,6 +44,28 @@ pub struct LabRound {
     pub missed: Vec<String>,
     /// The round's wall time (every lab of the round shares it).
     pub round_s: f64,
+    /// The machine's 5-minute load average when the round ended, with its
+    /// cores: a round measured while other work ran (a build, another
+    /// program) shows it, so a miss can be read for what it was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub load: Option<MachineLoad>,
+}
+
+/// The 5-minute load average and the number of cores (`/proc/loadavg`).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct MachineLoad {
+    pub load5: f64,
+    pub cores: usize,
+}
+
+impl MachineLoad {
+    /// Now, where the system says (Linux); None elsewhere.
+    pub fn now() -> Option<MachineLoad> {
+        let text = std::fs::read_to_string("/proc/loadavg").ok()?;
+        let load5 = text.split_whitespace().nth(1)?.parse().ok()?;
+        let cores = std::thread::available_parallelism().ok()?.get();
+        Some(MachineLoad { load5, cores })
+    }
 }
 
 /// `04-flush-every-record` on the broker track, `durability/03-acks-one`
@@ -87,6 +109,7 @@ pub fn from_rows(round: usize, track: &str, rows: &[Row], round_s: f64) -> Vec<L
                 figures,
                 missed,
                 round_s,
+                load: None,
             }
         })
         .collect()
@@ -121,6 +144,7 @@ pub fn from_capacity(
         figures,
         missed,
         round_s,
+        load: None,
     }
 }
 
@@ -183,6 +207,32 @@ pub struct LabTally {
     pub figures: Vec<Spread>,
     /// What went wrong in the rounds that missed, most frequent first.
     pub missed: Vec<(String, usize)>,
+}
+
+/// The rounds measured while the machine was busier than the rehearsal
+/// alone makes it (a 5-minute load average above its cores), as a line
+/// for the tally; None when there were none (or no load was recorded).
+pub fn busy_rounds_line(rounds: &[LabRound]) -> Option<String> {
+    let mut busy: BTreeMap<usize, MachineLoad> = BTreeMap::new();
+    for r in rounds {
+        if let Some(m) = r.load
+            && m.load5 > m.cores as f64
+        {
+            busy.insert(r.round, m);
+        }
+    }
+    if busy.is_empty() {
+        return None;
+    }
+    let list: Vec<String> = busy
+        .iter()
+        .map(|(n, m)| format!("{n} ({:.1})", m.load5))
+        .collect();
+    Some(format!(
+        "rounds measured on a machine busier than its {} cores (5-min load average): {}; a miss there may be the machine's, not the lab's: rehearse again on a quiet machine",
+        busy.values().next().map_or(0, |m| m.cores),
+        list.join(", ")
+    ))
 }
 
 /// The median wall time of a round (0 before any).
@@ -408,6 +458,7 @@ mod tests {
                 Vec::new()
             },
             round_s: 100.0,
+            load: None,
         }
     }
 
@@ -451,6 +502,26 @@ mod tests {
             "{md}"
         );
         assert_eq!(lines[2].matches(" | ").count(), 3, "{md}");
+    }
+
+    #[test]
+    fn rounds_on_a_busy_machine_are_named() {
+        let mut a = round(1, "durability/03-acks-one", Some(true), 1.0);
+        let mut b = round(2, "durability/03-acks-one", Some(false), 0.0);
+        assert_eq!(busy_rounds_line(&[a.clone(), b.clone()]), None);
+        a.load = Some(MachineLoad {
+            load5: 1.5,
+            cores: 2,
+        });
+        b.load = Some(MachineLoad {
+            load5: 14.2,
+            cores: 2,
+        });
+        let line = busy_rounds_line(&[a, b]).unwrap();
+        assert!(
+            line.contains("its 2 cores") && line.contains(": 2 (14.2);"),
+            "{line}"
+        );
     }
 
     #[test]
