@@ -35,8 +35,14 @@ fn main() -> ExitCode {
         Command::Broker(klab::cli::BrokerCommand::Exec(a)) => cmd::broker::exec_cmd(a),
         Command::Broker(klab::cli::BrokerCommand::Set(a)) => cmd::broker::set_cmd(a),
         Command::Ui(a) => cmd::ui::execute(a),
+        Command::Doctor(a) => cmd::doctor::execute(a),
+        Command::Class(a) => cmd::class::execute(a),
     };
     let code = cmd::exit_code(result);
+    // The run's hand-in file, on the last line of its output.
+    if let Some(bundle) = klab::lab::bundle::written() {
+        klab::outln!("hand in: {}", bundle.display());
+    }
     // The measurement is over: the machine is free for the next one while
     // a live view (--ui without --ui-exit) stays up until Ctrl-C.
     drop(machine);

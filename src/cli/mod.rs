@@ -10,9 +10,11 @@ use std::time::Duration;
 
 mod broker;
 pub mod capacity;
+pub mod kit;
 mod workload;
 pub use broker::{BrokerExecArgs, BrokerRenderArgs, BrokerSetArgs, NodeArgs};
 pub use capacity::{ObjectiveArgs, ObjectiveKind};
+pub use kit::{ClassArgs, DoctorArgs};
 pub use workload::WorkloadArgs;
 
 #[derive(Parser, Debug)]
@@ -72,6 +74,12 @@ pub enum Command {
     /// Replay a finished run folder in the live view's page (and its
     /// /metrics), until Ctrl-C.
     Ui(UiReplayArgs),
+    /// Is this machine ready for a class? Java, Kafka, the labs, cores,
+    /// memory per track, disk, ports, the machine lock, the calibration.
+    Doctor(DoctorArgs),
+    /// A folder of handed-in bundles (bundle.json of lab run, lab check,
+    /// demo) as a class table: who passed which lab, with the figures.
+    Class(ClassArgs),
 }
 
 /// `--ui`: the live view of a run.
@@ -263,6 +271,10 @@ pub struct SessionArgs {
     /// `calibration.json` in the run folder).
     #[arg(long)]
     pub recalibrate: bool,
+    /// Who hands in this run's bundle.json (lab run, lab check, demo):
+    /// the name the class table shows (default: user@host).
+    #[arg(long, value_name = "NAME", env = "KLAB_STUDENT", value_parser = kit::parse_student)]
+    pub student: Option<String>,
     #[command(flatten)]
     pub ui: UiArgs,
 }

@@ -216,9 +216,21 @@ pub fn lab_run(
     let _ui = super::start_ui(&session.ui)?;
     let mut s = super::lab::session(session, lab.brokers)?;
     let run_dir = s.opts.run_dir.clone();
+    let started = std::time::Instant::now();
     let (report, error) = crate::lab::capacity::capacity_lab(&mut s, lab, fix, limit, true)?;
     let stop = s.stop();
-    finish(&run_dir, lab, &report, session.json.as_deref(), error, stop)
+    let code = finish(&run_dir, lab, &report, session.json.as_deref(), error, stop);
+    crate::lab::bundle::hand_in(crate::lab::bundle::HandIn {
+        run_dir: &run_dir,
+        student: session.student.as_deref(),
+        labs_dir: session.dir.labs.as_deref(),
+        rows: &[],
+        capacity: Some((lab, &report)),
+        results: &s.ledger.results,
+        started,
+        ending: super::ending(&code),
+    });
+    code
 }
 
 /// `--lab`: the lab's degraded broker and workload; workload flags are
