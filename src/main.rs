@@ -38,9 +38,11 @@ fn main() -> ExitCode {
         Command::Doctor(a) => cmd::doctor::execute(a),
         Command::Class(a) => cmd::class::execute(a),
     };
+    let ending = cmd::ending(&result);
     let code = cmd::exit_code(result);
-    // The run's hand-in file, on the last line of its output.
-    if let Some(bundle) = klab::lab::bundle::written() {
+    // The run's hand-in file (lab run, lab check, demo), with the exit code
+    // klab returns, on the last line of its output.
+    if let Some(bundle) = klab::lab::bundle::seal(student(&cli.command), &ending) {
         klab::outln!("hand in: {}", bundle.display());
     }
     // The measurement is over: the machine is free for the next one while
@@ -64,6 +66,17 @@ fn measures_here(c: &Command) -> bool {
         Command::Lab(LabCommand::Run(_) | LabCommand::Check(_) | LabCommand::Rehearse(_)) => true,
         Command::Demo(a) => a.target == DemoTarget::Local,
         _ => false,
+    }
+}
+
+/// `--student` (or `KLAB_STUDENT`) of the commands that hand in a bundle.
+fn student(c: &Command) -> Option<&str> {
+    use klab::cli::LabCommand;
+    match c {
+        Command::Lab(LabCommand::Run(a)) => a.hand_in.student.as_deref(),
+        Command::Lab(LabCommand::Check(a)) => a.hand_in.student.as_deref(),
+        Command::Demo(a) => a.hand_in.student.as_deref(),
+        _ => None,
     }
 }
 

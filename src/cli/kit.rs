@@ -36,6 +36,15 @@ pub struct ClassArgs {
     pub html: Option<PathBuf>,
 }
 
+/// Who hands in a run's `bundle.json` (`klab lab run`, `lab check`, `demo`).
+#[derive(Args, Debug, Clone, Default)]
+pub struct HandInArgs {
+    /// The name the class table shows for this run's bundle.json
+    /// (default: user@host).
+    #[arg(long, value_name = "NAME", env = "KLAB_STUDENT", value_parser = parse_student)]
+    pub student: Option<String>,
+}
+
 /// `--student NAME` (or `KLAB_STUDENT`): 1 to 64 characters, no control
 /// characters, trimmed.
 pub fn parse_student(s: &str) -> Result<String, String> {

@@ -1,6 +1,7 @@
 //! The arguments of `klab lab`: list, show, run, check and rehearse, and the
 //! session flags they share.
 
+use super::kit::HandInArgs;
 use super::{BrokerArgs, KafkaArgs, UiArgs, parse_brokers, parse_budget, parse_nonzero_duration};
 use super::{parse_results, parse_rounds, parse_share};
 use crate::units::parse_key_value;
@@ -90,10 +91,6 @@ pub struct SessionArgs {
     /// `calibration.json` in the run folder).
     #[arg(long)]
     pub recalibrate: bool,
-    /// Who hands in this run's bundle.json (lab run, lab check, demo):
-    /// the name the class table shows (default: user@host).
-    #[arg(long, value_name = "NAME", env = "KLAB_STUDENT", value_parser = super::kit::parse_student)]
-    pub student: Option<String>,
     #[command(flatten)]
     pub ui: UiArgs,
 }
@@ -126,6 +123,8 @@ pub struct LabRunArgs {
     pub fix: FixArgs,
     #[command(flatten)]
     pub session: SessionArgs,
+    #[command(flatten)]
+    pub hand_in: HandInArgs,
 }
 
 #[derive(Args, Debug)]
@@ -142,4 +141,6 @@ pub struct LabCheckArgs {
     pub producer_set: Vec<(String, String)>,
     #[command(flatten)]
     pub session: SessionArgs,
+    #[command(flatten)]
+    pub hand_in: HandInArgs,
 }

@@ -15,7 +15,7 @@ mod lab;
 mod workload;
 pub use broker::{BrokerExecArgs, BrokerRenderArgs, BrokerSetArgs, NodeArgs};
 pub use capacity::{ObjectiveArgs, ObjectiveKind};
-pub use kit::{ClassArgs, DoctorArgs};
+pub use kit::{ClassArgs, DoctorArgs, HandInArgs};
 pub use lab::{
     FixArgs, FixWith, LabCheckArgs, LabCommand, LabRehearseArgs, LabRunArgs, LabShowArgs,
     LabsDirArgs, SessionArgs,
@@ -332,6 +332,8 @@ pub struct DemoArgs {
     pub fix: FixArgs,
     #[command(flatten)]
     pub session: SessionArgs,
+    #[command(flatten)]
+    pub hand_in: HandInArgs,
     /// Where to run: the embedded local broker (default) or Kubernetes.
     #[arg(long, value_enum, default_value = "local")]
     pub target: DemoTarget,

@@ -219,18 +219,15 @@ pub fn lab_run(
     let started = std::time::Instant::now();
     let (report, error) = crate::lab::capacity::capacity_lab(&mut s, lab, fix, limit, true)?;
     let stop = s.stop();
-    let code = finish(&run_dir, lab, &report, session.json.as_deref(), error, stop);
-    crate::lab::bundle::hand_in(crate::lab::bundle::HandIn {
+    crate::lab::bundle::prepare(crate::lab::bundle::HandIn {
         run_dir: &run_dir,
-        student: session.student.as_deref(),
         labs_dir: session.dir.labs.as_deref(),
         rows: &[],
         capacity: Some((lab, &report)),
         results: &s.ledger.results,
         started,
-        ending: super::ending(&code),
     });
-    code
+    finish(&run_dir, lab, &report, session.json.as_deref(), error, stop)
 }
 
 /// `--lab`: the lab's degraded broker and workload; workload flags are

@@ -95,17 +95,30 @@ pub fn execute(a: &ClassArgs) -> Result<Outcome> {
     walk(&a.dir, 0, &mut files);
     let mut bundles = Vec::new();
     let mut left_out = Vec::new();
+    let mut others = Vec::new();
     for f in files {
         match read(&f) {
             Ok(b) => bundles.push((f, b)),
+            Err(_) if other_json(&f) => others.push(shown(&f)),
             Err(why) => {
-                crate::errln!("class: {}: {why}; left out", f.display());
-                left_out.push(LeftOut {
-                    file: f.display().to_string(),
-                    why,
-                });
+                let file = shown(&f);
+                crate::errln!("class: {file}: {why}; left out");
+                left_out.push(LeftOut { file, why });
             }
         }
+    }
+    if !others.is_empty() {
+        let more = others.len().saturating_sub(5);
+        crate::errln!(
+            "class: {} JSON file(s) that are not bundles (a run folder's other files?) not read: {}{}",
+            others.len(),
+            others[..others.len() - more].join(", "),
+            if more > 0 {
+                format!(" and {more} more")
+            } else {
+                String::new()
+            }
+        );
     }
     let table = class_table(&a.dir, &bundles, left_out);
     let to_stdout = a.json.as_deref() == Some(Path::new("-"));
@@ -134,11 +147,22 @@ pub fn execute(a: &ClassArgs) -> Result<Outcome> {
     })
 }
 
-/// Every regular file under `dir` (links to files followed, links to
-/// folders not; hidden files and folders skipped), in name order.
+/// A path as a line may show it: control characters (a crafted file
+/// name's escape codes) as `?`.
+fn shown(p: &Path) -> String {
+    p.display()
+        .to_string()
+        .chars()
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect()
+}
+
+/// Every `*.json` file under `dir` (links to files followed, links to
+/// folders not; hidden files and folders skipped), in name order: a
+/// student's whole run folder may be handed in, its logs are not read.
 fn walk(dir: &Path, depth: usize, out: &mut Vec<PathBuf>) {
     let Ok(rd) = std::fs::read_dir(dir) else {
-        crate::errln!("class: {}: cannot read this folder; left out", dir.display());
+        crate::errln!("class: {}: cannot read this folder; left out", shown(dir));
         return;
     };
     let mut entries: Vec<_> = rd.flatten().collect();
@@ -155,10 +179,27 @@ fn walk(dir: &Path, depth: usize, out: &mut Vec<PathBuf>) {
             Ok(m) if m.is_dir() && depth < MAX_DEPTH => walk(&p, depth + 1, out),
             Ok(m) if m.is_dir() => {}
             Ok(m) if m.is_symlink() && p.is_dir() => {}
-            Ok(_) => out.push(p),
+            Ok(_) if is_json(&p) => out.push(p),
+            Ok(_) => {}
             Err(_) => {}
         }
     }
+}
+
+/// A JSON file that does not claim to be a bundle (no `format`, not named
+/// `bundle.json`): a run folder's `summary.json` or `results.json` handed
+/// in beside its bundle.
+fn other_json(p: &Path) -> bool {
+    p.file_name().is_some_and(|n| n != crate::lab::bundle::FILE)
+        && crate::infile::read_text(p, crate::lab::bundle::MAX_BYTES)
+            .ok()
+            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+            .is_some_and(|v| v.get("format").is_none())
+}
+
+fn is_json(p: &Path) -> bool {
+    p.extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("json"))
 }
 
 /// `durability/03-acks-one` sorts after the broker track's labs.
@@ -184,11 +225,7 @@ pub fn class_table(
     for (_, b) in bundles {
         for l in &b.labs {
             if let Some(d) = &l.definition {
-                *definitions
-                    .entry(&l.lab)
-                    .or_default()
-                    .entry(d)
-                    .or_default() += 1;
+                *definitions.entry(&l.lab).or_default().entry(d).or_default() += 1;
             }
         }
     }
@@ -201,7 +238,10 @@ pub fn class_table(
     };
     let mut by_student: BTreeMap<String, Vec<(&PathBuf, &Bundle)>> = BTreeMap::new();
     for (p, b) in bundles {
-        by_student.entry(b.student.clone()).or_default().push((p, b));
+        by_student
+            .entry(b.student.clone())
+            .or_default()
+            .push((p, b));
     }
     let mut students: Vec<StudentRow> = by_student
         .into_iter()

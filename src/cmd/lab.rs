@@ -288,15 +288,13 @@ pub fn conclude(
         Err(e) if outcome.is_ok() => Err(e),
         _ => exit_code(rows, outcome),
     };
-    crate::lab::bundle::hand_in(crate::lab::bundle::HandIn {
+    crate::lab::bundle::prepare(crate::lab::bundle::HandIn {
         run_dir: &s.opts.run_dir,
-        student: args.student.as_deref(),
         labs_dir: args.dir.labs.as_deref(),
         rows,
         capacity: None,
         results: &s.ledger.results,
         started,
-        ending: super::ending(&code),
     });
     code
 }

@@ -187,7 +187,7 @@ pub struct Provenance {
     pub host: String,
 }
 
-/// How the command ended, as `main` will report it.
+/// How the command ended, as `main` reports it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Ending {
     pub exit_code: u8,
@@ -196,11 +196,9 @@ pub struct Ending {
     pub error: Option<String>,
 }
 
-/// What the hook where a run concludes hands over.
+/// What the place where a run concludes hands over.
 pub struct HandIn<'a> {
     pub run_dir: &'a Path,
-    /// `--student` (or `KLAB_STUDENT`, through the flag).
-    pub student: Option<&'a str>,
     /// `--labs`, to name each lab with its track.
     pub labs_dir: Option<&'a Path>,
     pub rows: &'a [Row],
@@ -209,38 +207,49 @@ pub struct HandIn<'a> {
     /// Every step measured (for the provenance).
     pub results: &'a [StepResult],
     pub started: Instant,
-    pub ending: Ending,
 }
 
-static WRITTEN: Mutex<Option<PathBuf>> = Mutex::new(None);
+/// The bundle of this process's run, waiting for its ending.
+static PENDING: Mutex<Option<(Bundle, Instant)>> = Mutex::new(None);
 
-/// The bundle this process wrote, for `main`'s last line.
-pub fn written() -> Option<PathBuf> {
-    WRITTEN.lock().ok().and_then(|w| w.clone())
-}
-
-/// Writes `bundle.json` into the run folder. A bundle that cannot be
-/// written is a warning: the run's own results are already saved.
-pub fn hand_in(h: HandIn<'_>) {
-    let path = h.run_dir.join(FILE);
+/// Gathers the run's bundle where the run concludes; [`seal`] writes it
+/// once the command's exit code is known (a `lab check` decides it after
+/// the summary).
+pub fn prepare(h: HandIn<'_>) {
     let bundle = assemble(&h);
-    match crate::stats::report::write_json(&path, &bundle) {
-        Ok(()) => {
-            if let Ok(mut w) = WRITTEN.lock() {
-                *w = Some(path);
-            }
+    if let Ok(mut p) = PENDING.lock() {
+        *p = Some((bundle, h.started));
+    }
+}
+
+/// Writes the prepared bundle (if a run prepared one) with who hands it
+/// in (`--student`, else `user@host`) and how the command ended, and
+/// returns its path. A bundle that cannot be written is a warning: the
+/// run's own results are already saved.
+pub fn seal(student: Option<&str>, ending: &Ending) -> Option<PathBuf> {
+    let (mut b, started) = PENDING.lock().ok()?.take()?;
+    (b.student, b.named) = match student {
+        Some(s) => (s.to_string(), true),
+        None => (format!("{}@{}", user(), host()), false),
+    };
+    b.verdict = ending.verdict.to_string();
+    b.exit_code = ending.exit_code;
+    b.error = ending.error.clone();
+    b.ended_at = crate::stats::report::utc_now();
+    b.wall_s = started.elapsed().as_secs_f64();
+    let path = Path::new(&b.run_dir).join(FILE);
+    match crate::stats::report::write_json(&path, &b) {
+        Ok(()) => Some(path),
+        Err(e) => {
+            crate::errln!("warning: no {FILE} for this run: {e:#}");
+            None
         }
-        Err(e) => crate::errln!("warning: no {FILE} for this run: {e:#}"),
     }
 }
 
 fn assemble(h: &HandIn<'_>) -> Bundle {
     let root = crate::lab::labs_dir(h.labs_dir);
     let mut names = Names::new(&root);
-    let (student, named) = match h.student {
-        Some(s) => (s.to_string(), true),
-        None => (format!("{}@{}", user(), host()), false),
-    };
     let mut ids: Vec<String> = Vec::new();
     let mut add = |id: &str| {
         if !ids.iter().any(|i| i == id) {
@@ -273,7 +282,11 @@ fn assemble(h: &HandIn<'_>) -> Bundle {
             r
         })
         .collect();
-    let rows = h.rows.iter().map(|r| row(r, names.qualify(&r.lab))).collect();
+    let rows = h
+        .rows
+        .iter()
+        .map(|r| row(r, names.qualify(&r.lab)))
+        .collect();
     let command_line = command_line();
     let started_at = std::time::SystemTime::now()
         .checked_sub(h.started.elapsed())
@@ -282,17 +295,18 @@ fn assemble(h: &HandIn<'_>) -> Bundle {
         .unwrap_or_default();
     Bundle {
         format: FORMAT.into(),
-        student,
-        named,
+        // Set by `seal`.
+        student: String::new(),
+        named: false,
         command: command_of(&command_line),
         command_line,
         labs,
         started_at,
-        ended_at: crate::stats::report::utc_now(),
-        wall_s: h.started.elapsed().as_secs_f64(),
-        verdict: h.ending.verdict.to_string(),
-        exit_code: h.ending.exit_code,
-        error: h.ending.error.clone(),
+        ended_at: String::new(),
+        wall_s: 0.0,
+        verdict: String::new(),
+        exit_code: 0,
+        error: None,
         rows,
         capacity: h.capacity.map(|(_, r)| capacity(r)),
         provenance: provenance(h.results),
@@ -561,9 +575,32 @@ pub fn read(path: &Path) -> Result<Bundle, String> {
         }
         None => return Err(format!("not a klab bundle (no \"format\": {FORMAT:?})")),
     }
+    if let Some(name) = value.get("student").and_then(|s| s.as_str()) {
+        check_student(name).map_err(|e| format!("student: {e}"))?;
+    }
+    let mut value = value;
+    plain(&mut value);
     let b: Bundle = serde_json::from_value(value).map_err(|e| format!("a damaged bundle: {e}"))?;
     b.check()?;
     Ok(b)
+}
+
+/// Every string of a bundle without control characters (an error message
+/// may hold a newline; a crafted bundle, escape codes for the terminal the
+/// class table is printed on): each becomes a space.
+fn plain(v: &mut serde_json::Value) {
+    use serde_json::Value;
+    match v {
+        Value::String(s) if s.chars().any(char::is_control) => {
+            *s = s
+                .chars()
+                .map(|c| if c.is_control() { ' ' } else { c })
+                .collect();
+        }
+        Value::Array(a) => a.iter_mut().for_each(plain),
+        Value::Object(o) => o.values_mut().for_each(plain),
+        _ => {}
+    }
 }
 
 impl Bundle {
