@@ -248,7 +248,7 @@ fn a_lab_check_hands_in_a_bundle_and_three_make_a_class_table() {
     assert!(stdout.contains("your fix: records/s"), "{stdout}");
 
     let out = klab()
-        .args(["class", "--json", "-"])
+        .args(["class", "--json"])
         .arg(&share)
         .output()
         .unwrap();

@@ -24,12 +24,12 @@ pub struct DoctorArgs {
 /// `klab class DIR`: a folder of handed-in bundles as a class table.
 #[derive(Args, Debug)]
 pub struct ClassArgs {
-    /// The folder the students hand their `bundle.json` files in to (any
-    /// file names, any subfolders).
+    /// The folder the students hand their `bundle.json` files in to (every
+    /// `*.json` under it is read, any name, any subfolder).
     pub dir: PathBuf,
-    /// Also write the class table as JSON to FILE (`-`: stdout instead of
-    /// the text table).
-    #[arg(long, value_name = "FILE")]
+    /// The class table as JSON: on stdout instead of the text (`--json`),
+    /// or also into FILE (`--json=FILE`).
+    #[arg(long, value_name = "FILE", num_args = 0..=1, require_equals = true, default_missing_value = "-")]
     pub json: Option<PathBuf>,
     /// Also write the class table as one self-contained HTML page to FILE.
     #[arg(long, value_name = "FILE")]

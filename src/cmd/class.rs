@@ -8,6 +8,7 @@ use super::Outcome;
 use crate::cli::ClassArgs;
 use crate::lab::bundle::{Bundle, LabRef, read};
 use crate::lab::verdict::fmt_x;
+use crate::stats::plot::esc;
 use crate::stats::report::{check_writable, utc_now, write_atomic, write_json};
 use crate::stats::table::{fmt_ms, fmt_rate, group, new_table};
 use crate::usage;
@@ -465,22 +466,6 @@ pub fn text(t: &ClassTable) -> String {
     out
 }
 
-/// Text for HTML: every character that could start markup escaped.
-pub fn esc(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
 const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:1.5em;color:#222}\
 table{border-collapse:collapse;font-size:14px}th,td{border:1px solid #bbb;padding:4px 8px;\
 vertical-align:top;text-align:left}th{background:#eee}td.pass{background:#dff3df}\
@@ -572,8 +557,8 @@ mod tests {
     #[test]
     fn html_escapes_everything_it_is_given() {
         assert_eq!(
-            esc("<script>alert('x')</script> & \"q\""),
-            "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; &amp; &quot;q&quot;"
+            esc("<script>alert(1)</script> & \"q\""),
+            "&lt;script&gt;alert(1)&lt;/script&gt; &amp; &quot;q&quot;"
         );
     }
 

@@ -317,25 +317,12 @@ fn need_of(labs: &Labs) -> u64 {
     heap_total + jvms * JVM_BEYOND_HEAP + KLAB_RSS
 }
 
-/// `MemAvailable` of /proc/meminfo, in bytes.
-fn mem_available() -> Option<u64> {
-    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
-    let kb: u64 = text
-        .lines()
-        .find(|l| l.starts_with("MemAvailable:"))?
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()?;
-    Some(kb * 1024)
-}
-
 fn gib(b: u64) -> String {
     format!("{:.1} GiB", b as f64 / GIB as f64)
 }
 
 fn memory_checks(tracks: &[(String, Labs)], out: &mut Vec<Finding>) {
-    let Some(free) = mem_available() else {
+    let Some(free) = crate::broker::knobs::meminfo("MemAvailable") else {
         out.push(finding(
             "memory",
             Status::Warn,
@@ -564,7 +551,7 @@ fn calibration_check() -> Finding {
             "calibration",
             Status::Warn,
             format!("none kept for this machine in {}", dir.display()),
-            "the first run of each track measures it (about a minute more); klab lab rehearse TRACK --runs 3 --quick the day before keeps it",
+            "the first run of each track measures it before its labs; klab lab rehearse TRACK --runs 3 --quick the day before keeps it",
         );
     }
     kept.sort_by(|a, b| a.key.0.get("brokers").cmp(&b.key.0.get("brokers")));

@@ -475,15 +475,8 @@ fn provenance(results: &[StepResult]) -> Provenance {
 
 /// MemTotal of /proc/meminfo in GiB, one decimal.
 fn mem_total_gib() -> Option<f64> {
-    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
-    let kb: f64 = text
-        .lines()
-        .find(|l| l.starts_with("MemTotal:"))?
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()?;
-    Some((kb / (1024.0 * 1024.0) * 10.0).round() / 10.0)
+    let bytes = crate::broker::knobs::meminfo("MemTotal")?;
+    Some((bytes as f64 / (1u64 << 30) as f64 * 10.0).round() / 10.0)
 }
 
 /// This machine's host name (`unknown-host` when it has none).
