@@ -12,7 +12,7 @@ fn main() -> ExitCode {
     }
     // Commands that measure on this machine hold it while they run.
     let machine = if measures_here(&cli.command) {
-        match cmd::machine::acquire() {
+        match klab::app::machine::acquire() {
             Ok(l) => Some(l),
             Err(e) => return ExitCode::from(cmd::exit_code(Err(e))),
         }
@@ -39,8 +39,16 @@ fn main() -> ExitCode {
         Command::Broker(klab::cli::BrokerCommand::Exec(a)) => cmd::broker::exec_cmd(a),
         Command::Broker(klab::cli::BrokerCommand::Set(a)) => cmd::broker::set_cmd(a),
         Command::Ui(a) => cmd::ui::execute(a),
+        Command::Doctor(a) => cmd::doctor::execute(a),
+        Command::Class(a) => cmd::class::execute(a),
     };
+    let ending = cmd::ending(&result);
     let code = cmd::exit_code(result);
+    // The run's hand-in file (lab run, lab check, demo), with the exit code
+    // klab returns, on the last line of its output.
+    if let Some(bundle) = klab::lab::bundle::seal(student(&cli.command), &ending) {
+        klab::outln!("hand in: {}", bundle.display());
+    }
     // The measurement is over: the machine is free for the next one while
     // a live view (--ui without --ui-exit) stays up until Ctrl-C.
     drop(machine);
@@ -62,6 +70,17 @@ fn measures_here(c: &Command) -> bool {
         Command::Lab(LabCommand::Run(_) | LabCommand::Check(_) | LabCommand::Rehearse(_)) => true,
         Command::Demo(a) => a.target == DemoTarget::Local,
         _ => false,
+    }
+}
+
+/// `--student` (or `KLAB_STUDENT`) of the commands that hand in a bundle.
+fn student(c: &Command) -> Option<&str> {
+    use klab::cli::LabCommand;
+    match c {
+        Command::Lab(LabCommand::Run(a)) => a.hand_in.student.as_deref(),
+        Command::Lab(LabCommand::Check(a)) => a.hand_in.student.as_deref(),
+        Command::Demo(a) => a.hand_in.student.as_deref(),
+        _ => None,
     }
 }
 

@@ -20,8 +20,17 @@ pub fn lab_run(
     let _ui = super::start_ui(&session.ui)?;
     let mut s = super::session::session(session, lab.brokers)?;
     let run_dir = s.opts.run_dir.clone();
+    let started = std::time::Instant::now();
     let (report, error) = crate::lab::capacity::capacity_lab(&mut s, lab, fix, limit, true)?;
     let stop = s.stop();
+    crate::lab::bundle::prepare(crate::lab::bundle::HandIn {
+        run_dir: &run_dir,
+        labs_dir: session.dir.labs.as_deref(),
+        rows: &[],
+        capacity: Some((lab, &report)),
+        results: &s.ledger.results,
+        started,
+    });
     finish(
         &run_dir,
         lab,

@@ -4,6 +4,7 @@
 //! ([`session`]), and a capacity lab's run and report ([`capacity`]).
 
 pub mod capacity;
+pub mod machine;
 pub mod session;
 
 use anyhow::Result;
@@ -52,4 +53,15 @@ pub fn interrupted_or(e: anyhow::Error) -> Result<Outcome> {
 pub fn start_ui(a: &crate::cli::UiArgs) -> Result<Option<crate::ui::Ui>> {
     a.ui.map(|addr| crate::ui::live(addr, "--ui", !a.ui_exit))
         .transpose()
+}
+
+impl Outcome {
+    /// Its exit code: 0 done, 1 incomplete or not as expected, 130 interrupted.
+    pub fn code(self) -> u8 {
+        match self {
+            Outcome::Done => 0,
+            Outcome::Incomplete | Outcome::NotAsExpected => 1,
+            Outcome::Interrupted => 130,
+        }
+    }
 }

@@ -61,10 +61,19 @@ pub fn conclude(
         s.ledger.restarts_line(),
         s.opts.run_dir.display()
     );
-    if outcome.is_ok() {
-        stop?;
-    }
-    exit_code(rows, outcome)
+    let code = match stop {
+        Err(e) if outcome.is_ok() => Err(e),
+        _ => exit_code(rows, outcome),
+    };
+    crate::lab::bundle::prepare(crate::lab::bundle::HandIn {
+        run_dir: &s.opts.run_dir,
+        labs_dir: args.dir.labs.as_deref(),
+        rows,
+        capacity: None,
+        results: &s.ledger.results,
+        started,
+    });
+    code
 }
 
 /// How a run of labs (on any target) ended, by one rule for every command

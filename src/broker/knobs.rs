@@ -227,8 +227,15 @@ pub fn check_heap(h: crate::units::MemSize) -> Result<(), String> {
 }
 
 fn physical_memory() -> Option<u64> {
+    meminfo("MemTotal")
+}
+
+/// A field of /proc/meminfo (`MemTotal`, `MemAvailable`), in bytes.
+pub fn meminfo(field: &str) -> Option<u64> {
     let text = std::fs::read_to_string("/proc/meminfo").ok()?;
-    let line = text.lines().find(|l| l.starts_with("MemTotal:"))?;
+    let line = text
+        .lines()
+        .find(|l| l.strip_prefix(field).is_some_and(|r| r.starts_with(':')))?;
     let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kb * 1024)
 }

@@ -1,6 +1,7 @@
 //! The arguments of `klab lab`: list, show, run, check and rehearse, and the
 //! session flags they share.
 
+use super::kit::HandInArgs;
 use super::{
     BrokerArgs, KafkaArgs, OutputArgs, UiArgs, parse_brokers, parse_budget, parse_nonzero_duration,
 };
@@ -117,6 +118,8 @@ pub struct LabRunArgs {
     pub fix: FixArgs,
     #[command(flatten)]
     pub session: SessionArgs,
+    #[command(flatten)]
+    pub hand_in: HandInArgs,
 }
 
 #[derive(Args, Debug)]
@@ -133,4 +136,6 @@ pub struct LabCheckArgs {
     pub producer_set: Vec<(String, String)>,
     #[command(flatten)]
     pub session: SessionArgs,
+    #[command(flatten)]
+    pub hand_in: HandInArgs,
 }

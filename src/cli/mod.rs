@@ -10,10 +10,12 @@ use std::time::Duration;
 
 mod broker;
 pub mod capacity;
+pub mod kit;
 mod lab;
 mod workload;
 pub use broker::{BrokerExecArgs, BrokerRenderArgs, BrokerSetArgs, NodeArgs};
 pub use capacity::{ObjectiveArgs, ObjectiveKind};
+pub use kit::{ClassArgs, DoctorArgs, HandInArgs};
 pub use lab::{
     FixArgs, FixWith, LabCheckArgs, LabCommand, LabRehearseArgs, LabRunArgs, LabShowArgs,
     LabsDirArgs, SessionArgs,
@@ -77,6 +79,12 @@ pub enum Command {
     /// Replay a finished run folder in the live view's page (and its
     /// /metrics), until Ctrl-C.
     Ui(UiReplayArgs),
+    /// Is this machine ready for a class? Java, Kafka, the labs, cores,
+    /// memory per track, disk, ports, the machine lock, the calibration.
+    Doctor(DoctorArgs),
+    /// A folder of handed-in bundles (bundle.json of lab run, lab check,
+    /// demo) as a class table: who passed which lab, with the figures.
+    Class(ClassArgs),
 }
 
 /// `--ui`: the live view of a run.
@@ -329,6 +337,8 @@ pub struct DemoArgs {
     pub fix: FixArgs,
     #[command(flatten)]
     pub session: SessionArgs,
+    #[command(flatten)]
+    pub hand_in: HandInArgs,
     /// Where to run: the embedded local broker (default) or Kubernetes.
     #[arg(long, value_enum, default_value = "local")]
     pub target: DemoTarget,

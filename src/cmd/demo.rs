@@ -132,5 +132,13 @@ fn conclude_k8s(
         dir.display()
     );
     print_plot(&dir);
+    crate::lab::bundle::prepare(crate::lab::bundle::HandIn {
+        run_dir: &dir,
+        labs_dir: a.session.dir.labs.as_deref(),
+        rows,
+        capacity: None,
+        results: &s.ledger.results,
+        started,
+    });
     exit_code(rows, outcome)
 }

@@ -5,11 +5,12 @@
 pub mod bench;
 pub mod broker;
 pub mod capacity;
+pub mod class;
 pub mod compare;
 pub mod demo;
+pub mod doctor;
 pub mod knobs;
 pub mod lab;
-pub mod machine;
 pub mod pods;
 pub mod rehearse;
 pub mod run;
@@ -28,24 +29,63 @@ use std::time::Duration;
 /// interrupted. The message of an error goes to stderr.
 pub fn exit_code(result: Result<Outcome>) -> u8 {
     match result {
-        Ok(Outcome::Done) => 0,
-        Ok(Outcome::Incomplete | Outcome::NotAsExpected) => 1,
-        Ok(Outcome::Interrupted) => {
-            crate::errln!("klab: interrupted; what was measured so far is saved");
-            130
-        }
-        Err(e) if crate::error::is_usage(&e) => {
-            crate::errln!("klab: {e}");
-            2
-        }
-        Err(e) if crate::error::is_interrupted(&e) || crate::cancel::interrupted() => {
-            crate::errln!("klab: interrupted");
-            130
+        Ok(o) => {
+            if o == Outcome::Interrupted {
+                crate::errln!("klab: interrupted; what was measured so far is saved");
+            }
+            o.code()
         }
         Err(e) => {
-            crate::errln!("klab: error: {e:#}");
-            1
+            let code = error_code(&e);
+            match code {
+                2 => crate::errln!("klab: {e}"),
+                130 => crate::errln!("klab: interrupted"),
+                _ => crate::errln!("klab: error: {e:#}"),
+            }
+            code
         }
+    }
+}
+
+/// An error's exit code: 2 bad input, 130 interrupted, else 1.
+fn error_code(e: &anyhow::Error) -> u8 {
+    if crate::error::is_usage(e) {
+        2
+    } else if crate::error::is_interrupted(e) || crate::cancel::interrupted() {
+        130
+    } else {
+        1
+    }
+}
+
+/// How a run ended, as its `bundle.json` records it: the exit code
+/// [`exit_code`] will return for it, and a word.
+pub fn ending(result: &Result<Outcome>) -> crate::lab::bundle::Ending {
+    let (exit_code, verdict, error) = match result {
+        Ok(o) => (
+            o.code(),
+            match o {
+                Outcome::Done => "as expected",
+                Outcome::NotAsExpected => "not as expected",
+                Outcome::Incomplete => "incomplete",
+                Outcome::Interrupted => "interrupted",
+            },
+            None,
+        ),
+        Err(e) => {
+            let code = error_code(e);
+            let word = match code {
+                2 => "bad input",
+                130 => "interrupted",
+                _ => "error",
+            };
+            (code, word, Some(format!("{e:#}")))
+        }
+    };
+    crate::lab::bundle::Ending {
+        exit_code,
+        verdict,
+        error,
     }
 }
 

@@ -4,6 +4,7 @@
 //! `README.md` walkthrough. A lab names the lab it extends; its broker
 //! config, fix and workload are the extended lab's with its own laid on top.
 
+pub mod bundle;
 pub mod calibration;
 pub mod capacity;
 pub mod expect;
