@@ -82,6 +82,9 @@ pub fn execute(a: &DoctorArgs) -> Result<Outcome> {
     let root = labs_dir(a.dir.labs.as_deref());
     let loaded = labs_checks(&root, &mut out);
     out.push(cores_check());
+    if let Some(f) = load_check() {
+        out.push(f);
+    }
     memory_checks(&loaded, &mut out);
     out.push(disk_check(&a.results));
     out.push(ports_check());
@@ -289,6 +292,27 @@ fn cores_check() -> Finding {
             "rehearse the class's labs here (klab lab rehearse TRACK --runs 3 --quick) before counting on them",
         )
     }
+}
+
+/// Other work on the machine right now (a build, a browser, another
+/// program): the 1-minute load average against the cores. A busy machine
+/// makes the capacity labs' p99 and the rehearsal's figures the machine's,
+/// not the lab's. None where the system does not say (not Linux).
+fn load_check() -> Option<Finding> {
+    let text = std::fs::read_to_string("/proc/loadavg").ok()?;
+    let load1: f64 = text.split_whitespace().next()?.parse().ok()?;
+    let cores = std::thread::available_parallelism().ok()?.get();
+    let detail = format!("1-minute load average {load1:.1} on {cores} core(s)");
+    Some(if load1 > cores as f64 {
+        finding(
+            "load",
+            Status::Warn,
+            format!("{detail}: something else is using the machine"),
+            "stop other work (builds, browsers) before a class or a rehearsal: the capacity labs' verdicts rest on tail latency",
+        )
+    } else {
+        finding("load", Status::Ok, detail, "")
+    })
 }
 
 /// What a run of a track holds in memory at most: its broker JVMs (a
