@@ -968,7 +968,7 @@ fn the_durability_track_loads_lists_and_shows_its_faults() {
         assert!(l.dir.join("README.md").is_file(), "{} has no README", l.id);
         assert_eq!(l.brokers, 3, "{}", l.id);
         let w = l.workload(true, Some(10_000.0)).unwrap();
-        // Labs 04 and 05 keep two copies: freezing both followers of three
+        // Labs 04 and 05 keep two copies: taking both followers of three away
         // would freeze two of the three KRaft voters (their READMEs say why).
         let copies = if l.id.starts_with("04") || l.id.starts_with("05") {
             2
@@ -993,7 +993,7 @@ fn the_durability_track_loads_lists_and_shows_its_faults() {
     assert!(list.contains("track durability"), "{list}");
     assert!(list.contains("durability/02-leader-killed"), "{list}");
     let show = labs_stdout(&root, &["lab", "show", "durability/04"]);
-    assert!(show.contains("pause followers"), "{show}");
+    assert!(show.contains("kill followers at 1s, back after 12s"), "{show}");
     assert!(show.contains("min.insync.replicas"), "{show}");
 }
 
