@@ -364,9 +364,8 @@ fn conclude(a: &LabRehearseArgs, dir: &Path, done: &[LabRound], started: Instant
     text.push('\n');
     write_atomic(&dir.join("rehearsal.txt"), text.as_bytes())?;
     let md = format!(
-        "{} round(s){} of `klab lab rehearse {}{}`; a round's median wall time {:.0} s.\n\n{}",
+        "{} round(s) of `klab lab rehearse {}{}`; a round's median wall time {:.0} s.\n\n{}",
         rounds,
-        if a.session.quick { ", --quick" } else { "" },
         a.targets.join(" "),
         if a.session.quick { " --quick" } else { "" },
         rehearse::median_round_s(done),
