@@ -199,21 +199,12 @@ impl Measurement {
         r.noise = crate::stats::noise::of(&publish, &e2e, r.throughput.msgs_per_s);
         r.runs = a.runs.max(1) + b.runs.max(1);
         r.gc = match (&a.gc, &b.gc) {
-            (Some(x), Some(y)) => {
-                let pauses = x.pauses + y.pauses;
-                let total_ms = x.total_ms + y.total_ms;
-                Some(crate::model::GcSummary {
-                    pauses,
-                    total_ms,
-                    mean_ms: if pauses > 0 {
-                        total_ms / pauses as f64
-                    } else {
-                        0.0
-                    },
-                    max_ms: x.max_ms.max(y.max_ms),
-                    heap: y.heap.clone().or_else(|| x.heap.clone()),
-                })
-            }
+            (Some(x), Some(y)) => Some(crate::model::GcSummary::new(
+                x.pauses + y.pauses,
+                x.total_ms + y.total_ms,
+                x.max_ms.max(y.max_ms),
+                y.heap.clone().or_else(|| x.heap.clone()),
+            )),
             (x, y) => y.clone().or_else(|| x.clone()),
         };
         Measurement {
