@@ -185,18 +185,13 @@ impl ProducerReport {
         } else {
             self.markers_sent &= o.markers_sent;
         }
-        self.produced += o.produced;
-        self.warmup_records += o.warmup_records;
-        self.acked += o.acked;
-        self.acked_measured += o.acked_measured;
-        self.failed += o.failed;
+        crate::add_counts!(self += o: produced, warmup_records, acked, acked_measured, failed,
+            measured_sent, unsent);
         self.publish.merge(&o.publish);
         self.publish_warmup.merge(&o.publish_warmup);
         self.window_start = self.window_start.min(o.window_start);
         self.last_send = self.last_send.max(o.last_send);
         self.last_ack = self.last_ack.max(o.last_ack);
-        self.measured_sent += o.measured_sent;
-        self.unsent += o.unsent;
         for (k, n) in &o.failed_per_second {
             *self.failed_per_second.entry(*k).or_default() += n;
         }

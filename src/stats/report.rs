@@ -178,17 +178,8 @@ impl Measurement {
         let mut r = b.clone();
         r.complete = a.complete && b.complete;
         r.reason = a.reason.clone().or_else(|| b.reason.clone());
-        r.produced += a.produced;
-        r.acked += a.acked;
-        r.failed += a.failed;
-        r.consumed += a.consumed;
-        r.lost += a.lost;
-        r.duplicated += a.duplicated;
-        r.reordered += a.reordered;
-        r.corrupt += a.corrupt;
-        r.foreign += a.foreign;
-        r.warmup_records += a.warmup_records;
-        r.unsent += a.unsent;
+        crate::add_counts!(r += a: produced, acked, failed, consumed, lost, duplicated,
+            reordered, corrupt, foreign, warmup_records, unsent);
         r.achieved_rate = weighted(a.achieved_rate, b.achieved_rate);
         r.throughput.msgs_per_s = weighted(a.throughput.msgs_per_s, b.throughput.msgs_per_s);
         r.throughput.mb_per_s = weighted(a.throughput.mb_per_s, b.throughput.mb_per_s);
