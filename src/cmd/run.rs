@@ -94,15 +94,8 @@ pub fn execute(args: &RunArgs) -> Result<Outcome> {
     }
 
     let kafka = KafkaHome::locate(args.kafka.kafka_home.as_deref())?;
-    crate::broker::kafka_home::java()?;
-    let run_dir = new_run_dir(&args.out.results)?;
-    let mut broker = super::start_local_broker(
-        show,
-        kafka,
-        run_dir.join("broker"),
-        requested.clone(),
-        args.brokers,
-    )?;
+    let (run_dir, mut broker) =
+        super::start_in_run_dir(kafka, &args.out, requested.clone(), args.brokers)?;
     // A fresh JVM runs interpreted code for its first seconds: warm it up
     // the way the labs do after every (re)start, so the run measures the
     // broker and not its JIT compiler.
