@@ -124,15 +124,10 @@ impl Check {
     }
 }
 
-/// A ratio with two significant digits: 0.95, 1.5, 15, 710.
+/// A ratio with two significant digits: 0.95, 1.5, 15, 710 (rounded as
+/// the tables round milliseconds).
 pub fn fmt_x(x: f64) -> String {
-    if x >= 100.0 {
-        format!("{x:.0}")
-    } else if x >= 10.0 {
-        format!("{x:.1}")
-    } else {
-        format!("{x:.2}")
-    }
+    crate::stats::table::fmt_ms(x)
 }
 
 /// A lab's verdict on a step with the bounds behind it.

@@ -44,6 +44,7 @@ pub fn fmt_rate(x: f64) -> String {
     }
 }
 
+/// Two significant digits (three from 100 up): 0.95, 1.5, 15, 710.
 pub fn fmt_ms(x: f64) -> String {
     if x >= 100.0 {
         format!("{x:.0}")
