@@ -322,23 +322,11 @@ mod tests {
 
     fn lab(expect: Expect) -> Lab {
         Lab {
-            id: "04-x".into(),
             number: "04".into(),
-            dir: "labs/04-x".into(),
             title: "x".into(),
-            summary: None,
             extends: Some("01-a".into()),
-            changes: Default::default(),
-            broker: Default::default(),
-            fix: Default::default(),
-            workload_changes: Vec::new(),
-            workload: Default::default(),
-            quick: Default::default(),
             expect,
-            origin: Default::default(),
-            brokers: 1,
-            faults_from: None,
-            capacity: Default::default(),
+            ..Lab::bare("04-x", "labs/04-x".into())
         }
     }
 
