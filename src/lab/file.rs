@@ -394,40 +394,23 @@ fn parse_fix(cx: &Ctx<'_>, table: &str, f: &RawFix) -> Result<Fix, LabFileError>
                 .map_err(|e| cx.err(a, format!("{table}.acks: {e}")))
         })
         .transpose()?;
-    let hi = limits::MAX_REPLICATION as u64;
-    let min_insync_replicas = f
-        .min_insync_replicas
-        .as_ref()
-        .map(|v| {
-            cx.in_range(v, &format!("{table}.min_insync_replicas"), 1, hi)
-                .map(|n| n as u32)
-        })
-        .transpose()?;
-    let partitions = f
-        .partitions
-        .as_ref()
-        .map(|v| {
-            let hi = limits::MAX_PARTITIONS as u64;
-            cx.in_range(v, &format!("{table}.partitions"), 1, hi)
-                .map(|n| n as i32)
-        })
-        .transpose()?;
-    let consumers = f
-        .consumers
-        .as_ref()
-        .map(|v| {
-            let hi = limits::MAX_CONSUMERS as u64;
-            cx.in_range(v, &format!("{table}.consumers"), 1, hi)
-                .map(|n| n as u32)
-        })
-        .transpose()?;
+    // A count in 1..=hi, when the fix sets it.
+    let count = |v: &Option<Spanned<i64>>, key: &str, hi: u64| {
+        v.as_ref()
+            .map(|v| cx.in_range(v, &format!("{table}.{key}"), 1, hi))
+            .transpose()
+    };
+    let replicas = limits::MAX_REPLICATION as u64;
+    let min_insync = count(&f.min_insync_replicas, "min_insync_replicas", replicas)?;
+    let partitions = count(&f.partitions, "partitions", limits::MAX_PARTITIONS as u64)?;
+    let consumers = count(&f.consumers, "consumers", limits::MAX_CONSUMERS as u64)?;
     Ok(Fix {
         broker,
         producer,
         acks,
-        min_insync_replicas,
-        partitions,
-        consumers,
+        min_insync_replicas: min_insync.map(|n| n as u32),
+        partitions: partitions.map(|n| n as i32),
+        consumers: consumers.map(|n| n as u32),
         consumer: client_settings(cx, table, "consumer", &f.consumer)?,
     })
 }
