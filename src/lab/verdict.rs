@@ -199,35 +199,25 @@ fn check(rule: &Rule, step: &StepResult, reference: &StepResult, r: &Ratios) -> 
 /// Whether a degraded step shows the damage the lab promises: any one of
 /// its rules suffices.
 pub fn degraded(lab: &Lab, step: &StepResult, reference: &StepResult) -> Option<Judged> {
-    let r = ratios(step, reference);
-    let checks: Vec<Check> = lab
-        .expect
-        .degraded
-        .iter()
-        .map(|rule| check(rule, step, reference, &r))
-        .collect();
-    if checks.is_empty() {
-        return None;
-    }
+    let checks = checks(&lab.expect.degraded, step, reference)?;
     if lab.expect.degraded_all {
         return Some(all_hold(checks));
     }
-    let verdict = if checks.iter().any(|c| c.verdict == Verdict::Yes) {
-        Verdict::Yes
-    } else if checks.iter().all(|c| c.verdict == Verdict::No) {
-        Verdict::No
-    } else {
-        Verdict::Unsure
-    };
-    Some(Judged { verdict, checks })
+    Some(combine(checks, Verdict::Yes, Verdict::No))
 }
 
 /// Yes when every check holds, NO when one fails, else unsure.
 fn all_hold(checks: Vec<Check>) -> Judged {
-    let verdict = if checks.iter().all(|c| c.verdict == Verdict::Yes) {
-        Verdict::Yes
-    } else if checks.iter().any(|c| c.verdict == Verdict::No) {
-        Verdict::No
+    combine(checks, Verdict::No, Verdict::Yes)
+}
+
+/// `one` when a check has it, else `every` when each check has that, else
+/// unsure.
+fn combine(checks: Vec<Check>, one: Verdict, every: Verdict) -> Judged {
+    let verdict = if checks.iter().any(|c| c.verdict == one) {
+        one
+    } else if checks.iter().all(|c| c.verdict == every) {
+        every
     } else {
         Verdict::Unsure
     };
@@ -237,17 +227,17 @@ fn all_hold(checks: Vec<Check>) -> Judged {
 /// Whether a fixed step is back where the lab says it should be: every
 /// rule must hold.
 pub fn fixed(lab: &Lab, step: &StepResult, reference: &StepResult) -> Option<Judged> {
+    Some(all_hold(checks(&lab.expect.fixed, step, reference)?))
+}
+
+/// `rules` checked on `step` against `reference` (None: no rules).
+fn checks(rules: &[Rule], step: &StepResult, reference: &StepResult) -> Option<Vec<Check>> {
     let r = ratios(step, reference);
-    let checks: Vec<Check> = lab
-        .expect
-        .fixed
+    let checks: Vec<Check> = rules
         .iter()
         .map(|rule| check(rule, step, reference, &r))
         .collect();
-    if checks.is_empty() {
-        return None;
-    }
-    Some(all_hold(checks))
+    (!checks.is_empty()).then_some(checks)
 }
 
 /// How a lab's expectation combines its bounds, for `klab lab show`.
