@@ -375,40 +375,24 @@ mod tests {
     #[test]
     fn a_bound_inside_the_band_is_unsure() {
         let l = full();
+        // A step with throughput and p99 spreads, judged against a reference.
+        type Spreads = (f64, f64, f64);
+        let d = |t: Spreads, p: Spreads, r: &StepResult| degraded(&l, &noisy(t, p), r).unwrap();
+        let f = |t: Spreads, p: Spreads, r: &StepResult| fixed(&l, &noisy(t, p), r).unwrap();
         let reference = noisy((990.0, 1000.0, 1010.0), (5.0, 10.0, 40.0));
         // The wobbly reference of the issue: a degraded p99 of 1.2x whose
         // band reaches far cannot say "not degraded".
-        let j = degraded(
-            &l,
-            &noisy((980.0, 1000.0, 1020.0), (10.0, 12.0, 20.0)),
-            &reference,
-        )
-        .unwrap();
+        let j = d((980.0, 1000.0, 1020.0), (10.0, 12.0, 20.0), &reference);
         assert_eq!(j.verdict, Verdict::Unsure);
         assert_eq!(j.failed().count(), 2);
         // Clearly degraded on p99, whatever the noise of the throughput.
         let steady = noisy((990.0, 1000.0, 1010.0), (9.0, 10.0, 11.0));
-        let j = degraded(
-            &l,
-            &noisy((700.0, 900.0, 1100.0), (60.0, 60.0, 200.0)),
-            &steady,
-        )
-        .unwrap();
+        let j = d((700.0, 900.0, 1100.0), (60.0, 60.0, 200.0), &steady);
         assert_eq!(j.verdict, Verdict::Yes);
         // A fix whose p99 band straddles 3x is unsure; one clearly above is NO.
-        let j = fixed(
-            &l,
-            &noisy((990.0, 1000.0, 1010.0), (20.0, 25.0, 40.0)),
-            &steady,
-        )
-        .unwrap();
+        let j = f((990.0, 1000.0, 1010.0), (20.0, 25.0, 40.0), &steady);
         assert_eq!(j.verdict, Verdict::Unsure);
-        let j = fixed(
-            &l,
-            &noisy((990.0, 1000.0, 1010.0), (50.0, 97.0, 300.0)),
-            &steady,
-        )
-        .unwrap();
+        let j = f((990.0, 1000.0, 1010.0), (50.0, 97.0, 300.0), &steady);
         assert_eq!(j.verdict, Verdict::No);
         let failed: Vec<String> = j.failed().map(Check::describe).collect();
         assert_eq!(
