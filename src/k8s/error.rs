@@ -183,14 +183,16 @@ mod tests {
         namespace: "klab",
     };
 
+    /// [`explain`] of the API's answer `code` `reason` to [`CALL`].
+    fn api_error(message: &str, reason: &str, code: u16) -> anyhow::Error {
+        let status = Status::failure(message, reason).with_code(code).boxed();
+        explain(kube::Error::Api(status), &CALL, &cluster())
+    }
+
     #[test]
     fn forbidden_names_verb_resource_namespace_and_identity() {
         let msg = "pods is forbidden: User \"system:serviceaccount:klab:klab-tuner\" cannot create resource \"pods\" in API group \"\" in the namespace \"klab\"";
-        let e = explain(
-            kube::Error::Api(Status::failure(msg, "Forbidden").with_code(403).boxed()),
-            &CALL,
-            &cluster(),
-        );
+        let e = api_error(msg, "Forbidden", 403);
         assert!(crate::error::is_usage(&e));
         let m = e.to_string();
         assert!(
@@ -216,29 +218,13 @@ mod tests {
 
     #[test]
     fn other_api_errors_keep_the_call() {
-        let e = explain(
-            kube::Error::Api(
-                Status::failure("boom", "InternalError")
-                    .with_code(500)
-                    .boxed(),
-            ),
-            &CALL,
-            &cluster(),
-        );
+        let e = api_error("boom", "InternalError", 500);
         assert!(!crate::error::is_usage(&e));
         assert!(
             format!("{e:#}").starts_with("create pods in namespace klab (https://127.0.0.1:6443)"),
             "{e:#}"
         );
-        let e = explain(
-            kube::Error::Api(
-                Status::failure("bad cert", "Unauthorized")
-                    .with_code(401)
-                    .boxed(),
-            ),
-            &CALL,
-            &cluster(),
-        );
+        let e = api_error("bad cert", "Unauthorized", 401);
         assert!(crate::error::is_usage(&e));
         assert!(e.to_string().contains("401 Unauthorized"));
     }
