@@ -6,7 +6,7 @@ use crate::model::GcSummary;
 
 /// Milliseconds since the Unix epoch of a GC log's time decoration, e.g.
 /// `2026-12-01T22:23:55.153+0000` (the offset may be any `±hhmm`).
-pub fn parse_time(s: &str) -> Option<u64> {
+fn parse_time(s: &str) -> Option<u64> {
     let b = s.as_bytes();
     if b.len() < 28 || b[4] != b'-' || b[10] != b'T' || b[19] != b'.' {
         return None;

@@ -83,7 +83,7 @@ pub const THREAD_POOLS: &[&str] = &[
 ];
 
 /// The known key closest to `name`, if any is close.
-pub fn suggest(name: &str) -> Option<&'static str> {
+fn suggest(name: &str) -> Option<&'static str> {
     crate::error::closest(name, TABLE.keys().copied(), 3)
 }
 
@@ -176,7 +176,7 @@ pub fn check_setting(key: &str, value: &str) -> Result<&'static KeyInfo, String>
 }
 
 /// Checks every property of a config; errors are prefixed by `what`.
-pub fn check_config(cfg: &BrokerConfig) -> Result<(), String> {
+fn check_config(cfg: &BrokerConfig) -> Result<(), String> {
     for (k, v) in &cfg.properties {
         check_setting(k, v)?;
     }

@@ -310,7 +310,7 @@ impl LocalBroker {
 
     /// Reads every node's settings back, plus each JVM's heap from its GC
     /// log.
-    pub fn refresh_effective(&mut self) -> Result<()> {
+    fn refresh_effective(&mut self) -> Result<()> {
         for (id, gc) in self.live_gc_logs() {
             let mut eff = self.admin()?.describe_broker(id)?;
             // The GC log is written at JVM start; wait briefly for it.

@@ -271,7 +271,7 @@ pub enum StrategyArg {
 }
 
 /// `guided`, `random` or `exec:CMD` (CMD not empty).
-pub fn parse_strategy(s: &str) -> Result<StrategyArg, String> {
+fn parse_strategy(s: &str) -> Result<StrategyArg, String> {
     match s.trim() {
         "guided" => Ok(StrategyArg::Guided),
         "random" => Ok(StrategyArg::Random),
@@ -287,7 +287,7 @@ pub fn parse_strategy(s: &str) -> Result<StrategyArg, String> {
 
 /// Tuner budgets: at least one trial, at most a few hours of measuring.
 /// Consumer clients: 1 to the workload's limit.
-pub fn parse_consumer_count(s: &str) -> Result<u32, String> {
+fn parse_consumer_count(s: &str) -> Result<u32, String> {
     parse_count(s, crate::model::limits::MAX_CONSUMERS)
 }
 

@@ -47,7 +47,7 @@ impl fmt::Display for Call<'_> {
 }
 
 /// `User "system:serviceaccount:klab:klab-tuner" cannot ...` → the user.
-pub fn identity_in(message: &str) -> Option<&str> {
+fn identity_in(message: &str) -> Option<&str> {
     let rest = &message[message.find("User \"")? + 6..];
     Some(&rest[..rest.find('"')?])
 }
@@ -64,7 +64,7 @@ fn grant_hint(who: &str, namespace: &str) -> String {
 }
 
 /// The message for a 403 Forbidden.
-pub fn forbidden(call: &Call, cluster: &Cluster, server_message: &str) -> String {
+fn forbidden(call: &Call, cluster: &Cluster, server_message: &str) -> String {
     let who = identity_in(server_message)
         .map(str::to_string)
         .or_else(|| cluster.user.clone())
@@ -92,7 +92,7 @@ pub fn unreachable(cluster: &Cluster, detail: &str) -> String {
 
 /// True when the error says the server was not reached at all (refused,
 /// unresolvable, no route, connect timeout), as opposed to an answer.
-pub fn is_unreachable(e: &kube::Error) -> bool {
+fn is_unreachable(e: &kube::Error) -> bool {
     if matches!(e, kube::Error::Api(_)) {
         return false;
     }

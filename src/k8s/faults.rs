@@ -115,7 +115,7 @@ pub fn check_lab(lab: &Lab) -> Result<()> {
 }
 
 /// The pod of node `n` (1-based) of StatefulSet `set`.
-pub fn pod_of(set: &str, n: u32) -> String {
+fn pod_of(set: &str, n: u32) -> String {
     format!("{set}-{}", n.saturating_sub(1))
 }
 

@@ -24,7 +24,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 /// The uid/gid the klab images run as (nix/images.nix).
-pub const UID: i64 = 1000;
+const UID: i64 = 1000;
 
 /// The port producer and consumer serve `/metrics` on (named `metrics`),
 /// the same as `--metrics`' default.
@@ -69,17 +69,17 @@ impl Component {
     }
 
     /// The ServiceAccount of manifests/rbac.yaml.
-    pub fn service_account(self) -> String {
+    fn service_account(self) -> String {
         format!("klab-{}", self.as_str())
     }
 
     /// Only producer and consumer get the HMAC key.
-    pub fn gets_secret(self) -> bool {
+    fn gets_secret(self) -> bool {
         !matches!(self, Component::Tuner)
     }
 
     /// Only producer and consumer serve `/metrics`.
-    pub fn serves_metrics(self) -> bool {
+    fn serves_metrics(self) -> bool {
         !matches!(self, Component::Tuner)
     }
 

@@ -33,7 +33,7 @@ const WARMUP_BIT: usize = 1 << 63;
 /// least this long. A record may be handed over up to that much after its
 /// due time; its latency, measured from the due time, includes it.
 /// (Delivery reports are served by the producer's own polling thread.)
-pub const PACING: Duration = Duration::from_millis(1);
+const PACING: Duration = Duration::from_millis(1);
 
 /// How long the sender waits before retrying when librdkafka's queue is full.
 const QUEUE_FULL_BACKOFF: Duration = Duration::from_micros(500);

@@ -65,7 +65,7 @@ fn parent_of(path: &Path) -> PathBuf {
 /// is missing or a regular file, the file a symbolic link names; `Err`
 /// says why anything else (a directory, a device such as `/dev/null`, a
 /// FIFO, a socket) is not replaced.
-pub fn output_target(path: &Path) -> std::result::Result<PathBuf, String> {
+fn output_target(path: &Path) -> std::result::Result<PathBuf, String> {
     use std::os::unix::fs::FileTypeExt;
     let meta = match std::fs::symlink_metadata(path) {
         Ok(m) => m,
