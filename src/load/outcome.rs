@@ -57,12 +57,6 @@ pub struct ProducerOutcome {
     pub publish: Recorder,
 }
 
-impl std::fmt::Debug for Recorder {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Recorder({} values)", self.len())
-    }
-}
-
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct ConsumerOutcome {
     pub consumed: u64,

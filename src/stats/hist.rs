@@ -34,6 +34,12 @@ impl Default for Recorder {
     }
 }
 
+impl std::fmt::Debug for Recorder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Recorder({} values)", self.len())
+    }
+}
+
 impl Recorder {
     pub fn new(interval: Duration) -> Recorder {
         Recorder {
