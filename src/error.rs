@@ -55,7 +55,7 @@ pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
 
 /// The edit distance between two strings (insertions, deletions and
 /// substitutions of characters).
-pub fn levenshtein(a: &str, b: &str) -> usize {
+fn levenshtein(a: &str, b: &str) -> usize {
     let b: Vec<char> = b.chars().collect();
     let mut prev: Vec<usize> = (0..=b.len()).collect();
     for (i, ca) in a.chars().enumerate() {

@@ -80,7 +80,7 @@ pub fn format_duration(d: Duration) -> String {
 pub struct MemSize(pub u64);
 
 impl MemSize {
-    pub const KIB: u64 = 1024;
+    const KIB: u64 = 1024;
     pub const MIB: u64 = 1024 * 1024;
     pub const GIB: u64 = 1024 * 1024 * 1024;
 

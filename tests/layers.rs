@@ -75,6 +75,7 @@ fn macro_home(name: &str) -> Option<&'static str> {
     match name {
         "usage" => Some("error"),
         "out" | "outln" | "errln" => Some("term"),
+        "add_counts" => Some("stats"),
         _ => None,
     }
 }

@@ -14,6 +14,7 @@ use crate::load::outcome::{ConsumerOutcome, ProducerOutcome, last_json};
 use crate::load::payload::Secret;
 use crate::model::{Acks, Workload};
 use crate::stats::progress::Progress;
+use crate::stats::report::Measurement;
 use crate::step::{self, StepOptions};
 use anyhow::{Result, bail};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -329,23 +330,27 @@ impl Bench<'_> {
         })
     }
 
-    fn klab_latency(&mut self, pair: usize) -> Result<Run> {
-        let mut run = self.base_run(
-            Phase::Measured,
-            pair,
-            Test::Latency,
-            Side::Klab,
-            "klab (open loop)",
-        );
+    fn latency_run(&self, pair: usize, side: Side, tool: &str) -> Run {
+        self.base_run(Phase::Measured, pair, Test::Latency, side, tool)
+    }
+
+    /// klab's open loop on one producer with acks=all, at the bench's
+    /// record size, partitions and batch.size.
+    fn open_loop(
+        &self,
+        rate: f64,
+        duration: Duration,
+        warmup: Duration,
+        linger_ms: u32,
+    ) -> Workload {
         let mut producer = BTreeMap::new();
-        // EndToEndLatency forces linger.ms=0 on its producer; so does klab here.
-        producer.insert("linger.ms".to_string(), "0".to_string());
+        producer.insert("linger.ms".to_string(), linger_ms.to_string());
         producer.insert("batch.size".to_string(), self.opts.batch_size.to_string());
-        let w = Workload {
-            rate: Some(self.opts.latency_rate),
+        Workload {
+            rate: Some(rate),
             messages: None,
-            duration: Some(self.opts.latency_duration),
-            warmup: self.opts.latency_warmup,
+            duration: Some(duration),
+            warmup,
             message_bytes: self.opts.record_bytes,
             partitions: self.opts.partitions,
             acks: Acks::All,
@@ -353,16 +358,29 @@ impl Bench<'_> {
             topic: None,
             producers: 1,
             ..Workload::default()
+        }
+    }
+
+    /// One step on the bench's broker, which klab started.
+    fn measure(&mut self, w: &Workload, opts: StepOptions) -> Result<Measurement> {
+        let opts = StepOptions {
+            applied: crate::model::Applied::Started,
+            ..opts
         };
+        step::measure(self.broker, w, &self.secret, &opts)
+    }
+
+    fn klab_latency(&mut self, pair: usize) -> Result<Run> {
+        let mut run = self.latency_run(pair, Side::Klab, "klab (open loop)");
+        // EndToEndLatency forces linger.ms=0 on its producer; so does klab here.
+        let o = self.opts;
+        let w = self.open_loop(o.latency_rate, o.latency_duration, o.latency_warmup, 0);
         let watch = CpuWatch::start(self.broker);
         let started = std::time::Instant::now();
-        let m = step::measure(
-            self.broker,
+        let m = self.measure(
             &w,
-            &self.secret,
-            &StepOptions {
+            StepOptions {
                 label: Some(format!("bench latency pair {pair}")),
-                applied: crate::model::Applied::Started,
                 ..Default::default()
             },
         )?;
@@ -398,13 +416,7 @@ impl Bench<'_> {
     }
 
     fn peer_latency(&mut self, pair: usize) -> Result<Run> {
-        let mut run = self.base_run(
-            Phase::Measured,
-            pair,
-            Test::Latency,
-            Side::Peer,
-            "EndToEndLatency (closed loop)",
-        );
+        let mut run = self.latency_run(pair, Side::Peer, "EndToEndLatency (closed loop)");
         let topic = self.create("e2e-peer")?;
         run.topic = topic.clone();
         let out = self.run_child(self.tools.peer_latency_cmd(&topic), &mut run)?;
@@ -460,34 +472,16 @@ impl Bench<'_> {
             })
             .map_or(self.opts.latency_rate, |r| r.records_per_s / 2.0);
         let max = step::jit_warm_up_max();
-        let mut producer = BTreeMap::new();
-        producer.insert("linger.ms".to_string(), self.opts.linger_ms.to_string());
-        producer.insert("batch.size".to_string(), self.opts.batch_size.to_string());
-        let w = Workload {
-            rate: Some(rate),
-            messages: None,
-            duration: Some(max),
-            warmup: Duration::ZERO,
-            message_bytes: self.opts.record_bytes,
-            partitions: self.opts.partitions,
-            acks: Acks::All,
-            producer,
-            topic: None,
-            producers: 1,
-            ..Workload::default()
-        };
+        let w = self.open_loop(rate, max, Duration::ZERO, self.opts.linger_ms);
         self.step(format!(
             "broker JIT warm-up at {rate:.0} rec/s, not counted, until the JIT settles (at most {}s)",
             max.as_secs()
         ));
         let started = std::time::Instant::now();
-        let m = step::measure(
-            self.broker,
+        let m = self.measure(
             &w,
-            &self.secret,
-            &StepOptions {
+            StepOptions {
                 label: Some("bench JIT warm-up".into()),
-                applied: crate::model::Applied::Started,
                 throwaway: true,
                 until_jit_settles: true,
                 ..Default::default()

@@ -136,35 +136,20 @@ pub fn summarize(report: &mut BenchReport) {
             ratios.insert(name.to_string(), s);
         }
     }
+    // A goal on a ratio's median: `>=` or `<=` a limit.
+    let goal = |ratio: &str, op: &str, limit: f64| Goal {
+        ratio: ratio.into(),
+        target: format!("{op} {limit} (median)"),
+        met: ratios.get(ratio).map(|s| match op {
+            ">=" => s.median >= limit,
+            _ => s.median <= limit,
+        }),
+    };
     report.goals = vec![
-        Goal {
-            ratio: "klab_vs_rdkafka_performance".into(),
-            target: ">= 0.95 (median)".into(),
-            met: ratios
-                .get("klab_vs_rdkafka_performance")
-                .map(|s| s.median >= 0.95),
-        },
-        Goal {
-            ratio: "cpu_per_record_vs_rdkafka_performance".into(),
-            target: "<= 1.3 (median)".into(),
-            met: ratios
-                .get("cpu_per_record_vs_rdkafka_performance")
-                .map(|s| s.median <= 1.3),
-        },
-        Goal {
-            ratio: "klab_vs_producer_performance".into(),
-            target: ">= 1.2 (median)".into(),
-            met: ratios
-                .get("klab_vs_producer_performance")
-                .map(|s| s.median >= 1.2),
-        },
-        Goal {
-            ratio: "cpu_per_record_producer".into(),
-            target: "<= 0.7 (median)".into(),
-            met: ratios
-                .get("cpu_per_record_producer")
-                .map(|s| s.median <= 0.7),
-        },
+        goal("klab_vs_rdkafka_performance", ">=", 0.95),
+        goal("cpu_per_record_vs_rdkafka_performance", "<=", 1.3),
+        goal("klab_vs_producer_performance", ">=", 1.2),
+        goal("cpu_per_record_producer", "<=", 0.7),
     ];
     report.ratios = ratios;
     let incomplete = report.incomplete().count();

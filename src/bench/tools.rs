@@ -34,7 +34,7 @@ pub struct Tools {
 }
 
 impl Tools {
-    pub fn java_tool(&self, class: &str) -> Command {
+    fn java_tool(&self, class: &str) -> Command {
         let mut c = Command::new(&self.java);
         c.args(PEER_JVM_FLAGS)
             .arg(format!(

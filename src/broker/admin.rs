@@ -19,8 +19,14 @@ use rdkafka::admin::{
 };
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
+use rdkafka::metadata::{Metadata, MetadataPartition, MetadataTopic};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
+
+/// `topic` in metadata, if it is there.
+fn find_topic<'a>(md: &'a Metadata, topic: &str) -> Option<&'a MetadataTopic> {
+    md.topics().iter().find(|t| t.name() == topic)
+}
 
 /// The broker refused a configuration change (its reason inside). The
 /// tuner records such a change as a rejected trial instead of failing.
@@ -123,11 +129,19 @@ impl Admin {
     }
 
     /// Metadata of every topic and broker (never creates a topic).
-    fn cluster_metadata(&self, timeout: Duration) -> Result<rdkafka::metadata::Metadata> {
+    fn cluster_metadata(&self, timeout: Duration) -> Result<Metadata> {
         self.client
             .inner()
             .fetch_metadata(None, timeout)
             .with_context(|| format!("fetching metadata from {}", self.bootstrap))
+    }
+
+    /// Metadata of `topic` alone.
+    fn topic_metadata(&self, topic: &str, timeout: Duration) -> Result<Metadata> {
+        self.client
+            .inner()
+            .fetch_metadata(Some(topic), timeout)
+            .with_context(|| format!("reading metadata of topic {topic}"))
     }
 
     /// The node id of the (first) broker, if metadata can be fetched.
@@ -169,39 +183,35 @@ impl Admin {
     /// Partitions (of every topic) with fewer in-sync replicas than
     /// replicas, or without a leader.
     pub fn under_replicated(&self, timeout: Duration) -> Result<usize> {
-        let md = self.cluster_metadata(timeout)?;
-        Ok(md
-            .topics()
-            .iter()
-            .flat_map(|t| t.partitions())
-            .filter(|p| p.leader() < 0 || p.isr().len() < p.replicas().len())
-            .count())
+        self.count_partitions(timeout, |p| {
+            p.leader() < 0 || p.isr().len() < p.replicas().len()
+        })
     }
 
     /// Partitions whose leader is not their preferred replica (the first
     /// of their replica list): after a rolling restart the last node to
     /// restart leads nothing until the controller moves leadership back.
     pub fn off_preferred_leader(&self, timeout: Duration) -> Result<usize> {
+        self.count_partitions(timeout, |p| {
+            p.replicas().first().is_some_and(|r| *r != p.leader())
+        })
+    }
+
+    /// How many partitions of every topic `pred` holds for.
+    fn count_partitions(
+        &self,
+        timeout: Duration,
+        pred: impl Fn(&MetadataPartition) -> bool,
+    ) -> Result<usize> {
         let md = self.cluster_metadata(timeout)?;
-        Ok(md
-            .topics()
-            .iter()
-            .flat_map(|t| t.partitions())
-            .filter(|p| p.replicas().first().is_some_and(|r| *r != p.leader()))
-            .count())
+        let partitions = md.topics().iter().flat_map(|t| t.partitions());
+        Ok(partitions.filter(|p| pred(p)).count())
     }
 
     /// The replicas of partition `p` of `topic`, its leader first.
     pub fn replicas(&self, topic: &str, p: i32, timeout: Duration) -> Result<Vec<i32>> {
-        let md = self
-            .client
-            .inner()
-            .fetch_metadata(Some(topic), timeout)
-            .with_context(|| format!("reading metadata of topic {topic}"))?;
-        let part = md
-            .topics()
-            .iter()
-            .find(|t| t.name() == topic)
+        let md = self.topic_metadata(topic, timeout)?;
+        let part = find_topic(&md, topic)
             .and_then(|t| t.partitions().iter().find(|x| x.id() == p))
             .ok_or_else(|| anyhow!("no partition {p} of topic {topic}"))?;
         let mut out = vec![part.leader()];
@@ -216,38 +226,15 @@ impl Admin {
 
     /// The leader of each partition of `topic` (-1: none), by partition.
     pub fn leaders(&self, topic: &str, timeout: Duration) -> Result<Vec<i32>> {
-        let md = self
-            .client
-            .inner()
-            .fetch_metadata(Some(topic), timeout)
-            .with_context(|| format!("reading metadata of topic {topic}"))?;
-        let t = md
-            .topics()
-            .iter()
-            .find(|t| t.name() == topic)
-            .ok_or_else(|| anyhow!("no topic {topic}"))?;
-        let mut out = vec![-1; t.partitions().len()];
-        for p in t.partitions() {
-            if let Some(slot) = out.get_mut(p.id() as usize) {
-                *slot = p.leader();
-            }
-        }
-        Ok(out)
+        let states = self.partition_states(topic, timeout)?;
+        Ok(states.into_iter().map(|(leader, _)| leader).collect())
     }
 
     /// Each partition of `topic` as the broker that answers sees it: its
     /// leader (-1: none) and in-sync replicas, by partition.
     pub fn partition_states(&self, topic: &str, timeout: Duration) -> Result<Vec<(i32, Vec<i32>)>> {
-        let md = self
-            .client
-            .inner()
-            .fetch_metadata(Some(topic), timeout)
-            .with_context(|| format!("reading metadata of topic {topic}"))?;
-        let t = md
-            .topics()
-            .iter()
-            .find(|t| t.name() == topic)
-            .ok_or_else(|| anyhow!("no topic {topic}"))?;
+        let md = self.topic_metadata(topic, timeout)?;
+        let t = find_topic(&md, topic).ok_or_else(|| anyhow!("no topic {topic}"))?;
         let mut out = vec![(-1, Vec::new()); t.partitions().len()];
         for p in t.partitions() {
             if let Some(slot) = out.get_mut(p.id() as usize) {
@@ -306,11 +293,8 @@ impl Admin {
         }
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            if let Ok(md) = self
-                .client
-                .inner()
-                .fetch_metadata(Some(name), Duration::from_secs(2))
-                && let Some(t) = md.topics().iter().find(|t| t.name() == name)
+            if let Ok(md) = self.topic_metadata(name, Duration::from_secs(2))
+                && let Some(t) = find_topic(&md, name)
                 && t.partitions().len() == partitions as usize
                 && t.partitions()
                     .iter()
@@ -327,15 +311,9 @@ impl Admin {
 
     /// Partition count of an existing topic, or None when it does not exist.
     pub fn topic_partitions(&self, name: &str) -> Result<Option<usize>> {
-        let md = self
-            .client
-            .inner()
-            .fetch_metadata(Some(name), Duration::from_secs(5))
-            .with_context(|| format!("reading metadata of topic {name}"))?;
-        Ok(md
-            .topics()
-            .iter()
-            .find(|t| t.name() == name && t.error().is_none())
+        let md = self.topic_metadata(name, Duration::from_secs(5))?;
+        Ok(find_topic(&md, name)
+            .filter(|t| t.error().is_none())
             .map(|t| t.partitions().len())
             .filter(|n| *n > 0))
     }

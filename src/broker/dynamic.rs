@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 /// Values as the broker reports them now (for planning thread-pool steps).
-pub fn current_values(eff: &BTreeMap<String, EffectiveValue>) -> BTreeMap<String, String> {
+fn current_values(eff: &BTreeMap<String, EffectiveValue>) -> BTreeMap<String, String> {
     eff.iter()
         .filter_map(|(k, v)| v.value.as_ref().map(|x| (k.clone(), x.clone())))
         .collect()

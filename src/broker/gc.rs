@@ -6,7 +6,7 @@ use crate::model::GcSummary;
 
 /// Milliseconds since the Unix epoch of a GC log's time decoration, e.g.
 /// `2026-12-01T22:23:55.153+0000` (the offset may be any `±hhmm`).
-pub fn parse_time(s: &str) -> Option<u64> {
+fn parse_time(s: &str) -> Option<u64> {
     let b = s.as_bytes();
     if b.len() < 28 || b[4] != b'-' || b[10] != b'T' || b[19] != b'.' {
         return None;
@@ -58,17 +58,8 @@ pub fn summary(log: &str, from_ms: u64, to_ms: u64) -> GcSummary {
         .lines()
         .find_map(|l| l.split("Heap Max Capacity:").nth(1))
         .map(|v| v.trim().to_string());
-    GcSummary {
-        pauses: pauses.len() as u64,
-        total_ms: total,
-        mean_ms: if pauses.is_empty() {
-            0.0
-        } else {
-            total / pauses.len() as f64
-        },
-        max_ms: pauses.iter().copied().fold(0.0, f64::max),
-        heap,
-    }
+    let max = pauses.iter().copied().fold(0.0, f64::max);
+    GcSummary::new(pauses.len() as u64, total, max, heap)
 }
 
 /// The pauses of several brokers together (the longest is the worst).
@@ -76,17 +67,8 @@ pub fn combine(nodes: &[GcSummary]) -> Option<GcSummary> {
     let first = nodes.first()?;
     let pauses: u64 = nodes.iter().map(|g| g.pauses).sum();
     let total_ms = nodes.iter().fold(0.0, |a, g| a + g.total_ms);
-    Some(GcSummary {
-        pauses,
-        total_ms,
-        mean_ms: if pauses > 0 {
-            total_ms / pauses as f64
-        } else {
-            0.0
-        },
-        max_ms: nodes.iter().map(|g| g.max_ms).fold(0.0, f64::max),
-        heap: first.heap.clone(),
-    })
+    let max_ms = nodes.iter().map(|g| g.max_ms).fold(0.0, f64::max);
+    Some(GcSummary::new(pauses, total_ms, max_ms, first.heap.clone()))
 }
 
 #[cfg(test)]

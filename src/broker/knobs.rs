@@ -83,7 +83,7 @@ pub const THREAD_POOLS: &[&str] = &[
 ];
 
 /// The known key closest to `name`, if any is close.
-pub fn suggest(name: &str) -> Option<&'static str> {
+fn suggest(name: &str) -> Option<&'static str> {
     crate::error::closest(name, TABLE.keys().copied(), 3)
 }
 
@@ -115,29 +115,21 @@ pub fn check_setting(key: &str, value: &str) -> Result<&'static KeyInfo, String>
         ));
     };
     let v = value.trim();
+    let expected = |what: &str| format!("{key}={value}: expected {what}");
     let num: Option<f64> = match info.ty {
-        "int" => Some(
-            v.parse::<i32>()
-                .map_err(|_| format!("{key}={value}: expected an int (32-bit)"))?
-                as f64,
-        ),
+        "int" => Some(v.parse::<i32>().map_err(|_| expected("an int (32-bit)"))? as f64),
         "short" => Some(
             v.parse::<i16>()
-                .map_err(|_| format!("{key}={value}: expected a short (16-bit int)"))?
-                as f64,
+                .map_err(|_| expected("a short (16-bit int)"))? as f64,
         ),
         "long" => Some(
             v.parse::<i64>()
-                .map_err(|_| format!("{key}={value}: expected a long (64-bit int)"))?
-                as f64,
+                .map_err(|_| expected("a long (64-bit int)"))? as f64,
         ),
-        "double" => Some(
-            v.parse::<f64>()
-                .map_err(|_| format!("{key}={value}: expected a number"))?,
-        ),
+        "double" => Some(v.parse::<f64>().map_err(|_| expected("a number"))?),
         "boolean" => {
             if !v.eq_ignore_ascii_case("true") && !v.eq_ignore_ascii_case("false") {
-                return Err(format!("{key}={value}: expected true or false"));
+                return Err(expected("true or false"));
             }
             None
         }
@@ -169,14 +161,14 @@ pub fn check_setting(key: &str, value: &str) -> Result<&'static KeyInfo, String>
             .map(|s| s.trim().to_ascii_lowercase())
             .collect();
         if !choices.contains(&v.to_ascii_lowercase()) {
-            return Err(format!("{key}={value}: expected one of {}", info.valid));
+            return Err(expected(&format!("one of {}", info.valid)));
         }
     }
     Ok(info)
 }
 
 /// Checks every property of a config; errors are prefixed by `what`.
-pub fn check_config(cfg: &BrokerConfig) -> Result<(), String> {
+fn check_config(cfg: &BrokerConfig) -> Result<(), String> {
     for (k, v) in &cfg.properties {
         check_setting(k, v)?;
     }

@@ -302,16 +302,16 @@ impl LocalBroker {
         Ok(())
     }
 
+    /// The node id and GC log of every node that is not down.
+    fn live_gc_logs(&self) -> Vec<(i32, PathBuf)> {
+        let live = self.nodes.iter().filter(|n| !n.down);
+        live.map(|n| (n.id(), n.gc_log_path())).collect()
+    }
+
     /// Reads every node's settings back, plus each JVM's heap from its GC
     /// log.
-    pub fn refresh_effective(&mut self) -> Result<()> {
-        let ids: Vec<(i32, PathBuf)> = self
-            .nodes
-            .iter()
-            .filter(|n| !n.down)
-            .map(|n| (n.id(), n.gc_log_path()))
-            .collect();
-        for (id, gc) in ids {
+    fn refresh_effective(&mut self) -> Result<()> {
+        for (id, gc) in self.live_gc_logs() {
             let mut eff = self.admin()?.describe_broker(id)?;
             // The GC log is written at JVM start; wait briefly for it.
             let deadline = Instant::now() + Duration::from_secs(10);
@@ -368,15 +368,9 @@ impl LocalBroker {
             // pools part of the way.
             self.handlers_shrunk_at = Some(Instant::now());
         }
-        let targets: Vec<(i32, PathBuf)> = self
-            .nodes
-            .iter()
-            .filter(|n| !n.down)
-            .map(|n| (n.id(), n.gc_log_path()))
-            .collect();
         let mut result = Ok(());
         let mut dynamic = self.dynamic.clone();
-        for (id, gc_log) in targets {
+        for (id, gc_log) in self.live_gc_logs() {
             let admin = self.admin()?;
             let describe = || -> Result<BTreeMap<String, EffectiveValue>> {
                 let mut eff = admin.describe_broker(id)?;

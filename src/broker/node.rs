@@ -78,7 +78,7 @@ pub const MIN_FREE_BYTES: u64 = 256 << 20;
 
 /// Bytes an unprivileged writer may still use on the file system of
 /// `path` (or of its nearest ancestor that exists).
-pub fn free_bytes(path: &Path) -> Option<u64> {
+fn free_bytes(path: &Path) -> Option<u64> {
     use std::os::unix::ffi::OsStrExt;
     let mut p = path;
     while !p.exists() {

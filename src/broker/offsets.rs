@@ -10,7 +10,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 
 /// The tool's main class.
-pub const TOOL: &str = "org.apache.kafka.tools.GetOffsetShell";
+const TOOL: &str = "org.apache.kafka.tools.GetOffsetShell";
 
 /// The latest offset of each partition of `topic` (none when it does not
 /// exist yet), from `GetOffsetShell --time latest`.

@@ -14,7 +14,7 @@ use sha2::{Digest, Sha256};
 pub const MAX_NODES: u32 = 5;
 /// The most voters a cluster uses: three tolerate one failure; five would
 /// cost two more controllers on a laptop for a second tolerated failure.
-pub const MAX_VOTERS: u32 = 3;
+const MAX_VOTERS: u32 = 3;
 
 /// Voters of a cluster of `nodes`: all of them up to three, else three.
 pub fn voter_count(nodes: u32) -> u32 {
@@ -39,13 +39,13 @@ pub fn parse_pod_name(pod: &str) -> Result<(String, u32), String> {
 
 /// The stable DNS name of pod `ordinal` of StatefulSet `set` behind its
 /// headless Service, whose domain is `domain` (`kafka-headless.NS.svc`).
-pub fn pod_host(set: &str, ordinal: u32, domain: &str) -> String {
+fn pod_host(set: &str, ordinal: u32, domain: &str) -> String {
     format!("{set}-{ordinal}.{domain}")
 }
 
 /// Where the controller quorum of StatefulSet `set` with `replicas` pods
 /// listens: the first [`MAX_VOTERS`] pods, node id = ordinal + 1.
-pub fn pod_voters(set: &str, replicas: u32, domain: &str, controller_port: u16) -> Vec<Voter> {
+fn pod_voters(set: &str, replicas: u32, domain: &str, controller_port: u16) -> Vec<Voter> {
     (0..voter_count(replicas))
         .map(|i| Voter {
             id: i as i32 + 1,

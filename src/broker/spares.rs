@@ -20,7 +20,7 @@ use crate::model::BrokerConfig;
 
 /// How many spares a session keeps by default (`KLAB_SPARES` changes it;
 /// 0 turns them off).
-pub const DEFAULT_SPARES: usize = 2;
+const DEFAULT_SPARES: usize = 2;
 
 /// The most heap the running brokers of a session may have together (the
 /// one measured and its spares); spares are stopped, least recently used

@@ -37,9 +37,9 @@ pub struct Settings {
 }
 
 pub const DEFAULT_SLO_P99_MS: f64 = 50.0;
-pub const DEFAULT_RESOLUTION: f64 = 0.05;
+const DEFAULT_RESOLUTION: f64 = 0.05;
 pub const DEFAULT_MAX_PROBES: usize = 14;
-pub const MIN_DELIVERED: f64 = 0.98;
+const MIN_DELIVERED: f64 = 0.98;
 /// Allowed resolutions: 1% to 25%.
 pub const RESOLUTION_RANGE: (f64, f64) = (0.01, 0.25);
 /// Allowed probe budgets.
@@ -227,9 +227,9 @@ pub enum Stop {
 }
 
 /// The lowest rate the search brackets down to, as a share of the max figure.
-pub const FLOOR_SHARE: f64 = 1.0 / 64.0;
+const FLOOR_SHARE: f64 = 1.0 / 64.0;
 /// The highest rate it brackets up to.
-pub const CEILING_SHARE: f64 = 4.0;
+const CEILING_SHARE: f64 = 4.0;
 /// Where the bracket starts, as a share of the max figure.
 pub const START_SHARE: f64 = 0.8;
 

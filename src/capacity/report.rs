@@ -2,7 +2,7 @@
 
 use super::{Capacity, Phase, Ratio, Settings, Stop};
 use crate::model::Workload;
-use crate::stats::plot::{esc, nice_max};
+use crate::stats::plot::{esc, nice_max, svg_head};
 use crate::stats::table::{align_numbers, fmt_ms, fmt_rate, new_table};
 use serde::{Deserialize, Serialize};
 use std::fmt::Write;
@@ -303,16 +303,11 @@ pub fn svg(title: &str, r: &CapacityReport) -> String {
         let l = ms.max(0.1).log10().clamp(lo, hi);
         top + ih * (1.0 - (l - lo) / (hi - lo))
     };
-    let mut s = String::new();
-    let _ = writeln!(
-        s,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w:.0}" height="{h:.0}" font-family="sans-serif" font-size="11">"#
-    );
-    let _ = writeln!(s, r#"<rect width="100%" height="100%" fill="white"/>"#);
-    let _ = writeln!(
-        s,
-        r##"<text x="{left}" y="22" font-size="15" font-weight="bold">{}</text><text x="{left}" y="38" fill="#555">e2e latency against the offered rate: p99 (solid) and p50 (dashed); filled dots passed, hollow ones failed</text>"##,
-        esc(title)
+    let mut s = svg_head(
+        (w, h, left),
+        title,
+        38,
+        "e2e latency against the offered rate: p99 (solid) and p50 (dashed); filled dots passed, hollow ones failed",
     );
     let _ = writeln!(
         s,

@@ -47,6 +47,6 @@ pub struct HandInArgs {
 
 /// `--student NAME` (or `KLAB_STUDENT`): 1 to 64 characters, no control
 /// characters, trimmed.
-pub fn parse_student(s: &str) -> Result<String, String> {
+fn parse_student(s: &str) -> Result<String, String> {
     crate::lab::bundle::check_student(s)
 }

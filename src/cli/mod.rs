@@ -5,6 +5,7 @@ use crate::model::{Acks, BrokerConfig, limits};
 use crate::units::{MemSize, parse_duration, parse_key_value};
 use crate::usage;
 use clap::{Args, Parser, Subcommand};
+use std::ops::RangeInclusive;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -270,7 +271,7 @@ pub enum StrategyArg {
 }
 
 /// `guided`, `random` or `exec:CMD` (CMD not empty).
-pub fn parse_strategy(s: &str) -> Result<StrategyArg, String> {
+fn parse_strategy(s: &str) -> Result<StrategyArg, String> {
     match s.trim() {
         "guided" => Ok(StrategyArg::Guided),
         "random" => Ok(StrategyArg::Random),
@@ -286,20 +287,13 @@ pub fn parse_strategy(s: &str) -> Result<StrategyArg, String> {
 
 /// Tuner budgets: at least one trial, at most a few hours of measuring.
 /// Consumer clients: 1 to the workload's limit.
-pub fn parse_consumer_count(s: &str) -> Result<u32, String> {
+fn parse_consumer_count(s: &str) -> Result<u32, String> {
     parse_count(s, crate::model::limits::MAX_CONSUMERS)
 }
 
 /// Rounds of a rehearsal: 1 to 100.
 pub fn parse_rounds(s: &str) -> Result<usize, String> {
-    let n: usize = s
-        .trim()
-        .parse()
-        .map_err(|_| format!("'{s}' is not a whole number of rounds"))?;
-    if !(1..=100).contains(&n) {
-        return Err(format!("{n} is not allowed; expected 1..=100 rounds"));
-    }
-    Ok(n)
+    parse_whole(s, 1..=100, "rounds", "")
 }
 
 /// A share: `90%` or `0.9`, in (0, 1].
@@ -319,16 +313,7 @@ pub fn parse_share(s: &str) -> Result<f64, String> {
 }
 
 pub fn parse_budget(s: &str) -> Result<usize, String> {
-    let n: usize = s
-        .trim()
-        .parse()
-        .map_err(|_| format!("'{s}' is not a whole number of trials"))?;
-    if !(1..=200).contains(&n) {
-        return Err(format!(
-            "{n} is not allowed; expected 1..=200 trials (each a full measurement)"
-        ));
-    }
-    Ok(n)
+    parse_whole(s, 1..=200, "trials", " (each a full measurement)")
 }
 
 #[derive(Args, Debug)]
@@ -421,12 +406,29 @@ pub(crate) fn parse_count<T>(s: &str, max: T) -> Result<T, String>
 where
     T: std::str::FromStr + PartialOrd + From<u8> + std::fmt::Display + Copy,
 {
+    parse_whole(s, T::from(1)..=max, "", "")
+}
+
+/// A whole number in `range`; the messages name its `unit` (none when
+/// empty), and a refused value's adds `note`.
+fn parse_whole<T>(s: &str, range: RangeInclusive<T>, unit: &str, note: &str) -> Result<T, String>
+where
+    T: std::str::FromStr + PartialOrd + std::fmt::Display + Copy,
+{
+    let (of, unit) = if unit.is_empty() {
+        (String::new(), String::new())
+    } else {
+        (format!(" of {unit}"), format!(" {unit}"))
+    };
     let n: T = s
         .trim()
         .parse()
-        .map_err(|_| format!("'{s}' is not a whole number"))?;
-    if n < T::from(1) || n > max {
-        return Err(format!("{n} is not allowed; expected 1..={max}"));
+        .map_err(|_| format!("'{s}' is not a whole number{of}"))?;
+    if !range.contains(&n) {
+        let (lo, hi) = (range.start(), range.end());
+        return Err(format!(
+            "{n} is not allowed; expected {lo}..={hi}{unit}{note}"
+        ));
     }
     Ok(n)
 }
@@ -531,25 +533,11 @@ fn parse_agent(s: &str) -> Result<String, String> {
 }
 
 fn parse_startups(s: &str) -> Result<usize, String> {
-    let n: usize = s
-        .trim()
-        .parse()
-        .map_err(|_| format!("'{s}' is not a whole number of starts"))?;
-    if n > 10 {
-        return Err(format!("{n} is not allowed; expected 0..=10 starts"));
-    }
-    Ok(n)
+    parse_whole(s, 0..=10, "starts", "")
 }
 
 fn parse_runs(s: &str) -> Result<usize, String> {
-    let n: usize = s
-        .trim()
-        .parse()
-        .map_err(|_| format!("'{s}' is not a whole number of pairs"))?;
-    if !(1..=50).contains(&n) {
-        return Err(format!("{n} is not allowed; expected 1..=50 pairs"));
-    }
-    Ok(n)
+    parse_whole(s, 1..=50, "pairs", "")
 }
 
 #[derive(Args, Debug)]
@@ -618,18 +606,8 @@ pub fn parse_nonzero_duration(s: &str) -> Result<Duration, String> {
 }
 
 pub fn parse_message_bytes(s: &str) -> Result<usize, String> {
-    let n: usize = s
-        .trim()
-        .parse()
-        .map_err(|_| format!("'{s}' is not a whole number of bytes"))?;
-    if !(limits::MIN_MESSAGE_BYTES..=limits::MAX_MESSAGE_BYTES).contains(&n) {
-        return Err(format!(
-            "{n} is not allowed; expected {}..={} bytes (64 are header and HMAC tag)",
-            limits::MIN_MESSAGE_BYTES,
-            limits::MAX_MESSAGE_BYTES
-        ));
-    }
-    Ok(n)
+    let range = limits::MIN_MESSAGE_BYTES..=limits::MAX_MESSAGE_BYTES;
+    parse_whole(s, range, "bytes", " (64 are header and HMAC tag)")
 }
 
 pub fn parse_partitions(s: &str) -> Result<i32, String> {

@@ -5,7 +5,7 @@ use crate::bench::{self, BenchOptions};
 use crate::broker::kafka_home::KafkaHome;
 use crate::cli::BenchArgs;
 use crate::model::BrokerConfig;
-use crate::stats::report::{check_writable, new_run_dir};
+use crate::stats::report::check_writable;
 use crate::usage;
 use anyhow::{Context, Result};
 
@@ -34,15 +34,8 @@ pub fn execute(args: &BenchArgs) -> Result<Outcome> {
     let kafka = KafkaHome::locate(args.kafka.kafka_home.as_deref())?;
     kafka.check_tools()?;
     let kafka_home = kafka.clone();
-    crate::broker::kafka_home::java()?;
-    let run_dir = new_run_dir(&args.out.results)?;
-    let mut broker = super::start_local_broker(
-        show,
-        kafka,
-        run_dir.join("broker"),
-        BrokerConfig::default(),
-        1,
-    )?;
+    let (run_dir, mut broker) =
+        super::start_in_run_dir(kafka, &args.out, BrokerConfig::default(), 1)?;
     let report = bench::run(&mut broker, &opts);
     broker.stop().context("stopping the broker")?;
     let mut report = report?;

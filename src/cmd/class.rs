@@ -23,8 +23,8 @@ const MAX_DEPTH: usize = 8;
 const MAX_FILES: usize = 100_000;
 
 pub const PASS: &str = "PASS";
-pub const NOT_YET: &str = "NOT YET";
-pub const MISSING: &str = "not handed in";
+const NOT_YET: &str = "NOT YET";
+const MISSING: &str = "not handed in";
 
 #[derive(Debug, Serialize)]
 pub struct ClassTable {
@@ -209,11 +209,7 @@ fn lab_order(lab: &str) -> (bool, &str) {
 }
 
 /// The class table from the bundles read.
-pub fn class_table(
-    dir: &Path,
-    bundles: &[(PathBuf, Bundle)],
-    left_out: Vec<LeftOut>,
-) -> ClassTable {
+fn class_table(dir: &Path, bundles: &[(PathBuf, Bundle)], left_out: Vec<LeftOut>) -> ClassTable {
     let mut lab_names: Vec<String> = bundles
         .iter()
         .flat_map(|(_, b)| b.labs.iter().map(|l| l.lab.clone()))

@@ -245,23 +245,33 @@ pub fn run(a: &LabRunArgs) -> Result<Outcome> {
     let mut s = session(&a.session, lab.brokers)?;
     s.ledger.steps_planned = if lab.extends.is_none() { 1 } else { 3 };
     let started = Instant::now();
-    let mut rows = Vec::new();
     let fix = fix_source(&a.fix, a.session.quick, 3, 6);
     s.ledger.steps_planned = match &fix {
         FixSource::Tuner(o) if lab.extends.is_some() => 2 + o.budget,
         _ => s.ledger.steps_planned,
     };
     announce(&s, &labs, &[&lab], s.ledger.steps_planned);
-    let outcome = run_lab(&mut s, &labs, &lab, &fix).map(|r| rows = r);
-    let code = conclude(
-        &mut s,
-        &format!("lab {}", lab.id),
-        &rows,
-        &a.session,
-        outcome,
-        started,
-    )?;
+    let (code, _) = run_and_conclude(&mut s, &labs, &lab, &fix, "lab", &a.session, started)?;
     Ok(code)
+}
+
+/// Runs `lab` (of `labs`) with `fix` in the session and ends the session
+/// as the `what` of the lab (the summary, the verdict, the hand-in); what
+/// it measured is kept also after an error or Ctrl-C.
+fn run_and_conclude(
+    s: &mut crate::lab::session::Session,
+    labs: &Labs,
+    lab: &Lab,
+    fix: &FixSource,
+    what: &str,
+    args: &crate::cli::SessionArgs,
+    started: Instant,
+) -> Result<(Outcome, Vec<crate::lab::summary::Row>)> {
+    let mut rows = Vec::new();
+    let outcome = run_lab(s, labs, lab, fix).map(|r| rows = r);
+    let title = format!("{what} {}", lab.id);
+    let code = conclude(s, &title, &rows, args, outcome, started)?;
+    Ok((code, rows))
 }
 
 pub fn check(a: &LabCheckArgs) -> Result<Outcome> {
@@ -311,16 +321,8 @@ pub fn check(a: &LabCheckArgs) -> Result<Outcome> {
     s.ledger.steps_planned = 3;
     announce(&s, &labs, &[&lab], 3);
     let started = Instant::now();
-    let mut rows = Vec::new();
-    let outcome = run_lab(&mut s, &labs, &lab, &FixSource::Given(fix.clone())).map(|r| rows = r);
-    let code = conclude(
-        &mut s,
-        &format!("check {}", lab.id),
-        &rows,
-        &a.session,
-        outcome,
-        started,
-    )?;
+    let given = FixSource::Given(fix.clone());
+    let (code, rows) = run_and_conclude(&mut s, &labs, &lab, &given, "check", &a.session, started)?;
     if code == Outcome::Interrupted {
         return Ok(code);
     }

@@ -125,6 +125,22 @@ pub fn check_bootstrap(bootstrap: &str) -> anyhow::Result<()> {
 
 /// Starts the local broker for `klab run` and `klab bench`, with a spinner;
 /// Ctrl-C during the start is an interruption, not a failure.
+/// Checks that Java is there, makes a new run folder under `out.results`
+/// and starts the local broker in its `broker/`, showing progress unless
+/// `out.quiet`.
+pub fn start_in_run_dir(
+    kafka: crate::broker::kafka_home::KafkaHome,
+    out: &crate::cli::OutputArgs,
+    cfg: crate::model::BrokerConfig,
+    brokers: u32,
+) -> anyhow::Result<(std::path::PathBuf, crate::broker::local::LocalBroker)> {
+    crate::broker::kafka_home::java()?;
+    let run_dir = crate::stats::report::new_run_dir(&out.results)?;
+    let show = crate::stats::progress::Progress::detect(out.quiet);
+    let broker = start_local_broker(show, kafka, run_dir.join("broker"), cfg, brokers)?;
+    Ok((run_dir, broker))
+}
+
 pub fn start_local_broker(
     show: crate::stats::progress::Progress,
     kafka: crate::broker::kafka_home::KafkaHome,

@@ -7,6 +7,7 @@ use crate::load::payload::Secret;
 use crate::model::Applied;
 use crate::stats::report::{check_writable, new_run_dir};
 use crate::stats::table::step_table;
+use crate::step::side::BrokerSide;
 use crate::step::{self, StepOptions};
 use crate::usage;
 use anyhow::{Context, Result};
@@ -59,6 +60,13 @@ pub fn execute(args: &RunArgs) -> Result<Outcome> {
     let show = crate::stats::progress::Progress::detect(args.out.quiet);
     let secret = Secret::from_env_or_random()?;
     let _ui = super::start_ui(&args.ui)?;
+    let run = |applied| StepOptions {
+        progress: show,
+        title: "run".into(),
+        requested: requested.clone(),
+        applied,
+        ..Default::default()
+    };
 
     if let Some(bootstrap) = &args.bootstrap {
         if !requested.is_empty() {
@@ -80,29 +88,14 @@ pub fn execute(args: &RunArgs) -> Result<Outcome> {
             bootstrap: bootstrap.clone(),
             effective,
         };
-        let opts = StepOptions {
-            progress: show,
-            title: "run".into(),
-            requested,
-            applied: Applied::External,
-            ..Default::default()
-        };
-        let offsets = Offsets::before(args, bootstrap, &workload)?;
-        let mut m = step::measure(&mut target, &workload, &secret, &opts)?;
-        offsets.after(&mut m.result)?;
+        let opts = run(Applied::External);
+        let m = Offsets::around(args, bootstrap, &mut target, &workload, &secret, &opts)?;
         return finish(args, m, &run_dir);
     }
 
     let kafka = KafkaHome::locate(args.kafka.kafka_home.as_deref())?;
-    crate::broker::kafka_home::java()?;
-    let run_dir = new_run_dir(&args.out.results)?;
-    let mut broker = super::start_local_broker(
-        show,
-        kafka,
-        run_dir.join("broker"),
-        requested.clone(),
-        args.brokers,
-    )?;
+    let (run_dir, mut broker) =
+        super::start_in_run_dir(kafka, &args.out, requested.clone(), args.brokers)?;
     // A fresh JVM runs interpreted code for its first seconds: warm it up
     // the way the labs do after every (re)start, so the run measures the
     // broker and not its JIT compiler.
@@ -115,21 +108,11 @@ pub fn execute(args: &RunArgs) -> Result<Outcome> {
     };
     let w = crate::lab::target::warm_up_workload(&workload, crate::step::jit_warm_up_max());
     let warmed = step::measure(&mut broker, &w, &secret, &warm);
-    let opts = StepOptions {
-        progress: show,
-        title: "run".into(),
-        requested,
-        applied: Applied::Started,
-        ..Default::default()
-    };
+    let opts = run(Applied::Started);
     let bootstrap = broker.bootstrap();
     let m = match warmed {
         Ok(_) if crate::cancel::interrupted() => Err(crate::error::Interrupted.into()),
-        Ok(_) => Offsets::before(args, &bootstrap, &workload).and_then(|offsets| {
-            let mut m = step::measure(&mut broker, &workload, &secret, &opts)?;
-            offsets.after(&mut m.result)?;
-            Ok(m)
-        }),
+        Ok(_) => Offsets::around(args, &bootstrap, &mut broker, &workload, &secret, &opts),
         Err(e) => Err(e),
     };
     broker.stop().context("stopping the broker")?;
@@ -204,6 +187,22 @@ impl Offsets {
             check: Some((java, kafka, bootstrap.to_string(), topic)),
             before,
         })
+    }
+
+    /// The step measured between a reading of the offsets before it and
+    /// one after it.
+    fn around(
+        args: &RunArgs,
+        bootstrap: &str,
+        side: &mut dyn BrokerSide,
+        workload: &crate::model::Workload,
+        secret: &Secret,
+        opts: &StepOptions,
+    ) -> Result<crate::stats::report::Measurement> {
+        let offsets = Offsets::before(args, bootstrap, workload)?;
+        let mut m = step::measure(side, workload, secret, opts)?;
+        offsets.after(&mut m.result)?;
+        Ok(m)
     }
 
     /// Reads the offsets again and puts the comparison into `r`.

@@ -47,7 +47,7 @@ impl fmt::Display for Call<'_> {
 }
 
 /// `User "system:serviceaccount:klab:klab-tuner" cannot ...` → the user.
-pub fn identity_in(message: &str) -> Option<&str> {
+fn identity_in(message: &str) -> Option<&str> {
     let rest = &message[message.find("User \"")? + 6..];
     Some(&rest[..rest.find('"')?])
 }
@@ -64,7 +64,7 @@ fn grant_hint(who: &str, namespace: &str) -> String {
 }
 
 /// The message for a 403 Forbidden.
-pub fn forbidden(call: &Call, cluster: &Cluster, server_message: &str) -> String {
+fn forbidden(call: &Call, cluster: &Cluster, server_message: &str) -> String {
     let who = identity_in(server_message)
         .map(str::to_string)
         .or_else(|| cluster.user.clone())
@@ -92,7 +92,7 @@ pub fn unreachable(cluster: &Cluster, detail: &str) -> String {
 
 /// True when the error says the server was not reached at all (refused,
 /// unresolvable, no route, connect timeout), as opposed to an answer.
-pub fn is_unreachable(e: &kube::Error) -> bool {
+fn is_unreachable(e: &kube::Error) -> bool {
     if matches!(e, kube::Error::Api(_)) {
         return false;
     }
@@ -183,14 +183,16 @@ mod tests {
         namespace: "klab",
     };
 
+    /// [`explain`] of the API's answer `code` `reason` to [`CALL`].
+    fn api_error(message: &str, reason: &str, code: u16) -> anyhow::Error {
+        let status = Status::failure(message, reason).with_code(code).boxed();
+        explain(kube::Error::Api(status), &CALL, &cluster())
+    }
+
     #[test]
     fn forbidden_names_verb_resource_namespace_and_identity() {
         let msg = "pods is forbidden: User \"system:serviceaccount:klab:klab-tuner\" cannot create resource \"pods\" in API group \"\" in the namespace \"klab\"";
-        let e = explain(
-            kube::Error::Api(Status::failure(msg, "Forbidden").with_code(403).boxed()),
-            &CALL,
-            &cluster(),
-        );
+        let e = api_error(msg, "Forbidden", 403);
         assert!(crate::error::is_usage(&e));
         let m = e.to_string();
         assert!(
@@ -216,29 +218,13 @@ mod tests {
 
     #[test]
     fn other_api_errors_keep_the_call() {
-        let e = explain(
-            kube::Error::Api(
-                Status::failure("boom", "InternalError")
-                    .with_code(500)
-                    .boxed(),
-            ),
-            &CALL,
-            &cluster(),
-        );
+        let e = api_error("boom", "InternalError", 500);
         assert!(!crate::error::is_usage(&e));
         assert!(
             format!("{e:#}").starts_with("create pods in namespace klab (https://127.0.0.1:6443)"),
             "{e:#}"
         );
-        let e = explain(
-            kube::Error::Api(
-                Status::failure("bad cert", "Unauthorized")
-                    .with_code(401)
-                    .boxed(),
-            ),
-            &CALL,
-            &cluster(),
-        );
+        let e = api_error("bad cert", "Unauthorized", 401);
         assert!(crate::error::is_usage(&e));
         assert!(e.to_string().contains("401 Unauthorized"));
     }

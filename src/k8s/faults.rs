@@ -115,7 +115,7 @@ pub fn check_lab(lab: &Lab) -> Result<()> {
 }
 
 /// The pod of node `n` (1-based) of StatefulSet `set`.
-pub fn pod_of(set: &str, n: u32) -> String {
+fn pod_of(set: &str, n: u32) -> String {
     format!("{set}-{}", n.saturating_sub(1))
 }
 
@@ -293,23 +293,10 @@ mod tests {
     #[test]
     fn a_refused_fault_names_file_line_and_field() {
         let mut lab = Lab {
-            id: "02-x".into(),
             number: "02".into(),
-            dir: "labs/d/02-x".into(),
             title: "x".into(),
-            summary: None,
-            extends: None,
-            changes: Default::default(),
-            broker: Default::default(),
-            fix: Default::default(),
-            workload_changes: Vec::new(),
-            workload: Default::default(),
-            quick: Default::default(),
-            expect: Default::default(),
-            origin: Default::default(),
             brokers: 3,
-            faults_from: None,
-            capacity: Default::default(),
+            ..Lab::bare("02-x", "labs/d/02-x".into())
         };
         lab.workload.faults = Some(vec![
             spec("at=1s,action=kill,broker=2"),

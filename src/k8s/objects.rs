@@ -24,7 +24,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 /// The uid/gid the klab images run as (nix/images.nix).
-pub const UID: i64 = 1000;
+const UID: i64 = 1000;
 
 /// The port producer and consumer serve `/metrics` on (named `metrics`),
 /// the same as `--metrics`' default.
@@ -69,17 +69,17 @@ impl Component {
     }
 
     /// The ServiceAccount of manifests/rbac.yaml.
-    pub fn service_account(self) -> String {
+    fn service_account(self) -> String {
         format!("klab-{}", self.as_str())
     }
 
     /// Only producer and consumer get the HMAC key.
-    pub fn gets_secret(self) -> bool {
+    fn gets_secret(self) -> bool {
         !matches!(self, Component::Tuner)
     }
 
     /// Only producer and consumer serve `/metrics`.
-    pub fn serves_metrics(self) -> bool {
+    fn serves_metrics(self) -> bool {
         !matches!(self, Component::Tuner)
     }
 
@@ -703,19 +703,22 @@ mod tests {
         );
     }
 
-    fn parse_produce_metrics(args: &[String]) -> Option<std::net::SocketAddr> {
+    /// The command a pod's arguments are, read by klab's own parser.
+    fn parse(args: &[String]) -> Command {
         let mut v = vec!["klab".to_string()];
         v.extend_from_slice(args);
-        match Cli::try_parse_from(v).unwrap().command {
+        Cli::try_parse_from(v).unwrap().command
+    }
+
+    fn parse_produce_metrics(args: &[String]) -> Option<std::net::SocketAddr> {
+        match parse(args) {
             Command::Produce(p) => p.metrics,
             other => panic!("{other:?}"),
         }
     }
 
     fn parse_produce(args: &[String]) -> Workload {
-        let mut v = vec!["klab".to_string()];
-        v.extend_from_slice(args);
-        match Cli::try_parse_from(v).unwrap().command {
+        match parse(args) {
             Command::Produce(p) => p.workload.workload().unwrap(),
             other => panic!("{other:?}"),
         }
@@ -820,9 +823,7 @@ mod tests {
                 "0.0.0.0:9464"
             ]
         );
-        let mut v = vec!["klab".to_string()];
-        v.extend(a.iter().cloned());
-        match Cli::try_parse_from(v).unwrap().command {
+        match parse(&a) {
             Command::Consume(c) => {
                 assert_eq!(c.topic, "t");
                 assert_eq!(c.create_partitions, Some(6));
@@ -856,9 +857,7 @@ mod tests {
                 "--clear"
             ]
         );
-        let mut v = vec!["klab".to_string()];
-        v.extend(a.iter().cloned());
-        match Cli::try_parse_from(v).unwrap().command {
+        match parse(&a) {
             Command::Broker(crate::cli::BrokerCommand::Set(s)) => {
                 assert_eq!(s.set.len(), 2);
                 assert!(s.clear);

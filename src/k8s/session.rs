@@ -85,7 +85,7 @@ pub struct K8sSession {
 }
 
 /// How long a workload runs (warm-up included), to size deadlines.
-pub fn run_estimate(w: &Workload) -> Duration {
+fn run_estimate(w: &Workload) -> Duration {
     let body = match (w.duration, w.messages, w.rate) {
         (Some(d), _, _) => d,
         (None, Some(n), Some(r)) if r > 0.0 => Duration::from_secs_f64(n as f64 / r),
@@ -96,7 +96,7 @@ pub fn run_estimate(w: &Workload) -> Duration {
 
 /// The consumer's own deadline: twice the run, plus time for the producer
 /// pod to start and find the topic, plus the consumer's drain.
-pub fn consumer_timeout(w: &Workload) -> Duration {
+fn consumer_timeout(w: &Workload) -> Duration {
     run_estimate(w) * 2 + Duration::from_secs(180)
 }
 
@@ -654,7 +654,7 @@ impl LabTarget for K8sSession {
 
 /// What a step on Kubernetes cannot measure that a local one does, each
 /// with why (`result.unavailable`).
-pub fn unavailable_on_kubernetes(faults: bool) -> Vec<String> {
+fn unavailable_on_kubernetes(faults: bool) -> Vec<String> {
     let mut out = Vec::new();
     if faults {
         out.push(

@@ -392,28 +392,25 @@ mod tests {
         }
     }
 
-    #[test]
-    fn pod_states() {
-        let done = ContainerState {
+    fn ended_state(exit_code: i32, reason: &str) -> ContainerState {
+        ContainerState {
             terminated: Some(ContainerStateTerminated {
-                exit_code: 0,
-                reason: Some("Completed".into()),
+                exit_code,
+                reason: Some(reason.into()),
                 ..Default::default()
             }),
             ..Default::default()
-        };
+        }
+    }
+
+    #[test]
+    fn pod_states() {
+        let done = ended_state(0, "Completed");
         assert_eq!(
             pod_state(&pod("Succeeded", vec![], done)),
             PodState::Succeeded
         );
-        let oom = ContainerState {
-            terminated: Some(ContainerStateTerminated {
-                exit_code: 137,
-                reason: Some("OOMKilled".into()),
-                ..Default::default()
-            }),
-            ..Default::default()
-        };
+        let oom = ended_state(137, "OOMKilled");
         assert_eq!(
             pod_state(&pod("Failed", vec![], oom)),
             PodState::Failed("exit code 137 (OOMKilled)".into())

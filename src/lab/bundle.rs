@@ -32,10 +32,10 @@ pub const FILE: &str = "bundle.json";
 /// A bundle is a few kilobytes (a demo's, tens); a reader refuses more.
 pub const MAX_BYTES: u64 = 1 << 20;
 /// The longest student name a bundle carries.
-pub const MAX_STUDENT: usize = 64;
+const MAX_STUDENT: usize = 64;
 
 /// The verdict words a bundle may carry, with the exit codes they go with.
-pub const VERDICTS: [(&str, &[u8]); 6] = [
+const VERDICTS: [(&str, &[u8]); 6] = [
     ("as expected", &[0]),
     ("not as expected", &[1]),
     ("incomplete", &[1]),

@@ -66,7 +66,7 @@ pub enum Metric {
 }
 
 /// Every metric, for the keys a lab file may use.
-pub const METRICS: [Metric; 8] = [
+const METRICS: [Metric; 8] = [
     Metric::Throughput,
     Metric::P99,
     Metric::FaultP99,

@@ -215,10 +215,10 @@ fn number_of(name: &str) -> Option<&str> {
 /// What a lab folder's name may hold besides its `NN-` number: ASCII
 /// letters, digits, `-`, `_` and `.`. The name is the lab's id everywhere:
 /// in tables, result files, events and `/metrics` labels.
-pub const LAB_NAME_CHARS: &str = "ASCII letters, digits, '-', '_' and '.'";
+const LAB_NAME_CHARS: &str = "ASCII letters, digits, '-', '_' and '.'";
 
 /// Refuses a lab folder name with characters outside [`LAB_NAME_CHARS`].
-pub fn check_lab_name(name: &str) -> std::result::Result<(), String> {
+fn check_lab_name(name: &str) -> std::result::Result<(), String> {
     let ok = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.');
     match name.chars().find(|c| !ok(*c)) {
         None => Ok(()),

@@ -332,6 +332,17 @@ fn value(figure: &str, x: f64) -> String {
     }
 }
 
+/// A figure over the rounds: `name: median (min–max)`.
+fn spread_text(f: &Spread) -> String {
+    format!(
+        "{}: {} ({}–{})",
+        f.figure,
+        value(&f.figure, f.median),
+        value(&f.figure, f.min),
+        value(&f.figure, f.max)
+    )
+}
+
 /// The campaign's table: per lab, how often it showed its lesson, whether
 /// that is dependable, and its figures (median, min–max).
 pub fn table(tallies: &[LabTally]) -> String {
@@ -342,19 +353,7 @@ pub fn table(tallies: &[LabTally]) -> String {
         "figures its verdicts rest on: median (min–max)",
     ]);
     for l in tallies {
-        let figures: Vec<String> = l
-            .figures
-            .iter()
-            .map(|f| {
-                format!(
-                    "{}: {} ({}–{})",
-                    f.figure,
-                    value(&f.figure, f.median),
-                    value(&f.figure, f.min),
-                    value(&f.figure, f.max)
-                )
-            })
-            .collect();
+        let figures: Vec<String> = l.figures.iter().map(spread_text).collect();
         t.add_row(vec![
             l.lab.clone(),
             match l.shown {
@@ -386,19 +385,7 @@ pub fn markdown(tallies: &[LabTally]) -> String {
         "| lab | showed its lesson | dependable | figures its verdicts rest on: median (min–max) |\n|---|---|---|---|\n",
     );
     for l in tallies {
-        let figures: Vec<String> = l
-            .figures
-            .iter()
-            .map(|f| {
-                cell(&format!(
-                    "{}: {} ({}–{})",
-                    f.figure,
-                    value(&f.figure, f.median),
-                    value(&f.figure, f.min),
-                    value(&f.figure, f.max)
-                ))
-            })
-            .collect();
+        let figures: Vec<String> = l.figures.iter().map(|f| cell(&spread_text(f))).collect();
         let shown = match l.shown {
             Some(s) => format!("{s}/{}", l.rounds),
             None => format!("reference, {} rounds", l.rounds),

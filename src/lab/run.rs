@@ -138,7 +138,7 @@ pub fn tuner_start(lab: &Lab) -> Candidate {
 
 /// Tunes `lab` from its degraded config; saves `<lab>.tune.json` and
 /// `<lab>.tune.svg` in the run directory.
-pub fn tune_lab(
+fn tune_lab(
     session: &mut dyn LabTarget,
     lab: &Lab,
     workload: Workload,
@@ -456,7 +456,7 @@ pub fn run_demo(
 // How every target applies, measures and calibrates.
 
 /// [`LabTarget::apply`], counting restarts in the ledger.
-pub fn bring_to<T: LabTarget + ?Sized>(t: &mut T, cfg: &BrokerConfig) -> Result<Applied> {
+fn bring_to<T: LabTarget + ?Sized>(t: &mut T, cfg: &BrokerConfig) -> Result<Applied> {
     let applied = t.apply(cfg)?;
     match applied {
         Applied::Restarted => t.ledger().restarts += 1,
@@ -595,7 +595,7 @@ pub fn calibrate<T: LabTarget + ?Sized>(t: &mut T, baseline: &Lab) -> Result<f64
 /// Takes a kept calibration instead of measuring. A broker that just
 /// started still gets the JIT warm-up the measured path gives it, at
 /// the reference's own load.
-pub fn reuse_calibration<T: LabTarget + ?Sized>(
+fn reuse_calibration<T: LabTarget + ?Sized>(
     t: &mut T,
     baseline: &Lab,
     mut c: Calibration,
@@ -622,7 +622,7 @@ pub fn reuse_calibration<T: LabTarget + ?Sized>(
 /// machine they share the cores), each as the median of the window's
 /// full seconds, so one slow (or fast) second does not move the labs'
 /// offered load.
-pub fn capacity_at_max<T: LabTarget + ?Sized>(
+fn capacity_at_max<T: LabTarget + ?Sized>(
     t: &mut T,
     baseline: &Lab,
     w: &Workload,

@@ -59,7 +59,7 @@ fn ratio_cell(x: f64, band: Option<crate::model::Band>, what: &str, show_band: b
 }
 
 /// `3, max 29 ms` (empty where klab could not read the GC log).
-pub fn gc_cell(gc: Option<&crate::model::GcSummary>) -> String {
+fn gc_cell(gc: Option<&crate::model::GcSummary>) -> String {
     match gc {
         Some(g) if g.pauses > 0 => format!("{}, max {}", g.pauses, fmt_ms(g.max_ms)),
         Some(_) => "0".into(),
@@ -69,7 +69,7 @@ pub fn gc_cell(gc: Option<&crate::model::GcSummary>) -> String {
 
 /// Per-second e2e p99 as a sparkline on one fixed log scale (▁ under 2 ms,
 /// █ at 5 s and above), so rows compare at a glance.
-pub fn sparkline(timeline: &[[f64; 3]]) -> String {
+fn sparkline(timeline: &[[f64; 3]]) -> String {
     const BARS: [char; 8] = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
     let (lo, hi) = (2f64.log10(), 5000f64.log10());
     timeline
@@ -261,7 +261,7 @@ fn summary(rows: &[Row]) -> comfy_table::Table {
 /// For every step with faults, what they did: the fault lines, the window
 /// table and the read-back (the same text `klab run` prints), under the
 /// step's name. Empty when no step had faults.
-pub fn fault_details(rows: &[Row]) -> String {
+fn fault_details(rows: &[Row]) -> String {
     rows.iter()
         .filter(|r| !r.result.faults.is_empty())
         .map(|r| {
@@ -298,7 +298,7 @@ pub fn fault_markers(r: &StepResult) -> Vec<(f64, String)> {
 }
 
 /// Every step's per-second e2e p99 (timeline.svg).
-pub fn timeline_plot(title: &str, rows: &[Row]) -> String {
+fn timeline_plot(title: &str, rows: &[Row]) -> String {
     let series: Vec<plot::Series<'_>> = rows
         .iter()
         .map(|r| plot::Series {

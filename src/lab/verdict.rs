@@ -124,15 +124,10 @@ impl Check {
     }
 }
 
-/// A ratio with two significant digits: 0.95, 1.5, 15, 710.
+/// A ratio with two significant digits: 0.95, 1.5, 15, 710 (rounded as
+/// the tables round milliseconds).
 pub fn fmt_x(x: f64) -> String {
-    if x >= 100.0 {
-        format!("{x:.0}")
-    } else if x >= 10.0 {
-        format!("{x:.1}")
-    } else {
-        format!("{x:.2}")
-    }
+    crate::stats::table::fmt_ms(x)
 }
 
 /// A lab's verdict on a step with the bounds behind it.
@@ -204,35 +199,25 @@ fn check(rule: &Rule, step: &StepResult, reference: &StepResult, r: &Ratios) -> 
 /// Whether a degraded step shows the damage the lab promises: any one of
 /// its rules suffices.
 pub fn degraded(lab: &Lab, step: &StepResult, reference: &StepResult) -> Option<Judged> {
-    let r = ratios(step, reference);
-    let checks: Vec<Check> = lab
-        .expect
-        .degraded
-        .iter()
-        .map(|rule| check(rule, step, reference, &r))
-        .collect();
-    if checks.is_empty() {
-        return None;
-    }
+    let checks = checks(&lab.expect.degraded, step, reference)?;
     if lab.expect.degraded_all {
         return Some(all_hold(checks));
     }
-    let verdict = if checks.iter().any(|c| c.verdict == Verdict::Yes) {
-        Verdict::Yes
-    } else if checks.iter().all(|c| c.verdict == Verdict::No) {
-        Verdict::No
-    } else {
-        Verdict::Unsure
-    };
-    Some(Judged { verdict, checks })
+    Some(combine(checks, Verdict::Yes, Verdict::No))
 }
 
 /// Yes when every check holds, NO when one fails, else unsure.
 fn all_hold(checks: Vec<Check>) -> Judged {
-    let verdict = if checks.iter().all(|c| c.verdict == Verdict::Yes) {
-        Verdict::Yes
-    } else if checks.iter().any(|c| c.verdict == Verdict::No) {
-        Verdict::No
+    combine(checks, Verdict::No, Verdict::Yes)
+}
+
+/// `one` when a check has it, else `every` when each check has that, else
+/// unsure.
+fn combine(checks: Vec<Check>, one: Verdict, every: Verdict) -> Judged {
+    let verdict = if checks.iter().any(|c| c.verdict == one) {
+        one
+    } else if checks.iter().all(|c| c.verdict == every) {
+        every
     } else {
         Verdict::Unsure
     };
@@ -242,17 +227,17 @@ fn all_hold(checks: Vec<Check>) -> Judged {
 /// Whether a fixed step is back where the lab says it should be: every
 /// rule must hold.
 pub fn fixed(lab: &Lab, step: &StepResult, reference: &StepResult) -> Option<Judged> {
+    Some(all_hold(checks(&lab.expect.fixed, step, reference)?))
+}
+
+/// `rules` checked on `step` against `reference` (None: no rules).
+fn checks(rules: &[Rule], step: &StepResult, reference: &StepResult) -> Option<Vec<Check>> {
     let r = ratios(step, reference);
-    let checks: Vec<Check> = lab
-        .expect
-        .fixed
+    let checks: Vec<Check> = rules
         .iter()
         .map(|rule| check(rule, step, reference, &r))
         .collect();
-    if checks.is_empty() {
-        return None;
-    }
-    Some(all_hold(checks))
+    (!checks.is_empty()).then_some(checks)
 }
 
 /// How a lab's expectation combines its bounds, for `klab lab show`.
@@ -327,23 +312,11 @@ mod tests {
 
     fn lab(expect: Expect) -> Lab {
         Lab {
-            id: "04-x".into(),
             number: "04".into(),
-            dir: "labs/04-x".into(),
             title: "x".into(),
-            summary: None,
             extends: Some("01-a".into()),
-            changes: Default::default(),
-            broker: Default::default(),
-            fix: Default::default(),
-            workload_changes: Vec::new(),
-            workload: Default::default(),
-            quick: Default::default(),
             expect,
-            origin: Default::default(),
-            brokers: 1,
-            faults_from: None,
-            capacity: Default::default(),
+            ..Lab::bare("04-x", "labs/04-x".into())
         }
     }
 
@@ -402,40 +375,24 @@ mod tests {
     #[test]
     fn a_bound_inside_the_band_is_unsure() {
         let l = full();
+        // A step with throughput and p99 spreads, judged against a reference.
+        type Spreads = (f64, f64, f64);
+        let d = |t: Spreads, p: Spreads, r: &StepResult| degraded(&l, &noisy(t, p), r).unwrap();
+        let f = |t: Spreads, p: Spreads, r: &StepResult| fixed(&l, &noisy(t, p), r).unwrap();
         let reference = noisy((990.0, 1000.0, 1010.0), (5.0, 10.0, 40.0));
         // The wobbly reference of the issue: a degraded p99 of 1.2x whose
         // band reaches far cannot say "not degraded".
-        let j = degraded(
-            &l,
-            &noisy((980.0, 1000.0, 1020.0), (10.0, 12.0, 20.0)),
-            &reference,
-        )
-        .unwrap();
+        let j = d((980.0, 1000.0, 1020.0), (10.0, 12.0, 20.0), &reference);
         assert_eq!(j.verdict, Verdict::Unsure);
         assert_eq!(j.failed().count(), 2);
         // Clearly degraded on p99, whatever the noise of the throughput.
         let steady = noisy((990.0, 1000.0, 1010.0), (9.0, 10.0, 11.0));
-        let j = degraded(
-            &l,
-            &noisy((700.0, 900.0, 1100.0), (60.0, 60.0, 200.0)),
-            &steady,
-        )
-        .unwrap();
+        let j = d((700.0, 900.0, 1100.0), (60.0, 60.0, 200.0), &steady);
         assert_eq!(j.verdict, Verdict::Yes);
         // A fix whose p99 band straddles 3x is unsure; one clearly above is NO.
-        let j = fixed(
-            &l,
-            &noisy((990.0, 1000.0, 1010.0), (20.0, 25.0, 40.0)),
-            &steady,
-        )
-        .unwrap();
+        let j = f((990.0, 1000.0, 1010.0), (20.0, 25.0, 40.0), &steady);
         assert_eq!(j.verdict, Verdict::Unsure);
-        let j = fixed(
-            &l,
-            &noisy((990.0, 1000.0, 1010.0), (50.0, 97.0, 300.0)),
-            &steady,
-        )
-        .unwrap();
+        let j = f((990.0, 1000.0, 1010.0), (50.0, 97.0, 300.0), &steady);
         assert_eq!(j.verdict, Verdict::No);
         let failed: Vec<String> = j.failed().map(Check::describe).collect();
         assert_eq!(

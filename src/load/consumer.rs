@@ -201,7 +201,7 @@ struct Seen {
 }
 
 /// Consumer `k` of `n` reads the partitions `p` with `p % n == k`.
-pub fn partitions_of(k: usize, n: usize, partitions: usize) -> Vec<i32> {
+fn partitions_of(k: usize, n: usize, partitions: usize) -> Vec<i32> {
     (0..partitions)
         .filter(|p| p % n.max(1) == k)
         .map(|p| p as i32)

@@ -57,12 +57,6 @@ pub struct ProducerOutcome {
     pub publish: Recorder,
 }
 
-impl std::fmt::Debug for Recorder {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Recorder({} values)", self.len())
-    }
-}
-
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct ConsumerOutcome {
     pub consumed: u64,
@@ -110,13 +104,8 @@ impl ProducerOutcome {
     pub fn merge(&mut self, o: &ProducerOutcome) {
         let first = self.producers == 0;
         self.producers += o.producers.max(1);
-        self.produced += o.produced;
-        self.warmup_records += o.warmup_records;
-        self.acked += o.acked;
-        self.acked_measured += o.acked_measured;
-        self.failed += o.failed;
-        self.unsent += o.unsent;
-        self.measured_sent += o.measured_sent;
+        crate::add_counts!(self += o: produced, warmup_records, acked, acked_measured, failed,
+            unsent, measured_sent);
         self.window_start_ns = if first {
             o.window_start_ns
         } else {

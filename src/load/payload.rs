@@ -24,16 +24,16 @@ type HmacSha256 = Hmac<Sha256>;
 
 pub const MAGIC: &[u8; 3] = b"KLB";
 pub const VERSION: u8 = 1;
-pub const HEADER_LEN: usize = 32;
-pub const TAG_LEN: usize = 32;
-pub const OVERHEAD: usize = HEADER_LEN + TAG_LEN;
-pub const MARKER_BODY_LEN: usize = 32;
-pub const MARKER_LEN: usize = MARKER_BODY_LEN + OVERHEAD;
+const HEADER_LEN: usize = 32;
+const TAG_LEN: usize = 32;
+const OVERHEAD: usize = HEADER_LEN + TAG_LEN;
+const MARKER_BODY_LEN: usize = 32;
+const MARKER_LEN: usize = MARKER_BODY_LEN + OVERHEAD;
 
 /// Sent during warm-up: measured, not counted in the headline figures.
 pub const FLAG_WARMUP: u8 = 1;
 /// End-of-run marker, one per partition.
-pub const FLAG_END: u8 = 2;
+const FLAG_END: u8 = 2;
 
 /// The shared secret. From `KLAB_SECRET` when set, else random per run.
 #[derive(Clone)]

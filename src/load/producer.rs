@@ -33,7 +33,7 @@ const WARMUP_BIT: usize = 1 << 63;
 /// least this long. A record may be handed over up to that much after its
 /// due time; its latency, measured from the due time, includes it.
 /// (Delivery reports are served by the producer's own polling thread.)
-pub const PACING: Duration = Duration::from_millis(1);
+const PACING: Duration = Duration::from_millis(1);
 
 /// How long the sender waits before retrying when librdkafka's queue is full.
 const QUEUE_FULL_BACKOFF: Duration = Duration::from_micros(500);
@@ -185,18 +185,13 @@ impl ProducerReport {
         } else {
             self.markers_sent &= o.markers_sent;
         }
-        self.produced += o.produced;
-        self.warmup_records += o.warmup_records;
-        self.acked += o.acked;
-        self.acked_measured += o.acked_measured;
-        self.failed += o.failed;
+        crate::add_counts!(self += o: produced, warmup_records, acked, acked_measured, failed,
+            measured_sent, unsent);
         self.publish.merge(&o.publish);
         self.publish_warmup.merge(&o.publish_warmup);
         self.window_start = self.window_start.min(o.window_start);
         self.last_send = self.last_send.max(o.last_send);
         self.last_ack = self.last_ack.max(o.last_ack);
-        self.measured_sent += o.measured_sent;
-        self.unsent += o.unsent;
         for (k, n) in &o.failed_per_second {
             *self.failed_per_second.entry(*k).or_default() += n;
         }

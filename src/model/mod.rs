@@ -381,6 +381,24 @@ pub struct GcSummary {
     pub heap: Option<String>,
 }
 
+impl GcSummary {
+    /// `pauses` pauses of `total_ms` together (mean 0 without pauses).
+    pub fn new(pauses: u64, total_ms: f64, max_ms: f64, heap: Option<String>) -> GcSummary {
+        let mean_ms = if pauses > 0 {
+            total_ms / pauses as f64
+        } else {
+            0.0
+        };
+        GcSummary {
+            pauses,
+            total_ms,
+            mean_ms,
+            max_ms,
+            heap,
+        }
+    }
+}
+
 fn is_one_run(n: &u32) -> bool {
     *n <= 1
 }

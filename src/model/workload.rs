@@ -351,7 +351,7 @@ impl Workload {
 }
 
 /// Producer keys klab owns: changing them would break the measurement.
-pub const RESERVED_PRODUCER_KEYS: &[&str] = &[
+const RESERVED_PRODUCER_KEYS: &[&str] = &[
     "bootstrap.servers",
     "acks",
     "request.required.acks",
@@ -362,7 +362,7 @@ pub const RESERVED_PRODUCER_KEYS: &[&str] = &[
 
 /// Consumer keys klab owns: it reads every partition itself from the
 /// start, commits nothing, and needs to see every record.
-pub const RESERVED_CONSUMER_KEYS: &[&str] = &[
+const RESERVED_CONSUMER_KEYS: &[&str] = &[
     "bootstrap.servers",
     "group.id",
     "enable.auto.commit",

@@ -10,8 +10,8 @@ use std::io::Write;
 use std::time::{Duration, SystemTime};
 
 /// The highest latency a histogram tracks: one hour, in microseconds.
-pub const MAX_TRACKABLE_US: u64 = 3_600_000_000;
-pub const SIGFIGS: u8 = 3;
+const MAX_TRACKABLE_US: u64 = 3_600_000_000;
+const SIGFIGS: u8 = 3;
 
 pub fn new_histogram() -> Histogram<u64> {
     // Bounds are constants that hdrhistogram accepts.
@@ -31,6 +31,12 @@ pub struct Recorder {
 impl Default for Recorder {
     fn default() -> Self {
         Recorder::new(Duration::from_secs(1))
+    }
+}
+
+impl std::fmt::Debug for Recorder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Recorder({} values)", self.len())
     }
 }
 
@@ -162,7 +168,7 @@ impl Recorder {
 }
 
 /// The most intervals [`read_log`] takes from one log: a day of seconds.
-pub const MAX_INTERVALS: usize = 86_400;
+const MAX_INTERVALS: usize = 86_400;
 
 /// HdrHistogram's V2 cookies (plain and deflated), as its serializers
 /// write them.

@@ -7,6 +7,15 @@ pub mod report;
 pub mod table;
 pub mod windows;
 
+/// `dst.f += src.f` for each count `f` named: two tallies of one kind
+/// added up.
+#[macro_export]
+macro_rules! add_counts {
+    ($dst:ident += $src:ident: $($f:ident),+ $(,)?) => {
+        $($dst.$f += $src.$f;)+
+    };
+}
+
 /// Median, min and max of repeated measurements (non-finite values are
 /// left out).
 #[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]

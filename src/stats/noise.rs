@@ -19,7 +19,7 @@ const SEED: u64 = 0x6b6c_6162;
 
 /// Fewer seconds than this say nothing about the spread (the first and
 /// the last second of a window are partial; three full ones are the least).
-pub const MIN_SECONDS: usize = 5;
+const MIN_SECONDS: usize = 5;
 
 /// The noise of a window from its publish (by ack time) and e2e (by
 /// receive time) recorders; `msgs_per_s` is the window's headline rate.

@@ -57,6 +57,35 @@ pub struct Bar {
     pub latency: Option<f64>,
 }
 
+/// An SVG's start: its root element, `width` by `height` in a sans-serif
+/// font of `font_size`, on a white background.
+fn svg_open(width: f64, height: f64, font_size: u32) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{width:.0}" height="{height:.0}" font-family="sans-serif" font-size="{font_size}">"#
+    );
+    let _ = writeln!(s, r#"<rect width="100%" height="100%" fill="white"/>"#);
+    s
+}
+
+/// [`svg_open`] in an 11-point font, then `title` in bold at `left` and
+/// the grey `subtitle` under it at height `subtitle_y`.
+pub fn svg_head(
+    (width, height, left): (f64, f64, f64),
+    title: &str,
+    subtitle_y: u32,
+    subtitle: &str,
+) -> String {
+    let mut s = svg_open(width, height, 11);
+    let _ = writeln!(
+        s,
+        r##"<text x="{left}" y="22" font-size="15" font-weight="bold">{}</text><text x="{left}" y="{subtitle_y}" fill="#555">{subtitle}</text>"##,
+        esc(title)
+    );
+    s
+}
+
 pub fn esc(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
@@ -119,12 +148,7 @@ pub fn bars_and_latency(
     let ly = |v: f64| top + plot_h * (1.0 - (v.max(1e-9).log10() - dlo) / (dhi - dlo));
     let vy = |v: f64| top + plot_h * (1.0 - v / vmax);
 
-    let mut s = String::new();
-    let _ = writeln!(
-        s,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{width:.0}" height="{height:.0}" font-family="sans-serif" font-size="12">"#
-    );
-    let _ = writeln!(s, r#"<rect width="100%" height="100%" fill="white"/>"#);
+    let mut s = svg_open(width, height, 12);
     let _ = writeln!(
         s,
         r#"<text x="{left}" y="24" font-size="16" font-weight="bold">{}</text>"#,
@@ -267,16 +291,11 @@ pub fn timelines(title: &str, series: &[Series<'_>]) -> String {
     let width = left + cols as f64 * pw + 10.0;
     let height = top + rows as f64 * ph + 10.0;
     let (lo, hi) = (0.0f64, 4.0f64); // log10 of 1 ms and 10 s
-    let mut s = String::new();
-    let _ = writeln!(
-        s,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{width:.0}" height="{height:.0}" font-family="sans-serif" font-size="11">"#
-    );
-    let _ = writeln!(s, r#"<rect width="100%" height="100%" fill="white"/>"#);
-    let _ = writeln!(
-        s,
-        r##"<text x="{left}" y="22" font-size="15" font-weight="bold">{}</text><text x="{left}" y="36" fill="#555">e2e p99 per second (line) and max (dots), log scale 1 ms – 10 s</text>"##,
-        esc(title)
+    let mut s = svg_head(
+        (width, height, left),
+        title,
+        36,
+        "e2e p99 per second (line) and max (dots), log scale 1 ms – 10 s",
     );
     for (n, se) in series.iter().enumerate() {
         let (cx, cy) = (left + (n % cols) as f64 * pw, top + (n / cols) as f64 * ph);

@@ -65,7 +65,7 @@ fn parent_of(path: &Path) -> PathBuf {
 /// is missing or a regular file, the file a symbolic link names; `Err`
 /// says why anything else (a directory, a device such as `/dev/null`, a
 /// FIFO, a socket) is not replaced.
-pub fn output_target(path: &Path) -> std::result::Result<PathBuf, String> {
+fn output_target(path: &Path) -> std::result::Result<PathBuf, String> {
     use std::os::unix::fs::FileTypeExt;
     let meta = match std::fs::symlink_metadata(path) {
         Ok(m) => m,
@@ -178,17 +178,8 @@ impl Measurement {
         let mut r = b.clone();
         r.complete = a.complete && b.complete;
         r.reason = a.reason.clone().or_else(|| b.reason.clone());
-        r.produced += a.produced;
-        r.acked += a.acked;
-        r.failed += a.failed;
-        r.consumed += a.consumed;
-        r.lost += a.lost;
-        r.duplicated += a.duplicated;
-        r.reordered += a.reordered;
-        r.corrupt += a.corrupt;
-        r.foreign += a.foreign;
-        r.warmup_records += a.warmup_records;
-        r.unsent += a.unsent;
+        crate::add_counts!(r += a: produced, acked, failed, consumed, lost, duplicated,
+            reordered, corrupt, foreign, warmup_records, unsent);
         r.achieved_rate = weighted(a.achieved_rate, b.achieved_rate);
         r.throughput.msgs_per_s = weighted(a.throughput.msgs_per_s, b.throughput.msgs_per_s);
         r.throughput.mb_per_s = weighted(a.throughput.mb_per_s, b.throughput.mb_per_s);
@@ -199,21 +190,12 @@ impl Measurement {
         r.noise = crate::stats::noise::of(&publish, &e2e, r.throughput.msgs_per_s);
         r.runs = a.runs.max(1) + b.runs.max(1);
         r.gc = match (&a.gc, &b.gc) {
-            (Some(x), Some(y)) => {
-                let pauses = x.pauses + y.pauses;
-                let total_ms = x.total_ms + y.total_ms;
-                Some(crate::model::GcSummary {
-                    pauses,
-                    total_ms,
-                    mean_ms: if pauses > 0 {
-                        total_ms / pauses as f64
-                    } else {
-                        0.0
-                    },
-                    max_ms: x.max_ms.max(y.max_ms),
-                    heap: y.heap.clone().or_else(|| x.heap.clone()),
-                })
-            }
+            (Some(x), Some(y)) => Some(crate::model::GcSummary::new(
+                x.pauses + y.pauses,
+                x.total_ms + y.total_ms,
+                x.max_ms.max(y.max_ms),
+                y.heap.clone().or_else(|| x.heap.clone()),
+            )),
             (x, y) => y.clone().or_else(|| x.clone()),
         };
         Measurement {

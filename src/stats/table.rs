@@ -5,7 +5,7 @@ use comfy_table::presets::UTF8_FULL_CONDENSED;
 use comfy_table::{Cell, CellAlignment, ContentArrangement, Table};
 
 /// How wide a table written to a file may be before cells wrap.
-pub const FILE_WIDTH: u16 = 200;
+const FILE_WIDTH: u16 = 200;
 
 /// A table for stdout: its cells wrap to the terminal's width, or to
 /// [`FILE_WIDTH`] when stdout is not a terminal (or one that reports no
@@ -44,6 +44,7 @@ pub fn fmt_rate(x: f64) -> String {
     }
 }
 
+/// Two significant digits (three from 100 up): 0.95, 1.5, 15, 710.
 pub fn fmt_ms(x: f64) -> String {
     if x >= 100.0 {
         format!("{x:.0}")
@@ -174,7 +175,7 @@ pub fn fault_text(r: &StepResult) -> String {
 /// What the cluster did (leaders and ISRs, from the brokers' metadata),
 /// one line per change, and how many records only a leader held when it
 /// acknowledged them.
-pub fn cluster_text(r: &StepResult) -> String {
+fn cluster_text(r: &StepResult) -> String {
     let mut out = String::new();
     const SHOWN: usize = 12;
     for c in r.cluster.iter().take(SHOWN) {

@@ -212,20 +212,8 @@ impl LoadDriver for ThreadLoad {
     }
 
     fn finish(mut self: Box<Self>) -> Result<LoadOutcome> {
-        let preport = match self.producers.take() {
-            Some(p) => p
-                .join()
-                .map_err(|_| anyhow!("the producer threads panicked"))
-                .and_then(|r| r),
-            None => Err(anyhow!("the producers never started")),
-        };
-        let creport = match self.consumer.take() {
-            Some(c) => c
-                .join()
-                .map_err(|_| anyhow!("the consumer thread panicked"))
-                .and_then(|r| r),
-            None => Err(anyhow!("the consumer never started")),
-        };
+        let preport = joined(self.producers.take(), "producer threads", "producers");
+        let creport = joined(self.consumer.take(), "consumer thread", "consumer");
         let preport = preport.context("producer")?;
         let creport = match creport {
             Ok(c) => c,
@@ -256,6 +244,18 @@ impl LoadDriver for ThreadLoad {
             window_start: self.window_start.unwrap_or_default(),
             started_at: creport.started_at.clone(),
         })
+    }
+}
+
+/// What a load thread returned: an error when it panicked (`what`
+/// panicked) or never started (`who` never started).
+fn joined<T>(handle: Option<JoinHandle<Result<T>>>, what: &str, who: &str) -> Result<T> {
+    match handle {
+        Some(h) => h
+            .join()
+            .map_err(|_| anyhow!("the {what} panicked"))
+            .and_then(|r| r),
+        None => Err(anyhow!("the {who} never started")),
     }
 }
 

@@ -83,7 +83,7 @@ pub fn jit_warm_up_max() -> Duration {
 /// before the step ends incomplete: a broker that takes writes faster than
 /// it serves reads (tiny `socket.send.buffer.bytes`, for one) would
 /// otherwise hold the step for as long as the backlog takes to drain.
-pub fn catch_up_limit(w: &Workload) -> Duration {
+fn catch_up_limit(w: &Workload) -> Duration {
     let planned = w.warmup + w.duration.unwrap_or(Duration::ZERO);
     (planned * 2).max(Duration::from_secs(60))
 }

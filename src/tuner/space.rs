@@ -27,13 +27,13 @@ pub enum Place {
 impl Place {
     /// The workload's shape, not a setting with a default: "putting the
     /// defaults back" leaves it where the lab put it.
-    pub fn is_shape(&self) -> bool {
+    fn is_shape(&self) -> bool {
         matches!(self, Place::Partitions | Place::Consumers)
     }
 
     /// A client-side knob (needs no broker, and a broker klab does not
     /// own cannot take it either).
-    pub fn is_client(&self) -> bool {
+    fn is_client(&self) -> bool {
         !matches!(self, Place::Heap | Place::Broker(_))
     }
 }
@@ -54,7 +54,7 @@ pub struct Knob {
 
 /// The default search space, in the order the tuner looks at knobs when it
 /// refines (roughly: biggest effect first, from measurements on 2 cores).
-pub const KNOBS: &[Knob] = &[
+const KNOBS: &[Knob] = &[
     Knob {
         name: "log.flush.interval.messages",
         place: Place::Broker(&["log.flush.interval.messages"]),
@@ -123,7 +123,7 @@ pub const KNOBS: &[Knob] = &[
 /// Knobs only the capacity objective turns: the consumer side and the
 /// workload's shape. At one offered rate they change little a score can
 /// see; at the edge of capacity they decide it.
-pub const CAPACITY_KNOBS: &[Knob] = &[
+const CAPACITY_KNOBS: &[Knob] = &[
     Knob {
         name: "consumers",
         place: Place::Consumers,

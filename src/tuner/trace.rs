@@ -145,7 +145,7 @@ fn capacity_table(r: &TuneReport) -> comfy_table::Table {
 }
 
 impl TuneReport {
-    pub fn objective_score(&self, r: &crate::model::StepResult) -> f64 {
+    fn objective_score(&self, r: &crate::model::StepResult) -> f64 {
         super::Objective::score_at(self.slo_p99_ms).score(r)
     }
 }

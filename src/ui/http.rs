@@ -28,14 +28,14 @@ use std::time::{Duration, Instant};
 
 /// The page: one file, its script and styles inline, nothing fetched from
 /// elsewhere.
-pub const PAGE: &str = include_str!("page.html");
+const PAGE: &str = include_str!("page.html");
 
 /// Open sockets at most; one more closes the oldest without an event
 /// stream.
 pub const MAX_CONNECTIONS: usize = 256;
 
 /// Event streams (browsers following the run) at most; more get a 503.
-pub const MAX_STREAMS: usize = 64;
+const MAX_STREAMS: usize = 64;
 
 /// How long a connection may take to send a request's head, and how long
 /// a kept-alive one may sit idle between requests.
@@ -43,7 +43,7 @@ pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A browser that has not taken a frame for this long has stopped
 /// reading: its stream ends.
-pub const STALLED: Duration = Duration::from_secs(30);
+const STALLED: Duration = Duration::from_secs(30);
 
 /// Frames a browser's connection buffers before its task waits for it.
 const PER_CLIENT_FRAMES: usize = 16;

@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 /// Events kept for browsers that join late. A run emits about two per
 /// second of load, so this holds many hours; beyond it the oldest go (and
 /// a browser that had not read them counts them as dropped).
-pub const HISTORY: usize = 200_000;
+const HISTORY: usize = 200_000;
 
 /// Whether the page follows a run or replays a finished one.
 #[derive(Debug, Clone, PartialEq, Eq)]

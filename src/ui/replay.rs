@@ -27,7 +27,7 @@ use std::path::{Component, Path, PathBuf};
 use std::time::{Duration, UNIX_EPOCH};
 
 /// The most `klab ui` reads of one file of a run folder.
-pub const MAX_FILE_BYTES: u64 = 64 << 20;
+const MAX_FILE_BYTES: u64 = 64 << 20;
 
 /// The largest figure a step's JSON may hold as a fraction or exponent
 /// (counts are integers, anything else is far below): beyond it a crafted
