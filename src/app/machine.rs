@@ -27,7 +27,17 @@ pub fn lock_path() -> PathBuf {
 /// frees the machine.
 #[derive(Debug)]
 pub struct MachineLock {
-    _file: File,
+    file: File,
+}
+
+impl Drop for MachineLock {
+    /// Unlocks before the file closes: a child process forked in the
+    /// moment before its exec shares the open file, and with it the lock,
+    /// so closing our copy alone could leave the machine taken for an
+    /// instant after the run (the test below caught that).
+    fn drop(&mut self) {
+        let _ = self.file.unlock();
+    }
 }
 
 /// Takes the machine for this process, or refuses (exit 2) naming the
@@ -86,7 +96,7 @@ fn acquire_at(path: &std::path::Path) -> Result<MachineLock> {
         let _ = file.write_all(who.as_bytes());
         let _ = file.flush();
     }
-    Ok(MachineLock { _file: file })
+    Ok(MachineLock { file })
 }
 
 /// `klab lab run 04 --quick`, the program's own name shortened to klab.
