@@ -10,7 +10,11 @@ fn main() -> ExitCode {
         klab::errln!("klab: cannot install signal handlers: {e}");
         return ExitCode::from(1);
     }
-    // Commands that measure on this machine hold it while they run.
+    // Commands that measure on this machine hold it while they run; a lab
+    // name that names nothing is said first, whoever holds the machine.
+    if let Err(e) = labs_named(&cli.command) {
+        return ExitCode::from(cmd::exit_code(Err(e)));
+    }
     let machine = if measures_here(&cli.command) {
         match klab::app::machine::acquire() {
             Ok(l) => Some(l),
@@ -70,6 +74,21 @@ fn measures_here(c: &Command) -> bool {
         Command::Lab(LabCommand::Run(_) | LabCommand::Check(_) | LabCommand::Rehearse(_)) => true,
         Command::Demo(a) => a.target == DemoTarget::Local,
         _ => false,
+    }
+}
+
+/// The labs a lab command names exist (a misspelt name is bad input, exit
+/// 2, before the machine is taken or anything starts).
+fn labs_named(c: &Command) -> anyhow::Result<()> {
+    match c {
+        Command::Lab(LabCommand::Run(a)) => {
+            klab::lab::load_with(a.session.dir.labs.as_deref(), &a.lab).map(|_| ())
+        }
+        Command::Lab(LabCommand::Check(a)) => {
+            klab::lab::load_with(a.session.dir.labs.as_deref(), &a.lab).map(|_| ())
+        }
+        Command::Lab(LabCommand::Rehearse(a)) => cmd::rehearse::check_targets(a),
+        _ => Ok(()),
     }
 }
 

@@ -354,6 +354,16 @@ fn ctrl_c_stops_the_run_and_keeps_what_was_measured() {
     assert!(err.contains("measuring already"), "{err}");
     assert!(err.contains(&format!("pid {}", child.id())), "{err}");
     assert!(!dir.path().join("second").exists());
+    // A misspelt lab is bad input whoever holds the machine: named as such.
+    let typo = klab()
+        .env("KLAB_LOCK_DIR", &lock)
+        .args(["lab", "rehearse", "durabilty/03", "--quick"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&typo.stderr);
+    assert_eq!(typo.status.code(), Some(2), "{err}");
+    assert!(err.contains("did you mean durability/03"), "{err}");
+    assert!(!err.contains("measuring already"), "{err}");
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
     let sent = Instant::now();
     let status = wait_for("klab to exit", Duration::from_secs(30), || {

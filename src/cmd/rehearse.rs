@@ -33,6 +33,12 @@ impl Group {
     }
 }
 
+/// Whether every target names a track or a lab under `--labs` (the
+/// error names the unknown one and every track's labs).
+pub fn check_targets(a: &LabRehearseArgs) -> Result<()> {
+    groups(&labs_dir(a.session.dir.labs.as_deref()), &a.targets).map(|_| ())
+}
+
 /// The tracks and labs the targets name, grouped by track in the order
 /// given. Unknown names are refused with every track's labs listed.
 fn groups(root: &Path, targets: &[String]) -> Result<Vec<Group>> {
