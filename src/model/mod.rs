@@ -9,11 +9,13 @@ use std::fmt;
 
 mod cpu;
 mod fault;
+mod keys;
 mod payload;
 pub mod settings;
 mod workload;
 pub use cpu::CpuUse;
 pub use fault::*;
+pub use keys::{KeyDist, MAX_KEYS, key_bytes};
 pub use payload::Payload;
 pub use settings::{RateSpec, WorkloadPatch};
 pub(crate) use workload::opt_secs;
