@@ -317,6 +317,11 @@ pub struct StepResult {
     /// (seconds), to place faults on it.
     #[serde(default)]
     pub window_start_s: f64,
+    /// Keyed runs: the records acknowledged on each partition (index:
+    /// partition; warm-up included), to see a hot partition. Empty
+    /// without keys.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub acked_per_partition: Vec<u64>,
     /// Consumer lag: records due but not yet read (processed), at the end
     /// of each whole second of the measured window.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
