@@ -145,7 +145,7 @@ impl KeyChooser {
     }
 
     /// The next record's key and its partition.
-    pub fn next(&mut self) -> (&[u8], i32) {
+    pub fn next_key(&mut self) -> (&[u8], i32) {
         let i = self.next_index();
         (&self.keys[i], self.partitions[i])
     }
@@ -214,7 +214,7 @@ mod tests {
             let mut c = KeyChooser::new(100, KeyDist::Zipf(1.1), 6, producer);
             (0..50)
                 .map(|_| {
-                    let (k, p) = c.next();
+                    let (k, p) = c.next_key();
                     (k.to_vec(), p)
                 })
                 .collect::<Vec<_>>()

@@ -368,7 +368,7 @@ pub fn run(
             let due_ns = clock.unix_ns_at(due);
             let flags = if warm { FLAG_WARMUP } else { 0 };
             let (key, partition) = match chooser.as_mut() {
-                Some(c) => c.next(),
+                Some(c) => c.next_key(),
                 None => (&[][..], (seq % partitions as u64) as i32),
             };
             let opaque =
