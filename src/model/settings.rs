@@ -474,6 +474,8 @@ mod tests {
             ("acks", "1", "1"),
             ("payload", "json", "\"json\""),
             ("duration", "20s", "\"20s\""),
+            ("keys", "100", "100"),
+            ("key_dist", "zipf:1.1", "\"zipf:1.1\""),
         ] {
             from_flag.set(key, Given::Flag(flag)).unwrap();
             from_file.set(key, Given::Toml(&toml_value(file))).unwrap();
