@@ -51,10 +51,12 @@ pub fn kafka_partition(key: &[u8], partitions: i32) -> i32 {
 /// Draws one producer's keys: the same producer index and workload always
 /// give the same sequence of keys.
 pub struct KeyChooser {
-    /// Each key's bytes, `k0`, `k1`, ...
-    keys: Vec<Vec<u8>>,
-    /// Each key's partition.
+    /// Each key's partition (index: the key's number).
     partitions: Vec<i32>,
+    /// The last key drawn, `k` and its number in decimal: written in place
+    /// per record, so no key is kept or allocated.
+    key: [u8; 11],
+    key_len: usize,
     /// How keys are drawn.
     draw: Draw,
     /// Zipf: the keys' cumulative shares, ascending to 1 (else empty).
@@ -78,10 +80,8 @@ impl KeyChooser {
     /// `keys` keys spread by `dist` over `partitions` partitions.
     pub fn new(keys: u32, dist: KeyDist, partitions: i32, producer: u32) -> KeyChooser {
         let keys = keys.max(1);
-        let bytes: Vec<Vec<u8>> = (0..keys).map(key_bytes).collect();
-        let parts = bytes
-            .iter()
-            .map(|k| kafka_partition(k, partitions))
+        let parts = (0..keys)
+            .map(|i| kafka_partition(&key_bytes(i), partitions))
             .collect();
         let mut cdf = Vec::new();
         let draw = match dist {
@@ -102,8 +102,9 @@ impl KeyChooser {
             }
         };
         KeyChooser {
-            keys: bytes,
             partitions: parts,
+            key: [0; 11],
+            key_len: 0,
             draw,
             cdf,
             state: KEY_SEED ^ u64::from(producer).wrapping_mul(0x9E37_79B9_7F4A_7C15),
@@ -127,7 +128,7 @@ impl KeyChooser {
 
     /// The next record's key index.
     pub fn next_index(&mut self) -> usize {
-        let n = self.keys.len();
+        let n = self.partitions.len();
         match self.draw {
             Draw::Uniform => self.below(n),
             Draw::Hot(share) => {
@@ -147,7 +148,21 @@ impl KeyChooser {
     /// The next record's key and its partition.
     pub fn next_key(&mut self) -> (&[u8], i32) {
         let i = self.next_index();
-        (&self.keys[i], self.partitions[i])
+        self.write_key(i);
+        (&self.key[..self.key_len], self.partitions[i])
+    }
+
+    /// Writes key `k<i>`: `k`, then the digits of i (at most 10 for a
+    /// u32), highest first.
+    fn write_key(&mut self, i: usize) {
+        let digits = (i.max(1).ilog10() + 1) as usize;
+        let mut rest = i;
+        for d in (1..=digits).rev() {
+            self.key[d] = b'0' + (rest % 10) as u8;
+            rest /= 10;
+        }
+        self.key[0] = b'k';
+        self.key_len = 1 + digits;
     }
 }
 
@@ -221,9 +236,15 @@ mod tests {
         };
         assert_eq!(seq(0), seq(0));
         assert_ne!(seq(0), seq(1));
-        // Each key goes where Kafka's partitioner puts it.
+        // Each key goes where Kafka's partitioner puts it, and is written
+        // as model::key_bytes spells it.
         for (k, p) in seq(2) {
             assert_eq!(p, kafka_partition(&k, 6));
+        }
+        let mut c = KeyChooser::new(1, KeyDist::Uniform, 6, 0);
+        for i in [0, 7, 9, 10, 99, 100, 12_345, 99_999, u32::MAX as usize] {
+            c.write_key(i);
+            assert_eq!(&c.key[..c.key_len], key_bytes(i as u32).as_slice());
         }
     }
 }

@@ -560,7 +560,7 @@ mod tests {
                 Err(SetError::Bad(e)) => e,
                 other => panic!("{key}={value}: {other:?}"),
             };
-        assert!(refused("keys", "0").contains("0 is out of range; expected 1..=1000000"));
+        assert!(refused("keys", "0").contains("0 is out of range; expected 1..=100000"));
         let dists = ["zipf:0", "zipf:-2", "hot:0", "hot:101", "normal"];
         let why: Vec<String> = dists.iter().map(|d| refused("key_dist", d)).collect();
         assert!(why[0].contains("exponent must be above 0"), "{why:?}");
