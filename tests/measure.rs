@@ -490,6 +490,34 @@ fn keyed_records_land_where_the_java_partitioner_puts_them() {
         "round-robin would give 2000 each: {want:?}"
     );
 
+    // Read back: every klab record carries its key, on that key's partition.
+    let c: rdkafka::consumer::BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", b.bootstrap())
+        .set("group.id", "keyed-read-back")
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    for p in 0..3 {
+        tpl.add_partition_offset(topic, p, rdkafka::Offset::Beginning)
+            .unwrap();
+    }
+    rdkafka::consumer::Consumer::assign(&c, &tpl).unwrap();
+    let mut keyed = vec![0u64; 3];
+    let until = Instant::now() + Duration::from_secs(60);
+    while keyed.iter().sum::<u64>() < 6000 && Instant::now() < until {
+        let Some(m) = c.poll(Duration::from_millis(500)) else {
+            continue;
+        };
+        use rdkafka::message::Message;
+        let m = m.unwrap();
+        if let Some(k) = m.key() {
+            assert_eq!(m.partition(), kafka_partition(k, 3), "key {k:?}");
+            keyed[m.partition() as usize] += 1;
+        }
+    }
+    assert_eq!(keyed, want, "keyed records read back per partition");
+
     // librdkafka's Java-compatible partitioner on the same topic.
     let p: rdkafka::producer::BaseProducer<Placed> = ClientConfig::new()
         .set("bootstrap.servers", b.bootstrap())
