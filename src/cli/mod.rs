@@ -668,6 +668,9 @@ mod tests {
             (&["run", "--duration", "soon"][..], "--duration"),
             (&["run", "--warmup", "-1s"][..], "--warmup"),
             (&["run", "--messages", "0"][..], "--messages"),
+            (&["run", "--keys", "0"][..], "--keys"),
+            (&["run", "--key-dist", "zipf:0"][..], "--key-dist"),
+            (&["run", "--key-dist", "hot:150"][..], "--key-dist"),
         ] {
             let e = parse(args).unwrap_err();
             assert_eq!(e.exit_code(), 2, "{args:?}");
@@ -729,6 +732,20 @@ mod tests {
             .unwrap_err();
         assert!(crate::error::is_usage(&e));
         assert!(e.to_string().starts_with("--producer-set"), "{e}");
+        for (args, starts) in [
+            (
+                &["--key-dist", "zipf:1.1"][..],
+                "--key-dist: zipf:1.1 needs keys",
+            ),
+            (
+                &["--keys", "1", "--key-dist", "hot:50"][..],
+                "--key-dist: hot:50 needs at least 2 keys",
+            ),
+        ] {
+            let e = run_args(args).workload.workload().unwrap_err();
+            assert!(crate::error::is_usage(&e), "{args:?}");
+            assert!(e.to_string().starts_with(starts), "{args:?}: {e}");
+        }
         let e = run_args(&["--topic", "bad topic"])
             .workload
             .workload()

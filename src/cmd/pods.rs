@@ -84,6 +84,7 @@ pub fn produce(a: &ProduceArgs) -> Result<Outcome> {
     let specs: Vec<ProducerSpec> = (0..n)
         .map(|j| ProducerSpec {
             replicated,
+            index: j as u32,
             ..ProducerSpec::new(
                 &a.bootstrap,
                 &topic,

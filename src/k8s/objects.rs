@@ -322,6 +322,12 @@ pub fn producer_args(bootstrap: &str, topic: &str, w: &Workload) -> Vec<String> 
         "--payload".into(),
         w.payload.as_str().into(),
     ]);
+    if let Some(n) = w.keys {
+        a.extend(["--keys".into(), n.to_string()]);
+    }
+    if let Some(d) = w.key_dist {
+        a.extend(["--key-dist".into(), d.to_string()]);
+    }
     for (k, v) in &w.producer {
         a.extend(["--producer-set".into(), format!("{k}={v}")]);
     }
@@ -734,6 +740,8 @@ mod tests {
             partitions: 6,
             acks: Acks::One,
             producers: 2,
+            keys: Some(40),
+            key_dist: Some(crate::model::KeyDist::Zipf(1.25)),
             ..Default::default()
         };
         w.producer.insert("linger.ms".into(), "5".into());

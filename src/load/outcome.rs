@@ -55,6 +55,9 @@ pub struct ProducerOutcome {
     pub first_error: Option<String>,
     pub stopped: Option<String>,
     pub publish: Recorder,
+    /// Records acknowledged on each partition (index: partition).
+    #[serde(default)]
+    pub acked_per_partition: Vec<u64>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -97,6 +100,7 @@ impl ProducerOutcome {
             first_error: r.first_error.clone(),
             stopped: r.stopped.clone(),
             publish: r.publish.clone(),
+            acked_per_partition: r.acked_by_second.iter().map(|s| s.iter().sum()).collect(),
         }
     }
 
@@ -125,6 +129,13 @@ impl ProducerOutcome {
             self.stopped = o.stopped.clone();
         }
         self.publish.merge(&o.publish);
+        let parts = &mut self.acked_per_partition;
+        if parts.len() < o.acked_per_partition.len() {
+            parts.resize(o.acked_per_partition.len(), 0);
+        }
+        for (a, b) in parts.iter_mut().zip(&o.acked_per_partition) {
+            *a += b;
+        }
     }
 }
 
@@ -220,6 +231,10 @@ pub fn assemble(
         workload: workload.clone(),
         noise: crate::stats::noise::of(&p.publish, &c.e2e, msgs),
         consumer_lag: lag_in_window(c, p.window_start_ns, p.last_ack_ns.max(c.last_receive_ns)),
+        acked_per_partition: match workload.keys {
+            Some(_) => p.acked_per_partition.clone(),
+            None => Vec::new(),
+        },
         ..Default::default()
     }
 }
@@ -299,6 +314,25 @@ mod tests {
         );
         assert_eq!(r.e2e_latency_ms.count, 10_000);
         assert_eq!(r.e2e_timeline.len(), 1);
+    }
+
+    #[test]
+    fn a_keyed_run_keeps_its_records_per_partition() {
+        let mut p = producer(100, 1);
+        p.acked_per_partition = vec![150, 50];
+        let mut other = producer(100, 1);
+        other.acked_per_partition = vec![10, 20, 30];
+        p.merge(&other);
+        assert_eq!(p.acked_per_partition, [160, 70, 30]);
+        let keyed = Workload {
+            keys: Some(10),
+            ..Workload::default()
+        };
+        let r = assemble(&keyed, &p, &consumer(200, true), Vec::new());
+        assert_eq!(r.acked_per_partition, [160, 70, 30]);
+        // Without keys the result stays as it was.
+        let r = assemble(&Workload::default(), &p, &consumer(200, true), Vec::new());
+        assert!(r.acked_per_partition.is_empty());
     }
 
     #[test]

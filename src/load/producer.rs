@@ -10,6 +10,7 @@
 
 use crate::cancel::Cancel;
 use crate::load::clock::Clock;
+use crate::load::keys::KeyChooser;
 use crate::load::payload::{Encoder, FLAG_WARMUP, MarkerBody, Secret};
 use crate::load::schedule::Schedule;
 use crate::load::topic_handle::TopicHandle;
@@ -123,6 +124,9 @@ pub struct ProducerSpec {
     pub flush_timeout: Duration,
     /// The topic has more than one replica (see [`client_config`]).
     pub replicated: bool,
+    /// Which of the step's producers this is (0-based): with keys, it
+    /// seeds the producer's own sequence of keys.
+    pub index: u32,
 }
 
 impl ProducerSpec {
@@ -135,6 +139,7 @@ impl ProducerSpec {
             producer_id: crate::random::u64(),
             flush_timeout: Duration::from_secs(120),
             replicated: false,
+            index: 0,
         }
     }
 }
@@ -289,6 +294,11 @@ pub fn run(
         ..Default::default()
     };
     let mut sent_per_partition = vec![0u64; partitions];
+    // Keyed records go where Kafka's partitioner puts their key; without
+    // keys, record i goes to partition i mod partitions.
+    let mut chooser = w
+        .keyed()
+        .map(|(n, dist)| KeyChooser::new(n, dist, w.partitions, spec.index));
 
     let start = clock.elapsed();
     let schedule = Schedule::new(w, start);
@@ -357,7 +367,10 @@ pub fn run(
             }
             let due_ns = clock.unix_ns_at(due);
             let flags = if warm { FLAG_WARMUP } else { 0 };
-            let partition = (seq % partitions as u64) as i32;
+            let (key, partition) = match chooser.as_mut() {
+                Some(c) => c.next_key(),
+                None => (&[][..], (seq % partitions as u64) as i32),
+            };
             let opaque =
                 (due.as_micros() as usize & !WARMUP_BIT) | if warm { WARMUP_BIT } else { 0 };
             let payload = enc.record(seq, due_ns, flags);
@@ -367,7 +380,7 @@ pub fn run(
             // When the record was handed over: `t`, or the last retry's.
             let mut sent_at = t;
             loop {
-                match topic_handle.produce(partition, payload, opaque, timestamp_ms) {
+                match topic_handle.produce(partition, key, payload, opaque, timestamp_ms) {
                     Ok(()) => break,
                     Err(RDKafkaErrorCode::QueueFull) => {
                         // Bounded in-flight: wait for deliveries, then retry.
@@ -559,7 +572,7 @@ fn send_markers(
         let bytes = enc.marker(body, due_ns).to_vec();
         // Opaque 0: a marker is not a counted record.
         loop {
-            match topic_handle.produce(p as i32, &bytes, 0, (due_ns / 1_000_000) as i64) {
+            match topic_handle.produce(p as i32, &[], &bytes, 0, (due_ns / 1_000_000) as i64) {
                 Ok(()) => break,
                 Err(RDKafkaErrorCode::QueueFull) => std::thread::sleep(Duration::from_millis(10)),
                 Err(code) => {

@@ -268,6 +268,29 @@ mod tests {
     }
 
     #[test]
+    fn order_is_checked_per_partition_whatever_partition_a_key_picks() {
+        // Keyed: one producer's records go to partitions by key, and the
+        // partitions are read in any interleaving.
+        let mut t = Tally::new();
+        let parts = [2, 0, 0, 1, 2, 2, 0, 1];
+        // Partition 2 is read first, then 0 and 1.
+        for p in [2, 0, 1] {
+            for (seq, _) in parts.iter().enumerate().filter(|(_, q)| **q == p) {
+                assert_eq!(t.record(p, &h(1, seq as u64)), Arrival::New);
+            }
+        }
+        for (p, n) in [(0u32, 3u64), (1, 2), (2, 3)] {
+            t.marker(&h(1, u64::MAX), marker(p, 3, n));
+        }
+        assert!(t.finished(1));
+        let c = t.counts();
+        assert_eq!((c.lost, c.reordered, c.duplicated), (0, 0, 0));
+        // Out of order within one partition is still a reorder.
+        assert_eq!(t.record(0, &h(2, 5)), Arrival::New);
+        assert_eq!(t.record(0, &h(2, 3)), Arrival::Reordered);
+    }
+
+    #[test]
     fn producers_are_tracked_apart() {
         let mut t = Tally::new();
         t.record(0, &h(1, 0));

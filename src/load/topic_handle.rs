@@ -40,7 +40,8 @@ impl<'p, C: ProducerContext + 'static> TopicHandle<'p, C> {
         })
     }
 
-    /// Hands one record to librdkafka, which copies the payload. `opaque`
+    /// Hands one record to librdkafka, which copies the key and the
+    /// payload; an empty `key` sends the record without one. `opaque`
     /// comes back to the context's `delivery` (the producer's
     /// `DeliveryContext`) as rdkafka's `usize`
     /// delivery opaque (a pointer-sized integer, see `IntoOpaque for usize`).
@@ -48,6 +49,7 @@ impl<'p, C: ProducerContext + 'static> TopicHandle<'p, C> {
     pub(crate) fn produce(
         &self,
         partition: i32,
+        key: &[u8],
         payload: &[u8],
         opaque: usize,
         timestamp_ms: i64,
@@ -90,12 +92,27 @@ impl<'p, C: ProducerContext + 'static> TopicHandle<'p, C> {
                 vtype: T::RD_KAFKA_VTYPE_TIMESTAMP,
                 u: U { i64_: timestamp_ms },
             },
+            // Last, so a record without a key leaves it out.
+            Vu {
+                vtype: T::RD_KAFKA_VTYPE_KEY,
+                u: U {
+                    mem: Mem {
+                        ptr: key.as_ptr() as *mut std::ffi::c_void,
+                        size: key.len(),
+                    },
+                },
+            },
         ];
+        let used = if key.is_empty() {
+            vus.len() - 1
+        } else {
+            vus.len()
+        };
         // SAFETY: `rk` and `rkt` are live (see `new`); every entry of `vus`
-        // sets the union field its vtype names; with F_COPY librdkafka
-        // copies the payload before it returns and never writes to it.
-        let err =
-            unsafe { rdkafka::bindings::rd_kafka_produceva(self.rk, vus.as_ptr(), vus.len()) };
+        // sets the union field its vtype names, and `used` is at most its
+        // length; with F_COPY librdkafka copies the payload (and it always
+        // copies the key) before it returns, and never writes to either.
+        let err = unsafe { rdkafka::bindings::rd_kafka_produceva(self.rk, vus.as_ptr(), used) };
         if err.is_null() {
             return Ok(());
         }

@@ -9,11 +9,13 @@ use std::fmt;
 
 mod cpu;
 mod fault;
+mod keys;
 mod payload;
 pub mod settings;
 mod workload;
 pub use cpu::CpuUse;
 pub use fault::*;
+pub use keys::{KeyDist, MAX_KEYS, key_bytes};
 pub use payload::Payload;
 pub use settings::{RateSpec, WorkloadPatch};
 pub(crate) use workload::opt_secs;
@@ -315,6 +317,11 @@ pub struct StepResult {
     /// (seconds), to place faults on it.
     #[serde(default)]
     pub window_start_s: f64,
+    /// Keyed runs: the records acknowledged on each partition (index:
+    /// partition; warm-up included), to see a hot partition. Empty
+    /// without keys.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub acked_per_partition: Vec<u64>,
     /// Consumer lag: records due but not yet read (processed), at the end
     /// of each whole second of the measured window.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

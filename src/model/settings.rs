@@ -13,7 +13,7 @@
 //! result records), a line in [`WorkloadPatch::resolve`], and its docs.
 
 use super::workload::{Acks, Workload, limits};
-use super::{FaultSpec, Payload};
+use super::{FaultSpec, KeyDist, Payload};
 use crate::units::parse_duration;
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -170,6 +170,14 @@ fn payload(g: &Given<'_>) -> Result<Payload, String> {
     g.text()?.parse()
 }
 
+fn keys(g: &Given<'_>) -> Result<u32, String> {
+    count(g, 1, u64::from(super::MAX_KEYS)).map(|n| n as u32)
+}
+
+fn key_dist(g: &Given<'_>) -> Result<KeyDist, String> {
+    g.text()?.parse()
+}
+
 fn processing(g: &Given<'_>) -> Result<Duration, String> {
     let d = duration(g)?;
     if d > limits::MAX_PROCESSING {
@@ -198,7 +206,7 @@ macro_rules! shown_by_display {
         }
     )*};
 }
-shown_by_display!(RateSpec, u64, usize, i32, u32, Acks, Payload);
+shown_by_display!(RateSpec, u64, usize, i32, u32, Acks, Payload, KeyDist);
 
 /// Why a setting could not be set.
 #[derive(Debug, Clone, PartialEq)]
@@ -340,6 +348,14 @@ workload_settings! {
     /// Simulated work per record in each consumer, e.g. 200us (it waits,
     /// so it costs no CPU); default 0.
     processing: Duration = processing, "D";
+    /// Keyed records: each carries one of N keys (`k0`..`k<N-1>`) and goes
+    /// to the partition Kafka's Java client picks for its key (murmur2).
+    /// Default: no keys, record i to partition i mod partitions.
+    keys: u32 = keys, "N";
+    /// How records spread over the keys: uniform (default), zipf:S
+    /// (exponent S above 0) or hot:SHARE (k0 takes SHARE% of the records,
+    /// the rest uniform over the other keys). Needs keys.
+    key_dist: KeyDist = key_dist, "DIST";
 }
 
 impl WorkloadPatch {
@@ -431,6 +447,8 @@ impl WorkloadPatch {
             consumers: self.consumers.unwrap_or(d.consumers),
             processing: self.processing.unwrap_or(d.processing),
             consumer: self.consumer.clone(),
+            keys: self.keys,
+            key_dist: self.key_dist,
         };
         w.validate()?;
         Ok(w)
@@ -456,6 +474,8 @@ mod tests {
             ("acks", "1", "1"),
             ("payload", "json", "\"json\""),
             ("duration", "20s", "\"20s\""),
+            ("keys", "100", "100"),
+            ("key_dist", "zipf:1.1", "\"zipf:1.1\""),
         ] {
             from_flag.set(key, Given::Flag(flag)).unwrap();
             from_file.set(key, Given::Toml(&toml_value(file))).unwrap();
@@ -509,6 +529,73 @@ mod tests {
         assert_eq!(
             (w.messages, w.duration, w.partitions),
             (Some(1000), None, 6)
+        );
+    }
+
+    #[test]
+    fn keys_and_their_distribution_are_checked_before_anything_starts() {
+        let mut p = WorkloadPatch::default();
+        p.set("keys", Given::Toml(&toml_value("100"))).unwrap();
+        p.set("key_dist", Given::Flag("hot:50")).unwrap();
+        let w = p.resolve(None).unwrap();
+        assert_eq!(w.keyed(), Some((100, KeyDist::Hot(50.0))));
+        assert!(
+            w.describe().contains("100 keys (hot:50)"),
+            "{}",
+            w.describe()
+        );
+        // Without a distribution, keys are uniform; without keys, none.
+        let mut p = WorkloadPatch::default();
+        p.set("keys", Given::Flag("4")).unwrap();
+        assert_eq!(
+            p.resolve(None).unwrap().keyed(),
+            Some((4, KeyDist::Uniform))
+        );
+        assert_eq!(
+            WorkloadPatch::default().resolve(None).unwrap().keyed(),
+            None
+        );
+        let refused =
+            |key: &str, value: &str| match WorkloadPatch::default().set(key, Given::Flag(value)) {
+                Err(SetError::Bad(e)) => e,
+                other => panic!("{key}={value}: {other:?}"),
+            };
+        assert!(refused("keys", "0").contains("0 is out of range; expected 1..=100000"));
+        let dists = ["zipf:0", "zipf:-2", "hot:0", "hot:101", "normal"];
+        let why: Vec<String> = dists.iter().map(|d| refused("key_dist", d)).collect();
+        assert!(why[0].contains("exponent must be above 0"), "{why:?}");
+        assert!(why[1].contains("exponent must be above 0"), "{why:?}");
+        assert!(why[2].contains("percentage in (0, 100]"), "{why:?}");
+        assert!(why[3].contains("percentage in (0, 100]"), "{why:?}");
+        assert!(why[4].contains("allowed: uniform, zipf:S"), "{why:?}");
+        // A distribution without keys, or a hot key without the rest.
+        let mut p = WorkloadPatch::default();
+        p.set("key_dist", Given::Flag("zipf:1.1")).unwrap();
+        let e = p.resolve(None).unwrap_err();
+        assert!(e.starts_with("key_dist: zipf:1.1 needs keys"), "{e}");
+        p.set("keys", Given::Flag("1")).unwrap();
+        p.set("key_dist", Given::Flag("hot:60")).unwrap();
+        let e = p.resolve(None).unwrap_err();
+        assert!(
+            e.starts_with("key_dist: hot:60 needs at least 2 keys"),
+            "{e}"
+        );
+        // A result read back keeps them.
+        let w = Workload {
+            keys: Some(3),
+            key_dist: Some(KeyDist::Zipf(1.5)),
+            ..Workload::default()
+        };
+        let back: Workload = serde_json::from_str(&serde_json::to_string(&w).unwrap()).unwrap();
+        assert_eq!(back, w);
+        let bad = Workload {
+            keys: Some(0),
+            ..Workload::default()
+        };
+        assert!(
+            bad.validate()
+                .unwrap_err()
+                .starts_with("keys: 0 is not allowed")
         );
     }
 

@@ -2,7 +2,7 @@
 //! fields, their defaults and limits, and the rules for client overrides
 //! and topic names.
 
-use super::{FaultSpec, Payload};
+use super::{FaultSpec, KeyDist, Payload};
 use crate::units::duration_secs;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -136,6 +136,15 @@ pub struct Workload {
     /// Extra librdkafka consumer settings (`fetch.min.bytes`, ...).
     #[serde(default)]
     pub consumer: BTreeMap<String, String>,
+    /// Keyed records: each record carries one of the keys `k0`..`k<N-1>`
+    /// and goes to the partition Kafka's Java client picks for it (None:
+    /// no keys; record i goes to partition `i % partitions`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keys: Option<u32>,
+    /// How the records are spread over the keys (None: uniform); only
+    /// with `keys`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_dist: Option<KeyDist>,
 }
 
 fn default_producers() -> u32 {
@@ -166,6 +175,8 @@ impl Default for Workload {
             consumers: defaults::CONSUMERS,
             processing: Duration::ZERO,
             consumer: BTreeMap::new(),
+            keys: None,
+            key_dist: None,
         }
     }
 }
@@ -291,6 +302,7 @@ impl Workload {
                 "faults: a timeline of faults needs a duration, not a message count".into(),
             );
         }
+        self.check_keys()?;
         if let Some(isr) = self.min_insync_replicas {
             let most = self.replication_factor.unwrap_or(limits::MAX_REPLICATION);
             if !(1..=most).contains(&isr) {
@@ -300,6 +312,27 @@ impl Workload {
             }
         }
         Ok(())
+    }
+
+    /// The keys and their distribution; the error names the field.
+    fn check_keys(&self) -> Result<(), String> {
+        match (self.keys, self.key_dist) {
+            (Some(n), _) if !(1..=super::MAX_KEYS).contains(&n) => Err(format!(
+                "keys: {n} is not allowed; expected 1..={}",
+                super::MAX_KEYS
+            )),
+            (None, Some(d)) => Err(format!(
+                "key_dist: {d} needs keys (how many keys the records carry, e.g. keys = 100)"
+            )),
+            (Some(n), Some(d)) => d.check(n).map_err(|e| format!("key_dist: {e}")),
+            _ => Ok(()),
+        }
+    }
+
+    /// The keys' distribution when the records are keyed.
+    pub fn keyed(&self) -> Option<(u32, KeyDist)> {
+        self.keys
+            .map(|n| (n, self.key_dist.unwrap_or(KeyDist::Uniform)))
     }
 
     /// The most records/s the consumers can read when each record costs
@@ -336,6 +369,9 @@ impl Workload {
         }
         if self.payload != Payload::Fixed {
             who.push_str(&format!(", {} payload", self.payload));
+        }
+        if let Some((n, d)) = self.keyed() {
+            who.push_str(&format!(", {n} keys ({d})"));
         }
         let rf = match (self.replication_factor, self.min_insync_replicas) {
             (Some(r), Some(i)) => format!(", RF {r}, min ISR {i}"),

@@ -208,6 +208,34 @@ fn cluster_text(r: &StepResult) -> String {
     out
 }
 
+/// Keyed runs: each partition's share of the acknowledged records on one
+/// line (`partitions: p0 48%, p1 9%, ...`), the first 16 of them.
+fn partition_shares(r: &StepResult) -> Option<String> {
+    const SHOWN: usize = 16;
+    let total: u64 = r.acked_per_partition.iter().sum();
+    if total == 0 {
+        return None;
+    }
+    let shares: Vec<String> = r
+        .acked_per_partition
+        .iter()
+        .take(SHOWN)
+        .enumerate()
+        .map(|(p, n)| format!("p{p} {:.0}%", *n as f64 * 100.0 / total as f64))
+        .collect();
+    let more = match r.acked_per_partition.len().saturating_sub(SHOWN) {
+        0 => String::new(),
+        n => format!(", … {n} more in the JSON (`acked_per_partition`)"),
+    };
+    let hottest = r.acked_per_partition.iter().max().copied().unwrap_or(0);
+    let even = total as f64 / r.acked_per_partition.len().max(1) as f64;
+    Some(format!(
+        "partitions (share of the acknowledged records, by key): {}{more}; the busiest has {:.1}x an even share\n",
+        shares.join(", "),
+        hottest as f64 / even
+    ))
+}
+
 /// The table `klab run` prints.
 pub fn step_table(r: &StepResult) -> String {
     let mut out = String::new();
@@ -289,6 +317,9 @@ pub fn step_table(r: &StepResult) -> String {
             group(*max)
         ));
     }
+    if let Some(line) = partition_shares(r) {
+        out.push_str(&line);
+    }
     if r.unsent > 0 {
         out.push_str(&format!(
             "saturated: {} records due in the window were never sent (the broker or client could not keep up with the target rate)\n",
@@ -343,5 +374,22 @@ mod tests {
         assert!(t.contains("1,000"));
         assert!(t.contains("complete"));
         assert!(t.contains("end-to-end"));
+    }
+
+    #[test]
+    fn a_keyed_run_shows_its_hot_partition_on_one_line() {
+        let mut r = StepResult {
+            acked_per_partition: vec![480, 90, 430],
+            ..Default::default()
+        };
+        let t = step_table(&r);
+        assert!(
+            t.contains("partitions (share of the acknowledged records, by key): p0 48%, p1 9%, p2 43%; the busiest has 1.4x an even share"),
+            "{t}"
+        );
+        r.acked_per_partition = vec![1; 20];
+        assert!(step_table(&r).contains("p15 5%, … 4 more in the JSON"));
+        r.acked_per_partition.clear();
+        assert!(!step_table(&r).contains("partitions ("));
     }
 }

@@ -99,6 +99,7 @@ impl ThreadLoad {
         let pspecs: Vec<ProducerSpec> = (0..n)
             .map(|j| ProducerSpec {
                 replicated,
+                index: j as u32,
                 ..ProducerSpec::new(
                     bootstrap,
                     topic,
