@@ -994,7 +994,7 @@ fn the_durability_track_loads_lists_and_shows_its_faults() {
     assert!(list.contains("durability/02-leader-killed"), "{list}");
     let show = labs_stdout(&root, &["lab", "show", "durability/04"]);
     assert!(
-        show.contains("kill followers at 1s, back after 12s"),
+        show.contains("kill followers at 1s, back after 18s"),
         "{show}"
     );
     assert!(show.contains("min.insync.replicas"), "{show}");
