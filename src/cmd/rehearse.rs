@@ -153,6 +153,7 @@ pub fn execute(a: &LabRehearseArgs) -> Result<Outcome> {
     let mut outcome = Ok(());
     for round in first..=a.runs {
         let round_started = Instant::now();
+        let others = crate::stats::cpu::OthersMark::now();
         progress.say(&format!(
             "round {round} of {}{}",
             a.runs,
@@ -161,7 +162,7 @@ pub fn execute(a: &LabRehearseArgs) -> Result<Outcome> {
         match run_round(a, &kafka, &dir, &groups, round, progress) {
             Ok(mut lines) => {
                 let secs = round_started.elapsed().as_secs_f64();
-                let load = rehearse::MachineLoad::now();
+                let load = rehearse::MachineLoad::now(others.as_ref());
                 for l in &mut lines {
                     l.round_s = secs;
                     l.load = load;

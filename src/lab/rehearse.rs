@@ -51,20 +51,36 @@ pub struct LabRound {
     pub load: Option<MachineLoad>,
 }
 
-/// The 5-minute load average and the number of cores (`/proc/loadavg`).
+/// The 5-minute load average and the number of cores (`/proc/loadavg`),
+/// and the cores other programs than klab and its brokers kept busy over
+/// the round.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct MachineLoad {
     pub load5: f64,
     pub cores: usize,
+    /// Average cores busy with other programs during the round (None in
+    /// campaigns older than this figure: their load average alone counts
+    /// the rehearsal's own brokers too, so it cannot tell).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub others_cores: Option<f64>,
 }
 
+/// Above this many cores busy with other programs on average, a round
+/// was not measured on a quiet machine.
+const BUSY_OTHERS_CORES: f64 = 0.25;
+
 impl MachineLoad {
-    /// Now, where the system says (Linux); None elsewhere.
-    pub fn now() -> Option<MachineLoad> {
+    /// Now, where the system says (Linux); None elsewhere. `since` is the
+    /// round's start, for the other programs' share.
+    pub fn now(since: Option<&crate::stats::cpu::OthersMark>) -> Option<MachineLoad> {
         let text = std::fs::read_to_string("/proc/loadavg").ok()?;
         let load5 = text.split_whitespace().nth(1)?.parse().ok()?;
         let cores = std::thread::available_parallelism().ok()?.get();
-        Some(MachineLoad { load5, cores })
+        Some(MachineLoad {
+            load5,
+            cores,
+            others_cores: since.and_then(|m| m.others_cores()),
+        })
     }
 }
 
@@ -209,28 +225,25 @@ pub struct LabTally {
     pub missed: Vec<(String, usize)>,
 }
 
-/// The rounds measured while the machine was busier than the rehearsal
-/// alone makes it (a 5-minute load average above its cores), as a line
-/// for the tally; None when there were none (or no load was recorded).
+/// The rounds measured while other programs kept the machine busy (on
+/// average more than a quarter of a core besides klab and its brokers),
+/// as a line for the tally; None when there were none or no round
+/// recorded that figure.
 pub fn busy_rounds_line(rounds: &[LabRound]) -> Option<String> {
-    let mut busy: BTreeMap<usize, MachineLoad> = BTreeMap::new();
+    let mut busy: BTreeMap<usize, f64> = BTreeMap::new();
     for r in rounds {
-        if let Some(m) = r.load
-            && m.load5 > m.cores as f64
+        if let Some(others) = r.load.and_then(|m| m.others_cores)
+            && others > BUSY_OTHERS_CORES
         {
-            busy.insert(r.round, m);
+            busy.insert(r.round, others);
         }
     }
     if busy.is_empty() {
         return None;
     }
-    let list: Vec<String> = busy
-        .iter()
-        .map(|(n, m)| format!("{n} ({:.1})", m.load5))
-        .collect();
+    let list: Vec<String> = busy.iter().map(|(n, c)| format!("{n} ({c:.1})")).collect();
     Some(format!(
-        "rounds measured on a machine busier than its {} cores (5-min load average): {}; a miss there may be the machine's, not the lab's: rehearse again on a quiet machine",
-        busy.values().next().map_or(0, |m| m.cores),
+        "rounds measured while other programs used the machine (average cores they kept busy): {}; a miss there may be the machine's, not the lab's: rehearse again on a quiet machine",
         list.join(", ")
     ))
 }
@@ -495,20 +508,27 @@ mod tests {
     fn rounds_on_a_busy_machine_are_named() {
         let mut a = round(1, "durability/03-acks-one", Some(true), 1.0);
         let mut b = round(2, "durability/03-acks-one", Some(false), 0.0);
+        let mut c = round(3, "durability/03-acks-one", Some(true), 1.0);
         assert_eq!(busy_rounds_line(&[a.clone(), b.clone()]), None);
+        // Three brokers alone make a load average of 5 on 2 cores: quiet.
         a.load = Some(MachineLoad {
-            load5: 1.5,
+            load5: 5.1,
             cores: 2,
+            others_cores: Some(0.05),
         });
         b.load = Some(MachineLoad {
             load5: 14.2,
             cores: 2,
+            others_cores: Some(1.3),
         });
-        let line = busy_rounds_line(&[a, b]).unwrap();
-        assert!(
-            line.contains("its 2 cores") && line.contains(": 2 (14.2);"),
-            "{line}"
-        );
+        // An older campaign's round knows only its load average.
+        c.load = Some(MachineLoad {
+            load5: 9.0,
+            cores: 2,
+            others_cores: None,
+        });
+        let line = busy_rounds_line(&[a, b, c]).unwrap();
+        assert!(line.contains("busy): 2 (1.3);"), "{line}");
     }
 
     #[test]

@@ -89,6 +89,83 @@ impl CpuSampler {
     }
 }
 
+/// One process's CPU ticks from /proc/<pid>/stat: (parent pid, its own
+/// user + system, and its waited-for children's).
+fn proc_ticks(pid: u32) -> Option<(u32, u64, u64)> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let f: Vec<&str> = text[text.rfind(')')? + 1..].split_whitespace().collect();
+    let n = |i: usize| f.get(i).and_then(|x| x.parse::<u64>().ok());
+    // After the state (index 0): ppid 1, utime 11, stime 12, cutime 13,
+    // cstime 14.
+    Some((n(1)? as u32, n(11)? + n(12)?, n(13)? + n(14)?))
+}
+
+/// CPU ticks klab and everything below it have used so far: its own, with
+/// the children it has waited for, and each live descendant's (a JVM it
+/// started, a shell's children). A child that ends in between moves from
+/// the second sum to the first, so a difference of two readings holds.
+fn tree_ticks() -> Option<u64> {
+    let me = std::process::id();
+    let mut parent: BTreeMap<u32, (u32, u64)> = BTreeMap::new();
+    for e in std::fs::read_dir("/proc").ok()?.flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+            continue;
+        };
+        if let Some((ppid, own, children)) = proc_ticks(pid) {
+            parent.insert(pid, (ppid, own + children));
+        }
+    }
+    let below_me = |mut pid: u32| {
+        for _ in 0..64 {
+            match parent.get(&pid) {
+                Some(&(ppid, _)) if ppid == me => return true,
+                Some(&(ppid, _)) if ppid > 1 => pid = ppid,
+                _ => return false,
+            }
+        }
+        false
+    };
+    let (_, own, children) = proc_ticks(me)?;
+    let descendants: u64 = parent
+        .iter()
+        .filter(|(pid, _)| below_me(**pid))
+        .map(|(_, (_, t))| t)
+        .sum();
+    Some(own + children + descendants)
+}
+
+/// The host's busy CPU and klab's own (with its children) at one moment:
+/// two of them tell how much of the machine *other* programs took in
+/// between (a build, a browser, another measurement), which the load
+/// average cannot, since it also counts klab's brokers.
+#[derive(Debug, Clone, Copy)]
+pub struct OthersMark {
+    at: Instant,
+    host_busy: u64,
+    tree: u64,
+}
+
+impl OthersMark {
+    pub fn now() -> Option<OthersMark> {
+        Some(OthersMark {
+            at: Instant::now(),
+            host_busy: host_jiffies()?.0,
+            tree: tree_ticks()?,
+        })
+    }
+
+    /// The cores other programs kept busy on average since this mark.
+    pub fn others_cores(&self) -> Option<f64> {
+        let secs = self.at.elapsed().as_secs_f64();
+        if secs <= 0.0 {
+            return None;
+        }
+        let host = host_jiffies()?.0.saturating_sub(self.host_busy);
+        let tree = tree_ticks()?.saturating_sub(self.tree);
+        Some(host.saturating_sub(tree) as f64 / clock_ticks() / secs)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -121,5 +198,51 @@ mod tests {
         assert!(u.host_busy_s >= u.client_s * 0.5, "{u:?}");
         assert_eq!(u.broker_s, None);
         assert_eq!(u.client_vs_broker, None);
+    }
+
+    /// Burns CPU in `cmd`'s process until `enough` CPU seconds of it show.
+    fn burn(mut child: std::process::Child, enough: f64) {
+        let pid = child.id();
+        let t = Instant::now();
+        while proc_cpu_s(pid).unwrap_or(0.0) < enough && t.elapsed().as_secs() < 20 {
+            std::thread::yield_now();
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+
+    #[test]
+    fn a_child_counts_as_klab_and_a_stranger_as_another_program() {
+        let spin = || {
+            std::process::Command::new("sh")
+                .args(["-c", "while :; do :; done"])
+                .spawn()
+                .unwrap()
+        };
+        // A child of this process (klab's brokers are): not another program.
+        let mark = OthersMark::now().unwrap();
+        burn(spin(), 0.3);
+        let ours = mark.others_cores().unwrap();
+        // A process started by someone else: the shell's grandchild, whose
+        // parent exits at once, is adopted by init, outside this tree.
+        let mark = OthersMark::now().unwrap();
+        let out = std::process::Command::new("sh")
+            .args([
+                "-c",
+                "sh -c 'while :; do :; done' >/dev/null 2>&1 & echo $!",
+            ])
+            .output()
+            .unwrap();
+        let pid: u32 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
+        let t = Instant::now();
+        while proc_cpu_s(pid).unwrap_or(0.0) < 0.3 && t.elapsed().as_secs() < 20 {
+            std::thread::yield_now();
+        }
+        let theirs = mark.others_cores().unwrap();
+        unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+        assert!(
+            theirs > ours + 0.1,
+            "others: {theirs:.2} cores with a stranger spinning, {ours:.2} with our own child"
+        );
     }
 }
