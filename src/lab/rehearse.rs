@@ -248,6 +248,11 @@ pub fn busy_rounds_line(rounds: &[LabRound]) -> Option<String> {
     ))
 }
 
+/// "1 round", "5 rounds".
+fn rounds_word(n: usize) -> String {
+    format!("{n} round{}", if n == 1 { "" } else { "s" })
+}
+
 /// The median wall time of a round (0 before any).
 pub fn median_round_s(rounds: &[LabRound]) -> f64 {
     let mut per_round: BTreeMap<usize, f64> = BTreeMap::new();
@@ -371,7 +376,7 @@ pub fn table(tallies: &[LabTally]) -> String {
             l.lab.clone(),
             match l.shown {
                 Some(s) => format!("{s}/{}", l.rounds),
-                None => format!("(reference, {} rounds)", l.rounds),
+                None => format!("(reference, {})", rounds_word(l.rounds)),
             },
             match l.dependable {
                 Some(true) => "yes".into(),
@@ -401,7 +406,7 @@ pub fn markdown(tallies: &[LabTally]) -> String {
         let figures: Vec<String> = l.figures.iter().map(|f| cell(&spread_text(f))).collect();
         let shown = match l.shown {
             Some(s) => format!("{s}/{}", l.rounds),
-            None => format!("reference, {} rounds", l.rounds),
+            None => format!("reference, {}", rounds_word(l.rounds)),
         };
         let dependable = match l.dependable {
             Some(true) => "yes",
