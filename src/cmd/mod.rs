@@ -123,8 +123,6 @@ pub fn check_bootstrap(bootstrap: &str) -> anyhow::Result<()> {
     ))
 }
 
-/// Starts the local broker for `klab run` and `klab bench`, with a spinner;
-/// Ctrl-C during the start is an interruption, not a failure.
 /// Checks that Java is there, makes a new run folder under `out.results`
 /// and starts the local broker in its `broker/`, showing progress unless
 /// `out.quiet`.
@@ -141,6 +139,8 @@ pub fn start_in_run_dir(
     Ok((run_dir, broker))
 }
 
+/// Starts the local broker for `klab run` and `klab bench`, with a spinner;
+/// Ctrl-C during the start is an interruption, not a failure.
 pub fn start_local_broker(
     show: crate::stats::progress::Progress,
     kafka: crate::broker::kafka_home::KafkaHome,
