@@ -129,13 +129,7 @@ impl ProducerOutcome {
             self.stopped = o.stopped.clone();
         }
         self.publish.merge(&o.publish);
-        let parts = &mut self.acked_per_partition;
-        if parts.len() < o.acked_per_partition.len() {
-            parts.resize(o.acked_per_partition.len(), 0);
-        }
-        for (a, b) in parts.iter_mut().zip(&o.acked_per_partition) {
-            *a += b;
-        }
+        crate::stats::add_each(&mut self.acked_per_partition, &o.acked_per_partition);
     }
 }
 

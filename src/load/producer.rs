@@ -216,12 +216,7 @@ pub fn add_counts(into: &mut Vec<Vec<u64>>, from: &[Vec<u64>]) {
         into.resize(from.len(), Vec::new());
     }
     for (a, b) in into.iter_mut().zip(from) {
-        if a.len() < b.len() {
-            a.resize(b.len(), 0);
-        }
-        for (x, y) in a.iter_mut().zip(b) {
-            *x += y;
-        }
+        crate::stats::add_each(a, b);
     }
 }
 

@@ -16,6 +16,17 @@ macro_rules! add_counts {
     };
 }
 
+/// Adds counts index by index (per partition, per second), growing `into`
+/// as needed.
+pub fn add_each(into: &mut Vec<u64>, from: &[u64]) {
+    if into.len() < from.len() {
+        into.resize(from.len(), 0);
+    }
+    for (x, y) in into.iter_mut().zip(from) {
+        *x += y;
+    }
+}
+
 /// Median, min and max of repeated measurements (non-finite values are
 /// left out).
 #[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]
