@@ -180,6 +180,7 @@ impl Measurement {
         r.reason = a.reason.clone().or_else(|| b.reason.clone());
         crate::add_counts!(r += a: produced, acked, failed, consumed, lost, duplicated,
             reordered, corrupt, foreign, warmup_records, unsent);
+        crate::stats::add_each(&mut r.acked_per_partition, &a.acked_per_partition);
         r.achieved_rate = weighted(a.achieved_rate, b.achieved_rate);
         r.throughput.msgs_per_s = weighted(a.throughput.msgs_per_s, b.throughput.msgs_per_s);
         r.throughput.mb_per_s = weighted(a.throughput.mb_per_s, b.throughput.mb_per_s);
@@ -279,6 +280,23 @@ fn cannot(base: &Path, e: std::io::Error) -> anyhow::Error {
 mod tests {
     use super::*;
     use std::os::unix::fs::FileTypeExt;
+
+    #[test]
+    fn pooled_keyed_measurements_add_their_partitions() {
+        let m = |parts: Vec<u64>| Measurement {
+            result: StepResult {
+                acked: parts.iter().sum(),
+                acked_per_partition: parts,
+                ..Default::default()
+            },
+            publish: Recorder::default(),
+            e2e: Recorder::default(),
+            origin: std::time::SystemTime::UNIX_EPOCH,
+        };
+        let pooled = m(vec![5, 1]).pool(&m(vec![2, 3, 4]));
+        assert_eq!(pooled.result.acked_per_partition, [7, 4, 4]);
+        assert_eq!(pooled.result.acked, 15);
+    }
 
     #[test]
     fn rfc3339_known_dates() {
