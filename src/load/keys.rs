@@ -87,17 +87,16 @@ impl KeyChooser {
         let draw = match dist {
             KeyDist::Uniform => Draw::Uniform,
             KeyDist::Hot(pct) => Draw::Hot((pct / 100.0).clamp(0.0, 1.0)),
-            KeyDist::Zipf(s) => {
+            KeyDist::Zipf(_) => {
                 let mut acc = 0.0;
-                cdf = (1..=keys)
-                    .map(|r| {
-                        acc += f64::from(r).powf(-s);
+                cdf = dist
+                    .shares(keys)
+                    .into_iter()
+                    .map(|w| {
+                        acc += w;
                         acc
                     })
                     .collect();
-                for c in &mut cdf {
-                    *c /= acc;
-                }
                 Draw::Zipf
             }
         };

@@ -24,18 +24,28 @@ pub enum KeyDist {
 }
 
 impl KeyDist {
+    /// The share (0..=1) of the records each key `k0`..`k<keys-1>` gets.
+    pub fn shares(&self, keys: u32) -> Vec<f64> {
+        let n = keys.max(1);
+        match *self {
+            KeyDist::Uniform => vec![1.0 / f64::from(n); n as usize],
+            KeyDist::Zipf(s) => {
+                let weights: Vec<f64> = (1..=n).map(|r| f64::from(r).powf(-s)).collect();
+                let total: f64 = weights.iter().sum();
+                weights.into_iter().map(|w| w / total).collect()
+            }
+            KeyDist::Hot(pct) => {
+                let rest = (1.0 - pct / 100.0) / f64::from(n - 1).max(1.0);
+                let mut v = vec![rest; n as usize];
+                v[0] = pct / 100.0;
+                v
+            }
+        }
+    }
+
     /// The share (0..=1) of the records key `k<i>` of `keys` gets.
     pub fn share(&self, i: u32, keys: u32) -> f64 {
-        let n = f64::from(keys.max(1));
-        match *self {
-            KeyDist::Uniform => 1.0 / n,
-            KeyDist::Zipf(s) => {
-                let total: f64 = (1..=keys.max(1)).map(|r| f64::from(r).powf(-s)).sum();
-                f64::from(i + 1).powf(-s) / total
-            }
-            KeyDist::Hot(pct) if i == 0 => pct / 100.0,
-            KeyDist::Hot(pct) => (1.0 - pct / 100.0) / (n - 1.0).max(1.0),
-        }
+        self.shares(keys).get(i as usize).copied().unwrap_or(0.0)
     }
 
     /// Checks the distribution against the number of keys; the error says
