@@ -4,7 +4,7 @@
 use super::Outcome;
 use crate::broker::kafka_home::{KafkaHome, java};
 use crate::cli::LabRehearseArgs;
-use crate::lab::rehearse::{self, Campaign, LabRound};
+use crate::lab::rehearse::{self, Campaign, LabRound, MachineLoad};
 use crate::lab::run::{FixSource, run_labs};
 use crate::lab::session::{Session, SessionOptions};
 use crate::lab::summary::{Row, write_summary};
@@ -168,9 +168,15 @@ pub fn execute(a: &LabRehearseArgs) -> Result<Outcome> {
                     l.load = load;
                 }
                 rehearse::append(&dir, &lines)?;
+                // What other programs took, not the load average: three
+                // brokers alone make that pass the cores.
                 let busy = match load {
-                    Some(m) => format!(" (machine load {:.1} on {} cores)", m.load5, m.cores),
-                    None => String::new(),
+                    Some(MachineLoad {
+                        others_cores: Some(c),
+                        cores,
+                        ..
+                    }) => format!(" (other programs kept {c:.1} of {cores} cores busy)"),
+                    _ => String::new(),
                 };
                 for l in lines.iter().filter(|l| l.shown.is_some()) {
                     crate::outln!("round {round}: {}{busy}", describe(l));
