@@ -202,7 +202,7 @@ fn bad_fault_specs_and_cluster_flags_are_refused_before_anything_starts() {
         ),
         (
             &["--fault", "at=1s,action=pause,broker=1"][..],
-            "a pause needs",
+            "pause needs how long",
         ),
         (&["--brokers", "9"][..], "--brokers"),
         (&["--replication-factor", "3"][..], "1 broker"),
@@ -291,6 +291,7 @@ fn leader_kill_loses_nothing_with_acks_all(b: &mut LocalBroker) {
         broker: FaultTarget::Leader,
         duration: None,
         restart_after: Some(Duration::from_secs(4)),
+        latency: None,
     }]);
     w.producer
         .insert("enable.idempotence".into(), "true".into());
@@ -360,6 +361,7 @@ fn paused_leader_shows_in_the_fault_window_and_in_recovery(b: &mut LocalBroker) 
         broker: FaultTarget::Leader,
         duration: Some(Duration::from_secs(2)),
         restart_after: None,
+        latency: None,
     }]);
     // Recovery needs three steady seconds after the backlog's burst; on two
     // busy cores (a clean CI build) 12 s left too few of them.

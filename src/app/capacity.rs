@@ -18,7 +18,7 @@ pub fn lab_run(
     limit: f64,
 ) -> Result<Outcome> {
     let _ui = super::start_ui(&session.ui)?;
-    let mut s = super::session::session(session, lab.brokers)?;
+    let mut s = super::session::session(session, lab.brokers, lab.needs_network())?;
     let run_dir = s.opts.run_dir.clone();
     let started = std::time::Instant::now();
     let (report, error) = crate::lab::capacity::capacity_lab(&mut s, lab, fix, limit, true)?;

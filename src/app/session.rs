@@ -16,8 +16,10 @@ use anyhow::Result;
 use std::time::Instant;
 
 /// Checks everything a session needs before any broker starts.
-/// `brokers`: the lab's `[cluster] brokers` (`--brokers` wins).
-pub fn session(args: &SessionArgs, brokers: u32) -> Result<Session> {
+/// `brokers`: the lab's `[cluster] brokers` (`--brokers` wins); `network`:
+/// whether a lab of the session has a `[network]` (the cluster then starts
+/// behind proxies).
+pub fn session(args: &SessionArgs, brokers: u32, network: bool) -> Result<Session> {
     let brokers = args.brokers.unwrap_or(brokers);
     if let Some(j) = &args.out.json {
         check_writable(j).map_err(|e| usage!("--json {}: {e}", j.display()))?;
@@ -31,6 +33,7 @@ pub fn session(args: &SessionArgs, brokers: u32) -> Result<Session> {
         quick: args.quick,
         progress: crate::stats::progress::Progress::detect(args.out.quiet),
         brokers,
+        network,
         recalibrate: args.recalibrate,
     })
 }

@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 
 mod faults;
 mod layout;
+pub mod network;
 pub use layout::cluster_id;
 use layout::layouts;
 
@@ -39,6 +40,9 @@ pub struct LocalOptions {
     pub brokers: u32,
     pub start_timeout: Duration,
     pub stop_grace: Duration,
+    /// Every connection through a proxy klab controls (see
+    /// [`network`]); false: clients and nodes reach each other directly.
+    pub network: bool,
 }
 
 impl LocalOptions {
@@ -50,11 +54,18 @@ impl LocalOptions {
             brokers: 1,
             start_timeout: Duration::from_secs(90),
             stop_grace: Duration::from_secs(20),
+            network: false,
         }
     }
 
     pub fn brokers(mut self, n: u32) -> LocalOptions {
         self.brokers = n;
+        self
+    }
+
+    /// Puts every link behind a proxy (see [`network`]).
+    pub fn network(mut self, on: bool) -> LocalOptions {
+        self.network = on;
         self
     }
 }
@@ -74,6 +85,9 @@ pub struct LocalBroker {
     /// When a change last shrank the request handler pools (see
     /// [`LocalBroker::let_removed_handlers_exit`]).
     handlers_shrunk_at: Option<Instant>,
+    /// The proxies in front of the nodes' listeners, when the cluster has a
+    /// network. Declared after `nodes`, so it stops after them.
+    network: Option<network::ClusterNetwork>,
 }
 
 impl LocalBroker {
@@ -92,7 +106,12 @@ impl LocalBroker {
         crate::broker::node::check_free_space(&opts.dir, crate::broker::node::MIN_FREE_BYTES)?;
         std::fs::create_dir_all(&opts.dir)
             .with_context(|| format!("creating the broker directory {}", opts.dir.display()))?;
-        let nodes = layouts(&opts.dir, opts.brokers)?
+        let mut layouts = layouts(&opts.dir, opts.brokers)?;
+        let network = match opts.network {
+            true => Some(network::ClusterNetwork::start(&opts.dir, &mut layouts)?),
+            false => None,
+        };
+        let nodes = layouts
             .into_iter()
             .map(|(l, d)| Node::new(l, d))
             .collect();
@@ -106,6 +125,7 @@ impl LocalBroker {
             effective: BTreeMap::new(),
             dynamic: BTreeMap::new(),
             handlers_shrunk_at: None,
+            network,
         };
         b.launch_all()?;
         b.announce("started", None);

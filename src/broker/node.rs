@@ -263,6 +263,11 @@ impl Node {
         self.layout.bootstrap()
     }
 
+    /// Where clients connect (through its proxy, with a network).
+    pub fn client_bootstrap(&self) -> String {
+        self.layout.client_bootstrap()
+    }
+
     pub fn is_controller(&self) -> bool {
         self.layout.controller_port.is_some()
     }

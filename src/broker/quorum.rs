@@ -101,6 +101,7 @@ pub fn pod_layout(p: &PodNode<'_>) -> Result<NodeLayout, String> {
         log_dir: p.log_dir.into(),
         voters: pod_voters(&set, p.replicas, p.domain, p.controller_port),
         cluster_size: p.replicas,
+        links: None,
     })
 }
 

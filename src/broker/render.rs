@@ -36,6 +36,34 @@ pub struct NodeLayout {
     pub voters: Vec<Voter>,
     /// Brokers in the cluster: replication defaults follow it.
     pub cluster_size: u32,
+    /// With a network: the listeners behind proxies (None: every
+    /// connection reaches the `PLAINTEXT` listener directly).
+    pub links: Option<NodeLinks>,
+}
+
+/// The listeners of a node whose connections pass through proxies. Each
+/// listener is bound on the node's own port and advertised at the port of
+/// the proxy in front of it, so whoever learns the address from Kafka's
+/// metadata connects through the proxy. The `PLAINTEXT` listener stays
+/// direct: klab's own Admin client uses it, and a fault on a link never
+/// blinds the measurement.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeLinks {
+    /// `CLIENT`, the producers' and consumers' listener: (bound, advertised).
+    pub client: (u16, u16),
+    /// `FROM_NODE_<m>` for every node m, the listener node m replicates
+    /// from: (m, bound, advertised). A node replicates over its own
+    /// number's listener (`inter.broker.listener.name`), so the link from
+    /// m to this node is a proxy of its own; its own entry is direct.
+    pub from: Vec<(i32, u16, u16)>,
+    /// The controller quorum as this node reaches it: the other voters at
+    /// the proxies from this node to them.
+    pub voters: Vec<Voter>,
+}
+
+/// The name of the listener node `m` replicates over.
+pub fn from_listener(m: i32) -> String {
+    format!("FROM_NODE_{m}")
 }
 
 impl NodeLayout {
@@ -67,6 +95,16 @@ impl NodeLayout {
                 port: controller_port,
             }],
             cluster_size: 1,
+            links: None,
+        }
+    }
+
+    /// Where the producers and consumers bootstrap: the proxy in front of
+    /// the `CLIENT` listener with a network, else the direct listener.
+    pub fn client_bootstrap(&self) -> String {
+        match &self.links {
+            Some(l) => format!("{}:{}", self.advertised_host, l.client.1),
+            None => self.bootstrap(),
         }
     }
 }
@@ -144,43 +182,47 @@ fn other_defaults() -> BTreeMap<String, String> {
 pub fn server_properties(layout: &NodeLayout, cfg: &BrokerConfig) -> String {
     let mut props: BTreeMap<String, String> = BTreeMap::new();
     let id = layout.node_id;
-    let voters: Vec<String> = layout
-        .voters
+    let voters = layout.links.as_ref().map_or(&layout.voters, |l| &l.voters);
+    let voters: Vec<String> = voters
         .iter()
         .map(|v| format!("{}@{}:{}", v.id, v.host, v.port))
         .collect();
-    let (roles, listeners) = match layout.controller_port {
-        Some(c) => (
-            "broker,controller",
-            format!(
-                "PLAINTEXT://{h}:{b},CONTROLLER://{h}:{c}",
-                h = layout.bind_host,
-                b = layout.broker_port
-            ),
-        ),
-        None => (
-            "broker",
-            format!("PLAINTEXT://{}:{}", layout.bind_host, layout.broker_port),
-        ),
+    let (h, a) = (&layout.bind_host, &layout.advertised_host);
+    // (name, bound port, advertised port) of every broker listener.
+    let mut named: Vec<(String, u16, u16)> =
+        vec![("PLAINTEXT".into(), layout.broker_port, layout.broker_port)];
+    let mut inter = "PLAINTEXT".to_string();
+    if let Some(l) = &layout.links {
+        named.push(("CLIENT".into(), l.client.0, l.client.1));
+        named.extend(l.from.iter().map(|(m, b, a)| (from_listener(*m), *b, *a)));
+        inter = from_listener(id);
+    }
+    let mut listeners: Vec<String> = named
+        .iter()
+        .map(|(n, b, _)| format!("{n}://{h}:{b}"))
+        .collect();
+    let advertised: Vec<String> = named
+        .iter()
+        .map(|(n, _, p)| format!("{n}://{a}:{p}"))
+        .collect();
+    let mut protocols: Vec<String> = named.iter().map(|(n, ..)| format!("{n}:PLAINTEXT")).collect();
+    protocols.push("CONTROLLER:PLAINTEXT".into());
+    let roles = match layout.controller_port {
+        Some(c) => {
+            listeners.push(format!("CONTROLLER://{h}:{c}"));
+            "broker,controller"
+        }
+        None => "broker",
     };
     let layout_props = [
         ("process.roles", roles.to_string()),
         ("node.id", id.to_string()),
         ("controller.quorum.voters", voters.join(",")),
-        ("listeners", listeners),
-        (
-            "advertised.listeners",
-            format!(
-                "PLAINTEXT://{}:{}",
-                layout.advertised_host, layout.broker_port
-            ),
-        ),
-        (
-            "listener.security.protocol.map",
-            "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT".to_string(),
-        ),
+        ("listeners", listeners.join(",")),
+        ("advertised.listeners", advertised.join(",")),
+        ("listener.security.protocol.map", protocols.join(",")),
         ("controller.listener.names", "CONTROLLER".to_string()),
-        ("inter.broker.listener.name", "PLAINTEXT".to_string()),
+        ("inter.broker.listener.name", inter),
         ("log.dirs", layout.log_dir.clone()),
     ];
     for (k, v) in cluster_defaults(layout.cluster_size) {
@@ -356,6 +398,7 @@ mod tests {
             log_dir: format!("/tmp/n{id}"),
             voters: voters.clone(),
             cluster_size: 4,
+            links: None,
         };
         let p = parse(&server_properties(
             &node(2, Some(19092)),
@@ -372,6 +415,48 @@ mod tests {
         assert_eq!(p["process.roles"], "broker");
         assert_eq!(p["listeners"], "PLAINTEXT://127.0.0.1:19084");
         assert_eq!(p["controller.listener.names"], "CONTROLLER");
+    }
+
+    #[test]
+    fn behind_proxies_each_node_replicates_over_its_own_listener() {
+        let mut l = layout();
+        l.node_id = 2;
+        l.links = Some(NodeLinks {
+            client: (19100, 29100),
+            from: vec![(1, 19101, 29101), (2, 19102, 19102)],
+            voters: vec![
+                Voter {
+                    id: 1,
+                    host: "127.0.0.1".into(),
+                    port: 29093,
+                },
+                Voter {
+                    id: 2,
+                    host: "127.0.0.1".into(),
+                    port: 19093,
+                },
+            ],
+        });
+        assert_eq!(l.client_bootstrap(), "127.0.0.1:29100");
+        assert_eq!(l.bootstrap(), "127.0.0.1:19092");
+        let p = parse(&server_properties(&l, &BrokerConfig::default()));
+        assert_eq!(
+            p["listeners"],
+            "PLAINTEXT://127.0.0.1:19092,CLIENT://127.0.0.1:19100,FROM_NODE_1://127.0.0.1:19101,FROM_NODE_2://127.0.0.1:19102,CONTROLLER://127.0.0.1:19093"
+        );
+        assert_eq!(
+            p["advertised.listeners"],
+            "PLAINTEXT://127.0.0.1:19092,CLIENT://127.0.0.1:29100,FROM_NODE_1://127.0.0.1:29101,FROM_NODE_2://127.0.0.1:19102"
+        );
+        assert_eq!(p["inter.broker.listener.name"], "FROM_NODE_2");
+        assert_eq!(
+            p["listener.security.protocol.map"],
+            "PLAINTEXT:PLAINTEXT,CLIENT:PLAINTEXT,FROM_NODE_1:PLAINTEXT,FROM_NODE_2:PLAINTEXT,CONTROLLER:PLAINTEXT"
+        );
+        assert_eq!(
+            p["controller.quorum.voters"],
+            "1@127.0.0.1:29093,2@127.0.0.1:19093"
+        );
     }
 
     #[test]

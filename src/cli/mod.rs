@@ -385,6 +385,35 @@ impl BrokerArgs {
     }
 }
 
+/// `--net KEY=VALUE`, or `--net clear`; each value is checked when the
+/// flags are put together (`RunArgs::network`).
+fn parse_net(s: &str) -> Result<(String, String), String> {
+    match s.trim() {
+        "clear" => Ok(("clear".into(), String::new())),
+        _ => crate::units::parse_key_value(s),
+    }
+}
+
+impl RunArgs {
+    /// The network `--net` asks for (None without the flag); each key and
+    /// value checked as a lab file's `[network]` is.
+    pub fn network(&self) -> Result<Option<crate::model::Network>, String> {
+        use crate::model::network::NetValue;
+        if self.net.is_empty() {
+            return Ok(None);
+        }
+        let mut n = crate::model::Network::default();
+        for (k, v) in self.net.iter().filter(|(k, _)| k != "clear") {
+            n.set(k, NetValue::Text(v))
+                .map_err(|e| format!("--net {k}={v}: {e}"))?;
+        }
+        n.validate().map_err(|e| format!("--net {e}"))?;
+        n.check_nodes(self.brokers)
+            .map_err(|e| format!("--net {e} (--brokers {})", self.brokers))?;
+        Ok(Some(n))
+    }
+}
+
 pub fn parse_brokers(s: &str) -> Result<u32, String> {
     parse_count(s, crate::broker::local::MAX_BROKERS)
 }
@@ -465,6 +494,15 @@ pub struct RunArgs {
     /// controller).
     #[arg(long = "fault", value_name = "SPEC", value_parser = parse_fault)]
     pub faults: Vec<crate::model::FaultSpec>,
+    /// A link setting, e.g. client_latency=10ms (repeatable): every
+    /// connection between the clients and the nodes and between nodes then
+    /// passes a proxy klab controls (Toxiproxy). Keys: client_latency,
+    /// client_jitter, client_bandwidth, node_latency, node_jitter,
+    /// node_bandwidth, zones=a,b,c, client_zone, zone_latency (see
+    /// docs/network.md). `--net clear` puts the proxies in without adding
+    /// anything.
+    #[arg(long = "net", value_name = "KEY=VALUE", value_parser = parse_net)]
+    pub net: Vec<(String, String)>,
     /// Use an existing broker at HOST:PORT instead of starting one (broker
     /// settings are then refused: klab does not own that broker).
     #[arg(long, value_name = "HOST:PORT")]

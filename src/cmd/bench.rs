@@ -35,7 +35,7 @@ pub fn execute(args: &BenchArgs) -> Result<Outcome> {
     kafka.check_tools()?;
     let kafka_home = kafka.clone();
     let (run_dir, mut broker) =
-        super::start_in_run_dir(kafka, &args.out, BrokerConfig::default(), 1)?;
+        super::start_in_run_dir(kafka, &args.out, BrokerConfig::default(), 1, false)?;
     let report = bench::run(&mut broker, &opts);
     broker.stop().context("stopping the broker")?;
     let mut report = report?;
@@ -130,6 +130,7 @@ fn ready_time(
         dir.clone(),
         BrokerConfig::default(),
         nodes,
+        false,
     )?;
     let secs = started.elapsed().as_secs_f64();
     b.stop().context("stopping a start-up broker")?;

@@ -100,6 +100,7 @@ pub fn execute(a: &CapacityArgs) -> Result<Outcome> {
         quick: a.quick,
         progress: crate::stats::progress::Progress::detect(a.out.quiet),
         brokers,
+        network: lab.needs_network(),
         recalibrate: false,
     })?;
     if let Some(b) = &a.bootstrap {

@@ -27,7 +27,11 @@ pub fn execute(a: &DemoArgs) -> Result<Outcome> {
         return k8s(a, fix_source(&a.fix, a.session.quick, 2, 4));
     }
     let _ui = super::start_ui(&a.session.ui)?;
-    let mut s = session(&a.session, labs.baseline().brokers)?;
+    let mut s = session(
+        &a.session,
+        labs.baseline().brokers,
+        labs.labs.iter().any(|l| l.needs_network()),
+    )?;
     let started = Instant::now();
     let mut rows = Vec::new();
     let fix = fix_source(&a.fix, a.session.quick, 2, 4);

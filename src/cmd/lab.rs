@@ -242,7 +242,7 @@ pub fn run(a: &LabRunArgs) -> Result<Outcome> {
         return crate::app::capacity::lab_run(&a.session, &lab, &fix, limit);
     }
     let _ui = super::start_ui(&a.session.ui)?;
-    let mut s = session(&a.session, lab.brokers)?;
+    let mut s = session(&a.session, lab.brokers, lab.needs_network())?;
     s.ledger.steps_planned = if lab.extends.is_none() { 1 } else { 3 };
     let started = Instant::now();
     let fix = fix_source(&a.fix, a.session.quick, 3, 6);
@@ -317,7 +317,7 @@ pub fn check(a: &LabCheckArgs) -> Result<Outcome> {
         return crate::app::capacity::lab_run(&a.session, &lab, &fix, limit);
     }
     let _ui = super::start_ui(&a.session.ui)?;
-    let mut s = session(&a.session, lab.brokers)?;
+    let mut s = session(&a.session, lab.brokers, lab.needs_network())?;
     s.ledger.steps_planned = 3;
     announce(&s, &labs, &[&lab], 3);
     let started = Instant::now();

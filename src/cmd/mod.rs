@@ -131,11 +131,12 @@ pub fn start_in_run_dir(
     out: &crate::cli::OutputArgs,
     cfg: crate::model::BrokerConfig,
     brokers: u32,
+    network: bool,
 ) -> anyhow::Result<(std::path::PathBuf, crate::broker::local::LocalBroker)> {
     crate::broker::kafka_home::java()?;
     let run_dir = crate::stats::report::new_run_dir(&out.results)?;
     let show = crate::stats::progress::Progress::detect(out.quiet);
-    let broker = start_local_broker(show, kafka, run_dir.join("broker"), cfg, brokers)?;
+    let broker = start_local_broker(show, kafka, run_dir.join("broker"), cfg, brokers, network)?;
     Ok((run_dir, broker))
 }
 
@@ -147,12 +148,16 @@ pub fn start_local_broker(
     dir: std::path::PathBuf,
     cfg: crate::model::BrokerConfig,
     brokers: u32,
+    network: bool,
 ) -> anyhow::Result<crate::broker::local::LocalBroker> {
-    let nodes = if brokers > 1 {
+    let mut nodes = if brokers > 1 {
         format!(", {brokers} brokers")
     } else {
         String::new()
     };
+    if network {
+        nodes.push_str(", behind proxies");
+    }
     let what = if cfg.is_empty() {
         format!("starting Kafka {}{nodes}", kafka.version)
     } else {
@@ -160,7 +165,9 @@ pub fn start_local_broker(
     };
     let started = crate::stats::progress::with_spinner(show, &what, || {
         crate::broker::local::LocalBroker::start(
-            crate::broker::local::LocalOptions::new(kafka, dir, cfg).brokers(brokers),
+            crate::broker::local::LocalOptions::new(kafka, dir, cfg)
+                .brokers(brokers)
+                .network(network),
         )
     });
     match started {

@@ -244,6 +244,7 @@ fn run_round(
     let mut out = Vec::new();
     for g in groups {
         let base = dir.join(format!("round-{round:02}")).join(&g.track);
+        let network = g.labs.labs.iter().any(|l| l.needs_network());
         let session = |run_dir: PathBuf, brokers: u32| -> Result<Session> {
             std::fs::create_dir_all(&run_dir)
                 .with_context(|| format!("creating {}", run_dir.display()))?;
@@ -253,6 +254,7 @@ fn run_round(
                 quick: a.session.quick,
                 progress,
                 brokers: a.session.brokers.unwrap_or(brokers),
+                network,
                 recalibrate: a.session.recalibrate && round == 1,
             })
         };

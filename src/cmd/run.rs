@@ -16,6 +16,7 @@ pub fn execute(args: &RunArgs) -> Result<Outcome> {
     // Everything the user typed is checked before anything starts.
     let mut workload = args.workload.workload()?;
     workload.faults = args.faults.clone();
+    workload.network = args.network().map_err(|e| usage!("{e}"))?;
     workload
         .validate()
         .map_err(|e| usage!("{}", crate::cli::flagify(&e)))?;
@@ -74,9 +75,9 @@ pub fn execute(args: &RunArgs) -> Result<Outcome> {
                 "--heap and --broker-set change a broker klab starts itself; with --bootstrap {bootstrap} klab does not own the broker (drop them, or drop --bootstrap)"
             ));
         }
-        if !workload.faults.is_empty() || args.brokers != 1 {
+        if !workload.faults.is_empty() || args.brokers != 1 || workload.network.is_some() {
             return Err(usage!(
-                "--fault and --brokers act on brokers klab starts itself; with --bootstrap {bootstrap} klab does not own them"
+                "--fault, --net and --brokers act on brokers klab starts itself; with --bootstrap {bootstrap} klab does not own them"
             ));
         }
         super::check_bootstrap(bootstrap)?;
@@ -95,7 +96,13 @@ pub fn execute(args: &RunArgs) -> Result<Outcome> {
 
     let kafka = KafkaHome::locate(args.kafka.kafka_home.as_deref())?;
     let (run_dir, mut broker) =
-        super::start_in_run_dir(kafka, &args.out, requested.clone(), args.brokers)?;
+        super::start_in_run_dir(
+            kafka,
+            &args.out,
+            requested.clone(),
+            args.brokers,
+            workload.network.is_some(),
+        )?;
     // A fresh JVM runs interpreted code for its first seconds: warm it up
     // the way the labs do after every (re)start, so the run measures the
     // broker and not its JIT compiler.

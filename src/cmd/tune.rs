@@ -56,12 +56,13 @@ pub fn execute(a: &TuneArgs) -> Result<Outcome> {
                 quick: a.session.quick,
                 progress: crate::stats::progress::Progress::detect(a.session.out.quiet),
                 brokers: 1,
+                network: false,
                 recalibrate: a.session.recalibrate,
             })?;
             s.connect(b)?;
             s
         }
-        None => crate::app::session::session(&a.session, lab.brokers)?,
+        None => crate::app::session::session(&a.session, lab.brokers, lab.needs_network())?,
     };
     let opts = TuneOptions {
         budget: a.budget,

@@ -319,7 +319,11 @@ pub fn bench(a: &crate::cli::TuneBenchArgs) -> Result<Outcome> {
         }
         let (labs, _) = load_with(a.session.dir.labs.as_deref(), &a.lab_keys[0])?;
         let _ui = super::start_ui(&a.session.ui)?;
-        let mut s = crate::app::session::session(&a.session, brokers)?;
+        let mut s = crate::app::session::session(
+            &a.session,
+            brokers,
+            chosen.iter().any(|l| l.needs_network()),
+        )?;
         run_dir = Some(s.opts.run_dir.clone());
         let outcome = (|| -> Result<()> {
             for lab in &chosen {

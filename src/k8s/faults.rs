@@ -61,6 +61,20 @@ pub fn refusal(f: &FaultSpec) -> Option<(Field, String)> {
                 format!("restart: on Kubernetes use stop, which is a restart there; {allowed}"),
             ));
         }
+        FaultAction::Isolate
+        | FaultAction::CutReplication
+        | FaultAction::Disconnect
+        | FaultAction::Partition
+        | FaultAction::Slow
+        | FaultAction::Reset => {
+            return Some((
+                Field::Action,
+                format!(
+                    "{} acts on the links between the nodes, which only the local target puts behind proxies (a [network]); run the lab locally, or {allowed}",
+                    f.action.as_str()
+                ),
+            ));
+        }
         FaultAction::Kill | FaultAction::Stop => {}
     }
     if !matches!(f.broker, FaultTarget::Node(_)) {
@@ -196,7 +210,14 @@ impl PodFaults {
             FaultAction::Kill => Some(0),
             FaultAction::Stop => None,
             // Refused when the lab was read (see `refusal`).
-            FaultAction::Pause | FaultAction::Restart => return,
+            FaultAction::Pause
+            | FaultAction::Restart
+            | FaultAction::Isolate
+            | FaultAction::CutReplication
+            | FaultAction::Disconnect
+            | FaultAction::Partition
+            | FaultAction::Slow
+            | FaultAction::Reset => return,
         };
         tracing::info!(
             "fault: {} broker {n} (pod {pod}) at {:.1}s",

@@ -40,6 +40,8 @@ pub struct RawLab {
     pub faults: Option<Vec<RawFault>>,
     /// What `klab capacity --lab` searches for.
     pub capacity: Option<super::capacity::RawCapacity>,
+    /// The links between the clients and the nodes and between nodes.
+    pub network: Option<super::network::RawNetwork>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -58,6 +60,8 @@ pub struct RawFault {
     #[serde(rename = "for")]
     pub duration: Option<Spanned<String>>,
     pub restart_after: Option<Spanned<String>>,
+    /// What a `slow` adds.
+    pub latency: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -265,6 +269,9 @@ fn validate(cx: &Ctx<'_>, raw: RawLab) -> Result<LabFile, LabFileError> {
         }
         workload.faults = Some(out);
     }
+    if let Some(n) = &raw.network {
+        workload.network = Some(super::network::parse_network(cx, n)?);
+    }
     Ok(LabFile {
         path: cx.path.to_path_buf(),
         title: raw.title.into_inner(),
@@ -305,6 +312,7 @@ fn parse_fault(
             .as_ref()
             .map(|d| dur(d, "restart_after"))
             .transpose()?,
+        latency: f.latency.as_ref().map(|d| dur(d, "latency")).transpose()?,
     };
     // What needs only the entry itself; the window is checked once the
     // lab's workload is known.

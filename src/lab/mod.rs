@@ -11,6 +11,7 @@ pub mod expect;
 pub mod file;
 pub mod fix;
 pub mod located;
+mod network;
 pub mod rehearse;
 pub mod run;
 pub mod session;
@@ -95,7 +96,19 @@ impl Lab {
             None => (self.brokers, "[cluster] brokers"),
         };
         let file = self.dir.join("lab.toml");
-        check_replication(&self.workload, &self.quick, n, whose, &file)
+        check_replication(&self.workload, &self.quick, n, whose, &file)?;
+        match &self.workload.network {
+            Some(net) => net
+                .check_nodes(n)
+                .map_err(|e| usage!("{}: network.{e} ({whose})", file.display())),
+            None => Ok(()),
+        }
+    }
+
+    /// Whether the lab's steps set links, so its cluster starts behind
+    /// proxies.
+    pub fn needs_network(&self) -> bool {
+        self.workload.network.is_some()
     }
 
     /// The broker after a fix: degraded config with the fix laid on top.

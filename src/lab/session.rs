@@ -35,6 +35,9 @@ pub struct SessionOptions {
     pub progress: Progress,
     /// Brokers of the local cluster the session starts.
     pub brokers: u32,
+    /// The cluster starts behind proxies (a lab of the session has a
+    /// `[network]`).
+    pub network: bool,
     /// Measure the capacity even when this machine's calibration is kept.
     pub recalibrate: bool,
 }
@@ -180,7 +183,11 @@ impl Session {
         };
         let n = self.opts.brokers;
         with_spinner(self.opts.progress, what, || {
-            LocalBroker::start(LocalOptions::new(kafka, dir, cfg.clone()).brokers(n))
+            LocalBroker::start(
+                LocalOptions::new(kafka, dir, cfg.clone())
+                    .brokers(n)
+                    .network(self.opts.network),
+            )
         })
         .map(Box::new)
     }

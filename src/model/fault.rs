@@ -22,31 +22,70 @@ pub enum FaultAction {
     Pause,
     /// A controlled shutdown and a start.
     Restart,
+    /// For `for`: every link between the node and the other nodes is cut
+    /// (replication and the controller quorum); the clients still reach it.
+    Isolate,
+    /// For `for`: the replication links between the node and the other
+    /// nodes are cut; its links to the controllers stay up.
+    CutReplication,
+    /// For `for`: the clients cannot reach the node; the nodes still can.
+    Disconnect,
+    /// For `for`: every link to and from the node is cut.
+    Partition,
+    /// For `for`: every link to and from the node adds `latency` (a round
+    /// trip) to what the network already adds.
+    Slow,
+    /// Every connection to and from the node is closed, once; the parties
+    /// connect again at once.
+    Reset,
 }
 
+/// Every action, by its name in `--fault` and `[[faults]]`.
+const ACTIONS: &[(&str, FaultAction)] = &[
+    ("kill", FaultAction::Kill),
+    ("stop", FaultAction::Stop),
+    ("pause", FaultAction::Pause),
+    ("restart", FaultAction::Restart),
+    ("isolate", FaultAction::Isolate),
+    ("cut_replication", FaultAction::CutReplication),
+    ("disconnect", FaultAction::Disconnect),
+    ("partition", FaultAction::Partition),
+    ("slow", FaultAction::Slow),
+    ("reset", FaultAction::Reset),
+];
+
 impl FaultAction {
-    pub const ALL: &'static str = "kill, stop, pause, restart";
+    pub const ALL: &'static str = "kill, stop, pause, restart; with a network: isolate, cut_replication, disconnect, partition, slow, reset";
 
     pub fn parse(s: &str) -> Result<FaultAction, String> {
-        match s.trim() {
-            "kill" => Ok(FaultAction::Kill),
-            "stop" => Ok(FaultAction::Stop),
-            "pause" => Ok(FaultAction::Pause),
-            "restart" => Ok(FaultAction::Restart),
-            other => Err(format!(
-                "'{other}' is not a fault action; allowed: {}",
+        let s = s.trim();
+        match ACTIONS.iter().find(|(name, _)| *name == s) {
+            Some((_, a)) => Ok(*a),
+            None => Err(format!(
+                "'{s}' is not a fault action; allowed: {}",
                 FaultAction::ALL
             )),
         }
     }
 
     pub fn as_str(self) -> &'static str {
-        match self {
-            FaultAction::Kill => "kill",
-            FaultAction::Stop => "stop",
-            FaultAction::Pause => "pause",
-            FaultAction::Restart => "restart",
-        }
+        ACTIONS
+            .iter()
+            .find(|(_, a)| *a == self)
+            .map_or("kill", |(name, _)| name)
+    }
+
+    /// Acts on the links, not on the process: needs a network.
+    pub fn is_network(self) -> bool {
+        !matches!(
+            self,
+            FaultAction::Kill | FaultAction::Stop | FaultAction::Pause | FaultAction::Restart
+        )
+    }
+
+    /// Lasts `for` and then ends by itself.
+    pub fn lasts(self) -> bool {
+        self.is_network() && self != FaultAction::Reset || self == FaultAction::Pause
     }
 }
 
@@ -130,6 +169,9 @@ pub struct FaultSpec {
     /// After a `kill` or `stop`: start the broker again this much later.
     #[serde(with = "opt_secs", default, skip_serializing_if = "Option::is_none")]
     pub restart_after: Option<Duration>,
+    /// What a `slow` adds to every link of the node (a round trip).
+    #[serde(with = "opt_secs", default, skip_serializing_if = "Option::is_none")]
+    pub latency: Option<Duration>,
 }
 
 impl FaultSpec {
@@ -146,24 +188,52 @@ impl FaultSpec {
                 crate::units::format_duration(w)
             ));
         }
-        match (self.action, self.duration, self.restart_after) {
-            (FaultAction::Pause, None, _) => {
-                return Err("for: a pause needs how long it lasts, e.g. for = \"3s\"".into());
-            }
-            (FaultAction::Pause, Some(d), _) if d.is_zero() => {
-                return Err("for: must be longer than 0".into());
-            }
-            (a, Some(_), _) if a != FaultAction::Pause => {
+        let a = self.action;
+        match (a.lasts(), self.duration) {
+            (true, None) => {
                 return Err(format!(
-                    "for: only a pause lasts; a {} does not",
+                    "for: {} needs how long it lasts, e.g. for = \"3s\"",
                     a.as_str()
                 ));
             }
-            (FaultAction::Pause | FaultAction::Restart, _, Some(_)) => {
+            (true, Some(d)) if d.is_zero() => {
+                return Err("for: must be longer than 0".into());
+            }
+            (false, Some(_)) => {
                 return Err(format!(
-                    "restart_after: only after a kill or a stop; a {} brings the broker back itself",
-                    self.action.as_str()
+                    "for: {} does not last (only a pause and the network faults isolate, cut_replication, disconnect, partition and slow do)",
+                    a.as_str()
                 ));
+            }
+            _ => {}
+        }
+        if self.restart_after.is_some() && !matches!(a, FaultAction::Kill | FaultAction::Stop) {
+            return Err(format!(
+                "restart_after: only after a kill or a stop; {} {}",
+                a.as_str(),
+                match a.is_network() {
+                    true => "leaves the broker running",
+                    false => "brings the broker back itself",
+                }
+            ));
+        }
+        match (a, self.latency) {
+            (FaultAction::Slow, None) => {
+                return Err("latency: slow needs the round trip it adds, e.g. latency = \"50ms\"".into());
+            }
+            (FaultAction::Slow, Some(l))
+                if l.is_zero()
+                    || l > crate::model::network::MAX_LATENCY
+                    || !l.as_micros().is_multiple_of(1000) =>
+            {
+                return Err(format!(
+                    "latency: {} is not allowed; expected 1ms to {} in whole milliseconds",
+                    crate::units::format_duration(l),
+                    crate::units::format_duration(crate::model::network::MAX_LATENCY)
+                ));
+            }
+            (a, Some(_)) if a != FaultAction::Slow => {
+                return Err(format!("latency: only slow adds latency; {} does not", a.as_str()));
             }
             _ => {}
         }
@@ -182,6 +252,9 @@ impl fmt::Display for FaultSpec {
             self.broker,
             d(self.at)
         )?;
+        if let Some(x) = self.latency {
+            write!(f, " by {}", d(x))?;
+        }
         if let Some(x) = self.duration {
             write!(f, " for {}", d(x))?;
         }
@@ -197,6 +270,7 @@ impl std::str::FromStr for FaultSpec {
     /// `at=5s,action=kill,broker=leader[,for=3s][,restart_after=10s]`.
     fn from_str(s: &str) -> Result<FaultSpec, String> {
         let (mut at, mut action, mut broker, mut dur, mut after) = (None, None, None, None, None);
+        let mut latency = None;
         for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
             let Some((k, v)) = part.split_once('=') else {
                 return Err(format!(
@@ -214,9 +288,10 @@ impl std::str::FromStr for FaultSpec {
                 }
                 "for" => dur = Some(d()?),
                 "restart_after" => after = Some(d()?),
+                "latency" => latency = Some(d()?),
                 other => {
                     return Err(format!(
-                        "'{other}' is not a fault field; allowed: at, action, broker, for, restart_after"
+                        "'{other}' is not a fault field; allowed: at, action, broker, for, restart_after, latency"
                     ));
                 }
             }
@@ -227,6 +302,7 @@ impl std::str::FromStr for FaultSpec {
             broker: broker.ok_or("broker: missing (a node number, leader or controller)")?,
             duration: dur,
             restart_after: after,
+            latency,
         })
     }
 }

@@ -10,12 +10,14 @@ use std::fmt;
 mod cpu;
 mod fault;
 mod keys;
+pub mod network;
 mod payload;
 pub mod settings;
 mod workload;
 pub use cpu::CpuUse;
 pub use fault::*;
 pub use keys::{KeyDist, MAX_KEYS, key_bytes};
+pub use network::Network;
 pub use payload::Payload;
 pub use settings::{RateSpec, WorkloadPatch};
 pub(crate) use workload::opt_secs;
@@ -576,11 +578,26 @@ mod tests {
             assert!(e.contains(want), "{spec}: {e}");
         }
         for (spec, want) in [
-            ("at=1s,action=pause,broker=1", "for: a pause needs"),
+            ("at=1s,action=pause,broker=1", "for: pause needs"),
             (
                 "at=1s,action=kill,broker=1,for=2s",
-                "for: only a pause lasts",
+                "for: kill does not last",
             ),
+            ("at=1s,action=isolate,broker=1", "for: isolate needs"),
+            ("at=1s,action=slow,broker=1,for=2s", "latency: slow needs"),
+            (
+                "at=1s,action=slow,broker=1,for=2s,latency=1500us",
+                "latency: 1500us is not allowed",
+            ),
+            (
+                "at=1s,action=partition,broker=1,for=2s,latency=5ms",
+                "latency: only slow",
+            ),
+            (
+                "at=1s,action=disconnect,broker=1,for=2s,restart_after=3s",
+                "restart_after: only after a kill or a stop; disconnect leaves",
+            ),
+            ("at=1s,action=reset,broker=1,for=2s", "for: reset does not last"),
             (
                 "at=1s,action=pause,broker=1,for=2s,restart_after=1s",
                 "restart_after: only after",

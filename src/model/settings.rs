@@ -235,6 +235,8 @@ macro_rules! workload_settings {
             pub consumer: BTreeMap<String, String>,
             /// A lab's own `[[faults]]` replace those of the lab it extends.
             pub faults: Option<Vec<FaultSpec>>,
+            /// A lab's own `[network]` replaces that of the lab it extends.
+            pub network: Option<crate::model::Network>,
         }
 
         impl WorkloadPatch {
@@ -272,6 +274,9 @@ macro_rules! workload_settings {
                 out.consumer.extend(over.consumer.clone());
                 if over.faults.is_some() {
                     out.faults = over.faults.clone();
+                }
+                if over.network.is_some() {
+                    out.network = over.network.clone();
                 }
                 out
             }
@@ -405,6 +410,11 @@ impl WorkloadPatch {
         {
             out.extend(fs.iter().map(|f| format!("fault: {f}")));
         }
+        if after.network != self.network
+            && let Some(n) = &after.network
+        {
+            out.push(format!("network: {n}"));
+        }
         out
     }
 
@@ -449,6 +459,7 @@ impl WorkloadPatch {
             consumer: self.consumer.clone(),
             keys: self.keys,
             key_dist: self.key_dist,
+            network: self.network.clone(),
         };
         w.validate()?;
         Ok(w)

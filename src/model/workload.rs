@@ -145,6 +145,10 @@ pub struct Workload {
     /// with `keys`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key_dist: Option<KeyDist>,
+    /// The links between the clients and the nodes and between nodes
+    /// (None: loopback, the brokers reached directly).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network: Option<super::Network>,
 }
 
 fn default_producers() -> u32 {
@@ -177,6 +181,7 @@ impl Default for Workload {
             consumer: BTreeMap::new(),
             keys: None,
             key_dist: None,
+            network: None,
         }
     }
 }
@@ -303,6 +308,9 @@ impl Workload {
             );
         }
         self.check_keys()?;
+        if let Some(n) = &self.network {
+            n.validate().map_err(|e| format!("network.{e}"))?;
+        }
         if let Some(isr) = self.min_insync_replicas {
             let most = self.replication_factor.unwrap_or(limits::MAX_REPLICATION);
             if !(1..=most).contains(&isr) {

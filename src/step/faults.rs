@@ -1,10 +1,12 @@
 //! Faults on a measured window's timeline: each fires at its time after
-//! the window starts (kill, stop, pause, restart a broker), schedules what
-//! undoes it (a resume, a start), and is watched until the partitions its
+//! the window starts (kill, stop, pause, restart a broker; cut, slow or
+//! reset its links), schedules what undoes it (a resume, a start, a
+//! mend), and is watched until the partitions its
 //! broker led have new leaders.
 
 use crate::broker::admin::Admin;
 use crate::broker::local::LocalBroker;
+use crate::broker::local::network::Cut;
 use crate::events::{self, Event};
 use crate::model::{FaultAction, FaultRecord, FaultSpec, FaultTarget};
 use anyhow::Result;
@@ -30,6 +32,12 @@ pub trait FaultHost {
     /// Started again after a kill or a stop (not waited for: the timeline
     /// goes on while it starts).
     fn start(&mut self, node: i32) -> Result<()>;
+    /// Cuts (`on`) or mends the node's links that `cut` names.
+    fn cut(&mut self, node: i32, cut: Cut, on: bool) -> Result<()>;
+    /// Adds a round trip to every link of the node (None: takes it away).
+    fn slow(&mut self, node: i32, latency: Option<Duration>) -> Result<()>;
+    /// Closes every connection to and from the node.
+    fn reset_links(&mut self, node: i32) -> Result<()>;
     /// The node that is the KRaft quorum's active controller now.
     fn active_controller(&self) -> Option<i32>;
     /// Each partition's leader of `topic` now (-1: none), in partition
@@ -58,6 +66,15 @@ impl FaultHost for LocalBroker {
     }
     fn start(&mut self, node: i32) -> Result<()> {
         self.launch_node(node)
+    }
+    fn cut(&mut self, node: i32, cut: Cut, on: bool) -> Result<()> {
+        self.network_mut()?.cut(node as u32, cut, on)
+    }
+    fn slow(&mut self, node: i32, latency: Option<Duration>) -> Result<()> {
+        self.network_mut()?.slow(node as u32, latency)
+    }
+    fn reset_links(&mut self, node: i32) -> Result<()> {
+        self.network_mut()?.reset(node as u32)
     }
     fn active_controller(&self) -> Option<i32> {
         LocalBroker::active_controller(self)
@@ -94,6 +111,28 @@ enum Job {
     Resume { node: i32, i: usize },
     /// Start stopped or killed node `node` again (for record `i`).
     Start { node: i32, i: usize },
+    /// End network fault `action` on node `node` (for record `i`).
+    Mend {
+        node: i32,
+        i: usize,
+        action: FaultAction,
+    },
+}
+
+/// The links a cutting action cuts (None: it cuts nothing).
+fn cut_of(action: FaultAction) -> Option<Cut> {
+    match action {
+        FaultAction::Isolate => Some(Cut::Nodes),
+        FaultAction::CutReplication => Some(Cut::Replication),
+        FaultAction::Disconnect => Some(Cut::Clients),
+        FaultAction::Partition => Some(Cut::All),
+        FaultAction::Kill
+        | FaultAction::Stop
+        | FaultAction::Pause
+        | FaultAction::Restart
+        | FaultAction::Slow
+        | FaultAction::Reset => None,
+    }
 }
 
 struct Pending {
@@ -148,6 +187,13 @@ impl Timeline {
                 }
                 Job::Start { node, i } => {
                     let r = broker.start(node);
+                    self.back(i, t, r.err());
+                }
+                Job::Mend { node, i, action } => {
+                    let r = match cut_of(action) {
+                        Some(cut) => broker.cut(node, cut, false),
+                        None => broker.slow(node, None),
+                    };
                     self.back(i, t, r.err());
                 }
             }
@@ -244,6 +290,27 @@ impl Timeline {
                 record.back_at_s = Some(t.as_secs_f64() + began.elapsed().as_secs_f64());
                 r
             }
+            FaultAction::Isolate
+            | FaultAction::CutReplication
+            | FaultAction::Disconnect
+            | FaultAction::Partition
+            | FaultAction::Slow => {
+                let r = match cut_of(spec.action) {
+                    Some(cut) => broker.cut(v, cut, true),
+                    None => broker.slow(v, spec.latency),
+                };
+                r.map(|()| {
+                    self.pending.push(Pending {
+                        at: t + spec.duration.unwrap_or_default(),
+                        job: Job::Mend {
+                            node: v,
+                            i,
+                            action: spec.action,
+                        },
+                    });
+                })
+            }
+            FaultAction::Reset => broker.reset_links(v),
         };
         if let Err(e) = done {
             record.error = Some(format!("{e:#}"));

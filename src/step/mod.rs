@@ -250,7 +250,9 @@ pub fn measure(
 ) -> Result<Measurement> {
     workload.validate().map_err(|e| usage!("workload {e}"))?;
     side.check_faults(&workload.faults)?;
+    side.set_network(workload.network.as_ref())?;
     let bootstrap = side.bootstrap();
+    let client_bootstrap = side.client_bootstrap();
     // Its own admin client, so `side` stays free for the watchers.
     let admin = Admin::connect(&bootstrap)?;
     let (replication, min_isr) = replication_of(workload, side.brokers(&admin)?)?;
@@ -277,7 +279,7 @@ pub fn measure(
         false => consumer::StartAt::End,
     };
     let mut load: Box<dyn LoadDriver> = Box::new(ThreadLoad::new(
-        &bootstrap,
+        &client_bootstrap,
         &topic,
         workload,
         secret,

@@ -26,7 +26,26 @@ pub struct Versions {
 pub trait BrokerSide {
     /// What it is, for `broker.target`.
     fn kind(&self) -> TargetKind;
+    /// Where klab's own Admin client connects (directly, never through a
+    /// link a fault could cut).
     fn bootstrap(&self) -> String;
+    /// Where the producers and consumers connect: through the links when
+    /// the target has a network.
+    fn client_bootstrap(&self) -> String {
+        self.bootstrap()
+    }
+    /// Sets the target's links for a step as the workload's `network` asks
+    /// (None: no added latency). Only a local cluster started with a
+    /// network has links to set.
+    fn set_network(&mut self, net: Option<&crate::model::Network>) -> Result<()> {
+        match net {
+            None => Ok(()),
+            Some(_) => Err(usage!(
+                "a network (--net, [network]) needs brokers klab starts itself on this machine; {} is not one",
+                self.bootstrap()
+            )),
+        }
+    }
     /// How many brokers the cluster has (a step's topic is replicated by
     /// it).
     fn brokers(&self, admin: &Admin) -> Result<usize>;
@@ -116,6 +135,12 @@ impl BrokerSide for LocalBroker {
     fn bootstrap(&self) -> String {
         LocalBroker::bootstrap(self)
     }
+    fn client_bootstrap(&self) -> String {
+        LocalBroker::client_bootstrap(self)
+    }
+    fn set_network(&mut self, net: Option<&crate::model::Network>) -> Result<()> {
+        LocalBroker::set_network(self, net)
+    }
     fn brokers(&self, _admin: &Admin) -> Result<usize> {
         Ok(self.size() as usize)
     }
@@ -133,6 +158,11 @@ impl BrokerSide for LocalBroker {
         self.nodes().iter().filter_map(|n| n.pid()).collect()
     }
     fn died(&mut self) -> Option<anyhow::Error> {
+        // The proxies carry every byte of a cluster with a network: without
+        // them nothing moves, as if every node had died.
+        if let Some(Err(e)) = self.network().map(|n| n.check()) {
+            return Some(e.context("the network's proxy (Toxiproxy) stopped"));
+        }
         let status = self.exited()?;
         Some(self.death_report(Some(status)))
     }

@@ -374,6 +374,24 @@ mod tests {
             self.calls.push(format!("start {n} at {:?}", self.now));
             Ok(())
         }
+        fn cut(
+            &mut self,
+            n: i32,
+            cut: crate::broker::local::network::Cut,
+            on: bool,
+        ) -> anyhow::Result<()> {
+            self.calls
+                .push(format!("cut {cut:?} of {n} {on} at {:?}", self.now));
+            Ok(())
+        }
+        fn slow(&mut self, n: i32, l: Option<Duration>) -> anyhow::Result<()> {
+            self.calls.push(format!("slow {n} {l:?} at {:?}", self.now));
+            Ok(())
+        }
+        fn reset_links(&mut self, n: i32) -> anyhow::Result<()> {
+            self.calls.push(format!("reset {n} at {:?}", self.now));
+            Ok(())
+        }
         fn active_controller(&self) -> Option<i32> {
             Some(1)
         }
@@ -480,6 +498,7 @@ mod tests {
                 broker: FaultTarget::Followers,
                 duration: Some(Duration::from_secs(3)),
                 restart_after: None,
+                latency: None,
             },
             FaultSpec {
                 at: Duration::from_secs(2),
@@ -487,6 +506,7 @@ mod tests {
                 broker: FaultTarget::Node(1),
                 duration: None,
                 restart_after: Some(Duration::from_secs(4)),
+                latency: None,
             },
         ];
         let mut side = Fake::default();
@@ -509,5 +529,35 @@ mod tests {
         w.finish(&mut side, &LoadOutcome::default(), &mut r);
         assert_eq!(r.faults.len(), 3, "{:?}", r.faults);
         assert_eq!(r.faults[2].back_at_s, Some(6.0));
+    }
+
+    #[test]
+    fn network_faults_cut_and_slow_links_and_mend_them() {
+        let spec = |s: &str| -> FaultSpec { s.parse().unwrap() };
+        let specs = vec![
+            spec("at=1s,action=cut_replication,broker=2,for=3s"),
+            spec("at=2s,action=slow,broker=1,for=2s,latency=40ms"),
+            spec("at=3s,action=reset,broker=3"),
+        ];
+        let mut side = Fake::default();
+        let mut w = Faults::new(Timeline::new(&specs, "fake:1", "t"));
+        assert!(run(&mut w, &mut side, 10.0, 99.0).is_none());
+        let s = |x: u64| format!("{:?}", Duration::from_secs(x));
+        let ms40 = Some(Duration::from_millis(40));
+        assert_eq!(
+            side.calls,
+            [
+                format!("cut Replication of 2 true at {}", s(3)),
+                format!("slow 1 {ms40:?} at {}", s(4)),
+                format!("reset 3 at {}", s(5)),
+                format!("cut Replication of 2 false at {}", s(6)),
+                format!("slow 1 None at {}", s(6)),
+            ]
+        );
+        let mut r = StepResult::default();
+        w.finish(&mut side, &LoadOutcome::default(), &mut r);
+        assert_eq!(r.faults[0].back_at_s, Some(4.0));
+        assert_eq!(r.faults[1].back_at_s, Some(4.0));
+        assert_eq!(r.faults[2].back_at_s, None);
     }
 }

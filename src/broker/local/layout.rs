@@ -7,7 +7,7 @@ use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 
 /// `n` distinct free ports.
-fn free_ports(n: usize) -> Result<Vec<u16>> {
+pub(super) fn free_ports(n: usize) -> Result<Vec<u16>> {
     // Hold the listeners until all are chosen, so no port comes twice.
     let ls: Vec<TcpListener> = (0..n)
         .map(|_| TcpListener::bind("127.0.0.1:0").context("finding a free port on 127.0.0.1"))
@@ -63,6 +63,7 @@ pub(super) fn layouts(dir: &Path, n: u32) -> Result<Vec<(NodeLayout, PathBuf)>> 
                 log_dir: node_dir.join("data").to_string_lossy().to_string(),
                 voters: voters.clone(),
                 cluster_size: n,
+                links: None,
             };
             (layout, node_dir)
         })
