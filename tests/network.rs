@@ -102,9 +102,66 @@ fn latency_delays_a_round_trip() {
             "round trip took {took:?}"
         );
     }
+    // A change applies to the open connection.
+    tp.update_toxic(
+        "echo",
+        &Toxic::new(
+            "lag",
+            Stream::Downstream,
+            ToxicKind::Latency {
+                latency_ms: 120,
+                jitter_ms: 0,
+            },
+        ),
+    )
+    .unwrap();
+    let t = Instant::now();
+    round_trip(&mut c, b"slower");
+    let took = t.elapsed();
+    assert!(
+        took >= Duration::from_millis(120),
+        "round trip took {took:?}"
+    );
     // Without the toxic the data still passes.
     tp.remove_toxic("echo", "lag").unwrap();
     round_trip(&mut c, b"pong");
+}
+
+#[test]
+fn bandwidth_limits_and_reset_peer_resets() {
+    let Some(bin) = binary("bandwidth_limits_and_reset_peer_resets") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let tp = Toxiproxy::start(&bin, dir.path()).unwrap();
+    let listen = tp.create_proxy("echo", echo_server()).unwrap();
+    tp.add_toxic(
+        "echo",
+        &Toxic::new(
+            "narrow",
+            Stream::Upstream,
+            ToxicKind::Bandwidth { kbytes_per_s: 10 },
+        ),
+    )
+    .unwrap();
+    // 20 kB at 10 kB/s: about 2 s; at least 1 s however the rate's unit is
+    // counted.
+    let mut c = connect(listen);
+    let data = vec![b'x'; 20_000];
+    let t = Instant::now();
+    round_trip(&mut c, &data);
+    let took = t.elapsed();
+    assert!(took >= Duration::from_secs(1), "20 kB took {took:?}");
+    tp.remove_toxic("echo", "narrow").unwrap();
+
+    tp.add_toxic(
+        "echo",
+        &Toxic::new("rst", Stream::Downstream, ToxicKind::ResetPeer { ms: 0 }),
+    )
+    .unwrap();
+    let mut d = connect(listen);
+    d.write_all(b"reset me").unwrap();
+    assert_closed(&mut d);
 }
 
 #[test]

@@ -141,6 +141,13 @@ impl Toxic {
     }
 }
 
+impl Toxic {
+    /// The body of `POST /proxies/{proxy}/toxics/{name}`.
+    fn update_json(&self) -> Value {
+        json!({ "toxicity": 1.0, "attributes": self.kind.attributes() })
+    }
+}
+
 /// The body of `POST /proxies` for a proxy listening on a port of
 /// 127.0.0.1 the kernel picks.
 fn proxy_json(name: &str, upstream: SocketAddr) -> Value {
@@ -473,6 +480,27 @@ impl Toxiproxy {
         .map(drop)
     }
 
+    /// Changes the attributes of the toxic named `toxic.name` on proxy
+    /// `proxy` to those of `toxic.kind`, for open connections too. Its type
+    /// and direction stay as they were added (Toxiproxy changes only the
+    /// attributes); to change those, remove it and add another.
+    pub fn update_toxic(&self, proxy: &str, toxic: &Toxic) -> Result<()> {
+        check_name("proxy", proxy)?;
+        check_name("toxic", &toxic.name)?;
+        self.call(
+            &format!(
+                "changing toxic {} ({}) of proxy {proxy}",
+                toxic.name,
+                toxic.kind.type_name()
+            ),
+            Method::POST,
+            &format!("/proxies/{proxy}/toxics/{}", toxic.name),
+            Some(toxic.update_json()),
+            StatusCode::OK,
+        )
+        .map(drop)
+    }
+
     /// Removes toxic `name` from proxy `proxy`.
     pub fn remove_toxic(&self, proxy: &str, name: &str) -> Result<()> {
         check_name("proxy", proxy)?;
@@ -661,6 +689,19 @@ mod tests {
         let rst = Toxic::new("rst", Stream::Downstream, ToxicKind::ResetPeer { ms: 250 });
         assert_eq!(rst.to_json()["type"], "reset_peer");
         assert_eq!(rst.to_json()["attributes"], json!({ "timeout": 250 }));
+    }
+
+    #[test]
+    fn update_json_has_only_toxicity_and_attributes() {
+        let t = Toxic::new(
+            "bw",
+            Stream::Downstream,
+            ToxicKind::Bandwidth { kbytes_per_s: 5 },
+        );
+        assert_eq!(
+            t.update_json(),
+            json!({ "toxicity": 1.0, "attributes": { "rate": 5 } })
+        );
     }
 
     #[test]
