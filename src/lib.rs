@@ -18,6 +18,7 @@ pub mod k8s;
 pub mod lab;
 pub mod load;
 pub mod model;
+pub mod net;
 pub mod provenance;
 pub mod random;
 pub mod stats;

@@ -22,6 +22,8 @@ const LAYERS: &[(&str, u8)] = &[
     // Histograms, tables, plots, result files, progress; the event bus.
     ("stats", 2),
     ("events", 2),
+    // The network between clients and local brokers (Toxiproxy).
+    ("net", 2),
     // The broker (config, local processes, Admin API) and the load
     // (producer, consumer, payload) know nothing of each other.
     ("broker", 3),
