@@ -236,7 +236,10 @@ impl ClusterNetwork {
     /// timeouts), and the connections the cut held are closed when it is
     /// mended, so the parties connect again at once.
     pub fn cut(&mut self, node: u32, cut: Cut, on: bool) -> Result<()> {
-        let ways = [(Stream::Upstream, "cut-to"), (Stream::Downstream, "cut-back")];
+        let ways = [
+            (Stream::Upstream, "cut-to"),
+            (Stream::Downstream, "cut-back"),
+        ];
         for link in self.links.iter_mut().filter(|l| l.cut_by(node, cut)) {
             match on {
                 true => {
@@ -270,7 +273,10 @@ impl ClusterNetwork {
     /// Adds `latency` (a round trip, whole ms) to every link to and from
     /// `node` on top of what the network adds, or (None) takes it away.
     pub fn slow(&mut self, node: u32, latency: Option<std::time::Duration>) -> Result<()> {
-        let ways = [(Stream::Upstream, "slow-to"), (Stream::Downstream, "slow-back")];
+        let ways = [
+            (Stream::Upstream, "slow-to"),
+            (Stream::Downstream, "slow-back"),
+        ];
         for link in self.links.iter_mut().filter(|l| l.touches(node)) {
             if link.slowed.is_some() {
                 for (_, name) in ways {
@@ -321,6 +327,11 @@ impl ClusterNetwork {
     /// An error naming the proxy's log when the proxy process has died.
     pub fn check(&self) -> Result<()> {
         self.proxy.check()
+    }
+
+    /// The proxy process's id.
+    pub fn pid(&self) -> u32 {
+        self.proxy.pid()
     }
 
     /// The proxy process's log.
