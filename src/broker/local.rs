@@ -111,10 +111,7 @@ impl LocalBroker {
             true => Some(network::ClusterNetwork::start(&opts.dir, &mut layouts)?),
             false => None,
         };
-        let nodes = layouts
-            .into_iter()
-            .map(|(l, d)| Node::new(l, d))
-            .collect();
+        let nodes = layouts.into_iter().map(|(l, d)| Node::new(l, d)).collect();
         let mut b = LocalBroker {
             opts,
             java,

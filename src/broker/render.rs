@@ -205,7 +205,10 @@ pub fn server_properties(layout: &NodeLayout, cfg: &BrokerConfig) -> String {
         .iter()
         .map(|(n, _, p)| format!("{n}://{a}:{p}"))
         .collect();
-    let mut protocols: Vec<String> = named.iter().map(|(n, ..)| format!("{n}:PLAINTEXT")).collect();
+    let mut protocols: Vec<String> = named
+        .iter()
+        .map(|(n, ..)| format!("{n}:PLAINTEXT"))
+        .collect();
     protocols.push("CONTROLLER:PLAINTEXT".into());
     let roles = match layout.controller_port {
         Some(c) => {

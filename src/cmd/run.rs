@@ -95,14 +95,13 @@ pub fn execute(args: &RunArgs) -> Result<Outcome> {
     }
 
     let kafka = KafkaHome::locate(args.kafka.kafka_home.as_deref())?;
-    let (run_dir, mut broker) =
-        super::start_in_run_dir(
-            kafka,
-            &args.out,
-            requested.clone(),
-            args.brokers,
-            workload.network.is_some(),
-        )?;
+    let (run_dir, mut broker) = super::start_in_run_dir(
+        kafka,
+        &args.out,
+        requested.clone(),
+        args.brokers,
+        workload.network.is_some(),
+    )?;
     // A fresh JVM runs interpreted code for its first seconds: warm it up
     // the way the labs do after every (re)start, so the run measures the
     // broker and not its JIT compiler.

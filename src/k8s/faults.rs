@@ -98,6 +98,16 @@ pub fn refusal(f: &FaultSpec) -> Option<(Field, String)> {
 /// A lab whose faults cannot all run on Kubernetes is an input error that
 /// names the file, the line and the field.
 pub fn check_lab(lab: &Lab) -> Result<()> {
+    if lab.needs_network() {
+        let place = match &lab.network_from {
+            Some((file, l, c)) => format!("{}:{l}:{c}", file.display()),
+            None => format!("lab {}", lab.id),
+        };
+        return Err(usage!(
+            "{place}: network: the links between the nodes are proxies only the local target starts (a pod's network is the cluster's); run lab {} locally (without --target k8s)",
+            lab.id
+        ));
+    }
     let faults = lab.workload.faults.as_deref().unwrap_or(&[]);
     for (i, f) in faults.iter().enumerate() {
         let Some((field, why)) = refusal(f) else {
@@ -341,6 +351,17 @@ mod tests {
         );
         lab.workload.faults = Some(vec![spec("at=1s,action=kill,broker=2")]);
         check_lab(&lab).unwrap();
+        lab.workload.faults = Some(vec![spec("at=1s,action=isolate,broker=2,for=2s")]);
+        let m = check_lab(&lab).unwrap_err().to_string();
+        assert!(m.contains("faults[1].action: isolate acts on the links"), "{m}");
+        lab.workload.faults = None;
+        lab.workload.network = Some(crate::model::Network::default());
+        lab.network_from = Some(("labs/n/01-z/lab.toml".into(), 12, 16));
+        let m = check_lab(&lab).unwrap_err().to_string();
+        assert!(
+            m.starts_with("labs/n/01-z/lab.toml:12:16: network: "),
+            "{m}"
+        );
         assert_eq!(pod_of("kafka", 1), "kafka-0");
         assert_eq!(pod_of("kafka", 3), "kafka-2");
     }

@@ -134,6 +134,8 @@ pub struct LabFile {
     /// Where each `[[faults]]` entry's fields are (the faults themselves
     /// are in `workload.faults`).
     pub fault_spans: Vec<FaultSpans>,
+    /// Where `[network]`'s first setting is (line, column).
+    pub network_at: Option<(usize, usize)>,
     /// `[capacity]`.
     pub capacity: super::capacity::CapacityPatch,
 }
@@ -269,8 +271,10 @@ fn validate(cx: &Ctx<'_>, raw: RawLab) -> Result<LabFile, LabFileError> {
         }
         workload.faults = Some(out);
     }
+    let mut network_at = None;
     if let Some(n) = &raw.network {
         workload.network = Some(super::network::parse_network(cx, n)?);
+        network_at = n.values().map(|v| line_col(cx.text, v.span().start)).min();
     }
     Ok(LabFile {
         path: cx.path.to_path_buf(),
@@ -284,6 +288,7 @@ fn validate(cx: &Ctx<'_>, raw: RawLab) -> Result<LabFile, LabFileError> {
         expect,
         brokers,
         fault_spans,
+        network_at,
         capacity,
     })
 }

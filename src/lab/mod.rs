@@ -58,6 +58,9 @@ pub struct Lab {
     /// The file that gave this lab its `[[faults]]` (the lab's own or one
     /// it extends), and where each fault's fields are in it.
     pub faults_from: Option<(PathBuf, Vec<file::FaultSpans>)>,
+    /// The file of the chain whose `[network]` the lab runs with, and the
+    /// line and column of its first setting.
+    pub network_from: Option<(PathBuf, usize, usize)>,
     /// `[capacity]` along the chain (`klab capacity --lab`).
     pub capacity: capacity::CapacityPatch,
 }
@@ -83,6 +86,7 @@ impl Lab {
             origin: BTreeMap::new(),
             brokers: 1,
             faults_from: None,
+            network_from: None,
             capacity: capacity::CapacityPatch::default(),
         }
     }
@@ -484,6 +488,7 @@ fn resolve(dir: &Path, id: &str, files: &BTreeMap<String, LabFile>) -> Result<La
     let mut workload_changes = Vec::new();
     let mut brokers = 1;
     let mut faults_from = None;
+    let mut network_from = None;
     let mut replication_from = None;
     let mut cap = capacity::CapacityPatch::default();
     for lab_id in &chain {
@@ -494,6 +499,9 @@ fn resolve(dir: &Path, id: &str, files: &BTreeMap<String, LabFile>) -> Result<La
         }
         if f.workload.faults.is_some() {
             faults_from = Some((f.path.clone(), f.fault_spans.clone()));
+        }
+        if let Some((l, c)) = f.network_at {
+            network_from = Some((f.path.clone(), l, c));
         }
         if f.workload.replication_factor.is_some() || f.quick.replication_factor.is_some() {
             replication_from = Some(f.path.clone());
@@ -556,6 +564,7 @@ fn resolve(dir: &Path, id: &str, files: &BTreeMap<String, LabFile>) -> Result<La
         origin,
         brokers,
         faults_from,
+        network_from,
         capacity: cap,
     })
 }

@@ -219,7 +219,9 @@ impl FaultSpec {
         }
         match (a, self.latency) {
             (FaultAction::Slow, None) => {
-                return Err("latency: slow needs the round trip it adds, e.g. latency = \"50ms\"".into());
+                return Err(
+                    "latency: slow needs the round trip it adds, e.g. latency = \"50ms\"".into(),
+                );
             }
             (FaultAction::Slow, Some(l))
                 if l.is_zero()
@@ -233,7 +235,10 @@ impl FaultSpec {
                 ));
             }
             (a, Some(_)) if a != FaultAction::Slow => {
-                return Err(format!("latency: only slow adds latency; {} does not", a.as_str()));
+                return Err(format!(
+                    "latency: only slow adds latency; {} does not",
+                    a.as_str()
+                ));
             }
             _ => {}
         }

@@ -597,7 +597,10 @@ mod tests {
                 "at=1s,action=disconnect,broker=1,for=2s,restart_after=3s",
                 "restart_after: only after a kill or a stop; disconnect leaves",
             ),
-            ("at=1s,action=reset,broker=1,for=2s", "for: reset does not last"),
+            (
+                "at=1s,action=reset,broker=1,for=2s",
+                "for: reset does not last",
+            ),
             (
                 "at=1s,action=pause,broker=1,for=2s,restart_after=1s",
                 "restart_after: only after",

@@ -325,7 +325,9 @@ pub fn parse_bandwidth(text: &str) -> Result<u64, String> {
         return Err(format!("'{text}' is below 1KB/s; expected {allowed}"));
     }
     if bytes > 1e12 {
-        return Err(format!("'{text}' is more than 1000GB/s; expected {allowed}"));
+        return Err(format!(
+            "'{text}' is more than 1000GB/s; expected {allowed}"
+        ));
     }
     Ok(bytes.round() as u64)
 }
@@ -390,8 +392,14 @@ mod tests {
         n.check_nodes(3).unwrap();
         assert!(n.check_nodes(2).unwrap_err().contains("3 zone(s)"));
         assert_eq!(n.link(Source::Clients, 1).latency, Duration::ZERO);
-        assert_eq!(n.link(Source::Clients, 2).latency, Duration::from_millis(10));
-        assert_eq!(n.link(Source::Node(2), 3).latency, Duration::from_millis(11));
+        assert_eq!(
+            n.link(Source::Clients, 2).latency,
+            Duration::from_millis(10)
+        );
+        assert_eq!(
+            n.link(Source::Node(2), 3).latency,
+            Duration::from_millis(11)
+        );
         assert_eq!(n.link(Source::Node(1), 1).latency, Duration::from_millis(1));
         assert!(!n.is_clear());
         assert_eq!(
