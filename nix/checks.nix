@@ -70,10 +70,12 @@ in
       ];
     __darwinAllowLocalNetworking = true;
     # The store paths here; the rest, shared with scripts/sandbox-tests (which
-    # sets these two variables to its own Kafka and Kubernetes binaries), is in
+    # sets these variables to its own Kafka, Toxiproxy and Kubernetes
+    # binaries), is in
     # nix/sandbox-pre-check.sh.
     preCheck = ''
       export KLAB_KAFKA_HOME=${kafka}
+      export KLAB_TOXIPROXY=${klab.toxiproxy}/bin/toxiproxy-server
     ''
     + lib.optionalString isLinux ''
       export KUBE_TESTENV_BIN=${kubeTestenvBin}/bin

@@ -3,7 +3,7 @@
 # - `klab.unwrapped`: the Rust build (buildRustPackage). The OCI images use
 #   this one, so the producer/consumer/tuner images do not carry Kafka or a JDK.
 # - `klab`: `klab.unwrapped` wrapped so it finds Kafka and a JRE by default:
-#   KLAB_KAFKA_HOME and KLAB_DEFAULT_LABS_DIR get defaults (`--set-default`: a
+#   KLAB_KAFKA_HOME, KLAB_TOXIPROXY and KLAB_DEFAULT_LABS_DIR get defaults (`--set-default`: a
 #   value the user set wins) and Kafka's own JRE is put on PATH. The labs are a
 #   store path of their own (`klab.labs`), so editing a lab does not rebuild
 #   the Rust code; klab prefers ./labs (a student's checkout) over them.
@@ -15,6 +15,7 @@
   makeWrapper,
   symlinkJoin,
   apacheKafka_4_1,
+  toxiproxy,
 }:
 let
   inherit ((builtins.fromTOML (builtins.readFile ../Cargo.toml)).package) version;
@@ -89,6 +90,10 @@ let
     "--set-default"
     "KLAB_KAFKA_HOME"
     "${kafka}"
+    # The proxies of a run with a network (docs/network.md).
+    "--set-default"
+    "KLAB_TOXIPROXY"
+    "${toxiproxy}/bin/toxiproxy-server"
   ]
   ++ lib.optionals hasLabs [
     "--set-default"
@@ -113,6 +118,7 @@ symlinkJoin {
       unwrapped
       kafka
       jre
+      toxiproxy
       hasLabs
       labs
       ;

@@ -38,6 +38,8 @@ mkShell {
     klab.kafka
     klab.jre
     kcat
+    # the proxies of a run with a network (docs/network.md)
+    klab.toxiproxy
 
     # the k3d target; `kubectl kustomize` is kustomize
     k3d
@@ -57,6 +59,7 @@ mkShell {
 
   RUST_SRC_PATH = "${rustPlatform.rustLibSrc}";
   KLAB_KAFKA_HOME = "${klab.kafka}";
+  KLAB_TOXIPROXY = "${klab.toxiproxy}/bin/toxiproxy-server";
 
   shellHook = ''
     cat <<'EOF'
