@@ -353,7 +353,10 @@ mod tests {
         check_lab(&lab).unwrap();
         lab.workload.faults = Some(vec![spec("at=1s,action=isolate,broker=2,for=2s")]);
         let m = check_lab(&lab).unwrap_err().to_string();
-        assert!(m.contains("faults[1].action: isolate acts on the links"), "{m}");
+        assert!(
+            m.contains("faults[1].action: isolate acts on the links"),
+            "{m}"
+        );
         lab.workload.faults = None;
         lab.workload.network = Some(crate::model::Network::default());
         lab.network_from = Some(("labs/n/01-z/lab.toml".into(), 12, 16));

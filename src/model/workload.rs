@@ -381,6 +381,9 @@ impl Workload {
         if let Some((n, d)) = self.keyed() {
             who.push_str(&format!(", {n} keys ({d})"));
         }
+        if let Some(net) = &self.network {
+            who.push_str(&format!(", network: {net}"));
+        }
         let rf = match (self.replication_factor, self.min_insync_replicas) {
             (Some(r), Some(i)) => format!(", RF {r}, min ISR {i}"),
             (Some(r), None) => format!(", RF {r}"),
