@@ -19,6 +19,7 @@ pub mod lab;
 pub mod load;
 pub mod model;
 pub mod net;
+pub mod process;
 pub mod provenance;
 pub mod random;
 pub mod stats;

@@ -26,6 +26,16 @@ pub fn duration_from_secs(secs: f64) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(secs))
 }
 
+/// A decimal number and the unit after it ("1.5s" → 1.5 and "s"); None
+/// when the text does not start with a number.
+pub fn number_and_unit(text: &str) -> Option<(f64, &str)> {
+    let split = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(text.len());
+    let (num, unit) = text.split_at(split);
+    Some((num.parse().ok()?, unit))
+}
+
 /// Parses "250ms", "10s", "1.5s", "2m", "1h"; a bare number means seconds.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let t = text.trim();
@@ -33,13 +43,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     if t.is_empty() {
         return Err(format!("empty value; expected {allowed}"));
     }
-    let split = t
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let value: f64 = num
-        .parse()
-        .map_err(|_| format!("'{text}' is not {allowed}"))?;
+    let (value, unit) = number_and_unit(t).ok_or_else(|| format!("'{text}' is not {allowed}"))?;
     let scale = match unit.trim() {
         "" | "s" | "sec" | "secs" => 1.0,
         "ms" => 1e-3,

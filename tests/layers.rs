@@ -13,6 +13,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("units", 0),
     ("error", 0),
     ("random", 0),
+    ("process", 0),
     ("provenance", 0),
     ("term", 0),
     ("infile", 0),

@@ -22,6 +22,15 @@ fn binary(test: &str) -> Option<PathBuf> {
     }
 }
 
+/// A running server in a temporary folder (kept while the test runs), or
+/// `None` when there is no binary.
+fn server(test: &str) -> Option<(tempfile::TempDir, Toxiproxy)> {
+    let bin = binary(test)?;
+    let dir = tempfile::tempdir().unwrap();
+    let tp = Toxiproxy::start(&bin, dir.path()).unwrap();
+    Some((dir, tp))
+}
+
 /// A TCP server on 127.0.0.1 that sends back what it receives.
 fn echo_server() -> SocketAddr {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -73,11 +82,9 @@ fn hold(name: &str) -> Toxic {
 
 #[test]
 fn latency_delays_a_round_trip() {
-    let Some(bin) = binary("latency_delays_a_round_trip") else {
+    let Some((_dir, tp)) = server("latency_delays_a_round_trip") else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    let tp = Toxiproxy::start(&bin, dir.path()).unwrap();
     let listen = tp.create_proxy("echo", echo_server()).unwrap();
     assert!(listen.ip().is_loopback() && listen.port() != 0, "{listen}");
     tp.add_toxic(
@@ -129,11 +136,9 @@ fn latency_delays_a_round_trip() {
 
 #[test]
 fn bandwidth_limits_and_reset_peer_resets() {
-    let Some(bin) = binary("bandwidth_limits_and_reset_peer_resets") else {
+    let Some((_dir, tp)) = server("bandwidth_limits_and_reset_peer_resets") else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    let tp = Toxiproxy::start(&bin, dir.path()).unwrap();
     let listen = tp.create_proxy("echo", echo_server()).unwrap();
     tp.add_toxic(
         "echo",
@@ -166,11 +171,9 @@ fn bandwidth_limits_and_reset_peer_resets() {
 
 #[test]
 fn a_hold_stops_data_until_removed() {
-    let Some(bin) = binary("a_hold_stops_data_until_removed") else {
+    let Some((_dir, tp)) = server("a_hold_stops_data_until_removed") else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    let tp = Toxiproxy::start(&bin, dir.path()).unwrap();
     let listen = tp.create_proxy("echo", echo_server()).unwrap();
     let mut c = connect(listen);
     round_trip(&mut c, b"before");
@@ -206,11 +209,9 @@ fn a_hold_stops_data_until_removed() {
 
 #[test]
 fn disabling_closes_connections_and_enabling_listens_again() {
-    let Some(bin) = binary("disabling_closes_connections_and_enabling_listens_again") else {
+    let Some((_dir, tp)) = server("disabling_closes_connections_and_enabling_listens_again") else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    let tp = Toxiproxy::start(&bin, dir.path()).unwrap();
     let listen = tp.create_proxy("echo", echo_server()).unwrap();
     let mut c = connect(listen);
     round_trip(&mut c, b"hello");
@@ -229,11 +230,9 @@ fn disabling_closes_connections_and_enabling_listens_again() {
 
 #[test]
 fn reset_closes_connections_and_new_ones_work() {
-    let Some(bin) = binary("reset_closes_connections_and_new_ones_work") else {
+    let Some((_dir, tp)) = server("reset_closes_connections_and_new_ones_work") else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    let tp = Toxiproxy::start(&bin, dir.path()).unwrap();
     let listen = tp.create_proxy("echo", echo_server()).unwrap();
     let mut a = connect(listen);
     let mut b = connect(listen);
@@ -249,11 +248,9 @@ fn reset_closes_connections_and_new_ones_work() {
 
 #[test]
 fn api_errors_name_the_proxy_and_the_answer() {
-    let Some(bin) = binary("api_errors_name_the_proxy_and_the_answer") else {
+    let Some((_dir, tp)) = server("api_errors_name_the_proxy_and_the_answer") else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    let tp = Toxiproxy::start(&bin, dir.path()).unwrap();
     let e = tp.add_toxic("missing", &hold("cut")).unwrap_err();
     let text = format!("{e:#}");
     assert!(

@@ -140,11 +140,12 @@ impl LocalBroker {
 
     /// Every node's listener, comma separated.
     pub fn bootstrap(&self) -> String {
-        self.nodes
-            .iter()
-            .map(Node::bootstrap)
-            .collect::<Vec<_>>()
-            .join(",")
+        self.every_node(Node::bootstrap)
+    }
+
+    /// `address` of every node, comma separated.
+    fn every_node(&self, address: impl Fn(&Node) -> String) -> String {
+        self.nodes.iter().map(address).collect::<Vec<_>>().join(",")
     }
 
     /// Brokers in the cluster.

@@ -12,9 +12,8 @@ use crate::broker::render::{self, NodeLayout};
 use crate::model::BrokerConfig;
 use crate::units::MemSize;
 use anyhow::{Context, Result, anyhow, bail};
-use std::fs::{self, File};
-use std::io::{Read, Seek, SeekFrom};
-use std::os::unix::process::CommandExt;
+use std::fs;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
@@ -30,38 +29,7 @@ pub enum Stopped {
     Killed,
 }
 
-/// Starts `cmd` so that it dies with this thread and sits in its own
-/// process group (the brokers, and klab bench's children).
-pub(crate) fn spawn_tied(cmd: &mut Command) -> std::io::Result<Child> {
-    cmd.process_group(0);
-    // SAFETY: prctl is async-signal-safe and only affects the child.
-    unsafe {
-        cmd.pre_exec(|| {
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-    cmd.spawn()
-}
-
-/// The last `n` lines of a file (reads at most the last 64 KiB).
-pub fn tail(path: &Path, n: usize) -> String {
-    let Ok(mut f) = File::open(path) else {
-        return String::new();
-    };
-    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
-    let start = len.saturating_sub(64 * 1024);
-    if f.seek(SeekFrom::Start(start)).is_err() {
-        return String::new();
-    }
-    let mut buf = Vec::new();
-    let _ = f.read_to_end(&mut buf);
-    let text = String::from_utf8_lossy(&buf);
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(n)..].join("\n")
-}
+pub(crate) use crate::process::{spawn_tied, tail};
 
 /// The heap the JVM itself reports in its GC log ("Heap Max Capacity").
 pub fn heap_from_gc_log(path: &Path) -> Option<MemSize> {

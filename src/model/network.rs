@@ -302,13 +302,8 @@ pub fn parse_bandwidth(text: &str) -> Result<u64, String> {
     let Some(amount) = t.strip_suffix("/s") else {
         return Err(format!("'{text}' is not {allowed}"));
     };
-    let split = amount
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(amount.len());
-    let (num, unit) = amount.split_at(split);
-    let n: f64 = num
-        .parse()
-        .map_err(|_| format!("'{text}' is not {allowed}"))?;
+    let (n, unit) = crate::units::number_and_unit(amount)
+        .ok_or_else(|| format!("'{text}' is not {allowed}"))?;
     let scale = match unit {
         "B" => 1.0,
         "KB" | "kB" => 1e3,

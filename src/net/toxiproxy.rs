@@ -17,15 +17,14 @@
 //! (`toxics/toxic.go`, `toxics/latency.go`, `bandwidth.go`, `timeout.go`,
 //! `reset_peer.go`, `proxy.go`).
 
+use crate::process::{spawn_tied, tail};
 use anyhow::{Context, Result, anyhow, bail};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::{Method, Request, StatusCode};
 use serde_json::{Value, json};
 use std::fs::File;
-use std::io::{Read, Seek, SeekFrom};
 use std::net::{SocketAddr, TcpListener};
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::Mutex;
@@ -601,22 +600,6 @@ fn is_executable(p: &Path) -> bool {
         .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
 
-/// Starts `cmd` in its own process group, killed by the kernel when the
-/// thread that started it goes away.
-fn spawn_tied(cmd: &mut Command) -> std::io::Result<Child> {
-    cmd.process_group(0);
-    // SAFETY: prctl is async-signal-safe and only affects the child.
-    unsafe {
-        cmd.pre_exec(|| {
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-    cmd.spawn()
-}
-
 /// SIGKILL to the process group `child` leads, then reap it.
 fn kill_group(child: &mut Child) -> Option<ExitStatus> {
     if let Ok(None) = child.try_wait() {
@@ -627,24 +610,6 @@ fn kill_group(child: &mut Child) -> Option<ExitStatus> {
         }
     }
     child.wait().ok()
-}
-
-/// The last `n` lines of a file (of at most its last 64 KiB).
-fn tail(path: &Path, n: usize) -> String {
-    let Ok(mut f) = File::open(path) else {
-        return String::new();
-    };
-    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
-    if f.seek(SeekFrom::Start(len.saturating_sub(64 * 1024)))
-        .is_err()
-    {
-        return String::new();
-    }
-    let mut buf = Vec::new();
-    let _ = f.read_to_end(&mut buf);
-    let text = String::from_utf8_lossy(&buf);
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
 #[cfg(test)]

@@ -350,11 +350,7 @@ impl LocalBroker {
     /// cluster has a network, else the same as [`LocalBroker::bootstrap`]
     /// (which klab's own Admin client always uses, directly).
     pub fn client_bootstrap(&self) -> String {
-        self.nodes
-            .iter()
-            .map(Node::client_bootstrap)
-            .collect::<Vec<_>>()
-            .join(",")
+        self.every_node(Node::client_bootstrap)
     }
 
     /// Whether the cluster's links pass through proxies.
