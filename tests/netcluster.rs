@@ -189,3 +189,68 @@ fn a_network_that_cannot_work_is_refused_before_anything_starts() {
         assert!(err.contains(want), "{args:?}: {err}");
     }
 }
+
+/// The processes whose parent is `ppid` and whose command line mentions
+/// `name`.
+fn children_named(ppid: u32, name: &str) -> Vec<u32> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let stat = std::fs::read_to_string(e.path().join("stat")).unwrap_or_default();
+        // pid (comm) state ppid ...: the fields after the last ')'.
+        let parent = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+            .and_then(|p| p.parse::<u32>().ok());
+        let cmdline = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
+        if parent == Some(ppid) && String::from_utf8_lossy(&cmdline).contains(name) {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+/// Ctrl-C during a run with a network: klab stops, exit 130, and neither
+/// the broker's JVM nor the proxy outlives it.
+#[test]
+fn ctrl_c_leaves_no_proxy_and_no_jvm() {
+    if klab::net::Toxiproxy::binary().is_err() && std::env::var_os("KLAB_TOXIPROXY").is_none() {
+        eprintln!("skipped: no toxiproxy-server (scripts/toxiproxy builds one)");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let results = dir.path().join("results");
+    let mut child = klab()
+        .args([
+            "run",
+            "--rate",
+            "500",
+            "--duration",
+            "120s",
+            "--net",
+            "client_latency=2ms",
+            "--results",
+        ])
+        .arg(&results)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lines = lines_of(child.stderr.take().unwrap());
+    wait_line(&lines, "run: measuring,", Duration::from_secs(120));
+    let proxies = children_named(child.id(), "toxiproxy-server");
+    assert_eq!(proxies.len(), 1, "one proxy process: {proxies:?}");
+    let needle = results.to_string_lossy().to_string();
+    assert_eq!(jvms_mentioning(&needle).len(), 1);
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let status = wait_for("klab to exit", Duration::from_secs(60), || {
+        child.try_wait().unwrap()
+    });
+    assert_eq!(status.code(), Some(130));
+    assert!(jvms_mentioning(&needle).is_empty(), "a JVM outlived klab");
+    wait_for("the proxy to end", Duration::from_secs(10), || {
+        has_ended(&proxies[0].to_string()).then_some(())
+    });
+}
