@@ -92,6 +92,11 @@ fn zones_cost_acks_all_a_round_trip_and_a_cut_leader_loses_nothing() {
         assert!(m.result.complete, "{:?}", m.result.reason);
         assert_eq!(m.result.lost, 0);
         assert_eq!(m.result.workload.network.as_ref(), Some(&net));
+        let proxy_s = m.result.cpu.as_ref().and_then(|c| c.proxy_s);
+        assert!(
+            proxy_s.is_some_and(|s| s > 0.0),
+            "the proxy's CPU: {proxy_s:?}"
+        );
     }
     // A follower in another zone fetches across 10 ms before the leader
     // may acknowledge with acks=all; with acks=1 it answers at once.
@@ -253,4 +258,32 @@ fn ctrl_c_leaves_no_proxy_and_no_jvm() {
     wait_for("the proxy to end", Duration::from_secs(10), || {
         has_ended(&proxies[0].to_string()).then_some(())
     });
+}
+
+/// Without a toxiproxy-server, a run or a lab that needs a network is
+/// refused before anything starts (exit 2), naming how to get one.
+#[test]
+fn a_network_without_its_proxy_is_refused_before_anything_starts() {
+    let dir = tempfile::tempdir().unwrap();
+    for args in [
+        &["run", "--net", "client_latency=2ms"][..],
+        &["lab", "run", "network/02", "--quick", "--fix-with", "lab"][..],
+    ] {
+        let out = klab()
+            .args(args)
+            .arg("--results")
+            .arg(dir.path())
+            .env_remove("KLAB_TOXIPROXY")
+            .env("PATH", "/usr/bin:/bin")
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains("scripts/toxiproxy"), "{args:?}: {err}");
+    }
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        0,
+        "nothing written"
+    );
 }

@@ -26,6 +26,9 @@ pub fn session(args: &SessionArgs, brokers: u32, network: bool) -> Result<Sessio
     }
     let kafka = KafkaHome::locate(args.kafka.kafka_home.as_deref())?;
     java()?;
+    if network {
+        crate::net::Toxiproxy::binary()?;
+    }
     let run_dir = new_run_dir(&args.out.results)?;
     Session::new(SessionOptions {
         kafka: Some(kafka),

@@ -89,6 +89,9 @@ pub fn execute(a: &CapacityArgs) -> Result<Outcome> {
         None => {
             let k = KafkaHome::locate(a.kafka.kafka_home.as_deref())?;
             java()?;
+            if lab.needs_network() {
+                crate::net::Toxiproxy::binary()?;
+            }
             Some(k)
         }
     };

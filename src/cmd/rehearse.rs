@@ -128,6 +128,12 @@ pub fn execute(a: &LabRehearseArgs) -> Result<Outcome> {
     }
     let kafka = KafkaHome::locate(a.session.kafka.kafka_home.as_deref())?;
     java()?;
+    if groups
+        .iter()
+        .any(|g| g.labs.labs.iter().any(|l| l.needs_network()))
+    {
+        crate::net::Toxiproxy::binary()?;
+    }
     let campaign = Campaign {
         targets: a.targets.clone(),
         quick: a.session.quick,

@@ -17,6 +17,10 @@ pub fn execute(args: &RunArgs) -> Result<Outcome> {
     let mut workload = args.workload.workload()?;
     workload.faults = args.faults.clone();
     workload.network = args.network().map_err(|e| usage!("{e}"))?;
+    if workload.network.is_some() && args.bootstrap.is_none() {
+        // A missing proxy is found before any broker starts.
+        crate::net::Toxiproxy::binary()?;
+    }
     workload
         .validate()
         .map_err(|e| usage!("{}", crate::cli::flagify(&e)))?;

@@ -543,6 +543,14 @@ fn resolve(dir: &Path, id: &str, files: &BTreeMap<String, LabFile>) -> Result<La
     }
     let f = &files[id];
     check_faults(f, &workload, &quick, brokers)?;
+    if let (Some(net), Some((file, l, c))) = (&workload.network, &network_from) {
+        net.check_nodes(brokers).map_err(|e| {
+            usage!(
+                "{}:{l}:{c}: network.{e} ([cluster] brokers = {brokers})",
+                file.display()
+            )
+        })?;
+    }
     if let Some(from) = &replication_from {
         check_replication(&workload, &quick, brokers, "[cluster] brokers", from)?;
     }
@@ -773,6 +781,36 @@ mod tests {
         let e = bad("title = \"kill\"\nextends = \"01\"\n[cluster]\nbrokers = 9\n");
         assert!(
             e.contains("cluster.brokers: 9 is out of range; expected 1..=5"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_network_is_inherited_and_its_zones_checked_against_the_cluster() {
+        let d = tempfile::tempdir().unwrap();
+        write(
+            d.path(),
+            "01-base",
+            "title = \"base\"\n[cluster]\nbrokers = 3\n[network]\nzones = [\"a\", \"b\", \"c\"]\nclient_zone = \"a\"\nzone_latency = \"2ms\"\n",
+        );
+        write(d.path(), "02-next", "title = \"next\"\nextends = \"01\"\n");
+        let labs = Labs::load(d.path()).unwrap();
+        let next = labs.get("02").unwrap();
+        assert!(next.needs_network());
+        assert_eq!(next.network_from.as_ref().map(|(_, l, _)| *l), Some(5));
+        let e = next.check_brokers(Some(2)).unwrap_err().to_string();
+        assert!(
+            e.contains("3 zone(s) given (a, b, c) for a cluster of 2"),
+            "{e}"
+        );
+        write(
+            d.path(),
+            "02-next",
+            "title = \"next\"\nextends = \"01\"\n[cluster]\nbrokers = 1\n",
+        );
+        let e = format!("{:#}", Labs::load(d.path()).unwrap_err());
+        assert!(
+            e.contains("01-base/lab.toml:5:") && e.contains("([cluster] brokers = 1)"),
             "{e}"
         );
     }

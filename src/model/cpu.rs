@@ -23,6 +23,9 @@ pub struct CpuUse {
     pub client_vs_broker: Option<f64>,
     /// `client_s / host_busy_s`.
     pub client_share_of_host: f64,
+    /// The network's proxy process (Toxiproxy), when the run had one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proxy_s: Option<f64>,
 }
 
 impl CpuUse {
@@ -41,6 +44,7 @@ impl CpuUse {
             broker_s,
             client_vs_broker: broker_s.filter(|b| *b > 0.0).map(|b| client_s / b),
             client_share_of_host: ratio(client_s, host_busy_s),
+            proxy_s: None,
         }
     }
 
@@ -52,6 +56,9 @@ impl CpuUse {
                 ", broker(s) {b:.1} s (clients = {:.0}% of the broker's)",
                 100.0 * r
             ));
+        }
+        if let Some(p) = self.proxy_s {
+            s.push_str(&format!(", the network's proxy {p:.1} s"));
         }
         s.push_str(&format!(
             ", host busy {:.1} of {:.1} s ({:.0}%)",

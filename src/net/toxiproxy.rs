@@ -213,10 +213,10 @@ impl Toxiproxy {
         if let Some(p) = std::env::var_os(BINARY_ENV).filter(|p| !p.is_empty()) {
             let p = PathBuf::from(p);
             if !is_executable(&p) {
-                bail!(
+                return Err(crate::usage!(
                     "{BINARY_ENV}={} is not an executable file (scripts/toxiproxy prints the path of a toxiproxy-server)",
                     p.display()
-                );
+                ));
             }
             return Ok(p);
         }
@@ -228,9 +228,9 @@ impl Toxiproxy {
                 }
             }
         }
-        bail!(
+        Err(crate::usage!(
             "no {BINARY_NAME} found: a network needs Toxiproxy. Run `export {BINARY_ENV}=$(scripts/toxiproxy)` (it builds Toxiproxy v2.5.0 with Go once), or use `nix develop`, whose shell has it on PATH"
-        )
+        ))
     }
 
     /// Runs `binary` with its API on a free port of 127.0.0.1 and its output

@@ -46,6 +46,8 @@ pub struct CpuSampler {
     client: Option<f64>,
     brokers: BTreeMap<u32, f64>,
     host: Option<(u64, u64)>,
+    /// The network's proxy process and its CPU seconds at the start.
+    proxy: Option<(u32, f64)>,
 }
 
 impl CpuSampler {
@@ -58,7 +60,14 @@ impl CpuSampler {
                 .filter_map(|&p| Some((p, proc_cpu_s(p)?)))
                 .collect(),
             host: host_jiffies(),
+            proxy: None,
         }
+    }
+
+    /// Also counts the network's proxy process `pid` (when there is one).
+    pub fn with_proxy(mut self, pid: Option<u32>) -> CpuSampler {
+        self.proxy = pid.and_then(|p| Some((p, proc_cpu_s(p)?)));
+        self
     }
 
     /// What the window since [`CpuSampler::start`] cost. A broker JVM counts
@@ -79,13 +88,17 @@ impl CpuSampler {
                 *broker.get_or_insert(0.0) += (now - before).max(0.0);
             }
         }
-        Some(CpuUse::new(
+        let mut used = CpuUse::new(
             window_s,
             host_total_s,
             host_busy_s,
             client_s.max(0.0),
             broker,
-        ))
+        );
+        used.proxy_s = self
+            .proxy
+            .and_then(|(p, before)| Some((proc_cpu_s(p)? - before).max(0.0)));
+        Some(used)
     }
 }
 

@@ -59,6 +59,10 @@ pub trait BrokerSide {
     fn pids(&self) -> Vec<u32> {
         Vec::new()
     }
+    /// The network's proxy process, whose CPU a step counts apart.
+    fn proxy_pid(&self) -> Option<u32> {
+        None
+    }
     /// A node that died by itself (not by a fault): the step ends with it.
     fn died(&mut self) -> Option<anyhow::Error> {
         None
@@ -156,6 +160,9 @@ impl BrokerSide for LocalBroker {
     }
     fn pids(&self) -> Vec<u32> {
         self.nodes().iter().filter_map(|n| n.pid()).collect()
+    }
+    fn proxy_pid(&self) -> Option<u32> {
+        self.network().map(|n| n.pid())
     }
     fn died(&mut self) -> Option<anyhow::Error> {
         // The proxies carry every byte of a cluster with a network: without

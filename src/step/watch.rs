@@ -197,7 +197,7 @@ pub struct Cpu {
 impl Watcher for Cpu {
     fn tick(&mut self, now: &Tick<'_>, side: &mut dyn BrokerSide, _: &mut Verdicts) {
         if self.start.is_none() && now.load.progress.measuring {
-            self.start = Some(CpuSampler::start(&side.pids()));
+            self.start = Some(CpuSampler::start(&side.pids()).with_proxy(side.proxy_pid()));
         }
         if self.done.is_none()
             && now.load.producers_done
