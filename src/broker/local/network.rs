@@ -38,13 +38,12 @@ pub struct ProxiedLink {
     /// The node the link leads to (1 = the first).
     pub to: u32,
     pub carries: Carries,
-    pub listen: SocketAddr,
     /// The settings its toxics carry now.
     applied: Link,
     /// Faults cutting it now (its cut toxics exist while this is above 0).
     cuts: u32,
-    /// The round trip a `slow` fault adds to it now, in ms.
-    slowed: Option<u64>,
+    /// A `slow` fault's toxics are on it now.
+    slowed: bool,
 }
 
 /// Which of a node's links a fault cuts.
@@ -137,10 +136,9 @@ impl ClusterNetwork {
                 from,
                 to: to as u32 + 1,
                 carries,
-                listen,
                 applied: Link::default(),
                 cuts: 0,
-                slowed: None,
+                slowed: false,
             });
             anyhow::Ok(listen.port())
         };
@@ -278,13 +276,13 @@ impl ClusterNetwork {
             (Stream::Downstream, "slow-back"),
         ];
         for link in self.links.iter_mut().filter(|l| l.touches(node)) {
-            if link.slowed.is_some() {
+            if link.slowed {
                 for (_, name) in ways {
                     self.proxy
                         .remove_toxic(&link.name, name)
                         .with_context(|| format!("ending the slow link {}", link.name))?;
                 }
-                link.slowed = None;
+                link.slowed = false;
             }
             let Some(l) = latency else { continue };
             let extra = Link {
@@ -304,7 +302,7 @@ impl ClusterNetwork {
                     .add_toxic(&link.name, &t)
                     .with_context(|| format!("slowing the link {}", link.name))?;
             }
-            link.slowed = Some(l.as_millis() as u64);
+            link.slowed = true;
         }
         Ok(())
     }
@@ -319,11 +317,6 @@ impl ClusterNetwork {
         Ok(())
     }
 
-    /// The proxied links.
-    pub fn links(&self) -> &[ProxiedLink] {
-        &self.links
-    }
-
     /// An error naming the proxy's log when the proxy process has died.
     pub fn check(&self) -> Result<()> {
         self.proxy.check()
@@ -333,16 +326,6 @@ impl ClusterNetwork {
     pub fn pid(&self) -> u32 {
         self.proxy.pid()
     }
-
-    /// The proxy process's log.
-    pub fn log_path(&self) -> &Path {
-        self.proxy.log_path()
-    }
-
-    /// Stops the proxy process (also on drop).
-    pub fn stop(&self) {
-        self.proxy.stop()
-    }
 }
 
 impl LocalBroker {
@@ -351,11 +334,6 @@ impl LocalBroker {
     /// (which klab's own Admin client always uses, directly).
     pub fn client_bootstrap(&self) -> String {
         self.every_node(Node::client_bootstrap)
-    }
-
-    /// Whether the cluster's links pass through proxies.
-    pub fn has_network(&self) -> bool {
-        self.network.is_some()
     }
 
     /// Sets the links as `net` asks (None: every link clear). Refused on a
