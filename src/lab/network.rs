@@ -42,7 +42,7 @@ pub(super) fn parse_network(cx: &Ctx<'_>, raw: &RawNetwork) -> Result<Network, L
             }
         };
         net.set(key, value)
-            .map_err(|e| cx.err(v, format!("network.{}", prefixed(key, &e))))?;
+            .map_err(|e| cx.err(v, format!("network.{e}")))?;
     }
     if let Err(e) = net.validate() {
         // Point at the field the message names, else at the table's first.
@@ -55,12 +55,4 @@ pub(super) fn parse_network(cx: &Ctx<'_>, raw: &RawNetwork) -> Result<Network, L
         });
     }
     Ok(net)
-}
-
-/// `model::network`'s errors start with the key, except an unknown key's.
-fn prefixed(key: &str, e: &str) -> String {
-    match e.starts_with(&format!("{key}:")) {
-        true => e.to_string(),
-        false => format!("{key}: {e}"),
-    }
 }

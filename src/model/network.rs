@@ -159,7 +159,7 @@ impl Network {
                     .map(|k| format!(" (did you mean {k}?)"))
                     .unwrap_or_default();
                 return Err(format!(
-                    "'{other}' is not a network setting{hint}; allowed: {}",
+                    "{other}: not a network setting{hint}; allowed: {}",
                     KEYS.iter().map(|(k, _)| *k).collect::<Vec<_>>().join(", ")
                 ));
             }
