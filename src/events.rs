@@ -9,7 +9,7 @@
 //! no subscriber an event costs a lock and a look at an empty list; events
 //! are emitted per step and per second, never per record.
 
-use crate::model::Applied;
+use crate::model::{Applied, ClusterChange};
 use serde::Serialize;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
@@ -84,6 +84,16 @@ pub enum Event {
         action: String,
         broker: i32,
         at_s: f64,
+    },
+    /// The brokers' metadata showed leaders or in-sync replicas changing:
+    /// one event per reading that saw a change, with a marker per kind of
+    /// change ([`crate::model::change_markers`]). `t_s` is on the load's
+    /// clock, and so are the changes' `at_s` here (a result's count from
+    /// the measured window's start).
+    Cluster {
+        t_s: f64,
+        markers: Vec<String>,
+        changes: Vec<ClusterChange>,
     },
     /// A measurement ended.
     StepEnd {

@@ -7,7 +7,7 @@ mod common;
 use common::*;
 use klab::broker::local::{LocalBroker, LocalOptions};
 use klab::load::payload::Secret;
-use klab::model::{BrokerConfig, FaultAction, FaultSpec, FaultTarget, Workload};
+use klab::model::{BrokerConfig, FaultAction, FaultSpec, Workload};
 use klab::step::{StepOptions, measure};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -285,14 +285,11 @@ fn one_three_node_cluster_survives_a_kill_and_a_pause_and_serves_bootstrap() {
 /// acks=all, min.insync.replicas=2, an idempotent producer: the leader of
 /// partition 0 is killed 4 s in and restarted 4 s later.
 fn leader_kill_loses_nothing_with_acks_all(b: &mut LocalBroker) {
-    let mut w = workload(vec![FaultSpec {
-        at: Duration::from_secs(4),
-        action: FaultAction::Kill,
-        broker: FaultTarget::Leader,
-        duration: None,
-        restart_after: Some(Duration::from_secs(4)),
-        latency: None,
-    }]);
+    let mut w = workload(vec![
+        "at=4s,action=kill,broker=leader,restart_after=4s"
+            .parse::<FaultSpec>()
+            .unwrap(),
+    ]);
     w.producer
         .insert("enable.idempotence".into(), "true".into());
     let m = step(b, &w, &StepOptions::default());
@@ -355,14 +352,11 @@ fn a_node_killed_from_outside_is_noted_and_the_step_goes_on(b: &mut LocalBroker)
 fn paused_leader_shows_in_the_fault_window_and_in_recovery(b: &mut LocalBroker) {
     // A pause shorter than the broker session timeout: the leader comes
     // back and stays the leader; records wait for it.
-    let mut w = workload(vec![FaultSpec {
-        at: Duration::from_secs(3),
-        action: FaultAction::Pause,
-        broker: FaultTarget::Leader,
-        duration: Some(Duration::from_secs(2)),
-        restart_after: None,
-        latency: None,
-    }]);
+    let mut w = workload(vec![
+        "at=3s,action=pause,broker=leader,for=2s"
+            .parse::<FaultSpec>()
+            .unwrap(),
+    ]);
     // Recovery needs three steady seconds after the backlog's burst; on two
     // busy cores (a clean CI build) 12 s left too few of them.
     w.duration = Some(Duration::from_secs(20));

@@ -117,6 +117,8 @@ fn zones_cost_acks_all_a_round_trip_and_a_cut_leader_loses_nothing() {
         .unwrap();
     let mut w = workload(Acks::All, &net, vec![cut]);
     w.duration = Some(Duration::from_secs(16));
+    // What the live view hears while the step runs.
+    let live = klab::events::subscribe(4096);
     let m = step(&mut b, &w, false);
     let r = &m.result;
     assert!(r.complete, "{:?}", r.reason);
@@ -132,6 +134,17 @@ fn zones_cost_acks_all_a_round_trip_and_a_cut_leader_loses_nothing() {
             .any(|c| c.what.contains("isr shrank") && c.isr == vec![f.broker]),
         "the ISR of a partition the cut leader led shrank to it: {:?}",
         r.cluster
+    );
+    // The live view was told as it happened, a marker per kind of change.
+    let mut told = Vec::new();
+    while let Some(e) = live.try_next() {
+        if let klab::events::Event::Cluster { markers, .. } = &e.event {
+            told.extend(markers.iter().cloned());
+        }
+    }
+    assert!(
+        told.iter().any(|m| m.starts_with("isr shrank p")),
+        "{told:?}"
     );
 
     b.stop().unwrap();

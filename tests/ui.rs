@@ -549,8 +549,11 @@ fn a_lab_run_live_in_a_browser_then_its_replay() {
     reap.0 = None;
     assert_eq!(code, Some(0));
 
-    // The replay of the same folder, in the same page.
+    // The replay of the same folder, in the same page. One broker has no
+    // ISR to change: the fixed step is given two readings' changes as a
+    // replicated step records them, to be drawn as the cluster's markers.
     let run_dir = only_run_dir(&results);
+    add_cluster_changes(&run_dir);
     let port = free_port();
     let addr = format!("127.0.0.1:{port}");
     let (mut replay, lines) = spawn(&["ui", &run_dir.to_string_lossy(), "--addr", &addr], SECRET);
@@ -564,7 +567,7 @@ fn a_lab_run_live_in_a_browser_then_its_replay() {
     browser.wait_until(
         "the replayed run",
         Duration::from_secs(60),
-        &format!("return window.klab.mode === 'replay' && window.klab.ended && window.klab.rows.length === {steps} && window.klab.seconds.length >= 10 && window.klab.markers.some(m => m.kind === 'setting') && window.klab.rows.some(r => r.verdict === 'yes') && document.querySelectorAll('#chart-latency polyline.series').length >= 2;"),
+        &format!("return window.klab.mode === 'replay' && window.klab.ended && window.klab.rows.length === {steps} && window.klab.seconds.length >= 10 && window.klab.markers.some(m => m.kind === 'setting') && window.klab.markers.filter(m => m.kind === 'cluster').map(m => m.text).join('|') === 'isr shrank p0|isr grew p0' && window.klab.log.some(l => l.kind === 'cluster' && l.text === 'partition 0: isr shrank, leader 1, isr [1]') && document.querySelectorAll('#chart-rate line.marker[data-kind=cluster]').length === 2 && window.klab.rows.some(r => r.verdict === 'yes') && document.querySelectorAll('#chart-latency polyline.series').length >= 2;"),
     );
     // Between steps the charts leave the gap empty: each step's line is
     // its own.
@@ -584,6 +587,23 @@ fn a_lab_run_live_in_a_browser_then_its_replay() {
     reap.0 = None;
     assert_eq!(code, Some(0));
     crafted_replays_are_refused(&run_dir);
+}
+
+/// Gives the fixed step of a run folder an ISR that shrinks a second into
+/// its window and grows back a second later.
+fn add_cluster_changes(run_dir: &Path) {
+    let json = std::fs::read_dir(run_dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.to_string_lossy().ends_with(".fixed.json"))
+        .expect("the fixed step's JSON");
+    let mut v: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    v["cluster"] = serde_json::json!([
+        {"at_s": 1.0, "partition": 0, "leader": 1, "isr": [1], "what": "isr shrank"},
+        {"at_s": 2.0, "partition": 0, "leader": 1, "isr": [1, 2], "what": "isr grew"},
+    ]);
+    std::fs::write(&json, v.to_string()).unwrap();
 }
 
 /// Copies of a real run folder, each with one thing a crafted folder

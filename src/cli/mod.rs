@@ -490,8 +490,10 @@ pub struct RunArgs {
     pub brokers: u32,
     /// A fault during the measured window, e.g.
     /// at=5s,action=kill,broker=leader,restart_after=10s (repeatable;
-    /// actions kill, stop, pause (with for=D), restart; broker N, leader or
-    /// controller).
+    /// actions kill, stop, pause (with for=D), restart, and with --net
+    /// isolate, cut_replication, disconnect, partition, slow (for=D with
+    /// latency=D and/or bandwidth=R), reset; broker N, leader, follower,
+    /// followers or controller).
     #[arg(long = "fault", value_name = "SPEC", value_parser = parse_fault)]
     pub faults: Vec<crate::model::FaultSpec>,
     /// A link setting, e.g. client_latency=10ms (repeatable): every

@@ -143,6 +143,7 @@ fn finish(
         kind: crate::stats::plot::Kind::Klab,
         timeline: &m.result.e2e_timeline,
         markers: crate::lab::summary::fault_markers(&m.result),
+        changes: crate::lab::summary::change_markers(&m.result),
     };
     crate::stats::report::write_atomic(
         &run_dir.join("timeline.svg"),

@@ -52,6 +52,9 @@ pub enum Metric {
     /// The highest e2e p99 of the windows during the step's faults,
     /// against the reference's p99 (a ratio).
     FaultP99,
+    /// Publish p99 (due time to the acknowledgement) against the
+    /// reference's (a ratio): what `acks` changes, where e2e cannot tell.
+    PublishP99,
     /// Acknowledged records never read (a count).
     Lost,
     /// Sends that failed (a count).
@@ -66,10 +69,11 @@ pub enum Metric {
 }
 
 /// Every metric, for the keys a lab file may use.
-const METRICS: [Metric; 8] = [
+const METRICS: [Metric; 9] = [
     Metric::Throughput,
     Metric::P99,
     Metric::FaultP99,
+    Metric::PublishP99,
     Metric::Lost,
     Metric::Failed,
     Metric::Duplicated,
@@ -83,6 +87,7 @@ impl Metric {
             Metric::Throughput => "records/s",
             Metric::P99 => "e2e p99",
             Metric::FaultP99 => "e2e p99 during the faults",
+            Metric::PublishP99 => "publish p99",
             Metric::Lost => "lost",
             Metric::Failed => "failed sends",
             Metric::Duplicated => "duplicated",
@@ -97,6 +102,7 @@ impl Metric {
             Metric::Throughput => "throughput",
             Metric::P99 => "p99",
             Metric::FaultP99 => "fault_p99",
+            Metric::PublishP99 => "publish_p99",
             Metric::Lost => "lost",
             Metric::Failed => "failed",
             Metric::Duplicated => "duplicated",
@@ -107,7 +113,10 @@ impl Metric {
 
     /// A ratio against the reference (else an absolute value).
     pub fn is_ratio(self) -> bool {
-        matches!(self, Metric::Throughput | Metric::P99 | Metric::FaultP99)
+        matches!(
+            self,
+            Metric::Throughput | Metric::P99 | Metric::FaultP99 | Metric::PublishP99
+        )
     }
 }
 

@@ -62,6 +62,8 @@ pub struct RawFault {
     pub restart_after: Option<Spanned<String>>,
     /// What a `slow` adds.
     pub latency: Option<Spanned<String>>,
+    /// What a `slow` leaves each connection.
+    pub bandwidth: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -318,6 +320,14 @@ fn parse_fault(
             .map(|d| dur(d, "restart_after"))
             .transpose()?,
         latency: f.latency.as_ref().map(|d| dur(d, "latency")).transpose()?,
+        bandwidth: f
+            .bandwidth
+            .as_ref()
+            .map(|b| {
+                crate::model::network::parse_bandwidth(b.get_ref())
+                    .map_err(|e| cx.err(b, format!("faults[{n}].bandwidth: {e}")))
+            })
+            .transpose()?,
     };
     // What needs only the entry itself; the window is checked once the
     // lab's workload is known.

@@ -297,6 +297,14 @@ pub fn fault_markers(r: &StepResult) -> Vec<(f64, String)> {
         .collect()
 }
 
+/// A result's cluster changes (ISR, leaders) on its timeline's axis.
+pub fn change_markers(r: &StepResult) -> Vec<(f64, String)> {
+    crate::model::change_markers(&r.cluster)
+        .into_iter()
+        .map(|(at, name)| (r.window_start_s + at, name))
+        .collect()
+}
+
 /// Every step's per-second e2e p99 (timeline.svg).
 fn timeline_plot(title: &str, rows: &[Row]) -> String {
     let series: Vec<plot::Series<'_>> = rows
@@ -306,6 +314,7 @@ fn timeline_plot(title: &str, rows: &[Row]) -> String {
             kind: kind_of(&r.step),
             timeline: &r.result.e2e_timeline,
             markers: fault_markers(&r.result),
+            changes: change_markers(&r.result),
         })
         .collect();
     plot::timelines(title, &series)

@@ -163,6 +163,13 @@ fn check(rule: &Rule, step: &StepResult, reference: &StepResult, r: &Ratios) -> 
         Metric::P99 => (r.p99, r.p99_band),
         // Worst case: no fault window at all reads as nothing measured.
         Metric::FaultP99 => (fault_p99(step, reference).unwrap_or(f64::NAN), None),
+        Metric::PublishP99 => (
+            div(
+                step.publish_latency_ms.p99,
+                reference.publish_latency_ms.p99,
+            ),
+            None,
+        ),
         Metric::Lost => (step.lost as f64, None),
         Metric::Failed => (step.failed as f64, None),
         Metric::Duplicated => (step.duplicated as f64, None),
@@ -352,6 +359,39 @@ mod tests {
         assert_eq!(r.p99, 3.0);
         assert_eq!(r.p99_band, Some(Band { lo: 1.0, hi: 5.0 }));
         assert_eq!(r.throughput_band, Some(Band { lo: 0.9, hi: 1.1 }));
+    }
+
+    /// Publish p99 is judged against the reference's publish p99, apart
+    /// from e2e: a step slow end to end but quick to be acknowledged
+    /// passes a publish bound.
+    #[test]
+    fn publish_p99_is_its_own_ratio() {
+        let l = lab(Expect {
+            degraded: vec![rule(Metric::PublishP99, true, 3.0)],
+            fixed: vec![rule(Metric::PublishP99, false, 1.5)],
+            degraded_all: false,
+            capacity_at_least: None,
+        });
+        let with_publish = |p99: f64, publish: f64| {
+            let mut r = result(1000.0, p99);
+            r.publish_latency_ms.p99 = publish;
+            r
+        };
+        let reference = with_publish(10.0, 4.0);
+        let d = degraded(&l, &with_publish(40.0, 16.0), &reference).unwrap();
+        assert_eq!(d.verdict, Verdict::Yes);
+        assert_eq!(d.checks[0].value, 4.0);
+        assert!(d.checks[0].ratio);
+        assert!(
+            d.checks[0].bound.contains("publish p99"),
+            "{}",
+            d.checks[0].bound
+        );
+        // e2e still 4x, publish back at 1.25x: the fix holds.
+        let f = fixed(&l, &with_publish(40.0, 5.0), &reference).unwrap();
+        assert_eq!(f.verdict, Verdict::Yes);
+        let f = fixed(&l, &with_publish(10.0, 8.0), &reference).unwrap();
+        assert_eq!(f.verdict, Verdict::No);
     }
 
     #[test]

@@ -33,7 +33,8 @@ pub enum FaultAction {
     /// For `for`: every link to and from the node is cut.
     Partition,
     /// For `for`: every link to and from the node adds `latency` (a round
-    /// trip) to what the network already adds.
+    /// trip) to what the network already adds, and/or carries at most
+    /// `bandwidth` per connection each way.
     Slow,
     /// Every connection to and from the node is closed, once; the parties
     /// connect again at once.
@@ -100,6 +101,9 @@ pub enum FaultTarget {
     Controller,
     /// Every replica of partition 0 but its leader, when it fires.
     Followers,
+    /// One of them: the lowest-numbered replica of partition 0 not leading
+    /// it when it fires (the others stay as they are).
+    Follower,
 }
 
 impl FaultTarget {
@@ -108,10 +112,11 @@ impl FaultTarget {
             "leader" => Ok(FaultTarget::Leader),
             "controller" => Ok(FaultTarget::Controller),
             "followers" => Ok(FaultTarget::Followers),
+            "follower" => Ok(FaultTarget::Follower),
             n => match n.parse::<u32>() {
                 Ok(i) if i >= 1 => Ok(FaultTarget::Node(i)),
                 _ => Err(format!(
-                    "'{n}' is not a broker; allowed: a node number (1, 2, ...), \"leader\", \"followers\" or \"controller\""
+                    "'{n}' is not a broker; allowed: a node number (1, 2, ...), \"leader\", \"follower\", \"followers\" or \"controller\""
                 )),
             },
         }
@@ -125,6 +130,7 @@ impl fmt::Display for FaultTarget {
             FaultTarget::Leader => f.write_str("leader"),
             FaultTarget::Controller => f.write_str("controller"),
             FaultTarget::Followers => f.write_str("followers"),
+            FaultTarget::Follower => f.write_str("follower"),
         }
     }
 }
@@ -172,6 +178,9 @@ pub struct FaultSpec {
     /// What a `slow` adds to every link of the node (a round trip).
     #[serde(with = "opt_secs", default, skip_serializing_if = "Option::is_none")]
     pub latency: Option<Duration>,
+    /// What a `slow` leaves every connection of the node, bytes/s each way.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bandwidth: Option<u64>,
 }
 
 impl FaultSpec {
@@ -217,13 +226,13 @@ impl FaultSpec {
                 }
             ));
         }
-        match (a, self.latency) {
-            (FaultAction::Slow, None) => {
+        match (a, self.latency, self.bandwidth) {
+            (FaultAction::Slow, None, None) => {
                 return Err(
-                    "latency: slow needs the round trip it adds, e.g. latency = \"50ms\"".into(),
+                    "latency: slow needs the round trip it adds (latency = \"50ms\") or the bandwidth it leaves (bandwidth = \"200KB/s\"), or both".into(),
                 );
             }
-            (FaultAction::Slow, Some(l))
+            (FaultAction::Slow, Some(l), _)
                 if l.is_zero()
                     || l > crate::model::network::MAX_LATENCY
                     || !l.as_micros().is_multiple_of(1000) =>
@@ -234,15 +243,30 @@ impl FaultSpec {
                     crate::units::format_duration(crate::model::network::MAX_LATENCY)
                 ));
             }
-            (a, Some(_)) if a != FaultAction::Slow => {
+            (a, Some(_), _) if a != FaultAction::Slow => {
                 return Err(format!(
                     "latency: only slow adds latency; {} does not",
+                    a.as_str()
+                ));
+            }
+            (a, _, Some(_)) if a != FaultAction::Slow => {
+                return Err(format!(
+                    "bandwidth: only slow limits the bandwidth; {} does not",
                     a.as_str()
                 ));
             }
             _ => {}
         }
         Ok(())
+    }
+
+    /// What a `slow` does to each link of its node, as a link's settings.
+    pub fn slowdown(&self) -> crate::model::network::Link {
+        crate::model::network::Link {
+            latency: self.latency.unwrap_or_default(),
+            jitter: Duration::ZERO,
+            bandwidth: self.bandwidth,
+        }
     }
 }
 
@@ -260,6 +284,9 @@ impl fmt::Display for FaultSpec {
         if let Some(x) = self.latency {
             write!(f, " by {}", d(x))?;
         }
+        if let Some(b) = self.bandwidth {
+            write!(f, " to {}", crate::model::network::format_bandwidth(b))?;
+        }
         if let Some(x) = self.duration {
             write!(f, " for {}", d(x))?;
         }
@@ -275,7 +302,7 @@ impl std::str::FromStr for FaultSpec {
     /// `at=5s,action=kill,broker=leader[,for=3s][,restart_after=10s]`.
     fn from_str(s: &str) -> Result<FaultSpec, String> {
         let (mut at, mut action, mut broker, mut dur, mut after) = (None, None, None, None, None);
-        let mut latency = None;
+        let (mut latency, mut bandwidth) = (None, None);
         for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
             let Some((k, v)) = part.split_once('=') else {
                 return Err(format!(
@@ -294,9 +321,15 @@ impl std::str::FromStr for FaultSpec {
                 "for" => dur = Some(d()?),
                 "restart_after" => after = Some(d()?),
                 "latency" => latency = Some(d()?),
+                "bandwidth" => {
+                    bandwidth = Some(
+                        crate::model::network::parse_bandwidth(v)
+                            .map_err(|e| format!("bandwidth: {e}"))?,
+                    )
+                }
                 other => {
                     return Err(format!(
-                        "'{other}' is not a fault field; allowed: at, action, broker, for, restart_after, latency"
+                        "'{other}' is not a fault field; allowed: at, action, broker, for, restart_after, latency, bandwidth"
                     ));
                 }
             }
@@ -308,6 +341,7 @@ impl std::str::FromStr for FaultSpec {
             duration: dur,
             restart_after: after,
             latency,
+            bandwidth,
         })
     }
 }
@@ -409,4 +443,71 @@ pub struct ClusterChange {
     pub isr: Vec<i32>,
     /// What changed: `isr shrank`, `isr grew`, `leader moved`, `offline`.
     pub what: String,
+}
+
+/// The cluster's changes as markers for a timeline: one per kind of change
+/// at a moment (every partition a reading saw change shares its time),
+/// named by what changed and where: `isr shrank p0`, `isr shrank p0,p1`,
+/// `leader moved ×6` past two partitions. In the order they happened.
+pub fn change_markers(changes: &[ClusterChange]) -> Vec<(f64, String)> {
+    let mut groups: Vec<(f64, &str, Vec<i32>)> = Vec::new();
+    for c in changes {
+        match groups
+            .iter_mut()
+            .find(|(at, what, _)| *at == c.at_s && *what == c.what)
+        {
+            Some((_, _, parts)) => parts.push(c.partition),
+            None => groups.push((c.at_s, &c.what, vec![c.partition])),
+        }
+    }
+    groups
+        .into_iter()
+        .map(|(at, what, parts)| {
+            let wher = if parts.len() > 2 {
+                format!("×{}", parts.len())
+            } else {
+                let ps: Vec<String> = parts.iter().map(|p| format!("p{p}")).collect();
+                ps.join(",")
+            };
+            (at, format!("{what} {wher}"))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod marker_tests {
+    use super::*;
+
+    fn change(at_s: f64, partition: i32, what: &str) -> ClusterChange {
+        ClusterChange {
+            at_s,
+            partition,
+            leader: 1,
+            isr: vec![1],
+            what: what.into(),
+        }
+    }
+
+    #[test]
+    fn one_marker_per_kind_of_change_and_moment() {
+        let cs = [
+            change(4.0, 0, "isr shrank"),
+            change(4.0, 1, "isr shrank"),
+            change(4.0, 2, "leader moved"),
+            change(9.5, 0, "isr grew"),
+            change(9.5, 1, "isr grew"),
+            change(9.5, 2, "isr grew"),
+            change(11.0, 1, "offline"),
+        ];
+        assert_eq!(
+            change_markers(&cs),
+            [
+                (4.0, "isr shrank p0,p1".to_string()),
+                (4.0, "leader moved p2".to_string()),
+                (9.5, "isr grew ×3".to_string()),
+                (11.0, "offline p1".to_string()),
+            ]
+        );
+        assert!(change_markers(&[]).is_empty());
+    }
 }

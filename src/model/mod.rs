@@ -573,6 +573,10 @@ mod tests {
                 "'colour' is not a fault field",
             ),
             ("at=1s,action=kill,broker=1,oops", "'oops' is not key=value"),
+            (
+                "at=1s,action=slow,broker=1,for=2s,bandwidth=5",
+                "bandwidth: '5' is not a rate",
+            ),
         ] {
             let e = spec.parse::<FaultSpec>().unwrap_err();
             assert!(e.contains(want), "{spec}: {e}");
@@ -594,6 +598,10 @@ mod tests {
                 "latency: only slow",
             ),
             (
+                "at=1s,action=isolate,broker=1,for=2s,bandwidth=1MB/s",
+                "bandwidth: only slow",
+            ),
+            (
                 "at=1s,action=disconnect,broker=1,for=2s,restart_after=3s",
                 "restart_after: only after a kill or a stop; disconnect leaves",
             ),
@@ -613,6 +621,22 @@ mod tests {
                 .unwrap_err();
             assert!(e.starts_with(want), "{spec}: {e}");
         }
+        // A slow with a bandwidth only, on one follower: valid, said and
+        // kept in bytes/s.
+        let slow: FaultSpec = "at=2s,action=slow,broker=follower,for=20s,bandwidth=200KB/s"
+            .parse()
+            .unwrap();
+        assert_eq!(slow.validate(None), Ok(()));
+        assert_eq!(slow.broker, FaultTarget::Follower);
+        assert_eq!(slow.to_string(), "slow follower at 2s to 200KB/s for 20s");
+        assert_eq!(slow.slowdown().bandwidth, Some(200_000));
+        assert!(slow.slowdown().latency.is_zero());
+        let j = serde_json::to_value(&slow).unwrap();
+        assert_eq!(
+            (&j["bandwidth"], &j["broker"]),
+            (&serde_json::json!(200_000), &serde_json::json!("follower"))
+        );
+        assert_eq!(serde_json::from_value::<FaultSpec>(j).unwrap(), slow);
         let j = serde_json::to_value(&p).unwrap();
         assert_eq!(j["for"], 3.0);
         assert_eq!(j["broker"], 2);

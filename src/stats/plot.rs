@@ -278,6 +278,9 @@ pub struct Series<'a> {
     pub timeline: &'a [[f64; 3]],
     /// Where faults fired, on the timeline's axis (seconds), with a name.
     pub markers: Vec<(f64, String)>,
+    /// What the cluster did (an ISR shrank, a leader moved), on the same
+    /// axis: drawn apart from the faults, labelled where there is room.
+    pub changes: Vec<(f64, String)>,
 }
 
 /// Small multiples: a panel per step with its per-second e2e p99 (line)
@@ -295,7 +298,7 @@ pub fn timelines(title: &str, series: &[Series<'_>]) -> String {
         (width, height, left),
         title,
         36,
-        "e2e p99 per second (line) and max (dots), log scale 1 ms – 10 s",
+        "e2e p99 per second (line) and max (dots), log scale 1 ms – 10 s; faults purple, ISR and leader changes orange",
     );
     for (n, se) in series.iter().enumerate() {
         let (cx, cy) = (left + (n % cols) as f64 * pw, top + (n / cols) as f64 * ph);
@@ -343,6 +346,29 @@ pub fn timelines(title: &str, series: &[Series<'_>]) -> String {
                 mx + 2.0,
                 y0 + 9.0,
                 esc(name)
+            );
+        }
+        // Labels along the panel's foot, each at least this far from the
+        // last one written (a line without a label still has its tooltip).
+        let mut free_from = f64::MIN;
+        for (at, name) in &se.changes {
+            let mx = x(*at).clamp(x0, x0 + iw);
+            let label = if mx >= free_from {
+                free_from = mx + 6.0 * name.chars().count() as f64;
+                format!(
+                    r##"<text x="{:.1}" y="{:.1}" font-size="9" fill="#d35400">{}</text>"##,
+                    mx + 2.0,
+                    y0 + ih - 3.0,
+                    esc(name)
+                )
+            } else {
+                String::new()
+            };
+            let _ = writeln!(
+                s,
+                r##"<line class="change" x1="{mx:.1}" x2="{mx:.1}" y1="{y0:.1}" y2="{:.1}" stroke="#d35400" stroke-width="1" stroke-dasharray="1 2"><title>{}</title></line>{label}"##,
+                y0 + ih,
+                esc(name),
             );
         }
         let line: Vec<String> = pts
@@ -417,17 +443,28 @@ mod tests {
                     kind: Kind::Reference,
                     timeline: &a,
                     markers: Vec::new(),
+                    changes: Vec::new(),
                 },
                 Series {
                     label: "04 <degraded>".into(),
                     kind: Kind::Degraded,
                     timeline: &b,
                     markers: vec![(0.5, "kill 2".into())],
+                    changes: vec![
+                        (0.6, "isr shrank p0".into()),
+                        (0.62, "isr shrank p1".into()),
+                        (1.0, "isr grew ×3".into()),
+                    ],
                 },
             ],
         );
         assert_eq!(svg.matches("<polyline").count(), 2);
         assert!(svg.contains("kill 2"));
+        // Every change has its line; a label too close to the last is left
+        // to the line's tooltip.
+        assert_eq!(svg.matches(r#"<line class="change""#).count(), 3);
+        assert_eq!(svg.matches(">isr shrank p").count(), 3, "{svg}");
+        assert_eq!(svg.matches(">isr grew ×3<").count(), 2, "{svg}");
         assert_eq!(svg.matches("<circle").count(), 4);
         assert!(svg.contains("04 &lt;degraded&gt;"));
         assert!(svg.trim_end().ends_with("</svg>"));

@@ -7,7 +7,8 @@
 //! partition's ISR was its leader alone (`acked_alone`).
 
 use crate::broker::admin::Admin;
-use crate::model::{ClusterChange, StepResult};
+use crate::events::{self, Event};
+use crate::model::{ClusterChange, StepResult, change_markers};
 use crate::step::driver::LoadOutcome;
 use crate::step::side::BrokerSide;
 use crate::step::watch::{Tick, Verdicts, Watcher};
@@ -32,6 +33,9 @@ pub struct ClusterWatch {
     thread: Option<JoinHandle<()>>,
     /// The load clock's origin as an instant (from the first tick).
     origin: Option<Instant>,
+    /// Readings already told to the live view, and the last of them.
+    told: usize,
+    last_told: Option<States>,
 }
 
 impl ClusterWatch {
@@ -66,6 +70,8 @@ impl ClusterWatch {
             stop,
             thread,
             origin: None,
+            told: 0,
+            last_told: None,
         }
     }
 
@@ -81,6 +87,45 @@ impl ClusterWatch {
     }
 }
 
+impl ClusterWatch {
+    /// Emits the changes in the readings taken since the last tick, as they
+    /// happen (the live view's markers); the result gets them all at the end.
+    fn tell(&mut self) {
+        let Some(origin) = self.origin else {
+            return;
+        };
+        let fresh: Vec<Timed> = match self.readings.lock() {
+            Ok(g) => g[self.told.min(g.len())..]
+                .iter()
+                .map(|(at, s)| {
+                    (
+                        at.saturating_duration_since(origin).as_secs_f64(),
+                        s.clone(),
+                    )
+                })
+                .collect(),
+            Err(_) => return,
+        };
+        self.told += fresh.len();
+        for (t, states) in fresh {
+            if let Some(before) = self.last_told.replace(states.clone()) {
+                let changes = changes(&[(t, before), (t, states)], 0.0);
+                if !changes.is_empty() {
+                    let markers = change_markers(&changes)
+                        .into_iter()
+                        .map(|(_, m)| m)
+                        .collect();
+                    events::emit(Event::Cluster {
+                        t_s: t,
+                        markers,
+                        changes,
+                    });
+                }
+            }
+        }
+    }
+}
+
 impl Drop for ClusterWatch {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::SeqCst);
@@ -92,6 +137,7 @@ impl Watcher for ClusterWatch {
         if self.origin.is_none() {
             self.origin = Instant::now().checked_sub(now.t);
         }
+        self.tell();
     }
 
     fn finish(&mut self, _: &mut dyn BrokerSide, outcome: &LoadOutcome, result: &mut StepResult) {
@@ -211,6 +257,60 @@ mod tests {
                 (12.0, "isr grew"),
             ]
         );
+    }
+
+    /// The live view hears of a change once, when the tick after the
+    /// reading that saw it comes, with the time on the load's clock.
+    #[test]
+    fn each_change_is_told_once_as_it_is_seen() {
+        let origin = Instant::now();
+        let readings: Arc<Mutex<Vec<Reading>>> = Arc::default();
+        let mut w = ClusterWatch {
+            readings: Arc::clone(&readings),
+            stop: Arc::default(),
+            thread: None,
+            origin: Some(origin),
+            told: 0,
+            last_told: None,
+        };
+        let reading = |ms: u64, isr: &[i32]| {
+            (
+                origin + Duration::from_millis(ms),
+                vec![(1, isr.to_vec()), (2, vec![2, 3])],
+            )
+        };
+        let sub = events::subscribe(64);
+        readings
+            .lock()
+            .unwrap()
+            .extend([reading(1000, &[1, 2, 3]), reading(1250, &[1, 2, 3])]);
+        w.tell();
+        readings
+            .lock()
+            .unwrap()
+            .extend([reading(1500, &[1, 2]), reading(1750, &[1, 2, 3])]);
+        w.tell();
+        w.tell();
+        // Emitting is synchronous: everything told is queued by now. Other
+        // tests emit too; these are the ones with partition 0 led by 1.
+        let mut told = Vec::new();
+        while let Some(e) = sub.try_next() {
+            if let Event::Cluster {
+                t_s,
+                markers,
+                changes,
+            } = &e.event
+                && changes.iter().all(|c| c.partition == 0 && c.leader == 1)
+            {
+                told.push((*t_s, markers.clone(), changes[0].isr.clone()));
+            }
+        }
+        let near = |a: f64, b: f64| (a - b).abs() < 1e-9;
+        assert_eq!(told.len(), 2, "{told:?}");
+        assert!(near(told[0].0, 1.5) && near(told[1].0, 1.75), "{told:?}");
+        assert_eq!(told[0].1, ["isr shrank p0"]);
+        assert_eq!(told[0].2, [1, 2]);
+        assert_eq!(told[1].1, ["isr grew p0"]);
     }
 
     #[test]

@@ -8,6 +8,7 @@ use crate::broker::admin::Admin;
 use crate::broker::local::LocalBroker;
 use crate::broker::local::network::Cut;
 use crate::events::{self, Event};
+use crate::model::network::Link;
 use crate::model::{FaultAction, FaultRecord, FaultSpec, FaultTarget};
 use anyhow::Result;
 use std::sync::Arc;
@@ -34,8 +35,9 @@ pub trait FaultHost {
     fn start(&mut self, node: i32) -> Result<()>;
     /// Cuts (`on`) or mends the node's links that `cut` names.
     fn cut(&mut self, node: i32, cut: Cut, on: bool) -> Result<()>;
-    /// Adds a round trip to every link of the node (None: takes it away).
-    fn slow(&mut self, node: i32, latency: Option<Duration>) -> Result<()>;
+    /// Slows every link of the node by `by`'s latency and bandwidth (None:
+    /// ends the slowdown).
+    fn slow(&mut self, node: i32, by: Option<Link>) -> Result<()>;
     /// Closes every connection to and from the node.
     fn reset_links(&mut self, node: i32) -> Result<()>;
     /// The node that is the KRaft quorum's active controller now.
@@ -70,8 +72,8 @@ impl FaultHost for LocalBroker {
     fn cut(&mut self, node: i32, cut: Cut, on: bool) -> Result<()> {
         self.network_mut()?.cut(node as u32, cut, on)
     }
-    fn slow(&mut self, node: i32, latency: Option<Duration>) -> Result<()> {
-        self.network_mut()?.slow(node as u32, latency)
+    fn slow(&mut self, node: i32, by: Option<Link>) -> Result<()> {
+        self.network_mut()?.slow(node as u32, by.as_ref())
     }
     fn reset_links(&mut self, node: i32) -> Result<()> {
         self.network_mut()?.reset(node as u32)
@@ -223,6 +225,12 @@ impl Timeline {
                 .collect(),
             FaultTarget::Controller => broker.active_controller().into_iter().collect(),
             FaultTarget::Followers => broker.followers(&self.topic),
+            FaultTarget::Follower => broker
+                .followers(&self.topic)
+                .into_iter()
+                .min()
+                .into_iter()
+                .collect(),
         };
         if victims.is_empty() {
             self.records.push(FaultRecord {
@@ -297,7 +305,7 @@ impl Timeline {
             | FaultAction::Slow => {
                 let r = match cut_of(spec.action) {
                     Some(cut) => broker.cut(v, cut, true),
-                    None => broker.slow(v, spec.latency),
+                    None => broker.slow(v, Some(spec.slowdown())),
                 };
                 r.map(|()| {
                     self.pending.push(Pending {

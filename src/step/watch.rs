@@ -384,7 +384,8 @@ mod tests {
                 .push(format!("cut {cut:?} of {n} {on} at {:?}", self.now));
             Ok(())
         }
-        fn slow(&mut self, n: i32, l: Option<Duration>) -> anyhow::Result<()> {
+        fn slow(&mut self, n: i32, by: Option<crate::model::network::Link>) -> anyhow::Result<()> {
+            let l = by.map(|b| b.latency);
             self.calls.push(format!("slow {n} {l:?} at {:?}", self.now));
             Ok(())
         }
@@ -499,6 +500,7 @@ mod tests {
                 duration: Some(Duration::from_secs(3)),
                 restart_after: None,
                 latency: None,
+                bandwidth: None,
             },
             FaultSpec {
                 at: Duration::from_secs(2),
@@ -507,6 +509,7 @@ mod tests {
                 duration: None,
                 restart_after: Some(Duration::from_secs(4)),
                 latency: None,
+                bandwidth: None,
             },
         ];
         let mut side = Fake::default();

@@ -210,6 +210,13 @@ fn check_times(r: &StepResult, file: &Path) -> Result<()> {
     ];
     times.extend(r.e2e_timeline.iter().map(|[t, ..]| ("e2e_timeline", *t)));
     times.extend(r.faults.iter().map(|f| ("faults.at_s", f.at_s)));
+    // A change's time counts from the window's start (negative in the
+    // warm-up): placed, it is that much after the load began.
+    times.extend(
+        r.cluster
+            .iter()
+            .map(|c| ("window_start_s + cluster.at_s", r.window_start_s + c.at_s)),
+    );
     match times
         .into_iter()
         .find(|(_, t)| !(0.0..=MAX_STEP_S).contains(t))
@@ -419,6 +426,33 @@ fn step_events(s: &Step, before: Option<&BrokerConfig>, out: &mut Vec<Stamped>) 
                 action: f.action.as_str().to_string(),
                 broker: f.broker,
                 at_s: f.at_s,
+            },
+        );
+    }
+    // The cluster's changes, a reading's at once, on the load's clock.
+    let mut readings: Vec<(f64, Vec<crate::model::ClusterChange>)> = Vec::new();
+    for c in &r.cluster {
+        let t = r.window_start_s + c.at_s;
+        let c = crate::model::ClusterChange {
+            at_s: t,
+            ..c.clone()
+        };
+        match readings.last_mut() {
+            Some((at_s, cs)) if *at_s == t => cs.push(c),
+            _ => readings.push((t, vec![c])),
+        }
+    }
+    for (t, changes) in readings {
+        let markers = crate::model::change_markers(&changes)
+            .into_iter()
+            .map(|(_, m)| m)
+            .collect();
+        push(
+            at(o, t),
+            Event::Cluster {
+                t_s: t,
+                markers,
+                changes,
             },
         );
     }
@@ -764,6 +798,44 @@ mod tests {
             v["e2e_timeline"] = serde_json::json!([[1e12, 1.0, 2.0]]);
         });
         refused(d.path(), &["result.json", "e2e_timeline", "out of range"]);
+    }
+
+    #[test]
+    fn the_clusters_changes_come_back_as_one_event_per_reading() {
+        let d = tempfile::tempdir().unwrap();
+        save_step(d.path(), 2, 8, 2.0);
+        let change = |at_s: f64, p: i32, what: &str| serde_json::json!({"at_s": at_s, "partition": p, "leader": 1, "isr": [1], "what": what});
+        edit(d.path(), |v| {
+            v["cluster"] = serde_json::json!([
+                change(1.5, 0, "isr shrank"),
+                change(1.5, 1, "isr shrank"),
+                change(4.0, 0, "isr grew"),
+            ])
+        });
+        let ev = events_of(d.path()).unwrap();
+        let got: Vec<(f64, Vec<String>, usize)> = ev
+            .iter()
+            .filter_map(|s| match &s.event {
+                Event::Cluster {
+                    t_s,
+                    markers,
+                    changes,
+                } => Some((*t_s, markers.clone(), changes.len())),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (3.5, vec!["isr shrank p0,p1".to_string()], 2),
+                (6.0, vec!["isr grew p0".to_string()], 1),
+            ]
+        );
+        // A change the replay cannot place is refused like a fault's.
+        edit(d.path(), |v| {
+            v["cluster"][0]["at_s"] = serde_json::json!(-9.0)
+        });
+        refused(d.path(), &["result.json", "cluster.at_s", "out of range"]);
     }
 
     #[test]

@@ -42,8 +42,8 @@ pub struct ProxiedLink {
     applied: Link,
     /// Faults cutting it now (its cut toxics exist while this is above 0).
     cuts: u32,
-    /// A `slow` fault's toxics are on it now.
-    slowed: bool,
+    /// The toxics a `slow` fault put on it, by name.
+    slowed: Vec<String>,
 }
 
 /// Which of a node's links a fault cuts.
@@ -82,14 +82,15 @@ pub struct ClusterNetwork {
     links: Vec<ProxiedLink>,
 }
 
-/// The toxics a link's settings become: a delay and a pace each way.
-fn toxics(l: &Link) -> Vec<Toxic> {
+/// The toxics a link's settings become: a delay and a pace each way, named
+/// `{prefix}latency-to`, `{prefix}bandwidth-back`, ...
+fn toxics(l: &Link, prefix: &str) -> Vec<Toxic> {
     let mut out = Vec::new();
     let ways = [(Stream::Upstream, "to"), (Stream::Downstream, "back")];
     for ((delay, jitter), (stream, way)) in l.directions().into_iter().zip(ways) {
         if delay > 0 || jitter > 0 {
             out.push(Toxic::new(
-                format!("latency-{way}"),
+                format!("{prefix}latency-{way}"),
                 stream,
                 ToxicKind::Latency {
                     latency_ms: delay,
@@ -99,7 +100,7 @@ fn toxics(l: &Link) -> Vec<Toxic> {
         }
         if let Some(b) = l.bandwidth {
             out.push(Toxic::new(
-                format!("bandwidth-{way}"),
+                format!("{prefix}bandwidth-{way}"),
                 stream,
                 ToxicKind::Bandwidth {
                     kbytes_per_s: (b / 1000).max(1),
@@ -138,7 +139,7 @@ impl ClusterNetwork {
                 carries,
                 applied: Link::default(),
                 cuts: 0,
-                slowed: false,
+                slowed: Vec::new(),
             });
             anyhow::Ok(listen.port())
         };
@@ -212,13 +213,13 @@ impl ClusterNetwork {
             if want == link.applied {
                 continue;
             }
-            for t in toxics(&link.applied) {
+            for t in toxics(&link.applied, "") {
                 self.proxy
                     .remove_toxic(&link.name, &t.name)
                     .with_context(|| format!("clearing the link {}", link.name))?;
             }
             link.applied = Link::default();
-            for t in toxics(&want) {
+            for t in toxics(&want, "") {
                 self.proxy
                     .add_toxic(&link.name, &t)
                     .with_context(|| format!("setting the link {}", link.name))?;
@@ -268,41 +269,23 @@ impl ClusterNetwork {
         Ok(())
     }
 
-    /// Adds `latency` (a round trip, whole ms) to every link to and from
-    /// `node` on top of what the network adds, or (None) takes it away.
-    pub fn slow(&mut self, node: u32, latency: Option<std::time::Duration>) -> Result<()> {
-        let ways = [
-            (Stream::Upstream, "slow-to"),
-            (Stream::Downstream, "slow-back"),
-        ];
+    /// Slows every link to and from `node` by `by` (a round trip added,
+    /// and/or a bandwidth each connection keeps to) on top of what the
+    /// network does, or (None) ends the slowdown.
+    pub fn slow(&mut self, node: u32, by: Option<&Link>) -> Result<()> {
         for link in self.links.iter_mut().filter(|l| l.touches(node)) {
-            if link.slowed {
-                for (_, name) in ways {
-                    self.proxy
-                        .remove_toxic(&link.name, name)
-                        .with_context(|| format!("ending the slow link {}", link.name))?;
-                }
-                link.slowed = false;
+            for name in std::mem::take(&mut link.slowed) {
+                self.proxy
+                    .remove_toxic(&link.name, &name)
+                    .with_context(|| format!("ending the slow link {}", link.name))?;
             }
-            let Some(l) = latency else { continue };
-            let extra = Link {
-                latency: l,
-                ..Link::default()
-            };
-            for ((delay, _), (stream, name)) in extra.directions().into_iter().zip(ways) {
-                let t = Toxic::new(
-                    name,
-                    stream,
-                    ToxicKind::Latency {
-                        latency_ms: delay,
-                        jitter_ms: 0,
-                    },
-                );
+            let Some(by) = by else { continue };
+            for t in toxics(by, "slow-") {
                 self.proxy
                     .add_toxic(&link.name, &t)
                     .with_context(|| format!("slowing the link {}", link.name))?;
+                link.slowed.push(t.name.clone());
             }
-            link.slowed = true;
         }
         Ok(())
     }
