@@ -106,11 +106,14 @@ impl LocalBroker {
         crate::broker::node::check_free_space(&opts.dir, crate::broker::node::MIN_FREE_BYTES)?;
         std::fs::create_dir_all(&opts.dir)
             .with_context(|| format!("creating the broker directory {}", opts.dir.display()))?;
-        let mut layouts = layouts(&opts.dir, opts.brokers)?;
+        // The nodes' ports stay held while the proxies bind theirs (port 0:
+        // the system's choice, which could otherwise be a node's).
+        let (mut layouts, reserved) = layouts(&opts.dir, opts.brokers)?;
         let network = match opts.network {
             true => Some(network::ClusterNetwork::start(&opts.dir, &mut layouts)?),
             false => None,
         };
+        drop(reserved);
         let nodes = layouts.into_iter().map(|(l, d)| Node::new(l, d)).collect();
         let mut b = LocalBroker {
             opts,

@@ -6,15 +6,25 @@ use anyhow::{Context, Result};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 
-/// `n` distinct free ports.
-pub(super) fn free_ports(n: usize) -> Result<Vec<u16>> {
-    // Hold the listeners until all are chosen, so no port comes twice.
-    let ls: Vec<TcpListener> = (0..n)
+/// Free ports, held (bound, not listening for anyone) until dropped: while
+/// they are, neither another reservation nor a proxy binding port 0 can be
+/// given one of them. Drop it just before the processes that bind them
+/// start.
+pub(super) struct Reserved {
+    pub ports: Vec<u16>,
+    _held: Vec<TcpListener>,
+}
+
+/// `n` distinct free ports, held until the [`Reserved`] is dropped.
+pub(super) fn free_ports(n: usize) -> Result<Reserved> {
+    let held: Vec<TcpListener> = (0..n)
         .map(|_| TcpListener::bind("127.0.0.1:0").context("finding a free port on 127.0.0.1"))
         .collect::<Result<_>>()?;
-    ls.iter()
+    let ports = held
+        .iter()
         .map(|l| Ok(l.local_addr()?.port()))
-        .collect::<Result<_>>()
+        .collect::<Result<_>>()?;
+    Ok(Reserved { ports, _held: held })
 }
 
 /// A random KRaft cluster id: 16 bytes in URL-safe base64 without padding,
@@ -35,10 +45,12 @@ pub fn cluster_id() -> String {
     }
 }
 
-/// The nodes' layouts: ports, roles, voters, data directories.
-pub(super) fn layouts(dir: &Path, n: u32) -> Result<Vec<(NodeLayout, PathBuf)>> {
+/// The nodes' layouts (ports, roles, voters, data directories) and their
+/// ports, held until the nodes start.
+pub(super) fn layouts(dir: &Path, n: u32) -> Result<(Vec<(NodeLayout, PathBuf)>, Reserved)> {
     let voters_n = crate::broker::quorum::voter_count(n);
-    let ports = free_ports((n + voters_n) as usize)?;
+    let reserved = free_ports((n + voters_n) as usize)?;
+    let ports = &reserved.ports;
     let voters: Vec<Voter> = (0..voters_n)
         .map(|i| Voter {
             id: i as i32 + 1,
@@ -46,7 +58,7 @@ pub(super) fn layouts(dir: &Path, n: u32) -> Result<Vec<(NodeLayout, PathBuf)>> 
             port: ports[(n + i) as usize],
         })
         .collect();
-    Ok((0..n)
+    let layouts = (0..n)
         .map(|i| {
             let id = i as i32 + 1;
             let node_dir = if n == 1 {
@@ -67,7 +79,8 @@ pub(super) fn layouts(dir: &Path, n: u32) -> Result<Vec<(NodeLayout, PathBuf)>> 
             };
             (layout, node_dir)
         })
-        .collect())
+        .collect();
+    Ok((layouts, reserved))
 }
 
 #[cfg(test)]
@@ -90,10 +103,10 @@ mod tests {
     #[test]
     fn up_to_three_nodes_vote_and_more_are_brokers_only() {
         let d = Path::new("/nonexistent/klab");
-        let one = layouts(d, 1).unwrap();
+        let (one, _) = layouts(d, 1).unwrap();
         assert_eq!(one[0].1, d);
         assert_eq!(one[0].0.voters.len(), 1);
-        let five = layouts(d, 5).unwrap();
+        let (five, held) = layouts(d, 5).unwrap();
         assert_eq!(five[4].1, d.join("node-5"));
         assert!(
             five.iter()
@@ -112,5 +125,13 @@ mod tests {
         ports.sort();
         ports.dedup();
         assert_eq!(ports.len(), 8, "every listener its own port");
+        // While the layout's ports are held, neither a second reservation
+        // nor a bind to port 0 (a proxy's) is given one of them.
+        let more = free_ports(64).unwrap();
+        let any = TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut taken = more.ports.clone();
+        taken.push(any.local_addr().unwrap().port());
+        assert!(taken.iter().all(|p| !ports.contains(p)), "{taken:?}");
+        drop(held);
     }
 }

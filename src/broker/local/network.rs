@@ -124,8 +124,9 @@ impl ClusterNetwork {
         // Per node: the client listener and one listener per node it
         // replicates from (its own included: Kafka wants the listener a
         // node replicates over among its own).
-        let ports = super::layout::free_ports(n * (n + 1))?;
-        let port = |node: usize, k: usize| ports[node * (n + 1) + k];
+        // Held until every proxy is bound, so none is given one of them.
+        let reserved = super::layout::free_ports(n * (n + 1))?;
+        let port = |node: usize, k: usize| reserved.ports[node * (n + 1) + k];
         let host = |p: u16| -> SocketAddr { SocketAddr::from(([127, 0, 0, 1], p)) };
         let mut links = Vec::new();
         let mut add = |name: String, from: Source, to: usize, carries, upstream: u16| {
