@@ -493,7 +493,7 @@ pub struct RunArgs {
     /// actions kill, stop, pause (with for=D), restart, and with --net
     /// isolate, cut_replication, disconnect, partition, slow (for=D with
     /// latency=D and/or bandwidth=R), reset; broker N, leader, follower,
-    /// followers or controller).
+    /// other_follower, followers or controller).
     #[arg(long = "fault", value_name = "SPEC", value_parser = parse_fault)]
     pub faults: Vec<crate::model::FaultSpec>,
     /// A link setting, e.g. client_latency=10ms (repeatable): every

@@ -312,7 +312,13 @@ mod tests {
         let (f, why) = refusal(&spec("at=1s,action=restart,broker=1")).unwrap();
         assert_eq!(f, Field::Action);
         assert!(why.contains("use stop"), "{why}");
-        for who in ["leader", "controller", "followers", "follower"] {
+        for who in [
+            "leader",
+            "controller",
+            "followers",
+            "follower",
+            "other_follower",
+        ] {
             let (f, why) = refusal(&spec(&format!("at=1s,action=kill,broker={who}"))).unwrap();
             assert_eq!(f, Field::Broker);
             assert!(why.contains(who) && why.contains("by number"), "{why}");

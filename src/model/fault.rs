@@ -104,6 +104,9 @@ pub enum FaultTarget {
     /// One of them: the lowest-numbered replica of partition 0 not leading
     /// it when it fires (the others stay as they are).
     Follower,
+    /// Another: the highest-numbered of them (with three replicas, the one
+    /// `follower` does not name), so two faults can hit one follower each.
+    OtherFollower,
 }
 
 impl FaultTarget {
@@ -113,10 +116,11 @@ impl FaultTarget {
             "controller" => Ok(FaultTarget::Controller),
             "followers" => Ok(FaultTarget::Followers),
             "follower" => Ok(FaultTarget::Follower),
+            "other_follower" => Ok(FaultTarget::OtherFollower),
             n => match n.parse::<u32>() {
                 Ok(i) if i >= 1 => Ok(FaultTarget::Node(i)),
                 _ => Err(format!(
-                    "'{n}' is not a broker; allowed: a node number (1, 2, ...), \"leader\", \"follower\", \"followers\" or \"controller\""
+                    "'{n}' is not a broker; allowed: a node number (1, 2, ...), \"leader\", \"follower\", \"other_follower\", \"followers\" or \"controller\""
                 )),
             },
         }
@@ -131,6 +135,7 @@ impl fmt::Display for FaultTarget {
             FaultTarget::Controller => f.write_str("controller"),
             FaultTarget::Followers => f.write_str("followers"),
             FaultTarget::Follower => f.write_str("follower"),
+            FaultTarget::OtherFollower => f.write_str("other_follower"),
         }
     }
 }

@@ -628,6 +628,11 @@ mod tests {
             .unwrap();
         assert_eq!(slow.validate(None), Ok(()));
         assert_eq!(slow.broker, FaultTarget::Follower);
+        assert_eq!(
+            FaultTarget::parse("other_follower"),
+            Ok(FaultTarget::OtherFollower)
+        );
+        assert_eq!(FaultTarget::OtherFollower.to_string(), "other_follower");
         assert_eq!(slow.to_string(), "slow follower at 2s to 200KB/s for 20s");
         assert_eq!(slow.slowdown().bandwidth, Some(200_000));
         assert!(slow.slowdown().latency.is_zero());

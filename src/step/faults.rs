@@ -231,6 +231,12 @@ impl Timeline {
                 .min()
                 .into_iter()
                 .collect(),
+            FaultTarget::OtherFollower => broker
+                .followers(&self.topic)
+                .into_iter()
+                .max()
+                .into_iter()
+                .collect(),
         };
         if victims.is_empty() {
             self.records.push(FaultRecord {
