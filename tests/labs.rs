@@ -1196,3 +1196,54 @@ fn every_gradable_lab_has_the_fix_template_its_fix_gives() {
         }
     }
 }
+
+/// A track whose labs are measured two ways, steps against its reference
+/// and capacity searches: a rehearsal round measures each its own way
+/// (the network track's lab 05 is a capacity lab among step labs).
+#[test]
+fn a_round_of_a_mixed_track_measures_step_and_capacity_labs_each_its_own_way() {
+    let d = tempfile::tempdir().unwrap();
+    tiny_labs(d.path());
+    write_lab(
+        d.path(),
+        "03-cap",
+        "title = \"cap\"\n[workload]\nduration = \"2s\"\nwarmup = \"1s\"\npartitions = 1\n[fix.producer]\n\"linger.ms\" = 5\n[capacity]\nmax_probes = 4\nresolution = \"25%\"\n[expect.capacity]\nfixed_at_least = 0.01\n",
+    );
+    let results = d.path().join("results");
+    let campaign = d.path().join("campaign");
+    let out = klab()
+        .args(["lab", "rehearse", "02", "03", "--runs", "1", "--labs"])
+        .arg(d.path())
+        .arg("--results")
+        .arg(&results)
+        .arg("--into")
+        .arg(&campaign)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    let rounds = std::fs::read_to_string(campaign.join("rounds.jsonl")).unwrap();
+    let lines: Vec<serde_json::Value> = rounds
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let shown = |lab: &str| {
+        lines
+            .iter()
+            .find(|l| l["lab"].as_str().is_some_and(|n| n.ends_with(lab)))
+            .unwrap_or_else(|| panic!("no {lab} in {rounds}"))["shown"]
+            .clone()
+    };
+    assert_eq!(shown("01-base"), serde_json::Value::Null, "{rounds}");
+    assert_eq!(shown("02-io"), true, "{rounds}");
+    assert_eq!(shown("03-cap"), true, "{rounds}");
+    // The capacity lab searched on a broker of its own, in its own folder.
+    let round = campaign.join("round-01");
+    let cap = std::fs::read_dir(&round)
+        .unwrap()
+        .flatten()
+        .map(|t| t.path().join("03-cap").join("capacity.json"))
+        .find(|p| p.is_file());
+    assert!(cap.is_some(), "no capacity.json under {}", round.display());
+}

@@ -9,7 +9,7 @@ use crate::k8s::session::{K8sOptions, K8sSession};
 use crate::k8s::summary::publish_summary;
 use crate::k8s::{BROKER_STATEFULSET, Timeouts};
 use crate::lab::labs_dir;
-use crate::lab::run::{FixSource, demo_outcome, run_demo};
+use crate::lab::run::{FixSource, demo_labs, demo_outcome, run_demo};
 use crate::lab::summary::{Row, summary_table, write_summary};
 use crate::stats::progress::Progress;
 use crate::stats::report::{check_writable, new_run_dir};
@@ -19,7 +19,19 @@ use std::time::Instant;
 
 pub fn execute(a: &DemoArgs) -> Result<Outcome> {
     let labs = crate::lab::load_track(&labs_dir(a.session.dir.labs.as_deref()), &a.track)?;
-    crate::lab::run::refuse_capacity_labs(&labs.labs)?;
+    if demo_labs(&labs).is_empty() {
+        // A track of capacity labs only (the client track).
+        crate::lab::run::refuse_capacity_labs(&labs.labs)?;
+    }
+    for l in labs.labs.iter().filter(|l| l.is_capacity_lab()) {
+        crate::outln!(
+            "{}/{} is a capacity lab, a search of its own: not in the demo (klab lab run {}/{} --fix-with lab)",
+            a.track,
+            l.id,
+            a.track,
+            l.number
+        );
+    }
     for lab in &labs.labs {
         lab.check_brokers(a.session.brokers)?;
     }
@@ -39,7 +51,7 @@ pub fn execute(a: &DemoArgs) -> Result<Outcome> {
         FixSource::Tuner(o) => 1 + o.budget,
         _ => 2,
     };
-    let chosen: Vec<&crate::lab::Lab> = labs.labs.iter().skip(1).collect();
+    let chosen = demo_labs(&labs);
     crate::app::session::announce(&s, &labs, &chosen, 1 + per_lab * chosen.len());
     let outcome = run_demo(&mut s, &labs, &fix, &mut rows);
     let outcome = demo_outcome(outcome);

@@ -24,15 +24,6 @@ struct Group {
     chosen: Vec<String>,
 }
 
-impl Group {
-    fn capacity(&self) -> bool {
-        self.chosen
-            .iter()
-            .filter_map(|id| self.labs.get(id).ok())
-            .any(Lab::is_capacity_lab)
-    }
-}
-
 /// Whether every target names a track or a lab under `--labs` (the
 /// error names the unknown one and every track's labs).
 pub fn check_targets(a: &LabRehearseArgs) -> Result<()> {
@@ -237,8 +228,9 @@ fn describe(l: &LabRound) -> String {
     }
 }
 
-/// One round: each track's labs against one reference (a capacity lab:
-/// its own two searches), in folders `round-NN/<track>/`.
+/// One round: each track's labs against one reference, in folders
+/// `round-NN/<track>/`, then its capacity labs, each its own two searches
+/// on its own broker, in `round-NN/<track>/<lab>/`.
 fn run_round(
     a: &LabRehearseArgs,
     kafka: &KafkaHome,
@@ -250,8 +242,7 @@ fn run_round(
     let mut out = Vec::new();
     for g in groups {
         let base = dir.join(format!("round-{round:02}")).join(&g.track);
-        let network = g.labs.labs.iter().any(|l| l.needs_network());
-        let session = |run_dir: PathBuf, brokers: u32| -> Result<Session> {
+        let session = |run_dir: PathBuf, brokers: u32, network: bool| -> Result<Session> {
             std::fs::create_dir_all(&run_dir)
                 .with_context(|| format!("creating {}", run_dir.display()))?;
             Session::new(SessionOptions {
@@ -264,93 +255,107 @@ fn run_round(
                 recalibrate: a.session.recalibrate && round == 1,
             })
         };
-        if g.capacity() {
-            for id in &g.chosen {
-                let lab = g.labs.get(id)?;
-                let limit = lab.expect.capacity_at_least.unwrap_or(1.0);
-                let mut s = session(base.join(&lab.id), lab.brokers)?;
-                let t0 = Instant::now();
-                let r = crate::lab::capacity::capacity_lab(&mut s, lab, &lab.fix, limit, false);
-                let stop = s.stop();
-                let (report, error) = r?;
-                write_json(&s.opts.run_dir.join("capacity.json"), &report)?;
-                if let Some(e) = error {
-                    if crate::error::is_interrupted(&e) || crate::cancel::interrupted() {
-                        return Err(e);
-                    }
-                    out.push(rehearse::from_capacity(
-                        round,
-                        &g.track,
-                        &lab.id,
-                        Some(&report),
-                        Some(format!("{e:#}")),
-                        t0.elapsed().as_secs_f64(),
-                    ));
-                    continue;
+        let (capacity, chosen): (Vec<&Lab>, Vec<&Lab>) = g
+            .chosen
+            .iter()
+            .filter_map(|id| g.labs.get(id).ok())
+            .partition(|l| l.is_capacity_lab());
+        if !chosen.is_empty() {
+            round_of_steps(&session, base.clone(), g, &chosen, round, &mut out)?;
+        }
+        for lab in capacity {
+            let limit = lab.expect.capacity_at_least.unwrap_or(1.0);
+            let mut s = session(base.join(&lab.id), lab.brokers, lab.needs_network())?;
+            let t0 = Instant::now();
+            let r = crate::lab::capacity::capacity_lab(&mut s, lab, &lab.fix, limit, false);
+            let stop = s.stop();
+            let (report, error) = r?;
+            write_json(&s.opts.run_dir.join("capacity.json"), &report)?;
+            if let Some(e) = error {
+                if crate::error::is_interrupted(&e) || crate::cancel::interrupted() {
+                    return Err(e);
                 }
-                stop?;
                 out.push(rehearse::from_capacity(
                     round,
                     &g.track,
                     &lab.id,
                     Some(&report),
-                    None,
+                    Some(format!("{e:#}")),
                     t0.elapsed().as_secs_f64(),
                 ));
+                continue;
             }
-            continue;
-        }
-        let chosen: Vec<&Lab> = g
-            .chosen
-            .iter()
-            .filter_map(|id| g.labs.get(id).ok())
-            .collect();
-        let mut s = session(base, g.labs.baseline().brokers)?;
-        s.ledger.steps_planned = 1 + 2 * chosen.len();
-        let mut rows: Vec<Row> = Vec::new();
-        let run = run_labs(&mut s, &g.labs, &chosen, &FixSource::Lab, &mut rows);
-        let stop = s.stop();
-        if !rows.is_empty() {
-            write_summary(
-                &s.opts.run_dir,
-                &format!("rehearsal round {round}: {}", g.track),
-                &rows,
-                &s.ledger.results,
+            stop?;
+            out.push(rehearse::from_capacity(
+                round,
+                &g.track,
+                &lab.id,
+                Some(&report),
                 None,
-            )?;
-        }
-        match run {
-            Err(e) if crate::error::is_interrupted(&e) || crate::cancel::interrupted() => {
-                return Err(e);
-            }
-            // A round that failed on the way is a round in which the labs
-            // it did not reach did not show their lesson.
-            Err(e) => {
-                let why = format!("{e:#}");
-                let mut lines = rehearse::from_rows(round, &g.track, &rows, 0.0);
-                for id in &g.chosen {
-                    let name = rehearse::qualified(&g.track, id);
-                    if !lines.iter().any(|l| l.lab == name) {
-                        lines.push(LabRound {
-                            round,
-                            lab: name,
-                            shown: Some(false),
-                            figures: Vec::new(),
-                            missed: vec![format!("the round stopped: {why}")],
-                            round_s: 0.0,
-                            load: None,
-                        });
-                    }
-                }
-                out.extend(lines);
-            }
-            Ok(()) => {
-                stop?;
-                out.extend(rehearse::from_rows(round, &g.track, &rows, 0.0));
-            }
+                t0.elapsed().as_secs_f64(),
+            ));
         }
     }
     Ok(out)
+}
+
+/// The step labs of one track's round, against its reference.
+fn round_of_steps(
+    session: &dyn Fn(PathBuf, u32, bool) -> Result<Session>,
+    base: PathBuf,
+    g: &Group,
+    chosen: &[&Lab],
+    round: usize,
+    out: &mut Vec<LabRound>,
+) -> Result<()> {
+    let network = std::iter::once(g.labs.baseline())
+        .chain(chosen.iter().copied())
+        .any(Lab::needs_network);
+    let mut s = session(base, g.labs.baseline().brokers, network)?;
+    s.ledger.steps_planned = 1 + 2 * chosen.len();
+    let mut rows: Vec<Row> = Vec::new();
+    let run = run_labs(&mut s, &g.labs, chosen, &FixSource::Lab, &mut rows);
+    let stop = s.stop();
+    if !rows.is_empty() {
+        write_summary(
+            &s.opts.run_dir,
+            &format!("rehearsal round {round}: {}", g.track),
+            &rows,
+            &s.ledger.results,
+            None,
+        )?;
+    }
+    match run {
+        Err(e) if crate::error::is_interrupted(&e) || crate::cancel::interrupted() => {
+            return Err(e);
+        }
+        // A round that failed on the way is a round in which the labs
+        // it did not reach did not show their lesson.
+        Err(e) => {
+            let why = format!("{e:#}");
+            let mut lines = rehearse::from_rows(round, &g.track, &rows, 0.0);
+            for lab in chosen {
+                let name = rehearse::qualified(&g.track, &lab.id);
+                if !lines.iter().any(|l| l.lab == name) {
+                    lines.push(LabRound {
+                        round,
+                        lab: name,
+                        shown: Some(false),
+                        figures: Vec::new(),
+                        missed: vec![format!("the round stopped: {why}")],
+                        round_s: 0.0,
+                        load: None,
+                    });
+                }
+            }
+            out.extend(lines);
+        }
+        Ok(()) => {
+            stop?;
+            out.extend(rehearse::from_rows(round, &g.track, &rows, 0.0));
+        }
+    }
+    Ok(())
 }
 
 /// The tally, printed and kept (also after Ctrl-C: every finished round

@@ -448,9 +448,20 @@ pub fn run_demo(
         FixSource::Tuner(o) => 1 + o.budget,
         _ => 2,
     };
-    session.ledger().steps_planned = 1 + per_lab * (labs.labs.len() - 1);
-    let all: Vec<&Lab> = labs.labs.iter().skip(1).collect();
+    let all = demo_labs(labs);
+    session.ledger().steps_planned = 1 + per_lab * all.len();
     run_labs(session, labs, &all, fix, rows)
+}
+
+/// The labs a demo of `labs` measures: every one after the reference but
+/// the capacity labs (each a search of its own, on its own broker: `klab
+/// lab run` runs them).
+pub fn demo_labs(labs: &Labs) -> Vec<&Lab> {
+    labs.labs
+        .iter()
+        .skip(1)
+        .filter(|l| !l.is_capacity_lab())
+        .collect()
 }
 
 // How every target applies, measures and calibrates.
