@@ -589,15 +589,20 @@ fn a_lab_run_live_in_a_browser_then_its_replay() {
     crafted_replays_are_refused(&run_dir);
 }
 
-/// Gives the fixed step of a run folder an ISR that shrinks a second into
-/// its window and grows back a second later.
-fn add_cluster_changes(run_dir: &Path) {
-    let json = std::fs::read_dir(run_dir)
+/// The JSON of a run folder's fixed step.
+fn fixed_step_json(run_dir: &Path) -> PathBuf {
+    std::fs::read_dir(run_dir)
         .unwrap()
         .flatten()
         .map(|e| e.path())
         .find(|p| p.to_string_lossy().ends_with(".fixed.json"))
-        .expect("the fixed step's JSON");
+        .expect("the fixed step's JSON")
+}
+
+/// Gives the fixed step of a run folder an ISR that shrinks a second into
+/// its window and grows back a second later.
+fn add_cluster_changes(run_dir: &Path) {
+    let json = fixed_step_json(run_dir);
     let mut v: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
     v["cluster"] = serde_json::json!([
         {"at_s": 1.0, "partition": 0, "leader": 1, "isr": [1], "what": "isr shrank"},
@@ -610,12 +615,7 @@ fn add_cluster_changes(run_dir: &Path) {
 /// could hold: `klab ui` refuses each with exit 2, naming the file and
 /// what is wrong, and never hangs or reads outside the folder.
 fn crafted_replays_are_refused(run_dir: &Path) {
-    let json = std::fs::read_dir(run_dir)
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .find(|p| p.to_string_lossy().ends_with(".fixed.json"))
-        .expect("the fixed step's JSON");
+    let json = fixed_step_json(run_dir);
     let stem = json.file_stem().unwrap().to_string_lossy().to_string();
     let d = tempfile::tempdir().unwrap();
     let case = |name: &str, edit: &dyn Fn(&Path, &mut serde_json::Value), want: &[&str]| {
