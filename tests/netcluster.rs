@@ -300,3 +300,49 @@ fn a_network_without_its_proxy_is_refused_before_anything_starts() {
         "nothing written"
     );
 }
+
+/// A proxy that dies during a run: the step ends incomplete, naming the
+/// proxy, keeps what it measured, and no JVM or proxy outlives klab.
+#[test]
+fn a_proxy_that_dies_mid_run_ends_the_step_incomplete() {
+    let dir = tempfile::tempdir().unwrap();
+    let results = dir.path().join("results");
+    let json = dir.path().join("run.json");
+    let mut child = klab()
+        .args([
+            "run",
+            "--rate",
+            "500",
+            "--duration",
+            "60s",
+            "--net",
+            "client_latency=2ms",
+            "--json",
+        ])
+        .arg(&json)
+        .arg("--results")
+        .arg(&results)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lines = lines_of(child.stderr.take().unwrap());
+    wait_line(&lines, "run: measuring,", Duration::from_secs(120));
+    let proxies = children_named(child.id(), "toxiproxy-server");
+    assert_eq!(proxies.len(), 1, "one proxy process: {proxies:?}");
+    let needle = results.to_string_lossy().to_string();
+    unsafe { libc::kill(proxies[0] as i32, libc::SIGKILL) };
+    let status = wait_for("klab to exit", Duration::from_secs(60), || {
+        child.try_wait().unwrap()
+    });
+    assert_eq!(status.code(), Some(1), "an incomplete run exits 1");
+    let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    assert_eq!(r["complete"], false, "{r}");
+    let reason = r["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("proxy"), "{reason}");
+    assert!(
+        r["produced"].as_u64().unwrap_or(0) > 0,
+        "what was measured is kept"
+    );
+    assert!(jvms_mentioning(&needle).is_empty(), "a JVM outlived klab");
+}
