@@ -992,6 +992,15 @@ fn the_durability_track_loads_lists_and_shows_its_faults() {
     let list = labs_stdout(&root, &["lab", "list"]);
     assert!(list.contains("track durability"), "{list}");
     assert!(list.contains("durability/02-leader-killed"), "{list}");
+    // A track whose labs run on clusters of different sizes says so.
+    assert!(
+        list.contains("track network (7 labs, 1 to 3 broker(s))"),
+        "{list}"
+    );
+    assert!(
+        list.contains("network/05-one-request-per-round-trip"),
+        "{list}"
+    );
     let show = labs_stdout(&root, &["lab", "show", "durability/04"]);
     assert!(
         show.contains("kill followers at 1s, back after 18s"),
@@ -1207,7 +1216,10 @@ fn a_round_of_a_mixed_track_measures_step_and_capacity_labs_each_its_own_way() {
     write_lab(
         d.path(),
         "03-cap",
-        "title = \"cap\"\n[workload]\nduration = \"2s\"\nwarmup = \"1s\"\npartitions = 1\n[fix.producer]\n\"linger.ms\" = 5\n[capacity]\nmax_probes = 4\nresolution = \"25%\"\n[expect.capacity]\nfixed_at_least = 0.01\n",
+        // One consumer spending 500 us a record: a knee near 2,000
+        // records/s whatever else runs beside the test (the suite runs
+        // two at a time), found in a few cheap probes.
+        "title = \"cap\"\n[workload]\nduration = \"2s\"\nwarmup = \"1s\"\npartitions = 2\nconsumers = 1\nprocessing = \"500us\"\n[fix]\nconsumers = 2\n[capacity]\nslo_p99 = \"200ms\"\nmax_probes = 6\nresolution = \"25%\"\n[expect.capacity]\nfixed_at_least = 0.01\n",
     );
     let results = d.path().join("results");
     let campaign = d.path().join("campaign");

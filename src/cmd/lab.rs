@@ -33,10 +33,17 @@ pub fn list(a: &LabsDirArgs) -> Result<Outcome> {
         } else {
             format!(": klab lab run {prefix}NN, klab demo --track {name}")
         };
+        // A track's labs may run on clusters of different sizes (the
+        // network track's capacity lab on one broker).
+        let sizes = labs.labs.iter().map(|l| l.brokers);
+        let (least, most) = (sizes.clone().min(), sizes.max());
+        let brokers = match (least, most) {
+            (Some(a), Some(b)) if a != b => format!("{a} to {b}"),
+            _ => labs.baseline().brokers.to_string(),
+        };
         crate::outln!(
-            "track {name} ({} labs, {} broker(s)){how}",
-            labs.labs.len(),
-            labs.baseline().brokers,
+            "track {name} ({} labs, {brokers} broker(s)){how}",
+            labs.labs.len()
         );
         list_track(&labs, &prefix);
     }
