@@ -230,6 +230,35 @@ fn children_named(ppid: u32, name: &str) -> Vec<u32> {
     out
 }
 
+/// `klab run` at 500 records/s through a network of 2 ms, results in
+/// `results`, once it measures: the child, its stderr lines (keep them: the
+/// pipe is read while they are) and its one proxy process.
+fn measuring_run(
+    results: &std::path::Path,
+    duration: &str,
+    extra: &[&str],
+) -> (
+    std::process::Child,
+    std::sync::mpsc::Receiver<String>,
+    Vec<u32>,
+) {
+    let mut child = klab()
+        .args(["run", "--rate", "500", "--duration", duration])
+        .args(["--net", "client_latency=2ms"])
+        .args(extra)
+        .arg("--results")
+        .arg(results)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lines = lines_of(child.stderr.take().unwrap());
+    wait_line(&lines, "run: measuring,", Duration::from_secs(120));
+    let proxies = children_named(child.id(), "toxiproxy-server");
+    assert_eq!(proxies.len(), 1, "one proxy process: {proxies:?}");
+    (child, lines, proxies)
+}
+
 /// Ctrl-C during a run with a network: klab stops, exit 130, and neither
 /// the broker's JVM nor the proxy outlives it.
 #[test]
@@ -240,26 +269,7 @@ fn ctrl_c_leaves_no_proxy_and_no_jvm() {
     }
     let dir = tempfile::tempdir().unwrap();
     let results = dir.path().join("results");
-    let mut child = klab()
-        .args([
-            "run",
-            "--rate",
-            "500",
-            "--duration",
-            "120s",
-            "--net",
-            "client_latency=2ms",
-            "--results",
-        ])
-        .arg(&results)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let lines = lines_of(child.stderr.take().unwrap());
-    wait_line(&lines, "run: measuring,", Duration::from_secs(120));
-    let proxies = children_named(child.id(), "toxiproxy-server");
-    assert_eq!(proxies.len(), 1, "one proxy process: {proxies:?}");
+    let (mut child, _lines, proxies) = measuring_run(&results, "120s", &[]);
     let needle = results.to_string_lossy().to_string();
     assert_eq!(jvms_mentioning(&needle).len(), 1);
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
@@ -308,28 +318,8 @@ fn a_proxy_that_dies_mid_run_ends_the_step_incomplete() {
     let dir = tempfile::tempdir().unwrap();
     let results = dir.path().join("results");
     let json = dir.path().join("run.json");
-    let mut child = klab()
-        .args([
-            "run",
-            "--rate",
-            "500",
-            "--duration",
-            "60s",
-            "--net",
-            "client_latency=2ms",
-            "--json",
-        ])
-        .arg(&json)
-        .arg("--results")
-        .arg(&results)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let lines = lines_of(child.stderr.take().unwrap());
-    wait_line(&lines, "run: measuring,", Duration::from_secs(120));
-    let proxies = children_named(child.id(), "toxiproxy-server");
-    assert_eq!(proxies.len(), 1, "one proxy process: {proxies:?}");
+    let json_arg = json.to_string_lossy().to_string();
+    let (mut child, _lines, proxies) = measuring_run(&results, "60s", &["--json", &json_arg]);
     let needle = results.to_string_lossy().to_string();
     unsafe { libc::kill(proxies[0] as i32, libc::SIGKILL) };
     let status = wait_for("klab to exit", Duration::from_secs(60), || {
