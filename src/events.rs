@@ -249,6 +249,22 @@ pub fn subscribe(capacity: usize) -> Subscription {
     Subscription { id, rx, dropped }
 }
 
+impl Event {
+    /// The changes one metadata reading showed (`t_s` on the load's clock,
+    /// and the changes' `at_s` too), with their markers.
+    pub fn cluster(t_s: f64, changes: Vec<ClusterChange>) -> Event {
+        let markers = crate::model::change_markers(&changes)
+            .into_iter()
+            .map(|(_, m)| m)
+            .collect();
+        Event::Cluster {
+            t_s,
+            markers,
+            changes,
+        }
+    }
+}
+
 /// Hands `event` to every subscriber that has room for it.
 pub fn emit(event: Event) {
     let Ok(mut subs) = SUBSCRIBERS.lock() else {

@@ -8,7 +8,7 @@
 
 use crate::broker::admin::Admin;
 use crate::events::{self, Event};
-use crate::model::{ClusterChange, StepResult, change_markers};
+use crate::model::{ClusterChange, StepResult};
 use crate::step::driver::LoadOutcome;
 use crate::step::side::BrokerSide;
 use crate::step::watch::{Tick, Verdicts, Watcher};
@@ -111,15 +111,7 @@ impl ClusterWatch {
             if let Some(before) = self.last_told.replace(states.clone()) {
                 let changes = changes(&[(t, before), (t, states)], 0.0);
                 if !changes.is_empty() {
-                    let markers = change_markers(&changes)
-                        .into_iter()
-                        .map(|(_, m)| m)
-                        .collect();
-                    events::emit(Event::Cluster {
-                        t_s: t,
-                        markers,
-                        changes,
-                    });
+                    events::emit(Event::cluster(t, changes));
                 }
             }
         }

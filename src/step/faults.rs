@@ -225,18 +225,14 @@ impl Timeline {
                 .collect(),
             FaultTarget::Controller => broker.active_controller().into_iter().collect(),
             FaultTarget::Followers => broker.followers(&self.topic),
-            FaultTarget::Follower => broker
-                .followers(&self.topic)
-                .into_iter()
-                .min()
-                .into_iter()
-                .collect(),
-            FaultTarget::OtherFollower => broker
-                .followers(&self.topic)
-                .into_iter()
-                .max()
-                .into_iter()
-                .collect(),
+            FaultTarget::Follower | FaultTarget::OtherFollower => {
+                let followers = broker.followers(&self.topic).into_iter();
+                let one = match spec.broker {
+                    FaultTarget::Follower => followers.min(),
+                    _ => followers.max(),
+                };
+                one.into_iter().collect()
+            }
         };
         if victims.is_empty() {
             self.records.push(FaultRecord {

@@ -443,18 +443,7 @@ fn step_events(s: &Step, before: Option<&BrokerConfig>, out: &mut Vec<Stamped>) 
         }
     }
     for (t, changes) in readings {
-        let markers = crate::model::change_markers(&changes)
-            .into_iter()
-            .map(|(_, m)| m)
-            .collect();
-        push(
-            at(o, t),
-            Event::Cluster {
-                t_s: t,
-                markers,
-                changes,
-            },
-        );
+        push(at(o, t), Event::cluster(t, changes));
     }
     push(
         at(o, last_t + 1.5),
