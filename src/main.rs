@@ -11,8 +11,9 @@ fn main() -> ExitCode {
         return ExitCode::from(1);
     }
     // Commands that measure on this machine hold it while they run; a lab
-    // name that names nothing is said first, whoever holds the machine.
-    if let Err(e) = labs_named(&cli.command) {
+    // name that names nothing, or a workload that cannot run, is said
+    // first, whoever holds the machine.
+    if let Err(e) = checked_first(&cli.command) {
         return ExitCode::from(cmd::exit_code(Err(e)));
     }
     let machine = if measures_here(&cli.command) {
@@ -77,10 +78,11 @@ fn measures_here(c: &Command) -> bool {
     }
 }
 
-/// The labs a lab command names exist (a misspelt name is bad input, exit
-/// 2, before the machine is taken or anything starts).
-fn labs_named(c: &Command) -> anyhow::Result<()> {
+/// The labs a lab command names exist and `klab run`'s workload can run
+/// (bad input, exit 2, before the machine is taken or anything starts).
+fn checked_first(c: &Command) -> anyhow::Result<()> {
     match c {
+        Command::Run(a) => a.workload.workload().map(|_| ()),
         Command::Lab(LabCommand::Run(a)) => {
             klab::lab::load_with(a.session.dir.labs.as_deref(), &a.lab).map(|_| ())
         }

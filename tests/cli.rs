@@ -364,6 +364,19 @@ fn ctrl_c_stops_the_run_and_keeps_what_was_measured() {
     assert_eq!(typo.status.code(), Some(2), "{err}");
     assert!(err.contains("did you mean durability/03"), "{err}");
     assert!(!err.contains("measuring already"), "{err}");
+    // So is a workload that cannot run.
+    let bad = klab()
+        .env("KLAB_LOCK_DIR", &lock)
+        .args(["run", "--keys", "3", "--partitioner", "sticky"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert_eq!(bad.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("--partitioner: sticky places records"),
+        "{err}"
+    );
+    assert!(!err.contains("measuring already"), "{err}");
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
     let sent = Instant::now();
     let status = wait_for("klab to exit", Duration::from_secs(30), || {

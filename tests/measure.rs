@@ -447,6 +447,81 @@ impl rdkafka::producer::ProducerContext for Placed {
     }
 }
 
+/// Keyless records with the sticky partitioner go where librdkafka puts
+/// them: one partition takes a run of consecutive records (twice
+/// `linger.ms`, 10 ms by default) before the next, every partition gets
+/// its share over a run, and the accounting holds (the end-of-run markers
+/// learn from the delivery reports where the records went).
+#[test]
+fn sticky_records_fill_one_partition_at_a_time_and_are_all_counted() {
+    use klab::load::payload::{Decoded, Decoder};
+    use klab::model::Partitioner;
+    use rdkafka::message::Message;
+    let mut b = shared_broker();
+    let topic = "sticky";
+    let mut w = Workload {
+        rate: Some(5000.0),
+        messages: Some(6000),
+        warmup: Duration::ZERO,
+        partitions: 3,
+        partitioner: Partitioner::Sticky,
+        topic: Some(topic.into()),
+        ..workload()
+    };
+    w.producer
+        .insert("enable.idempotence".into(), "true".into());
+    let m = measure(&mut *b, &w, &secret(), &StepOptions::default()).unwrap();
+    let r = &m.result;
+    assert!(r.complete, "{:?}", r.reason);
+    assert_eq!((r.acked, r.consumed), (6000, 6000));
+    assert_eq!((r.lost, r.duplicated, r.reordered, r.failed), (0, 0, 0, 0));
+    assert_eq!(r.workload.partitioner, Partitioner::Sticky);
+    assert!(
+        r.acked_per_partition.iter().all(|n| *n > 0),
+        "every partition takes its turn: {:?}",
+        r.acked_per_partition
+    );
+
+    // Read back: on each partition, how often the next record is the
+    // producer's next one (round robin over three partitions: never).
+    let c: rdkafka::consumer::BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", b.bootstrap())
+        .set("group.id", "sticky-read-back")
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    for p in 0..3 {
+        tpl.add_partition_offset(topic, p, rdkafka::Offset::Beginning)
+            .unwrap();
+    }
+    rdkafka::consumer::Consumer::assign(&c, &tpl).unwrap();
+    let mut dec = Decoder::new(&secret());
+    let mut last: [Option<u64>; 3] = [None; 3];
+    let (mut read, mut next_of_last) = (0u64, 0u64);
+    let until = Instant::now() + Duration::from_secs(60);
+    while read < 6000 && Instant::now() < until {
+        let Some(m) = c.poll(Duration::from_millis(500)) else {
+            continue;
+        };
+        let m = m.unwrap();
+        let Decoded::Record(h) = dec.decode(m.payload()) else {
+            continue;
+        };
+        let p = m.partition() as usize;
+        if last[p].is_some_and(|s| h.seq == s + 1) {
+            next_of_last += 1;
+        }
+        last[p] = Some(h.seq);
+        read += 1;
+    }
+    assert_eq!(read, 6000);
+    assert!(
+        next_of_last * 10 >= read * 9,
+        "{next_of_last} of {read} records follow their predecessor on its partition"
+    );
+}
+
 /// Keyed records land where Kafka's Java partitioner puts their keys: the
 /// per-partition counts of a keyed run are what murmur2 predicts for the
 /// producer's (seeded, so known) key sequence, nothing is lost or counted

@@ -85,6 +85,9 @@ impl Tools {
             ])
             .args(["--message-bytes", &self.opts.record_bytes.to_string()])
             .args(["--acks", "all", "--wait-topic", "60s"])
+            // Keyless records where librdkafka puts them, as both peers
+            // (rdkafka_performance and the Java client) do by default.
+            .args(["--partitioner", "sticky"])
             .args([
                 "--producer-set",
                 &format!("linger.ms={}", self.opts.linger_ms),

@@ -328,6 +328,9 @@ pub fn producer_args(bootstrap: &str, topic: &str, w: &Workload) -> Vec<String> 
     if let Some(d) = w.key_dist {
         a.extend(["--key-dist".into(), d.to_string()]);
     }
+    if !w.partitioner.is_default() {
+        a.extend(["--partitioner".into(), w.partitioner.to_string()]);
+    }
     for (k, v) in &w.producer {
         a.extend(["--producer-set".into(), format!("{k}={v}")]);
     }

@@ -14,7 +14,7 @@ use crate::load::keys::KeyChooser;
 use crate::load::payload::{Encoder, FLAG_WARMUP, MarkerBody, Secret};
 use crate::load::schedule::Schedule;
 use crate::load::topic_handle::TopicHandle;
-use crate::model::{Acks, Workload};
+use crate::model::{Acks, Partitioner, Workload};
 use crate::stats::hist::Recorder;
 use crate::stats::progress::ProducerProgress;
 use anyhow::{Context, Result};
@@ -22,7 +22,9 @@ use rdkafka::ClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message;
-use rdkafka::producer::{DeliveryResult, Producer, ProducerContext, ThreadedProducer};
+use rdkafka::producer::{
+    DeliveryResult, PARTITION_UA, Producer, ProducerContext, ThreadedProducer,
+};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -47,6 +49,9 @@ struct Deliveries {
     acked_measured: u64,
     failed: u64,
     acked_per_partition: Vec<u64>,
+    /// Delivery reports (acknowledged or failed) by the partition the
+    /// record went to: where a sticky partitioner's records were sent.
+    reported_per_partition: Vec<u64>,
     /// Acknowledgements by partition and second of their arrival (clock
     /// seconds): `[partition][second]`.
     acked_by_second: Vec<Vec<u64>>,
@@ -93,6 +98,9 @@ impl ProducerContext for DeliveryContext {
                 if let Some(c) = s.acked_per_partition.get_mut(p) {
                     *c += 1;
                 }
+                if let Some(c) = s.reported_per_partition.get_mut(p) {
+                    *c += 1;
+                }
                 let sec = now.as_secs() as usize;
                 if let Some(v) = s.acked_by_second.get_mut(p) {
                     if v.len() <= sec {
@@ -101,8 +109,14 @@ impl ProducerContext for DeliveryContext {
                     v[sec] += 1;
                 }
             }
-            Err((err, _)) => {
+            Err((err, msg)) => {
                 s.failed += 1;
+                // A record that failed before a partition was chosen for
+                // it counts on partition 0.
+                let p = msg.partition().max(0) as usize;
+                if let Some(c) = s.reported_per_partition.get_mut(p) {
+                    *c += 1;
+                }
                 *s.failed_per_second.entry(due_us / 1_000_000).or_default() += 1;
                 if s.first_error.is_none() {
                     s.first_error = Some(err.to_string());
@@ -274,6 +288,7 @@ pub fn run(
         clock: *clock,
         state: Mutex::new(Deliveries {
             acked_per_partition: vec![0; partitions],
+            reported_per_partition: vec![0; partitions],
             acked_by_second: vec![Vec::new(); partitions],
             ..Default::default()
         }),
@@ -290,7 +305,9 @@ pub fn run(
     };
     let mut sent_per_partition = vec![0u64; partitions];
     // Keyed records go where Kafka's partitioner puts their key; without
-    // keys, record i goes to partition i mod partitions.
+    // keys, record i goes to partition i mod partitions, or with a sticky
+    // partitioner librdkafka chooses (`PARTITION_UA`).
+    let sticky = w.partitioner == Partitioner::Sticky;
     let mut chooser = w
         .keyed()
         .map(|(n, dist)| KeyChooser::new(n, dist, w.partitions, spec.index));
@@ -364,6 +381,7 @@ pub fn run(
             let flags = if warm { FLAG_WARMUP } else { 0 };
             let (key, partition) = match chooser.as_mut() {
                 Some(c) => c.next_key(),
+                None if sticky => (&[][..], PARTITION_UA),
                 None => (&[][..], (seq % partitions as u64) as i32),
             };
             let opaque =
@@ -396,7 +414,12 @@ pub fn run(
                 }
             }
             report.produced += 1;
-            sent_per_partition[partition as usize] += 1;
+            if let Some(n) = usize::try_from(partition)
+                .ok()
+                .and_then(|p| sent_per_partition.get_mut(p))
+            {
+                *n += 1;
+            }
             if warm {
                 report.warmup_records += 1;
             } else {
@@ -491,6 +514,16 @@ pub fn run(
         report.acked_by_second = std::mem::take(&mut s.acked_by_second);
         report.publish = std::mem::take(&mut s.publish);
         report.publish_warmup = std::mem::take(&mut s.publish_warmup);
+        if sticky {
+            // Where librdkafka put them; what was never reported (a run
+            // cut short) counts on partition 0, so the markers' sum is
+            // what was sent.
+            sent_per_partition.clone_from(&s.reported_per_partition);
+            let reported: u64 = sent_per_partition.iter().sum();
+            if let Some(first) = sent_per_partition.first_mut() {
+                *first += report.produced.saturating_sub(reported);
+            }
+        }
         s.acked_per_partition.clone()
     };
 

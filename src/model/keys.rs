@@ -5,6 +5,56 @@
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
+/// Where a record without a key goes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Partitioner {
+    /// klab picks: record i to partition `i % partitions`. Every batch
+    /// holds a third of what it would with one partition per batch, so
+    /// the load makes more, smaller requests than a real client's.
+    #[default]
+    RoundRobin,
+    /// The client picks, as librdkafka (and the Java client since
+    /// KIP-480) does for keyless records: one partition, chosen at random,
+    /// takes every record for `sticky.partitioning.linger.ms` (librdkafka's
+    /// default: twice `linger.ms`; 0 makes it random per record), then
+    /// another; a partition without a leader is left at once.
+    Sticky,
+}
+
+impl Partitioner {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Partitioner::RoundRobin => "round_robin",
+            Partitioner::Sticky => "sticky",
+        }
+    }
+
+    /// True for the default, which a result's JSON leaves out.
+    pub fn is_default(&self) -> bool {
+        *self == Partitioner::default()
+    }
+}
+
+impl std::str::FromStr for Partitioner {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.trim() {
+            "round_robin" => Ok(Partitioner::RoundRobin),
+            "sticky" => Ok(Partitioner::Sticky),
+            other => Err(format!(
+                "'{other}' is not a partitioner; allowed: round_robin, sticky"
+            )),
+        }
+    }
+}
+
+impl fmt::Display for Partitioner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// The most keys a workload may have: each producer works out every key's
 /// partition (and for Zipf its cumulative share) before the run, 12 bytes
 /// a key.

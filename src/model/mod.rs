@@ -16,7 +16,7 @@ pub mod settings;
 mod workload;
 pub use cpu::CpuUse;
 pub use fault::*;
-pub use keys::{KeyDist, MAX_KEYS, key_bytes};
+pub use keys::{KeyDist, MAX_KEYS, Partitioner, key_bytes};
 pub use network::Network;
 pub use payload::Payload;
 pub use settings::{RateSpec, WorkloadPatch};

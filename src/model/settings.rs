@@ -13,7 +13,7 @@
 //! result records), a line in [`WorkloadPatch::resolve`], and its docs.
 
 use super::workload::{Acks, Workload, limits};
-use super::{FaultSpec, KeyDist, Payload};
+use super::{FaultSpec, KeyDist, Partitioner, Payload};
 use crate::units::parse_duration;
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -178,6 +178,10 @@ fn key_dist(g: &Given<'_>) -> Result<KeyDist, String> {
     g.text()?.parse()
 }
 
+fn partitioner(g: &Given<'_>) -> Result<Partitioner, String> {
+    g.text()?.parse()
+}
+
 fn processing(g: &Given<'_>) -> Result<Duration, String> {
     let d = duration(g)?;
     if d > limits::MAX_PROCESSING {
@@ -206,7 +210,17 @@ macro_rules! shown_by_display {
         }
     )*};
 }
-shown_by_display!(RateSpec, u64, usize, i32, u32, Acks, Payload, KeyDist);
+shown_by_display!(
+    RateSpec,
+    u64,
+    usize,
+    i32,
+    u32,
+    Acks,
+    Payload,
+    KeyDist,
+    Partitioner
+);
 
 /// Why a setting could not be set.
 #[derive(Debug, Clone, PartialEq)]
@@ -355,12 +369,17 @@ workload_settings! {
     processing: Duration = processing, "D";
     /// Keyed records: each carries one of N keys (`k0`..`k<N-1>`) and goes
     /// to the partition Kafka's Java client picks for its key (murmur2).
-    /// Default: no keys, record i to partition i mod partitions.
+    /// Default: no keys (see partitioner).
     keys: u32 = keys, "N";
     /// How records spread over the keys: uniform (default), zipf:S
     /// (exponent S above 0) or hot:SHARE (k0 takes SHARE% of the records,
     /// the rest uniform over the other keys). Needs keys.
     key_dist: KeyDist = key_dist, "DIST";
+    /// Where records without a key go: round_robin (default; record i to
+    /// partition i mod partitions) or sticky (the client fills one
+    /// partition for sticky.partitioning.linger.ms, then moves on, as
+    /// librdkafka and the Java client do).
+    partitioner: Partitioner = partitioner, "round_robin|sticky";
 }
 
 impl WorkloadPatch {
@@ -459,6 +478,7 @@ impl WorkloadPatch {
             consumer: self.consumer.clone(),
             keys: self.keys,
             key_dist: self.key_dist,
+            partitioner: self.partitioner.unwrap_or(d.partitioner),
             network: self.network.clone(),
         };
         w.validate()?;
@@ -608,6 +628,39 @@ mod tests {
                 .unwrap_err()
                 .starts_with("keys: 0 is not allowed")
         );
+    }
+
+    #[test]
+    fn the_sticky_partitioner_places_keyless_records_only() {
+        let mut p = WorkloadPatch::default();
+        p.set("partitioner", Given::Toml(&toml_value("\"sticky\"")))
+            .unwrap();
+        let w = p.resolve(None).unwrap();
+        assert_eq!(w.partitioner, Partitioner::Sticky);
+        assert!(
+            w.describe().contains("sticky partitioner"),
+            "{}",
+            w.describe()
+        );
+        // In a result only when it is not the default.
+        let json = serde_json::to_string(&w).unwrap();
+        assert!(json.contains("\"partitioner\":\"sticky\""), "{json}");
+        assert_eq!(serde_json::from_str::<Workload>(&json).unwrap(), w);
+        let plain = serde_json::to_string(&Workload::default()).unwrap();
+        assert!(!plain.contains("partitioner"), "{plain}");
+        // Keys decide their records' partitions.
+        p.set("keys", Given::Flag("10")).unwrap();
+        let e = p.resolve(None).unwrap_err();
+        assert!(
+            e.starts_with("partitioner: sticky places records without a key"),
+            "{e}"
+        );
+        match WorkloadPatch::default().set("partitioner", Given::Flag("random")) {
+            Err(SetError::Bad(e)) => {
+                assert!(e.contains("allowed: round_robin, sticky"), "{e}")
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! fields, their defaults and limits, and the rules for client overrides
 //! and topic names.
 
-use super::{FaultSpec, KeyDist, Payload};
+use super::{FaultSpec, KeyDist, Partitioner, Payload};
 use crate::units::duration_secs;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -145,6 +145,10 @@ pub struct Workload {
     /// with `keys`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key_dist: Option<KeyDist>,
+    /// Where keyless records go: round robin (klab picks) or sticky (the
+    /// client picks, as real clients do).
+    #[serde(default, skip_serializing_if = "Partitioner::is_default")]
+    pub partitioner: Partitioner,
     /// The links between the clients and the nodes and between nodes
     /// (None: loopback, the brokers reached directly).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -181,6 +185,7 @@ impl Default for Workload {
             consumer: BTreeMap::new(),
             keys: None,
             key_dist: None,
+            partitioner: Partitioner::RoundRobin,
             network: None,
         }
     }
@@ -333,6 +338,12 @@ impl Workload {
                 "key_dist: {d} needs keys (how many keys the records carry, e.g. keys = 100)"
             )),
             (Some(n), Some(d)) => d.check(n).map_err(|e| format!("key_dist: {e}")),
+            _ if self.keys.is_some() && self.partitioner != Partitioner::RoundRobin => {
+                Err(format!(
+                    "partitioner: {} places records without a key, but these carry keys (they go by their key's hash); leave one of keys and partitioner out",
+                    self.partitioner
+                ))
+            }
             _ => Ok(()),
         }
     }
@@ -380,6 +391,9 @@ impl Workload {
         }
         if let Some((n, d)) = self.keyed() {
             who.push_str(&format!(", {n} keys ({d})"));
+        }
+        if self.partitioner != Partitioner::RoundRobin {
+            who.push_str(&format!(", {} partitioner", self.partitioner));
         }
         if let Some(net) = &self.network {
             who.push_str(&format!(", network: {net}"));
