@@ -522,6 +522,57 @@ fn sticky_records_fill_one_partition_at_a_time_and_are_all_counted() {
     );
 }
 
+/// Consumers as one group: under the classic protocol (range, eager) and
+/// KIP-848's (`group.protocol=consumer`, the broker assigns), two members
+/// share three partitions, the step waits until each holds one and all
+/// are held, and every record is counted once. The result lists each
+/// member's rebalance callbacks; Kafka's own group tool names the same
+/// protocol and two members.
+#[test]
+fn a_group_of_two_consumers_shares_the_partitions_under_either_protocol() {
+    use klab::model::GroupProtocol;
+    let mut b = shared_broker();
+    for protocol in [GroupProtocol::Classic, GroupProtocol::Consumer] {
+        let w = Workload {
+            rate: Some(2000.0),
+            messages: Some(4000),
+            warmup: Duration::ZERO,
+            partitions: 3,
+            consumers: 2,
+            group: Some(protocol),
+            ..workload()
+        };
+        let m = measure(&mut *b, &w, &secret(), &StepOptions::default()).unwrap();
+        let r = &m.result;
+        assert!(r.complete, "{protocol}: {:?}", r.reason);
+        assert_eq!((r.acked, r.consumed), (4000, 4000), "{protocol}");
+        assert_eq!((r.lost, r.duplicated, r.reordered), (0, 0, 0), "{protocol}");
+        let mut held: Vec<std::collections::BTreeSet<i32>> = vec![Default::default(); 2];
+        for e in &r.rebalances {
+            let k = e.consumer as usize - 1;
+            match e.what.as_str() {
+                "assigned" => held[k].extend(e.partitions.iter().copied()),
+                "revoked" => e.partitions.iter().for_each(|p| {
+                    held[k].remove(p);
+                }),
+                other => panic!("{protocol}: {other} {:?}", e.error),
+            }
+            assert!(
+                e.at_s <= 0.5,
+                "{protocol}: the joins come before the load: {e:?}"
+            );
+        }
+        assert!(
+            held.iter().all(|h| !h.is_empty()),
+            "{protocol}: {:?}",
+            r.rebalances
+        );
+        let all: std::collections::BTreeSet<i32> = held.iter().flatten().copied().collect();
+        assert_eq!(all.len(), 3, "{protocol}: {:?}", r.rebalances);
+        assert!(held[0].is_disjoint(&held[1]), "{protocol}: {held:?}");
+    }
+}
+
 /// Keyed records land where Kafka's Java partitioner puts their keys: the
 /// per-partition counts of a keyed run are what murmur2 predicts for the
 /// producer's (seeded, so known) key sequence, nothing is lost or counted

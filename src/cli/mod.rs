@@ -163,6 +163,13 @@ pub struct ConsumeArgs {
     /// Simulated work per record in each consumer, e.g. 200us (default 0).
     #[arg(long, value_name = "D", value_parser = parse_duration)]
     pub processing: Option<Duration>,
+    /// The consumers as one group with this protocol (classic or
+    /// consumer); default: fixed partitions.
+    #[arg(long, value_name = "classic|consumer")]
+    pub group: Option<crate::model::GroupProtocol>,
+    /// The group's assignor (needs --group).
+    #[arg(long, value_name = "NAME", requires = "group")]
+    pub assignor: Option<crate::model::Assignor>,
     /// A librdkafka consumer setting, e.g. fetch.min.bytes=65536 (repeatable).
     #[arg(long = "consumer-set", value_name = "KEY=VALUE", value_parser = parse_key_value)]
     pub consumer_set: Vec<(String, String)>,
@@ -475,6 +482,7 @@ pub fn flagify(e: &str) -> String {
         "producer" => "--producer-set".to_string(),
         "consumer" => "--consumer-set".to_string(),
         "" => return e.to_string(),
+        f if f.starts_with("consumer.") => format!("--consumer-set {}", &f["consumer.".len()..]),
         f => format!("--{}", f.replace('_', "-")),
     };
     format!("{flag}:{rest}")

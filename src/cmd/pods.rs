@@ -165,6 +165,20 @@ pub fn consume(a: &ConsumeArgs) -> Result<Outcome> {
     spec.consumers = a.consumers as usize;
     spec.processing = a.processing.unwrap_or_default();
     spec.settings = a.consumer_set.clone();
+    if a.group.is_some() {
+        // The same checks as a workload's (an assignor the protocol does
+        // not take, a setting it ignores).
+        let w = crate::model::Workload {
+            consumers: a.consumers,
+            group: a.group,
+            assignor: a.assignor,
+            consumer: a.consumer_set.iter().cloned().collect(),
+            ..Default::default()
+        };
+        w.validate()
+            .map_err(|e| usage!("{}", crate::cli::flagify(&e)))?;
+    }
+    spec.group = a.group.map(|g| (g, a.assignor));
     spec.deadline = Some(Instant::now() + a.timeout);
     let clock = Clock::new();
     let cancel = Cancel::new();

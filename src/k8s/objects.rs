@@ -286,6 +286,12 @@ pub fn consumer_args(
     if !w.processing.is_zero() {
         a.extend(["--processing".into(), format_duration(w.processing)]);
     }
+    if let Some(g) = w.group {
+        a.extend(["--group".into(), g.to_string()]);
+    }
+    if let Some(x) = w.assignor {
+        a.extend(["--assignor".into(), x.to_string()]);
+    }
     for (k, v) in &w.consumer {
         a.extend(["--consumer-set".into(), format!("{k}={v}")]);
     }

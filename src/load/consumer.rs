@@ -12,10 +12,11 @@ use crate::cancel::Cancel;
 use crate::load::clock::Clock;
 use crate::load::payload::{Decoded, Decoder, FLAG_WARMUP, Secret};
 use crate::load::tally::{Counts, Tally};
+use crate::model::{Assignor, GroupProtocol, RebalanceEvent};
 use crate::stats::hist::Recorder;
 use anyhow::{Context, Result, bail};
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, RebalanceProtocol};
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -42,6 +43,9 @@ pub struct ConsumerSpec {
     pub processing: Duration,
     /// Where each partition is read from.
     pub start: StartAt,
+    /// The consumers as one group the broker coordinates (None: each
+    /// takes fixed partitions).
+    pub group: Option<(GroupProtocol, Option<Assignor>)>,
 }
 
 /// Where a consumer starts reading each partition.
@@ -73,6 +77,7 @@ impl ConsumerSpec {
             consumers: 1,
             processing: Duration::ZERO,
             start: StartAt::Beginning,
+            group: None,
         }
     }
 }
@@ -171,6 +176,8 @@ pub struct ConsumerReport {
     /// Where it started ([`StartAt::End`] resolved to offsets), for a later
     /// read-back of the same records.
     pub started_at: StartAt,
+    /// A group's rebalance callbacks, each consumer's, in order.
+    pub rebalances: Vec<RebalanceEvent>,
 }
 
 pub fn client_config(spec: &ConsumerSpec) -> ClientConfig {
@@ -189,6 +196,137 @@ pub fn client_config(spec: &ConsumerSpec) -> ClientConfig {
     }
     cfg.set("bootstrap.servers", &spec.bootstrap);
     cfg
+}
+
+/// A consumer client's context: its log lines go where klab's go, and in a
+/// group its rebalances are carried out and written down.
+pub struct LoadContext {
+    /// Which consumer (0-based) and the group's shared state; None for
+    /// fixed partitions (no rebalance ever comes).
+    group: Option<(usize, Arc<Group>)>,
+}
+
+impl rdkafka::ClientContext for LoadContext {
+    fn log(&self, level: rdkafka::config::RDKafkaLogLevel, fac: &str, log_message: &str) {
+        crate::load::client_log::log_line(level, fac, log_message);
+    }
+    fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
+        crate::load::client_log::error_line(&error, reason);
+    }
+}
+
+/// What the members of one group share: where a partition read for the
+/// first time starts, who holds what, and the rebalances so far.
+struct Group {
+    topic: String,
+    partitions: usize,
+    members: usize,
+    /// The load's start on each partition (None: the beginning).
+    start: std::collections::BTreeMap<i32, i64>,
+    clock: Clock,
+    state: Mutex<GroupState>,
+    ready: Arc<AtomicBool>,
+}
+
+#[derive(Default)]
+struct GroupState {
+    /// Partitions some member has been given at least once.
+    ever: std::collections::BTreeSet<i32>,
+    /// What each member holds now.
+    held: Vec<std::collections::BTreeSet<i32>>,
+    events: Vec<RebalanceEvent>,
+}
+
+impl Group {
+    /// Writes down a callback; the group is ready once every member holds
+    /// a partition and every partition is held.
+    fn note(&self, k: usize, what: &str, parts: &[i32], error: Option<String>) {
+        let Ok(mut s) = self.state.lock() else { return };
+        // An incremental protocol's callbacks may carry nothing.
+        if parts.is_empty() && error.is_none() {
+            return;
+        }
+        if s.held.len() < self.members {
+            s.held.resize(self.members, Default::default());
+        }
+        match what {
+            "assigned" => s.held[k].extend(parts.iter().copied()),
+            "revoked" => parts.iter().for_each(|p| {
+                s.held[k].remove(p);
+            }),
+            _ => {}
+        }
+        s.events.push(RebalanceEvent {
+            at_s: (self.clock.elapsed().as_secs_f64() * 1000.0).round() / 1000.0,
+            consumer: k as u32 + 1,
+            what: what.into(),
+            partitions: parts.to_vec(),
+            error,
+        });
+        let all: std::collections::BTreeSet<i32> = s.held.iter().flatten().copied().collect();
+        if all.len() >= self.partitions && s.held.iter().all(|h| !h.is_empty()) {
+            self.ready.store(true, Ordering::SeqCst);
+        }
+    }
+}
+
+impl ConsumerContext for LoadContext {
+    /// Carries out an assignment or a revocation as rdkafka's default does
+    /// (incrementally under a cooperative protocol), except that a
+    /// partition given to the group for the first time starts where the
+    /// load starts; later owners go on from the group's committed offset.
+    fn rebalance(
+        &self,
+        c: &BaseConsumer<Self>,
+        err: rdkafka::types::RDKafkaRespErr,
+        tpl: &mut TopicPartitionList,
+    ) {
+        use rdkafka::types::RDKafkaRespErr as E;
+        let Some((k, g)) = &self.group else { return };
+        let parts: Vec<i32> = tpl.elements().iter().map(|e| e.partition()).collect();
+        let cooperative = matches!(c.rebalance_protocol(), RebalanceProtocol::Cooperative);
+        let done = match err {
+            E::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
+                if let Ok(mut s) = g.state.lock() {
+                    for &p in &parts {
+                        if s.ever.insert(p) {
+                            let from = g
+                                .start
+                                .get(&p)
+                                .map_or(Offset::Beginning, |&o| Offset::Offset(o));
+                            let _ = tpl.set_partition_offset(&g.topic, p, from);
+                        }
+                    }
+                }
+                let r = if cooperative {
+                    c.incremental_assign(tpl)
+                } else {
+                    c.assign(tpl)
+                };
+                r.map(|()| "assigned")
+            }
+            E::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
+                let r = if cooperative {
+                    c.incremental_unassign(tpl)
+                } else {
+                    c.unassign()
+                };
+                r.map(|()| "revoked")
+            }
+            other => {
+                let e = rdkafka::error::RDKafkaErrorCode::from(other);
+                g.note(*k, "error", &parts, Some(e.to_string()));
+                // As rdkafka does: give everything up, the group will
+                // assign again.
+                let _ = c.unassign();
+                return;
+            }
+        };
+        match done {
+            Ok(what) => g.note(*k, what, &parts, None),
+            Err(e) => g.note(*k, "error", &parts, Some(e.to_string())),
+        }
+    }
 }
 
 /// One record value as a fetcher saw it: where from, what it decoded to,
@@ -223,16 +361,28 @@ pub fn run(
     handle: &ConsumerHandle,
 ) -> Result<ConsumerReport> {
     let n = spec.consumers.max(1);
-    let consumers = (0..n)
-        .map(|k| {
-            let mut cfg = client_config(spec);
-            if n > 1 {
-                cfg.set("client.id", format!("klab-consumer-{}", k + 1));
+    let group_id = format!("klab-{}", crate::random::u64());
+    // The group's shared state, filled in once the partitions are known.
+    let mut group: Option<Arc<Group>> = None;
+    let make = |k: usize, g: Option<Arc<Group>>| {
+        let mut cfg = client_config(spec);
+        if n > 1 {
+            cfg.set("client.id", format!("klab-consumer-{}", k + 1));
+        }
+        if let Some((protocol, assignor)) = spec.group {
+            group_settings(&mut cfg, &group_id, protocol, assignor);
+            for (k, v) in &spec.settings {
+                cfg.set(k, v);
             }
-            cfg.create_with_context(crate::load::client_log::QuietContext)
-                .context("creating the consumer")
+        }
+        cfg.create_with_context(LoadContext {
+            group: g.map(|g| (k, g)),
         })
-        .collect::<Result<Vec<BaseConsumer<crate::load::client_log::QuietContext>>>>()?;
+        .context("creating the consumer")
+    };
+    // The first client finds the partitions; in a group the members are
+    // made once the group's state can say where each partition starts.
+    let probe: BaseConsumer<LoadContext> = make(0, None)?;
 
     // Find the partitions (the topic exists before the consumer starts),
     // within 30 s and the consumer's own deadline.
@@ -244,7 +394,7 @@ pub fn run(
         if cancel.is_cancelled() {
             bail!("cancelled before the consumer started");
         }
-        match consumers[0].fetch_metadata(Some(&spec.topic), Duration::from_secs(2)) {
+        match probe.fetch_metadata(Some(&spec.topic), Duration::from_secs(2)) {
             Ok(md) => {
                 let n = md
                     .topics()
@@ -271,7 +421,7 @@ pub fn run(
     };
     let started_at = match &spec.start {
         StartAt::End => StartAt::Offsets(end_offsets(
-            &consumers[0],
+            &probe,
             &spec.topic,
             partitions,
             meta_deadline,
@@ -279,19 +429,54 @@ pub fn run(
         )?),
         other => other.clone(),
     };
-    for (k, consumer) in consumers.iter().enumerate() {
-        let mut tpl = TopicPartitionList::new();
-        for p in partitions_of(k, n, partitions) {
-            let from = match &started_at {
-                StartAt::Offsets(o) => o.get(&p).map_or(Offset::Beginning, |&x| Offset::Offset(x)),
-                _ => Offset::Beginning,
-            };
-            tpl.add_partition_offset(&spec.topic, p, from)
-                .context("building the partition assignment")?;
+    let consumers = if spec.group.is_some() {
+        // Members of one group: each subscribes, and the group is ready
+        // when every member holds a partition and every partition is held
+        // (the fetchers' polls carry the joins out).
+        let g = Arc::new(Group {
+            topic: spec.topic.clone(),
+            partitions,
+            members: n,
+            start: match &started_at {
+                StartAt::Offsets(o) => o.clone(),
+                _ => Default::default(),
+            },
+            clock: *clock,
+            state: Mutex::new(GroupState::default()),
+            ready: Arc::clone(&handle.ready),
+        });
+        group = Some(Arc::clone(&g));
+        drop(probe);
+        let members = (0..n)
+            .map(|k| make(k, Some(Arc::clone(&g))))
+            .collect::<Result<Vec<_>>>()?;
+        for m in &members {
+            m.subscribe(&[spec.topic.as_str()])
+                .context("subscribing the group's members to the topic")?;
         }
-        consumer.assign(&tpl).context("assigning partitions")?;
-    }
-    handle.ready.store(true, Ordering::SeqCst);
+        members
+    } else {
+        let mut clients = vec![probe];
+        for k in 1..n {
+            clients.push(make(k, None)?);
+        }
+        for (k, consumer) in clients.iter().enumerate() {
+            let mut tpl = TopicPartitionList::new();
+            for p in partitions_of(k, n, partitions) {
+                let from = match &started_at {
+                    StartAt::Offsets(o) => {
+                        o.get(&p).map_or(Offset::Beginning, |&x| Offset::Offset(x))
+                    }
+                    _ => Offset::Beginning,
+                };
+                tpl.add_partition_offset(&spec.topic, p, from)
+                    .context("building the partition assignment")?;
+            }
+            consumer.assign(&tpl).context("assigning partitions")?;
+        }
+        handle.ready.store(true, Ordering::SeqCst);
+        clients
+    };
 
     let stop = AtomicBool::new(false);
     let (tx, rx) = std::sync::mpsc::channel::<Vec<Seen>>();
@@ -304,15 +489,47 @@ pub fn run(
         drop(tx);
         let report = tally_arrivals(spec, clock, cancel, handle, &rx);
         stop.store(true, Ordering::SeqCst);
-        report.map(|r| ConsumerReport { started_at, ..r })
+        let rebalances = group
+            .as_ref()
+            .and_then(|g| g.state.lock().ok().map(|s| s.events.clone()))
+            .unwrap_or_default();
+        report.map(|r| ConsumerReport {
+            started_at,
+            rebalances,
+            ..r
+        })
     })
+}
+
+/// A group member's settings: the group's id and protocol, its assignor,
+/// and commits as a real client makes them by default (automatic, every
+/// 5 s and when partitions are revoked, of what `poll` returned).
+fn group_settings(
+    cfg: &mut ClientConfig,
+    group_id: &str,
+    protocol: GroupProtocol,
+    assignor: Option<Assignor>,
+) {
+    cfg.set("group.id", group_id)
+        .set("group.protocol", protocol.as_str())
+        .set("enable.auto.commit", "true")
+        .set("enable.auto.offset.store", "true");
+    match (protocol, assignor) {
+        (GroupProtocol::Classic, Some(a)) => {
+            cfg.set("partition.assignment.strategy", a.as_str());
+        }
+        (GroupProtocol::Consumer, Some(a)) => {
+            cfg.set("group.remote.assignor", a.as_str());
+        }
+        (_, None) => {}
+    }
 }
 
 /// The end (high watermark) of each of the `partitions` of `topic` now.
 /// A partition whose leader is not known yet (a topic just created, a
 /// leader just moved) is asked again until `deadline`.
 fn end_offsets(
-    consumer: &BaseConsumer<crate::load::client_log::QuietContext>,
+    consumer: &BaseConsumer<LoadContext>,
     topic: &str,
     partitions: usize,
     deadline: Instant,
@@ -338,7 +555,7 @@ fn end_offsets(
 /// A fetcher's loop: polls its consumer, checks each record and sends what
 /// it read on in batches, until `stop`.
 fn fetch(
-    consumer: &BaseConsumer<crate::load::client_log::QuietContext>,
+    consumer: &BaseConsumer<LoadContext>,
     spec: &ConsumerSpec,
     clock: &Clock,
     stop: &AtomicBool,

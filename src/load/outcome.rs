@@ -76,6 +76,9 @@ pub struct ConsumerOutcome {
     /// `(t, lag)`: records due before Unix second `t` and not yet read.
     #[serde(default)]
     pub lag_per_second: Vec<(u64, u64)>,
+    /// A group's rebalance callbacks, `at_s` in Unix seconds here.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rebalances: Vec<crate::model::RebalanceEvent>,
 }
 
 fn ns(clock: &crate::load::clock::Clock, d: std::time::Duration) -> u64 {
@@ -156,6 +159,15 @@ impl ConsumerOutcome {
             last_receive_ns: ns(clock, r.last_receive),
             e2e: r.e2e.clone(),
             lag_per_second: r.lag_per_second.clone(),
+            rebalances: r
+                .rebalances
+                .iter()
+                .map(|e| crate::model::RebalanceEvent {
+                    at_s: ns(clock, std::time::Duration::from_secs_f64(e.at_s.max(0.0))) as f64
+                        / 1e9,
+                    ..e.clone()
+                })
+                .collect(),
         }
     }
 }
@@ -229,6 +241,15 @@ pub fn assemble(
             Some(_) => p.acked_per_partition.clone(),
             None => Vec::new(),
         },
+        // On the measured window's axis (before it: negative).
+        rebalances: c
+            .rebalances
+            .iter()
+            .map(|e| crate::model::RebalanceEvent {
+                at_s: ((e.at_s - p.window_start_ns as f64 / 1e9) * 1000.0).round() / 1000.0,
+                ..e.clone()
+            })
+            .collect(),
         ..Default::default()
     }
 }

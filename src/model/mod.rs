@@ -9,6 +9,7 @@ use std::fmt;
 
 mod cpu;
 mod fault;
+mod group;
 mod keys;
 pub mod network;
 mod payload;
@@ -16,6 +17,7 @@ pub mod settings;
 mod workload;
 pub use cpu::CpuUse;
 pub use fault::*;
+pub use group::{Assignor, GroupProtocol, RebalanceEvent};
 pub use keys::{KeyDist, MAX_KEYS, Partitioner, key_bytes};
 pub use network::Network;
 pub use payload::Payload;
@@ -328,6 +330,11 @@ pub struct StepResult {
     /// of each whole second of the measured window.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub consumer_lag: Vec<u64>,
+    /// A consumer group's rebalance callbacks, each member's, with
+    /// `at_s` from the measured window's start (negative: before it, the
+    /// joins). Empty without a group.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rebalances: Vec<RebalanceEvent>,
     /// `klab run --kafka-offsets`: the topic's offsets by Kafka's own tool
     /// against klab's counts.
     #[serde(default, skip_serializing_if = "Option::is_none")]

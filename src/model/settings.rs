@@ -13,7 +13,7 @@
 //! result records), a line in [`WorkloadPatch::resolve`], and its docs.
 
 use super::workload::{Acks, Workload, limits};
-use super::{FaultSpec, KeyDist, Partitioner, Payload};
+use super::{Assignor, FaultSpec, GroupProtocol, KeyDist, Partitioner, Payload};
 use crate::units::parse_duration;
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -182,6 +182,14 @@ fn partitioner(g: &Given<'_>) -> Result<Partitioner, String> {
     g.text()?.parse()
 }
 
+fn group(g: &Given<'_>) -> Result<GroupProtocol, String> {
+    g.text()?.parse()
+}
+
+fn assignor(g: &Given<'_>) -> Result<Assignor, String> {
+    g.text()?.parse()
+}
+
 fn processing(g: &Given<'_>) -> Result<Duration, String> {
     let d = duration(g)?;
     if d > limits::MAX_PROCESSING {
@@ -219,7 +227,9 @@ shown_by_display!(
     Acks,
     Payload,
     KeyDist,
-    Partitioner
+    Partitioner,
+    GroupProtocol,
+    Assignor
 );
 
 /// Why a setting could not be set.
@@ -380,6 +390,15 @@ workload_settings! {
     /// partition for sticky.partitioning.linger.ms, then moves on, as
     /// librdkafka and the Java client do).
     partitioner: Partitioner = partitioner, "round_robin|sticky";
+    /// The consumers as one group the broker coordinates: classic (the
+    /// members assign, eager unless the assignor is cooperative) or
+    /// consumer (KIP-848: the broker assigns). Default: none, each
+    /// consumer takes fixed partitions.
+    group: GroupProtocol = group, "classic|consumer";
+    /// The group's assignor: range, roundrobin or cooperative-sticky with
+    /// classic (default: librdkafka's range,roundrobin), uniform or range
+    /// with consumer (default: the broker's). Needs group.
+    assignor: Assignor = assignor, "NAME";
 }
 
 impl WorkloadPatch {
@@ -479,6 +498,8 @@ impl WorkloadPatch {
             keys: self.keys,
             key_dist: self.key_dist,
             partitioner: self.partitioner.unwrap_or(d.partitioner),
+            group: self.group,
+            assignor: self.assignor,
             network: self.network.clone(),
         };
         w.validate()?;
@@ -628,6 +649,54 @@ mod tests {
                 .unwrap_err()
                 .starts_with("keys: 0 is not allowed")
         );
+    }
+
+    #[test]
+    fn a_group_takes_its_protocol_s_assignors_and_settings() {
+        let resolve = |pairs: &[(&str, &str)], consumer: &[(&str, &str)]| {
+            let mut p = WorkloadPatch::default();
+            for (k, v) in pairs {
+                p.set(k, Given::Flag(v)).unwrap();
+            }
+            for (k, v) in consumer {
+                p.consumer.insert(k.to_string(), v.to_string());
+            }
+            p.resolve(None)
+        };
+        let w = resolve(
+            &[("group", "classic"), ("assignor", "cooperative-sticky")],
+            &[],
+        )
+        .unwrap();
+        assert_eq!(w.group, Some(GroupProtocol::Classic));
+        assert_eq!(w.assignor, Some(Assignor::CooperativeSticky));
+        assert!(
+            w.describe().contains("classic group (cooperative-sticky)"),
+            "{}",
+            w.describe()
+        );
+        let json = serde_json::to_string(&w).unwrap();
+        assert_eq!(serde_json::from_str::<Workload>(&json).unwrap(), w);
+        assert!(resolve(&[("group", "consumer"), ("assignor", "uniform")], &[]).is_ok());
+        let e = resolve(&[("assignor", "range")], &[]).unwrap_err();
+        assert!(e.starts_with("assignor: range needs group"), "{e}");
+        let e = resolve(&[("group", "consumer"), ("assignor", "roundrobin")], &[]).unwrap_err();
+        assert!(
+            e.starts_with(
+                "assignor: roundrobin is not allowed with group = consumer; allowed: uniform, range"
+            ),
+            "{e}"
+        );
+        let e = resolve(&[("group", "consumer")], &[("session.timeout.ms", "6000")]).unwrap_err();
+        assert!(
+            e.starts_with("consumer.session.timeout.ms: ignored with group = consumer (the broker's group.consumer.session.timeout.ms decides)"),
+            "{e}"
+        );
+        assert!(resolve(&[("group", "classic")], &[("session.timeout.ms", "6000")]).is_ok());
+        match WorkloadPatch::default().set("group", Given::Flag("eager")) {
+            Err(SetError::Bad(e)) => assert!(e.contains("allowed: classic, consumer"), "{e}"),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! fields, their defaults and limits, and the rules for client overrides
 //! and topic names.
 
-use super::{FaultSpec, KeyDist, Partitioner, Payload};
+use super::{Assignor, FaultSpec, GroupProtocol, KeyDist, Partitioner, Payload};
 use crate::units::duration_secs;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -149,6 +149,13 @@ pub struct Workload {
     /// client picks, as real clients do).
     #[serde(default, skip_serializing_if = "Partitioner::is_default")]
     pub partitioner: Partitioner,
+    /// The consumers as one group the broker coordinates, with this
+    /// protocol (None: each consumer takes fixed partitions).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<GroupProtocol>,
+    /// The group's assignor (None: the protocol's default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub assignor: Option<Assignor>,
     /// The links between the clients and the nodes and between nodes
     /// (None: loopback, the brokers reached directly).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -186,6 +193,8 @@ impl Default for Workload {
             keys: None,
             key_dist: None,
             partitioner: Partitioner::RoundRobin,
+            group: None,
+            assignor: None,
             network: None,
         }
     }
@@ -313,6 +322,7 @@ impl Workload {
             );
         }
         self.check_keys()?;
+        self.check_group()?;
         if let Some(n) = &self.network {
             n.validate().map_err(|e| format!("network.{e}"))?;
         }
@@ -346,6 +356,35 @@ impl Workload {
             }
             _ => Ok(()),
         }
+    }
+
+    /// The group and its assignor; the error names the field.
+    fn check_group(&self) -> Result<(), String> {
+        match (self.group, self.assignor) {
+            (None, Some(a)) => {
+                return Err(format!(
+                    "assignor: {a} needs group (classic or consumer): without a group each consumer takes fixed partitions"
+                ));
+            }
+            (Some(g), Some(a)) if !g.assignors().contains(&a) => {
+                let allowed: Vec<&str> = g.assignors().iter().map(|a| a.as_str()).collect();
+                return Err(format!(
+                    "assignor: {a} is not allowed with group = {g}; allowed: {}",
+                    allowed.join(", ")
+                ));
+            }
+            _ => {}
+        }
+        if let Some(g) = self.group {
+            for k in self.consumer.keys() {
+                if let Some(why) = g.ignored_setting(k) {
+                    return Err(format!(
+                        "consumer.{k}: ignored with group = {g} ({why}); leave it out"
+                    ));
+                }
+            }
+        }
+        Ok(())
     }
 
     /// The keys' distribution when the records are keyed.
@@ -391,6 +430,12 @@ impl Workload {
         }
         if let Some((n, d)) = self.keyed() {
             who.push_str(&format!(", {n} keys ({d})"));
+        }
+        if let Some(g) = self.group {
+            match self.assignor {
+                Some(a) => who.push_str(&format!(", {g} group ({a})")),
+                None => who.push_str(&format!(", {g} group")),
+            }
         }
         if self.partitioner != Partitioner::RoundRobin {
             who.push_str(&format!(", {} partitioner", self.partitioner));

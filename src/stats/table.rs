@@ -148,6 +148,7 @@ pub fn fault_text(r: &StepResult) -> String {
         out.push_str(&format!("{t}\n"));
     }
     out.push_str(&cluster_text(r));
+    out.push_str(&group_text(r));
     for u in &r.unavailable {
         out.push_str(&format!("not measured on this target: {u}\n"));
     }
@@ -203,6 +204,34 @@ fn cluster_text(r: &StepResult) -> String {
         out.push_str(&format!(
             "acknowledged while the ISR was the leader alone: {} records (one copy when acknowledged)\n",
             group(n)
+        ));
+    }
+    out
+}
+
+/// A consumer group's rebalance callbacks, one line per member and
+/// moment (`group at -1.0s: consumer 2 assigned p2`), the first 12.
+fn group_text(r: &StepResult) -> String {
+    const SHOWN: usize = 12;
+    let mut out = String::new();
+    for e in r.rebalances.iter().take(SHOWN) {
+        let parts: Vec<String> = e.partitions.iter().map(|p| format!("p{p}")).collect();
+        out.push_str(&format!(
+            "group at {:.1}s: consumer {} {} {}{}\n",
+            e.at_s,
+            e.consumer,
+            e.what,
+            parts.join(","),
+            e.error
+                .as_ref()
+                .map(|x| format!(" ({x})"))
+                .unwrap_or_default()
+        ));
+    }
+    if r.rebalances.len() > SHOWN {
+        out.push_str(&format!(
+            "group: {} more rebalance callbacks in the step's JSON (`rebalances`)\n",
+            r.rebalances.len() - SHOWN
         ));
     }
     out
@@ -391,5 +420,26 @@ mod tests {
         assert!(step_table(&r).contains("p15 5%, … 4 more in the JSON"));
         r.acked_per_partition.clear();
         assert!(!step_table(&r).contains("partitions ("));
+    }
+
+    #[test]
+    fn a_group_shows_each_rebalance_callback() {
+        let mut r = StepResult::default();
+        assert!(!step_table(&r).contains("group at"));
+        r.rebalances = (0..14)
+            .map(|i| crate::model::RebalanceEvent {
+                at_s: -1.0 + f64::from(i),
+                consumer: 2,
+                what: "assigned".into(),
+                partitions: vec![1, 2],
+                error: None,
+            })
+            .collect();
+        let t = step_table(&r);
+        assert!(
+            t.contains("group at -1.0s: consumer 2 assigned p1,p2\n"),
+            "{t}"
+        );
+        assert!(t.contains("group: 2 more rebalance callbacks"), "{t}");
     }
 }

@@ -115,6 +115,7 @@ impl ThreadLoad {
         cspec.settings = workload.consumer.clone().into_iter().collect();
         cspec.drain_timeout = Duration::from_secs(30);
         cspec.start = start;
+        cspec.group = workload.group.map(|g| (g, workload.assignor));
         ThreadLoad {
             pspecs: Arc::new(pspecs),
             cspec: Arc::new(cspec),

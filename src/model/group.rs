@@ -1,0 +1,185 @@
+//! Consumers as one group the broker coordinates: the protocol and the
+//! assignor, as a workload names them (`group`, `assignor`). How the
+//! consumers join, and what a rebalance did, is the load's
+//! (`load::consumer`).
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// The group protocol the consumers speak.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GroupProtocol {
+    /// The classic protocol: the members join, one of them assigns the
+    /// partitions (with the assignor all of them support), and with an
+    /// eager assignor every member gives up every partition first.
+    Classic,
+    /// KIP-848's protocol (`group.protocol=consumer`, GA in Kafka 4.0):
+    /// the broker assigns, member by member, and no one stops the world.
+    Consumer,
+}
+
+impl GroupProtocol {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GroupProtocol::Classic => "classic",
+            GroupProtocol::Consumer => "consumer",
+        }
+    }
+
+    /// The assignors this protocol takes.
+    pub fn assignors(self) -> &'static [Assignor] {
+        match self {
+            GroupProtocol::Classic => &[
+                Assignor::Range,
+                Assignor::RoundRobin,
+                Assignor::CooperativeSticky,
+            ],
+            GroupProtocol::Consumer => &[Assignor::Uniform, Assignor::Range],
+        }
+    }
+
+    /// Consumer settings the protocol ignores: with `consumer` the broker
+    /// decides them (its `group.consumer.*` settings), so a workload that
+    /// sets one would silently change nothing.
+    pub fn ignored_setting(self, key: &str) -> Option<&'static str> {
+        match (self, key) {
+            (GroupProtocol::Consumer, "session.timeout.ms") => {
+                Some("the broker's group.consumer.session.timeout.ms decides")
+            }
+            (GroupProtocol::Consumer, "heartbeat.interval.ms") => {
+                Some("the broker's group.consumer.heartbeat.interval.ms decides")
+            }
+            (GroupProtocol::Consumer, "partition.assignment.strategy") => {
+                Some("the broker assigns; name its assignor with assignor = uniform or range")
+            }
+            _ => None,
+        }
+    }
+}
+
+impl std::str::FromStr for GroupProtocol {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.trim() {
+            "classic" => Ok(GroupProtocol::Classic),
+            "consumer" => Ok(GroupProtocol::Consumer),
+            other => Err(format!(
+                "'{other}' is not a group protocol; allowed: classic, consumer"
+            )),
+        }
+    }
+}
+
+impl fmt::Display for GroupProtocol {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How a group's partitions are shared out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Assignor {
+    /// Consecutive partitions to each member (classic and consumer).
+    Range,
+    /// Partitions dealt out one by one (classic, eager).
+    #[serde(rename = "roundrobin")]
+    RoundRobin,
+    /// Classic, incremental: only the partitions that move are revoked.
+    CooperativeSticky,
+    /// The broker's default with the consumer protocol.
+    Uniform,
+}
+
+impl Assignor {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Assignor::Range => "range",
+            Assignor::RoundRobin => "roundrobin",
+            Assignor::CooperativeSticky => "cooperative-sticky",
+            Assignor::Uniform => "uniform",
+        }
+    }
+}
+
+impl std::str::FromStr for Assignor {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        [
+            Assignor::Range,
+            Assignor::RoundRobin,
+            Assignor::CooperativeSticky,
+            Assignor::Uniform,
+        ]
+        .into_iter()
+        .find(|a| a.as_str() == s.trim())
+        .ok_or_else(|| {
+            format!(
+                "'{}' is not an assignor; allowed: range, roundrobin, cooperative-sticky (classic), uniform, range (consumer)",
+                s.trim()
+            )
+        })
+    }
+}
+
+impl fmt::Display for Assignor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One rebalance callback of one consumer: what it was given or gave up,
+/// and when.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RebalanceEvent {
+    /// Seconds after the run's clock origin.
+    pub at_s: f64,
+    /// The consumer, from 1.
+    pub consumer: u32,
+    /// `assigned`, `revoked` or `error`.
+    pub what: String,
+    pub partitions: Vec<i32>,
+    /// The error, for `error`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn protocols_and_assignors_read_and_print_as_written() {
+        for p in [GroupProtocol::Classic, GroupProtocol::Consumer] {
+            assert_eq!(p.as_str().parse::<GroupProtocol>(), Ok(p));
+            for a in p.assignors() {
+                assert_eq!(a.as_str().parse::<Assignor>(), Ok(*a));
+                let json = serde_json::to_string(a).unwrap();
+                assert_eq!(json, format!("\"{a}\""));
+            }
+        }
+        assert!(
+            "eager"
+                .parse::<GroupProtocol>()
+                .unwrap_err()
+                .contains("allowed: classic, consumer")
+        );
+        assert!(
+            "sticky"
+                .parse::<Assignor>()
+                .unwrap_err()
+                .contains("allowed:")
+        );
+        assert!(
+            GroupProtocol::Consumer
+                .ignored_setting("session.timeout.ms")
+                .is_some()
+        );
+        assert!(
+            GroupProtocol::Classic
+                .ignored_setting("session.timeout.ms")
+                .is_none()
+        );
+    }
+}
