@@ -10,13 +10,14 @@
 
 use crate::cancel::Cancel;
 use crate::load::clock::Clock;
+use crate::load::group::{Group, LoadContext, group_settings};
 use crate::load::payload::{Decoded, Decoder, FLAG_WARMUP, Secret};
 use crate::load::tally::{Counts, Tally};
 use crate::model::{Assignor, GroupProtocol, RebalanceEvent};
 use crate::stats::hist::Recorder;
 use anyhow::{Context, Result, bail};
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, RebalanceProtocol};
+use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -198,137 +199,6 @@ pub fn client_config(spec: &ConsumerSpec) -> ClientConfig {
     cfg
 }
 
-/// A consumer client's context: its log lines go where klab's go, and in a
-/// group its rebalances are carried out and written down.
-pub struct LoadContext {
-    /// Which consumer (0-based) and the group's shared state; None for
-    /// fixed partitions (no rebalance ever comes).
-    group: Option<(usize, Arc<Group>)>,
-}
-
-impl rdkafka::ClientContext for LoadContext {
-    fn log(&self, level: rdkafka::config::RDKafkaLogLevel, fac: &str, log_message: &str) {
-        crate::load::client_log::log_line(level, fac, log_message);
-    }
-    fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
-        crate::load::client_log::error_line(&error, reason);
-    }
-}
-
-/// What the members of one group share: where a partition read for the
-/// first time starts, who holds what, and the rebalances so far.
-struct Group {
-    topic: String,
-    partitions: usize,
-    members: usize,
-    /// The load's start on each partition (None: the beginning).
-    start: std::collections::BTreeMap<i32, i64>,
-    clock: Clock,
-    state: Mutex<GroupState>,
-    ready: Arc<AtomicBool>,
-}
-
-#[derive(Default)]
-struct GroupState {
-    /// Partitions some member has been given at least once.
-    ever: std::collections::BTreeSet<i32>,
-    /// What each member holds now.
-    held: Vec<std::collections::BTreeSet<i32>>,
-    events: Vec<RebalanceEvent>,
-}
-
-impl Group {
-    /// Writes down a callback; the group is ready once every member holds
-    /// a partition and every partition is held.
-    fn note(&self, k: usize, what: &str, parts: &[i32], error: Option<String>) {
-        let Ok(mut s) = self.state.lock() else { return };
-        // An incremental protocol's callbacks may carry nothing.
-        if parts.is_empty() && error.is_none() {
-            return;
-        }
-        if s.held.len() < self.members {
-            s.held.resize(self.members, Default::default());
-        }
-        match what {
-            "assigned" => s.held[k].extend(parts.iter().copied()),
-            "revoked" => parts.iter().for_each(|p| {
-                s.held[k].remove(p);
-            }),
-            _ => {}
-        }
-        s.events.push(RebalanceEvent {
-            at_s: (self.clock.elapsed().as_secs_f64() * 1000.0).round() / 1000.0,
-            consumer: k as u32 + 1,
-            what: what.into(),
-            partitions: parts.to_vec(),
-            error,
-        });
-        let all: std::collections::BTreeSet<i32> = s.held.iter().flatten().copied().collect();
-        if all.len() >= self.partitions && s.held.iter().all(|h| !h.is_empty()) {
-            self.ready.store(true, Ordering::SeqCst);
-        }
-    }
-}
-
-impl ConsumerContext for LoadContext {
-    /// Carries out an assignment or a revocation as rdkafka's default does
-    /// (incrementally under a cooperative protocol), except that a
-    /// partition given to the group for the first time starts where the
-    /// load starts; later owners go on from the group's committed offset.
-    fn rebalance(
-        &self,
-        c: &BaseConsumer<Self>,
-        err: rdkafka::types::RDKafkaRespErr,
-        tpl: &mut TopicPartitionList,
-    ) {
-        use rdkafka::types::RDKafkaRespErr as E;
-        let Some((k, g)) = &self.group else { return };
-        let parts: Vec<i32> = tpl.elements().iter().map(|e| e.partition()).collect();
-        let cooperative = matches!(c.rebalance_protocol(), RebalanceProtocol::Cooperative);
-        let done = match err {
-            E::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
-                if let Ok(mut s) = g.state.lock() {
-                    for &p in &parts {
-                        if s.ever.insert(p) {
-                            let from = g
-                                .start
-                                .get(&p)
-                                .map_or(Offset::Beginning, |&o| Offset::Offset(o));
-                            let _ = tpl.set_partition_offset(&g.topic, p, from);
-                        }
-                    }
-                }
-                let r = if cooperative {
-                    c.incremental_assign(tpl)
-                } else {
-                    c.assign(tpl)
-                };
-                r.map(|()| "assigned")
-            }
-            E::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
-                let r = if cooperative {
-                    c.incremental_unassign(tpl)
-                } else {
-                    c.unassign()
-                };
-                r.map(|()| "revoked")
-            }
-            other => {
-                let e = rdkafka::error::RDKafkaErrorCode::from(other);
-                g.note(*k, "error", &parts, Some(e.to_string()));
-                // As rdkafka does: give everything up, the group will
-                // assign again.
-                let _ = c.unassign();
-                return;
-            }
-        };
-        match done {
-            Ok(what) => g.note(*k, what, &parts, None),
-            Err(e) => g.note(*k, "error", &parts, Some(e.to_string())),
-        }
-    }
-}
-
 /// One record value as a fetcher saw it: where from, what it decoded to,
 /// and when it was done with it (Unix ns: received, plus the simulated
 /// processing of the records before it).
@@ -433,18 +303,17 @@ pub fn run(
         // Members of one group: each subscribes, and the group is ready
         // when every member holds a partition and every partition is held
         // (the fetchers' polls carry the joins out).
-        let g = Arc::new(Group {
-            topic: spec.topic.clone(),
+        let g = Arc::new(Group::new(
+            &spec.topic,
             partitions,
-            members: n,
-            start: match &started_at {
+            n,
+            match &started_at {
                 StartAt::Offsets(o) => o.clone(),
                 _ => Default::default(),
             },
-            clock: *clock,
-            state: Mutex::new(GroupState::default()),
-            ready: Arc::clone(&handle.ready),
-        });
+            *clock,
+            Arc::clone(&handle.ready),
+        ));
         group = Some(Arc::clone(&g));
         drop(probe);
         let members = (0..n)
@@ -489,40 +358,13 @@ pub fn run(
         drop(tx);
         let report = tally_arrivals(spec, clock, cancel, handle, &rx);
         stop.store(true, Ordering::SeqCst);
-        let rebalances = group
-            .as_ref()
-            .and_then(|g| g.state.lock().ok().map(|s| s.events.clone()))
-            .unwrap_or_default();
+        let rebalances = group.as_ref().map(|g| g.events()).unwrap_or_default();
         report.map(|r| ConsumerReport {
             started_at,
             rebalances,
             ..r
         })
     })
-}
-
-/// A group member's settings: the group's id and protocol, its assignor,
-/// and commits as a real client makes them by default (automatic, every
-/// 5 s and when partitions are revoked, of what `poll` returned).
-fn group_settings(
-    cfg: &mut ClientConfig,
-    group_id: &str,
-    protocol: GroupProtocol,
-    assignor: Option<Assignor>,
-) {
-    cfg.set("group.id", group_id)
-        .set("group.protocol", protocol.as_str())
-        .set("enable.auto.commit", "true")
-        .set("enable.auto.offset.store", "true");
-    match (protocol, assignor) {
-        (GroupProtocol::Classic, Some(a)) => {
-            cfg.set("partition.assignment.strategy", a.as_str());
-        }
-        (GroupProtocol::Consumer, Some(a)) => {
-            cfg.set("group.remote.assignor", a.as_str());
-        }
-        (_, None) => {}
-    }
 }
 
 /// The end (high watermark) of each of the `partitions` of `topic` now.

@@ -4,6 +4,7 @@
 pub mod client_log;
 pub mod clock;
 pub mod consumer;
+pub mod group;
 pub mod keys;
 pub mod outcome;
 pub mod payload;

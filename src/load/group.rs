@@ -1,0 +1,196 @@
+//! Consumers as one group: the context each client runs with, which
+//! carries out the group's assignments and writes them down, and the
+//! state the members share (who holds what, whether the group is ready).
+
+use crate::load::clock::Clock;
+use crate::model::{Assignor, GroupProtocol, RebalanceEvent};
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, RebalanceProtocol};
+use rdkafka::{Offset, TopicPartitionList};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// A consumer client's context: its log lines go where klab's go, and in a
+/// group its rebalances are carried out and written down.
+pub struct LoadContext {
+    /// Which consumer (0-based) and the group's shared state; None for
+    /// fixed partitions (no rebalance ever comes).
+    pub(crate) group: Option<(usize, Arc<Group>)>,
+}
+
+impl rdkafka::ClientContext for LoadContext {
+    fn log(&self, level: rdkafka::config::RDKafkaLogLevel, fac: &str, log_message: &str) {
+        crate::load::client_log::log_line(level, fac, log_message);
+    }
+    fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
+        crate::load::client_log::error_line(&error, reason);
+    }
+}
+
+/// What the members of one group share: where a partition read for the
+/// first time starts, who holds what, and the rebalances so far.
+pub(crate) struct Group {
+    topic: String,
+    partitions: usize,
+    members: usize,
+    /// The load's start on each partition (None: the beginning).
+    start: std::collections::BTreeMap<i32, i64>,
+    clock: Clock,
+    state: Mutex<GroupState>,
+    ready: Arc<AtomicBool>,
+}
+
+#[derive(Default)]
+struct GroupState {
+    /// Partitions some member has been given at least once.
+    ever: std::collections::BTreeSet<i32>,
+    /// What each member holds now.
+    held: Vec<std::collections::BTreeSet<i32>>,
+    events: Vec<RebalanceEvent>,
+}
+
+impl Group {
+    /// A group of `members` over `partitions` of `topic`, each starting
+    /// at `start` (a partition not named: its beginning); `ready` is set
+    /// once every member holds a partition and every partition is held.
+    pub(crate) fn new(
+        topic: &str,
+        partitions: usize,
+        members: usize,
+        start: std::collections::BTreeMap<i32, i64>,
+        clock: Clock,
+        ready: Arc<AtomicBool>,
+    ) -> Group {
+        Group {
+            topic: topic.to_string(),
+            partitions,
+            members,
+            start,
+            clock,
+            state: Mutex::new(GroupState::default()),
+            ready,
+        }
+    }
+
+    /// Every member's rebalance callbacks so far, in order.
+    pub(crate) fn events(&self) -> Vec<RebalanceEvent> {
+        self.state
+            .lock()
+            .map(|s| s.events.clone())
+            .unwrap_or_default()
+    }
+
+    /// Writes down a callback; the group is ready once every member holds
+    /// a partition and every partition is held.
+    fn note(&self, k: usize, what: &str, parts: &[i32], error: Option<String>) {
+        let Ok(mut s) = self.state.lock() else { return };
+        // An incremental protocol's callbacks may carry nothing.
+        if parts.is_empty() && error.is_none() {
+            return;
+        }
+        if s.held.len() < self.members {
+            s.held.resize(self.members, Default::default());
+        }
+        match what {
+            "assigned" => s.held[k].extend(parts.iter().copied()),
+            "revoked" => parts.iter().for_each(|p| {
+                s.held[k].remove(p);
+            }),
+            _ => {}
+        }
+        s.events.push(RebalanceEvent {
+            at_s: (self.clock.elapsed().as_secs_f64() * 1000.0).round() / 1000.0,
+            consumer: k as u32 + 1,
+            what: what.into(),
+            partitions: parts.to_vec(),
+            error,
+        });
+        let all: std::collections::BTreeSet<i32> = s.held.iter().flatten().copied().collect();
+        if all.len() >= self.partitions && s.held.iter().all(|h| !h.is_empty()) {
+            self.ready.store(true, Ordering::SeqCst);
+        }
+    }
+}
+
+impl ConsumerContext for LoadContext {
+    /// Carries out an assignment or a revocation as rdkafka's default does
+    /// (incrementally under a cooperative protocol), except that a
+    /// partition given to the group for the first time starts where the
+    /// load starts; later owners go on from the group's committed offset.
+    fn rebalance(
+        &self,
+        c: &BaseConsumer<Self>,
+        err: rdkafka::types::RDKafkaRespErr,
+        tpl: &mut TopicPartitionList,
+    ) {
+        use rdkafka::types::RDKafkaRespErr as E;
+        let Some((k, g)) = &self.group else { return };
+        let parts: Vec<i32> = tpl.elements().iter().map(|e| e.partition()).collect();
+        let cooperative = matches!(c.rebalance_protocol(), RebalanceProtocol::Cooperative);
+        let done = match err {
+            E::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
+                if let Ok(mut s) = g.state.lock() {
+                    for &p in &parts {
+                        if s.ever.insert(p) {
+                            let from = g
+                                .start
+                                .get(&p)
+                                .map_or(Offset::Beginning, |&o| Offset::Offset(o));
+                            let _ = tpl.set_partition_offset(&g.topic, p, from);
+                        }
+                    }
+                }
+                let r = if cooperative {
+                    c.incremental_assign(tpl)
+                } else {
+                    c.assign(tpl)
+                };
+                r.map(|()| "assigned")
+            }
+            E::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
+                let r = if cooperative {
+                    c.incremental_unassign(tpl)
+                } else {
+                    c.unassign()
+                };
+                r.map(|()| "revoked")
+            }
+            other => {
+                let e = rdkafka::error::RDKafkaErrorCode::from(other);
+                g.note(*k, "error", &parts, Some(e.to_string()));
+                // As rdkafka does: give everything up, the group will
+                // assign again.
+                let _ = c.unassign();
+                return;
+            }
+        };
+        match done {
+            Ok(what) => g.note(*k, what, &parts, None),
+            Err(e) => g.note(*k, "error", &parts, Some(e.to_string())),
+        }
+    }
+}
+
+/// A group member's settings: the group's id and protocol, its assignor,
+/// and commits as a real client makes them by default (automatic, every
+/// 5 s and when partitions are revoked, of what `poll` returned).
+pub(crate) fn group_settings(
+    cfg: &mut ClientConfig,
+    group_id: &str,
+    protocol: GroupProtocol,
+    assignor: Option<Assignor>,
+) {
+    cfg.set("group.id", group_id)
+        .set("group.protocol", protocol.as_str())
+        .set("enable.auto.commit", "true")
+        .set("enable.auto.offset.store", "true");
+    match (protocol, assignor) {
+        (GroupProtocol::Classic, Some(a)) => {
+            cfg.set("partition.assignment.strategy", a.as_str());
+        }
+        (GroupProtocol::Consumer, Some(a)) => {
+            cfg.set("group.remote.assignor", a.as_str());
+        }
+        (_, None) => {}
+    }
+}
