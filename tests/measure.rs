@@ -447,6 +447,36 @@ impl rdkafka::producer::ProducerContext for Placed {
     }
 }
 
+/// 6,000 records at 5,000/s over three partitions of `topic`, no warm-up:
+/// where the records land is what the test looks at.
+fn placed_load(topic: &str) -> Workload {
+    Workload {
+        rate: Some(5000.0),
+        messages: Some(6000),
+        warmup: Duration::ZERO,
+        partitions: 3,
+        topic: Some(topic.into()),
+        ..workload()
+    }
+}
+
+/// A plain consumer of the three partitions of `topic` from their start.
+fn read_from_start(bootstrap: &str, topic: &str) -> rdkafka::consumer::BaseConsumer {
+    let c: rdkafka::consumer::BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", format!("{topic}-read-back"))
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    for p in 0..3 {
+        tpl.add_partition_offset(topic, p, rdkafka::Offset::Beginning)
+            .unwrap();
+    }
+    rdkafka::consumer::Consumer::assign(&c, &tpl).unwrap();
+    c
+}
+
 /// Keyless records with the sticky partitioner go where librdkafka puts
 /// them: one partition takes a run of consecutive records (twice
 /// `linger.ms`, 10 ms by default) before the next, every partition gets
@@ -460,13 +490,8 @@ fn sticky_records_fill_one_partition_at_a_time_and_are_all_counted() {
     let mut b = shared_broker();
     let topic = "sticky";
     let mut w = Workload {
-        rate: Some(5000.0),
-        messages: Some(6000),
-        warmup: Duration::ZERO,
-        partitions: 3,
         partitioner: Partitioner::Sticky,
-        topic: Some(topic.into()),
-        ..workload()
+        ..placed_load(topic)
     };
     w.producer
         .insert("enable.idempotence".into(), "true".into());
@@ -484,18 +509,7 @@ fn sticky_records_fill_one_partition_at_a_time_and_are_all_counted() {
 
     // Read back: on each partition, how often the next record is the
     // producer's next one (round robin over three partitions: never).
-    let c: rdkafka::consumer::BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", b.bootstrap())
-        .set("group.id", "sticky-read-back")
-        .set("enable.auto.commit", "false")
-        .create()
-        .unwrap();
-    let mut tpl = rdkafka::TopicPartitionList::new();
-    for p in 0..3 {
-        tpl.add_partition_offset(topic, p, rdkafka::Offset::Beginning)
-            .unwrap();
-    }
-    rdkafka::consumer::Consumer::assign(&c, &tpl).unwrap();
+    let c = read_from_start(&b.bootstrap(), topic);
     let mut dec = Decoder::new(&secret());
     let mut last: [Option<u64>; 3] = [None; 3];
     let (mut read, mut next_of_last) = (0u64, 0u64);
@@ -585,13 +599,8 @@ fn keyed_records_land_where_the_java_partitioner_puts_them() {
     let mut b = shared_broker();
     let topic = "keyed";
     let mut w = Workload {
-        rate: Some(5000.0),
-        messages: Some(6000),
-        warmup: Duration::ZERO,
-        partitions: 3,
         keys: Some(4),
-        topic: Some(topic.into()),
-        ..workload()
+        ..placed_load(topic)
     };
     // Idempotent, as Kafka's Java client is by default: a retried request
     // keeps its place, so any record out of order is the load's fault (a
@@ -617,18 +626,7 @@ fn keyed_records_land_where_the_java_partitioner_puts_them() {
     );
 
     // Read back: every klab record carries its key, on that key's partition.
-    let c: rdkafka::consumer::BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", b.bootstrap())
-        .set("group.id", "keyed-read-back")
-        .set("enable.auto.commit", "false")
-        .create()
-        .unwrap();
-    let mut tpl = rdkafka::TopicPartitionList::new();
-    for p in 0..3 {
-        tpl.add_partition_offset(topic, p, rdkafka::Offset::Beginning)
-            .unwrap();
-    }
-    rdkafka::consumer::Consumer::assign(&c, &tpl).unwrap();
+    let c = read_from_start(&b.bootstrap(), topic);
     let mut keyed = vec![0u64; 3];
     let until = Instant::now() + Duration::from_secs(60);
     while keyed.iter().sum::<u64>() < 6000 && Instant::now() < until {

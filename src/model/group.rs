@@ -4,7 +4,6 @@
 //! (`load::consumer`).
 
 use serde::{Deserialize, Serialize};
-use std::fmt;
 
 /// The group protocol the consumers speak.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -19,14 +18,12 @@ pub enum GroupProtocol {
     Consumer,
 }
 
-impl GroupProtocol {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            GroupProtocol::Classic => "classic",
-            GroupProtocol::Consumer => "consumer",
-        }
-    }
+named_by_word!(GroupProtocol, "a group protocol", {
+    Classic => "classic",
+    Consumer => "consumer",
+});
 
+impl GroupProtocol {
     /// The assignors this protocol takes.
     pub fn assignors(self) -> &'static [Assignor] {
         match self {
@@ -58,25 +55,6 @@ impl GroupProtocol {
     }
 }
 
-impl std::str::FromStr for GroupProtocol {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s.trim() {
-            "classic" => Ok(GroupProtocol::Classic),
-            "consumer" => Ok(GroupProtocol::Consumer),
-            other => Err(format!(
-                "'{other}' is not a group protocol; allowed: classic, consumer"
-            )),
-        }
-    }
-}
-
-impl fmt::Display for GroupProtocol {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
 /// How a group's partitions are shared out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -92,42 +70,12 @@ pub enum Assignor {
     Uniform,
 }
 
-impl Assignor {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Assignor::Range => "range",
-            Assignor::RoundRobin => "roundrobin",
-            Assignor::CooperativeSticky => "cooperative-sticky",
-            Assignor::Uniform => "uniform",
-        }
-    }
-}
-
-impl std::str::FromStr for Assignor {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        [
-            Assignor::Range,
-            Assignor::RoundRobin,
-            Assignor::CooperativeSticky,
-            Assignor::Uniform,
-        ]
-        .into_iter()
-        .find(|a| a.as_str() == s.trim())
-        .ok_or_else(|| {
-            format!(
-                "'{}' is not an assignor; allowed: range, roundrobin, cooperative-sticky (classic), uniform, range (consumer)",
-                s.trim()
-            )
-        })
-    }
-}
-
-impl fmt::Display for Assignor {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+named_by_word!(Assignor, "an assignor", {
+    Range => "range",
+    RoundRobin => "roundrobin",
+    CooperativeSticky => "cooperative-sticky",
+    Uniform => "uniform",
+});
 
 /// One rebalance callback of one consumer: what it was given or gave up,
 /// and when.

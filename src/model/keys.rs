@@ -22,36 +22,15 @@ pub enum Partitioner {
     Sticky,
 }
 
-impl Partitioner {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Partitioner::RoundRobin => "round_robin",
-            Partitioner::Sticky => "sticky",
-        }
-    }
+named_by_word!(Partitioner, "a partitioner", {
+    RoundRobin => "round_robin",
+    Sticky => "sticky",
+});
 
+impl Partitioner {
     /// True for the default, which a result's JSON leaves out.
     pub fn is_default(&self) -> bool {
         *self == Partitioner::default()
-    }
-}
-
-impl std::str::FromStr for Partitioner {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s.trim() {
-            "round_robin" => Ok(Partitioner::RoundRobin),
-            "sticky" => Ok(Partitioner::Sticky),
-            other => Err(format!(
-                "'{other}' is not a partitioner; allowed: round_robin, sticky"
-            )),
-        }
-    }
-}
-
-impl fmt::Display for Partitioner {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
     }
 }
 

@@ -7,6 +7,40 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
 
+/// An enum a workload names by one word each: `as_str`, `FromStr` (whose
+/// error lists the words allowed) and `Display`.
+macro_rules! named_by_word {
+    ($t:ident, $what:literal, { $($v:ident => $w:literal),+ $(,)? }) => {
+        impl $t {
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($t::$v => $w,)+
+                }
+            }
+        }
+
+        impl std::str::FromStr for $t {
+            type Err = String;
+            fn from_str(s: &str) -> Result<Self, String> {
+                match s.trim() {
+                    $($w => Ok($t::$v),)+
+                    other => Err(format!(
+                        "'{other}' is not {}; allowed: {}",
+                        $what,
+                        [$($w),+].join(", ")
+                    )),
+                }
+            }
+        }
+
+        impl std::fmt::Display for $t {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
 mod cpu;
 mod fault;
 mod group;

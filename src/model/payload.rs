@@ -1,7 +1,6 @@
 //! The kinds of record body a workload can send.
 
 use serde::{Deserialize, Serialize};
-use std::fmt;
 
 /// What fills a record's body in front of klab's header and tag.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -18,28 +17,4 @@ pub enum Payload {
     Json,
 }
 
-impl Payload {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Payload::Fixed => "fixed",
-            Payload::Json => "json",
-        }
-    }
-}
-
-impl std::str::FromStr for Payload {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s.trim() {
-            "fixed" => Ok(Payload::Fixed),
-            "json" => Ok(Payload::Json),
-            other => Err(format!("'{other}' is not a payload; allowed: fixed, json")),
-        }
-    }
-}
-
-impl fmt::Display for Payload {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+named_by_word!(Payload, "a payload", { Fixed => "fixed", Json => "json" });
