@@ -460,6 +460,26 @@ fn placed_load(topic: &str) -> Workload {
     }
 }
 
+/// `w` measured with an idempotent producer, as Kafka's Java client is by
+/// default: a retried request keeps its place, so any record out of order
+/// is the load's fault (a cold broker once took a retry here, and a plain
+/// producer then reorders records of a partition whatever their keys).
+/// Every one of the 6,000 records is counted once.
+fn measured_whole(
+    b: &mut dyn klab::step::side::BrokerSide,
+    w: &Workload,
+) -> klab::model::StepResult {
+    let mut w = w.clone();
+    w.producer
+        .insert("enable.idempotence".into(), "true".into());
+    let m = measure(b, &w, &secret(), &StepOptions::default()).unwrap();
+    let r = m.result;
+    assert!(r.complete, "{:?}", r.reason);
+    assert_eq!((r.acked, r.consumed), (6000, 6000));
+    assert_eq!((r.lost, r.duplicated, r.reordered, r.failed), (0, 0, 0, 0));
+    r
+}
+
 /// A plain consumer of the three partitions of `topic` from their start.
 fn read_from_start(bootstrap: &str, topic: &str) -> rdkafka::consumer::BaseConsumer {
     let c: rdkafka::consumer::BaseConsumer = ClientConfig::new()
@@ -489,17 +509,11 @@ fn sticky_records_fill_one_partition_at_a_time_and_are_all_counted() {
     use rdkafka::message::Message;
     let mut b = shared_broker();
     let topic = "sticky";
-    let mut w = Workload {
+    let w = Workload {
         partitioner: Partitioner::Sticky,
         ..placed_load(topic)
     };
-    w.producer
-        .insert("enable.idempotence".into(), "true".into());
-    let m = measure(&mut *b, &w, &secret(), &StepOptions::default()).unwrap();
-    let r = &m.result;
-    assert!(r.complete, "{:?}", r.reason);
-    assert_eq!((r.acked, r.consumed), (6000, 6000));
-    assert_eq!((r.lost, r.duplicated, r.reordered, r.failed), (0, 0, 0, 0));
+    let r = &measured_whole(&mut *b, &w);
     assert_eq!(r.workload.partitioner, Partitioner::Sticky);
     assert!(
         r.acked_per_partition.iter().all(|n| *n > 0),
@@ -598,21 +612,11 @@ fn keyed_records_land_where_the_java_partitioner_puts_them() {
     use klab::model::KeyDist;
     let mut b = shared_broker();
     let topic = "keyed";
-    let mut w = Workload {
+    let w = Workload {
         keys: Some(4),
         ..placed_load(topic)
     };
-    // Idempotent, as Kafka's Java client is by default: a retried request
-    // keeps its place, so any record out of order is the load's fault (a
-    // cold broker once took a retry here, and a plain producer then
-    // reorders records of a partition whatever their keys).
-    w.producer
-        .insert("enable.idempotence".into(), "true".into());
-    let m = measure(&mut *b, &w, &secret(), &StepOptions::default()).unwrap();
-    let r = &m.result;
-    assert!(r.complete, "{:?}", r.reason);
-    assert_eq!((r.acked, r.consumed), (6000, 6000));
-    assert_eq!((r.lost, r.duplicated, r.reordered, r.failed), (0, 0, 0, 0));
+    let r = &measured_whole(&mut *b, &w);
     // The one producer's keys, drawn again from its seed.
     let mut keys = KeyChooser::new(4, KeyDist::Uniform, 3, 0);
     let mut want = vec![0u64; 3];

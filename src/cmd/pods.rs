@@ -165,19 +165,10 @@ pub fn consume(a: &ConsumeArgs) -> Result<Outcome> {
     spec.consumers = a.consumers as usize;
     spec.processing = a.processing.unwrap_or_default();
     spec.settings = a.consumer_set.clone();
-    if a.group.is_some() {
-        // The same checks as a workload's (an assignor the protocol does
-        // not take, a setting it ignores).
-        let w = crate::model::Workload {
-            consumers: a.consumers,
-            group: a.group,
-            assignor: a.assignor,
-            consumer: a.consumer_set.iter().cloned().collect(),
-            ..Default::default()
-        };
-        w.validate()
-            .map_err(|e| usage!("{}", crate::cli::flagify(&e)))?;
-    }
+    // The same checks as a workload's group (an assignor the protocol does
+    // not take, a setting it ignores).
+    crate::model::check_group(a.group, a.assignor, a.consumer_set.iter().map(|(k, _)| k))
+        .map_err(|e| usage!("{}", crate::cli::flagify(&e)))?;
     spec.group = a.group.map(|g| (g, a.assignor));
     spec.deadline = Some(Instant::now() + a.timeout);
     let clock = Clock::new();

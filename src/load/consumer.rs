@@ -177,11 +177,15 @@ pub struct ConsumerReport {
     /// Where it started ([`StartAt::End`] resolved to offsets), for a later
     /// read-back of the same records.
     pub started_at: StartAt,
-    /// A group's rebalance callbacks, each consumer's, in order.
+    /// A group's rebalance callbacks, each consumer's, in order (`at_s`
+    /// in Unix seconds).
     pub rebalances: Vec<RebalanceEvent>,
 }
 
-pub fn client_config(spec: &ConsumerSpec) -> ClientConfig {
+/// A consumer client's settings; `group_id` names the group a group's
+/// members share (None: a group of its own, for fixed partitions). The
+/// workload's own settings come last but for the bootstrap.
+pub fn client_config(spec: &ConsumerSpec, group_id: Option<&str>) -> ClientConfig {
     let mut cfg = ClientConfig::new();
     cfg.set("client.id", "klab-consumer")
         .set("group.id", format!("klab-{}", crate::random::u64()))
@@ -192,6 +196,9 @@ pub fn client_config(spec: &ConsumerSpec) -> ClientConfig {
         // Do not let a full local queue add a second of latency.
         .set("fetch.queue.backoff.ms", "10")
         .set("fetch.wait.max.ms", "100");
+    if let (Some((protocol, assignor)), Some(id)) = (spec.group, group_id) {
+        group_settings(&mut cfg, id, protocol, assignor);
+    }
     for (k, v) in &spec.settings {
         cfg.set(k, v);
     }
@@ -235,15 +242,9 @@ pub fn run(
     // The group's shared state, filled in once the partitions are known.
     let mut group: Option<Arc<Group>> = None;
     let make = |k: usize, g: Option<Arc<Group>>| {
-        let mut cfg = client_config(spec);
+        let mut cfg = client_config(spec, Some(&group_id));
         if n > 1 {
             cfg.set("client.id", format!("klab-consumer-{}", k + 1));
-        }
-        if let Some((protocol, assignor)) = spec.group {
-            group_settings(&mut cfg, &group_id, protocol, assignor);
-            for (k, v) in &spec.settings {
-                cfg.set(k, v);
-            }
         }
         cfg.create_with_context(LoadContext {
             group: g.map(|g| (k, g)),

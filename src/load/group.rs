@@ -99,7 +99,7 @@ impl Group {
             _ => {}
         }
         s.events.push(RebalanceEvent {
-            at_s: (self.clock.elapsed().as_secs_f64() * 1000.0).round() / 1000.0,
+            at_s: self.clock.now_ns() as f64 / 1e9,
             consumer: k as u32 + 1,
             what: what.into(),
             partitions: parts.to_vec(),

@@ -159,15 +159,7 @@ impl ConsumerOutcome {
             last_receive_ns: ns(clock, r.last_receive),
             e2e: r.e2e.clone(),
             lag_per_second: r.lag_per_second.clone(),
-            rebalances: r
-                .rebalances
-                .iter()
-                .map(|e| crate::model::RebalanceEvent {
-                    at_s: ns(clock, std::time::Duration::from_secs_f64(e.at_s.max(0.0))) as f64
-                        / 1e9,
-                    ..e.clone()
-                })
-                .collect(),
+            rebalances: r.rebalances.clone(),
         }
     }
 }

@@ -49,9 +49,9 @@ struct Deliveries {
     acked_measured: u64,
     failed: u64,
     acked_per_partition: Vec<u64>,
-    /// Delivery reports (acknowledged or failed) by the partition the
-    /// record went to: where a sticky partitioner's records were sent.
-    reported_per_partition: Vec<u64>,
+    /// Failed deliveries by the partition the record went to (beside
+    /// `acked_per_partition`: where a sticky partitioner's records went).
+    failed_per_partition: Vec<u64>,
     /// Acknowledgements by partition and second of their arrival (clock
     /// seconds): `[partition][second]`.
     acked_by_second: Vec<Vec<u64>>,
@@ -98,9 +98,6 @@ impl ProducerContext for DeliveryContext {
                 if let Some(c) = s.acked_per_partition.get_mut(p) {
                     *c += 1;
                 }
-                if let Some(c) = s.reported_per_partition.get_mut(p) {
-                    *c += 1;
-                }
                 let sec = now.as_secs() as usize;
                 if let Some(v) = s.acked_by_second.get_mut(p) {
                     if v.len() <= sec {
@@ -114,7 +111,7 @@ impl ProducerContext for DeliveryContext {
                 // A record that failed before a partition was chosen for
                 // it counts on partition 0.
                 let p = msg.partition().max(0) as usize;
-                if let Some(c) = s.reported_per_partition.get_mut(p) {
+                if let Some(c) = s.failed_per_partition.get_mut(p) {
                     *c += 1;
                 }
                 *s.failed_per_second.entry(due_us / 1_000_000).or_default() += 1;
@@ -288,7 +285,7 @@ pub fn run(
         clock: *clock,
         state: Mutex::new(Deliveries {
             acked_per_partition: vec![0; partitions],
-            reported_per_partition: vec![0; partitions],
+            failed_per_partition: vec![0; partitions],
             acked_by_second: vec![Vec::new(); partitions],
             ..Default::default()
         }),
@@ -518,7 +515,13 @@ pub fn run(
             // Where librdkafka put them; what was never reported (a run
             // cut short) counts on partition 0, so the markers' sum is
             // what was sent.
-            sent_per_partition.clone_from(&s.reported_per_partition);
+            for ((n, a), f) in sent_per_partition
+                .iter_mut()
+                .zip(&s.acked_per_partition)
+                .zip(&s.failed_per_partition)
+            {
+                *n = a + f;
+            }
             let reported: u64 = sent_per_partition.iter().sum();
             if let Some(first) = sent_per_partition.first_mut() {
                 *first += report.produced.saturating_sub(reported);

@@ -77,6 +77,36 @@ named_by_word!(Assignor, "an assignor", {
     Uniform => "uniform",
 });
 
+/// Checks a group, its assignor and the consumer settings beside them: an
+/// assignor without a group or one its protocol does not take, and a
+/// setting the protocol ignores, are refused; the error names the field.
+pub fn check<'a>(
+    group: Option<GroupProtocol>,
+    assignor: Option<Assignor>,
+    consumer_keys: impl IntoIterator<Item = &'a String>,
+) -> Result<(), String> {
+    match (group, assignor) {
+        (None, Some(a)) => Err(format!(
+            "assignor: {a} needs group (classic or consumer): without a group each consumer takes fixed partitions"
+        )),
+        (Some(g), Some(a)) if !g.assignors().contains(&a) => {
+            let allowed: Vec<&str> = g.assignors().iter().map(|a| a.as_str()).collect();
+            Err(format!(
+                "assignor: {a} is not allowed with group = {g}; allowed: {}",
+                allowed.join(", ")
+            ))
+        }
+        (Some(g), _) => consumer_keys.into_iter().try_for_each(|k| {
+            g.ignored_setting(k).map_or(Ok(()), |why| {
+                Err(format!(
+                    "consumer.{k}: ignored with group = {g} ({why}); leave it out"
+                ))
+            })
+        }),
+        (None, None) => Ok(()),
+    }
+}
+
 /// One rebalance callback of one consumer: what it was given or gave up,
 /// and when.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -51,7 +51,7 @@ pub mod settings;
 mod workload;
 pub use cpu::CpuUse;
 pub use fault::*;
-pub use group::{Assignor, GroupProtocol, RebalanceEvent};
+pub use group::{Assignor, GroupProtocol, RebalanceEvent, check as check_group};
 pub use keys::{KeyDist, MAX_KEYS, Partitioner, key_bytes};
 pub use network::Network;
 pub use payload::Payload;

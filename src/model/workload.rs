@@ -322,7 +322,7 @@ impl Workload {
             );
         }
         self.check_keys()?;
-        self.check_group()?;
+        super::group::check(self.group, self.assignor, self.consumer.keys())?;
         if let Some(n) = &self.network {
             n.validate().map_err(|e| format!("network.{e}"))?;
         }
@@ -356,35 +356,6 @@ impl Workload {
             }
             _ => Ok(()),
         }
-    }
-
-    /// The group and its assignor; the error names the field.
-    fn check_group(&self) -> Result<(), String> {
-        match (self.group, self.assignor) {
-            (None, Some(a)) => {
-                return Err(format!(
-                    "assignor: {a} needs group (classic or consumer): without a group each consumer takes fixed partitions"
-                ));
-            }
-            (Some(g), Some(a)) if !g.assignors().contains(&a) => {
-                let allowed: Vec<&str> = g.assignors().iter().map(|a| a.as_str()).collect();
-                return Err(format!(
-                    "assignor: {a} is not allowed with group = {g}; allowed: {}",
-                    allowed.join(", ")
-                ));
-            }
-            _ => {}
-        }
-        if let Some(g) = self.group {
-            for k in self.consumer.keys() {
-                if let Some(why) = g.ignored_setting(k) {
-                    return Err(format!(
-                        "consumer.{k}: ignored with group = {g} ({why}); leave it out"
-                    ));
-                }
-            }
-        }
-        Ok(())
     }
 
     /// The keys' distribution when the records are keyed.
