@@ -82,7 +82,11 @@ pub enum Event {
     /// A fault fired (`at_s` after the measured window began).
     Fault {
         action: String,
+        /// The node it hit (-1: a consumer event).
         broker: i32,
+        /// A consumer event's member (1 = the first).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        consumer: Option<u32>,
         at_s: f64,
     },
     /// The brokers' metadata showed leaders or in-sync replicas changing:

@@ -601,6 +601,71 @@ fn a_group_of_two_consumers_shares_the_partitions_under_either_protocol() {
     }
 }
 
+/// Consumer events on the window's timeline, under the classic protocol:
+/// a member that leaves gives its partition up at once and the other takes
+/// it over at the next rebalance; a member that dies leaves its partition
+/// unread until its session times out (6 s here), and the other reads
+/// again what it had read after its last commit: duplicates, never a
+/// loss. Each event's record says when the rebalance began and ended,
+/// that one partition moved, and how long it went unread.
+#[test]
+fn a_consumer_that_leaves_or_dies_hands_its_partition_over_and_nothing_is_lost() {
+    use klab::model::{FaultAction, FaultTarget, GroupProtocol};
+    let mut b = shared_broker();
+    for action in [FaultAction::Leave, FaultAction::Die] {
+        let mut w = Workload {
+            rate: Some(1000.0),
+            messages: None,
+            duration: Some(Duration::from_secs(12)),
+            warmup: Duration::from_secs(1),
+            partitions: 2,
+            consumers: 2,
+            group: Some(GroupProtocol::Classic),
+            faults: vec![klab::model::FaultSpec {
+                at: Duration::from_secs(2),
+                action,
+                broker: FaultTarget::Consumer(2),
+                duration: None,
+                restart_after: None,
+                latency: None,
+                bandwidth: None,
+            }],
+            ..workload()
+        };
+        w.consumer
+            .insert("session.timeout.ms".into(), "6000".into());
+        w.validate().unwrap();
+        let m = measure(&mut *b, &w, &secret(), &StepOptions::default()).unwrap();
+        let r = &m.result;
+        let a = action.as_str();
+        assert!(r.complete, "{a}: {:?}", r.reason);
+        assert_eq!((r.lost, r.reordered), (0, 0), "{a}");
+        let f = &r.faults[0];
+        assert_eq!((f.consumer, &f.error), (Some(2), &None), "{a}");
+        let g = f.rebalance.as_ref().expect("a consumer event's rebalance");
+        let (began, ended) = (g.began_s.unwrap(), g.ended_s.unwrap());
+        assert_eq!(g.partitions_moved, 1, "{a}: {g:?} {:?}", r.rebalances);
+        let longest = g.paused.first().expect("the moved partition paused");
+        match action {
+            // The leaver's revocation comes with its close.
+            FaultAction::Leave => {
+                assert!((2.0..2.5).contains(&began), "{a}: {g:?}");
+                assert!(longest.seconds < 5.0, "{a}: {g:?}");
+            }
+            // Nobody hears of a death until the session times out.
+            _ => {
+                assert!(began >= 2.0 + 5.0, "{a}: {g:?}");
+                assert!(longest.seconds >= 5.0, "{a}: {g:?}");
+                assert_eq!(
+                    g.duplicates, r.duplicated,
+                    "{a}: every duplicate is the death's"
+                );
+            }
+        }
+        assert!(ended >= began && ended < 12.0, "{a}: {g:?}");
+    }
+}
+
 /// Keyed records land where Kafka's Java partitioner puts their keys: the
 /// per-partition counts of a keyed run are what murmur2 predicts for the
 /// producer's (seeded, so known) key sequence, nothing is lost or counted

@@ -501,7 +501,9 @@ pub struct RunArgs {
     /// actions kill, stop, pause (with for=D), restart, and with --net
     /// isolate, cut_replication, disconnect, partition, slow (for=D with
     /// latency=D and/or bandwidth=R), reset; broker N, leader, follower,
-    /// other_follower, followers or controller).
+    /// other_follower, followers or controller). With --group, consumer
+    /// events: join, leave (consumer=N), die (consumer=N), stall
+    /// (consumer=N, for=D).
     #[arg(long = "fault", value_name = "SPEC", value_parser = parse_fault)]
     pub faults: Vec<crate::model::FaultSpec>,
     /// A link setting, e.g. client_latency=10ms (repeatable): every

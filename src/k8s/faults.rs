@@ -75,6 +75,15 @@ pub fn refusal(f: &FaultSpec) -> Option<(Field, String)> {
                 ),
             ));
         }
+        FaultAction::Join | FaultAction::Leave | FaultAction::Die | FaultAction::Stall => {
+            return Some((
+                Field::Action,
+                format!(
+                    "{} acts on a member of the load's consumer group, which only the local target can do (there the members are threads of klab; on Kubernetes they live in a consumer pod); run the lab locally, or {allowed}",
+                    f.action.as_str()
+                ),
+            ));
+        }
         FaultAction::Kill | FaultAction::Stop => {}
     }
     if !matches!(f.broker, FaultTarget::Node(_)) {
@@ -227,7 +236,11 @@ impl PodFaults {
             | FaultAction::Disconnect
             | FaultAction::Partition
             | FaultAction::Slow
-            | FaultAction::Reset => return,
+            | FaultAction::Reset
+            | FaultAction::Join
+            | FaultAction::Leave
+            | FaultAction::Die
+            | FaultAction::Stall => return,
         };
         tracing::info!(
             "fault: {} broker {n} (pod {pod}) at {:.1}s",
@@ -237,6 +250,7 @@ impl PodFaults {
         crate::events::emit(crate::events::Event::Fault {
             action: spec.action.as_str().to_string(),
             broker: n as i32,
+            consumer: None,
             at_s: t.as_secs_f64(),
         });
         let mut record = FaultRecord {

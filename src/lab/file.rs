@@ -56,7 +56,9 @@ pub struct RawCluster {
 pub struct RawFault {
     pub at: Spanned<String>,
     pub action: Spanned<String>,
-    pub broker: Spanned<toml::Value>,
+    pub broker: Option<Spanned<toml::Value>>,
+    /// A consumer event's member (1 = the first).
+    pub consumer: Option<Spanned<toml::Value>>,
     #[serde(rename = "for")]
     pub duration: Option<Spanned<String>>,
     pub restart_after: Option<Spanned<String>>,
@@ -267,7 +269,12 @@ fn validate(cx: &Ctx<'_>, raw: RawLab) -> Result<LabFile, LabFileError> {
             fault_spans.push(FaultSpans {
                 at: lc(f.at.span().start),
                 action: lc(f.action.span().start),
-                broker: lc(f.broker.span().start),
+                // A consumer event points at its consumer (or its action).
+                broker: lc(f
+                    .broker
+                    .as_ref()
+                    .or(f.consumer.as_ref())
+                    .map_or(f.action.span().start, |b| b.span().start)),
                 restart_after: f.restart_after.as_ref().map(|r| lc(r.span().start)),
             });
         }
@@ -307,8 +314,27 @@ fn parse_fault(
     };
     let action = FaultAction::parse(f.action.get_ref())
         .map_err(|e| cx.err(&f.action, format!("faults[{n}].action: {e}")))?;
-    let broker = FaultTarget::parse(&scalar(f.broker.get_ref()).unwrap_or_default())
-        .map_err(|e| cx.err(&f.broker, format!("faults[{n}].broker: {e}")))?;
+    let broker = match (&f.broker, &f.consumer) {
+        (Some(b), None) => FaultTarget::parse(&scalar(b.get_ref()).unwrap_or_default())
+            .map_err(|e| cx.err(b, format!("faults[{n}].broker: {e}")))?,
+        (None, Some(c)) => crate::model::consumer_number(&scalar(c.get_ref()).unwrap_or_default())
+            .map_err(|e| cx.err(c, format!("faults[{n}].{e}")))?,
+        (Some(_), Some(c)) => {
+            return Err(cx.err(
+                c,
+                format!(
+                    "faults[{n}].consumer: a fault acts on a broker or on a consumer, not both"
+                ),
+            ));
+        }
+        (None, None) if action.is_consumer() => FaultTarget::Consumer(0),
+        (None, None) => {
+            return Err(cx.err(
+                &f.action,
+                format!("faults[{n}].broker: missing (a node number, leader, follower, other_follower, followers or controller)"),
+            ));
+        }
+    };
     let spec = FaultSpec {
         at: dur(&f.at, "at")?,
         action,

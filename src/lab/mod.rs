@@ -637,6 +637,17 @@ fn check_faults(
             )));
         }
     }
+    for patch in [workload, &workload.overlay(quick)] {
+        let consumers = patch.consumers.unwrap_or(Workload::default().consumers);
+        if let Some((i, e)) = crate::model::consumer_event_error(patch.group, consumers, faults) {
+            let (line, col) = f.fault_spans.get(i).map(|s| s.broker).unwrap_or((0, 0));
+            return Err(usage!(
+                "{}:{line}:{col}: faults[{}].{e}",
+                f.path.display(),
+                i + 1
+            ));
+        }
+    }
     Ok(())
 }
 
@@ -778,6 +789,31 @@ mod tests {
             "{head}at = \"1s\"\naction = \"kill\"\nbroker = 1\ncolour = 1\n"
         ));
         assert!(e.contains("colour"), "{e}");
+        // Consumer events: a member by its number, of a group.
+        let e = bad(&format!(
+            "{head}at = \"1s\"\naction = \"leave\"\nbroker = 1\nconsumer = 2\n"
+        ));
+        assert!(
+            e.contains(":7:")
+                && e.contains(
+                    "faults[1].consumer: a fault acts on a broker or on a consumer, not both"
+                ),
+            "{e}"
+        );
+        let e = bad(&format!(
+            "{head}at = \"1s\"\naction = \"leave\"\nconsumer = 0\n"
+        ));
+        assert!(
+            e.contains(":6:") && e.contains("faults[1].consumer: '0' is not a consumer"),
+            "{e}"
+        );
+        let e = bad(&format!(
+            "{head}at = \"1s\"\naction = \"leave\"\nconsumer = 1\n"
+        ));
+        assert!(
+            e.contains("leave acts on a member of a consumer group"),
+            "{e}"
+        );
         let e = bad("title = \"kill\"\nextends = \"01\"\n[cluster]\nbrokers = 9\n");
         assert!(
             e.contains("cluster.brokers: 9 is out of range; expected 1..=5"),

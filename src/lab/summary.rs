@@ -289,9 +289,13 @@ pub fn fault_markers(r: &StepResult) -> Vec<(f64, String)> {
     r.faults
         .iter()
         .map(|f| {
+            let whom = match f.consumer {
+                Some(c) => format!("c{c}"),
+                None => f.broker.to_string(),
+            };
             (
                 r.window_start_s + f.at_s,
-                format!("{} {}", f.action.as_str(), f.broker),
+                format!("{} {whom}", f.action.as_str()),
             )
         })
         .collect()

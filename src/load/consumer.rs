@@ -10,7 +10,8 @@
 
 use crate::cancel::Cancel;
 use crate::load::clock::Clock;
-use crate::load::group::{Group, LoadContext, group_settings};
+use crate::load::group::{Group, LoadContext, MemberOrder, Members, die, group_settings};
+use crate::load::lag::{Lag, PAUSE_NS, note_read};
 use crate::load::payload::{Decoded, Decoder, FLAG_WARMUP, Secret};
 use crate::load::tally::{Counts, Tally};
 use crate::model::{Assignor, GroupProtocol, RebalanceEvent};
@@ -107,6 +108,8 @@ pub struct ConsumerHandle {
     producers_done: Arc<AtomicBool>,
     consumed: Arc<AtomicU64>,
     live: Arc<Mutex<LiveLatency>>,
+    /// A group's members, for the step's consumer events.
+    pub members: Members,
 }
 
 impl ConsumerHandle {
@@ -180,6 +183,11 @@ pub struct ConsumerReport {
     /// A group's rebalance callbacks, each consumer's, in order (`at_s`
     /// in Unix seconds).
     pub rebalances: Vec<RebalanceEvent>,
+    /// A group's partitions' stretches without a record read, at least
+    /// [`PAUSE_NS`](crate::load::lag::PAUSE_NS) long: `(partition, from, to)` in Unix ns.
+    pub pauses: Vec<(i32, u64, u64)>,
+    /// A group's records read a second time: when (Unix ns).
+    pub duplicate_at_ns: Vec<u64>,
 }
 
 /// A consumer client's settings; `group_id` names the group a group's
@@ -318,12 +326,9 @@ pub fn run(
         group = Some(Arc::clone(&g));
         drop(probe);
         let members = (0..n)
-            .map(|k| make(k, Some(Arc::clone(&g))))
+            .map(|k| member(&make, k, &g, &spec.topic))
             .collect::<Result<Vec<_>>>()?;
-        for m in &members {
-            m.subscribe(&[spec.topic.as_str()])
-                .context("subscribing the group's members to the topic")?;
-        }
+        handle.members.started(n);
         members
     } else {
         let mut clients = vec![probe];
@@ -351,13 +356,30 @@ pub fn run(
     let stop = AtomicBool::new(false);
     let (tx, rx) = std::sync::mpsc::channel::<Vec<Seen>>();
     std::thread::scope(|s| {
-        for consumer in &consumers {
+        let stop = &stop;
+        let fetcher = |k: usize, consumer: BaseConsumer<LoadContext>| {
             let tx = tx.clone();
-            let stop = &stop;
-            s.spawn(move || fetch(consumer, spec, clock, stop, &tx));
+            let members = &handle.members;
+            let g = group.as_deref();
+            move || fetch(consumer, k, spec, clock, stop, &tx, members, g)
+        };
+        for (k, consumer) in consumers.into_iter().enumerate() {
+            s.spawn(fetcher(k, consumer));
         }
-        drop(tx);
-        let report = tally_arrivals(spec, clock, cancel, handle, &rx);
+        // Members that join during the load (a group's only).
+        let mut joins = || {
+            let Some(g) = &group else { return };
+            for k in handle.members.take_joins() {
+                match member(&make, k, g, &spec.topic) {
+                    Ok(c) => {
+                        s.spawn(fetcher(k, c));
+                    }
+                    Err(e) => tracing::warn!("consumer {} could not join: {e:#}", k + 1),
+                }
+            }
+        };
+        let report = tally_arrivals(spec, clock, cancel, handle, &rx, &mut joins);
+        stop.store(true, Ordering::SeqCst);
         stop.store(true, Ordering::SeqCst);
         let rebalances = group.as_ref().map(|g| g.events()).unwrap_or_default();
         report.map(|r| ConsumerReport {
@@ -366,6 +388,19 @@ pub fn run(
             ..r
         })
     })
+}
+
+/// Member `k` of group `g`, made and subscribed.
+fn member(
+    make: &dyn Fn(usize, Option<Arc<Group>>) -> Result<BaseConsumer<LoadContext>>,
+    k: usize,
+    g: &Arc<Group>,
+    topic: &str,
+) -> Result<BaseConsumer<LoadContext>> {
+    let m = make(k, Some(Arc::clone(g)))?;
+    m.subscribe(&[topic])
+        .context("subscribing the group's members to the topic")?;
+    Ok(m)
 }
 
 /// The end (high watermark) of each of the `partitions` of `topic` now.
@@ -395,14 +430,19 @@ fn end_offsets(
     Ok(out)
 }
 
-/// A fetcher's loop: polls its consumer, checks each record and sends what
-/// it read on in batches, until `stop`.
+/// A fetcher's loop: polls its consumer (member `k`), checks each record
+/// and sends what it read on in batches, until `stop` or an order to
+/// leave or die. A stall order stops its polls for a while.
+#[allow(clippy::too_many_arguments)]
 fn fetch(
-    consumer: &BaseConsumer<LoadContext>,
+    consumer: BaseConsumer<LoadContext>,
+    k: usize,
     spec: &ConsumerSpec,
     clock: &Clock,
     stop: &AtomicBool,
     tx: &std::sync::mpsc::Sender<Vec<Seen>>,
+    members: &Members,
+    group: Option<&Group>,
 ) {
     let mut decoder = Decoder::new(&spec.secret);
     let processing_ns = spec.processing.as_nanos() as u64;
@@ -411,6 +451,29 @@ fn fetch(
     let mut batch: Vec<Seen> = Vec::with_capacity(256);
     let mut batch_since = Instant::now();
     while !stop.load(Ordering::Relaxed) {
+        if let Some(order) = members.take_order(k) {
+            // What it read is counted before it goes.
+            if !batch.is_empty() && tx.send(std::mem::take(&mut batch)).is_err() {
+                return;
+            }
+            match order {
+                // Dropped at the end: closed, it leaves the group.
+                MemberOrder::Leave => return,
+                MemberOrder::Die => {
+                    if let Some(g) = group {
+                        g.died(k);
+                    }
+                    die(consumer);
+                    return;
+                }
+                MemberOrder::Stall(d) => {
+                    let until = Instant::now() + d;
+                    while Instant::now() < until && !stop.load(Ordering::Relaxed) {
+                        std::thread::sleep(Duration::from_millis(20));
+                    }
+                }
+            }
+        }
         let polled = consumer.poll(Duration::from_millis(20));
         let idle = polled.is_none();
         if let Some(msg) = polled {
@@ -426,6 +489,12 @@ fn fetch(
                     };
                     if batch.is_empty() {
                         batch_since = Instant::now();
+                    }
+                    // Taken: a group's next commit may include it.
+                    if group.is_some()
+                        && let Err(e) = consumer.store_offset_from_message(&msg)
+                    {
+                        tracing::debug!("consumer {}: storing an offset: {e}", k + 1);
                     }
                     batch.push(Seen {
                         partition: msg.partition(),
@@ -463,9 +532,13 @@ fn tally_arrivals(
     cancel: &Cancel,
     handle: &ConsumerHandle,
     rx: &std::sync::mpsc::Receiver<Vec<Seen>>,
+    joins: &mut dyn FnMut(),
 ) -> Result<ConsumerReport> {
     let mut tally = Tally::new();
     let mut report = ConsumerReport::default();
+    // A group's partitions: when each was last read (Unix ns).
+    let grouped = spec.group.is_some();
+    let mut last_read: Vec<u64> = Vec::new();
     let mut lag = Lag::default();
     let mut last_arrival = Instant::now();
     let mut done_since: Option<Instant> = None;
@@ -501,6 +574,7 @@ fn tally_arrivals(
                 break;
             }
         }
+        joins();
         let batch = match rx.recv_timeout(Duration::from_millis(100)) {
             Ok(b) => b,
             Err(std::sync::mpsc::RecvTimeoutError::Timeout) => continue,
@@ -513,9 +587,20 @@ fn tally_arrivals(
             match seen.decoded {
                 Decoded::Record(h) => {
                     let arrival = tally.record(seen.partition, &h);
+                    if grouped {
+                        note_read(
+                            &mut last_read,
+                            &mut report.pauses,
+                            seen.partition,
+                            seen.at_ns,
+                        );
+                    }
                     if arrival == crate::load::tally::Arrival::Duplicate {
                         let s = clock.offset_of(h.due_ns).as_secs();
                         *report.duplicated_per_second.entry(s).or_default() += 1;
+                        if grouped {
+                            report.duplicate_at_ns.push(seen.at_ns);
+                        }
                     } else {
                         lag.read(h.due_ns, seen.at_ns);
                     }
@@ -545,6 +630,13 @@ fn tally_arrivals(
     if let Some(prev) = open_second {
         handle.close_second(&report, prev);
     }
+    // A partition not read again until the end was paused until then.
+    let end = last_read.iter().copied().max().unwrap_or(0);
+    for (p, at) in last_read.iter().enumerate() {
+        if *at > 0 && end - at >= PAUSE_NS {
+            report.pauses.push((p as i32, *at, end));
+        }
+    }
     report.counts = tally.counts();
     for due in tally.missing_due_ns() {
         *report
@@ -555,45 +647,6 @@ fn tally_arrivals(
     }
     report.lag_per_second = lag.per_second();
     Ok(report)
-}
-
-/// Consumer lag as records due but not yet read: per Unix second, the
-/// records due in it and the records read in it.
-#[derive(Default)]
-struct Lag {
-    due: std::collections::BTreeMap<u64, u64>,
-    read: std::collections::BTreeMap<u64, u64>,
-}
-
-impl Lag {
-    fn read(&mut self, due_ns: u64, at_ns: u64) {
-        *self.due.entry(due_ns / 1_000_000_000).or_default() += 1;
-        *self.read.entry(at_ns / 1_000_000_000).or_default() += 1;
-    }
-
-    /// A record sent and never read: due, and never off the lag.
-    fn missing(&mut self, due_ns: u64) {
-        *self.due.entry(due_ns / 1_000_000_000).or_default() += 1;
-    }
-
-    /// `(t, lag)`: records due before Unix second `t` and not read before
-    /// it, for every second from the first record due to the last read.
-    fn per_second(&self) -> Vec<(u64, u64)> {
-        let (Some(first), Some(last)) = (
-            self.due.keys().next().copied(),
-            self.read.keys().next_back().copied(),
-        ) else {
-            return Vec::new();
-        };
-        let mut out = Vec::new();
-        let (mut due, mut read) = (0u64, 0u64);
-        for s in first..=last.max(first) {
-            due += self.due.get(&s).copied().unwrap_or(0);
-            read += self.read.get(&s).copied().unwrap_or(0);
-            out.push((s + 1, due.saturating_sub(read)));
-        }
-        out
-    }
 }
 
 /// Reads `topic` once more from `start` (where the live consumer of the
@@ -624,26 +677,10 @@ pub fn read_back(
 mod tests {
     use super::*;
 
-    const S: u64 = 1_000_000_000;
-
     #[test]
     fn partitions_are_shared_as_an_assignor_would() {
         assert_eq!(partitions_of(0, 1, 3), [0, 1, 2]);
         assert_eq!(partitions_of(1, 3, 6), [1, 4]);
         assert!(partitions_of(3, 4, 3).is_empty());
-    }
-
-    #[test]
-    fn lag_counts_records_due_and_not_yet_read() {
-        let mut lag = Lag::default();
-        // Second 10: 3 due, 1 read at once; second 11: the other two are
-        // read, one more falls due and is read in second 12; one is lost.
-        lag.read(10 * S, 10 * S + 1);
-        lag.read(10 * S + 5, 11 * S);
-        lag.read(10 * S + 6, 11 * S + 2);
-        lag.read(11 * S + 3, 12 * S);
-        lag.missing(11 * S + 9);
-        assert_eq!(lag.per_second(), [(11, 2), (12, 2), (13, 1)]);
-        assert!(Lag::default().per_second().is_empty());
     }
 }

@@ -9,6 +9,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, RebalanceProtoc
 use rdkafka::{Offset, TopicPartitionList};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 /// A consumer client's context: its log lines go where klab's go, and in a
 /// group its rebalances are carried out and written down.
@@ -88,14 +89,18 @@ impl Group {
         if parts.is_empty() && error.is_none() {
             return;
         }
-        if s.held.len() < self.members {
-            s.held.resize(self.members, Default::default());
+        let members = self.members.max(k + 1);
+        if s.held.len() < members {
+            s.held.resize(members, Default::default());
         }
         match what {
             "assigned" => s.held[k].extend(parts.iter().copied()),
             "revoked" => parts.iter().for_each(|p| {
                 s.held[k].remove(p);
             }),
+            // Gone without a callback: what it held is held by nobody
+            // until the group gives it out again.
+            "died" => s.held[k].clear(),
             _ => {}
         }
         s.events.push(RebalanceEvent {
@@ -110,6 +115,134 @@ impl Group {
             self.ready.store(true, Ordering::SeqCst);
         }
     }
+}
+
+impl Group {
+    /// Member `k` died without leaving: the group is told nothing until
+    /// its session times out; written down with what it held.
+    pub(crate) fn died(&self, k: usize) {
+        let held: Vec<i32> = self
+            .state
+            .lock()
+            .ok()
+            .and_then(|s| s.held.get(k).map(|h| h.iter().copied().collect()))
+            .unwrap_or_default();
+        self.note(k, "died", &held, None);
+    }
+}
+
+/// What the step asks of one member of the group while the load runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MemberOrder {
+    /// Close: leave the group cleanly.
+    Leave,
+    /// Stop heartbeating without leaving.
+    Die,
+    /// Stop polling for this long.
+    Stall(Duration),
+}
+
+/// The step's line to the group's members while the load runs: members
+/// to add and orders for members by number, which the consumer's threads
+/// carry out. Refuses everything until the load's consumers run as a group.
+#[derive(Clone, Default)]
+pub struct Members {
+    inner: Arc<Mutex<Orders>>,
+    /// Something is waiting in `inner` (checked on every poll).
+    waiting: Arc<AtomicBool>,
+}
+
+#[derive(Default)]
+struct Orders {
+    /// Members so far, joined ones included (None: not a group, or not
+    /// started yet).
+    count: Option<usize>,
+    /// Members to start (0-based), and orders by member (0-based).
+    joins: Vec<usize>,
+    orders: Vec<(usize, MemberOrder)>,
+}
+
+impl Members {
+    /// The group runs with `n` members.
+    pub(crate) fn started(&self, n: usize) {
+        if let Ok(mut o) = self.inner.lock() {
+            o.count = Some(n);
+        }
+    }
+
+    /// Adds a member; its number (1 = the first).
+    pub fn join(&self) -> Result<u32, String> {
+        let mut o = self
+            .inner
+            .lock()
+            .map_err(|_| "the group's orders are lost")?;
+        let n = o.count.ok_or(NOT_A_GROUP)?;
+        o.count = Some(n + 1);
+        o.joins.push(n);
+        self.waiting.store(true, Ordering::SeqCst);
+        Ok(n as u32 + 1)
+    }
+
+    /// Orders member `consumer` (1 = the first).
+    pub fn order(&self, consumer: u32, what: MemberOrder) -> Result<(), String> {
+        let mut o = self
+            .inner
+            .lock()
+            .map_err(|_| "the group's orders are lost")?;
+        let n = o.count.ok_or(NOT_A_GROUP)?;
+        if consumer == 0 || consumer as usize > n {
+            return Err(format!(
+                "consumer {consumer}: the group has consumers 1..={n} now"
+            ));
+        }
+        o.orders.push((consumer as usize - 1, what));
+        self.waiting.store(true, Ordering::SeqCst);
+        Ok(())
+    }
+
+    /// The members to start, if any (for the thread that starts them).
+    pub(crate) fn take_joins(&self) -> Vec<usize> {
+        if !self.waiting.load(Ordering::Relaxed) {
+            return Vec::new();
+        }
+        self.inner
+            .lock()
+            .map(|mut o| std::mem::take(&mut o.joins))
+            .unwrap_or_default()
+    }
+
+    /// Member `k`'s next order, if any.
+    pub(crate) fn take_order(&self, k: usize) -> Option<MemberOrder> {
+        if !self.waiting.load(Ordering::Relaxed) {
+            return None;
+        }
+        let mut o = self.inner.lock().ok()?;
+        let i = o.orders.iter().position(|(m, _)| *m == k)?;
+        let (_, what) = o.orders.remove(i);
+        Some(what)
+    }
+}
+
+const NOT_A_GROUP: &str =
+    "the load's consumers are not a group (set group = \"classic\" or \"consumer\")";
+
+/// Ends `consumer` as a crashed process would: its client is destroyed
+/// without closing, so it neither leaves the group nor commits; the
+/// coordinator finds out when the member's session times out.
+pub(crate) fn die(consumer: BaseConsumer<LoadContext>) {
+    let ptr = consumer.client().native_ptr();
+    // SAFETY: `ptr` is this consumer's live handle, and nothing uses it
+    // after this call: the wrapper is forgotten below, so its own drop
+    // (which would close the consumer and destroy the handle again) never
+    // runs. What stays allocated is the wrapper's queue reference and its
+    // context, a few bytes per death in a process that ends with the run.
+    unsafe {
+        rdkafka::bindings::rd_kafka_destroy_flags(
+            ptr,
+            rdkafka::bindings::RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE,
+        );
+    }
+    std::mem::forget(consumer);
 }
 
 impl ConsumerContext for LoadContext {
@@ -172,8 +305,10 @@ impl ConsumerContext for LoadContext {
 }
 
 /// A group member's settings: the group's id and protocol, its assignor,
-/// and commits as a real client makes them by default (automatic, every
-/// 5 s and when partitions are revoked, of what `poll` returned).
+/// and commits as an at-least-once client makes them: automatic (every
+/// 5 s and when partitions are revoked) of the offsets the member stored
+/// after taking each record (`enable.auto.offset.store=false`), so a record
+/// that a closing client polls and drops is never committed.
 pub(crate) fn group_settings(
     cfg: &mut ClientConfig,
     group_id: &str,
@@ -183,7 +318,7 @@ pub(crate) fn group_settings(
     cfg.set("group.id", group_id)
         .set("group.protocol", protocol.as_str())
         .set("enable.auto.commit", "true")
-        .set("enable.auto.offset.store", "true");
+        .set("enable.auto.offset.store", "false");
     match (protocol, assignor) {
         (GroupProtocol::Classic, Some(a)) => {
             cfg.set("partition.assignment.strategy", a.as_str());

@@ -6,6 +6,7 @@ pub mod clock;
 pub mod consumer;
 pub mod group;
 pub mod keys;
+pub mod lag;
 pub mod outcome;
 pub mod payload;
 pub mod producer;

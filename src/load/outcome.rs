@@ -79,6 +79,13 @@ pub struct ConsumerOutcome {
     /// A group's rebalance callbacks, `at_s` in Unix seconds here.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub rebalances: Vec<crate::model::RebalanceEvent>,
+    /// A group's partitions' stretches without a read: `(partition, from,
+    /// to)` in Unix ns.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pauses: Vec<(i32, u64, u64)>,
+    /// A group's records read a second time: when (Unix ns).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub duplicate_at_ns: Vec<u64>,
 }
 
 fn ns(clock: &crate::load::clock::Clock, d: std::time::Duration) -> u64 {
@@ -160,6 +167,8 @@ impl ConsumerOutcome {
             e2e: r.e2e.clone(),
             lag_per_second: r.lag_per_second.clone(),
             rebalances: r.rebalances.clone(),
+            pauses: r.pauses.clone(),
+            duplicate_at_ns: r.duplicate_at_ns.clone(),
         }
     }
 }

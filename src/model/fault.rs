@@ -39,6 +39,18 @@ pub enum FaultAction {
     /// Every connection to and from the node is closed, once; the parties
     /// connect again at once.
     Reset,
+    /// A new consumer joins the group (numbered after the others).
+    Join,
+    /// A consumer leaves the group cleanly: it closes, and the group
+    /// rebalances at once.
+    Leave,
+    /// A consumer dies without leaving: it stops heartbeating, and the
+    /// group notices only when its session times out.
+    Die,
+    /// A consumer stops polling for `for` (its processing stalls): past
+    /// `max.poll.interval.ms` it is put out of the group, and it joins
+    /// again when it polls again.
+    Stall,
 }
 
 /// Every action, by its name in `--fault` and `[[faults]]`.
@@ -53,10 +65,14 @@ const ACTIONS: &[(&str, FaultAction)] = &[
     ("partition", FaultAction::Partition),
     ("slow", FaultAction::Slow),
     ("reset", FaultAction::Reset),
+    ("join", FaultAction::Join),
+    ("leave", FaultAction::Leave),
+    ("die", FaultAction::Die),
+    ("stall", FaultAction::Stall),
 ];
 
 impl FaultAction {
-    pub const ALL: &'static str = "kill, stop, pause, restart; with a network: isolate, cut_replication, disconnect, partition, slow, reset";
+    pub const ALL: &'static str = "kill, stop, pause, restart; with a network: isolate, cut_replication, disconnect, partition, slow, reset; on a consumer group's members: join, leave, die, stall";
 
     pub fn parse(s: &str) -> Result<FaultAction, String> {
         let s = s.trim();
@@ -78,15 +94,29 @@ impl FaultAction {
 
     /// Acts on the links, not on the process: needs a network.
     pub fn is_network(self) -> bool {
-        !matches!(
+        matches!(
             self,
-            FaultAction::Kill | FaultAction::Stop | FaultAction::Pause | FaultAction::Restart
+            FaultAction::Isolate
+                | FaultAction::CutReplication
+                | FaultAction::Disconnect
+                | FaultAction::Partition
+                | FaultAction::Slow
+                | FaultAction::Reset
+        )
+    }
+
+    /// Acts on a member of the load's consumer group, not on a broker.
+    pub fn is_consumer(self) -> bool {
+        matches!(
+            self,
+            FaultAction::Join | FaultAction::Leave | FaultAction::Die | FaultAction::Stall
         )
     }
 
     /// Lasts `for` and then ends by itself.
     pub fn lasts(self) -> bool {
-        self.is_network() && self != FaultAction::Reset || self == FaultAction::Pause
+        self.is_network() && self != FaultAction::Reset
+            || matches!(self, FaultAction::Pause | FaultAction::Stall)
     }
 }
 
@@ -107,6 +137,9 @@ pub enum FaultTarget {
     /// Another: the highest-numbered of them (with three replicas, the one
     /// `follower` does not name), so two faults can hit one follower each.
     OtherFollower,
+    /// Not a broker: a member of the load's consumer group, by its number
+    /// (1 = the first; 0: the new member a `join` adds).
+    Consumer(u32),
 }
 
 impl FaultTarget {
@@ -117,6 +150,16 @@ impl FaultTarget {
             "followers" => Ok(FaultTarget::Followers),
             "follower" => Ok(FaultTarget::Follower),
             "other_follower" => Ok(FaultTarget::OtherFollower),
+            "new consumer" => Ok(FaultTarget::Consumer(0)),
+            c if c.starts_with("consumer ") => c["consumer ".len()..]
+                .trim()
+                .parse::<u32>()
+                .ok()
+                .filter(|n| *n >= 1)
+                .map(FaultTarget::Consumer)
+                .ok_or_else(|| {
+                    format!("'{c}' is not a consumer; expected consumer 1, consumer 2, ...")
+                }),
             n => match n.parse::<u32>() {
                 Ok(i) if i >= 1 => Ok(FaultTarget::Node(i)),
                 _ => Err(format!(
@@ -136,6 +179,8 @@ impl fmt::Display for FaultTarget {
             FaultTarget::Followers => f.write_str("followers"),
             FaultTarget::Follower => f.write_str("follower"),
             FaultTarget::OtherFollower => f.write_str("other_follower"),
+            FaultTarget::Consumer(0) => f.write_str("new consumer"),
+            FaultTarget::Consumer(n) => write!(f, "consumer {n}"),
         }
     }
 }
@@ -203,6 +248,36 @@ impl FaultSpec {
             ));
         }
         let a = self.action;
+        match (a.is_consumer(), self.broker) {
+            (true, FaultTarget::Consumer(n)) => match (a, n) {
+                (FaultAction::Join, 0) => {}
+                (FaultAction::Join, _) => {
+                    return Err(
+                        "consumer: join adds a new consumer, numbered after the others; leave consumer out".into(),
+                    );
+                }
+                (_, 0) => {
+                    return Err(format!(
+                        "consumer: missing; {} names the consumer it acts on (consumer = 1 is the first)",
+                        a.as_str()
+                    ));
+                }
+                _ => {}
+            },
+            (true, _) => {
+                return Err(format!(
+                    "broker: {} acts on a consumer of the group; name it with consumer = N (1 = the first) instead of broker",
+                    a.as_str()
+                ));
+            }
+            (false, FaultTarget::Consumer(_)) => {
+                return Err(format!(
+                    "consumer: {} acts on a broker; name it with broker = ... instead",
+                    a.as_str()
+                ));
+            }
+            (false, _) => {}
+        }
         match (a.lasts(), self.duration) {
             (true, None) => {
                 return Err(format!(
@@ -215,7 +290,7 @@ impl FaultSpec {
             }
             (false, Some(_)) => {
                 return Err(format!(
-                    "for: {} does not last (only a pause and the network faults isolate, cut_replication, disconnect, partition and slow do)",
+                    "for: {} does not last (only a pause, a stall and the network faults isolate, cut_replication, disconnect, partition and slow do)",
                     a.as_str()
                 ));
             }
@@ -225,9 +300,10 @@ impl FaultSpec {
             return Err(format!(
                 "restart_after: only after a kill or a stop; {} {}",
                 a.as_str(),
-                match a.is_network() {
-                    true => "leaves the broker running",
-                    false => "brings the broker back itself",
+                match (a.is_network(), a.is_consumer()) {
+                    (_, true) => "acts on a consumer",
+                    (true, _) => "leaves the broker running",
+                    _ => "brings the broker back itself",
                 }
             ));
         }
@@ -323,6 +399,7 @@ impl std::str::FromStr for FaultSpec {
                 "broker" => {
                     broker = Some(FaultTarget::parse(v).map_err(|e| format!("broker: {e}"))?)
                 }
+                "consumer" => broker = Some(consumer_number(v)?),
                 "for" => dur = Some(d()?),
                 "restart_after" => after = Some(d()?),
                 "latency" => latency = Some(d()?),
@@ -334,20 +411,39 @@ impl std::str::FromStr for FaultSpec {
                 }
                 other => {
                     return Err(format!(
-                        "'{other}' is not a fault field; allowed: at, action, broker, for, restart_after, latency, bandwidth"
+                        "'{other}' is not a fault field; allowed: at, action, broker, consumer, for, restart_after, latency, bandwidth"
                     ));
                 }
             }
         }
+        let action = action.ok_or_else(|| format!("action: missing ({})", FaultAction::ALL))?;
         Ok(FaultSpec {
             at: at.ok_or("at: missing (when the fault fires, e.g. at=5s)")?,
-            action: action.ok_or_else(|| format!("action: missing ({})", FaultAction::ALL))?,
-            broker: broker.ok_or("broker: missing (a node number, leader or controller)")?,
+            action,
+            broker: match (broker, action.is_consumer()) {
+                (Some(b), _) => b,
+                // Checked by `validate`: only a join needs no number.
+                (None, true) => FaultTarget::Consumer(0),
+                (None, false) => {
+                    return Err("broker: missing (a node number, leader or controller)".into());
+                }
+            },
             duration: dur,
             restart_after: after,
             latency,
             bandwidth,
         })
+    }
+}
+
+/// A consumer named by its number in a fault (`consumer = 2`).
+pub fn consumer_number(v: &str) -> Result<FaultTarget, String> {
+    match v.trim().parse::<u32>() {
+        Ok(n) if n >= 1 => Ok(FaultTarget::Consumer(n)),
+        _ => Err(format!(
+            "consumer: '{}' is not a consumer; expected its number, 1 = the first",
+            v.trim()
+        )),
     }
 }
 
@@ -380,6 +476,12 @@ pub struct FaultRecord {
     /// Why the fault (or bringing the broker back) failed, if it did.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// A consumer event's member (1 = the first; `broker` is -1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consumer: Option<u32>,
+    /// What the group did after a consumer event.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rebalance: Option<crate::model::RebalanceSummary>,
 }
 
 /// The topic read again from its start after a step with faults (and

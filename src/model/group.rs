@@ -123,6 +123,38 @@ pub struct RebalanceEvent {
     pub error: Option<String>,
 }
 
+/// What a consumer group did after one consumer event (a join, a leave, a
+/// death, a stall), from its members' rebalance callbacks and the records
+/// they read, until the next consumer event or the end of the step.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RebalanceSummary {
+    /// The first rebalance callback after the event, seconds after the
+    /// measured window started (None: the group did not rebalance).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub began_s: Option<f64>,
+    /// The last callback of that rebalance: from then on every partition
+    /// was held again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ended_s: Option<f64>,
+    /// Partitions held by another member (or by none) after it than
+    /// before the event.
+    pub partitions_moved: u32,
+    /// Each partition's longest time unread that began after the event,
+    /// longest first.
+    pub paused: Vec<PartitionPause>,
+    /// Records read a second time in that span.
+    pub duplicates: u64,
+}
+
+/// A stretch of time in which no record of a partition was read.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PartitionPause {
+    pub partition: i32,
+    /// Seconds after the measured window started.
+    pub from_s: f64,
+    pub seconds: f64,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -51,7 +51,9 @@ pub mod settings;
 mod workload;
 pub use cpu::CpuUse;
 pub use fault::*;
-pub use group::{Assignor, GroupProtocol, RebalanceEvent, check as check_group};
+pub use group::{
+    Assignor, GroupProtocol, PartitionPause, RebalanceEvent, RebalanceSummary, check as check_group,
+};
 pub use keys::{KeyDist, MAX_KEYS, Partitioner, key_bytes};
 pub use network::Network;
 pub use payload::Payload;
@@ -687,6 +689,105 @@ mod tests {
         assert_eq!(j["for"], 3.0);
         assert_eq!(j["broker"], 2);
         assert_eq!(serde_json::from_value::<FaultSpec>(j).unwrap(), p);
+    }
+
+    #[test]
+    fn consumer_events_name_a_member_and_need_a_group_that_has_it() {
+        let leave: FaultSpec = "at=2s,action=leave,consumer=2".parse().unwrap();
+        assert_eq!(leave.broker, FaultTarget::Consumer(2));
+        assert_eq!(leave.to_string(), "leave consumer 2 at 2s");
+        let join: FaultSpec = "at=1s,action=join".parse().unwrap();
+        assert_eq!(
+            (join.broker, join.validate(None)),
+            (FaultTarget::Consumer(0), Ok(()))
+        );
+        let stall: FaultSpec = "at=1s,action=stall,consumer=1,for=8s".parse().unwrap();
+        assert_eq!(stall.validate(None), Ok(()));
+        // Written out and read back, as results keep them.
+        for f in [&leave, &join, &stall] {
+            let j = serde_json::to_value(f).unwrap();
+            assert_eq!(&serde_json::from_value::<FaultSpec>(j).unwrap(), f);
+        }
+        for (spec, want) in [
+            ("at=1s,action=leave", "consumer: missing; leave names"),
+            (
+                "at=1s,action=join,consumer=2",
+                "consumer: join adds a new consumer",
+            ),
+            (
+                "at=1s,action=die,broker=leader",
+                "broker: die acts on a consumer",
+            ),
+            (
+                "at=1s,action=kill,consumer=1",
+                "consumer: kill acts on a broker",
+            ),
+            ("at=1s,action=stall,consumer=1", "for: stall needs"),
+            (
+                "at=1s,action=die,consumer=1,for=2s",
+                "for: die does not last",
+            ),
+        ] {
+            let e = spec
+                .parse::<FaultSpec>()
+                .unwrap()
+                .validate(None)
+                .unwrap_err();
+            assert!(e.starts_with(want), "{spec}: {e}");
+        }
+        let e = "at=1s,action=leave,consumer=0"
+            .parse::<FaultSpec>()
+            .unwrap_err();
+        assert!(e.starts_with("consumer: '0' is not a consumer"), "{e}");
+        // The workload: a group, and members it has when each event fires.
+        let with = |group: Option<GroupProtocol>, faults: &[&str]| Workload {
+            duration: Some(Duration::from_secs(20)),
+            messages: None,
+            consumers: 2,
+            partitions: 4,
+            group,
+            faults: faults.iter().map(|f| f.parse().unwrap()).collect(),
+            ..Workload::default()
+        };
+        let classic = Some(GroupProtocol::Classic);
+        assert_eq!(
+            with(
+                classic,
+                &["at=5s,action=join", "at=8s,action=die,consumer=3"]
+            )
+            .validate(),
+            Ok(())
+        );
+        for (group, faults, want) in [
+            (
+                None,
+                &["at=1s,action=join"][..],
+                "faults[1].action: join acts on a member of a consumer group",
+            ),
+            (
+                classic,
+                &["at=1s,action=leave,consumer=3"][..],
+                "faults[1].consumer: 3 is not in the group when it fires at 1s; it has consumers 1..=2",
+            ),
+            (
+                classic,
+                &["at=9s,action=leave,consumer=3", "at=5s,action=join"][..],
+                "",
+            ),
+            (
+                classic,
+                &[
+                    "at=1s,action=die,consumer=2",
+                    "at=3s,action=stall,consumer=2,for=2s",
+                ][..],
+                "faults[2].consumer: 2 is not in the group when it fires at 3s; it has consumers 1..=2 then (consumers = 2, one more per join before it), and this one has gone",
+            ),
+        ] {
+            match with(group, faults).validate() {
+                Ok(()) => assert!(want.is_empty(), "{faults:?}"),
+                Err(e) => assert!(!want.is_empty() && e.starts_with(want), "{faults:?}: {e}"),
+            }
+        }
     }
 
     #[test]

@@ -323,6 +323,7 @@ impl Workload {
         }
         self.check_keys()?;
         super::group::check(self.group, self.assignor, self.consumer.keys())?;
+        self.check_consumer_events()?;
         if let Some(n) = &self.network {
             n.validate().map_err(|e| format!("network.{e}"))?;
         }
@@ -335,6 +336,14 @@ impl Workload {
             }
         }
         Ok(())
+    }
+
+    /// Consumer events act on a group, on members it has when they fire.
+    fn check_consumer_events(&self) -> Result<(), String> {
+        match consumer_event_error(self.group, self.consumers, &self.faults) {
+            Some((i, e)) => Err(format!("faults[{}].{e}", i + 1)),
+            None => Ok(()),
+        }
     }
 
     /// The keys and their distribution; the error names the field.
@@ -511,4 +520,60 @@ pub(crate) mod opt_secs {
             .transpose()
             .map_err(serde::de::Error::custom)
     }
+}
+
+/// The first consumer event of `faults` that cannot act (its index and
+/// the field's error): consumer events need a `group`, and act on members
+/// it has when they fire (the workload's `consumers`, then one more per
+/// join; a member that left or died is gone).
+pub fn consumer_event_error(
+    group: Option<super::GroupProtocol>,
+    consumers: u32,
+    faults: &[super::FaultSpec],
+) -> Option<(usize, String)> {
+    let mut events: Vec<(usize, &super::FaultSpec)> = faults
+        .iter()
+        .enumerate()
+        .filter(|(_, f)| f.action.is_consumer())
+        .collect();
+    if let (Some((i, f)), None) = (events.first(), group) {
+        return Some((
+            *i,
+            format!(
+                "action: {} acts on a member of a consumer group, and without group the consumers take fixed partitions; set group = \"classic\" or \"consumer\"",
+                f.action.as_str()
+            ),
+        ));
+    }
+    events.sort_by_key(|(i, f)| (f.at, *i));
+    let mut members = consumers.max(1);
+    let mut gone = std::collections::BTreeSet::new();
+    for (i, f) in events {
+        let super::FaultTarget::Consumer(n) = f.broker else {
+            continue;
+        };
+        if n == 0 {
+            members += 1;
+        } else if n > members || gone.contains(&n) {
+            return Some((
+                i,
+                format!(
+                    "consumer: {n} is not in the group when it fires at {}; it has consumers 1..={members} then (consumers = {}, one more per join before it){}",
+                    crate::units::format_duration(f.at),
+                    consumers.max(1),
+                    if gone.contains(&n) {
+                        ", and this one has gone"
+                    } else {
+                        ""
+                    }
+                ),
+            ));
+        } else if matches!(
+            f.action,
+            super::FaultAction::Leave | super::FaultAction::Die
+        ) {
+            gone.insert(n);
+        }
+    }
+    None
 }

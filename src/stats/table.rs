@@ -79,6 +79,48 @@ fn latency_row(name: &str, p: &Percentiles) -> Vec<String> {
     ]
 }
 
+/// A consumer event and what the group did after it: `leave consumer 2
+/// at 5.0s; rebalance 5.0-5.8s, 1 partition moved; unread: p2 1.4s, p0
+/// 0.9s; 2 duplicates`.
+fn consumer_event_line(f: &crate::model::FaultRecord) -> String {
+    let who = f
+        .consumer
+        .map_or_else(|| f.target.clone(), |c| format!("consumer {c}"));
+    let mut line = format!("{} {who} at {:.1}s", f.action.as_str(), f.at_s);
+    if let Some(b) = f.back_at_s {
+        line.push_str(&format!("; polling again at {b:.1}s"));
+    }
+    if let Some(g) = &f.rebalance {
+        match (g.began_s, g.ended_s) {
+            (None, _) => line.push_str("; no rebalance"),
+            (Some(a), Some(b)) => line.push_str(&format!("; rebalance {a:.1}-{b:.1}s")),
+            (Some(a), None) => line.push_str(&format!(
+                "; rebalance from {a:.1}s, not every partition held again after it"
+            )),
+        }
+        let s = if g.partitions_moved == 1 { "" } else { "s" };
+        line.push_str(&format!(", {} partition{s} moved", g.partitions_moved));
+        if !g.paused.is_empty() {
+            const SHOWN: usize = 4;
+            let mut parts: Vec<String> = g
+                .paused
+                .iter()
+                .take(SHOWN)
+                .map(|p| format!("p{} {:.1}s", p.partition, p.seconds))
+                .collect();
+            if g.paused.len() > SHOWN {
+                parts.push(format!("{} more", g.paused.len() - SHOWN));
+            }
+            line.push_str(&format!("; unread: {}", parts.join(", ")));
+        }
+        line.push_str(&format!("; {} duplicate(s)", g.duplicates));
+    }
+    if let Some(e) = &f.error {
+        line.push_str(&format!(" (error: {e})"));
+    }
+    line
+}
+
 /// What the faults of a step did: one line per fault (when it fired, when
 /// its partitions had new leaders, when the broker was back, when the
 /// rate recovered) and the window table (before, during and after each
@@ -88,6 +130,10 @@ pub fn fault_text(r: &StepResult) -> String {
     for (n, idx) in crate::stats::windows::by_fault(&r.faults) {
         let recs: Vec<&crate::model::FaultRecord> = idx.iter().map(|i| &r.faults[*i]).collect();
         let f = recs[0];
+        if f.action.is_consumer() {
+            out.push_str(&format!("fault {n}: {}\n", consumer_event_line(f)));
+            continue;
+        }
         let brokers: Vec<String> = recs.iter().map(|f| f.broker.to_string()).collect();
         let mut line = format!(
             "fault {n}: {} broker{} {} ({}) at {:.1}s",

@@ -63,6 +63,11 @@ pub trait LoadDriver {
     fn cancel(&self, reason: String);
     fn cancelled(&self) -> bool;
     fn reason(&self) -> Option<String>;
+    /// The load's consumer group, for consumer events on the timeline
+    /// (None: its consumers are not a group this process can reach).
+    fn members(&self) -> Option<crate::load::group::Members> {
+        None
+    }
     /// Waits for the end and hands the outcome over. A consumer that was
     /// stopped (by a watcher, Ctrl-C) is an outcome, not an error.
     fn finish(self: Box<Self>) -> Result<LoadOutcome>;
@@ -211,6 +216,13 @@ impl LoadDriver for ThreadLoad {
 
     fn reason(&self) -> Option<String> {
         self.cancel.reason()
+    }
+
+    fn members(&self) -> Option<crate::load::group::Members> {
+        self.cspec
+            .group
+            .is_some()
+            .then(|| self.handle.members.clone())
     }
 
     fn finish(mut self: Box<Self>) -> Result<LoadOutcome> {

@@ -8,6 +8,7 @@ use crate::broker::admin::Admin;
 use crate::broker::local::LocalBroker;
 use crate::broker::local::network::Cut;
 use crate::events::{self, Event};
+use crate::load::group::{MemberOrder, Members};
 use crate::model::network::Link;
 use crate::model::{FaultAction, FaultRecord, FaultSpec, FaultTarget};
 use anyhow::Result;
@@ -133,7 +134,11 @@ fn cut_of(action: FaultAction) -> Option<Cut> {
         | FaultAction::Pause
         | FaultAction::Restart
         | FaultAction::Slow
-        | FaultAction::Reset => None,
+        | FaultAction::Reset
+        | FaultAction::Join
+        | FaultAction::Leave
+        | FaultAction::Die
+        | FaultAction::Stall => None,
     }
 }
 
@@ -153,6 +158,9 @@ pub struct Timeline {
     stop: Arc<AtomicBool>,
     bootstrap: String,
     topic: String,
+    /// The load's consumer group, for consumer events (None: the load
+    /// cannot take them, and they fail with an error in their record).
+    members: Option<Members>,
 }
 
 impl Timeline {
@@ -174,7 +182,14 @@ impl Timeline {
             stop: Arc::new(AtomicBool::new(false)),
             bootstrap: bootstrap.to_string(),
             topic: topic.to_string(),
+            members: None,
         }
+    }
+
+    /// Consumer events go to these members.
+    pub fn with_members(mut self, members: Option<Members>) -> Timeline {
+        self.members = members;
+        self
     }
 
     /// Does everything due at `t` (time since the measured window began).
@@ -214,6 +229,10 @@ impl Timeline {
 
     fn fire(&mut self, spec_i: usize, t: Duration, broker: &mut dyn FaultHost) {
         let spec = self.specs[spec_i].clone();
+        if let FaultTarget::Consumer(n) = spec.broker {
+            self.fire_consumer(spec_i, &spec, n, t);
+            return;
+        }
         let leaders = broker.leaders(&self.topic);
         let victims: Vec<i32> = match spec.broker {
             FaultTarget::Node(n) => vec![n as i32],
@@ -225,6 +244,8 @@ impl Timeline {
                 .collect(),
             FaultTarget::Controller => broker.active_controller().into_iter().collect(),
             FaultTarget::Followers => broker.followers(&self.topic),
+            // Fired by `fire_consumer`.
+            FaultTarget::Consumer(_) => Vec::new(),
             FaultTarget::Follower | FaultTarget::OtherFollower => {
                 let followers = broker.followers(&self.topic).into_iter();
                 let one = match spec.broker {
@@ -278,6 +299,7 @@ impl Timeline {
         events::emit(Event::Fault {
             action: spec.action.as_str().to_string(),
             broker: v,
+            consumer: None,
             at_s: record.at_s,
         });
         tracing::info!(
@@ -321,6 +343,9 @@ impl Timeline {
                 })
             }
             FaultAction::Reset => broker.reset_links(v),
+            FaultAction::Join | FaultAction::Leave | FaultAction::Die | FaultAction::Stall => Err(
+                anyhow::anyhow!("{} acts on a consumer, not a broker", spec.action.as_str()),
+            ),
         };
         if let Err(e) = done {
             record.error = Some(format!("{e:#}"));
@@ -336,6 +361,51 @@ impl Timeline {
                 watch_leaders(&self.bootstrap, &self.topic, v, leaders, &self.stop),
             ));
         }
+        self.records.push(record);
+    }
+
+    /// Consumer event `spec` on member `n` (0: a new one) at `t`.
+    fn fire_consumer(&mut self, spec_i: usize, spec: &FaultSpec, n: u32, t: Duration) {
+        let mut record = FaultRecord {
+            fault: spec_i + 1,
+            action: spec.action,
+            broker: -1,
+            target: spec.broker.to_string(),
+            at_s: t.as_secs_f64(),
+            consumer: (n > 0).then_some(n),
+            ..Default::default()
+        };
+        let done = match (&self.members, spec.action) {
+            (None, _) => Err(format!(
+                "{} acts on the load's consumer group, and this load has none it can reach",
+                spec.action.as_str()
+            )),
+            (Some(m), FaultAction::Join) => m.join().map(|k| record.consumer = Some(k)),
+            (Some(m), FaultAction::Leave) => m.order(n, MemberOrder::Leave),
+            (Some(m), FaultAction::Die) => m.order(n, MemberOrder::Die),
+            (Some(m), FaultAction::Stall) => {
+                let d = spec.duration.unwrap_or_default();
+                m.order(n, MemberOrder::Stall(d)).map(|()| {
+                    record.back_at_s = Some((t + d).as_secs_f64());
+                })
+            }
+            (Some(_), other) => Err(format!("{} acts on a broker", other.as_str())),
+        };
+        if let Err(e) = done {
+            record.error = Some(e);
+        }
+        events::emit(Event::Fault {
+            action: spec.action.as_str().to_string(),
+            broker: -1,
+            consumer: record.consumer,
+            at_s: record.at_s,
+        });
+        tracing::info!(
+            "consumer event: {} consumer {} at {:.1}s",
+            spec.action.as_str(),
+            record.consumer.unwrap_or(0),
+            record.at_s
+        );
         self.records.push(record);
     }
 

@@ -10,6 +10,7 @@
 //! CPU, the live view's seconds, the catch-up limit, the progress bar.
 
 pub mod cluster;
+pub mod consumers;
 pub mod driver;
 pub mod faults;
 pub mod side;
@@ -286,7 +287,14 @@ pub fn measure(
         replication > 1,
         start,
     ));
-    let mut watchers = watchers(opts, workload, &bootstrap, &topic, replication > 1);
+    let mut watchers = watchers(
+        opts,
+        workload,
+        &bootstrap,
+        &topic,
+        replication > 1,
+        load.members(),
+    );
     load.start()?;
     let verdicts = watch_until_done(&mut *load, side, &mut watchers);
     let cancelled = load.cancelled();
@@ -407,6 +415,7 @@ fn watchers(
     bootstrap: &str,
     topic: &str,
     replicated: bool,
+    members: Option<crate::load::group::Members>,
 ) -> Vec<Box<dyn Watcher>> {
     let catch_up = opts.catch_up.unwrap_or_else(|| catch_up_limit(workload));
     let mut w: Vec<Box<dyn Watcher>> = vec![
@@ -417,11 +426,9 @@ fn watchers(
         w.push(Box::new(cluster::ClusterWatch::start(bootstrap, topic)));
     }
     if !workload.faults.is_empty() {
-        w.push(Box::new(watch::Faults::new(faults::Timeline::new(
-            &workload.faults,
-            bootstrap,
-            topic,
-        ))));
+        w.push(Box::new(watch::Faults::new(
+            faults::Timeline::new(&workload.faults, bootstrap, topic).with_members(members),
+        )));
     }
     if opts.until_jit_settles {
         w.push(Box::new(watch::JitSettle::default()));

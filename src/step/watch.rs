@@ -140,11 +140,42 @@ impl Watcher for Faults {
             tl.tick(t, host);
         }
     }
-    fn finish(&mut self, _: &mut dyn BrokerSide, _: &LoadOutcome, result: &mut StepResult) {
+    fn finish(&mut self, _: &mut dyn BrokerSide, outcome: &LoadOutcome, result: &mut StepResult) {
         if let Some(tl) = self.timeline.take() {
             result.faults = tl.finish();
+            group_side(&mut result.faults, outcome);
         }
     }
+}
+
+/// What the consumer group did after each consumer event, on the measured
+/// window's axis.
+fn group_side(records: &mut [crate::model::FaultRecord], outcome: &LoadOutcome) {
+    if !records.iter().any(|r| r.action.is_consumer()) {
+        return;
+    }
+    let c = &outcome.consumer;
+    let zero = (outcome.origin + outcome.window_start).as_secs_f64();
+    let s = |ns: u64| ns as f64 / 1e9 - zero;
+    let callbacks: Vec<crate::model::RebalanceEvent> = c
+        .rebalances
+        .iter()
+        .map(|e| crate::model::RebalanceEvent {
+            at_s: e.at_s - zero,
+            ..e.clone()
+        })
+        .collect();
+    let pauses: Vec<(i32, f64, f64)> = c.pauses.iter().map(|&(p, a, b)| (p, s(a), s(b))).collect();
+    let dups: Vec<f64> = c.duplicate_at_ns.iter().map(|&t| s(t)).collect();
+    crate::step::consumers::summarize(
+        records,
+        &crate::step::consumers::GroupTrace {
+            callbacks: &callbacks,
+            pauses: &pauses,
+            duplicates_at_s: &dups,
+            partitions: outcome.producer.acked_per_partition.len(),
+        },
+    );
 }
 
 /// The JIT has settled when the brokers' compiler threads used less than

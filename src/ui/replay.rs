@@ -425,6 +425,7 @@ fn step_events(s: &Step, before: Option<&BrokerConfig>, out: &mut Vec<Stamped>) 
             Event::Fault {
                 action: f.action.as_str().to_string(),
                 broker: f.broker,
+                consumer: f.consumer,
                 at_s: f.at_s,
             },
         );
