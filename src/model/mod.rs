@@ -583,6 +583,14 @@ mod tests {
         assert!(w.validate().is_ok());
     }
 
+    /// Why a fault spec that parses cannot run.
+    fn refused(spec: &str) -> String {
+        spec.parse::<FaultSpec>()
+            .unwrap()
+            .validate(None)
+            .unwrap_err()
+    }
+
     #[test]
     fn fault_specs_parse_and_say_what_is_wrong() {
         let f: FaultSpec = "at=5s,action=kill,broker=leader,restart_after=10s"
@@ -657,11 +665,7 @@ mod tests {
                 "restart_after: only after",
             ),
         ] {
-            let e = spec
-                .parse::<FaultSpec>()
-                .unwrap()
-                .validate(None)
-                .unwrap_err();
+            let e = refused(spec);
             assert!(e.starts_with(want), "{spec}: {e}");
         }
         // A slow with a bandwidth only, on one follower: valid, said and
@@ -728,11 +732,7 @@ mod tests {
                 "for: die does not last",
             ),
         ] {
-            let e = spec
-                .parse::<FaultSpec>()
-                .unwrap()
-                .validate(None)
-                .unwrap_err();
+            let e = refused(spec);
             assert!(e.starts_with(want), "{spec}: {e}");
         }
         let e = "at=1s,action=leave,consumer=0"
