@@ -205,10 +205,21 @@ impl Members {
         if !self.waiting.load(Ordering::Relaxed) {
             return Vec::new();
         }
-        self.inner
-            .lock()
-            .map(|mut o| std::mem::take(&mut o.joins))
-            .unwrap_or_default()
+        let Ok(mut o) = self.inner.lock() else {
+            return Vec::new();
+        };
+        let joins = std::mem::take(&mut o.joins);
+        self.settle(&o);
+        joins
+    }
+
+    /// The fetchers' polls look no further than `waiting` once nothing is
+    /// left to carry out.
+    fn settle(&self, o: &Orders) {
+        self.waiting.store(
+            !o.joins.is_empty() || !o.orders.is_empty(),
+            Ordering::SeqCst,
+        );
     }
 
     /// Member `k`'s next order, if any.
@@ -219,6 +230,7 @@ impl Members {
         let mut o = self.inner.lock().ok()?;
         let i = o.orders.iter().position(|(m, _)| *m == k)?;
         let (_, what) = o.orders.remove(i);
+        self.settle(&o);
         Some(what)
     }
 }

@@ -26,14 +26,11 @@ const SLACK_S: f64 = 0.05;
 pub fn summarize(records: &mut [FaultRecord], trace: &GroupTrace<'_>) {
     let mut starts: Vec<f64> = records
         .iter()
-        .filter(|r| r.consumer.is_some() || r.action.is_consumer())
+        .filter(|r| r.action.is_consumer())
         .map(|r| r.at_s)
         .collect();
     starts.sort_by(f64::total_cmp);
-    for r in records
-        .iter_mut()
-        .filter(|r| r.consumer.is_some() || r.action.is_consumer())
-    {
+    for r in records.iter_mut().filter(|r| r.action.is_consumer()) {
         let end = starts
             .iter()
             .copied()
